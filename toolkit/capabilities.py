@@ -1,0 +1,87 @@
+"""Capabilities are data: one table each for quantization modes, I/O types, delegates and model kinds.
+
+These tables drive CLI choices, help text, validation and the benchmark matrix. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QuantMode:
+    name: str
+    summary: str  # one line for --help
+    needs_calibration: bool  # True -> --calib is required (never a silent default dataset)
+    integer_only: bool  # True -> every op should run in int8 (except the documented float islands)
+
+
+QUANT_MODES: dict[str, QuantMode] = {
+    m.name: m
+    for m in (
+        QuantMode("fp32", "float32 weights and activations (reference)", False, False),
+        QuantMode("fp16", "float16 weights, float32 compute; half the size", False, False),
+        QuantMode("dynamic", "int8 weights, float activations; smaller, often NOT faster on CPU", False, False),
+        QuantMode("int8", "full integer: int8 weights and activations; fastest on CPU, needed by Edge TPU", True, True),
+    )
+}
+
+# Model I/O types for full-int8 models. float32 keeps quantize/dequantize inside the model.
+IO_TYPES: tuple[str, ...] = ("int8", "uint8", "float32")
+
+# Ops that stay float inside an otherwise full-int8 model, and why (shared/STACK.md).
+# LayerNormalization lowers to ... DEQUANTIZE -> NEG -> QUANTIZE ...: two float NEG ops per LayerNorm.
+DOCUMENTED_FLOAT_OPS: dict[str, str] = {
+    "NEG": "LayerNormalization lowers to a float NEG between DEQUANTIZE and QUANTIZE (STACK.md)",
+}
+# Ops whose only job is moving between float and int8 at the model boundary or around a float island.
+BOUNDARY_OPS: frozenset[str] = frozenset({"QUANTIZE", "DEQUANTIZE"})
+
+
+@dataclass(frozen=True)
+class Delegate:
+    name: str
+    summary: str
+    library: str | None  # shared library loaded with load_delegate(); None = built into the runtime
+
+
+DELEGATES: dict[str, Delegate] = {
+    d.name: d
+    for d in (
+        Delegate("xnnpack", "XNNPACK CPU kernels (the LiteRT default)", None),
+        Delegate("none", "reference builtin kernels, no default delegate", None),
+        Delegate("edgetpu", "Coral Edge TPU (needs libedgetpu and an _edgetpu.tflite model)", "libedgetpu.so.1"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    summary: str
+    module: str  # toolkit.models.<module> holds build(config, keras=...) and Config
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+
+MODEL_KINDS: dict[str, ModelKind] = {
+    k.name: k
+    for k in (
+        ModelKind("classifier", "MobileNet-style CNN classifier (depthwise separable blocks)", "classifier",
+                  ("image",), ("probs",)),
+        ModelKind("detector", "anchor-free pedestrian detector: centre heatmap + box regression", "detector",
+                  ("image",), ("heatmap", "box")),
+        ModelKind("segmenter", "U-Net-lite semantic segmenter", "segmenter", ("image",), ("mask",)),
+        ModelKind("behaviour", "Transformer: 8 observed positions -> 12 future positions + crossing probability",
+                  "behaviour", ("track",), ("future", "crossing")),
+        ModelKind("autoencoder", "convolutional autoencoder; anomaly score = reconstruction error", "autoencoder",
+                  ("image",), ("reconstruction",)),
+        ModelKind("vae", "variational autoencoder (encoder and decoder export separately)", "vae",
+                  ("image",), ("z_mean", "z_log_var")),
+    )
+}
+
+
+def choices_help(table: dict[str, object]) -> str:
+    """'a: summary; b: summary' for argparse help."""
+    return "; ".join(f"{name}: {getattr(item, 'summary', '')}" for name, item in table.items())

@@ -1,0 +1,42 @@
+"""Errors that the CLI turns into a one-line message and an exit code.
+
+Exit codes (the contract of every ``toolkit`` command):
+
+* 0 -- success
+* 1 -- runtime failure (:class:`ToolkitError`)
+* 2 -- bad usage or bad input (:class:`UsageError`)
+* 3 -- device or accelerator unavailable (:class:`DeviceUnavailable`)
+
+Messages say what happened, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_DEVICE = 3
+
+
+class ToolkitError(Exception):
+    """A failure the user should see as one line; exit code 1."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(ToolkitError):
+    """Bad arguments or bad input files; exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class DeviceUnavailable(ToolkitError):
+    """A requested device, delegate or remote target cannot be reached; exit code 3."""
+
+    exit_code = EXIT_DEVICE
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Collapse a (possibly multi-line) message into one line of at most ``limit`` characters."""
+    flat = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -1,0 +1,68 @@
+"""Which TFLite interpreter package runs the model: ai-edge-litert, else tflite_runtime, else tf.lite.
+
+The first importable one wins (or the one named by ``TOOLKIT_BACKEND`` / ``backend=``); the choice is reported
+with every result because accuracy and speed differ between them (shared/STACK.md: tf.lite's XNNPACK path was
+10x less accurate on an int8 Transformer, tflite_runtime 2.14 cannot load newer op versions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from toolkit.errors import UsageError
+
+BACKENDS: tuple[str, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # package that provides the interpreter
+    version: str
+    interpreter_cls: Any
+    load_delegate: Any
+    op_resolver_type: Any  # enum with BUILTIN_WITHOUT_DEFAULT_DELEGATES, or None
+
+
+def _load(name: str) -> Backend:
+    from importlib.metadata import PackageNotFoundError, version
+
+    if name == "ai_edge_litert":
+        module = importlib.import_module("ai_edge_litert.interpreter")
+        dist = "ai-edge-litert"
+    elif name == "tflite_runtime":
+        module = importlib.import_module("tflite_runtime.interpreter")
+        dist = "tflite-runtime"
+    elif name == "tensorflow":
+        tf = importlib.import_module("tensorflow")
+        interp = tf.lite.Interpreter
+        return Backend("tensorflow", tf.__version__, interp, tf.lite.experimental.load_delegate,
+                       getattr(tf.lite.experimental, "OpResolverType", None))
+    else:
+        raise UsageError(f"unknown runtime backend '{name}'; choose from {', '.join(BACKENDS)}")
+    try:
+        ver = version(dist)
+    except PackageNotFoundError:
+        ver = "unknown"
+    return Backend(name, ver, module.Interpreter, module.load_delegate, getattr(module, "OpResolverType", None))
+
+
+@cache
+def select_backend(preferred: str | None = None) -> Backend:
+    """Return the interpreter backend to use; ``preferred`` (or $TOOLKIT_BACKEND) forces one."""
+    wanted = preferred or os.environ.get("TOOLKIT_BACKEND") or None
+    if wanted:
+        try:
+            return _load(wanted)
+        except ImportError as exc:
+            raise UsageError(f"runtime backend '{wanted}' is not importable here: {exc}") from None
+    errors = []
+    for name in BACKENDS:
+        try:
+            return _load(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise UsageError("no TFLite interpreter found; install the device runtime: pip install ai-edge-litert")

@@ -1,0 +1,230 @@
+"""A thin, stateful adapter around the TFLite interpreter: load, name the tensors, (de)quantize, invoke.
+
+>>> with Runner("models/detector/detector_int8.tflite") as runner:
+...     outputs = runner.run(image=frame_float01[None])      # float in, float out, by signature name
+...     outputs["heatmap"].shape
+
+Inputs and outputs are addressed by signature name (conversion does not keep output order stable). int8 / uint8
+tensors are quantized and dequantized automatically with their (scale, zero point); ``run_raw`` skips that for
+benchmarks and for callers that prepare quantized tensors themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.capabilities import DELEGATES
+from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
+from toolkit.runtime.backends import Backend, select_backend
+from toolkit.runtime.tflite_file import ModelFile, read_model_file
+
+
+def default_threads() -> int:
+    """LiteRT defaults to ONE thread; we default to every core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float  # 0.0 when not quantized
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Real values -> this tensor's dtype (rounding and saturating for int8/uint8)."""
+        if self.quantized:
+            info = np.iinfo(self.dtype)
+            q = np.round(np.asarray(values, np.float32) / self.scale) + self.zero_point
+            return np.clip(q, info.min, info.max).astype(self.dtype)
+        return np.asarray(values, dtype=self.dtype)
+
+    def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        if self.quantized:
+            return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return raw if raw.dtype == np.float32 or not np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name,
+                "scale": self.scale, "zero_point": self.zero_point}
+
+
+def _spec(name: str, detail: Mapping[str, Any]) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(name, int(detail["index"]), tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
+                      float(scale), int(zero_point))
+
+
+class Runner:
+    """Load a ``.tflite`` model and run it; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        num_threads: int | None = None,
+        delegate: str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        # Verify the flatbuffer in Python first: the native loader can crash on truncated files.
+        self.model_file: ModelFile = read_model_file(self.path)
+        self.backend: Backend = select_backend(backend)
+        self.num_threads = int(num_threads) if num_threads else default_threads()
+        if self.num_threads < 1:
+            raise UsageError(f"num_threads must be >= 1, got {num_threads}")
+        self.delegate = delegate or "xnnpack"
+        self._interpreter = self._make_interpreter()
+        self.inputs, self.outputs = self._io_specs()
+        self._closed = False
+
+    # -- construction -------------------------------------------------------------------------------------------
+    def _make_interpreter(self) -> Any:
+        kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": self.num_threads}
+        name = self.delegate
+        if name == "none":
+            resolver = self.backend.op_resolver_type
+            if resolver is None:
+                raise UsageError(f"backend {self.backend.name} cannot disable its default delegate")
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        elif name != "xnnpack":
+            kwargs["experimental_delegates"] = [self._load_delegate(name)]
+        try:
+            interpreter = self.backend.interpreter_cls(**kwargs)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            text = one_line(str(exc), 240)
+            if "delegate" in text.lower() and name not in ("none", "xnnpack"):
+                raise DeviceUnavailable(f"delegate '{name}' could not run {self.path.name}: {text}") from None
+            raise UsageError(f"{self.backend.name} {self.backend.version} cannot load {self.path}: {text}") from None
+        return interpreter
+
+    def _load_delegate(self, name: str) -> Any:
+        known = DELEGATES.get(name)
+        library = known.library if known else name
+        if known is None:
+            if not Path(name).is_file():
+                raise UsageError(f"delegate library not found: {name} (give a path to a .so, or one of "
+                                 f"{', '.join(DELEGATES)})")
+        try:
+            return self.backend.load_delegate(library)
+        except (ValueError, OSError, RuntimeError) as exc:
+            what = "Edge TPU runtime (libedgetpu) or device" if name == "edgetpu" else f"delegate {library}"
+            raise DeviceUnavailable(f"{what} not available: {one_line(str(exc), 200)}") from None
+
+    def _io_specs(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        interp = self._interpreter
+        signatures = interp.get_signature_list() if hasattr(interp, "get_signature_list") else {}
+        if signatures:
+            key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+            runner = interp.get_signature_runner(key)
+            ins = {n: _spec(n, d) for n, d in runner.get_input_details().items()}
+            outs = {n: _spec(n, d) for n, d in runner.get_output_details().items()}
+            # Keep the model's input order (signature dicts are sorted by name).
+            ins = dict(sorted(ins.items(), key=lambda kv: kv[1].index))
+            return ins, outs
+        ins = {d["name"]: _spec(d["name"], d) for d in interp.get_input_details()}
+        outs = {d["name"]: _spec(d["name"], d) for d in interp.get_output_details()}
+        return ins, outs
+
+    # -- running ------------------------------------------------------------------------------------------------
+    def _bind(self, args: tuple[np.ndarray, ...], named: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if args and named:
+            raise UsageError("pass inputs either positionally or by name, not both")
+        if args:
+            if len(args) == 1 and isinstance(args[0], Mapping):
+                return dict(args[0])
+            if len(args) != len(self.inputs):
+                raise UsageError(f"{self.path.name} takes {len(self.inputs)} input(s) "
+                                 f"({', '.join(self.inputs)}), got {len(args)}")
+            return dict(zip(self.inputs, args, strict=True))
+        return dict(named)
+
+    def run(self, *args: np.ndarray, **named: np.ndarray) -> dict[str, np.ndarray]:
+        """Real-valued inputs in, real-valued (dequantized, float32) outputs out, keyed by output name."""
+        feeds = self._bind(args, named)
+        raw = {}
+        for name, values in feeds.items():
+            spec = self._input(name)
+            raw[name] = spec.quantize(values) if spec.quantized else np.asarray(values, dtype=spec.dtype)
+        outputs = self.run_raw(raw)
+        return {name: self.outputs[name].dequantize(value) for name, value in outputs.items()}
+
+    def run_raw(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Tensors already in the model's dtypes in, raw output tensors out."""
+        self.set_inputs(feeds)
+        self.invoke()
+        return {name: self._interpreter.get_tensor(spec.index) for name, spec in self.outputs.items()}
+
+    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        for name, value in feeds.items():
+            spec = self._input(name)
+            array = np.asarray(value)
+            if array.shape != spec.shape:
+                if array.size == int(np.prod(spec.shape)) and array.shape == spec.shape[1:]:
+                    array = array.reshape(spec.shape)  # allow a missing batch-1 axis
+                else:
+                    raise UsageError(f"input '{name}' of {self.path.name} expects shape {list(spec.shape)}, "
+                                     f"got {list(array.shape)}")
+            if array.dtype != spec.dtype:
+                array = array.astype(spec.dtype)
+            self._interpreter.set_tensor(spec.index, array)
+
+    def invoke(self) -> None:
+        try:
+            self._interpreter.invoke()
+        except RuntimeError as exc:
+            raise ToolkitError(f"inference failed in {self.path.name}: {one_line(str(exc), 240)}") from None
+
+    def get_output(self, name: str, raw: bool = False) -> np.ndarray:
+        spec = self.outputs[name]
+        value = self._interpreter.get_tensor(spec.index)
+        return value if raw else spec.dequantize(value)
+
+    def _input(self, name: str) -> TensorSpec:
+        try:
+            return self.inputs[name]
+        except KeyError:
+            raise UsageError(f"{self.path.name} has no input '{name}'; inputs: {', '.join(self.inputs)}") from None
+
+    # -- description / lifetime ---------------------------------------------------------------------------------
+    @property
+    def interpreter(self) -> Any:
+        """The underlying interpreter, for callers that need what this adapter does not wrap."""
+        return self._interpreter
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "backend": self.backend.name,
+            "backend_version": self.backend.version,
+            "num_threads": self.num_threads,
+            "delegate": self.delegate,
+            "inputs": [s.describe() for s in self.inputs.values()],
+            "outputs": [s.describe() for s in self.outputs.values()],
+        }
+
+    def close(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._interpreter = None
+            self._closed = True
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,282 @@
+"""Read and verify a ``.tflite`` flatbuffer in pure Python, without handing it to the interpreter.
+
+The LiteRT loader trusts its input and can crash the process on a truncated or corrupt file. Everything here
+is bounds-checked Python: a bad file raises :class:`~toolkit.errors.UsageError` with one line, never a segfault.
+The parsed :class:`ModelFile` is also what ``toolkit inspect`` reports from (ops, tensors, quantization).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import UsageError
+
+IDENTIFIER = b"TFL3"
+MIN_SIZE = 32
+
+
+def _schema():
+    """The generated flatbuffer schema: shipped with ai-edge-litert, else TensorFlow's copy."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - only on tflite_runtime-only installs
+        try:
+            from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[no-redef]
+        except ImportError:
+            raise UsageError("cannot read .tflite files: install ai-edge-litert (pip install ai-edge-litert)") from None
+    return schema
+
+
+def _names(enum_cls: type) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+_DTYPES = {
+    "FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "UINT8": "uint8", "INT64": "int64",
+    "STRING": "string", "BOOL": "bool", "INT16": "int16", "COMPLEX64": "complex64", "INT8": "int8",
+    "FLOAT64": "float64", "COMPLEX128": "complex128", "UINT64": "uint64", "RESOURCE": "resource",
+    "VARIANT": "variant", "UINT32": "uint32", "UINT16": "uint16", "INT4": "int4", "BFLOAT16": "bfloat16",
+}
+_ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1,
+             "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2, "complex64": 8}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    buffer: int
+    constant: bool  # holds data in the file (weights, biases, constants)
+    scales: tuple[float, ...] = ()
+    zero_points: tuple[int, ...] = ()
+    quantized_dimension: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scales) > 1
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    index: int
+    op: str  # builtin operator name, e.g. CONV_2D, or CUSTOM:<code>
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Signature:
+    key: str
+    inputs: dict[str, int]  # signature name -> tensor index
+    outputs: dict[str, int]
+
+
+@dataclass
+class ModelFile:
+    path: Path
+    size_bytes: int
+    version: int
+    description: str
+    tensors: list[TensorInfo]
+    ops: list[OpInfo]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    signatures: list[Signature] = field(default_factory=list)
+    subgraph_count: int = 1
+    metadata: tuple[str, ...] = ()
+
+    def tensor(self, index: int) -> TensorInfo:
+        return self.tensors[index]
+
+    def io_names(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Input and output names -> tensor index, by signature when there is one, else by tensor name."""
+        if self.signatures:
+            sig = self.signatures[0]
+            return dict(sig.inputs), dict(sig.outputs)
+        return ({self.tensors[i].name: i for i in self.inputs}, {self.tensors[i].name: i for i in self.outputs})
+
+
+def _bad(path: Path, why: str) -> UsageError:
+    return UsageError(f"{path}: not a valid TFLite model ({why}); re-export it or check that the copy is complete")
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """Parse and verify ``path``; raise UsageError (exit 2) for anything that is not a sound TFLite model."""
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"model file not found: {file}")
+    if file.is_dir():
+        raise UsageError(f"{file} is a directory; expected a .tflite file")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    return parse_model_bytes(data, file)
+
+
+def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
+    file = Path(path)
+    if len(data) == 0:
+        raise _bad(file, "the file is empty")
+    if len(data) < MIN_SIZE:
+        raise _bad(file, f"only {len(data)} bytes")
+    if data[4:8] != IDENTIFIER:
+        head = data[:4]
+        hint = ""
+        if head[:3] == b"\xff\xd8\xff":
+            hint = "; it is a JPEG image"
+        elif head == b"\x89PNG":
+            hint = "; it is a PNG image"
+        elif head[:2] == b"PK":
+            hint = "; it is a zip archive (a .keras file?)"
+        raise _bad(file, f"missing the TFL3 file identifier{hint}")
+    try:
+        return _parse(data, file)
+    except UsageError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError, AttributeError) as exc:
+        why = "data ends early" if isinstance(exc, (struct.error, IndexError)) else type(exc).__name__
+        raise _bad(file, f"truncated or corrupt: {why}") from None
+
+
+def _check_vec(n: int, elem: int, total: int, what: str) -> int:
+    if n < 0 or n * elem > total:
+        raise ValueError(f"{what} length {n} exceeds the file")
+    return n
+
+
+def _parse(data: bytes, file: Path) -> ModelFile:
+    schema = _schema()
+    total = len(data)
+    buf = bytearray(data) if not isinstance(data, bytearray) else data
+    root = struct.unpack_from("<I", buf, 0)[0]
+    if root >= total:
+        raise ValueError("root offset")
+    model = schema.Model.GetRootAs(buf, 0)
+    op_names = _names(schema.BuiltinOperator)
+    type_names = _names(schema.TensorType)
+
+    n_buffers = _check_vec(model.BuffersLength(), 4, total, "buffers")
+    buffer_bytes: list[int] = []
+    for b in range(n_buffers):
+        buffer = model.Buffers(b)
+        offset, size = buffer.Offset(), buffer.Size()
+        if offset > 1:  # data stored after the flatbuffer (models > 2 GB)
+            if offset + size > total:
+                raise ValueError("buffer beyond end of file")
+            buffer_bytes.append(int(size))
+            continue
+        n = buffer.DataLength()
+        if n:
+            start = buffer._tab.Vector(buffer._tab.Offset(4))
+            if start + n > total:
+                raise ValueError("buffer data beyond end of file")
+        buffer_bytes.append(int(n))
+
+    n_codes = _check_vec(model.OperatorCodesLength(), 4, total, "operator codes")
+    codes: list[str] = []
+    for c in range(n_codes):
+        oc = model.OperatorCodes(c)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        name = op_names.get(code, f"BUILTIN_{code}")
+        if name == "CUSTOM":
+            custom = oc.CustomCode()
+            name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
+        codes.append(name)
+
+    n_sub = _check_vec(model.SubgraphsLength(), 4, total, "subgraphs")
+    if n_sub < 1:
+        raise ValueError("no subgraphs")
+    graph = model.Subgraphs(0)
+    n_tensors = _check_vec(graph.TensorsLength(), 4, total, "tensors")
+    tensors: list[TensorInfo] = []
+    for t in range(n_tensors):
+        tensor = graph.Tensors(t)
+        _check_vec(tensor.ShapeLength(), 4, total, "shape")
+        shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+        dtype = _DTYPES.get(type_names.get(tensor.Type(), ""), f"type{tensor.Type()}")
+        bidx = int(tensor.Buffer())
+        if bidx >= max(n_buffers, 1) and n_buffers:
+            raise ValueError("tensor buffer index out of range")
+        constant = bool(n_buffers and bidx < n_buffers and buffer_bytes[bidx] > 0)
+        scales: tuple[float, ...] = ()
+        zps: tuple[int, ...] = ()
+        qdim = 0
+        quant = tensor.Quantization()
+        if quant is not None:
+            if quant.ScaleLength():
+                _check_vec(quant.ScaleLength(), 4, total, "scales")
+                scales = tuple(float(s) for s in quant.ScaleAsNumpy())
+            if quant.ZeroPointLength():
+                _check_vec(quant.ZeroPointLength(), 8, total, "zero points")
+                zps = tuple(int(z) for z in quant.ZeroPointAsNumpy())
+            qdim = int(quant.QuantizedDimension())
+        raw_name = tensor.Name()
+        tensors.append(TensorInfo(
+            index=t, name=raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}", shape=shape,
+            dtype=dtype, buffer=bidx, constant=constant, scales=scales, zero_points=zps, quantized_dimension=qdim,
+        ))
+
+    def indices(length: int, getter, what: str) -> tuple[int, ...]:
+        _check_vec(length, 4, total, what)
+        out = tuple(int(getter(i)) for i in range(length))
+        for i in out:
+            if i >= n_tensors or i < -1:
+                raise ValueError(f"{what} tensor index {i} out of range")
+        return out
+
+    n_ops = _check_vec(graph.OperatorsLength(), 4, total, "operators")
+    ops: list[OpInfo] = []
+    for o in range(n_ops):
+        op = graph.Operators(o)
+        code = int(op.OpcodeIndex())
+        if code >= n_codes:
+            raise ValueError("opcode index out of range")
+        ops.append(OpInfo(o, codes[code], indices(op.InputsLength(), op.Inputs, "op input"),
+                          indices(op.OutputsLength(), op.Outputs, "op output")))
+
+    inputs = indices(graph.InputsLength(), graph.Inputs, "graph input")
+    outputs = indices(graph.OutputsLength(), graph.Outputs, "graph output")
+
+    signatures: list[Signature] = []
+    for s in range(_check_vec(model.SignatureDefsLength(), 4, total, "signatures")):
+        sig = model.SignatureDefs(s)
+        if int(sig.SubgraphIndex()) != 0:
+            continue
+        ins = {}
+        for i in range(_check_vec(sig.InputsLength(), 4, total, "signature inputs")):
+            tm = sig.Inputs(i)
+            ins[tm.Name().decode()] = int(tm.TensorIndex())
+        outs = {}
+        for i in range(_check_vec(sig.OutputsLength(), 4, total, "signature outputs")):
+            tm = sig.Outputs(i)
+            outs[tm.Name().decode()] = int(tm.TensorIndex())
+        if any(v >= n_tensors for v in [*ins.values(), *outs.values()]):
+            raise ValueError("signature tensor index out of range")
+        key = sig.SignatureKey()
+        signatures.append(Signature(key.decode() if key else "serving_default", ins, outs))
+
+    metadata = []
+    for m in range(_check_vec(model.MetadataLength(), 4, total, "metadata")):
+        name = model.Metadata(m).Name()
+        metadata.append(name.decode("utf-8", "replace") if name else "")
+    desc = model.Description()
+    return ModelFile(
+        path=file, size_bytes=total, version=int(model.Version()),
+        description=desc.decode("utf-8", "replace") if desc else "", tensors=tensors, ops=ops, inputs=inputs,
+        outputs=outputs, signatures=signatures, subgraph_count=n_sub, metadata=tuple(metadata),
+    )
+
+
+def itemsize(dtype: str) -> int:
+    return _ITEMSIZE.get(dtype, 4)
