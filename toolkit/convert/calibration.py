@@ -1,0 +1,165 @@
+"""Calibration data for full-int8 conversion: a folder of images or a .npy/.npz of model inputs.
+
+The calibration samples decide every int8 range in the model, so they must come from the user (never a quiet
+default set). A few samples are held back from calibration to measure parity against the Keras model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import UsageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    calibrate: dict[str, np.ndarray]  # input name -> (N, *shape) float32 used for the representative dataset
+    parity: dict[str, np.ndarray]  # input name -> (M, *shape) float32 held back for the parity check
+    source: str
+    format: str  # "images" | "npy" | "npz"
+    files_sha256: str  # hash over the sorted (name, content-hash) list of what was read
+    total: int  # samples available before sampling
+
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.calibrate.values())))
+
+    def describe(self) -> dict[str, object]:
+        return {"source": self.source, "format": self.format, "available": self.total, "count": self.count,
+                "held_back_for_parity": len(next(iter(self.parity.values()))), "files_sha256": self.files_sha256}
+
+
+def load_calibration(
+    path: str | Path,
+    inputs: dict[str, tuple[int, ...]],
+    max_samples: int,
+    parity_samples: int,
+    resize: str = "stretch",
+    seed: int = 0,
+) -> CalibrationSet:
+    """Read calibration data for a model with ``inputs`` (name -> shape without batch)."""
+    src = Path(path)
+    if not src.exists():
+        raise UsageError(f"calibration data not found: {src} (pass a folder of images or a .npy/.npz file)")
+    rng = np.random.default_rng(seed)
+    if src.is_dir():
+        arrays, digest, total = _from_images(src, inputs, max_samples + parity_samples, resize, rng)
+        fmt = "images"
+    elif src.suffix.lower() == ".npy":
+        arrays, digest, total = _from_npy(src, inputs)
+        fmt = "npy"
+    elif src.suffix.lower() == ".npz":
+        arrays, digest, total = _from_npz(src, inputs)
+        fmt = "npz"
+    else:
+        raise UsageError(f"calibration data {src}: expected a folder of images or a .npy/.npz file")
+    n = len(next(iter(arrays.values())))
+    order = rng.permutation(n)
+    hold = min(parity_samples, max(1, n // 5)) if n > 1 else 0
+    if n - hold < 1:
+        raise UsageError(f"calibration data {src}: {n} sample(s) is too few; give at least 20 (100-500 advised)")
+    parity_idx, calib_idx = order[:hold], order[hold:hold + max_samples]
+    calibrate = {k: v[calib_idx] for k, v in arrays.items()}
+    parity = {k: v[parity_idx] for k, v in arrays.items()}
+    return CalibrationSet(calibrate, parity, str(src), fmt, digest, total)
+
+
+def _check_shape(src: Path, name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise UsageError(f"{src}: input '{name}' must be a numeric array, got dtype {array.dtype}")
+    if tuple(array.shape[1:]) == tuple(shape):
+        return array.astype(np.float32, copy=False)
+    if tuple(array.shape) == tuple(shape):
+        return array[None].astype(np.float32)
+    raise UsageError(f"{src}: input '{name}' expects samples of shape {list(shape)} (array (N, "
+                     f"{', '.join(map(str, shape))})), got array of shape {list(array.shape)}")
+
+
+def _from_npy(src: Path, inputs: dict[str, tuple[int, ...]]) -> tuple[dict[str, np.ndarray], str, int]:
+    if len(inputs) != 1:
+        raise UsageError(f"{src}: the model has {len(inputs)} inputs ({', '.join(inputs)}); pass a .npz with one "
+                         "array per input name")
+    try:
+        array = np.load(src, allow_pickle=False)
+    except ValueError as exc:
+        raise UsageError(f"{src}: cannot read as .npy without pickle ({exc}); save plain numeric arrays") from None
+    except (OSError, EOFError) as exc:
+        raise UsageError(f"{src}: not a readable .npy file ({exc})") from None
+    name, shape = next(iter(inputs.items()))
+    return {name: _check_shape(src, name, array, shape)}, _hash_file(src), len(array)
+
+
+def _from_npz(src: Path, inputs: dict[str, tuple[int, ...]]) -> tuple[dict[str, np.ndarray], str, int]:
+    try:
+        with np.load(src, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{src}: not a readable .npz file without pickle ({exc})") from None
+    missing = [k for k in inputs if k not in arrays]
+    if missing:
+        raise UsageError(f"{src}: missing array(s) {', '.join(missing)}; the model's inputs are "
+                         f"{', '.join(inputs)} and the file has {', '.join(arrays) or 'none'}")
+    out = {k: _check_shape(src, k, arrays[k], inputs[k]) for k in inputs}
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) != 1:
+        raise UsageError(f"{src}: arrays have different sample counts {sorted(lengths)}")
+    return out, _hash_file(src), lengths.pop()
+
+
+def _from_images(src: Path, inputs: dict[str, tuple[int, ...]], limit: int, resize: str,
+                 rng: np.random.Generator) -> tuple[dict[str, np.ndarray], str, int]:
+    import cv2
+
+    if len(inputs) != 1:
+        raise UsageError(f"{src}: an image folder can only calibrate a single-input model; pass a .npz")
+    name, shape = next(iter(inputs.items()))
+    if len(shape) != 3 or shape[-1] not in (1, 3):
+        raise UsageError(f"{src}: the model input '{name}' {list(shape)} is not an image (H, W, 1|3); pass a .npy")
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(f"{src}: no images found ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images or a .npy")
+    chosen = [files[i] for i in sorted(rng.permutation(len(files))[:limit])]
+    h, w, c = shape
+    batch = np.empty((len(chosen), h, w, c), np.float32)
+    digest = hashlib.sha256()
+    for i, file in enumerate(chosen):
+        raw = file.read_bytes()
+        digest.update(f"{file.relative_to(src)}\0{hashlib.sha256(raw).hexdigest()}\n".encode())
+        image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_GRAYSCALE if c == 1 else cv2.IMREAD_COLOR)
+        if image is None:
+            raise UsageError(f"{file}: cannot decode image; remove it from the calibration folder")
+        if c == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        batch[i] = fit_image(image, h, w, resize).reshape(h, w, c).astype(np.float32) / 255.0
+    return {name: batch}, digest.hexdigest(), len(files)
+
+
+def fit_image(image: np.ndarray, h: int, w: int, resize: str) -> np.ndarray:
+    """Resize ``image`` to (h, w): stretched, or letterboxed with grey (114) padding as the pipeline does."""
+    import cv2
+
+    if resize == "stretch":
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    ih, iw = image.shape[:2]
+    scale = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    canvas = np.full((h, w, *image.shape[2:]), 114, image.dtype)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    canvas[top:top + nh, left:left + nw] = small
+    return canvas
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,24 @@
+"""Defaults for ``toolkit convert`` in one typed place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+QuantizeMode = Literal["fp32", "fp16", "dynamic", "int8"]
+IoType = Literal["int8", "uint8", "float32"]
+ResizeMode = Literal["stretch", "letterbox"]
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    quantize: QuantizeMode = "int8"  # fp32 | fp16 | dynamic | int8 (full integer; needs calibration data)
+    io: IoType = "int8"  # input/output tensor type of a full-int8 model; float32 keeps (de)quantize inside
+    calib: str | None = None  # folder of images or a .npy/.npz of model inputs; required for int8
+    calib_samples: int = 200  # at most this many samples calibrate the int8 ranges (100-500 is the usual advice)
+    parity_samples: int = 16  # samples held back from calibration to measure Keras-vs-TFLite error
+    calib_resize: ResizeMode = "stretch"  # how calibration images are fitted to the model input
+    part: str | None = None  # convert a named sub-model (e.g. a VAE's "encoder" or "decoder")
+    trust_model: bool = False  # allow SavedModel directories and unsafe .keras deserialization (Lambda layers)
+    seed: int = 0  # shuffles calibration files before sampling; fixes random parity inputs when there is no data
+    threads: int = 0  # interpreter threads for the parity check; 0 = all cores

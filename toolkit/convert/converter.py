@@ -1,0 +1,201 @@
+"""``toolkit convert``: a Keras model -> a verified ``.tflite`` plus its JSON manifest, written atomically.
+
+Steps: load (safe mode) -> batch-1 SavedModel -> TFLite converter in the requested mode -> verify the flatbuffer
+-> run it through the device runtime against the Keras model on held-back samples (parity) -> write
+``OUT.tflite`` and ``OUT.json`` (provenance, quantization parameters, op histogram, parity).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit import __version__
+from toolkit.capabilities import MODEL_KINDS, QUANT_MODES
+from toolkit.convert.calibration import CalibrationSet, load_calibration
+from toolkit.convert.config import ConvertConfig
+from toolkit.errors import UsageError
+from toolkit.fileio import atomic_path, sha256_bytes, sha256_file, write_json_atomic
+
+MANIFEST_SCHEMA = "edge-toolkit/convert-manifest@1"
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    tflite_path: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+
+
+def manifest_path_for(tflite_path: Path) -> Path:
+    return tflite_path.with_suffix(".json")
+
+
+def validate(config: ConvertConfig) -> None:
+    if config.quantize not in QUANT_MODES:
+        raise UsageError(f"unknown --quantize '{config.quantize}'; choose from {', '.join(QUANT_MODES)}")
+    if QUANT_MODES[config.quantize].needs_calibration and not config.calib:
+        raise UsageError("int8 needs calibration data that looks like the real inputs: pass --calib DIR_OF_IMAGES "
+                         "or --calib SAMPLES.npy (100-500 samples), or choose --quantize fp32/fp16/dynamic")
+    if config.quantize != "int8" and config.io != "int8" and config.io != "float32":
+        raise UsageError(f"--io {config.io} only applies to --quantize int8")
+    if config.calib_samples < 1 or config.parity_samples < 0:
+        raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
+
+
+def guess_kind(inputs: dict[str, tuple[int, ...]], outputs: list[str]) -> str | None:
+    """The toolkit model kind whose I/O names match, or None for a foreign model."""
+    for kind in MODEL_KINDS.values():
+        if tuple(inputs) == kind.input_names and set(outputs) == set(kind.output_names):
+            return kind.name
+    if tuple(inputs) == ("image",) and set(outputs) == {"z_mean", "z_log_var"}:
+        return "vae_encoder"
+    if tuple(inputs) == ("z",) and set(outputs) == {"image"}:
+        return "vae_decoder"
+    return None
+
+
+def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig = ConvertConfig(),
+            progress: Callable[[str], None] | None = None) -> ConvertResult:
+    """Convert ``model_path`` to ``out_path`` (+ ``.json`` manifest). Nothing is written unless all steps pass."""
+    from toolkit.convert import keras_export as kx
+
+    say = progress or (lambda _msg: None)
+    validate(config)
+    src = Path(model_path)
+    out = Path(out_path)
+    if out.suffix != ".tflite":
+        raise UsageError(f"output {out} must end in .tflite")
+    if not src.exists():
+        raise UsageError(f"model not found: {src}")
+    started = time.perf_counter()
+    say(f"loading {src}")
+    model = kx.load_keras_model(src, config.part, config.trust_model)
+    inputs = kx.input_specs(model)
+    outputs = kx.output_names(model)
+    calib: CalibrationSet | None = None
+    if config.calib:
+        say(f"reading calibration data {config.calib}")
+        calib = load_calibration(config.calib, inputs, config.calib_samples, config.parity_samples,
+                                 config.calib_resize, config.seed)
+    with tempfile.TemporaryDirectory(prefix="toolkit-convert-") as tmp:
+        say("exporting a batch-1 SavedModel")
+        saved = Path(tmp) / "saved_model"
+        kx.write_batch1_savedmodel(model, inputs, saved)
+        say(f"converting ({config.quantize})")
+        flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
+    from toolkit.runtime.tflite_file import parse_model_bytes
+
+    parsed = parse_model_bytes(flatbuffer, out)  # verify what the converter wrote before anyone loads it
+    with atomic_path(out) as tmp_tflite:
+        tmp_tflite.write_bytes(flatbuffer)
+        say("checking parity against the Keras model")
+        parity = _parity(model, tmp_tflite, inputs, calib, config)
+        manifest = _manifest(src, out, flatbuffer, parsed, config, calib, parity, inputs, outputs,
+                             time.perf_counter() - started)
+        write_json_atomic(manifest_path_for(out), manifest)
+    return ConvertResult(out, manifest_path_for(out), manifest)
+
+
+def _representative(calib: CalibrationSet | None) -> Callable[[], Any] | None:
+    if calib is None:
+        return None
+
+    def gen() -> Any:
+        for i in range(calib.count):
+            yield {name: values[i:i + 1] for name, values in calib.calibrate.items()}
+
+    return gen
+
+
+def _parity(model: Any, tflite: Path, inputs: dict[str, tuple[int, ...]], calib: CalibrationSet | None,
+            config: ConvertConfig) -> dict[str, Any]:
+    """Max / mean absolute error of the TFLite model's (dequantized) outputs against the Keras model."""
+    from toolkit.convert.keras_export import keras_predict
+    from toolkit.runtime.runner import Runner
+
+    if calib is not None and len(next(iter(calib.parity.values()))):
+        feeds, source = calib.parity, "held-back calibration samples (not used for calibration)"
+    else:
+        rng = np.random.default_rng(config.seed)
+        n = max(1, config.parity_samples)
+        feeds = {k: rng.random((n, *s), dtype=np.float32) for k, s in inputs.items()}
+        source = f"seeded uniform [0, 1) inputs (seed {config.seed}); no calibration data given"
+    expected = keras_predict(model, feeds)
+    n = len(next(iter(feeds.values())))
+    errors: dict[str, list[np.ndarray]] = {k: [] for k in expected}
+    with Runner(tflite, num_threads=config.threads or None) as runner:
+        backend = f"{runner.backend.name} {runner.backend.version}"
+        for i in range(n):
+            got = runner.run(**{k: v[i:i + 1] for k, v in feeds.items()})
+            for name in expected:
+                errors[name].append(np.abs(got[name].reshape(expected[name][i:i + 1].shape) - expected[name][i:i + 1]))
+    per_output = {}
+    for name, errs in errors.items():
+        err = np.concatenate(errs)
+        ref = expected[name]
+        per_output[name] = {"max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
+                            "keras_output_range": [float(ref.min()), float(ref.max())]}
+    return {"samples": n, "inputs": source, "runtime": backend, "outputs": per_output}
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: ConvertConfig,
+              calib: CalibrationSet | None, parity: dict[str, Any], inputs: dict[str, tuple[int, ...]],
+              outputs: list[str], seconds: float) -> dict[str, Any]:
+    from toolkit.inspect.analysis import analyze
+
+    info = analyze(parsed)
+    src_hash = sha256_file(src) if src.is_file() else _dir_hash(src)
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
+        "libraries": _library_versions(),
+        "kind": guess_kind(inputs, outputs),
+        "source": {"path": str(src), "sha256": src_hash, "format": "saved_model" if src.is_dir() else "keras",
+                   "part": config.part},
+        "output": {"path": str(out), "sha256": sha256_bytes(flatbuffer), "size_bytes": len(flatbuffer)},
+        "mode": config.quantize,
+        "io": config.io if config.quantize == "int8" else "float32",
+        "config": asdict(config),
+        "calibration": calib.describe() if calib else None,
+        "inputs": info["inputs"],
+        "outputs": info["outputs"],
+        "precision": info["precision"],
+        "op_histogram": info["op_histogram"],
+        "non_int8_ops": info["non_int8_ops"],
+        "parameters": info["parameters"],
+        "macs_total": info["macs_total"],
+        "parity": parity,
+        "conversion_seconds": round(seconds, 2),
+    }
+
+
+def _dir_hash(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(folder)}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()

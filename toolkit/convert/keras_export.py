@@ -1,0 +1,237 @@
+"""Keras / SavedModel -> TFLite flatbuffer bytes, one quantization mode at a time (imports TensorFlow).
+
+Recipe (shared/STACK.md): a batch-1 SavedModel written with ``keras.export.ExportArchive`` (a fixed batch removes
+the int32 SHAPE/STRIDED_SLICE/PACK ops a dynamic batch adds), then ``TFLiteConverter.from_saved_model`` with
+builtin ops only, so an unsupported op fails here, by name, instead of producing a Flex model that no device
+interpreter can run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ToolkitError, UsageError, one_line
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def quiet_tensorflow() -> Any:
+    """Import TensorFlow with its log noise turned down; a clear error when the train extra is missing."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow as tf
+    except ImportError:
+        raise UsageError("converting needs TensorFlow: pip install 'edge-toolkit[train]'") from None
+    tf.get_logger().setLevel("ERROR")
+    with contextlib.suppress(Exception):
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf
+
+
+@contextlib.contextmanager
+def captured_native_stderr() -> Iterator[list[str]]:
+    """Send file descriptor 2 to a temp file while native code (MLIR converter) runs; yield its text after."""
+    sink: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no fd 2
+        yield sink
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", "replace"))
+
+
+def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
+    """Load a .keras file (safe mode unless ``trust``) or, with ``trust``, a SavedModel directory."""
+    tf = quiet_tensorflow()
+    import keras
+
+    from toolkit.models import register_custom_objects
+
+    register_custom_objects()
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise UsageError(f"{path} is a directory without saved_model.pb; expected a .keras file or a SavedModel")
+        if not trust:
+            raise UsageError(f"{path} is a SavedModel, which can run arbitrary graph code; pass --trust-model "
+                             "if you trust its source")
+        return _SavedModelAdapter(tf.saved_model.load(str(path)), path)
+    if path.suffix != ".keras":
+        raise UsageError(f"{path}: expected a .keras file (or a SavedModel directory with --trust-model)")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
+    except ValueError as exc:
+        text = one_line(str(exc), 300)
+        if "lambda" in text.lower() or "safe_mode" in text:
+            raise UsageError(f"{path} contains a Lambda layer (arbitrary Python code), refused in safe mode; "
+                             "rewrite it as a registered layer, or pass --trust-model if you trust the file") from None
+        raise UsageError(f"cannot load {path}: {text}") from None
+    except Exception as exc:  # zip errors, bad configs, unknown classes: all mean "not a model we can load"
+        raise UsageError(f"cannot load {path} as a Keras model: {type(exc).__name__}: {one_line(str(exc), 200)}") from None
+    if part:
+        try:
+            model = model.get_layer(part)
+        except ValueError:
+            names = [layer.name for layer in model.layers if hasattr(layer, "layers")]
+            raise UsageError(f"{path} has no sub-model '{part}'; sub-models: {', '.join(names) or 'none'}") from None
+    return model
+
+
+class _SavedModelAdapter:
+    """Gives a loaded SavedModel's serving signature the few attributes the exporter uses."""
+
+    def __init__(self, loaded: Any, path: Path) -> None:
+        self.loaded = loaded
+        self.path = path
+        self.fn = loaded.signatures.get("serving_default") or next(iter(loaded.signatures.values()), None)
+        if self.fn is None:
+            raise UsageError(f"{path}: the SavedModel has no signatures to convert")
+
+
+def input_specs(model: Any) -> dict[str, tuple[int, ...]]:
+    """Input name -> shape without batch, from a Keras model or a SavedModel signature."""
+    if isinstance(model, _SavedModelAdapter):
+        specs = model.fn.structured_input_signature[1]
+        return {name: tuple(int(d) for d in spec.shape[1:]) for name, spec in specs.items()}
+    out = {}
+    for tensor in model.inputs:
+        shape = tuple(tensor.shape[1:])
+        if any(d is None for d in shape):
+            raise UsageError(f"input '{tensor.name}' has an unknown dimension {list(tensor.shape)}; build the model "
+                             "with a fixed input size")
+        out[_input_name(tensor)] = tuple(int(d) for d in shape)
+    return out
+
+
+def _input_name(tensor: Any) -> str:
+    name = getattr(tensor, "name", "input")
+    return name.split(":")[0]
+
+
+def output_names(model: Any) -> list[str]:
+    if isinstance(model, _SavedModelAdapter):
+        return list(model.fn.structured_outputs)
+    return list(model.output_names)
+
+
+def keras_predict(model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the float model one sample at a time (batch 1, as the TFLite model runs) and name the outputs."""
+    names = list(feeds)
+    n = len(feeds[names[0]])
+    results: dict[str, list[np.ndarray]] = {}
+    for i in range(n):
+        sample = {k: v[i:i + 1] for k, v in feeds.items()}
+        out = _call(model, sample)
+        for key, value in out.items():
+            results.setdefault(key, []).append(np.asarray(value, np.float32))
+    return {k: np.concatenate(v) for k, v in results.items()}
+
+
+def _call(model: Any, sample: dict[str, np.ndarray]) -> dict[str, Any]:
+    if isinstance(model, _SavedModelAdapter):
+        import tensorflow as tf
+
+        return {k: v.numpy() for k, v in model.fn(**{k: tf.constant(v) for k, v in sample.items()}).items()}
+    args = sample if len(sample) > 1 else next(iter(sample.values()))
+    out = model(args, training=False)
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return {n: np.asarray(v) for n, v in zip(model.output_names, out, strict=True)}
+    return {model.output_names[0]: np.asarray(out)}
+
+
+def write_batch1_savedmodel(model: Any, inputs: dict[str, tuple[int, ...]], out_dir: Path) -> None:
+    """Write a SavedModel whose serving signature takes batch-1 inputs and returns outputs by name."""
+    tf = quiet_tensorflow()
+    import keras
+
+    names = output_names(model)
+    signature = [tf.TensorSpec((1, *shape), tf.float32, name=name) for name, shape in inputs.items()]
+
+    def serve(*tensors: Any) -> dict[str, Any]:
+        args = dict(zip(inputs, tensors, strict=True)) if len(tensors) > 1 else tensors[0]
+        out = model(args, training=False)
+        if isinstance(out, dict):
+            return out
+        if isinstance(out, (list, tuple)):
+            return dict(zip(names, out, strict=True))
+        return {names[0]: out}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=signature)
+    archive.write_out(str(out_dir), verbose=False)
+
+
+def convert_savedmodel(
+    saved_model_dir: Path,
+    mode: str,
+    io: str,
+    representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None,
+) -> bytes:
+    """Run the TFLite converter in ``mode``; raise UsageError naming unsupported ops."""
+    tf = quiet_tensorflow()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+    converter.target_spec.supported_ops = [builtins]
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if representative is None:
+            raise UsageError("int8 conversion needs calibration data: pass --calib DIR_OF_IMAGES or --calib FILE.npy")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
+        converter.inference_input_type = dtype
+        converter.inference_output_type = dtype
+    elif mode != "fp32":
+        raise UsageError(f"unknown quantization mode '{mode}'")
+    with warnings.catch_warnings(), captured_native_stderr() as log:
+        warnings.simplefilter("ignore")
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:  # ConverterError and friends carry the op names in text
+            failure = exc
+    raise _conversion_error(failure, "".join(log))
+
+
+_UNSUPPORTED = re.compile(r"'(?:tf|tfl)\.(\w+)' op is neither a custom op nor a flex op")
+_NO_INT8 = re.compile(r"'(?:tfl)\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
+
+
+def _conversion_error(exc: Exception, log: str) -> ToolkitError:
+    text = f"{exc}\n{log}"
+    ops = sorted(set(_UNSUPPORTED.findall(text)))
+    if ops:
+        return UsageError(f"the model uses op(s) that TFLite builtins do not support: {', '.join(ops)}; replace "
+                          "those layers (builtin ops only, no Flex/SELECT_TF_OPS)")
+    quant = sorted(set(_NO_INT8.findall(text)))
+    if quant:
+        return UsageError(f"op(s) without an int8 kernel: {', '.join(quant)}; use --quantize dynamic or fp16, or "
+                          "replace those layers")
+    lines = [line for line in str(exc).splitlines() if "error" in line.lower()] or [str(exc)]
+    return ToolkitError(f"TFLite conversion failed: {one_line(lines[0], 300)}")
