@@ -1,0 +1,234 @@
+"""Resizing, letterboxing and label-consistent augmentation (boxes, masks, trajectories), numpy + OpenCV only.
+
+Conventions: images are H x W x C arrays, uint8 0-255 or float 0-1 (the dtype is kept); boxes are float
+(K, 4) pixel ``x1 y1 x2 y2``; masks are uint8 H x W class indices with 255 = ignore; randomness comes only
+from the ``numpy.random.Generator`` passed in, so a seeded generator reproduces an augmentation exactly.
+
+>>> boxed, lb = letterbox(frame, (320, 320))        # the camera pipeline uses this exact function
+>>> image_boxes = lb.to_image(model_boxes)           # back to frame pixels, clipped to the frame
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from toolkit.errors import UsageError
+
+IGNORE = 255  # mask value that losses and metrics skip
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip_p: float = 0.5  # probability of a horizontal flip
+    scale: tuple[float, float] = (0.6, 1.4)  # random zoom range for random_scale_crop (1 = unchanged)
+    min_box_px: float = 2.0  # boxes narrower or shorter than this after cropping are dropped
+    min_box_visible: float = 0.1  # ...and so are boxes keeping less than this share of their area (Ultralytics' 0.1)
+    brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
+    saturation: float = 0.3  # saturation factor drawn from [1 - s, 1 + s]
+    hue: float = 0.02  # hue shift drawn from [-h, h], as a fraction of the colour wheel
+    pad_value: int = 114  # uint8 grey used where a crop or letterbox runs past the image (Ultralytics' 114)
+
+
+DEFAULT = AugmentConfig()
+
+
+def resize_image(image: np.ndarray, size_hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize to ``size_hw`` (height, width): area averaging when shrinking (no aliasing), bilinear when
+    enlarging, nearest neighbour when ``nearest`` (masks). Keeps dtype and a trailing channel of size 1."""
+    h, w = int(size_hw[0]), int(size_hw[1])
+    if h < 1 or w < 1:
+        raise UsageError(f"resize: target size must be positive, got {h}x{w}")
+    if image.shape[:2] == (h, w):
+        return image.copy()
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    elif h <= image.shape[0] and w <= image.shape[1]:
+        interp = cv2.INTER_AREA
+    else:
+        interp = cv2.INTER_LINEAR
+    out = cv2.resize(image, (w, h), interpolation=interp)
+    return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """The transform of :func:`letterbox`: input = image * scale + (pad_x, pad_y)."""
+
+    scale: float  # model-input pixels per image pixel
+    pad_x: int  # columns of padding on the left of the model input
+    pad_y: int  # rows of padding on top of the model input
+    image_hw: tuple[int, int] | None = None  # original image size (height, width), used to clip in to_image
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Image-pixel xyxy boxes (K, 4) -> model-input pixels (points (K, 2) work too)."""
+        pts = np.asarray(boxes, dtype=np.float32)
+        offset = np.resize(np.array([self.pad_x, self.pad_y], np.float32), pts.shape[-1])
+        return pts * np.float32(self.scale) + offset
+
+    def to_image(self, boxes: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Model-input xyxy boxes (K, 4) -> image pixels, clipped to the image when its size is known."""
+        pts = np.asarray(boxes, dtype=np.float32)
+        offset = np.resize(np.array([self.pad_x, self.pad_y], np.float32), pts.shape[-1])
+        out = (pts - offset) / np.float32(self.scale)
+        if clip and self.image_hw is not None:
+            h, w = self.image_hw
+            limit = np.resize(np.array([w, h], np.float32), pts.shape[-1])
+            out = np.clip(out, 0, limit)
+        return out
+
+
+def _pad_for(image: np.ndarray, pad_value: float | None) -> float:
+    if pad_value is not None:
+        return float(pad_value)
+    return DEFAULT.pad_value if image.dtype == np.uint8 else DEFAULT.pad_value / 255.0
+
+
+def letterbox(
+    image: np.ndarray, out_hw: tuple[int, int], pad_value: float | None = None, nearest: bool = False
+) -> tuple[np.ndarray, Letterbox]:
+    """Fit ``image`` inside ``out_hw`` keeping its aspect ratio, centred, padding the rest.
+
+    Returns (the out_hw image, its :class:`Letterbox` transform). ``pad_value`` defaults to grey 114 (or
+    114/255 for float images); pass 255 with ``nearest=True`` to letterbox a mask with ignore padding.
+    """
+    oh, ow = int(out_hw[0]), int(out_hw[1])
+    h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        raise UsageError(f"letterbox: empty image of shape {image.shape}")
+    scale = min(oh / h, ow / w)
+    nh, nw = min(oh, max(1, round(h * scale))), min(ow, max(1, round(w * scale)))
+    resized = resize_image(image, (nh, nw), nearest=nearest)
+    pad_x, pad_y = (ow - nw) // 2, (oh - nh) // 2
+    out = np.full((oh, ow, *image.shape[2:]), _pad_for(image, pad_value), dtype=image.dtype)
+    out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    return out, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, image_hw=(h, w))
+
+
+def hflip(
+    image: np.ndarray, boxes: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Mirror left-right. Returns (image, boxes, mask); boxes stay x1 < x2, None inputs come back None."""
+    width = image.shape[1]
+    out_boxes = None
+    if boxes is not None:
+        b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        out_boxes = np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], axis=1)
+    out_mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
+    return np.ascontiguousarray(image[:, ::-1]), out_boxes, out_mask
+
+
+def flip_trajectories(obs: np.ndarray, fut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror (N, T, 2) x-y tracks in x about each track's last observed point (stays in the scene's range)."""
+    x0 = obs[:, -1:, 0:1]
+    sign = np.array([-1.0, 1.0], dtype=obs.dtype)
+    shift = np.concatenate([2 * x0, np.zeros_like(x0)], axis=-1)
+    return obs * sign + shift, fut * sign + shift
+
+
+def clip_boxes(
+    boxes: np.ndarray, classes: np.ndarray, size_hw: tuple[int, int], original_area: np.ndarray | None = None,
+    config: AugmentConfig = DEFAULT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clip xyxy boxes to the image; drop those thinner than ``min_box_px`` or keeping less than
+    ``min_box_visible`` of ``original_area``. Returns (boxes float32 (K', 4), classes (K',))."""
+    h, w = size_hw
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    clipped = np.clip(b, 0, np.array([w, h, w, h], np.float32))
+    bw, bh = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    keep = (bw >= config.min_box_px) & (bh >= config.min_box_px)
+    if original_area is not None:
+        keep &= bw * bh >= config.min_box_visible * np.maximum(original_area, 1e-9)
+    return clipped[keep], np.asarray(classes)[keep]
+
+
+def random_scale_crop(
+    image: np.ndarray, rng: np.random.Generator, boxes: np.ndarray | None = None,
+    classes: np.ndarray | None = None, mask: np.ndarray | None = None, config: AugmentConfig = DEFAULT,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Zoom by a random factor in ``config.scale`` and take a same-size window at a random offset.
+
+    Zooming out pads with ``pad_value`` (masks with 255 = ignore). Boxes move with the image, are clipped, and
+    tiny or mostly-cut boxes are dropped with their classes. Returns (image, boxes, classes, mask), same H x W.
+    """
+    h, w = image.shape[:2]
+    s = float(rng.uniform(*config.scale))
+    sh, sw = max(1, round(h * s)), max(1, round(w * s))
+    # Offset of the output window inside the scaled image; negative = the image sits inside padding.
+    ox = int(rng.integers(min(0, sw - w), max(0, sw - w) + 1))
+    oy = int(rng.integers(min(0, sh - h), max(0, sh - h) + 1))
+
+    def place(src: np.ndarray, fill: float, nearest: bool) -> np.ndarray:
+        scaled = resize_image(src, (sh, sw), nearest=nearest)
+        out = np.full((h, w, *src.shape[2:]), fill, dtype=src.dtype)
+        y0, x0 = max(0, oy), max(0, ox)
+        y1, x1 = min(sh, oy + h), min(sw, ox + w)
+        out[y0 - oy : y1 - oy, x0 - ox : x1 - ox] = scaled[y0:y1, x0:x1]
+        return out
+
+    fill = config.pad_value if image.dtype == np.uint8 else config.pad_value / 255.0
+    out_image = place(image, fill, False)
+    out_mask = None
+    if mask is not None:
+        if mask.shape[:2] != (h, w):
+            raise UsageError(f"random_scale_crop: mask is {mask.shape[:2]} but image is {(h, w)}")
+        out_mask = place(mask, IGNORE, True)
+    out_boxes, out_classes = boxes, classes
+    if boxes is not None:
+        b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        cls = np.zeros(len(b), np.int64) if classes is None else np.asarray(classes)
+        if len(cls) != len(b):
+            raise UsageError(f"random_scale_crop: {len(b)} boxes but {len(cls)} classes")
+        sx, sy = sw / w, sh / h
+        moved = b * np.array([sx, sy, sx, sy], np.float32) - np.array([ox, oy, ox, oy], np.float32)
+        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        out_boxes, out_classes = clip_boxes(moved, cls, (h, w), area, config)
+    return out_image, out_boxes, out_classes, out_mask
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = DEFAULT) -> np.ndarray:
+    """Random brightness, contrast, saturation (1 - x .. 1 + x factors) and hue shift of an RGB image.
+
+    Works in float; returns the input dtype (uint8 rounded and clipped to 0-255, float clipped to 0-1)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise UsageError(f"color_jitter: expected an H x W x 3 RGB image, got shape {image.shape}")
+    is_uint8 = image.dtype == np.uint8
+    x = image.astype(np.float32) / (255.0 if is_uint8 else 1.0)
+    factors = rng.uniform(-1.0, 1.0, size=4)
+    x = x * (1 + config.brightness * factors[0])
+    gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = (x - gray.mean()) * (1 + config.contrast * factors[1]) + gray.mean()
+    x = (x - gray[..., None]) * (1 + config.saturation * factors[2]) + gray[..., None]
+    x = np.clip(x, 0.0, 1.0)
+    if config.hue:
+        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # float input: H in degrees [0, 360)
+        hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * config.hue * factors[3], 360.0)
+        x = np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
+    if is_uint8:
+        return np.round(x * 255.0).astype(np.uint8)
+    return x.astype(image.dtype)
+
+
+def augment_detection(
+    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
+    config: AugmentConfig = DEFAULT,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flip (p = flip_p), scale-crop and colour-jitter an image with its xyxy boxes. Returns (image, boxes,
+    classes); boxes that end up tiny or mostly outside are dropped with their classes."""
+    if rng.random() < config.flip_p:
+        image, boxes, _ = hflip(image, boxes)
+    image, boxes, classes, _ = random_scale_crop(image, rng, boxes, classes, config=config)
+    return color_jitter(image, rng, config), boxes, classes
+
+
+def augment_segmentation(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: AugmentConfig = DEFAULT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flip, scale-crop (mask nearest-neighbour, padding = 255 ignore) and colour-jitter. Returns (image, mask)."""
+    if rng.random() < config.flip_p:
+        image, _, mask = hflip(image, mask=mask)
+    image, _, _, mask = random_scale_crop(image, rng, mask=mask, config=config)
+    return color_jitter(image, rng, config), mask

@@ -1,0 +1,167 @@
+"""ETH/UCY pedestrian trajectories: text files, 8 + 12 step windows, leave-one-scene-out splits, baselines.
+
+File format: one row per (frame, pedestrian), ``frame_id ped_id x y`` separated by tabs or spaces, x y in
+ground-plane metres, frame ids stepping by 10 = 0.4 s. As in Social-GAN and Trajectron++, a sample is a
+window of ``obs_len + pred_len`` consecutive frames (no gaps) of one pedestrian, taken at every start frame.
+
+>>> train = load_split(shared_dir() / "data" / "eth_ucy", "eth", "train")
+>>> train.obs.shape, train.fut.shape                    # (N, 8, 2), (N, 12, 2) float32 metres
+>>> ade(constant_velocity(test.obs), test.fut)          # the baseline row of every table
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.config import suggest
+from toolkit.data._text import numbered_fields, read_text, to_floats
+from toolkit.errors import UsageError
+
+SCENES = ("eth", "hotel", "univ", "zara1", "zara2")  # the held-out scene of each leave-one-scene-out split
+SPLITS = ("train", "val", "test")
+FRAME_STEP = 10  # frame ids between consecutive annotations
+SECONDS_PER_STEP = 0.4  # 2.5 annotations per second
+OBS_LEN = 8  # observed steps (3.2 s)
+PRED_LEN = 12  # predicted steps (4.8 s)
+
+
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """N trajectory samples; ``obs[i]`` then ``fut[i]`` are one pedestrian's consecutive positions in metres."""
+
+    obs: np.ndarray  # float32 (N, obs_len, 2) observed x y
+    fut: np.ndarray  # float32 (N, pred_len, 2) future x y (the target)
+    scene: np.ndarray  # str (N,) recording the window comes from (file stem, e.g. 'biwi_eth')
+    ped: np.ndarray  # int64 (N,) pedestrian id within that recording
+    frame: np.ndarray  # int64 (N,) frame id of the first observed step
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+def read_trajectory_file(path: str | Path) -> np.ndarray:
+    """Parse ``frame_id ped_id x y`` rows -> float64 (R, 4). Malformed lines are UsageErrors with file and line."""
+    rows = []
+    for lineno, fields in numbered_fields(read_text(path, "trajectory file")):
+        where = f"{path} line {lineno}"
+        if len(fields) != 4:
+            raise UsageError(f"{where}: expected 4 columns 'frame_id ped_id x y', got {len(fields)}")
+        values = to_floats(fields, where)
+        if values[0] != int(values[0]) or values[1] != int(values[1]):
+            raise UsageError(f"{where}: frame_id and ped_id must be whole numbers, got {fields[0]} {fields[1]}")
+        rows.append(values)
+    if not rows:
+        raise UsageError(f"trajectory file {path} has no rows")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def make_windows(
+    rows: np.ndarray, scene: str = "", obs_len: int = OBS_LEN, pred_len: int = PRED_LEN,
+    frame_step: int = FRAME_STEP, stride: int = 1,
+) -> Windows:
+    """Cut every pedestrian's track into windows of ``obs_len + pred_len`` consecutive annotated frames.
+
+    A track is broken wherever two of its frames are not exactly ``frame_step`` apart, and no window crosses a
+    break. Windows start every ``stride`` frames. Returns :class:`Windows` (possibly empty), ordered by
+    pedestrian id then start frame.
+    """
+    total = obs_len + pred_len
+    if obs_len < 2 or pred_len < 1 or stride < 1:
+        raise UsageError(f"make_windows: need obs_len >= 2, pred_len >= 1, stride >= 1; got {obs_len}, {pred_len}, {stride}")
+    order = np.lexsort((rows[:, 0], rows[:, 1]))  # by pedestrian, then frame
+    data = rows[order]
+    starts: list[int] = []
+    # Runs of consecutive rows of one pedestrian with frame gaps of exactly frame_step.
+    breaks = np.flatnonzero((np.diff(data[:, 1]) != 0) | (np.diff(data[:, 0]) != frame_step)) + 1
+    for begin, end in zip(np.r_[0, breaks], np.r_[breaks, len(data)], strict=True):
+        starts.extend(range(begin, end - total + 1, stride))
+    index = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(total)
+    xy = data[:, 2:4][index].astype(np.float32).reshape(-1, total, 2)
+    first = data[index[:, 0]] if len(index) else np.zeros((0, 4))
+    return Windows(
+        obs=xy[:, :obs_len], fut=xy[:, obs_len:], scene=np.full(len(xy), scene),
+        ped=first[:, 1].astype(np.int64), frame=first[:, 0].astype(np.int64),
+    )
+
+
+def concat_windows(parts: list[Windows]) -> Windows:
+    """Join several :class:`Windows` (e.g. one per recording) into one."""
+    if not parts:
+        raise UsageError("concat_windows: nothing to join")
+    return Windows(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "fut", "scene", "ped", "frame")))
+
+
+def load_split(
+    root: str | Path, scene: str, split: str, obs_len: int = OBS_LEN, pred_len: int = PRED_LEN, stride: int = 1
+) -> Windows:
+    """Windows from every ``root/<scene>/<split>/*.txt`` (leave-one-scene-out: ``scene`` is the held-out one).
+
+    ``root`` is the ``eth_ucy`` folder. Train and val hold the other scenes' recordings; test holds ``scene``'s.
+    Unknown scene or split names are UsageErrors with a suggestion.
+    """
+    if scene not in SCENES:
+        raise UsageError(f"unknown ETH/UCY scene '{scene}'{suggest(scene, SCENES)} (choose from {', '.join(SCENES)})")
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'{suggest(split, SPLITS)} (choose from {', '.join(SPLITS)})")
+    folder = Path(root) / scene / split
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise UsageError(f"no trajectory files (*.txt) in {folder}")
+    return concat_windows(
+        [make_windows(read_trajectory_file(f), f.stem, obs_len, pred_len, stride=stride) for f in files]
+    )
+
+
+def to_relative(obs: np.ndarray, fut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Shift tracks so each window's last observed point is the origin.
+
+    Returns (obs_rel, fut_rel or None, origin (N, 2)); ``from_relative(x_rel, origin)`` undoes it.
+    """
+    origin = obs[:, -1, :]
+    return obs - origin[:, None], None if fut is None else fut - origin[:, None], origin
+
+
+def from_relative(tracks_rel: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_relative`: add each window's origin (N, 2) back to (N, T, 2) tracks."""
+    return tracks_rel + origin[:, None]
+
+
+def constant_velocity(obs: np.ndarray, pred_len: int = PRED_LEN) -> np.ndarray:
+    """The constant-velocity baseline: continue each track with its last observed step. -> (N, pred_len, 2)."""
+    velocity = obs[:, -1] - obs[:, -2]
+    steps = np.arange(1, pred_len + 1, dtype=obs.dtype)[None, :, None]
+    return obs[:, -1:, :] + steps * velocity[:, None, :]
+
+
+def displacement(pred: np.ndarray, fut: np.ndarray) -> np.ndarray:
+    """Euclidean error per window and step, float64 (N, T); shapes must match."""
+    if pred.shape != fut.shape:
+        raise UsageError(f"prediction shape {pred.shape} does not match the ground truth {fut.shape}")
+    return np.linalg.norm(pred.astype(np.float64) - fut.astype(np.float64), axis=-1)
+
+
+def ade(pred: np.ndarray, fut: np.ndarray) -> float:
+    """Average displacement error in metres: mean over windows and predicted steps."""
+    return float(displacement(pred, fut).mean())
+
+
+def fde(pred: np.ndarray, fut: np.ndarray) -> float:
+    """Final displacement error in metres: mean over windows of the last step's error."""
+    return float(displacement(pred, fut)[:, -1].mean())
+
+
+def random_rotation(
+    obs: np.ndarray, fut: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate each window by its own random angle in [0, 2 pi) about its last observed point (augmentation).
+
+    Distances, speeds and hence ADE / FDE of a rotation-equivariant predictor are unchanged.
+    """
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=len(obs))
+    cos, sin = np.cos(angle), np.sin(angle)
+    rot = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2).astype(obs.dtype)  # row-vector form
+    origin = obs[:, -1:, :]
+    return (obs - origin) @ rot + origin, (fut - origin) @ rot + origin
