@@ -1,0 +1,169 @@
+"""Box and ground-plane geometry shared by the pipeline stages: IoU, box formats, foot points, homographies.
+
+Boxes are float arrays ``(..., 4)`` of ``(x1, y1, x2, y2)`` in pixels, x to the right, y down.
+
+Homography file (JSON), mapping image pixels to ground-plane coordinates:
+
+.. code-block:: json
+
+    {
+      "image_to_ground": [[h11, h12, h13], [h21, h22, h23], [h31, h32, h33]],
+      "units": "m",
+      "image_size": [480, 360]
+    }
+
+* ``image_to_ground``: 3x3 matrix H with ``[X, Y, W]^T = H [u, v, 1]^T`` and ground point ``(X / W, Y / W)``;
+  ``(u, v)`` are pixel coordinates (origin top-left, v down) of a frame of size ``image_size``. ETH's ``H.txt``
+  files are this kind of matrix (pixel -> metres).
+* ``units``: the ground unit the matrix produces: ``m``, ``cm``, ``mm`` or ``ft``. It is converted to metres on
+  load; every ground coordinate the pipeline reports is in metres.
+* ``image_size``: ``[width, height]`` of the frames the matrix was calibrated on. Frames of another size with the
+  same aspect ratio are rescaled to it (:meth:`Homography.for_frame`); another aspect ratio is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import UsageError
+
+UNITS_TO_METRES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) xyxy -> (...) area; inverted boxes have area 0."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4) -> (n, m); 0 where the union is empty."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) corners -> (..., 4) centre x, centre y, width, height."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.stack([(b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2,
+                     b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], axis=-1)
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) centre x, centre y, width, height -> (..., 4) corners."""
+    b = np.asarray(boxes, dtype=np.float64)
+    half_w, half_h = b[..., 2] / 2, b[..., 3] / 2
+    return np.stack([b[..., 0] - half_w, b[..., 1] - half_h, b[..., 0] + half_w, b[..., 1] + half_h], axis=-1)
+
+
+def foot_points(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) xyxy -> (..., 2) bottom-centre points: where a standing person touches the ground."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.stack([(b[..., 0] + b[..., 2]) / 2, b[..., 3]], axis=-1)
+
+
+def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (..., 2) points through a 3x3 homography; points that land on or behind the horizon become NaN."""
+    p = np.asarray(points, dtype=np.float64)
+    h = np.asarray(matrix, dtype=np.float64)
+    x = p[..., 0] * h[0, 0] + p[..., 1] * h[0, 1] + h[0, 2]
+    y = p[..., 0] * h[1, 0] + p[..., 1] * h[1, 1] + h[1, 2]
+    w = p[..., 0] * h[2, 0] + p[..., 1] * h[2, 1] + h[2, 2]
+    # The sign of w is constant over the visible ground; a flipped or ~0 w means "beyond the horizon".
+    ok = np.abs(w) > 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.stack([x / w, y / w], axis=-1)
+    out[~ok] = np.nan
+    return out
+
+
+@dataclass(frozen=True)
+class Homography:
+    """Image pixels <-> ground-plane metres for frames of ``image_size`` (width, height)."""
+
+    image_to_ground: np.ndarray  # (3, 3), output in metres
+    image_size: tuple[int, int]  # (width, height) the matrix is calibrated for
+    source: str = ""  # the file it came from, for messages and provenance
+
+    @property
+    def ground_to_image(self) -> np.ndarray:
+        return np.linalg.inv(self.image_to_ground)
+
+    def to_ground(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels -> (..., 2) metres."""
+        return apply_homography(self.image_to_ground, points)
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) metres -> (..., 2) pixels (NaN where the ground point is not in front of the camera)."""
+        return apply_homography(self.ground_to_image, points)
+
+    def for_frame(self, width: int, height: int) -> Homography:
+        """The same calibration for frames of ``width`` x ``height`` (same aspect ratio, any resolution)."""
+        cal_w, cal_h = self.image_size
+        if (width, height) == (cal_w, cal_h):
+            return self
+        if abs(width / height - cal_w / cal_h) > 0.01 * cal_w / cal_h:
+            raise UsageError(f"homography {self.source or ''} is calibrated for {cal_w}x{cal_h} frames, the source "
+                             f"gives {width}x{height} (another aspect ratio); calibrate for this camera mode")
+        scale = np.diag([cal_w / width, cal_h / height, 1.0])  # frame pixels -> calibration pixels
+        return Homography(self.image_to_ground @ scale, (int(width), int(height)), self.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_to_ground": self.image_to_ground.tolist(), "units": "m", "image_size": list(self.image_size)}
+
+
+def load_homography(path: str | os.PathLike[str]) -> Homography:
+    """Read and validate a homography JSON file (format in the module docstring); UsageError names the problem."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"homography file not found: {file}")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{file}: not a text (JSON) file") from None
+    return homography_from_dict(data, str(file))
+
+
+def homography_from_dict(data: Any, where: str = "homography") -> Homography:
+    """Validate the homography mapping (see the module docstring) -> :class:`Homography` in metres."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a JSON object with image_to_ground, units, image_size")
+    expected = {"image_to_ground", "units", "image_size"}
+    unknown = sorted(set(data) - expected)
+    missing = sorted(expected - set(data))
+    if unknown:
+        raise UsageError(f"{where}: unknown key '{unknown[0]}' (expected {', '.join(sorted(expected))})")
+    if missing:
+        raise UsageError(f"{where}: missing key '{missing[0]}' (expected {', '.join(sorted(expected))})")
+    try:
+        matrix = np.asarray(data["image_to_ground"], dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = np.zeros(0)
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
+        raise UsageError(f"{where}: image_to_ground must be a 3x3 list of finite numbers")
+    if abs(np.linalg.det(matrix)) < 1e-12 * max(1.0, float(np.abs(matrix).max()) ** 3):
+        raise UsageError(f"{where}: image_to_ground is singular (not invertible)")
+    units = data["units"]
+    if units not in UNITS_TO_METRES:
+        raise UsageError(f"{where}: units must be one of {', '.join(UNITS_TO_METRES)}, got {units!r}")
+    size = data["image_size"]
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise UsageError(f"{where}: image_size must be [width, height] in pixels (positive integers)")
+    to_metres = np.diag([UNITS_TO_METRES[units], UNITS_TO_METRES[units], 1.0])
+    return Homography(to_metres @ matrix, (size[0], size[1]), where)
