@@ -118,3 +118,28 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close("done" if exc[0] is None else "stopped")
+
+
+class StatusLine:
+    """One self-overwriting status line on an interactive stderr (silent when stderr is not a terminal, so that
+    logs and error output stay one line); cleared on exit so an error message stands alone."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+
+    def show(self, message: str) -> None:
+        if self.enabled:
+            text = f"{self.label}: {message} ({time.monotonic() - self.start:.0f}s)"
+            self.stream.write("\r\033[K" + text[:150])
+            self.stream.flush()
+
+    def __enter__(self) -> StatusLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

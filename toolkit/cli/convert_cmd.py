@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from toolkit.capabilities import IO_TYPES, QUANT_MODES
-from toolkit.cli.common import add_json_flag, emit, non_negative_int, positive_int
+from toolkit.cli.common import StatusLine, add_json_flag, emit, non_negative_int, positive_int
 
 HELP = "convert a Keras model to .tflite (fp32, fp16, dynamic or full int8) with a provenance manifest"
 DESCRIPTION = HELP + """
@@ -50,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
                            seed=args.seed)
-    result = convert(Path(args.model), Path(args.output), config,
-                     progress=lambda msg: print(f"convert: {msg}", file=sys.stderr, flush=True))
+    with StatusLine("convert") as status:
+        result = convert(Path(args.model), Path(args.output), config, progress=status.show)
     emit(result.manifest, args.json, _render)
     return 0
 

@@ -77,6 +77,8 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         raise UsageError(f"output {out} must end in .tflite")
     if not src.exists():
         raise UsageError(f"model not found: {src}")
+    if config.calib and not Path(config.calib).exists():
+        raise UsageError(f"calibration data not found: {config.calib} (pass a folder of images or a .npy/.npz file)")
     started = time.perf_counter()
     say(f"loading {src}")
     model = kx.load_keras_model(src, config.part, config.trust_model)

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def quiet_tensorflow() -> Any:
     """Import TensorFlow with its log noise turned down; a clear error when the train extra is missing."""
     try:
-        with warnings.catch_warnings():
+        # TF and XLA print absl C++ log lines at import, before TF_CPP_MIN_LOG_LEVEL applies: keep fd 2 clean.
+        with warnings.catch_warnings(), captured_native_stderr():
             warnings.simplefilter("ignore")
             import tensorflow as tf
     except ImportError:
@@ -77,6 +79,10 @@ def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
         return _SavedModelAdapter(tf.saved_model.load(str(path)), path)
     if path.suffix != ".keras":
         raise UsageError(f"{path}: expected a .keras file (or a SavedModel directory with --trust-model)")
+    if not zipfile.is_zipfile(path):
+        head = path.read_bytes()[:8]
+        what = "a TFLite model" if head[4:8] == b"TFL3" else "a JPEG image" if head[:3] == b"\xff\xd8\xff" else "not a zip"
+        raise UsageError(f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except ValueError as exc:

@@ -1,0 +1,66 @@
+"""The CLI shell: help without TensorFlow, one-line usage errors with exit 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, assert_one_line_error
+
+from toolkit.cli import COMMANDS
+
+# Runs the CLI in a fresh interpreter where importing tensorflow/keras raises: proves the device path never does.
+NO_TF = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):
+            raise ImportError('blocked: ' + name + ' must not be imported on the device path')
+sys.meta_path.insert(0, Block())
+from toolkit.cli import main
+code = main(sys.argv[1:])
+assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules), 'tensorflow was imported'
+raise SystemExit(code)
+"""
+
+
+def run_no_tf(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", NO_TF, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_help_lists_every_command_without_tensorflow() -> None:
+    proc = run_no_tf("--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("convert", "inspect"):
+        assert name in proc.stdout
+
+
+BUILT = [name for name, module in COMMANDS if importlib.util.find_spec(f"toolkit.cli.{module}")]
+
+
+@pytest.mark.parametrize("command", BUILT)
+def test_each_subcommand_help_is_tensorflow_free(command: str) -> None:
+    proc = run_no_tf(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: toolkit" in proc.stdout
+
+
+def test_inspect_runs_without_tensorflow(shared) -> None:
+    model = shared / "models" / "mediapipe-0.10.14" / "face_detection_short_range.tflite"
+    proc = run_no_tf("inspect", str(model), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"op_histogram"' in proc.stdout
+
+
+def test_unknown_choice_is_one_line_exit_2(cli) -> None:
+    result = cli("convert", "m.keras", "-o", "x.tflite", "--quantize", "int9")
+    assert_one_line_error(result, 2, "int9")
+
+
+def test_no_command_prints_help_and_exit_2(cli) -> None:
+    result = cli()
+    assert result.returncode == 2
+    assert "convert" in result.stdout
