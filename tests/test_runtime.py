@@ -157,6 +157,6 @@ def test_damaged_models_never_crash_the_process(face_model: Path, tmp_path: Path
 
 
 def test_inspect_cli_bad_files_exit_2(cli, face_model: Path, tmp_path: Path) -> None:
-    for name, path in _bad_files(tmp_path, face_model).items():
+    for path in _bad_files(tmp_path, face_model).values():
         assert_one_line_error(cli("inspect", str(path)), 2, "not a valid TFLite model")
     assert_one_line_error(cli("inspect", str(tmp_path / "nope.tflite")), 2, "not found")
