@@ -1,0 +1,133 @@
+"""What ``toolkit bench`` and ``toolkit bench report`` do once their arguments are parsed (see toolkit.cli.bench_cmd)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from toolkit import __version__
+from toolkit.bench.config import BenchConfig
+from toolkit.errors import UsageError
+
+
+def _config(args: argparse.Namespace) -> BenchConfig:
+    return BenchConfig(threads=tuple(args.threads or ()), delegate=args.delegate, warmup=args.warmup,
+                       runs=args.runs, seconds=args.seconds, isolate=not args.in_process)
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    """The measuring flags, as the remote toolkit should receive them."""
+    out = ["--delegate", args.delegate, "--warmup", str(args.warmup)]
+    if args.threads:
+        out += ["--threads", ",".join(map(str, args.threads))]
+    out += ["--seconds", repr(args.seconds)] if args.seconds else ["--runs", str(args.runs)]
+    if args.in_process:
+        out.append("--in-process")
+    return out
+
+
+def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from toolkit.bench.host import fingerprint
+    from toolkit.bench.session import bench_models, check_delegate, check_models, resolve_config
+    from toolkit.runtime import select_backend
+
+    config = resolve_config(_config(args))
+    check_models(args.models)
+    check_delegate(config.delegate)
+    backend = select_backend()
+    host = fingerprint(backend.name, backend.version).as_dict()
+    session = None
+    if store is not None:
+        session = store.add_session(target, host, shlex.join(["toolkit", "bench", *sys.argv[2:]]), __version__)
+
+    def keep(result: dict[str, Any]) -> None:
+        if store is not None:
+            store.add_result(session, result)  # committed now: Ctrl-C later keeps it
+
+    return host, bench_models(args.models, config, on_result=keep)
+
+
+def _remote(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from toolkit.bench.remote import SshClient, bench_remote, parse_remote
+    from toolkit.bench.session import check_models
+
+    models = check_models(args.models)
+    remote = parse_remote(args.remote)
+    toolkit_cmd = args.remote_toolkit or (f"{args.remote_python} -m toolkit" if args.remote_python else "toolkit")
+    client = SshClient(remote, identity=args.identity, options=tuple(args.ssh_option),
+                       connect_timeout=args.connect_timeout)
+    print(f"bench: running on {remote} with '{toolkit_cmd}' ...", file=sys.stderr, flush=True)
+    reply = bench_remote(client, models, _forwarded(args), toolkit_cmd)
+    host = reply.get("host") or {}
+    results = reply["results"]
+    if store is not None:
+        session = store.add_session(target, host, shlex.join(["toolkit", "bench", *sys.argv[2:]]),
+                                    str(reply.get("toolkit_version", "")))
+        for result in results:
+            store.add_result(session, result)
+    return host, results
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from toolkit.bench.host import host_warnings
+    from toolkit.bench.report import render_run
+    from toolkit.bench.store import BenchStore
+
+    if args.remote is None and (args.identity or args.remote_toolkit or args.remote_python or args.ssh_option):
+        raise UsageError("--identity, --remote-toolkit, --remote-python and --ssh-option need --remote USER@HOST")
+    if args.remote_toolkit and args.remote_python:
+        raise UsageError("give --remote-toolkit or --remote-python, not both")
+    if args.remote is not None:
+        target = args.target or args.remote.split("@")[-1]
+    else:
+        target = args.target or platform.node() or "local"
+    # Open (and check) the store before measuring anything: a bad --db fails in a second, not after the run.
+    store = None if args.no_store else BenchStore(args.db)
+    try:
+        host, results = (_remote if args.remote else _local)(args, store, target)
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps({"target": target, "toolkit_version": __version__, "host": host, "results": results,
+                          "db": None if store is None else str(store.path)}, indent=2))
+        return 0
+    print(render_run(results, host, target))
+    for warning in host_warnings(host):
+        print(f"warning: {warning}")
+    if store is not None:
+        print(f"stored {len(results)} result(s) in {store.path} (target '{target}'); see: toolkit bench report"
+              + (f" --db {args.db}" if args.db else ""))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from toolkit.bench.report import build_tables, render
+    from toolkit.bench.store import BenchStore
+    from toolkit.fileio import atomic_open
+
+    with BenchStore(args.db, create=False) as store:
+        results = store.results(target=args.target, latest=not args.all, with_samples=bool(args.plot))
+        targets = store.targets()
+    if not results:
+        where = f"target '{args.target}' (stored targets: {', '.join(targets) or 'none'})" if args.target else "it"
+        raise UsageError(f"no benchmark results in {store.path} for {where}; run 'toolkit bench MODEL.tflite' first")
+    if args.plot:
+        from toolkit.bench.plot import plot_results
+
+        plot_results(results, args.plot)
+    text = render(build_tables(results), args.format)
+    if args.out:
+        with atomic_open(Path(args.out), "w") as handle:
+            handle.write(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0

@@ -1,0 +1,17 @@
+"""Defaults of ``toolkit bench`` in one typed place; CLI flags override them (validated in toolkit.cli.bench_cmd)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: tuple[int, ...] = ()  # interpreter thread counts to measure; () = every core the process may use
+    delegate: str = "xnnpack"  # xnnpack | none | edgetpu | path to a delegate .so (capabilities.DELEGATES)
+    warmup: int = 10  # untimed invokes after the first one, so caches and thread pools settle
+    runs: int = 100  # timed invokes per configuration (ignored when seconds is set)
+    seconds: float | None = None  # time budget per configuration instead of a fixed number of runs
+    seed: int = 0  # seed of the random inputs used when no real sample fits the model
+    max_samples_stored: int = 100_000  # per-run latencies kept in the database (evenly strided beyond this)
+    isolate: bool = True  # measure each configuration in its own child process so peak RSS is per model

@@ -1,0 +1,108 @@
+"""``toolkit bench``: latency percentiles, memory and host fingerprint per model/threads/delegate, stored in SQLite.
+
+``toolkit bench MODEL...`` measures; ``toolkit bench report`` renders the store. The first positional argument
+picks the form (a model literally named 'report' can be given as ./report). Only argparse-level code at import
+time: LiteRT, numpy and matplotlib are imported inside run().
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from toolkit.cli.common import add_json_flag, int_list, non_negative_int, positive_float, positive_int
+
+HELP = "benchmark .tflite models: latency percentiles, memory, host fingerprint; stored for reports"
+DESCRIPTION = """Benchmark .tflite models on this machine (or a remote one over SSH).
+
+Per configuration (model x threads): load time, first invoke, then steady-state mean/std/min/p50/p90/p99/max and
+throughput over timed runs, peak RSS of the process that measured it, model size and input type. Inputs are a real
+sample when the model's manifest (model.json) names its kind, else seeded random data. Every result is appended to
+an SQLite store with the host fingerprint (CPU, governor, temperature, Raspberry Pi throttling).
+
+examples:
+  toolkit bench detector_int8.tflite --threads 1,2,4
+  toolkit bench m_fp32.tflite m_int8.tflite --seconds 5 --target laptop
+  toolkit bench m_int8.tflite --remote pi@raspberrypi.local --remote-python '~/venv/bin/python'
+  toolkit bench report --format md --plot latency.png       (see: toolkit bench report --help)
+"""
+REPORT_DESCRIPTION = """Render the stored benchmark results: one table per model family (the file name without its
+_fp32/_fp16/_dynamic/_int8 suffix, or the manifest's source model hash), rows per format/target/threads, with
+p50/p90/p99, size, accuracy when recorded, and speed-up against the family's fp32 row on the same target."""
+SUBCOMMANDS = ("report",)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="PATH",
+                        help="results database (default: $TOOLKIT_HOME/bench.sqlite, else "
+                             "~/.local/share/edge-toolkit/bench.sqlite)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="+", metavar="MODEL", help=".tflite files to measure")
+    parser.add_argument("--threads", type=int_list, metavar="N[,N...]",
+                        help="interpreter thread counts to measure, e.g. 1,2,4 (default: all usable cores)")
+    parser.add_argument("--delegate", default="xnnpack", metavar="NAME|PATH.so",
+                        help="xnnpack (default), none (reference kernels), edgetpu, or a delegate library path")
+    parser.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
+                        help="untimed invokes after the first one (default 10)")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--runs", type=positive_int, default=100, metavar="N", help="timed invokes (default 100)")
+    amount.add_argument("--seconds", type=positive_float, metavar="S", help="time each configuration for S seconds")
+    parser.add_argument("--target", metavar="NAME", help="name of the machine in the store (default: its hostname)")
+    _add_db(parser)
+    parser.add_argument("--no-store", action="store_true", help="measure and print only; do not write the store")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure in this process (faster start; peak RSS then covers all models so far)")
+    remote = parser.add_argument_group("remote target (SSH)")
+    remote.add_argument("--remote", metavar="USER@HOST[:PORT]", help="run the benchmark on this host over SSH")
+    remote.add_argument("--identity", "-i", metavar="FILE", help="SSH private key")
+    remote.add_argument("--remote-toolkit", metavar="CMD", help="command that runs the toolkit there (default: toolkit)")
+    remote.add_argument("--remote-python", metavar="PY", help="shorthand for --remote-toolkit 'PY -m toolkit'")
+    remote.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra ssh -o option, repeatable (e.g. UserKnownHostsFile=~/.ssh/lab_hosts)")
+    remote.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S",
+                        help="SSH connect timeout in seconds (default 10)")
+    add_json_flag(parser)
+    parser.epilog = "subcommands: 'toolkit bench report --help' renders stored results."
+
+    report = type(parser)(prog=f"{parser.prog} report", description=REPORT_DESCRIPTION)
+    _add_db(report)
+    report.add_argument("--format", choices=("table", "md", "csv", "json", "html"), default="table",
+                        help="output format (default table)")
+    report.add_argument("--target", metavar="NAME", help="only results of this target")
+    report.add_argument("--all", action="store_true", help="every stored run, not just the newest per configuration")
+    report.add_argument("--plot", metavar="OUT.png", help="also write latency distributions and per-target bars")
+    report.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
+    report.set_defaults(_run=run_report)
+    _dispatch_first_positional(parser, {"report": report})
+
+
+def _dispatch_first_positional(parser: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser]) -> None:
+    """Route 'toolkit bench report ...' to its own parser; anything else is 'toolkit bench MODEL...'.
+
+    argparse has no optional sub-subcommand, so this parser's parse_known_args is wrapped: when the first argument
+    names a subcommand, that sub-parser parses the rest (with its own --help and errors).
+    """
+    original = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        items = list(sys.argv[1:] if args is None else args)
+        if items and items[0] in subs:
+            return subs[items[0]].parse_known_args(items[1:], namespace)
+        return original(items, namespace)
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.bench.commands import run_bench
+
+    return run_bench(args)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from toolkit.bench.commands import run_report as report
+
+    return report(args)
