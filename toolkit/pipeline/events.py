@@ -1,0 +1,241 @@
+"""Per-frame event log: one JSON object per line (JSONL), one line per processed frame.
+
+Schema ``edge-toolkit/pipeline-frame/1`` (also :data:`FRAME_SCHEMA`, checked by :func:`validate_event`)::
+
+    {
+      "schema": "edge-toolkit/pipeline-frame/1",
+      "timestamp": 1767225600.125,        # capture time, seconds (Unix time recommended; the tracker's clock)
+      "frame": 42,                        # index of this frame in the source, from 0
+      "source": {"name": "pedestrians.avi", "width": 480, "height": 360, "fps": 7.0},  # fps null if unknown
+      "dropped_frames": 3,                # frames captured but not processed so far (cumulative)
+      "latency_ms": {"capture": 0.4, "detect": 11.8, "track": 0.5, "behaviour": 1.9, "draw": 1.2},
+      "ground_units": "m",                # "m" with a homography (path_ground in metres), else null
+      "tracks": [
+        {
+          "id": 7, "label": "person",
+          "box": [x1, y1, x2, y2],        # frame pixels (Kalman-filtered)
+          "score": 0.91,                  # score of the last matched detection
+          "age": 35,                      # frames since the track started
+          "foot": [x, y],                 # bottom-centre of the box, pixels
+          "predictor": "model",           # "model", "constant_velocity", or null (too short to predict)
+          "crossing": 0.83,               # probability from the model; null for constant_velocity / null
+          "path_image": [[x, y], ...],    # 12 future foot points (0.4 s apart) in pixels; null = beyond horizon
+          "path_ground": [[X, Y], ...]    # the same in metres on the ground; null without a homography
+        }
+      ]
+    }
+
+Numbers are plain JSON numbers (no NaN / Infinity). :class:`EventWriter` buffers nothing: each event goes to the
+file as ONE ``write`` system call on an append-mode descriptor, so a process stopped by SIGTERM (or SIGKILL)
+between frames leaves a file whose every line is a complete event.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import UsageError
+from toolkit.pipeline.behaviour import Prediction
+from toolkit.pipeline.geometry import foot_points
+from toolkit.pipeline.tracker import Track
+
+SCHEMA_ID = "edge-toolkit/pipeline-frame/1"
+
+_NUMBER = {"type": "number"}
+_POINT = {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}
+_PATH = {"type": "array", "items": {"type": ["array", "null"], "items": _NUMBER, "minItems": 2, "maxItems": 2}}
+
+# A JSON-Schema-like description (the subset :func:`validate_event` understands: type, properties, required,
+# items, minItems, maxItems, enum, additionalProperties as a schema for map values).
+TRACK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "label", "box", "score", "age", "foot", "predictor", "crossing", "path_image",
+                 "path_ground"],
+    "properties": {
+        "id": {"type": "integer"},
+        "label": {"type": "string"},
+        "box": {"type": "array", "items": _NUMBER, "minItems": 4, "maxItems": 4},
+        "score": _NUMBER,
+        "age": {"type": "integer"},
+        "foot": _POINT,
+        "predictor": {"type": ["string", "null"], "enum": ["model", "constant_velocity", None]},
+        "crossing": {"type": ["number", "null"]},
+        "path_image": {"type": ["array", "null"], "items": _PATH["items"]},
+        "path_ground": {"type": ["array", "null"], "items": _PATH["items"]},
+    },
+}
+FRAME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema", "timestamp", "frame", "source", "dropped_frames", "latency_ms", "ground_units",
+                 "tracks"],
+    "properties": {
+        "schema": {"type": "string", "enum": [SCHEMA_ID]},
+        "timestamp": _NUMBER,
+        "frame": {"type": "integer"},
+        "source": {
+            "type": "object",
+            "required": ["name", "width", "height", "fps"],
+            "properties": {"name": {"type": "string"}, "width": {"type": "integer"},
+                           "height": {"type": "integer"}, "fps": {"type": ["number", "null"]}},
+        },
+        "dropped_frames": {"type": "integer"},
+        "latency_ms": {"type": "object", "additionalProperties": _NUMBER},
+        "ground_units": {"type": ["string", "null"], "enum": ["m", None]},
+        "tracks": {"type": "array", "items": TRACK_SCHEMA},
+    },
+}
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+    "null": (type(None),), "boolean": (bool,),
+}
+
+
+def validate_event(value: Any, schema: Mapping[str, Any] = FRAME_SCHEMA, where: str = "event") -> None:
+    """Raise ValueError naming the first field of ``value`` that does not match ``schema``."""
+    types = schema.get("type")
+    if types is not None:
+        allowed = [types] if isinstance(types, str) else list(types)
+        ok = any(isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
+                 for t in allowed)
+        if not ok:
+            raise ValueError(f"{where}: expected {' or '.join(allowed)}, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a finite number")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ValueError(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            if key not in value:
+                raise ValueError(f"{where}: missing '{key}'")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if key in props:
+                validate_event(item, props[key], f"{where}.{key}")
+            elif extra is not None:
+                validate_event(item, extra, f"{where}.{key}")
+            elif props:
+                raise ValueError(f"{where}: unexpected key '{key}'")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            raise ValueError(f"{where}: wrong length {len(value)}")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                validate_event(item, schema["items"], f"{where}[{i}]")
+
+
+def _points(array: np.ndarray | None) -> list[list[float] | None] | None:
+    """(n, 2) float array -> JSON list; rows with NaN (beyond the horizon) become null."""
+    if array is None:
+        return None
+    return [[round(float(x), 3), round(float(y), 3)] if math.isfinite(x) and math.isfinite(y) else None
+            for x, y in np.asarray(array, dtype=np.float64).reshape(-1, 2)]
+
+
+def track_record(track: Track, prediction: Prediction | None) -> dict[str, Any]:
+    """One confirmed track (+ its prediction, if any) -> the ``tracks[]`` entry of the schema."""
+    box = np.asarray(track.box, np.float64)
+    return {
+        "id": int(track.id) if track.id is not None else -1,
+        "label": str(track.label),
+        "box": [round(float(v), 2) for v in box],
+        "score": round(float(track.score), 4),
+        "age": int(track.age),
+        "foot": [round(float(v), 2) for v in foot_points(box)],
+        "predictor": prediction.predictor if prediction else None,
+        "crossing": round(prediction.crossing, 4) if prediction and prediction.crossing is not None else None,
+        "path_image": _points(prediction.path_image) if prediction else None,
+        "path_ground": _points(prediction.path_ground) if prediction else None,
+    }
+
+
+def frame_event(
+    frame: int, timestamp: float, source: Mapping[str, Any], tracks: Sequence[Track],
+    predictions: Mapping[int, Prediction] | None = None, latency_ms: Mapping[str, float] | None = None,
+    dropped_frames: int = 0, ground_units: str | None = None,
+) -> dict[str, Any]:
+    """Build one frame's event (schema in the module docstring). ``source`` has name, width, height, fps."""
+    predictions = predictions or {}
+    return {
+        "schema": SCHEMA_ID,
+        "timestamp": round(float(timestamp), 6),
+        "frame": int(frame),
+        "source": {"name": str(source["name"]), "width": int(source["width"]), "height": int(source["height"]),
+                   "fps": None if source.get("fps") is None else float(source["fps"])},
+        "dropped_frames": int(dropped_frames),
+        "latency_ms": {str(k): round(float(v), 3) for k, v in (latency_ms or {}).items()},
+        "ground_units": ground_units,
+        "tracks": [track_record(t, predictions.get(t.id)) for t in tracks if t.id is not None],
+    }
+
+
+class EventWriter:
+    """Append events to a JSONL file, one complete line per :meth:`write`; use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False, validate: bool = True) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise UsageError(f"events path {self.path} is a directory; give a file name such as events.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        try:
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise UsageError(f"cannot write events to {self.path}: {exc.strerror}") from None
+        self.validate = validate
+        self.lines = 0
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        """Validate (unless disabled), serialise and append one event as one line."""
+        if self._fd is None:
+            raise ValueError(f"event writer for {self.path} is closed")
+        if self.validate:
+            validate_event(event)
+        data = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        # One write() of the whole line: O_APPEND regular-file writes are not split by signals, so a stopped
+        # process never leaves half a line (nothing is buffered in Python either).
+        written = os.write(self._fd, data)
+        while written < len(data):  # only on a full disk or similar; finish the line or fail loudly
+            written += os.write(self._fd, data[written:])
+        self.lines += 1
+
+    def close(self) -> None:
+        fd = getattr(self, "_fd", None)  # absent when __init__ failed
+        if fd is not None:
+            self._fd = None
+            os.close(fd)
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def read_events(path: str | os.PathLike[str], validate: bool = True) -> list[dict[str, Any]]:
+    """Read a JSONL event file; a malformed line is a UsageError naming the file and line number."""
+    file = Path(path)
+    events = []
+    with open(file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                if validate:
+                    validate_event(event)
+            except (json.JSONDecodeError, ValueError) as exc:
+                raise UsageError(f"{file}:{number}: not a valid frame event ({exc})") from None
+            events.append(event)
+    return events
