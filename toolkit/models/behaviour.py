@@ -1,0 +1,74 @@
+"""Small Transformer for pedestrian behaviour: observed track -> future track + crossing probability.
+
+Input ``track`` (8, 2): the observed 2-D positions relative to the LAST observed position (metres, or
+normalised image units in the camera pipeline). Outputs ``future`` (12, 2), positions relative to the last
+observed one, and ``crossing`` (1,) sigmoid.
+
+Inductive bias: the graph computes the constant-velocity extrapolation from the last two observed points
+(``ConstantVelocity``, no weights) and the Transformer predicts a residual on top of it. The residual head's
+last Dense starts at zero, so an untrained model IS the constant-velocity baseline and training only has to
+learn the deviations (turns, stops, social avoidance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from toolkit.errors import UsageError
+from toolkit.models.blocks import resolve_keras
+from toolkit.models.layers import custom_layers
+
+
+@dataclass(frozen=True)
+class Config:
+    observed: int = 8  # observed positions in "track"
+    horizon: int = 12  # predicted positions in "future"
+    d_model: int = 32  # embedding width of each time step
+    num_heads: int = 2  # attention heads (key_dim = d_model // num_heads)
+    num_blocks: int = 2  # Transformer encoder blocks
+    ffn_dim: int = 64  # hidden width of each block's feed-forward network
+    activation: Literal["relu", "gelu"] = "relu"  # FFN activation (ReLU maps to more accelerators than GELU)
+    head_dim: int = 64  # hidden width of the output heads
+    dropout: float = 0.1  # dropout in attention and FFN (training only)
+
+
+def build(config: Config = Config(), keras: Any = None) -> Any:
+    """Build the model: {"track"} -> {"future", "crossing"}; ``keras`` None = Keras 3, or the tf_keras module."""
+    keras = resolve_keras(keras)
+    if config.observed < 2:
+        raise UsageError(f"behaviour: observed must be at least 2 (velocity needs two points), got {config.observed}")
+    if config.horizon < 1 or config.num_blocks < 1 or config.num_heads < 1:
+        raise UsageError("behaviour: horizon, num_blocks and num_heads must be at least 1")
+    if config.d_model % config.num_heads:
+        raise UsageError(f"behaviour: d_model {config.d_model} must be divisible by num_heads {config.num_heads}")
+    layers = keras.layers
+    custom = custom_layers(keras)
+
+    track = keras.Input(shape=(config.observed, 2), name="track")
+    x = layers.Dense(config.d_model, name="embed")(track)
+    x = custom.PositionEmbedding(name="position")(x)
+    for i in range(config.num_blocks):
+        name = f"block{i + 1}"
+        h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_ln1")(x)
+        h = layers.MultiHeadAttention(config.num_heads, config.d_model // config.num_heads,
+                                      dropout=config.dropout, name=f"{name}_attention")(h, h)
+        x = layers.Add(name=f"{name}_add1")([x, h])
+        h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_ln2")(x)
+        h = layers.Dense(config.ffn_dim, activation=config.activation, name=f"{name}_ffn1")(h)
+        h = layers.Dense(config.d_model, name=f"{name}_ffn2")(h)
+        if config.dropout > 0:
+            h = layers.Dropout(config.dropout, name=f"{name}_dropout")(h)
+        x = layers.Add(name=f"{name}_add2")([x, h])
+    x = layers.LayerNormalization(epsilon=1e-5, name="final_ln")(x)
+    x = layers.Flatten(name="flatten")(x)  # keeps the time order (pooling would lose it)
+
+    h = layers.Dense(config.head_dim, activation="relu", name="future_hidden")(x)
+    residual = layers.Dense(config.horizon * 2, kernel_initializer="zeros", name="future_residual")(h)
+    residual = layers.Reshape((config.horizon, 2), name="future_residual_steps")(residual)
+    baseline = custom.ConstantVelocity(config.horizon, name="constant_velocity")(track)
+    future = layers.Add(name="future")([baseline, residual])
+
+    h = layers.Dense(config.head_dim, activation="relu", name="crossing_hidden")(x)
+    crossing = layers.Dense(1, activation="sigmoid", name="crossing")(h)
+    return keras.Model(inputs=track, outputs={"future": future, "crossing": crossing}, name="behaviour")

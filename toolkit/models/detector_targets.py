@@ -1,0 +1,153 @@
+"""Detector targets and decoding in pure numpy (the device pipeline imports this: no TensorFlow here).
+
+The detector predicts, at stride 4, a centre ``heatmap`` (h, w, 1) and a ``box`` map (h, w, 4) of
+``(dx, dy, sw, sh)``: the centre offset inside its cell in [0, 1], and ``sw = sqrt(box_w / W)``,
+``sh = sqrt(box_h / H)`` (the square root spreads small boxes over more int8 levels). Boxes are pixel
+``(x1, y1, x2, y2)`` in the model input frame (H, W).
+
+* :func:`encode_targets`: boxes -> CenterNet-style targets (a Gaussian per centre, radius from box size).
+* :func:`decode`: model outputs -> boxes and scores (3x3 max-pool peaks, top-k). NMS happens elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+NO_BOX = -1.0  # box-target value at cells without a box centre (see box_target_for_loss)
+
+
+def _check_hw(input_hw: tuple[int, int], stride: int) -> tuple[int, int]:
+    height, width = (int(v) for v in input_hw)
+    if stride < 1 or height % stride or width % stride:
+        raise ValueError(f"input size {height}x{width} must be a multiple of the stride {stride}")
+    return height, width
+
+
+def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
+    """CenterNet radius (in cells): how far a corner may move with the box keeping IoU >= ``min_overlap``.
+
+    The corrected form of CornerNet's formula (the smaller root of each quadratic), as in mmdetection.
+    """
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 - math.sqrt(b1 * b1 - 4 * c1)) / 2
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 - math.sqrt(b2 * b2 - 16 * c2)) / 8
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + math.sqrt(b3 * b3 - 4 * a3 * c3)) / (2 * a3)
+    return min(r1, r2, r3)
+
+
+def _splat(heatmap: np.ndarray, ix: int, iy: int, radius: int) -> None:
+    """Max a (2r+1)^2 Gaussian (sigma = diameter / 6, peak exactly 1) into ``heatmap`` at cell (ix, iy)."""
+    sigma = (2 * radius + 1) / 6.0
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+    gauss = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * sigma * sigma))
+    gauss[gauss < np.finfo(np.float32).eps * gauss.max()] = 0
+    h, w = heatmap.shape
+    left, right = min(ix, radius), min(w - ix, radius + 1)
+    top, bottom = min(iy, radius), min(h - iy, radius + 1)
+    region = heatmap[iy - top:iy + bottom, ix - left:ix + right]
+    np.maximum(region, gauss[radius - top:radius + bottom, radius - left:radius + right], out=region)
+
+
+def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], stride: int = 4,
+                   min_overlap: float = 0.7, min_radius: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes -> (heatmap_target (h, w, 1), box_target (h, w, 4), box_mask (h, w, 1)), float32, h = H / stride.
+
+    ``boxes_xyxy_pixels``: (N, 4) pixel boxes in the (H, W) model input; N may be 0. Boxes are clipped to the
+    image; boxes with no area left are skipped. Each centre gets a Gaussian whose radius is the CenterNet
+    radius for ``min_overlap`` (at least ``min_radius`` cells: tiny pedestrians at stride 4 otherwise get a
+    single hot cell, and an off-by-one peak would be punished as a full negative). When two centres share a
+    cell the smaller box wins it (small people are the hard case).
+    """
+    height, width = _check_hw(input_hw, stride)
+    boxes = np.asarray(boxes_xyxy_pixels, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be an (N, 4) array of x1, y1, x2, y2 pixels, got shape {boxes.shape}")
+    out_h, out_w = height // stride, width // stride
+    heatmap = np.zeros((out_h, out_w), np.float32)
+    box_target = np.zeros((out_h, out_w, 4), np.float32)
+    box_mask = np.zeros((out_h, out_w, 1), np.float32)
+
+    boxes = np.clip(boxes, 0, [width, height, width, height])
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    boxes = boxes[(sizes > 0).all(axis=1)]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for x1, y1, x2, y2 in boxes[np.argsort(-areas, kind="stable")]:
+        bw, bh = x2 - x1, y2 - y1
+        fx, fy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+        ix, iy = min(int(fx), out_w - 1), min(int(fy), out_h - 1)
+        radius = max(int(min_radius), int(gaussian_radius(bh / stride, bw / stride, min_overlap)))
+        _splat(heatmap, ix, iy, radius)
+        box_target[iy, ix] = (min(fx - ix, 1.0), min(fy - iy, 1.0), math.sqrt(bw / width), math.sqrt(bh / height))
+        box_mask[iy, ix] = 1.0
+    return heatmap[..., None], box_target, box_mask
+
+
+def box_target_for_loss(box_target: np.ndarray, box_mask: np.ndarray) -> np.ndarray:
+    """Pack the mask into the box target for ``detector_losses``: cells without a centre become ``NO_BOX``.
+
+    Keras passes a loss only its own output's target, so the box loss finds the positive cells this way.
+    """
+    return np.where(np.asarray(box_mask) > 0, box_target, np.float32(NO_BOX)).astype(np.float32)
+
+
+def find_peaks(heatmap: np.ndarray) -> np.ndarray:
+    """Boolean (h, w) map of 3x3 local maxima of a (h, w) heatmap.
+
+    Ties are broken in raster order (a cell must be strictly above its earlier neighbours and at least its
+    later ones), so the flat tops common in int8 heatmaps give one peak instead of several.
+    """
+    h, w = heatmap.shape
+    padded = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
+    padded[1:-1, 1:-1] = heatmap
+    keep = np.ones((h, w), dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            neighbour = padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+            earlier = dy < 0 or (dy == 0 and dx < 0)
+            keep &= heatmap > neighbour if earlier else heatmap >= neighbour
+    return keep
+
+
+def decode(heatmap: np.ndarray, box: np.ndarray, input_hw: tuple[int, int], score_threshold: float = 0.3,
+           max_detections: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Detector outputs for ONE image -> (boxes_xyxy (N, 4) float32 pixels, scores (N,) float32), best first.
+
+    ``heatmap``: (h, w, 1) or (h, w); ``box``: (h, w, 4); ``input_hw``: the model input (H, W) the boxes are
+    expressed in (H / h is the stride). Keeps 3x3 peaks scoring >= ``score_threshold``, at most
+    ``max_detections``; boxes are clipped to the image. No NMS here.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.ndim == 3 and heat.shape[-1] == 1:
+        heat = heat[..., 0]
+    regs = np.asarray(box, dtype=np.float32)
+    if heat.ndim != 2 or regs.shape != (*heat.shape, 4):
+        raise ValueError(f"expected heatmap (h, w, 1) and box (h, w, 4) for one image, got {np.shape(heatmap)} "
+                         f"and {np.shape(box)}")
+    height, width = (int(v) for v in input_hw)
+    stride = height // heat.shape[0]
+    if stride < 1 or (heat.shape[0] * stride, heat.shape[1] * stride) != (height, width):
+        raise ValueError(f"heatmap {heat.shape[:2]} does not tile the input {height}x{width} at one stride")
+
+    peaks = find_peaks(heat) & (heat >= score_threshold)
+    ys, xs = np.nonzero(peaks)
+    scores = heat[ys, xs]
+    order = np.argsort(-scores, kind="stable")[: max(int(max_detections), 0)]
+    ys, xs, scores = ys[order], xs[order], scores[order]
+    dx, dy, sw, sh = regs[ys, xs].T
+    cx, cy = (xs + dx) * stride, (ys + dy) * stride
+    bw, bh = sw * sw * width, sh * sh * height
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).reshape(-1, 4)
+    boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+    return boxes, scores.astype(np.float32)
