@@ -27,7 +27,7 @@ YOLO labels (``toolkit.data.yolo``); COCO128 boxes: person = 0, COCO128 polygons
     ``load_yolo_segmentation(images_dir, labels_dir, keep_classes=None, valid_classes=None) -> [PolygonRecord]``
     ``read_yolo_boxes(path, valid_classes=None) -> (classes, cxcywh normalised)``
     ``read_yolo_polygons(path, valid_classes=None) -> (classes, [polygon (P,2) normalised])``
-    ``read_class_names(config_yaml) -> {id: name}``
+    ``read_class_names(config_yaml) -> {id: name}``;  ``orphan_labels(images_dir, labels_dir) -> [Path]`` (ignored)
 
 COCO JSON (``toolkit.data.coco_json``)
     ``load_coco_detection(json_path, images_dir=None, keep_categories=None) -> ([DetectionRecord], {id: name})``
@@ -70,7 +70,7 @@ _EXPORTS = {
                      "ImageFolder", "IMAGE_EXTENSIONS"),
     "records": ("DetectionRecord", "PolygonRecord"),
     "yolo": ("load_yolo_detection", "load_yolo_segmentation", "read_yolo_boxes", "read_yolo_polygons",
-             "read_class_names", "PERSON_DETECT", "PERSON_PANOPTIC"),
+             "read_class_names", "orphan_labels", "PERSON_DETECT", "PERSON_PANOPTIC"),
     "coco_json": ("load_coco_detection", "coco_ground_truth", "coco_detections"),
     "masks": ("MaskMapping", "PERSON_FROM_PANOPTIC", "read_mask", "load_mask", "remap_mask", "resize_mask",
               "pair_masks", "load_image_and_mask", "polygons_to_mask"),

@@ -45,7 +45,9 @@ def resize_image(image: np.ndarray, size_hw: tuple[int, int], nearest: bool = Fa
     if image.shape[:2] == (h, w):
         return image.copy()
     if nearest:
-        interp = cv2.INTER_NEAREST
+        # NEAREST_EXACT samples pixel centres like INTER_LINEAR / INTER_AREA do; plain INTER_NEAREST is offset by
+        # half a pixel, which shifts a resized mask against its resized image by up to one pixel.
+        interp = cv2.INTER_NEAREST_EXACT
     elif h <= image.shape[0] and w <= image.shape[1]:
         interp = cv2.INTER_AREA
     else:
@@ -197,7 +199,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentCon
         raise UsageError(f"color_jitter: expected an H x W x 3 RGB image, got shape {image.shape}")
     is_uint8 = image.dtype == np.uint8
     x = image.astype(np.float32) / (255.0 if is_uint8 else 1.0)
-    factors = rng.uniform(-1.0, 1.0, size=4)
+    factors = rng.uniform(-1.0, 1.0, size=4).astype(np.float32)  # float32 scalars keep x float32 (NEP 50)
     x = x * (1 + config.brightness * factors[0])
     gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
     x = (x - gray.mean()) * (1 + config.contrast * factors[1]) + gray.mean()

@@ -96,8 +96,7 @@ def read_yolo_polygons(
     return np.asarray(classes, np.int64), polygons
 
 
-def _pair_labels(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
-    """(image, label path) in image-name order; a label file with no image is a UsageError."""
+def _images(images_dir: Path, labels_dir: Path) -> list[Path]:
     if not images_dir.is_dir():
         raise UsageError(f"image folder not found: {images_dir}")
     if not labels_dir.is_dir():
@@ -105,11 +104,16 @@ def _pair_labels(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
         raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {images_dir}")
-    stems = {p.stem for p in images}
-    orphans = sorted(p.name for p in labels_dir.glob("*.txt") if p.stem not in stems)
-    if orphans:
-        raise UsageError(f"label file {labels_dir / orphans[0]} has no image with that name in {images_dir}")
-    return [(p, labels_dir / f"{p.stem}.txt") for p in images]
+    return images
+
+
+def orphan_labels(images_dir: str | Path, labels_dir: str | Path) -> list[Path]:
+    """Label files with no image of the same stem: the loaders ignore them; callers may want to say so.
+
+    (COCO128 has two: 000000000656.txt and 000000000659.txt, whose images are not in the set.)
+    """
+    stems = {p.stem for p in _images(Path(images_dir), Path(labels_dir))}
+    return sorted(p for p in Path(labels_dir).glob("*.txt") if p.stem not in stems)
 
 
 def _select(classes: np.ndarray, keep_classes: Collection[int] | None) -> np.ndarray:
@@ -122,14 +126,17 @@ def load_yolo_detection(
     images_dir: str | Path, labels_dir: str | Path, keep_classes: Collection[int] | None = None,
     valid_classes: int | Collection[int] | None = None,
 ) -> list[DetectionRecord]:
-    """Every image in ``images_dir`` with its boxes from ``labels_dir/<stem>.txt`` (missing file = no objects).
+    """Every image in ``images_dir`` with its boxes from ``labels_dir/<stem>.txt`` (missing file = no objects;
+    label files without an image are ignored, see :func:`orphan_labels`).
 
     ``keep_classes`` keeps only those ids (e.g. ``[0]`` for person), ids unchanged. Returns one
     :class:`DetectionRecord` per image (pixel xyxy boxes clipped to the image), sorted by file name, image_id =
     position in the list.
     """
     records = []
-    for index, (image, label) in enumerate(_pair_labels(Path(images_dir), Path(labels_dir))):
+    labels_root = Path(labels_dir)
+    for index, image in enumerate(_images(Path(images_dir), labels_root)):
+        label = labels_root / f"{image.stem}.txt"
         width, height = image_size(image)
         if label.is_file():
             classes, cxcywh = read_yolo_boxes(label, valid_classes)
@@ -154,7 +161,9 @@ def load_yolo_segmentation(
     part of a folder (COCO128: 100 of 128 images), and an unlabelled person is not background.
     """
     records = []
-    for image, label in _pair_labels(Path(images_dir), Path(labels_dir)):
+    labels_root = Path(labels_dir)
+    for image in _images(Path(images_dir), labels_root):
+        label = labels_root / f"{image.stem}.txt"
         if not label.is_file():
             continue
         width, height = image_size(image)
