@@ -181,31 +181,56 @@ def test_homography_rescales_to_another_frame_size_of_the_same_aspect():
         hom.for_frame(640, 360)
 
 
+def _hom_file(**keys):
+    return {"homography": H.tolist(), "direction": "image_to_ground", "units": "m", "image_size": [480, 360], **keys}
+
+
 def test_load_homography_file(tmp_path):
     good = tmp_path / "h.json"
-    good.write_text(json.dumps({"image_to_ground": H.tolist(), "units": "cm", "image_size": [480, 360]}))
+    reference = Homography(H, (480, 360)).to_ground([[240.0, 200.0]])
+    good.write_text(json.dumps(_hom_file(units="cm", ground_to_image=np.linalg.inv(H).tolist(), camera={})))
     hom = load_homography(good)
-    np.testing.assert_allclose(hom.to_ground([[240.0, 200.0]]), 0.01 * Homography(H, (480, 360)).to_ground(
-        [[240.0, 200.0]]))  # cm converted to metres
+    np.testing.assert_allclose(hom.to_ground([[240.0, 200.0]]), 0.01 * reference)  # cm converted to metres
+    good.write_text(json.dumps(_hom_file(homography=np.linalg.inv(H).tolist(), direction="ground_to_image")))
+    np.testing.assert_allclose(load_homography(good).to_ground([[240.0, 200.0]]), reference, atol=1e-9)
+    good.write_text(json.dumps(Homography(H, (480, 360)).to_dict()))
+    np.testing.assert_allclose(load_homography(good).image_to_ground, H)
     bad = tmp_path / "bad.json"
-    bad.write_text('{\n  "image_to_ground": [[1, 0, 0],\n  oops\n}')
+    bad.write_text('{\n  "homography": [[1, 0, 0],\n  oops\n}')
     with pytest.raises(UsageError, match=r"bad.json:3"):
         load_homography(bad)
-    for content, message in [({"image_to_ground": H.tolist(), "units": "m"}, "missing key 'image_size'"),
-                             ({"image_to_ground": [[1, 2], [3, 4]], "units": "m", "image_size": [4, 3]}, "3x3"),
-                             ({"image_to_ground": H.tolist(), "units": "yards", "image_size": [4, 3]}, "units"),
-                             ({"image_to_ground": np.zeros((3, 3)).tolist(), "units": "m", "image_size": [4, 3]},
-                              "singular")]:
+    partial = _hom_file()
+    del partial["image_size"]
+    for content, message in [(partial, "missing key 'image_size'"),
+                             (_hom_file(image_sise=[4, 3]), "unknown key 'image_sise'; did you mean 'image_size'"),
+                             (_hom_file(homography=[[1, 2], [3, 4]]), "3x3"),
+                             (_hom_file(direction="pixels_to_metres"), "direction"),
+                             (_hom_file(units="yards"), "units"),
+                             (_hom_file(image_size=[480.5, 360]), "image_size"),
+                             (_hom_file(ground_to_image=np.eye(3).tolist()), "not the inverse"),
+                             (_hom_file(homography=np.zeros((3, 3)).tolist()), "singular")]:
         bad.write_text(json.dumps(content))
         with pytest.raises(UsageError, match=message):
             load_homography(bad)
 
 
-def test_constant_velocity_uses_the_mean_step():
-    observed = np.array([[-0.8, 0.2], [-0.45, 0.1], [0.0, 0.0]])  # 0.4 m per step in x on average
+def test_homography_written_by_the_synthetic_camera_loads(tmp_path):
+    synthetic_camera = pytest.importorskip("toolkit.data.synthetic_camera")
+    camera = synthetic_camera.Camera(width=480, height=360, height_m=6.0, pitch_deg=30.0, yaw_deg=20.0, focal_px=400.0)
+    path = synthetic_camera.write_homography(camera, tmp_path / "h.json")
+    hom = load_homography(path)
+    ground = np.array([[1.0, 2.0], [-3.0, 4.0]])
+    pixels = synthetic_camera.ground_to_image(camera.homography(), ground)
+    np.testing.assert_allclose(hom.to_ground(pixels), ground, atol=1e-6)
+
+
+def test_constant_velocity_repeats_the_last_step():
+    observed = np.array([[-0.8, 0.2], [-0.45, 0.1], [0.0, 0.0]])  # last step: +0.45 m in x, -0.1 m in y
     future = behaviour.constant_velocity(observed, 12)
-    np.testing.assert_allclose(future[0], [0.4, -0.1])
-    np.testing.assert_allclose(future[-1], [4.8, -1.2])
+    np.testing.assert_allclose(future[0], [0.45, -0.1])
+    np.testing.assert_allclose(future[-1], [5.4, -1.2])
+    with pytest.raises(ValueError):
+        behaviour.constant_velocity(observed[-1:], 12)
 
 
 def _tracks(seconds: float, fps: float = 10.0, start: int = 0):

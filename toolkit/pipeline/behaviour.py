@@ -12,8 +12,8 @@ Coordinates the model sees (:class:`ModelSpace`):
 
 The model input ``track`` (1, 8, 2) is the last 8 samples (0.4 s apart) relative to the last one, so its last
 row is (0, 0); ``future`` (1, 12, 2) is relative to the same point. A track with 2..7 samples gets a
-constant-velocity prediction (mean velocity over its samples) and is flagged ``constant_velocity``; so does
-every track when no model is given. A track with fewer than 2 samples gets no prediction.
+constant-velocity prediction (its last 0.4 s step repeated, the project's baseline) flagged
+``constant_velocity``; so does every track when no model is given. Fewer than 2 samples: no prediction.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from toolkit.capabilities import MODEL_KINDS
+from toolkit.data import trajectories
 from toolkit.errors import UsageError
 from toolkit.pipeline.geometry import Homography
 from toolkit.pipeline.tracker import STEP_SECONDS, Track
@@ -88,13 +89,12 @@ def from_relative(relative: np.ndarray, origin: np.ndarray, space: ModelSpace) -
 def constant_velocity(relative: np.ndarray, horizon: int) -> np.ndarray:
     """(k >= 2, 2) observed points relative to the last -> (horizon, 2) future points, same origin.
 
-    Velocity is the mean displacement per step over the k observed points (less jittery than the last step).
+    The project's baseline (:func:`toolkit.data.trajectories.constant_velocity`): repeat the last observed step.
     """
     r = np.asarray(relative, dtype=np.float64)
     if len(r) < 2:
         raise ValueError("constant velocity needs at least 2 observed points")
-    velocity = (r[-1] - r[0]) / (len(r) - 1)
-    return velocity[None, :] * np.arange(1, horizon + 1, dtype=np.float64)[:, None] + r[-1]
+    return trajectories.constant_velocity(r[None], horizon)[0]
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,27 @@
 
 Boxes are float arrays ``(..., 4)`` of ``(x1, y1, x2, y2)`` in pixels, x to the right, y down.
 
-Homography file (JSON), mapping image pixels to ground-plane coordinates:
+Homography file (JSON), the format :func:`toolkit.data.synthetic_camera.write_homography` writes:
 
 .. code-block:: json
 
     {
-      "image_to_ground": [[h11, h12, h13], [h21, h22, h23], [h31, h32, h33]],
+      "homography": [[h11, h12, h13], [h21, h22, h23], [h31, h32, h33]],
+      "direction": "image_to_ground",
       "units": "m",
       "image_size": [480, 360]
     }
 
-* ``image_to_ground``: 3x3 matrix H with ``[X, Y, W]^T = H [u, v, 1]^T`` and ground point ``(X / W, Y / W)``;
-  ``(u, v)`` are pixel coordinates (origin top-left, v down) of a frame of size ``image_size``. ETH's ``H.txt``
-  files are this kind of matrix (pixel -> metres).
-* ``units``: the ground unit the matrix produces: ``m``, ``cm``, ``mm`` or ``ft``. It is converted to metres on
-  load; every ground coordinate the pipeline reports is in metres.
+* ``homography``: 3x3 matrix H. With ``direction`` ``image_to_ground``, ``[X, Y, W]^T = H [u, v, 1]^T`` and the
+  ground point is ``(X / W, Y / W)``; ``(u, v)`` are pixel coordinates (origin top-left, v down) of a frame of
+  size ``image_size``. ETH's ``H.txt`` files are this kind of matrix (pixel -> metres). ``ground_to_image`` means
+  the matrix maps ground to pixels; it is inverted on load.
+* ``units``: the ground unit of the matrix: ``m``, ``cm``, ``mm`` or ``ft``, converted to metres on load; every
+  ground coordinate the pipeline reports is in metres.
 * ``image_size``: ``[width, height]`` of the frames the matrix was calibrated on. Frames of another size with the
   same aspect ratio are rescaled to it (:meth:`Homography.for_frame`); another aspect ratio is an error.
+* Optional, informational: ``ground_to_image`` (the inverse matrix; checked against ``homography`` when present),
+  ``camera``, ``source``, ``comment``. Any other key is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.config import suggest
 from toolkit.errors import UsageError
 
 UNITS_TO_METRES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
@@ -122,7 +127,9 @@ class Homography:
         return Homography(self.image_to_ground @ scale, (int(width), int(height)), self.source)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_to_ground": self.image_to_ground.tolist(), "units": "m", "image_size": list(self.image_size)}
+        """The file format of :func:`load_homography` (metres)."""
+        return {"homography": self.image_to_ground.tolist(), "direction": "image_to_ground", "units": "m",
+                "image_size": list(self.image_size)}
 
 
 def load_homography(path: str | os.PathLike[str]) -> Homography:
@@ -139,25 +146,44 @@ def load_homography(path: str | os.PathLike[str]) -> Homography:
     return homography_from_dict(data, str(file))
 
 
-def homography_from_dict(data: Any, where: str = "homography") -> Homography:
-    """Validate the homography mapping (see the module docstring) -> :class:`Homography` in metres."""
-    if not isinstance(data, dict):
-        raise UsageError(f"{where}: expected a JSON object with image_to_ground, units, image_size")
-    expected = {"image_to_ground", "units", "image_size"}
-    unknown = sorted(set(data) - expected)
-    missing = sorted(expected - set(data))
-    if unknown:
-        raise UsageError(f"{where}: unknown key '{unknown[0]}' (expected {', '.join(sorted(expected))})")
-    if missing:
-        raise UsageError(f"{where}: missing key '{missing[0]}' (expected {', '.join(sorted(expected))})")
+REQUIRED_KEYS = ("homography", "direction", "units", "image_size")
+OPTIONAL_KEYS = ("ground_to_image", "camera", "source", "comment")
+DIRECTIONS = ("image_to_ground", "ground_to_image")
+
+
+def _matrix(value: Any, where: str, key: str) -> np.ndarray:
     try:
-        matrix = np.asarray(data["image_to_ground"], dtype=np.float64)
+        matrix = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         matrix = np.zeros(0)
     if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
-        raise UsageError(f"{where}: image_to_ground must be a 3x3 list of finite numbers")
+        raise UsageError(f"{where}: '{key}' must be a 3x3 list of finite numbers")
     if abs(np.linalg.det(matrix)) < 1e-12 * max(1.0, float(np.abs(matrix).max()) ** 3):
-        raise UsageError(f"{where}: image_to_ground is singular (not invertible)")
+        raise UsageError(f"{where}: '{key}' is singular (not invertible)")
+    return matrix
+
+
+def homography_from_dict(data: Any, where: str = "homography") -> Homography:
+    """Validate the homography mapping (see the module docstring) -> :class:`Homography` in metres."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a JSON object with keys {', '.join(REQUIRED_KEYS)}")
+    for key in data:
+        if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
+            raise UsageError(f"{where}: unknown key '{key}'{suggest(key, REQUIRED_KEYS + OPTIONAL_KEYS)}")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise UsageError(f"{where}: missing key '{key}' (required: {', '.join(REQUIRED_KEYS)})")
+    matrix = _matrix(data["homography"], where, "homography")
+    direction = data["direction"]
+    if direction not in DIRECTIONS:
+        raise UsageError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if direction == "ground_to_image":
+        matrix = np.linalg.inv(matrix)
+    if "ground_to_image" in data and direction == "image_to_ground":
+        inverse = _matrix(data["ground_to_image"], where, "ground_to_image")
+        product = inverse @ matrix
+        if not np.allclose(product / product[2, 2], np.eye(3), atol=1e-6):
+            raise UsageError(f"{where}: 'ground_to_image' is not the inverse of 'homography'; fix or remove it")
     units = data["units"]
     if units not in UNITS_TO_METRES:
         raise UsageError(f"{where}: units must be one of {', '.join(UNITS_TO_METRES)}, got {units!r}")
