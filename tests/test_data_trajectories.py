@@ -80,6 +80,7 @@ def test_windows_respect_gaps_and_pedestrians(tmp_path):
     np.testing.assert_allclose(w.obs[3, 0], [5.0, 4.0])
     assert len(make_windows(read_trajectory_file(path), stride=2)) == 3  # starts 0, 20 (ped 1); 300 (ped 2)
     assert len(make_windows(read_trajectory_file(path), obs_len=2, pred_len=1, frame_step=20)) == 0
+    assert "(R, 4)" in one_line_error(make_windows, np.zeros((5, 3)))
 
 
 def test_relative_coordinates_and_baselines():

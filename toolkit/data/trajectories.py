@@ -71,6 +71,9 @@ def make_windows(
     total = obs_len + pred_len
     if obs_len < 2 or pred_len < 1 or stride < 1:
         raise UsageError(f"make_windows: need obs_len >= 2, pred_len >= 1, stride >= 1; got {obs_len}, {pred_len}, {stride}")
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != 4:
+        raise UsageError(f"make_windows: expected rows of 'frame_id ped_id x y' shaped (R, 4), got {rows.shape}")
     order = np.lexsort((rows[:, 0], rows[:, 1]))  # by pedestrian, then frame
     data = rows[order]
     starts: list[int] = []
@@ -80,7 +83,7 @@ def make_windows(
         starts.extend(range(begin, end - total + 1, stride))
     index = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(total)
     xy = data[:, 2:4][index].astype(np.float32).reshape(-1, total, 2)
-    first = data[index[:, 0]] if len(index) else np.zeros((0, 4))
+    first = data[index[:, 0]]
     return Windows(
         obs=xy[:, :obs_len], fut=xy[:, obs_len:], scene=np.full(len(xy), scene),
         ped=first[:, 1].astype(np.int64), frame=first[:, 0].astype(np.int64),
