@@ -1,0 +1,150 @@
+"""The synthetic scene's pinhole camera: world metres <-> image pixels, and the homography file format.
+
+World frame: x runs along the street, y across it (0 = road centre line), z up; the ground is z = 0.
+The camera stands above the ground looking down at a target point with a pitch (below horizontal) and a yaw
+(0 = looking straight across the street towards +y, 90 = looking along the street towards +x). Image axes: u to
+the right, v down, origin at the top-left pixel corner (OpenCV convention); no roll, no lens distortion.
+
+Homography JSON (``write_homography``/``read_homography``), the file the camera pipeline loads::
+
+    {"homography": [[...], [...], [...]],   # 3x3, maps image pixels (u, v, 1) -> ground metres (x, y, w)
+     "direction": "image_to_ground", "units": "m", "image_size": [width, height],
+     "ground_to_image": [[...], ...], "camera": {...}}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import UsageError
+from toolkit.fileio import write_json_atomic
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera above the street (all lengths in metres, angles in degrees)."""
+
+    width: int  # image width in pixels
+    height: int  # image height in pixels
+    height_m: float  # camera height above the ground
+    pitch_deg: float  # downward tilt below the horizontal, 0 < pitch < 90
+    yaw_deg: float  # 0 = looking across the street (+y), 90 = looking along it (+x)
+    focal_px: float  # focal length in pixels (same for u and v)
+    target_x_m: float = 0.0  # ground point on the optical axis: along-street coordinate
+    target_y_m: float = 0.0  # ground point on the optical axis: across-street coordinate
+
+    @property
+    def forward(self) -> np.ndarray:
+        """Unit viewing direction in world coordinates."""
+        p, y = math.radians(self.pitch_deg), math.radians(self.yaw_deg)
+        return np.array([math.cos(p) * math.sin(y), math.cos(p) * math.cos(y), -math.sin(p)])
+
+    @property
+    def position(self) -> np.ndarray:
+        """Camera centre in world coordinates: back along the optical axis from the target, at height_m."""
+        dist = self.height_m / math.tan(math.radians(self.pitch_deg))
+        f = self.forward
+        horiz = f[:2] / np.linalg.norm(f[:2])
+        return np.array([self.target_x_m - dist * horiz[0], self.target_y_m - dist * horiz[1], self.height_m])
+
+    def rotation(self) -> np.ndarray:
+        """3x3 world->camera rotation; rows are the camera's right, down and forward axes."""
+        f = self.forward
+        right = np.cross(f, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(f, right)
+        return np.stack([right, down, f])
+
+    def intrinsics(self) -> np.ndarray:
+        return np.array([[self.focal_px, 0.0, self.width / 2.0], [0.0, self.focal_px, self.height / 2.0],
+                         [0.0, 0.0, 1.0]])
+
+    def projection(self) -> np.ndarray:
+        """3x4 matrix P with (u, v, 1) ~ P @ (x, y, z, 1)."""
+        rot = self.rotation()
+        return self.intrinsics() @ np.hstack([rot, -(rot @ self.position)[:, None]])
+
+    def homography(self) -> np.ndarray:
+        """3x3 ground->image homography (ground metres (x, y, 1) -> pixels), scaled so H[2, 2] = 1."""
+        proj = self.projection()
+        hom = proj[:, [0, 1, 3]]
+        return hom / hom[2, 2]
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points (..., 3) -> (pixels (..., 2), camera depth (...)). Depth <= 0 means behind the camera."""
+        pts = np.asarray(points, dtype=np.float64)
+        proj = self.projection()
+        hom = pts @ proj[:, :3].T + proj[:, 3]
+        depth = hom[..., 2]
+        safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
+        return hom[..., :2] / safe[..., None], depth
+
+    def depth_of(self, ground_xy: np.ndarray) -> np.ndarray:
+        """Camera depth (distance along the optical axis) of ground points (..., 2)."""
+        pts = np.asarray(ground_xy, dtype=np.float64)
+        delta = np.concatenate([pts, np.zeros(pts.shape[:-1] + (1,))], axis=-1) - self.position
+        return delta @ self.forward
+
+    def horizon_v(self, u: float) -> float:
+        """Image row of the horizon at column u (rows above it see sky, never ground)."""
+        h_inv = np.linalg.inv(self.homography())
+        # Ground points at infinity satisfy w = 0: h_inv[2] . (u, v, 1) = 0.
+        a, b, c = h_inv[2]
+        return float(-(a * u + c) / b) if abs(b) > 1e-12 else -math.inf
+
+
+def ground_to_image(homography: np.ndarray, ground_xy: np.ndarray) -> np.ndarray:
+    """Map ground points (N, 2) in metres to pixels (N, 2) with a ground->image homography."""
+    return _apply(homography, ground_xy)
+
+
+def image_to_ground(homography: np.ndarray, image_uv: np.ndarray) -> np.ndarray:
+    """Map pixels (N, 2) to ground metres (N, 2) with the inverse of a ground->image homography."""
+    return _apply(np.linalg.inv(homography), image_uv)
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    hom = np.hstack([pts, np.ones((len(pts), 1))]) @ np.asarray(matrix, dtype=np.float64).T
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def write_homography(camera: Camera, path: str | Path) -> Path:
+    """Write the camera's image->ground homography JSON (format in the module docstring); returns the path."""
+    g2i = camera.homography()
+    i2g = np.linalg.inv(g2i)
+    i2g /= i2g[2, 2]
+    write_json_atomic(path, {
+        "homography": i2g.tolist(),
+        "direction": "image_to_ground",
+        "units": "m",
+        "image_size": [camera.width, camera.height],
+        "ground_to_image": g2i.tolist(),
+        "camera": asdict(camera),
+        "source": "toolkit.data.synthetic",
+    })
+    return Path(path)
+
+
+def read_homography(path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read a homography JSON written by ``write_homography``: (3x3 image->ground matrix, (width, height))."""
+    import json
+
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text())
+        matrix = np.asarray(data["homography"], dtype=np.float64)
+        size = tuple(int(v) for v in data["image_size"])
+    except FileNotFoundError:
+        raise UsageError(f"homography file not found: {file}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"homography file {file}: expected JSON with 'homography' (3x3) and 'image_size' "
+                         f"[width, height] ({type(exc).__name__}: {exc})") from None
+    if matrix.shape != (3, 3) or len(size) != 2 or data.get("direction", "image_to_ground") != "image_to_ground":
+        raise UsageError(f"homography file {file}: 'homography' must be a 3x3 image->ground matrix and "
+                         f"'image_size' [width, height]")
+    return matrix, (size[0], size[1])
