@@ -334,3 +334,23 @@ def test_real_pedestrian_video(shared: Path) -> None:
     assert frames[0].image.shape == (360, 480, 3) and frames[0].image.dtype == np.uint8
     assert stats["frames_dropped"] == 0 and stats["size"] == [480, 360] and stats["status"] == "ended"
     assert frames[-1].source_ts == pytest.approx(79.4)
+
+
+def test_failed_opens_print_nothing_but_the_error(tmp_path: Path) -> None:
+    # OpenCV/FFmpeg would print their own warnings on stderr; the CLI contract is one line. Fresh process,
+    # because FFmpeg reads its log level once per process.
+    import subprocess
+    import sys
+
+    bad = tmp_path / "x.avi"
+    bad.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(range(256)) * 20)
+    code = ("import sys\nfrom toolkit.pipeline.sources import open_source\n"
+            "for spec in sys.argv[1:]:\n"
+            "    try:\n        open_source(spec, open_timeout_s=3)\n"
+            "    except Exception as exc:\n        print(type(exc).__name__, exc, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(bad), "7", "http://127.0.0.1:1/x"],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 3, proc.stderr
+    assert lines[0].startswith("UsageError cannot decode") and lines[1].startswith("DeviceUnavailable cannot open camera 7")
+    assert lines[2].startswith("DeviceUnavailable cannot open stream http://127.0.0.1:1/x")

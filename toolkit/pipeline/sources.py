@@ -9,6 +9,7 @@ Raspberry Pi ribbon camera, which ``cv2.VideoCapture`` cannot open under libcame
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -152,16 +153,25 @@ def _redact(url: str) -> str:
 
 def _silence_opencv() -> None:
     # OpenCV and FFmpeg print warnings on stderr for every failed open/read; the CLI promises one line, and
-    # failures reach the user through Source.stats() and the one-line errors instead.
+    # failures reach the user through Source.stats() and the one-line errors instead. FFmpeg reads its level
+    # once, at the first FFmpeg capture of the process; a user's own OPENCV_FFMPEG_LOGLEVEL wins.
     import cv2
 
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def _file_api() -> int:
+    # FFmpeg reads every container; OpenCV's fallback AVI parser prints to stderr on corrupt files.
+    import cv2
+
+    return cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
 
 
 def _file_fps(path: Path) -> float | None:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(str(path), _file_api())
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     finally:
@@ -183,7 +193,7 @@ def _cv2_opener(target: Any, backend: str | None, what: str, cfg: SourceConfig) 
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(target)
+            cap = cv2.VideoCapture(target, _file_api())
         if not cap.isOpened():
             cap.release()
             raise OSError("OpenCV could not open it" + (" (not a video file, or an unsupported codec)"

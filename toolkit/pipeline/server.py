@@ -1,0 +1,299 @@
+"""The live web view: an MJPEG stream of the annotated frames and a status panel, stdlib HTTP only.
+
+Routes: ``/`` (a self-contained page, no external assets), ``/stream.mjpg`` (multipart/x-mixed-replace),
+``/snapshot.jpg``, ``/status.json`` and ``/healthz``. The pipeline calls :meth:`LiveServer.publish` once per
+frame. A frame is JPEG-encoded at most once, lazily, when a client asks for it, and the bytes are shared by all
+clients; a slow client skips to the newest frame (there is no per-client queue), and with no client connected
+nothing is encoded at all.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import UsageError
+from toolkit.pipeline.health import host_health
+
+PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+BOUNDARY = b"frame"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    jpeg_quality: int = 80  # JPEG quality (0-100) of the stream and the snapshot
+    client_timeout_s: float = 10.0  # a client whose socket accepts nothing for this long is disconnected
+    max_stream_clients: int = 8  # concurrent /stream.mjpg clients (each holds a thread); more get 503
+    health_every_s: float = 2.0  # re-read host temperature / throttling at most this often
+    healthz_max_age_s: float = 10.0  # /healthz is 503 when no frame was published for this long
+
+
+class _Hub:
+    """The newest published frame and status; JPEG bytes encoded once per frame on first request."""
+
+    def __init__(self, quality: int) -> None:
+        self.cond = threading.Condition()
+        self.encode_lock = threading.Lock()
+        self.quality = quality
+        self.seq = 0
+        self.frame: np.ndarray | None = None
+        self.status: dict[str, Any] = {}
+        self.published_at: float | None = None
+        self.publish_times: deque[float] = deque(maxlen=32)
+        self.jpeg: bytes | None = None
+        self.jpeg_seq = 0
+        self.encoded = 0
+
+    def publish(self, frame: np.ndarray, status: dict[str, Any] | None) -> None:
+        image = np.ascontiguousarray(frame).copy()  # the caller may draw on its buffer again next frame
+        now = time.monotonic()
+        with self.cond:
+            self.frame = image
+            if status is not None:
+                self.status = dict(status)
+            self.seq += 1
+            self.published_at = now
+            self.publish_times.append(now)
+            self.cond.notify_all()
+
+    def wait_newer(self, seq: int, timeout: float) -> int:
+        with self.cond:
+            self.cond.wait_for(lambda: self.seq > seq, timeout)
+            return self.seq
+
+    def latest_jpeg(self) -> tuple[int, bytes | None]:
+        with self.encode_lock:  # one encoder at a time: other clients wait and reuse its bytes
+            with self.cond:
+                seq, frame = self.seq, self.frame
+            if frame is None:
+                return 0, None
+            if seq != self.jpeg_seq:
+                import cv2
+
+                ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                if not ok:
+                    return seq, None
+                self.jpeg, self.jpeg_seq = buf.tobytes(), seq
+                self.encoded += 1
+            return self.jpeg_seq, self.jpeg
+
+
+class LiveServer:
+    """``with LiveServer("0.0.0.0", 8080) as server: server.publish(frame, status)``; port 0 picks a free port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, config: ServerConfig | None = None) -> None:
+        self.host = host
+        self.config = config or ServerConfig()
+        self._requested_port = port
+        self._hub = _Hub(self.config.jpeg_quality)
+        self._closing = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        self._stream_clients = 0
+        self._health: dict[str, Any] = {}
+        self._health_at = -1e9
+        self._health_lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> LiveServer:
+        """Bind and serve in a daemon thread; UsageError (one line) when the address cannot be bound."""
+        if self._httpd is not None:
+            return self
+        try:
+            httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or exc}; "
+                             "pick another port (0 = any free port)") from None
+        httpd.live = self
+        self._httpd = httpd
+        self.port = int(httpd.server_address[1])
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"live-server:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def publish(self, frame_bgr: np.ndarray, status: dict[str, Any] | None = None) -> None:
+        """Make ``frame_bgr`` (H x W x 3 uint8) the newest frame and ``status`` the panel's pipeline numbers.
+
+        Recognised status keys: fps, latency_ms ({stage: ms}), frames_dropped, reconnects, stalls,
+        source_status, source (a Source.stats() dict); any others are listed as details.
+        """
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"publish expects an H x W x 3 uint8 BGR image, got {frame_bgr.shape} {frame_bgr.dtype}")
+        self._hub.publish(frame_bgr, status)
+
+    def status(self) -> dict[str, Any]:
+        """The /status.json document: {"pipeline": ..., "server": ..., "host": ...}."""
+        hub = self._hub
+        with hub.cond:
+            times = list(hub.publish_times)
+            pipeline = dict(hub.status)
+            published_at, seq = hub.published_at, hub.seq
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
+        age = time.monotonic() - published_at if published_at is not None else None
+        server = {"frames_published": seq, "frames_encoded": hub.encoded, "publish_fps": fps,
+                  "last_publish_age_s": age, "stream_clients": self._stream_clients}
+        return {"pipeline": pipeline, "server": server, "host": self._host_health(), "time": time.time()}
+
+    def _host_health(self) -> dict[str, Any]:
+        with self._health_lock:  # vcgencmd is a subprocess: do not run it for every poll of every browser
+            if time.monotonic() - self._health_at >= self.config.health_every_s:
+                self._health = host_health()
+                self._health_at = time.monotonic()
+            return self._health
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop serving and disconnect every client; returns within ``timeout`` seconds."""
+        if self._httpd is None or self._closing.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        self._closing.set()
+        with self._hub.cond:
+            self._hub.cond.notify_all()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:  # unblocks handlers stuck writing to a client that stopped reading
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a client that never leaves must not keep the process alive
+    allow_reuse_address = True
+    live: LiveServer
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "edge-toolkit-live"
+
+    def setup(self) -> None:
+        self.timeout = self.server.live.config.client_timeout_s
+        super().setup()
+        with self.server.live._conns_lock:
+            self.server.live._conns.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.live._conns_lock:
+                self.server.live._conns.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        pass  # the pipeline's terminal output is its status line, not an access log
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        path = self.path.split("?", 1)[0]
+        routes = {"/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
+                  "/snapshot.jpg": self._snapshot, "/status.json": self._status, "/healthz": self._healthz}
+        handler = routes.get(path)
+        if handler is None:
+            self._send(HTTPStatus.NOT_FOUND, b"not found: try / , /stream.mjpg, /snapshot.jpg, /status.json\n",
+                       "text/plain")
+            return
+        try:
+            handler()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+            self.close_connection = True  # the client went away; nothing to report
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _page(self) -> None:
+        self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+
+    def _status(self) -> None:
+        body = json.dumps(self.server.live.status(), default=_json_default).encode()
+        self._send(HTTPStatus.OK, body, "application/json")
+
+    def _snapshot(self) -> None:
+        _, jpeg = self.server.live._hub.latest_jpeg()
+        if jpeg is None:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame published yet\n", "text/plain")
+        else:
+            self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+
+    def _healthz(self) -> None:
+        live = self.server.live
+        age = live.status()["server"]["last_publish_age_s"]
+        ok = age is not None and age <= live.config.healthz_max_age_s
+        reason = "ok" if ok else ("no frame published yet" if age is None else f"no frame for {age:.1f} s")
+        body = json.dumps({"ok": ok, "reason": reason, "last_publish_age_s": age}).encode()
+        self._send(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
+
+    def _stream(self) -> None:
+        live = self.server.live
+        with live._conns_lock:
+            full = live._stream_clients >= live.config.max_stream_clients
+            if not full:
+                live._stream_clients += 1
+        if full:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many stream clients\n", "text/plain")
+            return
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"--" + BOUNDARY + b"\r\n")
+            sent = 0
+            while not live._closing.is_set():
+                if live._hub.wait_newer(sent, timeout=0.5) <= sent:
+                    continue
+                seq, jpeg = live._hub.latest_jpeg()  # the newest frame: a slow client skips, never queues
+                if jpeg is None or seq <= sent:
+                    continue
+                head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                        f"X-Frame-Seq: {seq}\r\n\r\n").encode()
+                # The closing boundary goes out right after the image so browsers show it without waiting for
+                # the next frame.
+                self.wfile.write(head + jpeg + b"\r\n--" + BOUNDARY + b"\r\n")
+                sent = seq
+        finally:
+            self.close_connection = True
+            with live._conns_lock:
+                live._stream_clients -= 1
