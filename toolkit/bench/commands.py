@@ -31,6 +31,18 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _status(text: str) -> None:
+    """Progress lines go to a terminal only: on a pipe, stderr stays empty or exactly one error line."""
+    if sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
+
+
+def _command_line() -> str:
+    """The bench command as typed, for the session record (argv after 'bench', when called from the CLI)."""
+    argv = sys.argv[1:]
+    return shlex.join(["toolkit", *argv[argv.index("bench"):]]) if "bench" in argv else "toolkit bench"
+
+
 def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from toolkit.bench.host import fingerprint
     from toolkit.bench.session import bench_models, check_delegate, check_models, resolve_config
@@ -41,15 +53,17 @@ def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str,
     check_delegate(config.delegate)
     backend = select_backend()
     host = fingerprint(backend.name, backend.version).as_dict()
-    session = None
-    if store is not None:
-        session = store.add_session(target, host, shlex.join(["toolkit", "bench", *sys.argv[2:]]), __version__)
+    session: list[int] = []  # created with the first result: a run that measures nothing writes nothing
 
     def keep(result: dict[str, Any]) -> None:
-        if store is not None:
-            store.add_result(session, result)  # committed now: Ctrl-C later keeps it
+        if store is None:
+            return
+        if not session:
+            session.append(store.add_session(target, host, _command_line(),
+                                             __version__))
+        store.add_result(session[0], result)  # committed now: Ctrl-C later keeps it
 
-    return host, bench_models(args.models, config, on_result=keep)
+    return host, bench_models(args.models, config, on_result=keep, log=_status)
 
 
 def _remote(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -61,12 +75,12 @@ def _remote(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str
     toolkit_cmd = args.remote_toolkit or (f"{args.remote_python} -m toolkit" if args.remote_python else "toolkit")
     client = SshClient(remote, identity=args.identity, options=tuple(args.ssh_option),
                        connect_timeout=args.connect_timeout)
-    print(f"bench: running on {remote} with '{toolkit_cmd}' ...", file=sys.stderr, flush=True)
+    _status(f"bench: running on {remote} with '{toolkit_cmd}' ...")
     reply = bench_remote(client, models, _forwarded(args), toolkit_cmd)
     host = reply.get("host") or {}
     results = reply["results"]
     if store is not None:
-        session = store.add_session(target, host, shlex.join(["toolkit", "bench", *sys.argv[2:]]),
+        session = store.add_session(target, host, _command_line(),
                                     str(reply.get("toolkit_version", "")))
         for result in results:
             store.add_result(session, result)

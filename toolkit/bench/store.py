@@ -99,14 +99,17 @@ class BenchStore:
             raise UsageError(f"cannot open benchmark database {self.path}: {exc}") from None
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # A read first: on a damaged file this fails before anything is written to it.
-            self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            # Reads first: a damaged, foreign or newer file is refused before anything is written to it.
+            self._check_tables()
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise self._corrupt(exc) from None
+            raise self._db_error(exc) from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _check_header(self) -> None:
         try:
@@ -122,19 +125,25 @@ class BenchStore:
         return UsageError(f"benchmark database {self.path} is damaged ({one_line(str(exc), 120)}); it was left "
                           "untouched: move it away or pass --db NEW_PATH")
 
+    def _check_tables(self) -> bool:
+        """Refuse a database that is not ours or is newer than this code; True when the schema exists."""
+        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" in tables:
+            row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = row[0] if row else None
+            if version is None or version > SCHEMA_VERSION:
+                raise UsageError(f"benchmark database {self.path} has schema version {version}; this toolkit "
+                                 f"reads version {SCHEMA_VERSION}: upgrade edge-toolkit or pass --db NEW_PATH")
+            return True
+        if tables:
+            raise UsageError(f"{self.path} is an SQLite database but not a toolkit benchmark database "
+                             f"(tables: {', '.join(sorted(tables))[:120]}); pass --db NEW_PATH")
+        return False
+
     def _init_schema(self) -> None:
         with self.transaction():
-            tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "schema_version" in tables:
-                row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                version = row[0] if row else None
-                if version is None or version > SCHEMA_VERSION:
-                    raise UsageError(f"benchmark database {self.path} has schema version {version}; this toolkit "
-                                     f"reads version {SCHEMA_VERSION}: upgrade edge-toolkit or pass --db NEW_PATH")
+            if self._check_tables():  # checked again under the write lock: another writer may have created it
                 return
-            if tables:
-                raise UsageError(f"{self.path} is an SQLite database but not a toolkit benchmark database "
-                                 f"(tables: {', '.join(sorted(tables))[:120]}); pass --db NEW_PATH")
             for statement in _SCHEMA:
                 self.conn.execute(statement)
             self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -235,13 +244,18 @@ class BenchStore:
     def _guard(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise ToolkitError(f"benchmark database {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
-                                 "by another process; retry when it finishes") from None
-            raise self._corrupt(exc) from None
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc) from None
+            raise self._db_error(exc) from None
+
+    def _db_error(self, exc: sqlite3.DatabaseError) -> ToolkitError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return ToolkitError(f"benchmark database {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by "
+                                "another process; retry when it finishes")
+        if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+            return UsageError(f"cannot write benchmark database {self.path} ({text}); check its permissions or "
+                              "pass --db PATH")
+        return self._corrupt(exc)
 
     def close(self) -> None:
         self.conn.close()
