@@ -85,3 +85,24 @@ MODEL_KINDS: dict[str, ModelKind] = {
 def choices_help(table: dict[str, object]) -> str:
     """'a: summary; b: summary' for argparse help."""
     return "; ".join(f"{name}: {getattr(item, 'summary', '')}" for name, item in table.items())
+
+
+# Exportable parts of a model kind: (kind, input names, output names). A VAE converts as two files.
+MODEL_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "vae_encoder": (("image",), ("z_mean", "z_log_var")),
+    "vae_decoder": (("z",), ("image",)),
+}
+
+
+def kind_for_io(input_names: list[str] | tuple[str, ...], output_names: list[str] | tuple[str, ...]) -> str | None:
+    """The model kind (or part, e.g. ``vae_decoder``) whose input and output names match; None if foreign."""
+    ins, outs = tuple(input_names), set(output_names)
+    for kind in MODEL_KINDS.values():
+        if ins == kind.input_names and outs == set(kind.output_names):
+            return kind.name
+    for part, (p_in, p_out) in MODEL_PARTS.items():
+        if ins == p_in and outs == set(p_out):
+            return part
+    if ins == ("image",) and {"z_mean", "z_log_var", "reconstruction"} <= outs:
+        return "vae"
+    return None

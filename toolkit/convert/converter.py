@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import __version__
-from toolkit.capabilities import MODEL_KINDS, QUANT_MODES
+from toolkit.capabilities import QUANT_MODES, kind_for_io
 from toolkit.convert.calibration import CalibrationSet, load_calibration
 from toolkit.convert.config import ConvertConfig
 from toolkit.errors import UsageError
@@ -50,18 +50,6 @@ def validate(config: ConvertConfig) -> None:
         raise UsageError(f"--io {config.io} only applies to --quantize int8")
     if config.calib_samples < 1 or config.parity_samples < 0:
         raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
-
-
-def guess_kind(inputs: dict[str, tuple[int, ...]], outputs: list[str]) -> str | None:
-    """The toolkit model kind whose I/O names match, or None for a foreign model."""
-    for kind in MODEL_KINDS.values():
-        if tuple(inputs) == kind.input_names and set(outputs) == set(kind.output_names):
-            return kind.name
-    if tuple(inputs) == ("image",) and set(outputs) == {"z_mean", "z_log_var"}:
-        return "vae_encoder"
-    if tuple(inputs) == ("z",) and set(outputs) == {"image"}:
-        return "vae_decoder"
-    return None
 
 
 def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig = ConvertConfig(),
@@ -174,7 +162,7 @@ def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: Conv
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
         "libraries": _library_versions(),
-        "kind": guess_kind(inputs, outputs),
+        "kind": kind_for_io(list(inputs), outputs),
         "source": {"path": str(src), "sha256": src_hash, "format": "saved_model" if src.is_dir() else "keras",
                    "part": config.part},
         "output": {"path": str(out), "sha256": sha256_bytes(flatbuffer), "size_bytes": len(flatbuffer)},

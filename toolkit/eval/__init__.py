@@ -1,1 +1,56 @@
-"""eval"""
+"""``toolkit eval``: the same metric code scores a float ``.keras`` model and its ``.tflite`` conversion.
+
+Each model kind has a module ``toolkit/eval/<kind>.py`` with
+
+* ``evaluate(predictor, spec, config) -> EvalReport`` -- score a :class:`~toolkit.eval.predictor.Predictor` on a
+  data SPEC (metrics, per-split tables, baseline rows computed by the same code on the same samples);
+* ``model_inputs(spec, input_shapes, limit, seed) -> {input name: float32 array}`` -- realistic inputs for
+  calibration (``toolkit convert --calib SPEC``) and benchmarks.
+
+Metric code is numpy (plus pycocotools for COCO AP), so ``.tflite`` evaluation runs on a device install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from types import ModuleType
+
+from toolkit.data.spec import DataSpec, parse_spec
+from toolkit.errors import UsageError
+from toolkit.eval.config import EvalConfig
+from toolkit.eval.predictor import Predictor, load_predictor
+from toolkit.eval.report import EvalReport
+
+# model kind (or part) -> evaluator module under toolkit.eval
+EVALUATORS: dict[str, str] = {
+    "classifier": "classifier",
+    "detector": "detector",
+    "segmenter": "segmenter",
+    "behaviour": "behaviour",
+    "autoencoder": "autoencoder",
+    "vae": "vae",
+    "vae_encoder": "vae",
+    "vae_decoder": "vae",
+}
+
+
+def evaluator_for(kind: str | None, path: Path | str = "") -> ModuleType:
+    if kind is None or kind not in EVALUATORS:
+        raise UsageError(f"{path}: cannot tell which kind of model this is (inputs/outputs do not match a toolkit "
+                         f"model kind: {', '.join(EVALUATORS)}); evaluation needs a toolkit model")
+    return importlib.import_module(f"toolkit.eval.{EVALUATORS[kind]}")
+
+
+def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalConfig()) -> EvalReport:
+    """Score ``model`` (.keras or .tflite) on ``data`` (a SPEC string) and return the report."""
+    spec = parse_spec(data)
+    started = time.perf_counter()
+    with load_predictor(model, part=config.part, threads=config.threads) as predictor:
+        report = evaluator_for(predictor.kind, model).evaluate(predictor, spec, config)
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+__all__ = ["EVALUATORS", "EvalConfig", "EvalReport", "Predictor", "evaluate", "evaluator_for", "load_predictor"]

@@ -1,0 +1,73 @@
+"""toolkit eval MODEL --data SPEC [--json]"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from toolkit.cli.common import StatusLine, add_json_flag, emit, positive_int
+
+HELP = "score a .keras or .tflite model on real data with the same metric code (baselines beside it)"
+DESCRIPTION = HELP + """
+
+  toolkit eval models/mnist_classifier/classifier_int8.tflite --data mnist:split=test
+  toolkit eval behaviour.keras --data eth_ucy:scene=all,split=test
+  toolkit eval detector_int8.tflite --data coco128:split=val,fold=0
+
+Data SPECs (NAME[:key=value,...] or a path):
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from toolkit.data.spec import specs_help
+
+    parser.description = DESCRIPTION + specs_help()
+    parser.add_argument("model", help=".keras or .tflite model")
+    parser.add_argument("--data", required=True, help="data SPEC, e.g. mnist:split=test")
+    parser.add_argument("--limit", type=positive_int, help="score at most N samples")
+    parser.add_argument("--threads", type=positive_int, help="interpreter threads for .tflite (default: all cores)")
+    parser.add_argument("--part", help="a named sub-model of a .keras file (e.g. decoder)")
+    parser.add_argument("--companion", help="a second model some kinds need (e.g. the VAE decoder .tflite)")
+    parser.add_argument("--out-dir", help="where artifacts such as sample grids are written")
+    parser.add_argument("--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for any sampling (default 0)")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.eval import EvalConfig, evaluate
+
+    config = EvalConfig(limit=args.limit, threads=args.threads, out_dir=args.out_dir, seed=args.seed,
+                        baselines=not args.no_baselines, part=args.part, companion=args.companion)
+    with StatusLine("eval") as status:
+        status.show(f"scoring {args.model} on {args.data}")
+        report = evaluate(args.model, args.data, config)
+    emit(report.to_dict(), args.json, render)
+    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"{report['model']} ({report['kind']}, {report['model_format']}) on {report['data']}: "
+             f"{report['samples']} samples, {report['seconds']:.1f}s"]
+    for name, value in report["metrics"].items():
+        mark = "  <- primary" if name == report["primary"] else ""
+        lines.append(f"  {name:<28} {value:.4f}{mark}" if isinstance(value, float) else f"  {name:<28} {value}{mark}")
+    for title, rows in report["tables"].items():
+        if not rows:
+            continue
+        lines.append(f"  {title}:")
+        cols = list(rows[0])
+        lines.append("    " + "  ".join(f"{c:>12}" for c in cols))
+        for row in rows:
+            lines.append("    " + "  ".join(_cell(row.get(c)) for c in cols))
+    for note in report["notes"]:
+        lines.append(f"  note: {note}")
+    for name, path in report["artifacts"].items():
+        lines.append(f"  wrote {name}: {path}")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:>12.4f}"
+    return f"{str(value):>12}"

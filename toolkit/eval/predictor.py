@@ -1,0 +1,127 @@
+"""One interface over a float Keras model and its ``.tflite`` conversion, so both are scored by the same code.
+
+>>> p = load_predictor("models/mnist_classifier/classifier_int8.tflite")
+>>> p.kind, p.input_shapes                     # ('classifier', {'image': (28, 28, 1)})
+>>> out = p.predict({"image": images})         # float in, float out, batched over N
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.capabilities import kind_for_io
+from toolkit.errors import UsageError
+
+
+class Predictor:
+    """Batched float inference; subclasses wrap Keras or the LiteRT runtime."""
+
+    format: str = ""
+    path: Path
+    kind: str | None
+    input_shapes: dict[str, tuple[int, ...]]  # without batch
+    output_names: list[str]
+
+    def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "format": self.format, "kind": self.kind,
+                "inputs": {k: list(v) for k, v in self.input_shapes.items()}, "outputs": self.output_names}
+
+    def close(self) -> None:
+        """Release the interpreter or model."""
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TFLitePredictor(Predictor):
+    format = "tflite"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        from toolkit.runtime import Runner
+
+        self.path = path
+        self.runner = Runner(path, num_threads=threads)
+        self.input_shapes = {n: s.shape[1:] for n, s in self.runner.inputs.items()}
+        self.output_names = list(self.runner.outputs)
+        manifest = path.with_suffix(".json")
+        kind = None
+        if manifest.is_file():
+            try:
+                kind = json.loads(manifest.read_text()).get("kind")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                kind = None
+        self.kind = kind or kind_for_io(list(self.input_shapes), self.output_names)
+        self.backend = f"{self.runner.backend.name} {self.runner.backend.version}"
+
+    def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
+        n = _count(feeds)
+        out: dict[str, np.ndarray] = {}
+        for i in range(n):  # the converted models have a fixed batch of 1
+            result = self.runner.run(**{k: v[i:i + 1] for k, v in feeds.items()})
+            for name, value in result.items():
+                if name not in out:
+                    out[name] = np.empty((n, *value.shape[1:]), np.float32)
+                out[name][i] = value[0]
+        return out
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+class KerasPredictor(Predictor):
+    format = "keras"
+
+    def __init__(self, path: Path, part: str | None = None, trust: bool = False) -> None:
+        from toolkit.convert.keras_export import input_specs, load_keras_model, output_names
+
+        self.path = path
+        self.model = load_keras_model(path, part, trust)
+        self.input_shapes = input_specs(self.model)
+        self.output_names = output_names(self.model)
+        self.kind = kind_for_io(list(self.input_shapes), self.output_names)
+
+    def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
+        n = _count(feeds)
+        chunks: dict[str, list[np.ndarray]] = {}
+        for start in range(0, n, batch_size):
+            batch = {k: np.asarray(v[start:start + batch_size], np.float32) for k, v in feeds.items()}
+            args = batch if len(batch) > 1 else next(iter(batch.values()))
+            result = self.model(args, training=False)
+            if not isinstance(result, dict):
+                result = dict(zip(self.output_names, result if isinstance(result, (list, tuple)) else [result],
+                                  strict=True))
+            for name, value in result.items():
+                chunks.setdefault(name, []).append(np.asarray(value, np.float32))
+        return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def _count(feeds: dict[str, np.ndarray]) -> int:
+    counts = {len(v) for v in feeds.values()}
+    if len(counts) != 1:
+        raise UsageError(f"inputs have different sample counts: {sorted(counts)}")
+    return counts.pop()
+
+
+def load_predictor(path: str | Path, part: str | None = None, threads: int | None = None,
+                   trust: bool = False) -> Predictor:
+    """A predictor for a ``.tflite`` (device runtime, no TensorFlow) or a ``.keras`` file (needs TensorFlow)."""
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"model not found: {file}")
+    if file.suffix == ".tflite":
+        if part:
+            raise UsageError("--part applies to .keras models; a .tflite file holds one model")
+        return TFLitePredictor(file, threads)
+    if file.suffix == ".keras" or file.is_dir():
+        return KerasPredictor(file, part, trust)
+    raise UsageError(f"{file}: expected a .tflite or .keras model")

@@ -1,0 +1,38 @@
+"""The contract between the generic trainer and one model kind.
+
+A task module ``toolkit/train/task_<kind>.py`` defines ``TASK``, an object with the attributes and methods of
+:class:`Task`. The trainer (``toolkit/train/trainer.py``) owns everything generic -- seeds, strategy scope,
+callbacks (best checkpoint, early stopping, TensorBoard, resume), atomic saving and the training manifest -- and
+asks the task only for data and for the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from toolkit.data.spec import DataSpec
+from toolkit.train.config import TrainConfig
+
+
+@dataclass
+class Datasets:
+    train: Any  # tf.data.Dataset of (inputs, targets) batches, already batched with config.batch_size
+    val: Any  # the same for validation (not augmented, not shuffled), or None
+    train_size: int  # samples in one pass over the training data
+    val_size: int
+    describe: dict[str, Any] = field(default_factory=dict)  # what was used: specs, counts, split rule
+
+
+class Task(Protocol):
+    kind: str  # a key of toolkit.capabilities.MODEL_KINDS
+    default_data: str  # default training SPEC
+    default_val_data: str  # default validation SPEC
+    options_type: type  # frozen dataclass of task options ([task] table in a config file)
+
+    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: Any,
+                 model_config: Any) -> Datasets:
+        """Load, split, augment (train only, seeded from config.seed), batch; return tf.data datasets."""
+
+    def compile(self, model: Any, config: TrainConfig, options: Any, steps_per_epoch: int) -> None:
+        """``model.compile(optimizer=..., loss=..., metrics=...)`` for this kind."""
