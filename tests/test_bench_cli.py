@@ -202,3 +202,13 @@ def test_help_stays_light(cli) -> None:
     report_help = cli("bench", "report", "--help")
     assert report_help.returncode == 0 and "usage: toolkit bench report" in report_help.stdout
     assert "--plot OUT.png" in report_help.stdout
+
+
+def test_real_track_values(shared: Path) -> None:
+    from toolkit.bench.inputs import _track_sample
+
+    track, source = _track_sample(8)
+    assert track.shape == (8, 2) and track.dtype.name == "float32"
+    assert (track[-1] == 0).all()  # relative to the last observed point
+    steps = abs(track[1:] - track[:-1]).max()
+    assert 0.0 < steps < 2.0, source  # metres per 0.4 s step: a walking pedestrian

@@ -26,9 +26,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _label(r: dict[str, Any], with_target: bool = True) -> str:
-    where = f"{r['target']} " if with_target else ""
-    return f"{r['model_name'].removesuffix('.tflite')}\n{where}t={r['threads']} {r['delegate']}"
+def _label(r: dict[str, Any]) -> str:
+    return f"{r['model_name'].removesuffix('.tflite')}\n{r['target']} t={r['threads']} {r['delegate']}"
 
 
 def plot_results(results: list[dict[str, Any]], out: str | Path) -> Path:
@@ -52,7 +51,11 @@ def plot_results(results: list[dict[str, Any]], out: str | Path) -> Path:
     for patch, r in zip(box["boxes"], ordered, strict=True):
         patch.set_facecolor(colors[r["target"]])
         patch.set_alpha(0.6)
-    top.set_xticks(range(1, len(ordered) + 1), [_label(r) for r in ordered], fontsize=7)
+    top.set_xticks(range(1, len(ordered) + 1), [_label(r) for r in ordered], fontsize=7, rotation=25, ha="right")
+    for median in box["medians"]:
+        median.set_color("black")
+    top.legend([box["boxes"][[r["target"] for r in ordered].index(t)] for t in targets], targets, title="target",
+               fontsize=8)
     top.set_ylabel("latency per invoke (ms)")
     top.set_title("latency distribution per configuration (box: p25-p75, whiskers: p1-p99)")
     top.grid(axis="y", alpha=0.3)
@@ -70,7 +73,7 @@ def plot_results(results: list[dict[str, Any]], out: str | Path) -> Path:
         bottom.bar(xs, p50, width=step * 0.9, color=colors[target], label=target,
                    yerr=[np.zeros(len(err)), err], capsize=2)
     bottom.set_xticks(range(len(configs)), [f"{m.removesuffix('.tflite')}\nt={t} {d}" for m, t, d in configs],
-                      fontsize=7)
+                      fontsize=7, rotation=25, ha="right")
     bottom.set_ylabel("p50 latency (ms), whisker to p90")
     bottom.set_title("p50 per target")
     bottom.legend(title="target", fontsize=8)
