@@ -36,6 +36,13 @@ class CalibrationSet:
                 "held_back_for_parity": len(next(iter(self.parity.values()))), "files_sha256": self.files_sha256}
 
 
+def is_data_spec(text: str) -> bool:
+    """True when ``text`` names a dataset SPEC (e.g. ``mnist:split=train``) rather than a file or folder."""
+    from toolkit.data.spec import DATASETS
+
+    return not Path(text).exists() and text.partition(":")[0] in DATASETS
+
+
 def load_calibration(
     path: str | Path,
     inputs: dict[str, tuple[int, ...]],
@@ -43,13 +50,22 @@ def load_calibration(
     parity_samples: int,
     resize: str = "stretch",
     seed: int = 0,
+    kind: str | None = None,
 ) -> CalibrationSet:
-    """Read calibration data for a model with ``inputs`` (name -> shape without batch)."""
+    """Read calibration data for a model with ``inputs`` (name -> shape without batch).
+
+    ``path`` is a folder of images, a .npy/.npz file, or a data SPEC; a SPEC is turned into model inputs by the
+    evaluator of the model ``kind`` (the same preprocessing as evaluation and the camera pipeline).
+    """
     src = Path(path)
-    if not src.exists():
-        raise UsageError(f"calibration data not found: {src} (pass a folder of images or a .npy/.npz file)")
     rng = np.random.default_rng(seed)
-    if src.is_dir():
+    if is_data_spec(str(path)):
+        arrays, digest, total = _from_spec(str(path), inputs, max_samples + parity_samples, seed, kind)
+        fmt = "spec"
+    elif not src.exists():
+        raise UsageError(f"calibration data not found: {src} (pass a folder of images, a .npy/.npz file or a "
+                         "data SPEC such as mnist:split=train)")
+    elif src.is_dir():
         arrays, digest, total = _from_images(src, inputs, max_samples + parity_samples, resize, rng)
         fmt = "images"
     elif src.suffix.lower() == ".npy":
@@ -69,6 +85,23 @@ def load_calibration(
     calibrate = {k: v[calib_idx] for k, v in arrays.items()}
     parity = {k: v[parity_idx] for k, v in arrays.items()}
     return CalibrationSet(calibrate, parity, str(src), fmt, digest, total)
+
+
+def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: int,
+               kind: str | None) -> tuple[dict[str, np.ndarray], str, int]:
+    from toolkit.data.spec import parse_spec
+    from toolkit.eval import evaluator_for
+
+    spec = parse_spec(text)
+    arrays = evaluator_for(kind, text).model_inputs(spec, inputs, limit, seed)
+    missing = [k for k in inputs if k not in arrays]
+    if missing:
+        raise UsageError(f"calibration SPEC {text} gives no data for input(s) {', '.join(missing)}")
+    out = {k: _check_shape(Path(text), k, np.asarray(arrays[k]), inputs[k]) for k in inputs}
+    digest = hashlib.sha256()
+    for k in sorted(out):
+        digest.update(k.encode() + np.ascontiguousarray(out[k]).tobytes())
+    return out, digest.hexdigest(), len(next(iter(out.values())))
 
 
 def _check_shape(src: Path, name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -142,19 +175,12 @@ def _from_images(src: Path, inputs: dict[str, tuple[int, ...]], limit: int, resi
 
 
 def fit_image(image: np.ndarray, h: int, w: int, resize: str) -> np.ndarray:
-    """Resize ``image`` to (h, w): stretched, or letterboxed with grey (114) padding as the pipeline does."""
-    import cv2
+    """Resize ``image`` to (h, w): stretched, or letterboxed with grey padding exactly as the camera pipeline."""
+    from toolkit.data.augment import letterbox, resize_image
 
     if resize == "stretch":
-        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    ih, iw = image.shape[:2]
-    scale = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    canvas = np.full((h, w, *image.shape[2:]), 114, image.dtype)
-    top, left = (h - nh) // 2, (w - nw) // 2
-    canvas[top:top + nh, left:left + nw] = small
-    return canvas
+        return resize_image(image, (h, w))
+    return letterbox(image, (h, w))[0]
 
 
 def _hash_file(path: Path) -> str:

@@ -66,7 +66,11 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
     if not src.exists():
         raise UsageError(f"model not found: {src}")
     if config.calib and not Path(config.calib).exists():
-        raise UsageError(f"calibration data not found: {config.calib} (pass a folder of images or a .npy/.npz file)")
+        from toolkit.convert.calibration import is_data_spec
+
+        if not is_data_spec(config.calib):
+            raise UsageError(f"calibration data not found: {config.calib} (pass a folder of images, a .npy/.npz "
+                             "file or a data SPEC such as mnist:split=train)")
     started = time.perf_counter()
     say(f"loading {src}")
     model = kx.load_keras_model(src, config.part, config.trust_model)
@@ -76,7 +80,7 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
     if config.calib:
         say(f"reading calibration data {config.calib}")
         calib = load_calibration(config.calib, inputs, config.calib_samples, config.parity_samples,
-                                 config.calib_resize, config.seed)
+                                 config.calib_resize, config.seed, kind=kind_for_io(list(inputs), outputs))
     with tempfile.TemporaryDirectory(prefix="toolkit-convert-") as tmp:
         say("exporting a batch-1 SavedModel")
         saved = Path(tmp) / "saved_model"
