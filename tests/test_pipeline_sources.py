@@ -354,3 +354,97 @@ def test_failed_opens_print_nothing_but_the_error(tmp_path: Path) -> None:
     assert len(lines) == 3, proc.stderr
     assert lines[0].startswith("UsageError cannot decode") and lines[1].startswith("DeviceUnavailable cannot open camera 7")
     assert lines[2].startswith("DeviceUnavailable cannot open stream http://127.0.0.1:1/x")
+
+
+# -- picamera2 (a stand-in module with picamera2's API; the real one exists only on Raspberry Pi OS) -----------
+class FakePicamera2:
+    instances: list[FakePicamera2] = []
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.n = 0
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, main=None, controls=None):
+        return {"main": main, "controls": controls}
+
+    def configure(self, config) -> None:
+        self.calls.append(("configure", config))
+        self.size = config["main"]["size"]
+
+    def start(self) -> None:
+        self.calls.append(("start",))
+
+    def capture_array(self, name="main"):
+        time.sleep(0.005)  # a camera delivers at its frame rate
+        w, h = self.size
+        self.n += 1
+        image = np.zeros((h, w, 3), np.uint8)
+        image[..., 0] = 200  # "RGB888" is B, G, R in memory: blue stays in channel 0
+        image[0, 0, 1:] = (self.n % 256, self.n // 256)
+        return image
+
+    def stop(self) -> None:
+        self.calls.append(("stop",))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.__spec__ = importlib.machinery.ModuleSpec("picamera2", None)
+    module.Picamera2 = FakePicamera2
+    FakePicamera2.instances = []
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return FakePicamera2
+
+
+def test_picamera2_source_configures_and_releases_the_camera(fake_picamera2) -> None:
+    with open_source("picamera2", width=64, height=48, fps=15) as source:
+        frames = [source.read(1.0) for _ in range(3)]
+        assert source.kind == "picamera2" and source.live
+    camera = fake_picamera2.instances[0]
+    config = camera.calls[0][1]
+    assert config["main"] == {"format": "RGB888", "size": (64, 48)} and config["controls"] == {"FrameRate": 15.0}
+    assert [c[0] for c in camera.calls] == ["configure", "start", "stop", "close"]
+    assert all(f.image.shape == (48, 64, 3) and f.image[0, 0, 0] == 200 for f in frames)
+    counts = [int(f.image[0, 0, 1]) + 256 * int(f.image[0, 0, 2]) for f in frames]
+    assert counts == sorted(set(counts))
+
+
+def test_picamera2_missing_says_how_to_install(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "picamera2" else real(name, *a))
+    with pytest.raises(DeviceUnavailable, match="picamera2 is not installed: .*python3-picamera2"):
+        open_source("picamera2")
+
+
+# -- the synthetic street scene (the default source) ----------------------------------------------------
+def test_synthetic_is_the_default_and_carries_ground_truth() -> None:
+    with open_source(None, realtime=False) as source:
+        frames = [source.read(10.0) for _ in range(3)]
+    assert source.kind == "synthetic"
+    assert all(f.image.shape == (360, 480, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert [f.index for f in frames] == [0, 1, 2] and [f.truth.index for f in frames] == [0, 1, 2]
+    assert [f.source_ts for f in frames] == pytest.approx([0.0, 0.1, 0.2])
+    assert all(len(f.truth.boxes) == len(f.truth.person_ids) for f in frames)
+
+
+def test_synthetic_options_are_validated_and_deterministic() -> None:
+    with open_source("synthetic:seed=3,width=160,height=120", realtime=False) as a:
+        first = a.read(10.0)
+    with open_source("synthetic:seed=3", width=160, height=120, realtime=False) as b:
+        again = b.read(10.0)
+    assert first.image.shape == (120, 160, 3) and np.array_equal(first.image, again.image)
+    with pytest.raises(UsageError, match="unknown key 'sed'; did you mean 'seed'"):
+        open_source("synthetic:sed=3")
+    with pytest.raises(UsageError, match="fps must be"):
+        open_source("synthetic:fps=0")

@@ -139,9 +139,9 @@ def _describe(kind: str, target: Any, options: dict[str, str], cfg: SourceConfig
 def _scene_config(options: dict[str, str], cfg: SourceConfig):
     from toolkit.data.synthetic import SceneConfig
 
-    values: dict[str, Any] = {"width": cfg.width, "height": cfg.height,
-                              "fps": int(cfg.fps) if cfg.fps and float(cfg.fps).is_integer() else cfg.fps}
-    values = {k: v for k, v in values.items() if v is not None}
+    # The requested width/height/fps of SourceConfig apply to the scene too; options in the spec win.
+    values: dict[str, Any] = {k: v for k, v in (("width", cfg.width), ("height", cfg.height), ("fps", cfg.fps))
+                              if v is not None}
     values.update({k: _literal(v) for k, v in options.items()})
     return apply_overrides(SceneConfig(), values, where="synthetic source option")
 

@@ -237,7 +237,7 @@ class Source:
             fps = self.config.fps or self.fps
             pace = fps if (not self.live and self.config.realtime and fps) else None
             n_pass = n_start = self._file_pos  # frame number within the file (resumes after a reconnect)
-            pass_start = time.monotonic()
+            pass_start: float | None = None  # pacing clock, anchored at the first frame (opening can be slow)
             while self._current(gen):
                 if self._backpressure and not self._wait_for_empty_slot(gen):
                     return
@@ -255,15 +255,17 @@ class Source:
                             self._counters["loops"] += 1
                             self._file_pos = 0
                         n_pass = n_start = 0
-                        pass_start = time.monotonic()
+                        pass_start = None
                         continue
                     self._end(gen)
                     return
                 if pace:
+                    if pass_start is None:
+                        pass_start, n_start = time.monotonic(), n_pass
                     lag = pass_start + (n_pass - n_start) / pace - time.monotonic()
                     if lag > 0 and self._closed.wait(lag):
                         return
-                    if lag < -1.0:  # fell far behind (slow decode): re-anchor instead of bursting to catch up
+                    if lag < -max(0.25, 2.0 / pace):  # fell behind (slow decode): re-anchor, do not burst
                         pass_start, n_start = time.monotonic(), n_pass
                 self._post(gen, image, self._source_ts(cap, n_pass, fps), getattr(cap, "last_truth", None))
                 n_pass += 1
