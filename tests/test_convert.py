@@ -88,6 +88,7 @@ def test_calibration_from_image_folder(cli, tiny, tmp_path: Path) -> None:
         (["--quantize", "int9"], "invalid choice"),
         (["--quantize", "fp16", "--io", "uint8"], "--io"),
         (["--calib", "/nonexistent/calib"], "calibration data not found"),
+        (["--calib", "mnist:splt=train"], "did you mean 'split'"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(cli, tiny, tmp_path: Path, args, message) -> None:
