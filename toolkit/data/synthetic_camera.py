@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +38,20 @@ class Camera:
     target_x_m: float = 0.0  # ground point on the optical axis: along-street coordinate
     target_y_m: float = 0.0  # ground point on the optical axis: across-street coordinate
 
-    @property
+    # Derived matrices are cached on the (frozen) instance: the renderer asks for them many times per frame.
+    @cached_property
     def forward(self) -> np.ndarray:
         """Unit viewing direction in world coordinates."""
         p, y = math.radians(self.pitch_deg), math.radians(self.yaw_deg)
-        return np.array([math.cos(p) * math.sin(y), math.cos(p) * math.cos(y), -math.sin(p)])
+        return _frozen(np.array([math.cos(p) * math.sin(y), math.cos(p) * math.cos(y), -math.sin(p)]))
 
-    @property
+    @cached_property
     def position(self) -> np.ndarray:
         """Camera centre in world coordinates: back along the optical axis from the target, at height_m."""
         dist = self.height_m / math.tan(math.radians(self.pitch_deg))
         f = self.forward
         horiz = f[:2] / np.linalg.norm(f[:2])
-        return np.array([self.target_x_m - dist * horiz[0], self.target_y_m - dist * horiz[1], self.height_m])
+        return _frozen(np.array([self.target_x_m - dist * horiz[0], self.target_y_m - dist * horiz[1], self.height_m]))
 
     def rotation(self) -> np.ndarray:
         """3x3 world->camera rotation; rows are the camera's right, down and forward axes."""
@@ -63,10 +65,14 @@ class Camera:
         return np.array([[self.focal_px, 0.0, self.width / 2.0], [0.0, self.focal_px, self.height / 2.0],
                          [0.0, 0.0, 1.0]])
 
+    @cached_property
+    def _projection(self) -> np.ndarray:
+        rot = self.rotation()
+        return _frozen(self.intrinsics() @ np.hstack([rot, -(rot @ self.position)[:, None]]))
+
     def projection(self) -> np.ndarray:
         """3x4 matrix P with (u, v, 1) ~ P @ (x, y, z, 1)."""
-        rot = self.rotation()
-        return self.intrinsics() @ np.hstack([rot, -(rot @ self.position)[:, None]])
+        return self._projection.copy()
 
     def homography(self) -> np.ndarray:
         """3x3 ground->image homography (ground metres (x, y, 1) -> pixels), scaled so H[2, 2] = 1."""
@@ -77,7 +83,7 @@ class Camera:
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points (..., 3) -> (pixels (..., 2), camera depth (...)). Depth <= 0 means behind the camera."""
         pts = np.asarray(points, dtype=np.float64)
-        proj = self.projection()
+        proj = self._projection
         hom = pts @ proj[:, :3].T + proj[:, 3]
         depth = hom[..., 2]
         safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
@@ -89,12 +95,26 @@ class Camera:
         delta = np.concatenate([pts, np.zeros(pts.shape[:-1] + (1,))], axis=-1) - self.position
         return delta @ self.forward
 
+    def pixels_to_ground(self, image_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where pixel rays (..., 2) meet the ground: (ground points (..., 2), True where the ray goes down)."""
+        uv = np.asarray(image_uv, dtype=np.float64)
+        rays = np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1) @ (
+            self.rotation().T @ np.linalg.inv(self.intrinsics())).T
+        down = rays[..., 2] < -1e-9
+        t = np.where(down, -self.height_m / np.where(down, rays[..., 2], -1.0), 0.0)
+        return self.position[:2] + rays[..., :2] * t[..., None], down
+
     def horizon_v(self, u: float) -> float:
         """Image row of the horizon at column u (rows above it see sky, never ground)."""
         h_inv = np.linalg.inv(self.homography())
         # Ground points at infinity satisfy w = 0: h_inv[2] . (u, v, 1) = 0.
         a, b, c = h_inv[2]
         return float(-(a * u + c) / b) if abs(b) > 1e-12 else -math.inf
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 def ground_to_image(homography: np.ndarray, ground_xy: np.ndarray) -> np.ndarray:
