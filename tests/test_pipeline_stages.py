@@ -269,6 +269,7 @@ def test_model_prediction_is_fed_relative_metres_and_mapped_back():
     expected = hom.to_ground(history) - hom.to_ground(history)[-1]
     np.testing.assert_allclose(fed, expected, atol=0.026)  # int8 step 0.05 m
     assert pred.predictor == "model" and pred.crossing == pytest.approx(0.83)
+    assert predictor.ground_units == "m" and behaviour.BehaviourPredictor(None).ground_units is None
     origin = hom.to_ground(history[-1])
     np.testing.assert_allclose(pred.path_ground, origin + future, atol=1e-6)
     np.testing.assert_allclose(pred.path_image, hom.to_image(origin + future), atol=1e-6)

@@ -125,6 +125,11 @@ class BehaviourPredictor:
         if runner is not None:
             self._check_model(runner)
 
+    @property
+    def ground_units(self) -> str | None:
+        """"m" when predictions carry ground-plane paths (a homography was given), else None (for events)."""
+        return "m" if self.homography is not None else None
+
     def _check_model(self, runner: Runner) -> None:
         kind = MODEL_KINDS["behaviour"]
         names = {**runner.inputs, **runner.outputs}
