@@ -283,6 +283,28 @@ def test_close_returns_quickly_with_a_reader_stuck_in_the_driver() -> None:
     assert stuck.released.wait(2.0)
 
 
+def test_file_like_source_waits_for_a_slow_consumer_without_tripping_the_watchdog() -> None:
+    """realtime=False (benchmarks): nothing dropped, and a consumer slower than stale_after_s is not a stall."""
+    slow_start = FakeCapture(tag=1, frames=4, then="end")
+    original = slow_start.read
+
+    def first_read_is_slow():
+        if slow_start.n == 0:
+            time.sleep(0.4)  # scene setup / file probing: longer than open_timeout_s, fine for local sources
+        return original()
+
+    slow_start.read = first_read_is_slow
+    cfg = SourceConfig(**{**FAST, "realtime": False, "stale_after_s": 0.1, "open_timeout_s": 0.2})
+    with Source(Script(slow_start), name="clip", kind="file", live=False, config=cfg) as source:
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            time.sleep(0.3)  # a model slower than the watchdog period
+        stats = source.stats()
+    assert [tag_of(f.image) for f in frames] == [(1, n) for n in range(4)]
+    assert stats["stalls"] == 0 and stats["frames_dropped"] == 0 and stats["status"] == "ended"
+
+
 # -- files ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:

@@ -30,7 +30,8 @@ from toolkit.errors import DeviceUnavailable, ToolkitError, one_line
 @dataclass(frozen=True)
 class SourceConfig:
     stale_after_s: float = 5.0  # watchdog: no new frame for this long -> abandon the reader and reconnect
-    open_timeout_s: float = 10.0  # a (re)opened source must deliver its first frame within this time
+    open_timeout_s: float = 10.0  # a (re)opened camera/stream must deliver its first frame within this time
+    local_open_timeout_s: float = 120.0  # the same for files and the synthetic scene (its setup is slow on a Pi)
     backoff_initial_s: float = 0.5  # delay before the first reconnect attempt after a failure
     backoff_factor: float = 2.0  # each further failed attempt multiplies the delay by this
     backoff_max_s: float = 30.0  # the delay never grows beyond this (cap)
@@ -101,6 +102,7 @@ class Source:
         self._readers: dict[int, threading.Thread] = {}
         self._supervisor: threading.Thread | None = None
         self._backpressure = not live and not self.config.realtime
+        self._open_timeout_s = self.config.open_timeout_s if live else self.config.local_open_timeout_s
         self._ended = False
         self._failed: str | None = None
         self._failure: tuple[int, str] | None = None  # (generation, reason) reported by a reader
@@ -129,13 +131,13 @@ class Source:
         with self._cond:
             self._status = "connecting"
             self._start_reader_locked()
-            deadline = time.monotonic() + self.config.open_timeout_s
+            deadline = time.monotonic() + self._open_timeout_s
             while self._slot is None and not self._ended:
                 if self._failure is not None:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._failure = (self._gen, f"no frame within {self.config.open_timeout_s:g} s")
+                    self._failure = (self._gen, f"no frame within {self._open_timeout_s:g} s")
                     break
                 self._cond.wait(remaining)
             ok = self._slot is not None
@@ -158,8 +160,8 @@ class Source:
             if not self._ended and self._failed is None:
                 self._status = "closed"
             self._cond.notify_all()
+            threads = [t for t in [self._supervisor, *self._readers.values()] if t is not None]
         deadline = time.monotonic() + timeout
-        threads = [t for t in [self._supervisor, *self._readers.values()] if t is not None]
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(max(deadline - time.monotonic(), 0.0))
@@ -371,9 +373,9 @@ class Source:
             self._counters["errors"] += 1
             return self._failure[1]
         if not self._gen_has_frame:
-            if now - self._gen_started > self.config.open_timeout_s:
+            if now - self._gen_started > self._open_timeout_s:
                 self._counters["stalls"] += 1
-                return f"no frame within {self.config.open_timeout_s:g} s of opening"
+                return f"no frame within {self._open_timeout_s:g} s of opening"
             return None
         if self._backpressure:
             if self._slot is not None:
