@@ -130,7 +130,7 @@ class Track:
         self.label = detection.label
         self.score = float(detection.score)
         self.kalman = BoxKalman(np.asarray(detection.box, np.float64), config)
-        self.hits = 1  # consecutive matches while tentative, total matches once confirmed
+        self.hits = 1  # matches so far (consecutive while tentative: a tentative track dies at its first miss)
         self.misses = 0  # consecutive frames without a match
         self.age = 1  # frames since the track started
         self.last_seen = float(timestamp)
@@ -230,7 +230,6 @@ class Tracker:
             if id(track) not in matched:
                 track.misses += 1
                 if not track.confirmed:
-                    track.hits = 0
                     continue  # a tentative track dies at its first miss
                 if track.misses > cfg.max_age:
                     continue
