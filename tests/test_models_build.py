@@ -208,6 +208,11 @@ for kind in kinds:
 heat = detector_losses(tf_keras)["heatmap"](np.eye(2, dtype="float32").reshape(1, 2, 2, 1),
                                             np.full((1, 2, 2, 1), 0.5, "float32"))
 result["focal"] = float(np.asarray(heat)[0])
+vae = build_model("vae", keras=tf_keras)
+x = np.load(f"{folder}/vae.npz")["x"]
+sampled = np.asarray(vae(x, training=True)["reconstruction"])
+result["vae_losses"] = len(vae.losses)
+result["vae_sampled_diff"] = float(np.abs(sampled - np.asarray(vae(x)["reconstruction"])).max())
 print(json.dumps(result))
 """
 
@@ -224,3 +229,4 @@ def test_tf_keras_builds_the_same_architecture(models: dict, tmp_path: Path) -> 
         assert result[kind]["diff"] < 1e-4, (kind, result[kind]["diff"])
     # tf_keras losses use TensorFlow ops: 2 centres, each -ln(0.5) * 0.25; 2 negatives -ln(0.5) * 0.25 * 1
     assert result["focal"] == pytest.approx(4 * -np.log(0.5) * 0.25 / 2, rel=1e-5)
+    assert result["vae_losses"] == 1 and result["vae_sampled_diff"] > 1e-4  # tf_keras Sampling path
