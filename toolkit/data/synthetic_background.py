@@ -19,7 +19,12 @@ from toolkit.data.synthetic_camera import Camera
 from toolkit.data.synthetic_sim import Layout
 
 ROAD, SIDEWALK = 1, 2
-MAX_GROUND_M = 75.0  # ground farther than this from the camera fades into haze
+MAX_GROUND_M = 75.0  # ground fades into haze by this distance from the camera (or 2.5x the distance to the target)
+
+
+def far_limit(camera: Camera) -> float:
+    """Distance (m) at which the ground has faded into haze: the painted ground map ends there."""
+    return max(MAX_GROUND_M, 2.5 * float(np.hypot(*(camera.position[:2] - [camera.target_x_m, camera.target_y_m]))))
 
 
 @dataclass(frozen=True)
@@ -111,13 +116,14 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
         colour[band(lo, hi)] = side_base * 1.12 + grain[band(lo, hi)][..., None] * 5
     # Asphalt with patches and a few cracks.
     rows = band(-r_half, r_half)
-    fill(rows, np.array([rng.uniform(70, 105)] * 3, np.float32) * [1.0, 1.0, rng.uniform(0.95, 1.05)], 9.0, 14.0)
+    asphalt = np.array([rng.uniform(70, 105)] * 3, np.float32) * [1.0, 1.0, rng.uniform(0.95, 1.05)]
+    fill(rows, asphalt, 9.0, 14.0)
     classes[rows] = ROAD
     px = lambda x, y: (int((x - x0) * ppm), int((y - y0) * ppm))  # noqa: E731
     for _ in range(int(rng.integers(0, 6))):
         cx, cy = rng.uniform(x0, x1), rng.uniform(-r_half, r_half)
         cv2.ellipse(colour, px(cx, cy), (int(rng.uniform(0.5, 3) * ppm), int(rng.uniform(0.3, 1.5) * ppm)),
-                    rng.uniform(0, 180), 0, 360, [float(colour[px(cx, cy)[::-1]][0]) * rng.uniform(0.75, 1.2)] * 3, -1)
+                    rng.uniform(0, 180), 0, 360, (asphalt * rng.uniform(0.75, 1.2)).tolist(), -1)
     for _ in range(int(rng.integers(0, 8))):
         pts = np.cumsum(rng.normal(0, 0.6, (6, 2)), axis=0) + [rng.uniform(x0, x1), rng.uniform(-r_half, r_half)]
         cv2.polylines(colour, [np.array([px(*p) for p in pts], np.int32)], False, (45, 45, 45), 1, cv2.LINE_AA)
@@ -154,27 +160,29 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
     return np.clip(colour, 0, 255), classes
 
 
+# Box corners: index bits are (forward +, lateral +, top); faces list corner indices around each face.
+_SIGNS = np.array([[(1 if i & 1 else -1), (1 if i & 2 else -1), (1 if i & 4 else 0)] for i in range(8)], float)
+_BOX_FACES = (("front", (1, 3, 7, 5), 0, 1), ("back", (0, 4, 6, 2), 0, -1), ("side", (2, 6, 7, 3), 1, 1),
+              ("side", (0, 1, 5, 4), 1, -1), ("top", (4, 5, 7, 6), 2, 1))
+
+
 def box_faces(camera: Camera, centre: tuple[float, float], heading: float, length: float, width: float,
               z0: float, z1: float) -> list[tuple[np.ndarray, str]]:
     """Visible faces of an oriented 3D box as (image polygon (k, 2) float, 'top'|'side'|'front'|'back')."""
     c, s = math.cos(heading), math.sin(heading)
-    fwd, lat = np.array([c, s, 0.0]), np.array([-s, c, 0.0])
-    base = np.array([centre[0], centre[1], 0.0])
-    eye = camera.position
+    axes = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    half = np.array([length / 2, width / 2, z1 - z0])
+    base = np.array([centre[0], centre[1], z0])
+    corners = base + (_SIGNS * half) @ axes
+    eye = camera.position - (base + axes[2] * (z1 - z0) / 2)  # camera seen from the box centre
+    depth = (corners - camera.position) @ camera.forward
+    uv = camera.project(corners)[0] if np.all(depth >= 0.3) else None
     faces = []
-    for normal, offset, name in ((fwd, length / 2, "front"), (-fwd, length / 2, "back"), (lat, width / 2, "side"),
-                                 (-lat, width / 2, "side"), (np.array([0.0, 0, 1]), None, "top")):
-        if name == "top":
-            mid = base + [0, 0, z1]
-            a, b, ha, hb = fwd, lat, length / 2, width / 2
-        else:
-            mid = base + normal * offset + [0, 0, (z0 + z1) / 2]
-            a, b = (lat if name != "side" else fwd), np.array([0.0, 0, 1])
-            ha, hb = (width / 2 if name != "side" else length / 2), (z1 - z0) / 2
-        if np.dot(eye - mid, normal) <= 0:
-            continue  # facing away from the camera
-        quad = np.array([mid + a * ha + b * hb, mid - a * ha + b * hb, mid - a * ha - b * hb, mid + a * ha - b * hb])
-        poly = clip_project(camera, quad)
+    for name, idx, axis, sign in _BOX_FACES:
+        extent = half[axis] if axis < 2 else half[2] / 2
+        if sign * float(eye @ axes[axis]) <= extent:
+            continue  # the camera is behind this face's plane: facing away
+        poly = uv[list(idx)] if uv is not None else clip_project(camera, corners[list(idx)])
         if poly is not None:
             faces.append((poly, name))
     return faces
@@ -249,9 +257,8 @@ def _buildings(img: np.ndarray, drawn: np.ndarray, camera: Camera, layout: Layou
                         fill_poly(img, poly, tuple(glass * rng.uniform(0.7, 1.5)))
 
 
-def _sky(img: np.ndarray, camera: Camera, valid: np.ndarray, rng: np.random.Generator) -> None:
+def _sky(img: np.ndarray, valid: np.ndarray, low: np.ndarray, rng: np.random.Generator) -> None:
     top = np.array([rng.uniform(170, 230), rng.uniform(150, 200), rng.uniform(120, 170)])
-    low = np.array([225, 225, 222]) * rng.uniform(0.85, 1.05)
     t = np.linspace(0, 1, img.shape[0])[:, None, None]
     sky = np.broadcast_to(top * (1 - t) + low * t, img.shape)
     img[~valid] = sky[~valid]
@@ -263,13 +270,13 @@ def build_background(camera: Camera, layout: Layout, style: Style, rng: np.rando
     w, h = camera.width, camera.height
     # Per-pixel ground rays: where each pixel meets the ground and how far away that is.
     uu, vv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    ground, down = camera.pixels_to_ground(np.stack([uu, vv], -1))
+    ground, valid = camera.pixels_to_ground(np.stack([uu, vv], -1))
     dist = np.hypot(*(ground - camera.position[:2]).transpose(2, 0, 1))
-    valid = down & (dist < MAX_GROUND_M * 1.6)
-    near = valid & (dist < MAX_GROUND_M)
-    pts = ground[near]
-    x0, y0 = np.maximum(pts.min(axis=0) - 2.0, [-150, -150])
-    x1, y1 = np.minimum(pts.max(axis=0) + 2.0, [150, 150])
+    far = far_limit(camera)
+    near = valid & (dist < far)
+    pts = ground[near] if near.any() else np.array([[-20.0, -10.0], [20.0, 10.0]])
+    x0, y0 = np.maximum(pts.min(axis=0) - 2.0, [-400, -400])
+    x1, y1 = np.minimum(pts.max(axis=0) + 2.0, [400, 400])
     ppm = min(20.0, 1100.0 / max(x1 - x0, y1 - y0))  # coarse is fine: fine grain is added in image space
     colour_map, class_map = _paint_ground(layout, (x0, y0, x1, y1), ppm, rng)
     to_ground = np.array([[1 / ppm, 0, x0], [0, 1 / ppm, y0], [0, 0, 1]])
@@ -277,10 +284,12 @@ def build_background(camera: Camera, layout: Layout, style: Style, rng: np.rando
     img = cv2.warpPerspective(colour_map, warp, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = cv2.warpPerspective(class_map, warp, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     img += rng.standard_normal((h, w, 1)).astype(np.float32) * np.float32(rng.uniform(3.0, 7.0))
-    haze = np.clip((dist - 25.0) / (MAX_GROUND_M * 1.6), 0.0, 0.6)[..., None] * valid[..., None]
-    img = img * (1 - haze) + haze * np.array([190, 190, 185], np.float32)
-    _sky(img, camera, valid, rng)
-    mask[~valid] = 0
+    # Aerial haze: the ground fades into the colour of the sky at the horizon, reached at the far limit.
+    horizon = np.array([225, 225, 222], np.float32) * np.float32(rng.uniform(0.8, 1.0))
+    haze = (np.clip((dist - 0.25 * far) / (0.75 * far), 0.0, 1.0) ** 1.5)[..., None] * valid[..., None]
+    img = img * (1 - haze) + haze * horizon
+    _sky(img, valid, horizon, rng)
+    mask[~near] = 0
     img = img.astype(np.float32)
     buildings = np.zeros((h, w), np.uint8)
     _buildings(img, buildings, camera, layout, rng)
@@ -289,6 +298,9 @@ def build_background(camera: Camera, layout: Layout, style: Style, rng: np.rando
     sun = np.array(style.shadow_dir) * style.shadow_len
     canvases = []
     for draw, xy in furniture:
+        base_top = np.array([[xy[0], xy[1], 0.0], [xy[0], xy[1], 8.0]])
+        if np.any((base_top - camera.position) @ camera.forward < 2.0):
+            continue  # beside or behind the camera: it would fill (or wrap around) the view
         canvas = np.zeros((h, w, 3), np.float32)
         drawn = np.zeros((h, w), np.uint8)
         shadow = np.zeros((h, w), np.uint8)

@@ -55,7 +55,8 @@ def _person_look(seed: int, light: np.ndarray) -> dict:
     skin = np.array([150, 180, 225]) * rng.uniform(0.35, 1.05)
     return {"top": _pick(rng, _TOPS, _TOP_P, light), "bottom": _pick(rng, _BOTTOMS, _BOTTOM_P, light),
             "skin": tuple(np.clip(skin * light, 0, 255).tolist()), "hair": _pick(rng, _HAIR, np.ones(5), light),
-            "bag": _pick(rng, _TOPS, _TOP_P, light) if rng.random() < 0.25 else None,
+            "bag": _pick(rng, _TOPS, _TOP_P, light) if rng.random() < 0.3 else None,
+            "backpack": rng.random() < 0.5,  # else a hand bag
             "coat": rng.random() < 0.2, "girth": rng.uniform(0.9, 1.15)}
 
 
@@ -87,6 +88,9 @@ class Renderer:
         self.looks: dict[int, dict] = {}
         sun = np.array(background.style.shadow_dir) * background.style.shadow_len
         self.sun = sun if background.style.shadow_strength > 0 else None
+        # Which side of a torso is away from the sun, as a sign along the image x axis (overcast: the right).
+        a, b = camera.project(np.array([[0.0, 0.0, 0.0], [*background.style.shadow_dir, 0.0]]))[0]
+        self.shade_sign = 1.0 if self.sun is None or b[0] >= a[0] else -1.0
 
     def _look(self, seed: int, vehicle: bool) -> dict:
         if seed not in self.looks:
@@ -139,7 +143,7 @@ class Renderer:
         if not np.isfinite(scale) or scale < 1.0:
             return None
         leg_t, arm_t = max(1, int(round(0.13 * scale * look["girth"]))), max(1, int(round(0.08 * scale)))
-        head_r = max(1.0, 0.065 * height * scale)
+        head_r = max(1.0, 0.062 * height * scale)
         pad = int(max(leg_t, arm_t, head_r)) + 2
         h, w = inst.shape
         x0, y0 = np.floor(pts[:8].min(0)).astype(int) - pad
@@ -156,37 +160,44 @@ class Renderer:
         # The camera sees the back when the walker faces away from it: the bag covers the torso then.
         cam_fwd = self.camera.forward
         back_view = math.cos(heading) * cam_fwd[0] + math.sin(heading) * cam_fwd[1] > 0.2
+        shade_side = normal * self.shade_sign
         fixed = np.round(np.clip(np.array([
             hip + normal * hip_w * 0.5, hip - normal * hip_w * 0.5, foot_l, foot_r,  # 0-3 legs
             low - normal * hip_w * 1.05, low + normal * hip_w * 1.05, shoulder + normal * sh_w,
             shoulder - normal * sh_w,  # 4-7 torso
             shoulder + normal * sh_w * 0.85, shoulder - normal * sh_w * 0.85, hand_l, hand_r,  # 8-11 arms
-            head, head - axis * 0.03, hip + axis * 0.7,  # 12 head, 13 hair, 14 bag seen from the front
+            head, head - axis * 0.03, hand_r - axis * 0.3,  # 12 head, 13 hair, 14 bottom of a hand bag
             hip + axis * 0.4 - normal * sh_w * 0.7, hip + axis * 0.4 + normal * sh_w * 0.7,
             hip + axis * 0.95 + normal * sh_w * 0.7, hip + axis * 0.95 - normal * sh_w * 0.7,  # 15-18 backpack
+            low, low + shade_side * hip_w * 1.05, shoulder + shade_side * sh_w, shoulder,  # 19-22 shaded half
         ]), -4e3, 4e3) * 4).astype(np.int32)
         p = [tuple(q) for q in fixed.tolist()]
-        torso, bag = fixed[4:8], fixed[15:19]
+        torso, bag, shaded = fixed[4:8], fixed[15:19], fixed[19:23]
         r_head = int(head_r * 4)
         hair_angle = math.degrees(math.atan2(axis[1], axis[0])) + 90
-        shoe = tuple(v * 0.5 for v in look["bottom"])
         aa, plain = cv2.LINE_AA, cv2.LINE_8
         bottom, top, skin = look["bottom"], look["top"], look["skin"]
-        for a, b in ((0, 2), (1, 3)):
-            cv2.line(img, p[a], p[b], bottom, leg_t, aa, 2)
+        dim = tuple(v * 0.8 for v in bottom)
+        shoe = tuple(v * 0.5 for v in bottom)
+        # The leg whose foot is higher in the image is the farther one: draw it first, a little darker.
+        legs = ((0, 2), (1, 3)) if foot_l[1] <= foot_r[1] else ((1, 3), (0, 2))
+        for (a, b), colour in zip(legs, (dim, bottom), strict=True):
+            cv2.line(img, p[a], p[b], colour, leg_t, aa, 2)
             cv2.line(inst, p[a], p[b], ident, leg_t, plain, 2)
             if scale > 18:
                 cv2.circle(img, p[b], max(4, int(0.07 * scale * 4)), shoe, -1, aa, 2)
-        if look["bag"] is not None and not back_view:
-            cv2.circle(img, p[14], max(4, int(sh_w * 4)), look["bag"], -1, aa, 2)
         cv2.fillPoly(img, [torso], top, aa, 2)
+        cv2.fillPoly(img, [shaded], tuple(v * 0.78 for v in top), aa, 2)
         cv2.fillPoly(inst, [torso], ident, plain, 2)
         for a, b in ((8, 10), (9, 11)):
             cv2.line(img, p[a], p[b], top, arm_t, aa, 2)
             cv2.line(inst, p[a], p[b], ident, arm_t, plain, 2)
             if scale > 22:
                 cv2.circle(img, p[b], max(3, int(0.04 * scale * 4)), skin, -1, aa, 2)
-        if look["bag"] is not None and back_view:
+        if look["bag"] is not None and not look["backpack"]:
+            cv2.line(img, p[11], p[14], look["bag"], max(1, int(0.12 * scale)), aa, 2)
+            cv2.line(inst, p[11], p[14], ident, max(1, int(0.12 * scale)), plain, 2)
+        if look["bag"] is not None and look["backpack"] and back_view:
             cv2.fillPoly(img, [bag], look["bag"], aa, 2)
             cv2.fillPoly(inst, [bag], ident, plain, 2)
         cv2.circle(img, p[12], r_head, skin, -1, aa, 2)
@@ -204,16 +215,16 @@ class Renderer:
         body_top = 0.25 + (0.55 if van else 0.45) * (height - 0.25)
         cab_len = length * (0.82 if van else 0.52)
         cab_centre = (pos[0] - direction * length * (0.06 if van else 0.08), pos[1])
-        wheels = [(pos[0] + dx * length * 0.32, pos[1] + dy * width / 2) for dx in (-1, 1) for dy in (-1, 1)]
+        wheels = np.array([[pos[0] + dx * length * 0.32, pos[1] + dy * width / 2, z] for dx in (-1, 1)
+                           for dy in (-1, 1) for z in (0.3, 0.6)])
+        uv = self._project(wheels)
         polys = []
-        for wx, wy in wheels:
-            centre = self._project(np.array([wx, wy, 0.3]))
-            top = self._project(np.array([wx, wy, 0.6]))
-            radius = float(np.hypot(*(top - centre)))
-            if np.all(np.isfinite(centre)):
-                cv2.circle(img, _i(centre), int(radius * 4), (20, 20, 22), -1, cv2.LINE_AA, 2)
-                cv2.circle(inst, _i(centre), int(radius * 4), ident, -1, cv2.LINE_8, 2)
-                polys.append(np.array([centre - radius, centre + radius]))
+        if np.all(np.isfinite(uv)):
+            for centre, top in zip(uv[0::2], uv[1::2], strict=True):
+                radius = int(float(np.hypot(*(top - centre))) * 4)
+                cv2.circle(img, _i(centre), radius, (20, 20, 22), -1, cv2.LINE_AA, 2)
+                cv2.circle(inst, _i(centre), radius, ident, -1, cv2.LINE_8, 2)
+            polys.append(uv)
         for centre, lng, wid, z0, z1, glass in ((tuple(pos), length, width, 0.25, body_top, False),
                                                  (cab_centre, cab_len, width * 0.92, body_top, height, True)):
             for poly, name in box_faces(self.camera, centre, heading, lng, wid, z0, z1):
@@ -256,9 +267,13 @@ class Renderer:
         for _, kind, k in order:
             if kind == 2:
                 sp = self.bg.sprites[k]
-                sl = (slice(sp.y0, sp.y0 + sp.mask.shape[0]), slice(sp.x0, sp.x0 + sp.mask.shape[1]))
-                np.copyto(img[sl], sp.image, where=sp.mask[..., None])
-                inst[sl][sp.mask] = 0
+                sh, sw = sp.mask.shape
+                # Re-paint furniture only where an agent drawn before it (farther away) overlaps it.
+                if any(r is not None and r[0] < sp.x0 + sw and sp.x0 < r[2] and r[1] < sp.y0 + sh and sp.y0 < r[3]
+                       for _, _, _, r, _, _ in drawn):
+                    sl = (slice(sp.y0, sp.y0 + sh), slice(sp.x0, sp.x0 + sw))
+                    np.copyto(img[sl], sp.image, where=sp.mask[..., None])
+                    inst[sl][sp.mask] = 0
                 continue
             ident = len(drawn) + 1
             if ident > 255:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.data import synthetic_camera as cam
+from toolkit.data.synthetic_background import far_limit
 from toolkit.data.synthetic_sim import BEHAVIOURS, CROSSING, Behaviour, Layout, SimState, StreetSim
 from toolkit.errors import UsageError
 
@@ -105,10 +106,11 @@ def build_layout(camera: cam.Camera, rng: np.random.Generator) -> Layout:
     uu, vv = np.meshgrid(np.linspace(0, camera.width, 33), np.linspace(0, camera.height, 25))
     ground, down = camera.pixels_to_ground(np.stack([uu.ravel(), vv.ravel()], 1))
     dist = np.hypot(*(ground - camera.position[:2]).T)
-    on_street = down & (np.abs(ground[:, 1]) <= road_half + sidewalk + 1.0) & (dist < 90.0)
+    far = 0.8 * far_limit(camera)  # the street beyond is lost in haze
+    on_street = down & (np.abs(ground[:, 1]) <= road_half + sidewalk + 1.0) & (dist < far)
     xs = ground[on_street, 0] if on_street.any() else np.array([-20.0, 20.0])
-    x_min = float(np.clip(xs.min() - 6.0, -90.0, -12.0))
-    x_max = float(np.clip(xs.max() + 6.0, 12.0, 90.0))
+    x_min = float(np.clip(xs.min() - 6.0, -150.0, -12.0))
+    x_max = float(np.clip(xs.max() + 6.0, 12.0, 150.0))
     return Layout(road_half_m=road_half, sidewalk_m=sidewalk, crosswalk_x_m=0.0,
                   crosswalk_half_m=rng.uniform(1.5, 2.5), x_min=x_min, x_max=x_max)
 

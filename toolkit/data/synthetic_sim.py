@@ -120,13 +120,13 @@ class StreetSim:
     def _kerb_y(self, side: int) -> float:
         return side * (self.layout.road_half_m + 0.3)
 
-    def spawn_pedestrian(self, x: float | None = None) -> None:
-        """Add one pedestrian at a street end (or at ``x`` on the sidewalk) with a plan from the behaviour mix."""
+    def spawn_pedestrian(self) -> None:
+        """Add a pedestrian (sometimes a pair walking together) at a street end, with a plan from the mix."""
         lay, rng, beh = self.layout, self.rng, self.behaviour
         side = 1 if rng.random() < 0.5 else -1
         direction = 1 if rng.random() < 0.5 else -1
         end_x = lay.x_max + 1.0 if direction > 0 else lay.x_min - 1.0
-        start_x = (lay.x_min - 0.5 if direction > 0 else lay.x_max + 0.5) if x is None else x
+        start_x = lay.x_min - 0.5 if direction > 0 else lay.x_max + 0.5
         y0 = self._sidewalk_y(side)
         child = rng.random() < 0.06
         height = rng.uniform(1.1, 1.4) if child else float(np.clip(rng.normal(1.72, 0.09), 1.5, 1.98))
@@ -152,13 +152,39 @@ class StreetSim:
                 xt = start_x + direction * rng.uniform(3.0, max(lay.x_max - lay.x_min - 3.0, 4.0))
                 if lay.x_min < xt < lay.x_max:
                     tasks = [("walk", (xt, y0)), ("turn", rng.uniform(0.8, 1.5)), ("walk", (back_x, y0))]
+        if not tasks and rng.random() < 0.2:  # walks past across the open ground on the camera's side
+            y0 = -(lay.road_half_m + lay.sidewalk_m + rng.uniform(3.5, 7.0))
+            span = lay.x_max - lay.x_min
+            tasks = [("walk", (start_x + direction * span * f, y0 + rng.uniform(-1.5, 1.5))) for f in (0.35, 0.7)]
+            tasks.append(("walk", (end_x, y0)))
         if not tasks:
             tasks = [("walk", (end_x, y0))]
-        ped = _Ped(self._new_id(), np.array([start_x, y0], dtype=np.float64), v0, height,
-                   int(rng.integers(1 << 62)), tasks, gap_s=float(rng.uniform(3.0, 5.0)))
-        ped.heading = 0.0 if direction > 0 else math.pi
-        ped.phase = float(rng.uniform(0, 2 * math.pi))
-        self.peds.append(ped)
+        gap_s = float(rng.uniform(3.0, 5.0))
+        group = [(0.0, 0.0)]
+        if rng.random() < 0.15 and len(self.peds) + 1 < beh.max_pedestrians:
+            group.append((-direction * 0.3, 0.6 if rng.random() < 0.5 else -0.6))  # a companion beside them
+        for k, (dx, dy) in enumerate(group):
+            plan = tasks if k == 0 else [self._beside(task, dy) for task in tasks]
+            y = y0 if k == 0 else self._beside(("walk", (start_x, y0)), dy)[1][1]
+            ped = _Ped(self._new_id(), np.array([start_x + dx, y], dtype=np.float64), v0, height if k == 0 else
+                       float(np.clip(rng.normal(1.7, 0.1), 1.45, 1.98)), int(rng.integers(1 << 62)), plan, gap_s)
+            ped.heading = 0.0 if direction > 0 else math.pi
+            ped.phase = float(rng.uniform(0, 2 * math.pi))
+            self.peds.append(ped)
+
+    def _beside(self, task: tuple, dy: float) -> tuple:
+        """A companion's version of a task: beside the leader on sidewalks, 0.7 m along at kerbs and crossings."""
+        if task[0] not in ("walk", "cross"):
+            return task
+        x, y = task[1]
+        lay = self.layout
+        if abs(y) <= lay.road_half_m + 0.35:  # kerb or crossing target
+            return (task[0], (x + 0.7, y))
+        if abs(y) > lay.road_half_m + lay.sidewalk_m:  # open ground: anywhere beside
+            return (task[0], (x, y + dy))
+        lo, hi = lay.road_half_m + 0.4, lay.road_half_m + max(lay.sidewalk_m - 0.4, 0.5)
+        mag = abs(y) + dy if lo <= abs(y) + dy <= hi else abs(y) - dy
+        return (task[0], (x, math.copysign(float(np.clip(mag, lo, hi)), y)))
 
     def _crossing(self, x: float, side: int, direction: int, y0: float, wait: float, drift: float) -> list:
         lay, rng = self.layout, self.rng
