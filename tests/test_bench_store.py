@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from toolkit.bench.stats import pack_samples
-from toolkit.bench.store import SCHEMA_VERSION, BenchStore
+from toolkit.bench.store import SCHEMA_VERSION, BenchStore, record_accuracy
 from toolkit.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,8 @@ def test_record_accuracy_attaches_to_model_file(tmp_path: Path) -> None:
         store.add_result(session, make_result(name="z_fp32.tflite", model_sha256="e" * 64,
                                               metrics={"top1": 0.75}))
         store.record_accuracy(model, "map50", 0.42, dataset="coco128")
-        store.record_accuracy(model, "map50", 0.44, dataset="coco128")  # the newest wins
+    record_accuracy(model, "map50", 0.44, dataset="coco128", db=tmp_path / "b.sqlite")  # the newest wins
+    with BenchStore(tmp_path / "b.sqlite") as store:
         rows = {r["model_name"]: r for r in store.results()}
         with pytest.raises(UsageError, match="model file not found"):
             store.record_accuracy(tmp_path / "missing.tflite", "top1", 0.1)

@@ -100,6 +100,8 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     from toolkit.runtime import Runner, select_backend
 
     select_backend()  # import the interpreter package now so its import time is not charged to load_ms
+    import cv2  # noqa: F401 - loaded for every model (real inputs need it) so peak RSS compares like with like
+
     baseline = current_rss_mb()
     path = Path(spec.model)
     manifest = read_manifest(path)

@@ -56,7 +56,11 @@ def plot_results(results: list[dict[str, Any]], out: str | Path) -> Path:
         median.set_color("black")
     top.legend([box["boxes"][[r["target"] for r in ordered].index(t)] for t in targets], targets, title="target",
                fontsize=8)
-    top.set_ylabel("latency per invoke (ms)")
+    low = min(float(np.min(d)) for d in data)
+    high = max(float(np.max(d)) for d in data)
+    if low > 0 and high / low > 10:  # preemption outliers would flatten every box on a linear axis
+        top.set_yscale("log")
+    top.set_ylabel("latency per invoke (ms)" + (", log scale" if top.get_yscale() == "log" else ""))
     top.set_title("latency distribution per configuration (box: p25-p75, whiskers: p1-p99)")
     top.grid(axis="y", alpha=0.3)
 

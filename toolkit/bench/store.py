@@ -9,7 +9,8 @@ an SQLite database is refused before SQLite touches it (the header is checked fi
 read), so a corrupt file is left byte-for-byte as it was. ``schema_version`` holds the layout version.
 
 Accuracy: ``record_accuracy()`` attaches an evaluation result (e.g. from ``toolkit eval``) to a model file by its
-SHA-256; the report shows the latest one beside every benchmark row of that exact file.
+SHA-256; the report shows the latest one beside every benchmark row of that exact file (it takes precedence over a
+metric found in the model's manifest "metrics" at benchmark time, see ACCURACY_KEYS).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ class BenchStore:
         """Stored results, oldest first. ``latest`` keeps the newest per (model file, target, threads, delegate).
 
         Each dict has the RESULT_COLUMNS plus id, target, created_utc, host (the session's fingerprint), detail,
-        accuracy/accuracy_metric (falling back to the latest record_accuracy row for that file) and, with
+        accuracy/accuracy_metric (the latest record_accuracy row for that file, else the manifest's metric) and, with
         ``with_samples``, ``samples`` (a float32 numpy array of per-run milliseconds).
         """
         from toolkit.bench.stats import unpack_samples
@@ -230,7 +231,7 @@ class BenchStore:
             record["host"] = json.loads(record.pop("host_json") or "{}")
             if with_samples:
                 record["samples"] = unpack_samples(record["samples"])
-            if record["accuracy"] is None and record["model_sha256"] in accuracy:
+            if record["model_sha256"] in accuracy:  # an evaluation of this exact file beats manifest metrics
                 record["accuracy"], record["accuracy_metric"] = accuracy[record["model_sha256"]]
             key = (record["model_sha256"], record["target"], record["threads"], record["delegate"])
             out[key if latest else (index,)] = record
@@ -265,3 +266,11 @@ class BenchStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def record_accuracy(model: str | Path, metric: str, value: float, dataset: str | None = None,
+                    db: str | Path | None = None, detail: dict[str, Any] | None = None) -> int:
+    """Attach an accuracy figure (e.g. from ``toolkit eval``) to ``model`` in the store ``db`` (default location);
+    ``toolkit bench report`` then shows it beside every benchmark row of that exact file. Returns the row id."""
+    with BenchStore(db) as store:
+        return store.record_accuracy(model, metric, value, dataset=dataset, detail=detail)
