@@ -77,7 +77,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind("autoencoder", "convolutional autoencoder; anomaly score = reconstruction error", "autoencoder",
                   ("image",), ("reconstruction",)),
         ModelKind("vae", "variational autoencoder (encoder and decoder export separately)", "vae",
-                  ("image",), ("z_mean", "z_log_var")),
+                  ("image",), ("z_mean", "z_log_var", "reconstruction")),
     )
 }
 
