@@ -133,7 +133,7 @@ class Renderer:
         rel = np.concatenate([
             0 * up[None, None].repeat(n, 0), 0.5 * h * up, 0.82 * h * up, 0.925 * h * up,
             fwd * swing + lat * 0.1, -fwd * swing - lat * 0.1,
-            0.45 * h * up - fwd * swing * 0.8 + lat * 0.2, 0.45 * h * up + fwd * swing * 0.8 - lat * 0.2,
+            0.46 * h * up - fwd * swing * 0.5 + lat * 0.24, 0.46 * h * up + fwd * swing * 0.5 - lat * 0.24,
             0.5 * h * up + lat * 0.5, 0.5 * h * up - lat * 0.5], axis=1)
         return self._project(base + rel)
 
@@ -142,7 +142,7 @@ class Renderer:
         scale = float(np.hypot(*(head - feet))) / (0.925 * height)
         if not np.isfinite(scale) or scale < 1.0:
             return None
-        leg_t, arm_t = max(1, int(round(0.13 * scale * look["girth"]))), max(1, int(round(0.08 * scale)))
+        leg_t, arm_t = max(1, int(round(0.15 * scale * look["girth"]))), max(1, int(round(0.09 * scale)))
         head_r = max(1.0, 0.062 * height * scale)
         pad = int(max(leg_t, arm_t, head_r)) + 2
         h, w = inst.shape
@@ -155,17 +155,17 @@ class Renderer:
         girth = look["girth"] * (0.6 + 0.4 * min(side_on, 1.0))
         axis = shoulder - hip
         normal = np.array([-axis[1], axis[0]]) / max(float(np.hypot(*axis)), 1e-6)
-        hip_w, sh_w = 0.17 * scale * girth, 0.2 * scale * girth
+        hip_w, sh_w = 0.18 * scale * girth, 0.22 * scale * girth
         low = hip + (feet - hip) * (0.45 if look["coat"] else 0.0)
         # The camera sees the back when the walker faces away from it: the bag covers the torso then.
         cam_fwd = self.camera.forward
         back_view = math.cos(heading) * cam_fwd[0] + math.sin(heading) * cam_fwd[1] > 0.2
         shade_side = normal * self.shade_sign
         fixed = np.round(np.clip(np.array([
-            hip + normal * hip_w * 0.5, hip - normal * hip_w * 0.5, foot_l, foot_r,  # 0-3 legs
+            hip + normal * hip_w * 0.42, hip - normal * hip_w * 0.42, foot_l, foot_r,  # 0-3 legs
             low - normal * hip_w * 1.05, low + normal * hip_w * 1.05, shoulder + normal * sh_w,
             shoulder - normal * sh_w,  # 4-7 torso
-            shoulder + normal * sh_w * 0.85, shoulder - normal * sh_w * 0.85, hand_l, hand_r,  # 8-11 arms
+            shoulder + normal * sh_w * 0.92, shoulder - normal * sh_w * 0.92, hand_l, hand_r,  # 8-11 arms
             head, head - axis * 0.03, hand_r - axis * 0.3,  # 12 head, 13 hair, 14 bottom of a hand bag
             hip + axis * 0.4 - normal * sh_w * 0.7, hip + axis * 0.4 + normal * sh_w * 0.7,
             hip + axis * 0.95 + normal * sh_w * 0.7, hip + axis * 0.95 - normal * sh_w * 0.7,  # 15-18 backpack
@@ -178,7 +178,7 @@ class Renderer:
         aa, plain = cv2.LINE_AA, cv2.LINE_8
         bottom, top, skin = look["bottom"], look["top"], look["skin"]
         dim = tuple(v * 0.8 for v in bottom)
-        shoe = tuple(v * 0.5 for v in bottom)
+        shoe = tuple(v * 0.35 + 10 for v in bottom)
         # The leg whose foot is higher in the image is the farther one: draw it first, a little darker.
         legs = ((0, 2), (1, 3)) if foot_l[1] <= foot_r[1] else ((1, 3), (0, 2))
         for (a, b), colour in zip(legs, (dim, bottom), strict=True):
@@ -200,6 +200,9 @@ class Renderer:
         if look["bag"] is not None and look["backpack"] and back_view:
             cv2.fillPoly(img, [bag], look["bag"], aa, 2)
             cv2.fillPoly(inst, [bag], ident, plain, 2)
+        neck = (tuple(fixed[7] // 2 + fixed[6] // 2), p[12])  # shoulder centre to head centre
+        cv2.line(img, neck[0], neck[1], skin, max(1, int(0.08 * scale)), aa, 2)
+        cv2.line(inst, neck[0], neck[1], ident, max(1, int(0.08 * scale)), plain, 2)
         cv2.circle(img, p[12], r_head, skin, -1, aa, 2)
         cv2.circle(inst, p[12], r_head, ident, -1, plain, 2)
         if back_view:  # hair: the whole head from behind, the crown otherwise

@@ -83,6 +83,7 @@ class _Ped:
     heading: float = 0.0
     phase: float = 0.0
     task_t: float = 0.0  # time spent in the current task
+    sway: np.ndarray = field(default_factory=lambda: np.zeros(2))  # slowly varying velocity noise, m/s
 
 
 @dataclass
@@ -289,7 +290,13 @@ class StreetSim:
             moving = np.hypot(desired[:, 0], desired[:, 1]) > 0.1
             desired += (push[..., None] * diff).sum(axis=1) * 1.5 * moving[:, None]
         alpha = min(1.0, dt / 0.35)
-        for ped, want in zip(self.peds, desired, strict=True):
+        # Real walkers do not move in straight lines at constant speed: an Ornstein-Uhlenbeck sway
+        # (time constant 2 s, about 0.08 m/s) on top of the intended velocity.
+        kicks = self.rng.standard_normal((len(self.peds), 2)) * 0.08 * math.sqrt(2.0 * dt / 2.0)
+        for ped, want, kick in zip(self.peds, desired, kicks, strict=True):
+            ped.sway += -ped.sway * dt / 2.0 + kick
+            if np.hypot(*want) > 0.1:
+                want = want + ped.sway
             ped.vel += (want - ped.vel) * alpha
             ped.pos = ped.pos + ped.vel * dt
             speed = float(np.hypot(*ped.vel))
