@@ -55,8 +55,9 @@ def test_bench_two_targets_report_and_plot(cli, face: Path, tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
     assert lines[0] == "== face_detection_short_range (face_detection_short_range.tflite)"
-    targets = [line.split()[1] for line in lines[3:] if line.strip()]
-    assert targets == ["a", "b"]
+    table = lines[3:lines.index("")]
+    assert [line.split()[1] for line in table] == ["a", "b"]
+    assert lines[-3] == "targets:" and lines[-2].startswith("  a: ") and lines[-1].startswith("  b: ")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
 
     only_b = json.loads(cli("bench", "report", "--db", db, "--format", "json", "--target", "b").stdout)

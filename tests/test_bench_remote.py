@@ -102,11 +102,12 @@ def test_remote_bench_stored_locally_with_target(cli, sshd: Server, face: Path, 
     assert result.returncode == 0, result.stderr
     assert "target lab-device:" in result.stdout and "coco128" in result.stdout
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT r.target, r.model_name, r.count, r.kind, length(r.samples), s.host_json "
+    rows = conn.execute("SELECT r.target, r.model_name, r.count, r.kind, length(r.samples), s.host_json, r.model_path "
                         "FROM results r JOIN sessions s ON s.id = r.session_id").fetchall()
     conn.close()
     assert len(rows) == 1
-    target, name, count, kind, samples, host = rows[0]
+    target, name, count, kind, samples, host, path = rows[0]
+    assert path == str(model.resolve())  # the local file, not the deleted remote copy
     assert (target, name, count, kind) == ("lab-device", "face_fp16.tflite", 20, "detector")
     assert samples > 0 and '"backend": "ai_edge_litert"' in host
     assert _leftovers() == before  # the remote temporary folder was removed

@@ -45,6 +45,7 @@ def test_schema_and_round_trip(tmp_path: Path) -> None:
     assert [r["p50_ms"] for r in latest] == [3.0, 5.0]
     assert len(every) == 3
     assert latest[0]["target"] == "pi" and latest[0]["host"] == {"cpu_model": "x"}
+    assert latest[0]["model_path"] == "/models/m_int8.tflite"
     np.testing.assert_array_equal(latest[0]["samples"], np.full(50, 3.0, np.float32))
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

@@ -45,12 +45,10 @@ def _command_line() -> str:
 
 def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from toolkit.bench.host import fingerprint
-    from toolkit.bench.session import bench_models, check_delegate, check_models, resolve_config
+    from toolkit.bench.session import bench_models, resolve_config
     from toolkit.runtime import select_backend
 
     config = resolve_config(_config(args))
-    check_models(args.models)
-    check_delegate(config.delegate)
     backend = select_backend()
     host = fingerprint(backend.name, backend.version).as_dict()
     session: list[int] = []  # created with the first result: a run that measures nothing writes nothing
@@ -135,7 +133,8 @@ def run_report(args: argparse.Namespace) -> int:
         from toolkit.bench.plot import plot_results
 
         plot_results(results, args.plot)
-    text = render(build_tables(results), args.format)
+    hosts = {r["target"]: r["host"] for r in results}  # newest fingerprint per target (results are oldest first)
+    text = render(build_tables(results), args.format, hosts)
     if args.out:
         with atomic_open(Path(args.out), "w") as handle:
             handle.write(text + "\n")

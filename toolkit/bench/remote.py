@@ -150,4 +150,10 @@ def bench_remote(client: SshClient, models: list[Path], bench_args: list[str], r
                            f"{one_line(proc.stdout, 120)}") from None
     if not isinstance(reply, dict) or not isinstance(reply.get("results"), list):
         raise ToolkitError(f"{client.target} answered with JSON without 'results'")
+    for result in reply["results"]:  # store the local file's path; the remote copy is gone
+        for local, remote in zip(models, remote_models, strict=True):
+            if result.get("model") == remote or str(result.get("model", "")).endswith(remote.split(remote_dir, 1)[1]):
+                result["remote_model"] = result["model"]
+                result["model"] = str(local.resolve())
+                break
     return reply

@@ -107,11 +107,20 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def render(tables: list[FamilyTable], fmt: str = "table") -> str:
-    """Render the family tables in one of REPORT_FORMATS."""
+def describe_host(host: dict[str, Any]) -> str:
+    """One line: CPU, architecture, cores, OS, Python and interpreter of a stored fingerprint."""
+    governors = "/".join(host.get("governors") or []) or "n/a"
+    return (f"{host.get('cpu_model', '?')} ({host.get('arch', '?')}, {host.get('usable_cores', '?')}/"
+            f"{host.get('cores', '?')} cores), {host.get('os', '?')}, Python {host.get('python', '?')}, "
+            f"{host.get('backend', '?')} {host.get('backend_version', '')}, governor {governors}".rstrip())
+
+
+def render(tables: list[FamilyTable], fmt: str = "table", hosts: dict[str, dict[str, Any]] | None = None) -> str:
+    """Render the family tables in one of REPORT_FORMATS; ``hosts`` (target -> fingerprint) adds a target legend."""
+    hosts = hosts or {}
     if fmt == "json":
-        return json.dumps([{"family": t.family, "models": list(t.models), "rows": [asdict(r) for r in t.rows]}
-                           for t in tables], indent=2)
+        return json.dumps([{"family": t.family, "models": list(t.models), "rows": [asdict(r) for r in t.rows],
+                            "targets": {r.target: hosts.get(r.target) for r in t.rows}} for t in tables], indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -128,21 +137,29 @@ def render(tables: list[FamilyTable], fmt: str = "table") -> str:
                      "|" + "|".join("---:" if i >= 4 and i != 13 else "---" for i in range(len(HEADER))) + "|"]
             lines += ["| " + " | ".join(_cells(r)) + " |" for r in t.rows]
             parts.append("\n".join(lines))
+        if hosts:
+            parts.append("targets:\n\n" + "\n".join(f"- **{name}**: {describe_host(h)}" for name, h in hosts.items()))
         return "\n\n".join(parts)
     if fmt == "html":
-        return _html(tables)
+        return _html(tables, hosts)
     if fmt != "table":
         raise ValueError(f"unknown report format {fmt!r}")
-    return "\n\n".join(f"== {_title(t)}\n" + _text_table(HEADER, [_cells(r) for r in t.rows]) for t in tables)
+    text = "\n\n".join(f"== {_title(t)}\n" + _text_table(HEADER, [_cells(r) for r in t.rows]) for t in tables)
+    if hosts:
+        text += "\n\ntargets:\n" + "\n".join(f"  {name}: {describe_host(h)}" for name, h in hosts.items())
+    return text
 
 
-def _html(tables: list[FamilyTable]) -> str:
+def _html(tables: list[FamilyTable], hosts: dict[str, dict[str, Any]]) -> str:
     esc = html.escape
     body = []
     for t in tables:
         head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
         rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in t.rows)
         body.append(f"<h2>{esc(_title(t))}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    if hosts:
+        items = "".join(f"<li><b>{esc(n)}</b>: {esc(describe_host(h))}</li>" for n, h in hosts.items())
+        body.append(f"<h2>targets</h2>\n<ul>{items}</ul>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+4),th{text-align:left}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>toolkit bench report</title>"
@@ -169,14 +186,11 @@ def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str)
         return "  ".join(c.ljust(w) if i < 4 or i == 16 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
-    governors = "/".join(host.get("governors") or []) or "n/a"
     temp = host.get("temperature_c")
     throttle = host.get("throttle")
     lines = [
-        f"target {target}: {host.get('cpu_model')} ({host.get('arch')}, {host.get('usable_cores')}/"
-        f"{host.get('cores')} cores), {host.get('os')}, Python {host.get('python')}, "
-        f"{host.get('backend')} {host.get('backend_version')}",
-        f"governor {governors}, temperature {'n/a' if temp is None else f'{temp:.1f} C'}, throttling "
+        f"target {target}: {describe_host(host)}",
+        f"temperature {'n/a' if temp is None else f'{temp:.1f} C'}, throttling "
         f"{throttle['raw'] if throttle else 'n/a (' + str(host.get('throttle_note') or 'unknown') + ')'}",
         "latencies in ms over the timed runs (percentiles of per-invoke times); RSS = peak of the process "
         "measuring that configuration",

@@ -172,6 +172,7 @@ class BenchStore:
     def add_result(self, session_id: int, result: dict[str, Any]) -> int:
         """Append one measured configuration (the dict made by toolkit.bench.measure.measure); returns its id."""
         row = {name: result.get(name) for name, _ in RESULT_COLUMNS}
+        row["model_path"] = result.get("model_path") or result.get("model")
         row["throttled"] = int(bool(result.get("throttled")))
         if row["accuracy"] is None:
             row["accuracy"], row["accuracy_metric"] = accuracy_from_metrics(result.get("metrics") or {})
