@@ -44,7 +44,8 @@ def test_bench_two_targets_report_and_plot(cli, face: Path, tmp_path: Path) -> N
     for column in ("load ms", "first ms", "p50", "p90", "p99", "max", "inf/s", "RSS MB", "size KB"):
         assert column in first.stdout
     assert "face_detection_short_range.tflite  fp16" in first.stdout
-    assert "input of face_detection_short_range.tflite: random uniform [0, 1] seed 0" in first.stdout
+    assert ("input of face_detection_short_range.tflite: input float32[1, 128, 128, 3] <- random uniform [0, 1] "
+            "seed 0") in first.stdout
     assert "stored 1 result(s)" in first.stdout
     second = cli("bench", face, *FAST, "--target", "b", "--db", db)
     assert second.returncode == 0, second.stderr

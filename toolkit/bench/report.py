@@ -201,5 +201,6 @@ def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str)
     for r in results:
         if r["model_name"] not in seen:
             seen.add(r["model_name"])
-            lines.append(f"input of {r['model_name']}: {r['input_source']}")
+            tensors = ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in r.get("inputs") or [])
+            lines.append(f"input of {r['model_name']}: {tensors} <- {r['input_source']}")
     return "\n".join(lines)
