@@ -144,7 +144,7 @@ class Renderer:
             return None
         leg_t, arm_t = max(1, int(round(0.15 * scale * look["girth"]))), max(1, int(round(0.09 * scale)))
         head_r = max(1.0, 0.062 * height * scale)
-        pad = int(max(leg_t, arm_t, head_r)) + 2
+        pad = int(max(leg_t, arm_t, head_r) + 0.3 * scale) + 2  # thick strokes and torso width around the joints
         h, w = inst.shape
         x0, y0 = np.floor(pts[:8].min(0)).astype(int) - pad
         x1, y1 = np.ceil(pts[:8].max(0)).astype(int) + pad
@@ -224,10 +224,10 @@ class Renderer:
         polys = []
         if np.all(np.isfinite(uv)):
             for centre, top in zip(uv[0::2], uv[1::2], strict=True):
-                radius = int(float(np.hypot(*(top - centre))) * 4)
-                cv2.circle(img, _i(centre), radius, (20, 20, 22), -1, cv2.LINE_AA, 2)
-                cv2.circle(inst, _i(centre), radius, ident, -1, cv2.LINE_8, 2)
-            polys.append(uv)
+                radius = float(np.hypot(*(top - centre)))
+                cv2.circle(img, _i(centre), int(radius * 4), (20, 20, 22), -1, cv2.LINE_AA, 2)
+                cv2.circle(inst, _i(centre), int(radius * 4), ident, -1, cv2.LINE_8, 2)
+                polys.append(np.array([centre - radius - 1, centre + radius + 1]))
         for centre, lng, wid, z0, z1, glass in ((tuple(pos), length, width, 0.25, body_top, False),
                                                  (cab_centre, cab_len, width * 0.92, body_top, height, True)):
             for poly, name in box_faces(self.camera, centre, heading, lng, wid, z0, z1):
