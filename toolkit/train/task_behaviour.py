@@ -1,0 +1,165 @@
+"""Training task for the behaviour Transformer: trajectory windows in the heading frame -> future + crossing.
+
+Data: ETH/UCY windows (``eth_ucy:scene=S,split=train``: leave-one-scene-out, no crossing labels) and, through the
+``extra_data`` option, synthetic street windows with crossing labels (``synthetic:split=train,...``). Every window
+is made relative to its last observed point and rotated into the heading frame
+(:mod:`toolkit.data.behaviour_frames`) exactly as evaluation and the camera pipeline do, so random rotation
+augmentation is built in; the training split is further mirrored across the heading axis and scaled a little.
+
+Loss: mean Euclidean displacement over the future steps (the ADE itself, in metres) plus ``fde_weight`` times the
+last step's displacement, and a binary cross-entropy on ``crossing`` weighted by 1 where the window has a crossing
+label and 0 where it has none (ETH/UCY), via per-output sample weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.data.behaviour_frames import normalise
+from toolkit.data.spec import DataSpec, parse_spec
+from toolkit.errors import UsageError
+from toolkit.eval.behaviour import BehaviourWindows, load_windows
+from toolkit.train.config import TrainConfig
+from toolkit.train.task import Datasets
+
+SHIPPED_SYNTHETIC = "synthetic:split=train,scenes=8,frames=3000"  # ~25k crossing-labelled windows, ~30 s to simulate
+SHIPPED_SYNTHETIC_VAL = "synthetic:split=val,scenes=2,frames=3000"
+
+
+@dataclass(frozen=True)
+class BehaviourOptions:
+    extra_data: str = SHIPPED_SYNTHETIC  # second training SPEC mixed in (crossing labels come from it); "" = none
+    extra_val_data: str = SHIPPED_SYNTHETIC_VAL  # second validation SPEC mixed into the validation set; "" = none
+    fde_weight: float = 0.5  # extra weight of the last step's displacement in the trajectory loss
+    crossing_weight: float = 1.0  # weight of the crossing cross-entropy (counted only on labelled windows)
+    mirror: bool = True  # augmentation: mirror half the windows across their heading axis
+    scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
+
+
+def _windows(specs: list[str | DataSpec], observed: int, horizon: int) -> tuple[BehaviourWindows, list[dict]]:
+    parts = [load_windows(s, observed, horizon) for s in specs]
+    described = [{"spec": str(s), "source": p.source, "windows": len(p), "crossing_labelled": int(p.labelled.sum()),
+                  "crossing_positive": int(p.crossing[p.labelled].sum())} for s, p in zip(specs, parts, strict=True)]
+    if len(parts) == 1:
+        return parts[0], described
+    joined = BehaviourWindows(*(np.concatenate([getattr(p, f) for p in parts])
+                                for f in ("obs", "fut", "crossing", "labelled", "group")),
+                              source=" + ".join(p.source for p in parts))
+    return joined, described
+
+
+def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows -> (track, future, crossing (N, 1), crossing weight (N,)) float32, all in the heading frame."""
+    track, rotation = normalise(windows.obs)
+    future = (windows.fut.astype(np.float64) @ rotation).astype(np.float32)  # same rotation as the track
+    return (track, future, windows.crossing.reshape(-1, 1).astype(np.float32),
+            windows.labelled.astype(np.float32))
+
+
+class BehaviourTask:
+    kind = "behaviour"
+    default_data = "eth_ucy:scene=all,split=train"
+    default_val_data = "eth_ucy:scene=all,split=val"
+    options_type = BehaviourOptions
+
+    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: BehaviourOptions,
+                 model_config: Any) -> Datasets:
+        _check(options)
+        import tensorflow as tf
+
+        observed, horizon = model_config.observed, model_config.horizon
+        train_specs = [train, *([parse_spec(options.extra_data)] if options.extra_data else [])]
+        val_specs = [val, *([parse_spec(options.extra_val_data)] if options.extra_val_data else [])]
+        train_w, train_desc = _windows(train_specs, observed, horizon)
+        val_w, val_desc = _windows(val_specs, observed, horizon)
+        track, future, crossing, weight = training_arrays(train_w)
+
+        def to_keras(t: Any, f: Any, c: Any, w: Any) -> tuple[Any, Any, Any]:
+            # The model has one input, so the features go in as a plain tensor (a dict makes Keras warn).
+            return t, {"future": f, "crossing": c}, {"future": tf.ones_like(w), "crossing": w}
+
+        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, weight))
+        ds = ds.shuffle(len(track), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+        if config.augment and (options.mirror or options.scale > 0):
+            # One stateless seed per batch from a seeded stream (new each epoch): same seed -> same augmentation.
+            seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip(ds, seeds).map(
+                lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1)
+        train_ds = ds.map(to_keras).prefetch(2)
+        val_ds = tf.data.Dataset.from_tensor_slices(training_arrays(val_w)).batch(config.batch_size)
+        val_ds = val_ds.map(to_keras).prefetch(2)
+        describe = {"train": train_desc, "val": val_desc, "frame": "relative to the last observed point, rotated so "
+                    "the last step points along +x (toolkit.data.behaviour_frames)",
+                    "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None}
+        return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
+
+    def compile(self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int) -> None:
+        import keras
+
+        _check(options)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                          max(1, config.epochs * steps_per_epoch))
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss={"future": _displacement_loss(options.fde_weight), "crossing": keras.losses.BinaryCrossentropy()},
+            loss_weights={"future": 1.0, "crossing": options.crossing_weight},
+            metrics={"future": [keras.metrics.MeanMetricWrapper(_ade, name="ade"),
+                                keras.metrics.MeanMetricWrapper(_fde, name="fde")]},
+            weighted_metrics={"crossing": [keras.metrics.BinaryAccuracy(name="accuracy"),
+                                           keras.metrics.AUC(name="auc")]},
+        )
+
+
+def _check(options: BehaviourOptions) -> None:
+    if options.fde_weight < 0 or options.crossing_weight < 0:
+        raise UsageError("behaviour task: fde_weight and crossing_weight must be >= 0")
+    if not 0 <= options.scale < 1:
+        raise UsageError(f"behaviour task: scale must be in [0, 1), got {options.scale}")
+
+
+def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tuple[Any, ...]:
+    """Mirror across the heading axis (y -> -y) and scale whole windows; both keep the heading frame."""
+    import tensorflow as tf
+
+    track, future, crossing, weight = batch
+    n = tf.shape(track)[0]
+    factor = tf.ones([n, 1, 2])
+    if options.mirror:
+        flip = tf.random.stateless_uniform([n, 1, 1], seed) < 0.5
+        factor *= tf.concat([tf.ones([n, 1, 1]), tf.where(flip, -1.0, 1.0)], axis=-1)
+    if options.scale > 0:
+        factor *= tf.random.stateless_uniform([n, 1, 1], seed + 1, 1 - options.scale, 1 + options.scale)
+    return track * factor, future * factor, crossing, weight
+
+
+def _distances(y_true: Any, y_pred: Any) -> Any:
+    import keras
+
+    # The small constant keeps the gradient of the norm finite at a perfect prediction.
+    return keras.ops.sqrt(keras.ops.sum(keras.ops.square(y_true - y_pred), axis=-1) + 1e-9)
+
+
+def _ade(y_true: Any, y_pred: Any) -> Any:
+    import keras
+
+    return keras.ops.mean(_distances(y_true, y_pred), axis=-1)
+
+
+def _fde(y_true: Any, y_pred: Any) -> Any:
+    return _distances(y_true, y_pred)[:, -1]
+
+
+def _displacement_loss(fde_weight: float) -> Any:
+    def displacement(y_true: Any, y_pred: Any) -> Any:
+        d = _distances(y_true, y_pred)
+        import keras
+
+        return keras.ops.mean(d, axis=-1) + fde_weight * d[:, -1]
+
+    return displacement
+
+
+TASK = BehaviourTask()
