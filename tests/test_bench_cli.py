@@ -214,3 +214,17 @@ def test_real_track_values(shared: Path) -> None:
     assert (track[-1] == 0).all()  # relative to the last observed point
     steps = abs(track[1:] - track[:-1]).max()
     assert 0.0 < steps < 2.0, source  # metres per 0.4 s step: a walking pedestrian
+
+
+def test_plot_without_matplotlib_is_a_clear_error(cli, face: Path, tmp_path: Path) -> None:
+    db = tmp_path / "b.sqlite"
+    assert cli("bench", face, *FAST, "--db", db).returncode == 0
+    blocker = tmp_path / "blocked" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib hidden by the test')\n")
+    result = cli("bench", "report", "--db", db, "--plot", tmp_path / "p.png",
+                 env={"PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"})
+    assert_one_line_error(result, 2, "pip install 'edge-toolkit[plot]'")
+    assert not (tmp_path / "p.png").exists()
+    assert_one_line_error(cli("bench", "report", "--db", db, "extra"), 2, "unrecognized arguments: extra")
+    assert_one_line_error(cli("bench"), 2, "required: MODEL")
