@@ -1,0 +1,295 @@
+"""Person-detection samples from a data SPEC, shared by detector training and evaluation (numpy + OpenCV only).
+
+Every source becomes a :class:`Samples`: ground truth in ORIGINAL image pixels (``DetectionRecord``, person =
+class 0, ``crowd`` = an ignore region that is neither a hit nor a miss) and a loader for the original RGB image.
+Model inputs are made by :func:`model_input`: the letterbox of the camera pipeline
+(:func:`toolkit.data.augment.letterbox`, grey 114 padding) of the RGB image, so training, evaluation,
+calibration and the camera demo see the same pixels.
+
+Sources (SPEC keys in :mod:`toolkit.data.spec`):
+
+* ``coco128`` -- all 128 shared COCO128 images (person boxes only; 61 images hold the 254 person boxes, the
+  rest are negatives). Cross-validation folds: images are sorted by file name and split into those with and
+  without a person; the i-th image of each group goes to fold ``i % folds`` (stratified, deterministic, no
+  seed). ``split=val`` is fold ``fold``, ``split=train`` the other folds, ``split=all`` (the default when no
+  fold is named) everything.
+* ``synthetic`` -- seeded street scenes (:mod:`toolkit.data.synthetic`). Scene seeds ``seed .. seed+scenes-1``
+  (``split=val`` adds 1000, so validation scenes never appear in training); each scene renders ``frames``
+  frames and keeps every ``every``-th. ``jitter`` (default 1) varies the camera per seed. People less than
+  half visible, or under 8 px tall, are ignore regions when scoring. Rendered frames are cached on disk
+  (``$TOOLKIT_HOME/cache/synthetic``), keyed by the scene config and a hash of the generator's source.
+* ``yolo`` -- any YOLO folder (person = class 0); ``split`` uses the COCO128 rule with 5 folds, val = fold 0.
+* ``coco-json`` -- COCO annotations; the category named "person" is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from toolkit.data.augment import Letterbox, letterbox
+from toolkit.data.records import DetectionRecord
+from toolkit.data.spec import DataSpec
+from toolkit.errors import UsageError
+
+PERSON = 0  # class id of a person in every record this module returns
+IGNORE_VISIBILITY = 0.5  # synthetic people less visible than this are ignore regions when scoring
+IGNORE_HEIGHT_PX = 8.0  # ...and so are synthetic people shorter than this (frame pixels)
+COCO128_FOLDS = 4  # default number of cross-validation folds
+YOLO_FOLDS = 5  # a yolo folder's split=val is fold 0 of this many (20 %)
+SYNTHETIC_VAL_OFFSET = 1000  # split=val scene seeds = train seeds + this
+
+
+@dataclass
+class Samples:
+    """Images with person boxes. ``records[i]`` is image i's ground truth in original pixels."""
+
+    records: list[DetectionRecord]  # person boxes (class 0), crowd = ignore region
+    visibility: list[np.ndarray]  # (K_i,) visible fraction of each box (1 for real photos)
+    load: Callable[[int], np.ndarray]  # i -> original image, uint8 RGB (H, W, 3)
+    describe: dict[str, Any] = field(default_factory=dict)  # what was loaded: source, split rule, counts
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def subset(self, indices: np.ndarray | list[int]) -> Samples:
+        idx = [int(i) for i in indices]
+        return Samples([self.records[i] for i in idx], [self.visibility[i] for i in idx],
+                       lambda j: self.load(idx[j]), {**self.describe, "images": len(idx)})
+
+
+def model_input(image_rgb: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Original uint8 RGB image -> (uint8 letterboxed (H, W, 3) model input, its transform); divide by 255 to feed."""
+    return letterbox(image_rgb, input_hw)
+
+
+def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
+    """The person-detection samples of a SPEC (see the module docstring); at most ``limit`` images, in order."""
+    loaders = {"coco128": _coco128, "synthetic": _synthetic, "yolo": _yolo, "coco-json": _coco_json}
+    if spec.name not in loaders:
+        raise UsageError(f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, "
+                         f"not {spec.name}")
+    samples = loaders[spec.name](spec)
+    limits = [v for v in (limit, spec.get_int("limit")) if v is not None]  # the SPEC's and the caller's
+    if limits:
+        limit = min(limits)
+        if limit < 1:
+            raise UsageError(f"data '{spec}': limit must be >= 1, got {limit}")
+        samples = samples.subset(range(min(limit, len(samples))))
+    if not len(samples):
+        raise UsageError(f"data '{spec}': no images selected")
+    boxes = sum(int((~r.crowd).sum()) for r in samples.records)
+    samples.describe.update(images=len(samples), person_boxes=boxes,
+                            images_with_person=sum(1 for r in samples.records if (~r.crowd).any()))
+    return samples
+
+
+def fold_of(records: list[DetectionRecord], folds: int) -> np.ndarray:
+    """Fold index per record: sorted by file name, stratified by "holds a person", i-th of a group -> i % folds."""
+    order = sorted(range(len(records)), key=lambda i: Path(records[i].path).name)
+    fold = np.zeros(len(records), np.int64)
+    counters = {True: 0, False: 0}
+    for i in order:
+        group = bool(len(records[i].boxes))
+        fold[i] = counters[group] % folds
+        counters[group] += 1
+    return fold
+
+
+def _split(spec: DataSpec, records: list[DetectionRecord], default_folds: int, default_fold: int | None) -> tuple[
+        list[int], dict[str, Any]]:
+    split = spec.get("split")
+    named_fold = "fold" in spec.options or "folds" in spec.options
+    if split is None:
+        if named_fold:
+            raise UsageError(f"data '{spec}': say which side of the fold you want: add split=train or split=val")
+        split = "all"
+    if split not in ("train", "val", "all"):
+        raise UsageError(f"data '{spec}': split must be train, val or all, got '{split}'")
+    folds = spec.get_int("folds", default_folds)
+    fold = spec.get_int("fold", default_fold if default_fold is not None else 0)
+    if folds < 2 or not 0 <= fold < folds:
+        raise UsageError(f"data '{spec}': need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+    assigned = fold_of(records, folds)
+    keep = {"all": assigned >= 0, "val": assigned == fold, "train": assigned != fold}[split]
+    rule = (f"stratified {folds}-fold split by file name (person / no person, i-th image -> fold i % {folds}); "
+            f"split={split}" + (f", fold {fold}" if split != "all" else ""))
+    return [int(i) for i in np.flatnonzero(keep)], {"split": split, "fold": fold, "folds": folds, "rule": rule}
+
+
+def _photo_samples(records: list[DetectionRecord], describe: dict[str, Any]) -> Samples:
+    from toolkit.data.image_folder import read_rgb
+
+    people = [DetectionRecord(r.path, r.width, r.height, r.boxes[r.classes == PERSON],
+                              np.zeros(int((r.classes == PERSON).sum()), np.int64), image_id=i,
+                              crowd=r.crowd[r.classes == PERSON]) for i, r in enumerate(records)]
+    return Samples(people, [np.ones(len(r.boxes), np.float32) for r in people],
+                   lambda i: _checked_size(read_rgb(people[i].path), people[i]), describe)
+
+
+def _checked_size(image: np.ndarray, record: DetectionRecord) -> np.ndarray:
+    if image.shape[:2] != (record.height, record.width):
+        raise UsageError(f"{record.path}: image is {image.shape[1]}x{image.shape[0]} but its labels were made for "
+                         f"{record.width}x{record.height}")
+    return image
+
+
+def _yolo_folder(spec: DataSpec, images: Path, labels: Path, folds: int, name: str) -> Samples:
+    from toolkit.data.yolo import load_yolo_detection
+
+    records = load_yolo_detection(images, labels, keep_classes=[PERSON])
+    keep, describe = _split(spec, records, folds, 0)
+    selected = [records[i] for i in keep]
+    return _photo_samples(selected, {"source": name, "spec": str(spec), "images_dir": str(images), **describe})
+
+
+def _coco128(spec: DataSpec) -> Samples:
+    from toolkit.paths import shared_path
+
+    root = Path(spec.get("root")) if spec.get("root") else shared_path("data", "coco128")
+    return _yolo_folder(spec, root / "images" / "train2017", root / "object_detection" / "labels" / "train2017",
+                        COCO128_FOLDS, "coco128")
+
+
+def _yolo(spec: DataSpec) -> Samples:
+    return _yolo_folder(spec, Path(spec.get("images")), Path(spec.get("labels")), YOLO_FOLDS, "yolo")
+
+
+def _coco_json(spec: DataSpec) -> Samples:
+    from toolkit.data.coco_json import load_coco_detection
+
+    file = Path(spec.get("json"))
+    records, names = load_coco_detection(file, spec.get("images") or file.parent)
+    person = [cid for cid, name in names.items() if name.strip().lower() == "person"]
+    if not person:
+        raise UsageError(f"{file}: no category named 'person' (categories: {', '.join(sorted(names.values()))})")
+    records = [DetectionRecord(r.path, r.width, r.height, r.boxes, np.where(r.classes == person[0], PERSON, -1),
+                               image_id=r.image_id, crowd=r.crowd) for r in records]
+    return _photo_samples(records, {"source": "coco-json", "spec": str(spec), "category_id": person[0]})
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+
+
+def _synthetic(spec: DataSpec) -> Samples:
+    from toolkit.data.synthetic import SceneConfig
+
+    split = spec.get("split", "train")
+    if split not in ("train", "val"):
+        raise UsageError(f"data '{spec}': synthetic split must be train or val, got '{split}'")
+    seed, scenes = spec.get_int("seed", 0), spec.get_int("scenes", 1)
+    frames, every = spec.get_int("frames", 400), spec.get_int("every", 2)
+    jitter = _float(spec, "jitter", 1.0)
+    if scenes < 1 or frames < 1 or every < 1:
+        raise UsageError(f"data '{spec}': scenes, frames and every must be >= 1")
+    base = seed + (SYNTHETIC_VAL_OFFSET if split == "val" else 0)
+    size = {k: spec.get_int(k) for k in ("width", "height") if spec.get(k) is not None}
+    parts = [_render_cached(SceneConfig(seed=base + s, camera_jitter=jitter, **size), frames, every)
+             for s in range(scenes)]
+    records, visibility, where = [], [], []
+    for p, (folder, boxes, vis, counts, hw) in enumerate(parts):
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for f in range(len(counts)):
+            b, v = boxes[starts[f]:starts[f + 1]], vis[starts[f]:starts[f + 1]]
+            ignore = (v < IGNORE_VISIBILITY) | (b[:, 3] - b[:, 1] < IGNORE_HEIGHT_PX)
+            records.append(DetectionRecord(folder / f"frame{f * every:05d}", hw[1], hw[0], b,
+                                           np.zeros(len(b), np.int64), image_id=len(records), crowd=ignore))
+            visibility.append(v)
+            where.append((p, f))
+    arrays = [np.load(folder / "frames.npy", mmap_mode="r") for folder, *_ in parts]
+
+    def load(i: int) -> np.ndarray:
+        p, f = where[i]
+        return cv2.cvtColor(np.ascontiguousarray(arrays[p][f]), cv2.COLOR_BGR2RGB)
+
+    describe = {"source": "synthetic", "spec": str(spec), "split": split, "scene_seeds": [base, base + scenes - 1],
+                "frames_per_scene": frames, "every": every, "camera_jitter": jitter,
+                "rule": f"people with visibility < {IGNORE_VISIBILITY} or shorter than {IGNORE_HEIGHT_PX:g} px are "
+                        "ignore regions"}
+    return Samples(records, visibility, load, describe)
+
+
+def _float(spec: DataSpec, key: str, default: float) -> float:
+    value = spec.get(key)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"data spec '{spec}': {key}={value} is not a number") from None
+
+
+def _generator_hash() -> str:
+    from toolkit.data import synthetic
+
+    digest = hashlib.sha256()
+    for file in sorted(Path(synthetic.__file__).parent.glob("synthetic*.py")):
+        digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_root() -> Path:
+    from toolkit.paths import state_dir
+
+    return state_dir() / "cache" / "synthetic"
+
+
+def _render_cached(config: Any, frames: int, every: int) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray,
+                                                                   tuple[int, int]]:
+    """Render (or reuse) one scene: (folder, boxes (M, 4), visibility (M,), boxes per frame (F,), frame hw)."""
+    from dataclasses import asdict
+
+    key_src = json.dumps({"config": asdict(config), "frames": frames, "every": every,
+                          "generator": _generator_hash()}, sort_keys=True)
+    folder = cache_root() / hashlib.sha256(key_src.encode()).hexdigest()[:20]
+    if not (folder / "labels.npz").is_file():
+        _render_into(folder, config, frames, every, key_src)
+    with np.load(folder / "labels.npz") as labels:
+        return (folder, labels["boxes"], labels["visibility"], labels["counts"],
+                (int(config.height), int(config.width)))
+
+
+def _render_into(folder: Path, config: Any, frames: int, every: int, key_src: str) -> None:
+    from toolkit.data.synthetic import StreetScene
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        scene = StreetScene(config)
+        kept = (frames + every - 1) // every
+        images = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
+                                           shape=(kept, config.height, config.width, 3))
+        boxes, vis, counts = [], [], []
+        for i in range(frames):
+            if i % every:
+                scene.advance()  # simulate without rendering the frames we skip
+                continue
+            frame = scene.step()
+            images[i // every] = frame.image
+            boxes.append(frame.boxes.reshape(-1, 4))
+            vis.append(frame.visibility.reshape(-1))
+            counts.append(len(frame.boxes))
+        images.flush()
+        del images
+        np.savez(tmp / "labels.npz", boxes=np.concatenate(boxes).astype(np.float32),
+                 visibility=np.concatenate(vis).astype(np.float32), counts=np.asarray(counts, np.int64))
+        (tmp / "key.json").write_text(key_src + "\n")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process rendered the same scene first: keep theirs
+            if not (folder / "labels.npz").is_file():
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)

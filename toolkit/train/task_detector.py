@@ -1,0 +1,176 @@
+"""Training task for the person detector (``toolkit train detector``).
+
+Images are loaded once (:mod:`toolkit.eval.detector_data`; synthetic frames come from the render cache) and kept
+as letterboxed uint8 model inputs, so an epoch costs only augmentation and target encoding:
+
+* ``data`` (e.g. ``coco128:split=all``) is the main set; ``extra_data`` (e.g. synthetic street frames) is mixed in,
+  ``extra_per_epoch`` of its images drawn afresh each epoch, so a few hundred photos are not drowned by thousands
+  of rendered frames; ``repeat`` shows each main image that many times per epoch.
+* Augmentation (train split only, when ``TrainConfig.augment``): with probability ``mosaic`` four images are
+  tiled 2x2 at half size (people half as tall: COCO's close-ups become street-camera sized), then flip,
+  scale/crop and colour jitter (:func:`toolkit.data.augment.augment_detection`).
+* Targets: :func:`toolkit.models.detector_targets.encode_targets` on the input-pixel boxes; the box target
+  carries the no-centre mask (``box_target_for_loss``) for :func:`toolkit.models.detector.detector_losses`.
+  Synthetic people less visible than ``min_visibility`` are not targets.
+
+Every random choice comes from ``numpy.random.default_rng([config.seed, epoch])`` (epoch = how many times this
+process has iterated the training set): the same seed gives the same batches. A resumed run restores the weights
+and optimizer but draws its augmentation afresh from epoch 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.data.augment import AugmentConfig, augment_detection, resize_image
+from toolkit.data.spec import DataSpec, parse_spec
+from toolkit.errors import UsageError
+from toolkit.eval.detector_data import Samples, load_samples, model_input
+from toolkit.models.detector import STRIDE
+from toolkit.models.detector_targets import box_target_for_loss, encode_targets
+from toolkit.train.config import TrainConfig
+from toolkit.train.task import Datasets
+
+
+@dataclass(frozen=True)
+class DetectorTaskOptions:
+    extra_data: str = ""  # a second training SPEC mixed into every epoch ("" = none), e.g. synthetic frames
+    extra_per_epoch: int = 0  # images of extra_data drawn per epoch (0 = all of them every epoch)
+    repeat: int = 1  # times each image of the main data appears per epoch
+    mosaic: float = 0.5  # probability that a training image is a 2x2 mosaic of four half-size images
+    min_visibility: float = 0.3  # synthetic people less visible than this are not training targets
+    scale_min: float = 0.6  # random zoom range of the scale/crop augmentation (1 = unchanged)
+    scale_max: float = 1.4
+    box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
+    min_radius: int = 1  # smallest heatmap Gaussian radius in output cells
+
+
+@dataclass
+class _Pool:
+    """Letterboxed uint8 inputs with their target boxes in input pixels."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB
+    boxes: list[np.ndarray]  # (K_i, 4) float32 xyxy input pixels (targets only)
+
+
+def _pool(samples: Samples, input_hw: tuple[int, int], min_visibility: float) -> _Pool:
+    images = np.empty((len(samples), *input_hw, 3), np.uint8)
+    boxes = []
+    for i in range(len(samples)):
+        images[i], transform = model_input(samples.load(i), input_hw)
+        record = samples.records[i]
+        keep = samples.visibility[i] >= min_visibility
+        boxes.append(transform.to_input(record.boxes[keep]).reshape(-1, 4).astype(np.float32))
+    return _Pool(images, boxes)
+
+
+def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Four pool images at half size in a 2x2 grid; boxes follow."""
+    h, w = pool.images.shape[1:3]
+    hh, hw = h // 2, w // 2
+    out = np.empty_like(pool.images[0])
+    boxes = []
+    for q, i in enumerate(picks):
+        oy, ox = (q // 2) * hh, (q % 2) * hw
+        out[oy:oy + hh, ox:ox + hw] = resize_image(pool.images[i], (hh, hw))
+        b = pool.boxes[i] * np.float32([hw / w, hh / h, hw / w, hh / h]) + np.float32([ox, oy, ox, oy])
+        boxes.append(b)
+    return out, np.concatenate(boxes).reshape(-1, 4)
+
+
+class DetectorTask:
+    kind = "detector"
+    default_data = "coco128:split=all"
+    default_val_data = "synthetic:split=val,scenes=4,frames=100,every=5"
+    options_type = DetectorTaskOptions
+
+    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: DetectorTaskOptions,
+                 model_config: Any) -> Datasets:
+        """tf.data pipelines of (image float32 [0, 1], {"heatmap", "box"} targets), batched; see the module."""
+        import tensorflow as tf
+
+        _check(options)
+        input_hw = tuple(int(v) for v in model_config.input_shape[:2])
+        main = load_samples(train)
+        pools = [_pool(main, input_hw, options.min_visibility)]
+        extra = None
+        if options.extra_data:
+            extra = load_samples(parse_spec(options.extra_data))
+            pools.append(_pool(extra, input_hw, options.min_visibility))
+        val_samples = load_samples(val)
+        val_pool = _pool(val_samples, input_hw, options.min_visibility)
+        n_main = len(main) * options.repeat
+        n_extra = 0 if extra is None else (min(options.extra_per_epoch, len(extra)) if options.extra_per_epoch
+                                           else len(extra))
+        augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
+        epoch = {"n": 0}
+
+        def encode(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            heat, box, mask = encode_targets(boxes, input_hw, STRIDE, min_radius=options.min_radius)
+            return (image.astype(np.float32) * np.float32(1 / 255.0),
+                    {"heatmap": heat, "box": box_target_for_loss(box, mask)})
+
+        def train_items():
+            rng = np.random.default_rng([config.seed, epoch["n"]])
+            epoch["n"] += 1
+            items = [(0, i % len(main)) for i in range(n_main)]
+            if extra is not None:
+                items += [(1, int(i)) for i in rng.permutation(len(extra))[:n_extra]]
+            for k in rng.permutation(len(items)):
+                p, i = items[k]
+                pool = pools[p]
+                if config.augment and rng.random() < options.mosaic:
+                    image, boxes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
+                else:
+                    image, boxes = pool.images[i], pool.boxes[i]
+                if config.augment:
+                    image, boxes, _ = augment_detection(image, boxes, np.zeros(len(boxes), np.int64), rng, augment)
+                yield encode(image, boxes)
+
+        def val_items():
+            for i in range(len(val_pool.images)):
+                yield encode(val_pool.images[i], val_pool.boxes[i])
+
+        h, w = input_hw
+        signature = (tf.TensorSpec((h, w, 3), tf.float32),
+                     {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
+                      "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
+        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature)
+        val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature)
+        describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
+                    "val": val_samples.describe, "per_epoch": {"main": n_main, "extra": n_extra},
+                    "augment": bool(config.augment)}
+        return Datasets(train=train_ds.batch(config.batch_size).prefetch(2),
+                        val=val_ds.batch(config.batch_size).cache().prefetch(2),
+                        train_size=n_main + n_extra, val_size=len(val_pool.images), describe=describe)
+
+    def compile(self, model: Any, config: TrainConfig, options: DetectorTaskOptions, steps_per_epoch: int) -> None:
+        """Adam with cosine decay over the run; CenterNet focal loss on "heatmap", masked L1 on "box"."""
+        import keras
+
+        from toolkit.models.detector import detector_losses
+
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                          decay_steps=max(1, config.epochs * steps_per_epoch))
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss=detector_losses(keras, box_weight=options.box_weight))
+
+
+def _check(options: DetectorTaskOptions) -> None:
+    problems = [
+        (options.repeat < 1, "repeat must be >= 1"),
+        (options.extra_per_epoch < 0, "extra_per_epoch must be >= 0"),
+        (not 0.0 <= options.mosaic <= 1.0, "mosaic must be a probability in [0, 1]"),
+        (not 0.0 <= options.min_visibility <= 1.0, "min_visibility must be in [0, 1]"),
+        (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
+        (options.box_weight <= 0 or options.min_radius < 0, "box_weight must be > 0 and min_radius >= 0"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise UsageError(f"detector task options: {message}")
+
+
+TASK = DetectorTask()
