@@ -251,7 +251,12 @@ class Renderer:
         margin = 0.5 * max(w, h)  # agents farther outside the image than this cannot reach into it
         ped_depth = self.camera.depth_of(state.ped_pos) if n else np.zeros(0)
         veh_depth = self.camera.depth_of(state.veh_pos) if m else np.zeros(0)
+        points = self._person_points(state) if n else np.zeros((0, 10, 2))
         ped_near = self._near_view(state.ped_pos, ped_depth, margin)
+        if n:  # a person is drawn when its joints (padded by a body width) reach into the image
+            lo, hi = points.min(axis=1), points.max(axis=1)
+            pad = 0.4 * (hi[:, 1] - lo[:, 1])[:, None]
+            ped_near &= np.all(hi + pad >= 0, axis=1) & np.all(lo - pad < [w, h], axis=1)
         veh_near = self._near_view(state.veh_pos, veh_depth, margin)
         # Shadows go on the ground before any agent is drawn.
         for k in np.flatnonzero(ped_near):
@@ -264,7 +269,6 @@ class Renderer:
         order += [(veh_depth[k], 1, k) for k in np.flatnonzero(veh_near)]
         order += [(sp.depth, 2, k) for k, sp in enumerate(self.bg.sprites)]
         order.sort(key=lambda item: -item[0])
-        points = self._person_points(state) if n else None
         drawn = []  # (ident, kind, row, roi, full pixel count, box)
         lut = np.zeros(256, np.uint8)
         for _, kind, k in order:
