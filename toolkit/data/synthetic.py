@@ -3,13 +3,19 @@
 The camera demo's default live source and the training data for the person detector, the street segmenter and
 the behaviour (crossing-intent / trajectory) model. No TensorFlow: this runs on a device install.
 
-What it renders: a two-lane road with a zebra crosswalk, kerbs and sidewalks on both sides, grass or gravel and a
-row of buildings beyond, seen by a pinhole camera above the street (height, pitch, yaw, focal length). Pedestrians
-walk along the sidewalks, cross at the crosswalk (often after waiting at the kerb for a gap in traffic), jaywalk,
-or turn back (some after waiting at the kerb); vehicles drive in both lanes and brake for anyone crossing ahead of
-them. Each seed varies the light, sun and shadows, road/sidewalk/ground materials, markings, buildings, street
-furniture (lamp posts, sign poles, bollards, trees, bins, benches, cones), clothing, sensor noise and blur, and
-with ``camera_jitter`` > 0 the camera view. Pedestrians are 10-70 px tall at the default 480x360 view.
+What it renders: a two-lane road with a zebra crosswalk, kerbs and sidewalks on both sides, grass, gravel or dirt
+beyond, and a row of buildings along the far side, seen by a pinhole camera above the street (height, pitch, yaw,
+focal length; the ground is mapped to the image with the camera's homography). Pedestrians walk along the
+sidewalks (some in pairs, some across the open ground on the camera's side), cross at the crosswalk (often after
+waiting at the kerb for a gap in traffic), jaywalk, or turn back (half of those after waiting at the kerb: waiting
+does not always mean crossing); walkers sway like real ones (no perfectly straight, constant-speed paths).
+Vehicles drive in both lanes, follow each other and brake for anyone crossing ahead of them; pedestrians only
+step onto the road when no vehicle is on or about to reach their crossing strip, so vehicles never drive through
+people. Each seed varies light, colour temperature, saturation, sun direction and shadows, road/sidewalk/ground
+materials and markings, buildings, street furniture (lamp posts, sign poles, bollards, trees, bins, benches,
+cones: distractors that also occlude people), clothing, bags, sensor noise and blur, and with ``camera_jitter``
+> 0 the camera view. Pedestrians are about 10-70 px tall at the default 480x360 view (median ~35 px); a lower
+camera (``camera_height_m`` 2-4) gives the large people of COCO-like photos.
 
 World frame: metres on the ground, x along the street, y across it (road |y| <= road half width, crosswalk at
 x = 0), z up. Image: pixels, origin top-left, BGR.

@@ -32,6 +32,7 @@ class Style:
     """Per-seed look of a scene."""
 
     light: tuple[float, float, float]  # BGR gains: overall brightness and colour temperature
+    saturation: float  # colourfulness: 1 as painted, < 1 washed out like many real cameras
     shadow_dir: tuple[float, float]  # unit ground direction in which shadows fall
     shadow_len: float  # shadow length per metre of object height (1 / tan(sun elevation))
     shadow_strength: float  # how much a shadow darkens the ground (0 = overcast)
@@ -64,11 +65,18 @@ def make_style(rng: np.random.Generator, noise: float) -> Style:
     warm = rng.uniform(-0.08, 0.08)
     sun = rng.uniform(0, 2 * math.pi)
     overcast = rng.random() < 0.3
-    return Style(light=(bright * (1 - warm), bright, bright * (1 + warm)),
+    return Style(light=(bright * (1 - warm), bright, bright * (1 + warm)), saturation=rng.uniform(0.55, 1.1),
                  shadow_dir=(math.cos(sun), math.sin(sun)),
                  shadow_len=1.0 / math.tan(math.radians(rng.uniform(25, 65))),
                  shadow_strength=0.0 if overcast else rng.uniform(0.3, 0.55),
                  noise_sigma=noise * rng.uniform(1.5, 5.0), blur_sigma=noise * rng.uniform(0.0, 1.1))
+
+
+def grade(colours: np.ndarray, style: Style) -> np.ndarray:
+    """Apply the scene's light and saturation to BGR colours (..., 3) float -> float32."""
+    lit = np.asarray(colours, np.float32) * np.array(style.light, np.float32)
+    grey = lit.mean(axis=-1, keepdims=True)
+    return grey + np.float32(style.saturation) * (lit - grey)
 
 
 def _smooth_noise(shape: tuple[int, int], cell: float, rng: np.random.Generator) -> np.ndarray:
@@ -116,7 +124,7 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
         colour[band(lo, hi)] = side_base * 1.12 + grain[band(lo, hi)][..., None] * 5
     # Asphalt with patches and a few cracks.
     rows = band(-r_half, r_half)
-    asphalt = np.array([rng.uniform(70, 105)] * 3, np.float32) * [1.0, 1.0, rng.uniform(0.95, 1.05)]
+    asphalt = np.array([rng.uniform(65, 130)] * 3, np.float32) * [1.0, 1.0, rng.uniform(0.95, 1.05)]
     fill(rows, asphalt, 9.0, 14.0)
     classes[rows] = ROAD
     px = lambda x, y: (int((x - x0) * ppm), int((y - y0) * ppm))  # noqa: E731
@@ -126,7 +134,8 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
                     rng.uniform(0, 180), 0, 360, (asphalt * rng.uniform(0.75, 1.2)).tolist(), -1)
     for _ in range(int(rng.integers(0, 8))):
         pts = np.cumsum(rng.normal(0, 0.6, (6, 2)), axis=0) + [rng.uniform(x0, x1), rng.uniform(-r_half, r_half)]
-        cv2.polylines(colour, [np.array([px(*p) for p in pts], np.int32)], False, (45, 45, 45), 1, cv2.LINE_AA)
+        cv2.polylines(colour, [np.array([px(*p) for p in pts], np.int32)], False, (asphalt * 0.65).tolist(), 1,
+                      cv2.LINE_AA)
     # Markings: dashed or double centre line, edge lines, zebra crosswalk, stop lines. Worn a little.
     paint = np.zeros((h, w), np.float32)
     line_w = 0.12
@@ -314,7 +323,8 @@ def build_background(camera: Camera, layout: Layout, style: Style, rng: np.rando
     # Light, colour temperature and a soft vignette.
     r2 = ((uu - w / 2) / (w / 2)) ** 2 + ((vv - h / 2) / (h / 2)) ** 2
     vignette = 1.0 - rng.uniform(0.0, 0.25) * r2 / 2
-    img = np.clip(img * np.array(style.light, np.float32) * vignette[..., None].astype(np.float32), 0, 255)
+    img = grade(img, style) * vignette[..., None].astype(np.float32)
+    img = np.clip(img, 0, 255)
     final = img.astype(np.uint8)
     # Agents' contact shadows darken the ground even under an overcast sky.
     dark = 1 - max(style.shadow_strength, 0.35)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toolkit.data.synthetic_background import Background, box_faces, fill_poly, shade
+from toolkit.data.synthetic_background import Background, Style, box_faces, fill_poly, grade, shade
 from toolkit.data.synthetic_camera import Camera
 from toolkit.data.synthetic_sim import SimState
 
@@ -45,24 +45,28 @@ class Rendered:
     veh_boxes: np.ndarray  # (M, 4) float32 xyxy
 
 
-def _pick(rng: np.random.Generator, table: list, weights: np.ndarray, light: np.ndarray) -> tuple:
+def _pick(rng: np.random.Generator, table: list, weights: np.ndarray, style: Style) -> tuple:
     colour = np.array(table[int(rng.choice(len(table), p=weights / weights.sum()))], float)
-    return tuple(np.clip(colour * rng.uniform(0.8, 1.15) * light, 0, 255).tolist())
+    return _graded(colour * rng.uniform(0.8, 1.15), style)
 
 
-def _person_look(seed: int, light: np.ndarray) -> dict:
+def _graded(colour: np.ndarray, style: Style) -> tuple:
+    return tuple(np.clip(grade(colour, style), 0, 255).tolist())
+
+
+def _person_look(seed: int, style: Style) -> dict:
     rng = np.random.default_rng(seed)
     skin = np.array([150, 180, 225]) * rng.uniform(0.35, 1.05)
-    return {"top": _pick(rng, _TOPS, _TOP_P, light), "bottom": _pick(rng, _BOTTOMS, _BOTTOM_P, light),
-            "skin": tuple(np.clip(skin * light, 0, 255).tolist()), "hair": _pick(rng, _HAIR, np.ones(5), light),
-            "bag": _pick(rng, _TOPS, _TOP_P, light) if rng.random() < 0.3 else None,
+    return {"top": _pick(rng, _TOPS, _TOP_P, style), "bottom": _pick(rng, _BOTTOMS, _BOTTOM_P, style),
+            "skin": _graded(skin, style), "hair": _pick(rng, _HAIR, np.ones(5), style),
+            "bag": _pick(rng, _TOPS, _TOP_P, style) if rng.random() < 0.3 else None,
             "backpack": rng.random() < 0.5,  # else a hand bag
             "coat": rng.random() < 0.2, "girth": rng.uniform(0.9, 1.15)}
 
 
-def _vehicle_look(seed: int, light: np.ndarray) -> dict:
+def _vehicle_look(seed: int, style: Style) -> dict:
     rng = np.random.default_rng(seed)
-    return {"body": _pick(rng, _CARS, _CAR_P, light), "glass": tuple((np.array([70, 55, 45]) * light).tolist())}
+    return {"body": _pick(rng, _CARS, _CAR_P, style), "glass": _graded(np.array([70.0, 55.0, 45.0]), style)}
 
 
 def _i(p: np.ndarray) -> tuple[int, int]:
@@ -75,7 +79,6 @@ class Renderer:
 
     def __init__(self, camera: Camera, background: Background, rng: np.random.Generator) -> None:
         self.camera, self.bg, self.rng = camera, background, rng
-        self.light = np.array(background.style.light)
         self.proj = camera.projection()
         self.ground_h = camera.homography()
         h, w = camera.height, camera.width
@@ -96,7 +99,7 @@ class Renderer:
         if seed not in self.looks:
             if len(self.looks) > 512:
                 self.looks.clear()
-            self.looks[seed] = (_vehicle_look if vehicle else _person_look)(int(seed), self.light)
+            self.looks[seed] = (_vehicle_look if vehicle else _person_look)(int(seed), self.bg.style)
         return self.looks[seed]
 
     def _project(self, pts: np.ndarray) -> np.ndarray:
