@@ -116,11 +116,19 @@ def test_fake_vcgencmd_throttled_result_is_flagged(cli, face: Path, tmp_path: Pa
     assert "THROTTLED" in cli("bench", "report", "--db", db).stdout
 
 
-@pytest.fixture
-def populated_db(cli, face: Path, tmp_path: Path) -> Path:
-    db = tmp_path / "bench.sqlite"
-    assert cli("bench", face, *FAST, "--db", db).returncode == 0
+@pytest.fixture(scope="module")
+def populated_template(face: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import run_cli
+
+    db = tmp_path_factory.mktemp("populated") / "bench.sqlite"
+    assert run_cli("bench", face, *FAST, "--db", db).returncode == 0
+    assert not db.with_name("bench.sqlite-wal").exists()  # the last connection checkpointed: one file to copy
     return db
+
+
+@pytest.fixture
+def populated_db(populated_template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copy(populated_template, tmp_path / "bench.sqlite"))
 
 
 @pytest.mark.parametrize(("make_args", "code", "message"), [
