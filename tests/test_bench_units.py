@@ -123,6 +123,9 @@ def test_names_formats_and_families() -> None:
     assert model_family("x_int8.tflite", {"kind": "detector", "source_sha256": sha}) == f"detector@{'ab' * 6}"
     assert model_family("y.tflite", {"source": {"sha256": sha}}) == f"model@{'ab' * 6}"
     assert model_format("m_int8.tflite", None, {"quantize": "fp16"}) == ("fp16", "manifest")
+    assert model_format("m.tflite", None, {"mode": "dynamic"}) == ("dynamic", "manifest")  # toolkit convert's key
+    enc = {"kind": "vae_encoder", "source": {"sha256": sha}}
+    assert model_family("a.tflite", enc) != model_family("a.tflite", {**enc, "kind": "vae_decoder"})
     assert model_format("m_dynamic.tflite", None, {}) == ("dynamic", "name")
 
 
@@ -192,3 +195,40 @@ def test_parse_remote(text: str, user: str | None, host: str, port: int | None) 
 def test_parse_remote_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_remote(text)
+
+
+def _fake_runner(**specs):
+    """Only the ``inputs`` mapping of a Runner: what make_inputs reads."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(inputs=specs)
+
+
+def test_make_inputs_latent_and_random() -> None:
+    from toolkit.bench.inputs import make_inputs
+    from toolkit.runtime import TensorSpec
+
+    z = TensorSpec("z", 0, (1, 64), np.dtype(np.float32), 0.0, 0)
+    feeds, source = make_inputs(_fake_runner(z=z), {"kind": "vae_decoder"}, seed=3)
+    assert source == "latent z ~ N(0, 1) seed 3" and feeds["z"].dtype == np.float32
+    assert feeds["z"].min() < 0 < feeds["z"].max()
+    q = TensorSpec("x", 0, (1, 10), np.dtype(np.int8), 0.5, -3)
+    feeds, source = make_inputs(_fake_runner(x=q), {}, seed=0)
+    assert feeds["x"].dtype == np.int8 and source == "random uniform [0, 1] seed 0"
+    assert set(np.unique(feeds["x"])) <= {-3, -2, -1}  # [0, 1] / 0.5 - 3, rounded
+    with pytest.raises(UsageError, match="input_range"):
+        make_inputs(_fake_runner(x=q), {"input_range": [1, 0]})
+
+
+@pytest.mark.shared
+def test_make_inputs_real_image_quantized(shared: Path) -> None:
+    from toolkit.bench.inputs import make_inputs
+    from toolkit.runtime import TensorSpec
+
+    image = TensorSpec("image", 0, (1, 32, 32, 3), np.dtype(np.int8), 1 / 255, -128)
+    feeds, source = make_inputs(_fake_runner(image=image), {"kind": "detector"})
+    assert source.startswith("coco128 ") and feeds["image"].dtype == np.int8
+    assert feeds["image"].std() > 10  # a photo, not a constant
+    digit = TensorSpec("image", 0, (1, 28, 28, 1), np.dtype(np.float32), 0.0, 0)
+    feeds, source = make_inputs(_fake_runner(image=digit), {"kind": "classifier", "input_range": [-1, 1]})
+    assert source == "mnist t10k image 0" and feeds["image"].min() == -1.0 and feeds["image"].max() <= 1.0

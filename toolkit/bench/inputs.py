@@ -4,8 +4,8 @@ The model's kind comes from its manifest sidecar (``model.json`` or ``model.tfli
 ``"kind"``, one of toolkit.capabilities.MODEL_KINDS). Image kinds get a real COCO128 photo containing people
 (or an MNIST digit for 28x28x1 inputs), resized and scaled to the manifest's ``"input_range"`` (default [0, 1],
 the zoo's convention); the behaviour kind gets a real ETH pedestrian track in metres relative to its last observed
-point. Everything else, and any model whose real sample cannot be found or does not fit, gets seeded uniform
-random data of the right dtype and range. Which one was used is returned as a string and stored with the result.
+point; a VAE decoder gets a seeded standard-normal latent (what it decodes in use). Everything else, and any model
+whose real sample cannot be found or does not fit, gets seeded uniform random data of the right dtype and range. Which one was used is returned as a string and stored with the result.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import numpy as np
 from toolkit.errors import UsageError
 from toolkit.paths import shared_dir
 
-IMAGE_KINDS = frozenset({"classifier", "detector", "segmenter", "autoencoder", "vae"})
+IMAGE_KINDS = frozenset({"classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder"})
 TRACK_KINDS = frozenset({"behaviour"})
+LATENT_KINDS = frozenset({"vae_decoder"})  # input is a latent vector z: a standard normal sample is the real thing
 COCO_IMAGES = ("data", "coco128", "images", "train2017")
 COCO_LABELS = ("data", "coco128", "object_detection", "labels", "train2017")
 MNIST_IMAGES = ("data", "mnist", "t10k-images-idx3-ubyte.gz")
@@ -107,8 +108,11 @@ def _track_sample(steps: int) -> tuple[np.ndarray, str] | None:
     return None
 
 
-def _real_sample(kind: str, shape: tuple[int, ...]) -> tuple[np.ndarray, str] | None:
+def _real_sample(kind: str, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, str] | None:
     body = shape[1:] if len(shape) >= 2 and shape[0] == 1 else shape
+    if kind in LATENT_KINDS:
+        z = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        return z, f"latent z ~ N(0, 1) seed {seed}"
     if kind in IMAGE_KINDS and len(body) == 3 and body[2] in (1, 3):
         return _image_sample(*body)
     if kind in TRACK_KINDS and len(body) == 2 and body[1] == 2:
@@ -132,7 +136,7 @@ def make_inputs(runner: Any, manifest: dict[str, Any], seed: int = 0) -> tuple[d
     sources = []
     single = len(runner.inputs) == 1
     for name, spec in runner.inputs.items():
-        sample = _real_sample(kind, spec.shape) if kind and single else None
+        sample = _real_sample(kind, spec.shape, seed) if kind and single else None
         if sample is not None:
             values, source = sample
             if kind in IMAGE_KINDS:

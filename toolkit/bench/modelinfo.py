@@ -1,14 +1,16 @@
 """What a benchmarked model is: its format (fp32/fp16/dynamic/int8) and the family it is compared within.
 
 Format, first rule that applies:
-1. the manifest's ``"quantize"`` (or ``"format"``) key, when it names one of capabilities.QUANT_MODES;
+1. the manifest's ``"mode"`` key (written by ``toolkit convert``; ``"quantize"`` / ``"format"`` are read too), when
+   it names one of capabilities.QUANT_MODES;
 2. the file name's suffix: ``name_fp32``, ``_fp16``, ``_dynamic``, ``_int8`` (an ``_edgetpu`` suffix is ignored);
 3. inferred from the file's tensors: float16 weights -> fp16; int8/uint8 activations -> int8; int8 weights with
    float activations -> dynamic; otherwise fp32.
 
 Family (the rows that speed-ups are computed within):
-1. the manifest's source model hash (``"source_sha256"`` or ``"source": {"sha256": ...}``) -> ``"<kind>@<sha[:12]>"``,
-   so every export of one Keras model is one family whatever the file names are;
+1. the manifest's source model hash (``"source": {"sha256": ...}`` as ``toolkit convert`` writes it, or
+   ``"source_sha256"``) -> ``"<kind>@<sha[:12]>"``, so every export of one Keras model is one family whatever the
+   file names are (the kind keeps a VAE's encoder and decoder, exported from one file, apart);
 2. otherwise the file name without ``.tflite`` and without the format / ``_edgetpu`` suffixes
    (``detector_int8_edgetpu.tflite`` -> ``detector``).
 """
@@ -52,7 +54,7 @@ def infer_format(model_file: Any) -> str:
 
 def model_format(path: str | Path, model_file: Any, manifest: dict[str, Any]) -> tuple[str, str]:
     """(format, how it was decided: 'manifest' | 'name' | 'inferred')."""
-    for key in ("quantize", "format"):
+    for key in ("mode", "quantize", "format"):
         value = manifest.get(key)
         if isinstance(value, str) and value in QUANT_MODES:
             return value, "manifest"
