@@ -14,8 +14,9 @@ step onto the road when no vehicle is on or about to reach their crossing strip,
 people. Each seed varies light, colour temperature, saturation, sun direction and shadows, road/sidewalk/ground
 materials and markings, buildings, street furniture (lamp posts, sign poles, bollards, trees, bins, benches,
 cones: distractors that also occlude people), clothing, bags, sensor noise and blur, and with ``camera_jitter``
-> 0 the camera view. Pedestrians are about 10-70 px tall at the default 480x360 view (median ~35 px); a lower
-camera (``camera_height_m`` 2-4) gives the large people of COCO-like photos.
+> 0 the camera view. Fully visible pedestrians are 27-55 px tall (5th-95th percentile, median 40) at the default
+480x360 view and 15-40 px (median 28) with ``camera_jitter=1``; a lower camera (``camera_height_m`` 2-4) gives
+the large people of COCO-like photos.
 
 World frame: metres on the ground, x along the street, y across it (road |y| <= road half width, crosswalk at
 x = 0), z up. Image: pixels, origin top-left, BGR.
