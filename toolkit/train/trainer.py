@@ -141,12 +141,13 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
         task.compile(model, config, options, steps)
     verbose = config.verbose if config.verbose >= 0 else (1 if sys.stderr.isatty() else 2)
     started = time.perf_counter()
-    try:
-        history = model.fit(
-            train_ds, validation_data=data.val, epochs=config.epochs,
-            steps_per_epoch=steps if config.steps_per_epoch else None,
-            callbacks=_callbacks(keras, run_dir, config, data.val is not None), verbose=verbose,
-        )
+    try:  # Keras prints progress on stdout; stdout is for results (--json), so progress goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            history = model.fit(
+                train_ds, validation_data=data.val, epochs=config.epochs,
+                steps_per_epoch=steps if config.steps_per_epoch else None,
+                callbacks=_callbacks(keras, run_dir, config, data.val is not None), verbose=verbose,
+            )
     except KeyboardInterrupt:
         raise ToolkitError(f"interrupted; resume with --resume (backup in {run_dir / 'backup'})") from None
     seconds = time.perf_counter() - started
