@@ -171,27 +171,34 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
 
 # Box corners: index bits are (forward +, lateral +, top); faces list corner indices around each face.
 _SIGNS = np.array([[(1 if i & 1 else -1), (1 if i & 2 else -1), (1 if i & 4 else 0)] for i in range(8)], float)
-_BOX_FACES = (("front", (1, 3, 7, 5), 0, 1), ("back", (0, 4, 6, 2), 0, -1), ("side", (2, 6, 7, 3), 1, 1),
-              ("side", (0, 1, 5, 4), 1, -1), ("top", (4, 5, 7, 6), 2, 1))
+_BOX_FACES = (("front", (1, 3, 7, 5)), ("back", (0, 4, 6, 2)), ("side", (2, 6, 7, 3)), ("side", (0, 1, 5, 4)),
+              ("top", (4, 5, 7, 6)))
 
 
 def box_faces(camera: Camera, centre: tuple[float, float], heading: float, length: float, width: float,
-              z0: float, z1: float) -> list[tuple[np.ndarray, str]]:
-    """Visible faces of an oriented 3D box as (image polygon (k, 2) float, 'top'|'side'|'front'|'back')."""
+              z0: float, z1: float, taper: float = 1.0) -> list[tuple[np.ndarray, str]]:
+    """Visible faces of an oriented 3D box as (image polygon (k, 2) float, 'top'|'side'|'front'|'back').
+
+    ``taper`` < 1 shortens the top face along the heading (a car cabin with sloped windscreens).
+    """
     c, s = math.cos(heading), math.sin(heading)
     axes = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
-    half = np.array([length / 2, width / 2, z1 - z0])
-    base = np.array([centre[0], centre[1], z0])
-    corners = base + (_SIGNS * half) @ axes
-    eye = camera.position - (base + axes[2] * (z1 - z0) / 2)  # camera seen from the box centre
+    signs = _SIGNS.copy()
+    signs[4:, 0] *= taper
+    corners = np.array([centre[0], centre[1], z0]) + (signs * [length / 2, width / 2, z1 - z0]) @ axes
+    middle = corners.mean(axis=0)
     depth = (corners - camera.position) @ camera.forward
     uv = camera.project(corners)[0] if np.all(depth >= 0.3) else None
     faces = []
-    for name, idx, axis, sign in _BOX_FACES:
-        extent = half[axis] if axis < 2 else half[2] / 2
-        if sign * float(eye @ axes[axis]) <= extent:
-            continue  # the camera is behind this face's plane: facing away
-        poly = uv[list(idx)] if uv is not None else clip_project(camera, corners[list(idx)])
+    for name, idx in _BOX_FACES:
+        quad = corners[list(idx)]
+        normal = np.cross(quad[1] - quad[0], quad[3] - quad[0])
+        face_mid = quad.mean(axis=0)
+        if np.dot(normal, face_mid - middle) < 0:
+            normal = -normal  # point it out of the box
+        if np.dot(camera.position - face_mid, normal) <= 0:
+            continue  # facing away from the camera
+        poly = uv[list(idx)] if uv is not None else clip_project(camera, quad)
         if poly is not None:
             faces.append((poly, name))
     return faces

@@ -231,13 +231,28 @@ class Renderer:
                 cv2.circle(img, _i(centre), int(radius * 4), (20, 20, 22), -1, cv2.LINE_AA, 2)
                 cv2.circle(inst, _i(centre), int(radius * 4), ident, -1, cv2.LINE_8, 2)
                 polys.append(np.array([centre - radius - 1, centre + radius + 1]))
-        for centre, lng, wid, z0, z1, glass in ((tuple(pos), length, width, 0.25, body_top, False),
-                                                 (cab_centre, cab_len, width * 0.92, body_top, height, True)):
-            for poly, name in box_faces(self.camera, centre, heading, lng, wid, z0, z1):
+        seen = set()
+        for centre, lng, wid, z0, z1, taper, glass in (
+                (tuple(pos), length, width, 0.25, body_top, 1.0, False),
+                (cab_centre, cab_len, width * 0.92, body_top, height, 0.92 if van else 0.7, True)):
+            for poly, name in box_faces(self.camera, centre, heading, lng, wid, z0, z1, taper):
                 colour = look["glass"] if glass and name != "top" else shade(look["body"], name)
                 fill_poly(img, poly, colour)
                 fill_poly(inst, poly, ident, aa=False)
                 polys.append(poly)
+                if not glass:
+                    seen.add(name)
+        # Head lights on the front, red lights on the back, where that end faces the camera.
+        z_light = 0.25 + 0.65 * (body_top - 0.25)
+        for end, colour in (("front", (215, 235, 245)), ("back", (40, 40, 190))):
+            if end not in seen:
+                continue
+            along = direction * (length / 2 + 0.02) * (1 if end == "front" else -1)
+            lights = np.array([[pos[0] + along, pos[1] + dy * (width / 2 - 0.3), z_light] for dy in (-1, 1)])
+            uv_l = self._project(lights)
+            radius = max(3, int(0.09 * float(np.hypot(*(uv_l[0] - uv_l[1]))) / max(width - 0.6, 0.1) * 4))
+            for point in uv_l:
+                cv2.circle(img, _i(point), radius, colour, -1, cv2.LINE_AA, 2)
         if not polys:
             return None
         allpts = np.concatenate(polys)
