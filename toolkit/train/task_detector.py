@@ -90,9 +90,9 @@ class DetectorTask:
     def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: DetectorTaskOptions,
                  model_config: Any) -> Datasets:
         """tf.data pipelines of (image float32 [0, 1], {"heatmap", "box"} targets), batched; see the module."""
+        _check(options)  # before importing TensorFlow: bad options fail fast
         import tensorflow as tf
 
-        _check(options)
         input_hw = tuple(int(v) for v in model_config.input_shape[:2])
         main = load_samples(train)
         pools = [_pool(main, input_hw, options.min_visibility)]
