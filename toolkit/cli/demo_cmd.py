@@ -1,0 +1,121 @@
+"""``toolkit demo``: the camera pipeline -- detect, track, predict behaviour, segment, draw, record/serve.
+
+Only argparse-level code at import time: OpenCV, LiteRT and numpy are imported inside run().
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from toolkit.cli.common import add_json_flag, non_negative_int, positive_float, positive_int
+
+HELP = "run the camera pipeline: detect -> track -> behaviour -> segment -> draw; record, log, serve"
+DESCRIPTION = """Run the camera pipeline on a camera, a video file, a stream or the synthetic street scene.
+
+Per frame: capture (own thread, newest frame only; late frames are dropped and counted) -> int8 person detector
+-> tracker -> behaviour Transformer per confirmed track (12 future positions + crossing probability) ->
+segmenter every N-th frame -> overlay -> outputs. Models come from the shipped zoo (models/) unless --models
+names a folder; they are found by kind (manifest or signature names), not by file name.
+
+Ctrl-C or SIGTERM stop cleanly (the recording is finalised, every event line is complete) and print the summary;
+the exit code is then 0. A file source ends the run at its end (or loops with --loop).
+
+examples:
+  toolkit demo                                    # synthetic street, window if there is a display
+  toolkit demo --source 0 --serve 0.0.0.0:8080    # USB camera, live view at http://<board>:8080/
+  toolkit demo --source picamera2 --headless --record street.mp4 --events street.jsonl
+  toolkit demo --source clip.avi --homography clip_h.json --max-frames 300 --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", metavar="SPEC",
+                        help="video file, camera index (0), /dev/videoN, rtsp:// or http:// URL, 'picamera2', or "
+                             "'synthetic[:seed=N,fps=F,...]' (default: the synthetic street scene)")
+    parser.add_argument("--models", metavar="DIR",
+                        help="folder with the detector, behaviour and segmenter .tflite files (default: models/)")
+    parser.add_argument("--homography", metavar="FILE",
+                        help="image->ground homography JSON: behaviour runs in metres (default: the synthetic "
+                             "scene's own camera; other sources without one predict in image units)")
+    parser.add_argument("--headless", action="store_true",
+                        help="never open a window (the default when there is no display)")
+    parser.add_argument("--record", metavar="OUT.mp4", help="save the annotated video (.mp4 mp4v or .avi MJPG)")
+    parser.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per frame (tracks, paths, timings)")
+    parser.add_argument("--serve", metavar="HOST:PORT",
+                        help="live view: MJPEG stream and status page (e.g. 0.0.0.0:8080; port 0 = any free)")
+    parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="interpreter threads per model (default: all usable cores)")
+    parser.add_argument("--every-n-seg", type=non_negative_int, metavar="N",
+                        help="segment every N-th frame, reuse the mask in between (default 3; 0 = off)")
+    parser.add_argument("--behaviour", choices=("model", "constant-velocity"),
+                        help="model (default) or the constant-velocity baseline (no behaviour model needed)")
+    parser.add_argument("--loop", action="store_true", help="restart a file source at its end")
+    parser.add_argument("--no-pacing", action="store_true",
+                        help="process files and the synthetic scene as fast as possible instead of at their frame "
+                             "rate (for benchmarking; nothing is dropped)")
+    parser.add_argument("--record-fps", type=positive_float, metavar="F",
+                        help="frame rate written into the recording (default: the source's own)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML/JSON file with PipelineConfig keys; command-line flags override it")
+    add_json_flag(parser)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from toolkit.config import apply_overrides, load_config_file
+    from toolkit.pipeline.config import PipelineConfig
+
+    config = PipelineConfig()
+    from_file: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    if from_file:
+        config = apply_overrides(config, from_file, where=f"config file {args.config}")
+    flags = {
+        "source": args.source, "models": args.models, "homography": args.homography, "record": args.record,
+        "events": args.events, "serve": args.serve, "max_frames": args.max_frames, "threads": args.threads,
+        "every_n_seg": args.every_n_seg, "record_fps": args.record_fps,
+        "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
+        "loop": True if args.loop else None, "realtime": False if args.no_pacing else None,
+        # A window unless --headless (or the file says no); run_demo opens one only where a display exists.
+        "window": False if args.headless else (None if "window" in from_file else True),
+    }
+    return apply_overrides(config, flags, where="demo")
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.cli.common import StatusLine, emit
+    from toolkit.pipeline.demo import format_summary, run_demo
+
+    config = _config(args)
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+        # A second signal stops at once (the default action) in case something hangs.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with StatusLine("demo") as status:
+            def on_start(info: dict[str, Any]) -> None:
+                if info.get("url"):
+                    print(f"demo: live view at {info['url']}", file=sys.stderr, flush=True)
+
+            def on_frame(n: int) -> None:
+                if n % 10 == 0:
+                    status.show(f"{n} frames")
+
+            summary = run_demo(config, stop=stop, on_frame=on_frame, on_start=on_start)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        summary["stopped"] = received[0]
+    emit(summary, args.json, format_summary)
+    return 0

@@ -1,0 +1,370 @@
+"""The camera demo: capture -> detect -> track -> behaviour -> segment (every N) -> draw -> outputs.
+
+>>> summary = run_demo(PipelineConfig(source="clip.avi", record="out.mp4", max_frames=300))
+>>> summary["fps"], summary["stages"]["detect"]["p50"], summary["efficiency"]
+
+Threads: the source captures in its own thread and hands over only the newest frame (frames that arrive while
+the pipeline is busy are dropped and counted there, never queued). This thread runs the detector, the tracker
+and the behaviour model; an output worker (:mod:`toolkit.pipeline.outputs`) segments every N-th frame, draws
+and writes frame k while frame k+1 is detected. Both interpreters release the GIL while they run, as do OpenCV's
+drawing and encoding calls, so the two halves overlap on a 2-core board.
+
+``model_bound_fps`` = 1000 / (detector p50 + behaviour-model p50 per frame + segmenter p50 / N) is what the
+models alone would allow run one after another; ``efficiency`` = achieved FPS / model_bound_fps, from the same
+run. Above 1 means the overlap hides more than the non-model work costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError
+from toolkit.pipeline.config import PipelineConfig, parse_address
+from toolkit.pipeline.outputs import (
+    FOURCC,
+    FramePacket,
+    OutputWorker,
+    Recorder,
+    TrackView,
+    Window,
+    display_available,
+)
+from toolkit.pipeline.timing import StageTimes
+
+MODEL_STAGES = ("detect", "behaviour_model", "segment_model")
+SUMMARY_STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "segment", "draw", "output")
+
+
+def required_kinds(config: PipelineConfig) -> list[str]:
+    """The model kinds this configuration needs."""
+    kinds = ["detector"]
+    if config.behaviour == "model":
+        kinds.append("behaviour")
+    if config.every_n_seg > 0:
+        kinds.append("segmenter")
+    return kinds
+
+
+def locate_models(config: PipelineConfig) -> dict[str, Path]:
+    """``{kind: .tflite path}`` from ``config.models`` or the shipped zoo; UsageError naming what is missing."""
+    from toolkit.paths import zoo_dir
+    from toolkit.pipeline.model_files import find_models
+
+    return find_models(Path(config.models) if config.models else zoo_dir(), required_kinds(config))
+
+
+def synthetic_homography(spec: str | None) -> Any:
+    """The synthetic scene's own image->ground homography for a synthetic source spec, else None."""
+    import numpy as np
+
+    from toolkit.data.synthetic import StreetScene
+    from toolkit.pipeline.geometry import Homography
+    from toolkit.pipeline.sources import SourceConfig, _scene_config, parse_spec
+
+    kind, _, options = parse_spec(spec)
+    if kind != "synthetic":
+        return None
+    scene = _scene_config(options, SourceConfig())
+    # The camera depends only on the seed and the view settings; skip the warm-up simulation.
+    camera_only = StreetScene(dataclasses.replace(scene, warmup_s=0.0, intent_horizon_s=0.1))
+    to_ground = np.linalg.inv(camera_only.homography())
+    return Homography(to_ground / to_ground[2, 2], (scene.width, scene.height), "synthetic scene camera")
+
+
+class _Events:
+    """Event-log sink: one validated-or-not JSON line per processed frame."""
+
+    def __init__(self, path: str, validate: bool, source: dict[str, Any], ground_units: str | None) -> None:
+        from toolkit.pipeline.events import EventWriter
+
+        self.writer = EventWriter(path, validate=validate)
+        self.source = source
+        self.ground_units = ground_units
+
+    def __call__(self, image: Any, packet: FramePacket, event_ms: dict[str, float]) -> None:
+        from toolkit.pipeline.events import frame_event
+
+        if self.source["width"] is None:
+            self.source.update(width=int(image.shape[1]), height=int(image.shape[0]))
+        self.writer.write(frame_event(packet.index, packet.timestamp, self.source, packet.tracks,  # type: ignore[arg-type]
+                                      packet.predictions, event_ms, packet.dropped, self.ground_units))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _server_sink(server: Any, worker: OutputWorker) -> Callable[..., None]:
+    def publish(image: Any, packet: FramePacket, event_ms: dict[str, float]) -> None:
+        src = packet.source_stats
+        status = {"fps": worker.fps, "frames": packet.seq + 1, "latency_ms": {k: round(v, 2) for k, v in
+                                                                             event_ms.items()},
+                  "frames_dropped": packet.dropped, "reconnects": src.get("reconnects"), "stalls": src.get("stalls"),
+                  "source_status": src.get("status"), "tracks": len(packet.tracks), "source": src}
+        server.publish(image, status)
+
+    return publish
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from
+    C++ when the first interpreter is made, which would break the CLI's one-line error output."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _check_writable(path: str | None, flag: str) -> None:
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UsageError(f"{flag} {target} is a directory; give a file name")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the writer creates missing folders: the nearest existing one must be writable
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {target}: folder {parent} is not writable")
+
+
+def auto_threads(config: PipelineConfig) -> int:
+    """Interpreter threads per model: the configured number, else half the usable cores when pipelined (the
+    inference thread and the output worker each run a model: on 2 cores one thread each, measured faster than two
+    by scripts/bench_pipeline.py), all of them when serial."""
+    from toolkit.runtime.runner import default_threads
+
+    if config.threads:
+        return config.threads
+    return max(1, default_threads() // 2) if config.pipelined else default_threads()
+
+
+def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
+             on_frame: Callable[[int], None] | None = None, on_start: Callable[[dict[str, Any]], None] | None = None,
+             ) -> dict[str, Any]:
+    """Run the pipeline until the source ends, ``max_frames``, ``stop`` is set or the window is closed.
+
+    ``on_frame(processed)`` is called after each frame is handed to the output stage (soak tests sample memory
+    there); ``on_start(info)`` once everything is open (info has the server URL). Returns the summary dict
+    (see :func:`format_summary`). Bad input raises UsageError before any output file appears; a camera that
+    cannot be opened raises DeviceUnavailable; one that gives up mid-run raises it after the outputs are saved.
+    """
+    from toolkit.pipeline.behaviour import BehaviourPredictor
+    from toolkit.pipeline.detect import Detector
+    from toolkit.pipeline.geometry import load_homography
+    from toolkit.pipeline.segment import Segmenter
+    from toolkit.pipeline.sources import open_source, parse_spec
+    from toolkit.runtime.runner import Runner
+
+    cfg = config
+    address = parse_address(cfg.serve) if cfg.serve else None
+    if cfg.record and Path(cfg.record).suffix.lower() not in FOURCC:
+        raise UsageError(f"--record {cfg.record}: use a .mp4 (mp4v) or .avi (MJPG) file name (H.264 writing is not "
+                         "available in the pip OpenCV builds)")
+    _check_writable(cfg.record, "--record")
+    _check_writable(cfg.events, "--events")
+    parse_spec(cfg.source)  # a missing file or a bad spec is reported before anything is opened
+    models = locate_models(cfg)
+    homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
+    threads = auto_threads(cfg)
+
+    with ExitStack() as stack:
+        recorder = stack.enter_context(Recorder(cfg.record, cfg.record_fps)) if cfg.record else None
+        server = None
+        if address is not None:
+            from toolkit.pipeline.server import LiveServer
+
+            server = stack.enter_context(LiveServer(*address))  # a taken port fails here, before the models load
+        with quiet_stderr():
+            detector = stack.enter_context(Detector(Runner(models["detector"], num_threads=threads)))
+            predictor = stack.enter_context(BehaviourPredictor(
+                Runner(models["behaviour"], num_threads=threads) if "behaviour" in models else None,
+                homography=homography))
+            segmenter = (stack.enter_context(Segmenter(Runner(models["segmenter"], num_threads=threads)))
+                         if "segmenter" in models else None)
+        source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))
+        if recorder is not None and recorder.fps is None:
+            recorder.fps = source.fps or 30.0  # live cameras do not report a rate: 30 is their usual one
+        times = StageTimes(cfg.stats_window)
+        worker = OutputWorker(segmenter, cfg.every_n_seg, [], times, cfg.pipelined, cfg.queue_depth)
+        if recorder is not None:
+            worker.sinks.append(lambda image, packet, ms: recorder.write(image))
+        if cfg.events:
+            events = _Events(cfg.events, cfg.validate_events, {"name": source.name, "width": None, "height": None,
+                                                              "fps": source.fps}, predictor.ground_units)
+            stack.callback(events.close)
+            worker.sinks.append(events)
+        if server is not None:
+            worker.sinks.append(_server_sink(server, worker))
+        window = Window(worker.quit) if cfg.window and display_available() else None
+        if window is not None:
+            worker.sinks.append(window)
+        if on_start is not None:
+            on_start({"url": server.url if server else None, "source": source.name, "models": models,
+                      "window": window is not None})
+        loop = _Loop(cfg, source, detector, predictor, segmenter is not None, worker, times)
+        try:
+            loop.run(stop or threading.Event(), on_frame)
+        finally:
+            worker.close()
+            loop.cpu_end = time.process_time()  # process CPU time (all threads) of the processed frames
+            if window is not None:
+                window.close()
+        if worker.error is not None:
+            error = worker.error
+            if isinstance(error, ToolkitError):
+                raise error
+            raise ToolkitError(f"output stage failed: {type(error).__name__}: {error}") from error
+        source_stats = source.stats()
+        record_kept = recorder.close(keep=True) if recorder is not None else False
+
+    elapsed = (worker.last_done - loop.t_first) if (loop.t_first is not None and worker.last_done) else 0.0
+    summary = _summary(cfg, loop.processed, elapsed, times, source_stats, loop.tracker, models, threads, loop.reason)
+    summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / loop.processed, 3)
+                                   if loop.processed and loop.cpu_start is not None else None)
+    summary["behaviour_calls_per_frame"] = round(loop.behaviour_calls / max(loop.processed, 1), 3)
+    summary["record"] = str(cfg.record) if record_kept else None
+    summary["record_frames"] = recorder.frames if recorder is not None else 0
+    if loop.failure is not None:
+        raise DeviceUnavailable(f"{loop.failure} (after {loop.processed} frames; the outputs were saved)")
+    return summary
+
+
+class _Loop:
+    """The inference thread: read the newest frame, detect, track, predict, hand over to the output worker."""
+
+    def __init__(self, cfg: PipelineConfig, source: Any, detector: Any, predictor: Any, segment: bool,
+                 worker: OutputWorker, times: StageTimes) -> None:
+        from toolkit.pipeline.tracker import Tracker
+
+        self.cfg, self.source, self.detector, self.predictor = cfg, source, detector, predictor
+        self.segment, self.worker, self.times = segment, worker, times
+        self.tracker = Tracker()
+        self.processed = 0
+        self.behaviour_calls = 0  # behaviour-model invocations (one per confirmed track with a full history)
+        self.reason = "stopped"
+        self.failure: DeviceUnavailable | None = None
+        self.t_first: float | None = None
+        self.cpu_start: float | None = None
+        self.cpu_end = 0.0
+        self._last_ts: float | None = None
+        self._offset = 0.0
+
+    def _stop_reason(self, stop: threading.Event) -> str | None:
+        if stop.is_set():
+            return "signal"
+        if self.cfg.max_frames is not None and self.processed >= self.cfg.max_frames:
+            return "max_frames"
+        if self.worker.error is not None:
+            return "output error"
+        if self.worker.quit.is_set():
+            return "window closed"
+        return None
+
+    def _timestamp(self, source_ts: float) -> float:
+        """The tracker's clock: the source's, made monotonic across the restarts of a looped file."""
+        ts = source_ts + self._offset
+        if self._last_ts is not None and ts < self._last_ts:  # a new pass of a looped file: new tracks
+            period = 1.0 / self.source.fps if self.source.fps else 0.0
+            self._offset += self._last_ts - ts + period
+            ts = source_ts + self._offset
+            self.tracker.reset()
+        self._last_ts = ts
+        return ts
+
+    def run(self, stop: threading.Event, on_frame: Callable[[int], None] | None) -> None:
+        from toolkit.pipeline.sources import EndOfStream
+
+        cfg, source, detector, predictor = self.cfg, self.source, self.detector, self.predictor
+        while (reason := self._stop_reason(stop)) is None:
+            t0 = time.perf_counter()
+            try:
+                frame = source.read(timeout=0.1)
+            except EndOfStream:
+                reason = "end of stream"
+                break
+            except DeviceUnavailable as exc:
+                self.failure, reason = exc, "source failed"
+                break
+            if frame is None:
+                continue
+            t1 = time.perf_counter()
+            if self.t_first is None:
+                self.t_first, self.cpu_start = t1, time.process_time()
+            image = frame.image
+            detections = detector(image)
+            t2 = time.perf_counter()
+            tracks = self.tracker.update(detections, self._timestamp(frame.source_ts))
+            t3 = time.perf_counter()
+            predictions = predictor.predict(tracks, (image.shape[1], image.shape[0]))
+            t4 = time.perf_counter()
+            self.behaviour_calls += sum(1 for p in predictions.values() if p.predictor == "model")
+            det = detector.timings
+            stage_ms = {"wait": (t1 - t0) * 1e3, "pre": det["pre"], "detect": det["infer"], "post": det["post"],
+                        "track": (t3 - t2) * 1e3, "behaviour": (t4 - t3) * 1e3,
+                        "behaviour_model": predictor.timings.get("model", 0.0)}
+            self.times.add(stage_ms)
+            stats = source.stats()
+            views = [TrackView(int(t.id), t.box, t.label, t.score, t.age) for t in tracks if t.id is not None]
+            packet = FramePacket(self.processed, frame.index, image, self._last_ts or 0.0, frame.t_capture, views,
+                                 predictions, stage_ms, self.segment and self.processed % cfg.every_n_seg == 0,
+                                 int(stats["frames_dropped"]), stats)
+            if not self.worker.submit(packet):
+                reason = "output error"
+                break
+            self.processed += 1
+            if on_frame is not None:
+                on_frame(self.processed)
+        self.reason = reason
+
+
+def _summary(cfg: PipelineConfig, processed: int, elapsed: float, times: StageTimes, source_stats: dict[str, Any],
+             tracker: Any, models: dict[str, Path], threads: int, reason: str) -> dict[str, Any]:
+    stages = times.summary()
+    # Frames processed over the time from the first frame read to the last frame written (not counting start-up).
+    fps = (processed - 1) / elapsed if processed > 1 and elapsed > 0 else None
+    p50 = {name: stages[name]["p50"] for name in MODEL_STAGES if name in stages}
+    model_ms = p50.get("detect", 0.0) + p50.get("behaviour_model", 0.0)
+    if cfg.every_n_seg > 0 and "segment_model" in p50:
+        model_ms += p50["segment_model"] / cfg.every_n_seg
+    bound = 1000.0 / model_ms if model_ms > 0 else None
+    return {
+        "frames": processed, "seconds": round(elapsed, 3), "fps": round(fps, 2) if fps else None,
+        "model_ms_p50": {k: round(v, 3) for k, v in p50.items()}, "model_ms_per_frame": round(model_ms, 3),
+        "model_bound_fps": round(bound, 2) if bound else None,
+        "efficiency": round(fps / bound, 3) if fps and bound else None,
+        "dropped": int(source_stats.get("frames_dropped", 0)), "stopped": reason,
+        "tracks": int(tracker._next_id - 1), "stages": stages, "source": source_stats,
+        "threads": threads, "pipelined": cfg.pipelined, "every_n_seg": cfg.every_n_seg,
+        "realtime": cfg.realtime, "behaviour": cfg.behaviour, "models": {k: str(v) for k, v in models.items()},
+        "events": cfg.events,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The one-line human summary printed at the end of ``toolkit demo``."""
+    stages = summary["stages"]
+    parts = " ".join(f"{name} {stages[name]['p50']:.1f}" for name in SUMMARY_STAGES if name in stages)
+    fps = f"{summary['fps']:.1f} FPS" if summary["fps"] else "n/a FPS"
+    bound = (f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
+             if summary.get("efficiency") else "")
+    saved = f"; recorded {summary['record']}" if summary.get("record") else ""
+    return (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
+            f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}")
+
