@@ -224,11 +224,10 @@ def fill_poly(img: np.ndarray, poly: np.ndarray, colour, aa: bool = True) -> Non
     cv2.fillPoly(img, [pts], colour, cv2.LINE_AA if aa else cv2.LINE_8, shift=2)
 
 
-def ground_shadow(shadow: np.ndarray, camera: Camera, footprint: np.ndarray, height: float, sun: np.ndarray,
-                  offset: tuple[int, int] = (0, 0)) -> None:
+def ground_shadow(shadow: np.ndarray, camera: Camera, footprint: np.ndarray, height: float, sun: np.ndarray) -> None:
     """Fill the shadow an object with ground ``footprint`` (k, 2) and ``height`` casts along ``sun`` (m per m)."""
     pts = np.concatenate([footprint, footprint + sun * height])
-    img = camera.project(np.concatenate([pts, np.zeros((len(pts), 1))], axis=1))[0] - offset
+    img = camera.project(np.concatenate([pts, np.zeros((len(pts), 1))], axis=1))[0]
     hull = cv2.convexHull(np.round(np.clip(img, -1e4, 1e4) * 4).astype(np.int32))
     cv2.fillConvexPoly(shadow, hull, 255, cv2.LINE_8, shift=2)
 

@@ -104,13 +104,6 @@ class Camera:
         t = np.where(down, -self.height_m / np.where(down, rays[..., 2], -1.0), 0.0)
         return self.position[:2] + rays[..., :2] * t[..., None], down
 
-    def horizon_v(self, u: float) -> float:
-        """Image row of the horizon at column u (rows above it see sky, never ground)."""
-        h_inv = np.linalg.inv(self.homography())
-        # Ground points at infinity satisfy w = 0: h_inv[2] . (u, v, 1) = 0.
-        a, b, c = h_inv[2]
-        return float(-(a * u + c) / b) if abs(b) > 1e-12 else -math.inf
-
 
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
