@@ -6,6 +6,7 @@ Examples::
 
     mnist:split=test                      the documented 2,000-image MNIST test split
     mnist:split=train,exclude=9           MNIST train split without the digit 9 (autoencoder anomaly set-up)
+    mnist:split=test,anomaly=9            the test split, digit 9 scored as the anomalous class (AUROC)
     coco128:fold=0,folds=4                COCO128 person boxes, cross-validation fold 0 of 4
     eth_ucy:scene=hotel,split=test        ETH/UCY leave-one-scene-out, the held-out Hotel scene
     synthetic:seed=7,frames=600           synthetic street scenes
@@ -41,6 +42,7 @@ DATASETS: dict[str, DatasetInfo] = {
          "split": "train | val | test | all (default depends on the command)",
          "exclude": "comma-free list of digits to leave out, e.g. 9 or 89 (anomaly set-ups)",
          "only": "keep only these digits, e.g. 9 (the anomalous set)",
+         "anomaly": "digits scored as anomalous by autoencoder evaluation (AUROC), e.g. 9",
          "limit": "use at most this many samples"}),
     "images": DatasetInfo(
         "an image folder with one sub-folder per class",
@@ -68,7 +70,8 @@ DATASETS: dict[str, DatasetInfo] = {
         "the seeded synthetic street scene (toolkit.data.synthetic)",
         {"seed": "scene seed (default 0)", "frames": "frames to render (default 400)",
          "every": "keep every n-th frame (default 2)", "split": "train | val (val uses seed + 1000)",
-         "width": "frame width", "height": "frame height", "scenes": "number of scenes (seeds) to render"}),
+         "width": "frame width", "height": "frame height", "scenes": "number of scenes (seeds) to render",
+         "jitter": "per-seed camera view change, 0-2 (default 1 = the training spread; 0 = the demo's view)"}),
 }
 
 

@@ -1,0 +1,68 @@
+"""Training task for the convolutional autoencoder (anomaly detection by reconstruction error).
+
+The shipped set-up trains on the normal digits only (``mnist:split=train,exclude=9``, validation
+``mnist:split=val,exclude=9``) and scores ``mnist:split=test,anomaly=9`` (toolkit.eval.autoencoder). The target of
+each image is the image itself -- after augmentation, so input and target are warped together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from toolkit.data.spec import DataSpec
+from toolkit.errors import UsageError
+from toolkit.eval.classifier import load_labelled_images
+from toolkit.train.config import TrainConfig
+from toolkit.train.task import Datasets
+from toolkit.train.task_classifier import Affine, adam_cosine, image_dataset
+
+
+@dataclass(frozen=True)
+class Options:
+    loss: Literal["bce", "mse"] = "bce"  # pixel loss: binary cross-entropy (sharper on [0, 1] digits) or MSE
+    max_shift: float = 1.0  # augmentation: largest shift in pixels, per axis (small: keep the normal class tight)
+    max_rotation: float = 5.0  # augmentation: largest rotation in degrees
+    max_zoom: float = 0.0  # augmentation: scale drawn from [1 - max_zoom, 1 + max_zoom]
+    min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
+
+
+def _check(options: Options) -> Affine:
+    if options.loss not in ("bce", "mse"):
+        raise UsageError(f"task.loss must be 'bce' or 'mse', got '{options.loss}'")
+    if min(options.max_shift, options.max_rotation, options.max_zoom) < 0 or options.max_zoom >= 1:
+        raise UsageError("task.max_shift / max_rotation must be >= 0 and max_zoom in [0, 1)")
+    return Affine(options.max_shift, options.max_rotation, options.max_zoom)
+
+
+class AutoencoderTask:
+    kind = "autoencoder"
+    default_data = "mnist:split=train,exclude=9"
+    default_val_data = "mnist:split=val,exclude=9"
+    options_type = Options
+
+    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options,
+                 model_config: Any) -> Datasets:
+        """(image, {"reconstruction": image}) batches; images shaped to ``model_config.input_shape``."""
+        affine = _check(options)
+        shape = tuple(model_config.input_shape)
+        targets = lambda x, _labels: {"reconstruction": x}  # noqa: E731
+        train_data = load_labelled_images(train, shape, "train")
+        train_ds = image_dataset(train_data.images, targets, config, train_data.labels, True, affine)
+        val_data = load_labelled_images(val, shape, "val") if val is not None else None
+        val_ds = image_dataset(val_data.images, targets, config, val_data.labels) if val_data else None
+        return Datasets(train_ds, val_ds, len(train_data.images), len(val_data.images) if val_data else 0,
+                        {"train": train_data.describe, "val": val_data.describe if val_data else None,
+                         "augment": vars(affine) if config.augment else None})
+
+    def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
+        import keras
+
+        _check(options)
+        loss = keras.losses.BinaryCrossentropy() if options.loss == "bce" else keras.losses.MeanSquaredError()
+        model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
+                      loss={"reconstruction": loss},
+                      metrics={"reconstruction": [keras.metrics.MeanSquaredError(name="mse")]})
+
+
+TASK = AutoencoderTask()
