@@ -12,7 +12,7 @@ from toolkit.data import trajectories as traj
 from toolkit.data.behaviour_frames import MIN_STEP_M, denormalise, headings, normalise
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.behaviour import auroc, crossing_metrics, evaluate, load_windows, model_inputs, spread
+from toolkit.eval.behaviour import crossing_metrics, evaluate, load_windows, model_inputs, spread
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.predictor import Predictor
 
@@ -70,13 +70,6 @@ def test_heading_falls_back_for_standing_people():
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------------
-
-def test_auroc_hand_checked():
-    assert auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
-    assert auroc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)  # a tie counts one half
-    assert auroc(np.array([1, 1, 0]), np.array([0.9, 0.8, 0.1])) == pytest.approx(1.0)
-    assert np.isnan(auroc(np.array([1, 1]), np.array([0.2, 0.3])))
-
 
 def test_crossing_metrics_hand_checked():
     m = crossing_metrics(np.array([1, 0, 0, 1]), np.array([0.9, 0.6, 0.2, 0.4]))

@@ -12,7 +12,7 @@ from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.behaviour import load_windows
 from toolkit.train.config import TrainConfig
-from toolkit.train.task_behaviour import TASK, BehaviourOptions, training_arrays
+from toolkit.train.task_behaviour import TASK, BehaviourOptions, recording_weights, training_arrays
 
 pytestmark = pytest.mark.tf
 SYNTH = "synthetic:split=val,frames=400"
@@ -32,18 +32,29 @@ def test_training_arrays_rotate_track_and_future_together(synth):
     assert np.array_equal(crossing[:, 0], synth.crossing)
 
 
+def test_recording_weights_hand_checked():
+    groups = np.array(["a"] * 9 + ["b"])
+    assert np.allclose(recording_weights(groups, 0.0), 1.0)
+    full = recording_weights(groups, 1.0)  # each recording weighs the same in total
+    assert full[:9].sum() == pytest.approx(full[9]) and full.mean() == pytest.approx(1.0)
+    half = recording_weights(groups, 0.5)
+    assert half[9] / half[0] == pytest.approx(3.0) and half.mean() == pytest.approx(1.0)
+
+
 def test_bad_options_are_usage_errors():
     with pytest.raises(UsageError, match="scale"):
         TASK.datasets(parse_spec(SYNTH), parse_spec(SYNTH), TrainConfig(), BehaviourOptions(scale=1.5), None)
+    with pytest.raises(UsageError, match="balance"):
+        TASK.datasets(parse_spec(SYNTH), parse_spec(SYNTH), TrainConfig(), BehaviourOptions(balance=2), None)
     with pytest.raises(UsageError, match="fde_weight"):
         TASK.compile(None, TrainConfig(), BehaviourOptions(fde_weight=-1), 10)
 
 
-def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: bool = True):
+def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: bool = True, balance: float = 0.0):
     from toolkit.models import config_for
 
     config = TrainConfig(batch_size=32, seed=seed, augment=augment)
-    options = BehaviourOptions(extra_data=extra, extra_val_data="")
+    options = BehaviourOptions(extra_data=extra, extra_val_data="", balance=balance)
     return TASK.datasets(parse_spec(train), parse_spec(val), config, options, config_for("behaviour"))
 
 
@@ -51,19 +62,23 @@ def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: boo
 def test_datasets_mix_eth_ucy_and_synthetic_with_a_crossing_mask(shared):
     require_tf()
     eth = f"eth_ucy:root={shared / 'data' / 'eth_ucy'},scene=hotel,split=val,stride=6"
-    data = _datasets(eth, SYNTH, extra=SYNTH)
+    data = _datasets(eth, SYNTH, extra=SYNTH, balance=0.5)
     n_eth = len(load_windows(eth))
     assert data.train_size == n_eth + len(load_windows(SYNTH)) and data.val_size == len(load_windows(SYNTH))
     assert [d["crossing_labelled"] for d in data.describe["train"]] == [0, data.train_size - n_eth]
-    weights, labels = [], []
+    weights, future_weights, labels = [], [], []
     for x, y, w in data.train:
         assert x.shape[1:] == (8, 2) and y["future"].shape[1:] == (12, 2) and y["crossing"].shape[1:] == (1,)
-        assert np.all(w["future"].numpy() == 1)
+        future_weights.append(w["future"].numpy())
         weights.append(w["crossing"].numpy())
         labels.append(y["crossing"].numpy()[:, 0])
-    weights, labels = np.concatenate(weights), np.concatenate(labels)
-    assert weights.sum() == data.train_size - n_eth  # ETH/UCY windows weigh 0 in the crossing loss
-    assert np.all(labels[weights == 0] == 0)
+    weights, future_weights = np.concatenate(weights), np.concatenate(future_weights)
+    labels = np.concatenate(labels)
+    assert (weights == 0).sum() == n_eth  # ETH/UCY windows weigh 0 in the crossing loss
+    assert np.all(labels[weights == 0] == 0) and np.all(future_weights > 0)
+    # Recording balance: the ETH/UCY part keeps its total weight, its recordings are evened out.
+    assert future_weights.sum() == pytest.approx(data.train_size, rel=1e-4)
+    assert len(data.describe["train"][0]["recordings"]) > 1 and future_weights.std() > 0
     _, _, w_val = next(iter(data.val))
     assert np.all(w_val["crossing"].numpy() == 1)
 

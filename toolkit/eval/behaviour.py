@@ -10,8 +10,9 @@ Data SPECs (:func:`load_windows`):
   ``scene=all,split=test`` scores each held-out scene's test recording(s) and averages the five scenes (the
   ETH/UCY convention: the mean of per-scene figures). ``scene=all,split=train|val`` is every recording's
   train / val part once (what the shipped model trains / validates on).
-* ``synthetic:split=train|val[,seed=s][,scenes=k][,frames=n][,width=w,height=h]`` -- windows of the synthetic street
-  scenes ``seed .. seed+k-1`` (val: seed + 1000 ..), ground metres, with crossing labels.
+* ``synthetic:split=train|val[,seed=s][,scenes=k][,frames=n][,jitter=j][,width=w,height=h]`` -- windows of the
+  synthetic street scenes ``seed .. seed+k-1`` (val: seed + 1000 ..), ground metres, with crossing labels;
+  ``jitter`` (default 1, the training spread) varies each scene's camera view, which decides what is in view.
 
 Predictions are deterministic single samples (never best-of-20). The model sees each track in the heading frame
 (:mod:`toolkit.data.behaviour_frames`); :func:`predict_windows` applies and undoes it, as the pipeline does.
@@ -29,6 +30,7 @@ from toolkit.data.behaviour_frames import denormalise, normalise
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
+from toolkit.eval.metrics import auroc
 from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
 
@@ -140,9 +142,13 @@ def _synthetic(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     if scenes < 1 or frames < 1:
         raise UsageError(f"data '{spec}': scenes and frames must be >= 1")
     size = {k: spec.get_int(k) for k in ("width", "height") if spec.get(k) is not None}
+    try:  # the camera view decides which windows are fully in view (and the street layout)
+        jitter = float(spec.get("jitter", "1"))
+    except ValueError:
+        raise UsageError(f"data '{spec}': jitter={spec.get('jitter')} is not a number") from None
     obs, fut, crossing, groups = [], [], [], []
     for s in range(seed, seed + scenes):
-        w = trajectory_windows(SceneConfig(seed=s, **size), frames, "ground", observed, horizon)
+        w = trajectory_windows(SceneConfig(seed=s, camera_jitter=jitter, **size), frames, "ground", observed, horizon)
         obs.append(w["obs"])
         fut.append(w["fut"])
         crossing.append(w["crossing"].astype(np.float32))
@@ -229,26 +235,8 @@ def crossing_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 
     labels = np.asarray(labels) > 0.5
     scores = np.asarray(scores, np.float64)
     return {"crossing_accuracy": float(np.mean((scores >= threshold) == labels)),
-            "crossing_auroc": auroc(labels, scores), "crossing_positive_rate": float(labels.mean()),
+            "crossing_auroc": auroc(scores, labels), "crossing_positive_rate": float(labels.mean()),
             "crossing_windows": int(len(labels))}
-
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve = P(score of a positive > score of a negative), ties count 1/2; NaN if one class."""
-    labels = np.asarray(labels, bool)
-    scores = np.asarray(scores, np.float64)
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    # Average ranks over ties (1-based), the Mann-Whitney U statistic's convention.
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    ends = np.r_[starts[1:], len(scores)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b + 1) / 2
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def model_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,

@@ -7,8 +7,9 @@ is made relative to its last observed point and rotated into the heading frame
 augmentation is built in; the training split is further mirrored across the heading axis and scaled a little.
 
 Loss: mean Euclidean displacement over the future steps (the ADE itself, in metres) plus ``fde_weight`` times the
-last step's displacement, and a binary cross-entropy on ``crossing`` weighted by 1 where the window has a crossing
-label and 0 where it has none (ETH/UCY), via per-output sample weights.
+last step's displacement, and a binary cross-entropy on ``crossing`` counted only where the window has a crossing
+label (weight 0 on ETH/UCY windows), via per-output sample weights. Both weights also balance recordings
+(``balance``): the dense UCY student recordings would otherwise decide what "typical" walking looks like.
 """
 
 from __future__ import annotations
@@ -35,20 +36,37 @@ class BehaviourOptions:
     extra_val_data: str = SHIPPED_SYNTHETIC_VAL  # second validation SPEC mixed into the validation set; "" = none
     fde_weight: float = 0.5  # extra weight of the last step's displacement in the trajectory loss
     crossing_weight: float = 1.0  # weight of the crossing cross-entropy (counted only on labelled windows)
+    balance: float = 0.5  # recording weights n^-balance: 0 = every window counts the same, 1 = every recording
     mirror: bool = True  # augmentation: mirror half the windows across their heading axis
     scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
 
 
-def _windows(specs: list[str | DataSpec], observed: int, horizon: int) -> tuple[BehaviourWindows, list[dict]]:
+def recording_weights(groups: np.ndarray, balance: float) -> np.ndarray:
+    """Per-window weights ``n_g ** -balance`` (n_g = windows of the window's recording), scaled to mean 1.
+
+    ETH/UCY is dominated by the two dense UCY student recordings (~70% of the windows); ``balance`` 0.5 lets the
+    smaller recordings count more without letting a few hundred windows of one recording dominate.
+    """
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    weights = counts[inverse].astype(np.float64) ** -balance
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def _windows(specs: list[str | DataSpec], observed: int, horizon: int, balance: float
+             ) -> tuple[BehaviourWindows, np.ndarray, list[dict]]:
+    """Load and join the SPECs' windows; weights balance recordings within each SPEC (each SPEC keeps its size)."""
     parts = [load_windows(s, observed, horizon) for s in specs]
     described = [{"spec": str(s), "source": p.source, "windows": len(p), "crossing_labelled": int(p.labelled.sum()),
-                  "crossing_positive": int(p.crossing[p.labelled].sum())} for s, p in zip(specs, parts, strict=True)]
+                  "crossing_positive": int(p.crossing[p.labelled].sum()),
+                  "recordings": {str(g): int(n) for g, n in zip(*np.unique(p.group, return_counts=True), strict=True)}}
+                 for s, p in zip(specs, parts, strict=True)]
+    weights = np.concatenate([recording_weights(p.group, balance) for p in parts])
     if len(parts) == 1:
-        return parts[0], described
+        return parts[0], weights, described
     joined = BehaviourWindows(*(np.concatenate([getattr(p, f) for p in parts])
                                 for f in ("obs", "fut", "crossing", "labelled", "group")),
                               source=" + ".join(p.source for p in parts))
-    return joined, described
+    return joined, weights, described
 
 
 def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -73,15 +91,15 @@ class BehaviourTask:
         observed, horizon = model_config.observed, model_config.horizon
         train_specs = [train, *([parse_spec(options.extra_data)] if options.extra_data else [])]
         val_specs = [val, *([parse_spec(options.extra_val_data)] if options.extra_val_data else [])]
-        train_w, train_desc = _windows(train_specs, observed, horizon)
-        val_w, val_desc = _windows(val_specs, observed, horizon)
-        track, future, crossing, weight = training_arrays(train_w)
+        train_w, train_balance, train_desc = _windows(train_specs, observed, horizon, options.balance)
+        val_w, val_balance, val_desc = _windows(val_specs, observed, horizon, options.balance)
+        track, future, crossing, labelled = training_arrays(train_w)
 
-        def to_keras(t: Any, f: Any, c: Any, w: Any) -> tuple[Any, Any, Any]:
+        def to_keras(t: Any, f: Any, c: Any, labelled: Any, balance: Any) -> tuple[Any, Any, Any]:
             # The model has one input, so the features go in as a plain tensor (a dict makes Keras warn).
-            return t, {"future": f, "crossing": c}, {"future": tf.ones_like(w), "crossing": w}
+            return t, {"future": f, "crossing": c}, {"future": balance, "crossing": labelled * balance}
 
-        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, weight))
+        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, labelled, train_balance))
         ds = ds.shuffle(len(track), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
         if config.augment and (options.mirror or options.scale > 0):
             # One stateless seed per batch from a seeded stream (new each epoch): same seed -> same augmentation.
@@ -89,11 +107,12 @@ class BehaviourTask:
             ds = tf.data.Dataset.zip(ds, seeds).map(
                 lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1)
         train_ds = ds.map(to_keras).prefetch(2)
-        val_ds = tf.data.Dataset.from_tensor_slices(training_arrays(val_w)).batch(config.batch_size)
+        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_balance)).batch(config.batch_size)
         val_ds = val_ds.map(to_keras).prefetch(2)
         describe = {"train": train_desc, "val": val_desc, "frame": "relative to the last observed point, rotated so "
                     "the last step points along +x (toolkit.data.behaviour_frames)",
-                    "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None}
+                    "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
+                    "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)"}
         return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
 
     def compile(self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int) -> None:
@@ -116,6 +135,8 @@ class BehaviourTask:
 def _check(options: BehaviourOptions) -> None:
     if options.fde_weight < 0 or options.crossing_weight < 0:
         raise UsageError("behaviour task: fde_weight and crossing_weight must be >= 0")
+    if not 0 <= options.balance <= 1:
+        raise UsageError(f"behaviour task: balance must be in [0, 1], got {options.balance}")
     if not 0 <= options.scale < 1:
         raise UsageError(f"behaviour task: scale must be in [0, 1), got {options.scale}")
 
@@ -124,7 +145,7 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
     """Mirror across the heading axis (y -> -y) and scale whole windows; both keep the heading frame."""
     import tensorflow as tf
 
-    track, future, crossing, weight = batch
+    track, future, crossing, labelled, balance = batch
     n = tf.shape(track)[0]
     factor = tf.ones([n, 1, 2])
     if options.mirror:
@@ -132,7 +153,7 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
         factor *= tf.concat([tf.ones([n, 1, 1]), tf.where(flip, -1.0, 1.0)], axis=-1)
     if options.scale > 0:
         factor *= tf.random.stateless_uniform([n, 1, 1], seed + 1, 1 - options.scale, 1 + options.scale)
-    return track * factor, future * factor, crossing, weight
+    return track * factor, future * factor, crossing, labelled, balance
 
 
 def _distances(y_true: Any, y_pred: Any) -> Any:
