@@ -102,7 +102,12 @@ def test_missing_and_corrupt_model_files(cli, tmp_path: Path) -> None:
                               "--quantize", "fp32"), 2, "not found")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"garbage" * 10)
-    assert_one_line_error(cli("convert", bad, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2, "cannot load")
+    assert_one_line_error(cli("convert", bad, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2,
+                          "not a Keras v3 .keras archive")
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("config.json", "{not json")
+    assert_one_line_error(cli("convert", broken, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2, "cannot load")
     jpeg = tmp_path / "photo.keras"
     jpeg.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     assert_one_line_error(cli("convert", jpeg, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2)

@@ -64,6 +64,7 @@ def captured_native_stderr() -> Iterator[list[str]]:
 
 def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
     """Load a .keras file (safe mode unless ``trust``) or, with ``trust``, a SavedModel directory."""
+    _check_model_path(path, trust)  # cheap checks first: no TensorFlow import for a wrong file
     tf = quiet_tensorflow()
     import keras
 
@@ -71,18 +72,7 @@ def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
 
     register_custom_objects()
     if path.is_dir():
-        if not (path / "saved_model.pb").is_file():
-            raise UsageError(f"{path} is a directory without saved_model.pb; expected a .keras file or a SavedModel")
-        if not trust:
-            raise UsageError(f"{path} is a SavedModel, which can run arbitrary graph code; pass --trust-model "
-                             "if you trust its source")
         return _SavedModelAdapter(tf.saved_model.load(str(path)), path)
-    if path.suffix != ".keras":
-        raise UsageError(f"{path}: expected a .keras file (or a SavedModel directory with --trust-model)")
-    if not zipfile.is_zipfile(path):
-        head = path.read_bytes()[:8]
-        what = "a TFLite model" if head[4:8] == b"TFL3" else "a JPEG image" if head[:3] == b"\xff\xd8\xff" else "not a zip"
-        raise UsageError(f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except ValueError as exc:
@@ -100,6 +90,24 @@ def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
             names = [layer.name for layer in model.layers if hasattr(layer, "layers")]
             raise UsageError(f"{path} has no sub-model '{part}'; sub-models: {', '.join(names) or 'none'}") from None
     return model
+
+
+def _check_model_path(path: Path, trust: bool) -> None:
+    if not path.exists():
+        raise UsageError(f"model not found: {path}")
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise UsageError(f"{path} is a directory without saved_model.pb; expected a .keras file or a SavedModel")
+        if not trust:
+            raise UsageError(f"{path} is a SavedModel, which can run arbitrary graph code; pass --trust-model "
+                             "if you trust its source")
+        return
+    if path.suffix != ".keras":
+        raise UsageError(f"{path}: expected a .keras file (or a SavedModel directory with --trust-model)")
+    if not zipfile.is_zipfile(path):
+        head = path.read_bytes()[:8]
+        what = "a TFLite model" if head[4:8] == b"TFL3" else "a JPEG image" if head[:3] == b"\xff\xd8\xff" else "not a zip"
+        raise UsageError(f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')")
 
 
 class _SavedModelAdapter:
