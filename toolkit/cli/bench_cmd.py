@@ -26,11 +26,24 @@ examples:
   toolkit bench m_fp32.tflite m_int8.tflite --seconds 5 --target laptop
   toolkit bench m_int8.tflite --remote pi@raspberrypi.local --remote-python '~/venv/bin/python'
   toolkit bench report --format md --plot latency.png       (see: toolkit bench report --help)
+  toolkit bench matrix model.keras --data mnist:split=test --calib mnist:split=train,limit=400
+                                                            (see: toolkit bench matrix --help)
 """
 REPORT_DESCRIPTION = """Render the stored benchmark results: one table per model family (the file name without its
 _fp32/_fp16/_dynamic/_int8 suffix, or the manifest's source model hash), rows per format/target/threads, with
 p50/p90/p99, size, accuracy when recorded, and speed-up against the family's fp32 row on the same target."""
-SUBCOMMANDS = ("report",)
+MATRIX_DESCRIPTION = """Export one Keras model to every format (fp32, fp16, dynamic, int8), score each on real data with
+'toolkit eval' code (the Keras float model is the reference row), benchmark each with 'toolkit bench' and print ONE
+table: size, primary metric and its change against Keras, p50/p90/p99 latency, peak RSS, speed-up against fp32.
+Results go to the bench store with the accuracy attached ('toolkit bench report' shows them). Needs TensorFlow
+(pip install 'edge-toolkit[train]') for the conversion; the .tflite files are scored and timed by the device runtime.
+
+examples:
+  toolkit bench matrix model.keras --data mnist:split=test --calib mnist:split=train,limit=400
+  toolkit bench matrix model.keras --data mnist:split=test --modes fp32,fp16,dynamic --threads 1
+  toolkit bench matrix model.keras --data mnist:split=test --calib calib.npy --out-dir exports/ --json
+"""
+SUBCOMMANDS = ("report", "matrix")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remote.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S",
                         help="SSH connect timeout in seconds (default 10)")
     add_json_flag(parser)
-    parser.epilog = "subcommands: 'toolkit bench report --help' renders stored results."
+    parser.epilog = ("subcommands: 'toolkit bench report --help' renders stored results; 'toolkit bench matrix "
+                     "--help' exports a Keras model to every format, scores and times each.")
 
     report = type(parser)(prog=f"{parser.prog} report", description=REPORT_DESCRIPTION)
     _add_db(report)
@@ -76,7 +90,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--plot", metavar="OUT.png", help="also write latency distributions and per-target bars")
     report.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
     report.set_defaults(_run=run_report)
-    _dispatch_first_positional(parser, {"report": report})
+    matrix = type(parser)(prog=f"{parser.prog} matrix", description=MATRIX_DESCRIPTION,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_matrix_arguments(matrix)
+    matrix.set_defaults(_run=run_matrix)
+    _dispatch_first_positional(parser, {"report": report, "matrix": matrix})
+
+
+def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
+    matrix.add_argument("model", metavar="MODEL.keras", help="the float Keras model to export, score and time")
+    matrix.add_argument("--data", required=True, metavar="SPEC", help="data scored for every row, e.g. mnist:split=test")
+    matrix.add_argument("--calib", metavar="DATA",
+                        help="int8 calibration data: a folder of images, a .npy/.npz or a data SPEC (required for int8)")
+    matrix.add_argument("--modes", default="fp32,fp16,dynamic,int8", metavar="M[,M...]",
+                        help="formats to export (default fp32,fp16,dynamic,int8)")
+    matrix.add_argument("--threads", type=positive_int, metavar="N",
+                        help="interpreter threads for scoring and timing (default: all usable cores)")
+    matrix.add_argument("--limit", type=positive_int, metavar="N", help="score at most N samples of --data")
+    matrix.add_argument("--runs", type=positive_int, default=100, metavar="N", help="timed invokes (default 100)")
+    matrix.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
+                        help="untimed invokes before timing (default 10)")
+    matrix.add_argument("--seed", type=int, default=0, help="calibration sampling and random inputs (default 0)")
+    matrix.add_argument("--out-dir", metavar="DIR", help="write the converted models here and keep them "
+                                                         "(default: a temporary folder, deleted unless --keep)")
+    matrix.add_argument("--keep", action="store_true", help="keep the temporary folder of converted models")
+    matrix.add_argument("--target", metavar="NAME", help="name of this machine in the store (default: its hostname)")
+    _add_db(matrix)
+    matrix.add_argument("--no-store", action="store_true", help="print only; do not write the store")
+    add_json_flag(matrix)
 
 
 def _dispatch_first_positional(parser: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser]) -> None:
@@ -106,3 +147,9 @@ def run_report(args: argparse.Namespace) -> int:
     from toolkit.bench.commands import run_report as report
 
     return report(args)
+
+
+def run_matrix(args: argparse.Namespace) -> int:
+    from toolkit.bench.matrix import run_command
+
+    return run_command(args)
