@@ -348,10 +348,10 @@ def run_command(args: Any) -> int:
 
     config = MatrixConfig(modes=parse_modes(args.modes), calib=args.calib, limit=args.limit, threads=args.threads,
                           runs=args.runs, warmup=args.warmup, seed=args.seed)
-    check_request(args.model, args.data, config)
     out_dir = Path(args.out_dir) if args.out_dir else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} is a file; give a folder for the converted models")
+    check_request(args.model, args.data, config)
     target = args.target or platform.node() or "local"
     store = None if args.no_store else BenchStore(args.db)  # a bad --db fails now, not after the conversions
     keep = args.keep or out_dir is not None
