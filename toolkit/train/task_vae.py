@@ -2,9 +2,14 @@
 
 Loss: binary cross-entropy of the ``reconstruction`` output against the input (a per-pixel mean) plus the KL
 term that the model's ``Sampling`` layer adds during training, already divided by the pixel count (builder
-docstring, ``toolkit.models.vae``). So with ``beta = 1`` the training loss is the negative ELBO divided by the
-pixels: ``val_loss * 784`` is the one-sample negative ELBO in nats per 28x28 image, the figure
-``toolkit.eval.vae`` reports (there with several samples).
+docstring, ``toolkit.models.vae``). So with ``beta = 1`` (after the KL warm-up) the training loss is the
+one-sample negative ELBO divided by the pixels. ``val_loss`` is NOT: at inference the Sampling layer returns
+z_mean and adds no KL, so ``val_loss`` is the reconstruction BCE at z = z_mean (per pixel) -- the checkpoint is
+chosen on reconstruction; ``toolkit.eval.vae`` reports the full negative ELBO.
+
+KL warm-up (``kl_warmup_epochs``) ramps the KL weight from 0 over the first epochs: without it the 7k-image
+MNIST run collapsed to one or two active latent dimensions (KL ~3-7 nats, reconstructions worse than PCA with
+the same 8 numbers); with a 3-epoch warm-up all 8 dimensions stayed active.
 """
 
 from __future__ import annotations
@@ -22,14 +27,41 @@ from toolkit.train.task_classifier import Affine, adam_cosine, image_dataset
 
 @dataclass(frozen=True)
 class Options:
-    max_shift: float = 1.0  # augmentation: largest shift in pixels, per axis (0 = none)
+    max_shift: float = 0.0  # augmentation: largest shift in pixels, per axis (0 = none)
     max_rotation: float = 0.0  # augmentation: largest rotation in degrees
     min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
+    kl_warmup_epochs: float = 5.0  # KL weight ramps linearly from 0 to beta over these epochs (0 = off)
+
+
+class WarmupWeight(float):
+    """The Sampling layer's KL weight during a warm-up: as a float it IS the configured weight (that is what the
+    saved model's config records); multiplied by a tensor inside the training graph it also scales by
+    ``min(1, (step + 1) / steps)``, read from the optimizer's step counter. KL warm-up keeps the decoder from
+    learning to ignore z before the encoder has learned anything (posterior collapse; Bowman et al. 2016)."""
+
+    def __new__(cls, value: float, iterations: Any, steps: int) -> WarmupWeight:
+        weight = super().__new__(cls, value)
+        weight.iterations, weight.steps = iterations, max(1, int(steps))
+        return weight
+
+    def __mul__(self, other: Any) -> Any:
+        import keras
+
+        ramp = keras.ops.minimum(1.0, keras.ops.cast(self.iterations + 1, "float32") / float(self.steps))
+        return float(self) * ramp * other
+
+    __rmul__ = __mul__
+
+    def __reduce__(self) -> tuple[type, tuple[float]]:
+        return (float, (float(self),))  # copies and pickles (e.g. of the saved config) are the plain weight
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> float:
+        return float(self)
 
 
 def _check(options: Options) -> Affine:
-    if options.max_shift < 0 or options.max_rotation < 0:
-        raise UsageError("task.max_shift and task.max_rotation must be >= 0")
+    if options.max_shift < 0 or options.max_rotation < 0 or options.kl_warmup_epochs < 0:
+        raise UsageError("task.max_shift, task.max_rotation and task.kl_warmup_epochs must be >= 0")
     return Affine(options.max_shift, options.max_rotation, 0.0)
 
 
@@ -58,8 +90,12 @@ class VaeTask:
         import keras
 
         _check(options)
-        model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
-                      loss={"reconstruction": keras.losses.BinaryCrossentropy()})
+        optimizer = adam_cosine(config, steps_per_epoch, options.min_lr_fraction)
+        if options.kl_warmup_epochs > 0:
+            sampling = model.get_layer("sampling")
+            sampling.kl_weight = WarmupWeight(float(sampling.kl_weight), optimizer.iterations,
+                                              round(options.kl_warmup_epochs * max(1, steps_per_epoch)))
+        model.compile(optimizer=optimizer, loss={"reconstruction": keras.losses.BinaryCrossentropy()})
 
 
 TASK = VaeTask()
