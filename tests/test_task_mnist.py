@@ -135,3 +135,29 @@ def test_vae_fit_step_includes_the_kl_term(mnist):
     assert len(model.losses) == 1 and float(model.losses[0]) > 0
     task.compile(model, CONFIG, options, 1)
     assert model.compute_loss(x=x, y=y, y_pred=out) > bce
+
+
+@pytest.mark.slow
+def test_vae_kl_warmup_ramps_and_saves_the_plain_weight(mnist, tmp_path):
+    import keras
+
+    from toolkit.models import build_model, register_custom_objects
+    from toolkit.train.task_vae import TASK, Options
+
+    model = build_model("vae", {"filters": [4, 8], "hidden": 8, "latent_dim": 2})
+    base = model.get_layer("sampling").kl_weight
+    TASK.compile(model, CONFIG, Options(kl_warmup_epochs=2), steps_per_epoch=2)  # ramp over 4 steps
+    x = load_labelled_images(f"{mnist},split=train,limit=8").images
+    out = model(x, training=True)
+    mu, lv = (np.asarray(out[k], np.float64) for k in ("z_mean", "z_log_var"))
+    full_kl = base * np.mean(np.sum(0.5 * (mu**2 + np.exp(lv) - 1 - lv), axis=1))
+    assert float(model.losses[0]) == pytest.approx(full_kl / 4, rel=1e-4)  # step 0: weight x 1/4
+    model.optimizer.iterations.assign(10)
+    out = model(x, training=True)
+    mu, lv = (np.asarray(out[k], np.float64) for k in ("z_mean", "z_log_var"))
+    full_kl = base * np.mean(np.sum(0.5 * (mu**2 + np.exp(lv) - 1 - lv), axis=1))
+    assert float(model.losses[0]) == pytest.approx(full_kl, rel=1e-4)  # after the warm-up: the full weight
+    model.save(tmp_path / "vae.keras")
+    register_custom_objects()
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert type(loaded.get_layer("sampling").kl_weight) is float and loaded.get_layer("sampling").kl_weight == base
