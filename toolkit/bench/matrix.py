@@ -2,15 +2,13 @@
 and benchmarked, in ONE table beside the Keras float reference (what ``yolo benchmark`` does, with latency
 percentiles and peak memory).
 
-Steps, cheapest checks first: arguments, data SPEC, calibration path, output folder, results database and
-TensorFlow are checked before anything heavy runs; then the Keras model is scored (a bad data root fails here,
-before any conversion), every mode is converted with :func:`toolkit.convert.convert`, every ``.tflite`` is scored by
-the same evaluator through the device runtime and benchmarked by :func:`toolkit.bench.session.bench_models` (each in
-its own child process, so peak RSS is per model). Bench results go to the SQLite store with the accuracy attached
-(the results row and :meth:`BenchStore.record_accuracy`), so ``toolkit bench report`` shows them later too.
-
-This module imports no TensorFlow itself: conversion and Keras evaluation import it lazily when they run.
-"""
+Cheap checks first (arguments, data SPECs, calibration path, output folder, results database, TensorFlow present),
+then a worker process (``python -m toolkit.bench.matrix``) scores the Keras model -- a bad data root fails there,
+before any conversion -- and converts every mode with :func:`toolkit.convert.convert`. This process never imports
+TensorFlow: it times each ``.tflite`` with :func:`toolkit.bench.session.bench_models` (one child process per file,
+so peak RSS is per model) and then scores it with the same evaluator through the device runtime. Results go to the
+SQLite store with the accuracy attached (the results row and :meth:`BenchStore.record_accuracy`), so
+``toolkit bench report`` shows them later too."""
 
 from __future__ import annotations
 
@@ -130,8 +128,8 @@ def run_matrix(
     """Score ``model`` (.keras) on ``data``, convert it to every ``config.modes`` into ``out_dir``, time and score
     each ``.tflite``; returns the table.
 
-    ``on_eval(path, report)`` is called after each evaluation and ``on_bench(result, report)`` after each timed
-    file (the CLI stores them at once); ``say`` gets one progress line per step.
+    ``on_eval(path, report)`` is called after each evaluation and ``on_bench(result, report)`` once a timed file
+    is scored too (the CLI stores them at once); ``say`` gets one progress line per step.
     """
     from toolkit.bench.config import BenchConfig
     from toolkit.bench.session import bench_models
