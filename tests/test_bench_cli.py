@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, assert_one_line_error
+from conftest import REPO, assert_one_line_error
 
 pytestmark = pytest.mark.shared
 FAST = ("--runs", "20", "--warmup", "2", "--threads", "1")
@@ -118,7 +117,7 @@ def test_fake_vcgencmd_throttled_result_is_flagged(cli, face: Path, tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def populated_template(face: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import run_cli
+    from conftest import run_cli
 
     db = tmp_path_factory.mktemp("populated") / "bench.sqlite"
     assert run_cli("bench", face, *FAST, "--db", db).returncode == 0

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, assert_one_line_error
+from conftest import REPO, assert_one_line_error
 
 pytestmark = [pytest.mark.ssh, pytest.mark.shared]
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import require_tf
+from conftest import require_tf
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 

@@ -67,6 +67,27 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+@contextlib.contextmanager
+def captured_fd2() -> Iterator[list[str]]:
+    """Send file descriptor 2 to a temp file while native code runs (LiteRT / TensorFlow C++ logging ignores
+    Python's sys.stderr); yield a list that holds the captured text once the block ends."""
+    sink: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no fd 2
+        yield sink
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", "replace"))
+
+
 def to_jsonable(obj: Any) -> Any:
     """Round-trip through JSON so numpy scalars/arrays become plain Python values."""
     return json.loads(json.dumps(obj, default=_json_default))

@@ -80,6 +80,14 @@ def current_rss_mb() -> float | None:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: VmHWM (ru_maxrss of a child started from a big parent
+    reports the parent's peak); elsewhere ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 

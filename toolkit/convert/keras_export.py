@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
+from toolkit.fileio import captured_fd2
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -42,24 +42,7 @@ def quiet_tensorflow() -> Any:
     return tf
 
 
-@contextlib.contextmanager
-def captured_native_stderr() -> Iterator[list[str]]:
-    """Send file descriptor 2 to a temp file while native code (MLIR converter) runs; yield its text after."""
-    sink: list[str] = []
-    try:
-        saved = os.dup(2)
-    except OSError:  # pragma: no cover - no fd 2
-        yield sink
-        return
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield sink
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+captured_native_stderr = captured_fd2  # the converter's C++ logging goes to fd 2
 
 
 def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:

@@ -12,6 +12,7 @@ benchmarks and for callers that prepare quantized tensors themselves.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from toolkit.capabilities import DELEGATES
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
+from toolkit.fileio import captured_fd2
 from toolkit.runtime.backends import Backend, select_backend
 from toolkit.runtime.tflite_file import ModelFile, read_model_file
 
@@ -64,6 +66,13 @@ class TensorSpec:
                 "scale": self.scale, "zero_point": self.zero_point}
 
 
+def _pass_through(log: list[str]) -> None:
+    """Re-emit captured native log lines except the routine INFO ones."""
+    lines = [line for text in log for line in text.splitlines() if line and not line.startswith("INFO: ")]
+    if lines:
+        sys.stderr.write("\n".join(lines) + "\n")
+
+
 def _spec(name: str, detail: Mapping[str, Any]) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return TensorSpec(name, int(detail["index"]), tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
@@ -104,13 +113,16 @@ class Runner:
         elif name != "xnnpack":
             kwargs["experimental_delegates"] = [self._load_delegate(name)]
         try:
-            interpreter = self.backend.interpreter_cls(**kwargs)
-            interpreter.allocate_tensors()
+            # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2; keep stderr for real messages.
+            with captured_fd2() as log:
+                interpreter = self.backend.interpreter_cls(**kwargs)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             text = one_line(str(exc), 240)
             if "delegate" in text.lower() and name not in ("none", "xnnpack"):
                 raise DeviceUnavailable(f"delegate '{name}' could not run {self.path.name}: {text}") from None
             raise UsageError(f"{self.backend.name} {self.backend.version} cannot load {self.path}: {text}") from None
+        _pass_through(log)
         return interpreter
 
     def _load_delegate(self, name: str) -> Any:
