@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit.fileio import write_json_atomic  # noqa: E402
 from toolkit.paths import shared_dir  # noqa: E402
 from toolkit.pipeline.config import PipelineConfig  # noqa: E402
-from toolkit.pipeline.demo import format_summary, locate_models, quiet_stderr, run_demo  # noqa: E402
+from toolkit.pipeline.demo import auto_threads, format_summary, locate_models, quiet_stderr, run_demo  # noqa: E402
 
 STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "behaviour_model", "segment", "segment_model",
           "draw", "output", "latency")
@@ -117,14 +117,15 @@ def main() -> int:
     sources = [("clip", str(clip), None)]
     if args.synthetic_frames > 0:
         sources.append(("synthetic", "synthetic", args.synthetic_frames))
-    sweep: list[tuple[int | None, bool]] = [(None, True)]  # the default configuration first
-    for threads in [int(t) for t in args.threads.split(",") if t.strip()] or [None]:
+    default_threads = auto_threads(base)
+    sweep: list[tuple[int, bool]] = [(default_threads, True)]  # the default configuration first
+    for threads in [int(t) for t in args.threads.split(",") if t.strip()] or [default_threads]:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()] or ["pipelined"]:
             if mode not in ("pipelined", "serial"):
                 raise SystemExit(f"unknown mode {mode!r}: use pipelined or serial")
             if (threads, mode == "pipelined") not in sweep:
                 sweep.append((threads, mode == "pipelined"))
-    thread_counts = tuple(sorted({1, 2, *(t for t, _ in sweep if t)}))
+    thread_counts = tuple(sorted({t for t, _ in sweep}))
     isolated = isolated_latency(models, thread_counts)
     print(f"isolated model invoke ms (median of 200): {isolated}", flush=True)
 

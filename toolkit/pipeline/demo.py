@@ -235,7 +235,8 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         record_kept = recorder.close(keep=True) if recorder is not None else False
 
     elapsed = (worker.last_done - loop.t_first) if (loop.t_first is not None and worker.last_done) else 0.0
-    summary = _summary(cfg, loop.processed, elapsed, times, source_stats, loop.tracker, models, threads, loop.reason)
+    summary = _summary(cfg, loop.processed, elapsed, times, source_stats, loop.max_track_id, models, threads,
+                       loop.reason)
     summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / loop.processed, 3)
                                    if loop.processed and loop.cpu_start is not None else None)
     summary["behaviour_calls_per_frame"] = round(loop.behaviour_calls / max(loop.processed, 1), 3)
@@ -257,6 +258,7 @@ class _Loop:
         self.segment, self.worker, self.times = segment, worker, times
         self.tracker = Tracker()
         self.processed = 0
+        self.max_track_id = 0  # confirmed tracks so far (ids count up from 1)
         self.behaviour_calls = 0  # behaviour-model invocations (one per confirmed track with a full history)
         self.reason = "stopped"
         self.failure: DeviceUnavailable | None = None
@@ -310,7 +312,8 @@ class _Loop:
             image = frame.image
             detections = detector(image)
             t2 = time.perf_counter()
-            tracks = self.tracker.update(detections, self._timestamp(frame.source_ts))
+            timestamp = self._timestamp(frame.source_ts)
+            tracks = self.tracker.update(detections, timestamp)
             t3 = time.perf_counter()
             predictions = predictor.predict(tracks, (image.shape[1], image.shape[0]))
             t4 = time.perf_counter()
@@ -322,7 +325,9 @@ class _Loop:
             self.times.add(stage_ms)
             stats = source.stats()
             views = [TrackView(int(t.id), t.box, t.label, t.score, t.age) for t in tracks if t.id is not None]
-            packet = FramePacket(self.processed, frame.index, image, self._last_ts or 0.0, frame.t_capture, views,
+            if views:
+                self.max_track_id = max(self.max_track_id, views[-1].id)  # ids are given in order, never reused
+            packet = FramePacket(self.processed, frame.index, image, timestamp, frame.t_capture, views,
                                  predictions, stage_ms, self.segment and self.processed % cfg.every_n_seg == 0,
                                  int(stats["frames_dropped"]), stats)
             if not self.worker.submit(packet):
@@ -335,7 +340,7 @@ class _Loop:
 
 
 def _summary(cfg: PipelineConfig, processed: int, elapsed: float, times: StageTimes, source_stats: dict[str, Any],
-             tracker: Any, models: dict[str, Path], threads: int, reason: str) -> dict[str, Any]:
+             tracks: int, models: dict[str, Path], threads: int, reason: str) -> dict[str, Any]:
     stages = times.summary()
     # Frames processed over the time from the first frame read to the last frame written (not counting start-up).
     fps = (processed - 1) / elapsed if processed > 1 and elapsed > 0 else None
@@ -350,7 +355,7 @@ def _summary(cfg: PipelineConfig, processed: int, elapsed: float, times: StageTi
         "model_bound_fps": round(bound, 2) if bound else None,
         "efficiency": round(fps / bound, 3) if fps and bound else None,
         "dropped": int(source_stats.get("frames_dropped", 0)), "stopped": reason,
-        "tracks": int(tracker._next_id - 1), "stages": stages, "source": source_stats,
+        "tracks": tracks, "stages": stages, "source": source_stats,
         "threads": threads, "pipelined": cfg.pipelined, "every_n_seg": cfg.every_n_seg,
         "realtime": cfg.realtime, "behaviour": cfg.behaviour, "models": {k: str(v) for k, v in models.items()},
         "events": cfg.events,
