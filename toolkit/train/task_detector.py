@@ -6,8 +6,9 @@ as letterboxed uint8 model inputs, so an epoch costs only augmentation and targe
 * ``data`` (e.g. ``coco128:split=all``) is the main set; ``extra_data`` (e.g. synthetic street frames) is mixed in,
   ``extra_per_epoch`` of its images drawn afresh each epoch, so a few hundred photos are not drowned by thousands
   of rendered frames; ``repeat`` shows each main image that many times per epoch.
-* Augmentation (train split only, when ``TrainConfig.augment``): with probability ``mosaic`` four images are
-  tiled 2x2 at half size (people half as tall: COCO's close-ups become street-camera sized), then flip,
+* Augmentation (train split only, when ``TrainConfig.augment``): with probability ``mosaic`` four images of the
+  main data are tiled 2x2 at half size (people half as tall: COCO's close-ups become street-camera sized; the
+  extra data -- street frames whose people are already small -- is never shrunk this way), then flip,
   scale/crop and colour jitter (:func:`toolkit.data.augment.augment_detection`).
 * Targets: :func:`toolkit.models.detector_targets.encode_targets` on the input-pixel boxes; the box target
   carries the no-centre mask (``box_target_for_loss``) for :func:`toolkit.models.detector.detector_losses`.
@@ -40,10 +41,10 @@ class DetectorTaskOptions:
     extra_data: str = ""  # a second training SPEC mixed into every epoch ("" = none), e.g. synthetic frames
     extra_per_epoch: int = 0  # images of extra_data drawn per epoch (0 = all of them every epoch)
     repeat: int = 1  # times each image of the main data appears per epoch
-    mosaic: float = 0.5  # probability that a training image is a 2x2 mosaic of four half-size images
+    mosaic: float = 0.5  # probability that a main-data image becomes a 2x2 mosaic of four half-size images
     min_visibility: float = 0.3  # synthetic people less visible than this are not training targets
-    scale_min: float = 0.6  # random zoom range of the scale/crop augmentation (1 = unchanged)
-    scale_max: float = 1.4
+    scale_min: float = 0.75  # random zoom range of the scale/crop augmentation (1 = unchanged); little
+    scale_max: float = 1.5  # zoom-out: street-camera people are already a few pixels tall
     box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
     min_radius: int = 1  # smallest heatmap Gaussian radius in output cells
 
@@ -122,7 +123,7 @@ class DetectorTask:
             for k in rng.permutation(len(items)):
                 p, i = items[k]
                 pool = pools[p]
-                if config.augment and rng.random() < options.mosaic:
+                if config.augment and p == 0 and rng.random() < options.mosaic:
                     image, boxes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
                 else:
                     image, boxes = pool.images[i], pool.boxes[i]
