@@ -4,10 +4,12 @@
 >>> summary["fps"], summary["stages"]["detect"]["p50"], summary["efficiency"]
 
 Threads: the source captures in its own thread and hands over only the newest frame (frames that arrive while
-the pipeline is busy are dropped and counted there, never queued). This thread runs the detector, the tracker
-and the behaviour model; an output worker (:mod:`toolkit.pipeline.outputs`) segments every N-th frame, draws
-and writes frame k while frame k+1 is detected. Both interpreters release the GIL while they run, as do OpenCV's
-drawing and encoding calls, so the two halves overlap on a 2-core board.
+the pipeline is busy are dropped and counted there, never queued). The calling thread letterboxes and detects;
+a tracking stage (:mod:`toolkit.pipeline.track_stage`) runs the tracker and the behaviour model; an output stage
+(:mod:`toolkit.pipeline.outputs`) segments every N-th frame, draws and writes. So frame k is drawn while frame
+k+1 is tracked and frame k+2 detected. The interpreters release the GIL while they run, as do OpenCV's resize,
+drawing and encoding calls, so the stages overlap on a 2-core board. ``pipelined=False`` runs the same stages
+one after another in the calling thread (the baseline).
 
 ``model_bound_fps`` = 1000 / (detector p50 + behaviour-model p50 per frame + segmenter p50 / N) is what the
 models alone would allow run one after another; ``efficiency`` = achieved FPS / model_bound_fps, from the same
@@ -34,11 +36,11 @@ from toolkit.pipeline.outputs import (
     FramePacket,
     OutputWorker,
     Recorder,
-    TrackView,
     Window,
     display_available,
 )
 from toolkit.pipeline.timing import StageTimes
+from toolkit.pipeline.track_stage import Detected, TrackStage
 
 MODEL_STAGES = ("detect", "behaviour_model", "segment_model")
 SUMMARY_STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "segment", "draw", "output")
@@ -170,6 +172,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     from toolkit.pipeline.geometry import load_homography
     from toolkit.pipeline.segment import Segmenter
     from toolkit.pipeline.sources import open_source, parse_spec
+    from toolkit.pipeline.tracker import Tracker
     from toolkit.runtime.runner import Runner
 
     cfg = config
@@ -218,82 +221,67 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         if on_start is not None:
             on_start({"url": server.url if server else None, "source": source.name, "models": models,
                       "window": window is not None})
-        loop = _Loop(cfg, source, detector, predictor, segmenter is not None, worker, times)
+        track = TrackStage(Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth)
+        loop = _Loop(cfg, source, detector, segmenter is not None, track, worker, times)
         try:
             loop.run(stop or threading.Event(), on_frame)
         finally:
+            track.close()  # drains into the output stage, which then drains into the writers
             worker.close()
             loop.cpu_end = time.process_time()  # process CPU time (all threads) of the processed frames
             if window is not None:
                 window.close()
-        if worker.error is not None:
-            error = worker.error
+        error = worker.error or track.error
+        if error is not None:
             if isinstance(error, ToolkitError):
                 raise error
-            raise ToolkitError(f"output stage failed: {type(error).__name__}: {error}") from error
+            raise ToolkitError(f"pipeline stage failed: {type(error).__name__}: {error}") from error
         source_stats = source.stats()
         record_kept = recorder.close(keep=True) if recorder is not None else False
 
     elapsed = (worker.last_done - loop.t_first) if (loop.t_first is not None and worker.last_done) else 0.0
-    summary = _summary(cfg, loop.processed, elapsed, times, source_stats, loop.max_track_id, models, threads,
+    summary = _summary(cfg, worker.frames_done, elapsed, times, source_stats, track.max_track_id, models, threads,
                        loop.reason)
-    summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / loop.processed, 3)
-                                   if loop.processed and loop.cpu_start is not None else None)
-    summary["behaviour_calls_per_frame"] = round(loop.behaviour_calls / max(loop.processed, 1), 3)
+    done = worker.frames_done
+    summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / done, 3)
+                                   if done and loop.cpu_start is not None else None)
+    summary["behaviour_calls_per_frame"] = round(track.behaviour_calls / max(done, 1), 3)
     summary["record"] = str(cfg.record) if record_kept else None
     summary["record_frames"] = recorder.frames if recorder is not None else 0
     if loop.failure is not None:
-        raise DeviceUnavailable(f"{loop.failure} (after {loop.processed} frames; the outputs were saved)")
+        raise DeviceUnavailable(f"{loop.failure} (after {done} frames; the outputs were saved)")
     return summary
 
 
 class _Loop:
-    """The inference thread: read the newest frame, detect, track, predict, hand over to the output worker."""
+    """The detection stage, in the calling thread: read the newest frame, detect, hand over to tracking."""
 
-    def __init__(self, cfg: PipelineConfig, source: Any, detector: Any, predictor: Any, segment: bool,
-                 worker: OutputWorker, times: StageTimes) -> None:
-        from toolkit.pipeline.tracker import Tracker
-
-        self.cfg, self.source, self.detector, self.predictor = cfg, source, detector, predictor
-        self.segment, self.worker, self.times = segment, worker, times
-        self.tracker = Tracker()
-        self.processed = 0
-        self.max_track_id = 0  # confirmed tracks so far (ids count up from 1)
-        self.behaviour_calls = 0  # behaviour-model invocations (one per confirmed track with a full history)
+    def __init__(self, cfg: PipelineConfig, source: Any, detector: Any, segment: bool, track: TrackStage,
+                 output: OutputWorker, times: StageTimes) -> None:
+        self.cfg, self.source, self.detector, self.segment = cfg, source, detector, segment
+        self.track, self.output, self.times = track, output, times
+        self.processed = 0  # frames that entered the pipeline
         self.reason = "stopped"
         self.failure: DeviceUnavailable | None = None
         self.t_first: float | None = None
         self.cpu_start: float | None = None
         self.cpu_end = 0.0
-        self._last_ts: float | None = None
-        self._offset = 0.0
 
     def _stop_reason(self, stop: threading.Event) -> str | None:
         if stop.is_set():
             return "signal"
         if self.cfg.max_frames is not None and self.processed >= self.cfg.max_frames:
             return "max_frames"
-        if self.worker.error is not None:
-            return "output error"
-        if self.worker.quit.is_set():
+        if self.track.error is not None or self.output.error is not None:
+            return "stage error"
+        if self.output.quit.is_set():
             return "window closed"
         return None
-
-    def _timestamp(self, source_ts: float) -> float:
-        """The tracker's clock: the source's, made monotonic across the restarts of a looped file."""
-        ts = source_ts + self._offset
-        if self._last_ts is not None and ts < self._last_ts:  # a new pass of a looped file: new tracks
-            period = 1.0 / self.source.fps if self.source.fps else 0.0
-            self._offset += self._last_ts - ts + period
-            ts = source_ts + self._offset
-            self.tracker.reset()
-        self._last_ts = ts
-        return ts
 
     def run(self, stop: threading.Event, on_frame: Callable[[int], None] | None) -> None:
         from toolkit.pipeline.sources import EndOfStream
 
-        cfg, source, detector, predictor = self.cfg, self.source, self.detector, self.predictor
+        cfg, source, detector = self.cfg, self.source, self.detector
         while (reason := self._stop_reason(stop)) is None:
             t0 = time.perf_counter()
             try:
@@ -309,29 +297,13 @@ class _Loop:
             t1 = time.perf_counter()
             if self.t_first is None:
                 self.t_first, self.cpu_start = t1, time.process_time()
-            image = frame.image
-            detections = detector(image)
-            t2 = time.perf_counter()
-            timestamp = self._timestamp(frame.source_ts)
-            tracks = self.tracker.update(detections, timestamp)
-            t3 = time.perf_counter()
-            predictions = predictor.predict(tracks, (image.shape[1], image.shape[0]))
-            t4 = time.perf_counter()
-            self.behaviour_calls += sum(1 for p in predictions.values() if p.predictor == "model")
+            detections = detector(frame.image)
             det = detector.timings
-            stage_ms = {"wait": (t1 - t0) * 1e3, "pre": det["pre"], "detect": det["infer"], "post": det["post"],
-                        "track": (t3 - t2) * 1e3, "behaviour": (t4 - t3) * 1e3,
-                        "behaviour_model": predictor.timings.get("model", 0.0)}
+            stage_ms = {"wait": (t1 - t0) * 1e3, "pre": det["pre"], "detect": det["infer"], "post": det["post"]}
             self.times.add(stage_ms)
-            stats = source.stats()
-            views = [TrackView(int(t.id), t.box, t.label, t.score, t.age) for t in tracks if t.id is not None]
-            if views:
-                self.max_track_id = max(self.max_track_id, views[-1].id)  # ids are given in order, never reused
-            packet = FramePacket(self.processed, frame.index, image, timestamp, frame.t_capture, views,
-                                 predictions, stage_ms, self.segment and self.processed % cfg.every_n_seg == 0,
-                                 int(stats["frames_dropped"]), stats)
-            if not self.worker.submit(packet):
-                reason = "output error"
+            seg_due = self.segment and self.processed % cfg.every_n_seg == 0
+            if not self.track.submit(Detected(self.processed, frame, detections, stage_ms, seg_due, source.stats())):
+                reason = "stage error"
                 break
             self.processed += 1
             if on_frame is not None:

@@ -1,10 +1,8 @@
-"""The demo's back half: segment (every N-th frame), draw, then record / log events / publish / show.
+"""The demo's last stage: segment (every N-th frame), draw, then record / log events / publish / show.
 
-:class:`OutputWorker` runs it in its own thread so that frame k is drawn and encoded while frame k+1 is being
-detected (``threaded=False`` runs it inline, for comparison). The inference thread hands over a
-:class:`FramePacket` holding immutable snapshots (:class:`TrackView`), never the tracker's live objects. The
-queue between the two is short and blocking: every processed frame is recorded; frames are dropped only at the
-source (newest-frame capture), where they are counted.
+:class:`OutputWorker` runs it in its own thread (:class:`~toolkit.pipeline.stage_thread.StageThread`) so that
+frame k is drawn and encoded while later frames are tracked and detected. The tracking stage hands over a
+:class:`FramePacket` holding immutable snapshots (:class:`TrackView`), never the tracker's live objects.
 
 :class:`Recorder` writes the annotated video to a temporary file beside the target and renames it into place on
 :meth:`Recorder.close`: a stopped run leaves a complete, playable file or none.
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -28,6 +25,7 @@ import numpy as np
 from toolkit.errors import ToolkitError, UsageError
 from toolkit.fileio import atomic_path
 from toolkit.pipeline.behaviour import Prediction
+from toolkit.pipeline.stage_thread import StageThread
 from toolkit.pipeline.timing import StageTimes
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # H.264 (avc1) writing fails with the pip OpenCV builds
@@ -118,11 +116,11 @@ class Recorder:
         self.close(keep=exc_type is None)
 
 
-class OutputWorker:
-    """Segment / draw / write packets in order, in a thread (``threaded=True``) or inline.
+class OutputWorker(StageThread):
+    """The last stage: segment (every N-th frame) / draw / write packets in order.
 
     ``sinks`` are callables ``(image, packet, event_latency_ms) -> None`` (recorder, events, server, window),
-    run in order after drawing. Errors stop the worker; the inference loop checks :attr:`error`.
+    run in order after drawing.
     """
 
     def __init__(self, segmenter: Any, every_n_seg: int, sinks: list[Callable[..., None]], times: StageTimes,
@@ -131,63 +129,13 @@ class OutputWorker:
         self.every_n_seg = every_n_seg
         self.sinks = sinks
         self.times = times
-        self.threaded = threaded
-        self.error: BaseException | None = None
         self.labels: np.ndarray | None = None
         self.frames_done = 0
         self.last_done: float | None = None
         self.quit = threading.Event()  # set by a sink (the window) when the user asks to stop
         self._done_times: deque[float] = deque(maxlen=30)
         self._panel: dict[str, float] = {}
-        self._queue: queue.Queue[FramePacket | None] = queue.Queue(maxsize=max(1, depth))
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._thread = threading.Thread(target=self._loop, name="demo-output", daemon=True)
-            self._thread.start()
-
-    def submit(self, packet: FramePacket) -> bool:
-        """Hand over a packet (blocks while the queue is full). False when the worker has failed."""
-        if not self.threaded:
-            if self.error is None:
-                try:
-                    self.process(packet)
-                except Exception as exc:  # reported through .error, like the threaded path
-                    self.error = exc
-            return self.error is None
-        while self.error is None:
-            try:
-                self._queue.put(packet, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Finish the queued packets and stop the thread."""
-        if self._thread is None:
-            return
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=0.1)
-                break
-            except queue.Full:
-                if time.monotonic() > deadline:
-                    break
-        self._thread.join(max(deadline - time.monotonic(), 0.0))
-        self._thread = None
-
-    def _loop(self) -> None:
-        while True:
-            packet = self._queue.get()
-            if packet is None:
-                return
-            if self.error is not None:
-                continue  # drain without work so the producer never blocks on a dead worker
-            try:
-                self.process(packet)
-            except Exception as exc:
-                self.error = exc
+        super().__init__("demo-output", threaded, depth)
 
     @property
     def fps(self) -> float | None:
@@ -208,9 +156,9 @@ class OutputWorker:
         labels = self.labels if self.labels is not None and self.labels.shape == image.shape[:2] else None
         t1 = time.perf_counter()
         s = packet.stage_ms
-        self._panel.update({"detect": s["pre"] + s["detect"] + s["post"], "track": s["track"],
-                            "behav": s["behaviour"]})
-        draw_frame(image, packet.tracks, packet.predictions, labels=labels, fps=self.fps, stage_ms=self._panel)
+        panel = {"detect": s["pre"] + s["detect"] + s["post"], "track": s["track"], "behav": s["behaviour"],
+                 **self._panel}  # segment (last run), draw and output (previous frame)
+        draw_frame(image, packet.tracks, packet.predictions, labels=labels, fps=self.fps, stage_ms=panel)
         t2 = time.perf_counter()
         timings["draw"] = (t2 - t1) * 1e3
         event_ms = {**s, **timings}
