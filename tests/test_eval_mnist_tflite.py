@@ -133,3 +133,27 @@ def test_vae_int8_encoder_decoder_chain(mnist, vae, tmp_path):
     float_report = evaluate(keras_path, spec, EvalConfig(limit=60, out_dir=str(tmp_path), baselines=False))
     assert float_report.model_format == "keras"
     assert abs(float_report.metrics["recon_mse"] - int8.metrics["recon_mse"]) < 0.02
+
+
+def test_tflite_evaluation_never_imports_tensorflow(mnist, classifier, vae, tmp_path):
+    """The device path: scoring .tflite models (classifier; VAE encoder + decoder) through the CLI's code path
+    must not import TensorFlow or Keras."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    _, tflite_path = classifier
+    _, encoder_path, decoder_path = vae
+    code = f"""
+import sys
+from toolkit.eval import EvalConfig, evaluate
+c = evaluate({str(tflite_path)!r}, "{mnist},split=test", EvalConfig(limit=20, threads=1))
+v = evaluate({str(encoder_path)!r}, "{mnist},split=test",
+             EvalConfig(limit=20, threads=1, companion={str(decoder_path)!r}, out_dir={str(tmp_path)!r}))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+print(c.metrics["top1"], v.metrics["neg_elbo"], heavy)
+assert not heavy, heavy
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
