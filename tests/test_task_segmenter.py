@@ -1,0 +1,127 @@
+"""Segmenter training task: pixel weights, option checks, tf.data batches (shapes, ignore masks, determinism,
+augmentation only on the training split), the extra-data pool and the compiled loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require_tf
+
+from toolkit.data.spec import parse_spec
+from toolkit.errors import UsageError
+from toolkit.eval.segmenter_data import load_samples, model_input
+from toolkit.train.config import TrainConfig
+from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions, check_options, pixel_weights
+
+SPEC = "synthetic:frames=6,every=2,width=160,height=120,jitter=0"  # 3 frames of scene 0, 3 of scene 1000 (val)
+
+
+def test_pixel_weights_follow_the_class_and_zero_the_ignore_pixels():
+    mask = np.array([[0, 3, 255], [4, 1, 3]], np.uint8)
+    weights = pixel_weights(mask, np.array([1.0, 0.5, 1.0, 2.0, 1.5], np.float32))
+    assert weights.dtype == np.float32
+    assert weights.tolist() == [[1.0, 2.0, 0.0], [1.5, 0.5, 2.0]]
+
+
+@pytest.mark.parametrize("options, message", [
+    (SegmenterTaskOptions(class_weights=(1.0, 2.0)), "class_weights needs 5"),
+    (SegmenterTaskOptions(class_weights=(0.0,) * 5), "not all 0"),
+    (SegmenterTaskOptions(extra_repeat=0), "extra_repeat"),
+    (SegmenterTaskOptions(scale_min=1.5, scale_max=1.0), "scale_min"),
+    (SegmenterTaskOptions(per_epoch=-1), "per_epoch"),
+])
+def test_bad_options_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        check_options(options, 5)
+
+
+@pytest.fixture()
+def synthetic_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path))  # keep the render cache out of the user's folder
+    return tmp_path
+
+
+@pytest.fixture()
+def tf_ready():
+    require_tf()
+
+
+def _model_config(hw=(48, 64)):
+    from toolkit.models import config_for
+
+    return config_for("segmenter", {"input_shape": (*hw, 3)})
+
+
+def _first(ds):
+    return next(iter(ds.as_numpy_iterator()))
+
+
+@pytest.mark.tf
+def test_batches_have_model_shapes_and_zero_weight_on_ignore(synthetic_home, tf_ready):
+    data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2, seed=0),
+                         SegmenterTaskOptions(), _model_config())
+    assert (data.train_size, data.val_size) == (3, 3)
+    image, targets, weights = _first(data.train)
+    assert image.shape == (2, 48, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    mask, weight = targets["mask"], weights["mask"]
+    assert mask.shape == (2, 48, 64) and mask.dtype == np.int32 and weight.shape == (2, 48, 64)
+    assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3, 4, 255}
+    assert (mask == 255).any()  # 120x160 letterboxed into 48x64: ignore padding rows
+    assert (weight[mask == 255] == 0).all() and (weight[mask == 3] == 2.0).all() and (weight[mask == 0] == 1).all()
+
+    # validation: neither shuffled nor augmented -- exactly the letterboxed frames, in order
+    val_image, val_targets, _ = _first(data.val)
+    samples = load_samples(parse_spec(SPEC + ",split=val"))
+    for j in range(2):
+        boxed, boxed_mask, _ = model_input(*samples.load(j), (48, 64))
+        assert np.allclose(val_image[j], boxed / 255.0, atol=1e-6) and np.array_equal(val_targets["mask"][j],
+                                                                                       boxed_mask)
+
+
+@pytest.mark.tf
+def test_same_seed_same_batches_other_seed_other_batches(synthetic_home, tf_ready):
+    def first_batch(seed: int) -> np.ndarray:
+        data = TASK.datasets(parse_spec(SPEC), None, TrainConfig(batch_size=3, seed=seed), SegmenterTaskOptions(),
+                             _model_config())
+        assert data.val is None
+        return _first(data.train)[0]
+
+    assert np.array_equal(first_batch(0), first_batch(0))
+    assert not np.array_equal(first_batch(0), first_batch(1))
+
+
+@pytest.mark.tf
+def test_without_augment_training_items_are_the_letterboxed_frames(synthetic_home, tf_ready):
+    data = TASK.datasets(parse_spec(SPEC), None, TrainConfig(batch_size=3, augment=False), SegmenterTaskOptions(),
+                         _model_config())
+    images = _first(data.train)[0]
+    samples = load_samples(parse_spec(SPEC))
+    expected = [model_input(*samples.load(i), (48, 64))[0] / 255.0 for i in range(3)]
+    for image in images:  # shuffled order, unchanged pixels
+        assert any(np.allclose(image, e, atol=1e-6) for e in expected)
+
+
+@pytest.mark.tf
+@pytest.mark.shared
+def test_extra_data_joins_the_pool_and_per_epoch_caps_an_epoch(synthetic_home, shared, tf_ready):
+    extra = f"coco128:root={shared / 'data' / 'coco128'},fold=0,split=val"
+    options = SegmenterTaskOptions(extra_data=extra, extra_repeat=2, per_epoch=10)
+    data = TASK.datasets(parse_spec(SPEC), None, TrainConfig(batch_size=4), options, _model_config())
+    assert data.describe["pool"] == 3 + 2 * 26 and data.train_size == 10
+    assert sum(len(b[0]) for b in data.train.as_numpy_iterator()) == 10
+
+
+@pytest.mark.tf
+def test_compiled_loss_skips_ignore_and_reports_iou_metrics(synthetic_home, tf_ready):
+    from toolkit.models import build_model
+
+    model = build_model("segmenter", {"input_shape": (48, 64, 3)})
+    config = TrainConfig(batch_size=3, learning_rate=1e-3, epochs=1)
+    TASK.compile(model, config, SegmenterTaskOptions(), steps_per_epoch=1)
+    data = TASK.datasets(parse_spec(SPEC), None, config, SegmenterTaskOptions(), _model_config())
+    image, targets, weights = _first(data.train)
+    result = model.evaluate(image, targets, sample_weight=weights, verbose=0, return_dict=True)
+    assert np.isfinite(result["loss"]) and {"person_iou", "miou"} <= set(result)
+    # a label outside the classes on an ignore-weighted pixel must not matter: 255 everywhere -> zero loss
+    ignored = {"mask": np.full_like(targets["mask"], 255)}
+    assert model.evaluate(image, ignored, sample_weight=weights, verbose=0, return_dict=True)["loss"] == 0.0

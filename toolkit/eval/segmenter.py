@@ -1,0 +1,207 @@
+"""Score a street segmenter: per-class IoU and mean IoU (255 = ignore), beside MediaPipe's selfie segmenter.
+
+>>> report = evaluate(load_predictor("scene_segmenter_int8.tflite"),
+...                   parse_spec("synthetic:split=val,scenes=4,frames=200,every=5,jitter=0"), EvalConfig())
+>>> report.metrics["person_iou"], report.tables["per_class"]
+
+Each image is letterboxed into the model input exactly as the camera pipeline does it and the argmax labels are
+scored twice from one confusion matrix each:
+
+* at FRAME resolution (the headline figures ``person_iou``, ``miou``, ``iou_<class>``): the padding is cropped
+  and the labels are resized to the original image with nearest neighbour
+  (:func:`toolkit.pipeline.segment.unletterbox_labels`, what the camera demo draws), against the original mask;
+* at INPUT resolution (``*_input``): against the mask letterboxed with nearest neighbour (what training sees).
+
+IoU = TP / (TP + FP + FN) summed over all scored pixels of all images (not a mean of per-image IoUs); mean IoU
+averages the classes that occur in the ground truth or the predictions (a class present in neither is undefined
+and left out, one that is predicted but absent scores 0). ``tables["per_class"]`` says which classes exist in
+the data (ground-truth pixels and images per class). Data sources, the COCO128 class mapping and fold rule:
+:mod:`toolkit.eval.segmenter_data`. No TensorFlow here: ``.tflite`` models are scored on a device install.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.data.augment import IGNORE
+from toolkit.data.spec import DataSpec
+from toolkit.errors import UsageError
+from toolkit.eval import metrics as m
+from toolkit.eval.config import EvalConfig
+from toolkit.eval.predictor import Predictor
+from toolkit.eval.report import EvalReport
+from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_input
+from toolkit.models.segmenter import CLASS_NAMES
+
+CHUNK = 16  # images letterboxed and predicted at a time (bounds memory on large splits)
+SELFIE_MODEL = ("models", "mediapipe-0.10.14", "selfie_segmentation.tflite")  # under the shared folder
+SELFIE_THRESHOLD = 0.5  # person where MediaPipe's confidence exceeds this
+
+
+@dataclass
+class Confusions:
+    """Pixel confusion matrices (row = true class, column = predicted) accumulated over images."""
+
+    frame: np.ndarray  # (C, C) int64 at original image resolution
+    input: np.ndarray  # (C, C) int64 at model input resolution
+    images_with: np.ndarray  # (C,) int64 images whose ground truth holds the class
+
+
+def score_labels(confusions: Confusions, labels: np.ndarray, labels_input: np.ndarray | None, mask: np.ndarray,
+                 mask_input: np.ndarray | None) -> None:
+    """Add one image's predicted labels (frame and optional input resolution) against its masks (255 = ignore)."""
+    classes = len(confusions.images_with)
+    if labels.shape != mask.shape:
+        raise UsageError(f"predicted labels {labels.shape} and mask {mask.shape} differ in size")
+    confusions.frame += m.confusion_matrix(mask, labels, classes, ignore_index=IGNORE)
+    if labels_input is not None and mask_input is not None:
+        confusions.input += m.confusion_matrix(mask_input, labels_input, classes, ignore_index=IGNORE)
+    present = np.unique(mask)
+    confusions.images_with[present[present < classes]] += 1
+
+
+def empty_confusions(classes: int) -> Confusions:
+    return Confusions(np.zeros((classes, classes), np.int64), np.zeros((classes, classes), np.int64),
+                      np.zeros(classes, np.int64))
+
+
+def check_masks(mask: np.ndarray, classes: int, name: str) -> None:
+    bad = np.unique(mask[(mask >= classes) & (mask != IGNORE)])
+    if bad.size:
+        raise UsageError(f"{name}: mask holds class {int(bad[0])}; the model predicts {classes} classes "
+                         f"(0-{classes - 1}, 255 = ignore)")
+
+
+def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batch_size: int = 64) -> Confusions:
+    """Run the segmenter on every sample (letterbox, predict, argmax) and accumulate both confusion matrices."""
+    from toolkit.pipeline.segment import labels_from_scores, unletterbox_labels
+
+    input_hw = input_hw_of(predictor)
+    confusions = empty_confusions(classes)
+    for start in range(0, len(samples), CHUNK):
+        loaded = [samples.load(i) for i in range(start, min(start + CHUNK, len(samples)))]
+        boxed = [model_input(image, mask, input_hw) for image, mask in loaded]
+        batch = np.stack([b[0] for b in boxed]).astype(np.float32) * np.float32(1 / 255.0)
+        scores = predictor.predict({"image": batch}, batch_size=batch_size)["mask"]
+        if scores.shape[-1] != classes:
+            raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
+        for j, ((image, mask), (_, mask_input, transform)) in enumerate(zip(loaded, boxed, strict=True)):
+            check_masks(mask, classes, samples.names[start + j])
+            labels_input = labels_from_scores(scores[j])
+            labels = unletterbox_labels(labels_input, transform, image.shape[:2])
+            score_labels(confusions, labels, labels_input, mask, mask_input)
+    return confusions
+
+
+def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusions:
+    """MediaPipe selfie segmentation (256x256, RGB in [0, 1], letterboxed) as a person-vs-rest segmenter."""
+    from toolkit.pipeline.segment import unletterbox_labels
+    from toolkit.runtime import Runner
+
+    confusions = empty_confusions(classes)
+    with Runner(model, num_threads=1) as runner:
+        name, spec = next(iter(runner.inputs.items()))
+        input_hw = (int(spec.shape[1]), int(spec.shape[2]))
+        for i in range(len(samples)):
+            image, mask = samples.load(i)
+            boxed, mask_input, transform = model_input(image, mask, input_hw)
+            out = next(iter(runner.run(**{name: boxed[None].astype(np.float32) / np.float32(255.0)}).values()))
+            labels_input = np.where(out[0, ..., 0] > SELFIE_THRESHOLD, PERSON, 0).astype(np.uint8)
+            labels = unletterbox_labels(labels_input, transform, image.shape[:2])
+            score_labels(confusions, labels, None, mask, None)
+    return confusions
+
+
+def input_hw_of(predictor: Predictor) -> tuple[int, int]:
+    shape = predictor.input_shapes.get("image")
+    if shape is None or len(shape) != 3 or shape[2] != 3:
+        raise UsageError(f"{predictor.path}: a segmenter takes an 'image' input of shape (H, W, 3), got "
+                         f"{predictor.input_shapes}")
+    return int(shape[0]), int(shape[1])
+
+
+def iou_metrics(confusions: Confusions, names: tuple[str, ...]) -> dict[str, float]:
+    """Headline metrics from the confusion matrices: person/mean IoU at frame and input resolution, per class."""
+    out: dict[str, float] = {}
+    for suffix, cm in (("", confusions.frame), ("_input", confusions.input)):
+        if not cm.any():
+            continue
+        iou = m.iou_per_class(cm)
+        if "person" in names:
+            out[f"person_iou{suffix}"] = _round(iou[names.index("person")])
+        out[f"miou{suffix}"] = _round(m.mean_iou(cm))
+        out[f"pixel_accuracy{suffix}"] = _round(np.trace(cm) / max(1, cm.sum()))
+        if not suffix:
+            out.update({f"iou_{name}": _round(v) for name, v in zip(names, iou, strict=True)})
+    return {k: v for k, v in out.items() if v is not None}  # undefined (class absent everywhere) left out
+
+
+def _round(value: float) -> float | None:
+    """6 decimals; None for NaN (an undefined IoU), which JSON cannot hold."""
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def per_class_table(confusions: Confusions, names: tuple[str, ...]) -> list[dict]:
+    iou, iou_in = m.iou_per_class(confusions.frame), m.iou_per_class(confusions.input)
+    return [{"class": name, "iou": _round(iou[c]), "iou_input": _round(iou_in[c]),
+             "gt_pixels": int(confusions.frame[c].sum()), "predicted_pixels": int(confusions.frame[:, c].sum()),
+             "images_with_class": int(confusions.images_with[c])} for c, name in enumerate(names)]
+
+
+def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConfig()) -> EvalReport:
+    """Person IoU (primary), mean and per-class IoU of ``predictor`` on ``spec``; see the module docstring."""
+    samples = load_samples(spec, config.limit)
+    names = CLASS_NAMES
+    confusions = predict_labels(predictor, samples, len(names), config.batch_size)
+    d = samples.describe
+    absent = [n for n, row in zip(names, confusions.frame, strict=True) if not row.any()]
+    notes = [f"{len(samples)} images scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
+             f"frame-resolution figures: labels at the {'x'.join(map(str, input_hw_of(predictor)))} input, padding "
+             "cropped, nearest-resized to the original image (the camera pipeline's output); '_input' figures: "
+             "against the mask letterboxed with nearest neighbour; 255 = ignore",
+             "IoU sums pixels over all images; mean IoU averages the classes present in the ground truth or the "
+             "predictions" + (f"; no ground-truth pixels of: {', '.join(absent)}" if absent else "")]
+    tables = {"per_class": per_class_table(confusions, names)}
+    if config.baselines:
+        from toolkit.paths import shared_path
+
+        selfie = shared_path(*SELFIE_MODEL, required=False)
+        if selfie.is_file():
+            base = selfie_baseline(samples, len(names), selfie)
+            iou = m.iou_per_class(base.frame)
+            tables["baselines"] = [{"baseline": "mediapipe_selfie", "description": (
+                "MediaPipe selfie segmentation 0.10.14 (256x256, person = confidence > 0.5; a close-up person "
+                "segmenter, the pretrained peer on the same images)"), "person_iou": _round(iou[PERSON])}]
+        else:
+            notes.append(f"baseline skipped: {selfie} not found (shared MediaPipe models)")
+    return EvalReport(kind="segmenter", model=str(predictor.path), model_format=predictor.format, data=str(spec),
+                      samples=len(samples), primary="person_iou", metrics=iou_metrics(confusions, names),
+                      tables=tables, notes=notes)
+
+
+def model_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
+                 seed: int = 0) -> dict[str, np.ndarray]:
+    """Realistic segmenter inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a segmentation SPEC or an
+    ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
+    shape = input_shapes.get("image")
+    if shape is None or len(shape) != 3:
+        raise UsageError(f"a segmenter takes one 'image' input (H, W, 3), got inputs {dict(input_shapes)}")
+    input_hw = (int(shape[0]), int(shape[1]))
+    if spec.name == "images":
+        from toolkit.data.image_folder import list_images, read_rgb
+
+        files = list_images(spec.get("path"))
+        if not files:
+            raise UsageError(f"data '{spec}': no images found")
+        load, n = (lambda i: read_rgb(files[i])), len(files)
+    else:
+        samples = load_samples(spec)
+        load, n = (lambda i: samples.load(i)[0]), len(samples)
+    pick = np.arange(n)
+    if limit is not None and limit < n:
+        pick = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+    images = np.stack([model_input(load(int(i)), None, input_hw)[0] for i in pick])
+    return {"image": images.astype(np.float32) * np.float32(1 / 255.0)}

@@ -1,0 +1,181 @@
+"""Training task for the street segmenter (``toolkit train segmenter``).
+
+Images and masks are loaded once (:mod:`toolkit.eval.segmenter_data`; synthetic frames come from the render
+cache) and kept as letterboxed uint8 model inputs -- the camera pipeline's letterbox, masks nearest with 255
+(ignore) padding -- so an epoch costs only augmentation and the model:
+
+* ``data`` (e.g. synthetic street frames) is the main set; ``extra_data`` (e.g. ``coco128:split=all``) is mixed
+  in, each of its images ``extra_repeat`` times per epoch; ``per_epoch`` > 0 draws that many of the pooled items
+  afresh each epoch (a shorter epoch on a slow machine; 0 = all of them).
+* Augmentation (train split only, when ``TrainConfig.augment``): flip, scale/crop (zooming out pads the mask
+  with ignore) and colour jitter (:func:`toolkit.data.augment.augment_segmentation`).
+* Loss: sparse categorical cross-entropy on ``mask`` that skips 255 (``ignore_class``), each pixel weighted by
+  its class's ``class_weights`` entry through Keras sample weights (small classes such as person count more).
+  The ``person_iou`` / ``miou`` metrics are unweighted (Keras ``metrics`` ignore sample weights).
+
+Every random choice comes from ``numpy.random.default_rng([config.seed, epoch])`` (epoch = how many times this
+process has iterated the training set): the same seed gives the same batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.data.augment import IGNORE, AugmentConfig, augment_segmentation
+from toolkit.data.spec import DataSpec, parse_spec
+from toolkit.errors import UsageError
+from toolkit.eval.segmenter_data import SegSamples, load_samples, model_input
+from toolkit.models.segmenter import CLASS_NAMES
+from toolkit.train.config import TrainConfig
+from toolkit.train.task import Datasets
+
+
+@dataclass(frozen=True)
+class SegmenterTaskOptions:
+    extra_data: str = ""  # a second training SPEC mixed into every epoch ("" = none), e.g. coco128:split=all
+    extra_repeat: int = 1  # times each extra_data image appears in an epoch's pool
+    per_epoch: int = 0  # items drawn afresh from the pool each epoch (0 = the whole pool every epoch)
+    class_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 2.0, 1.5)  # loss weight per class, CLASS_NAMES order
+    scale_min: float = 0.7  # random zoom range of the scale/crop augmentation (1 = unchanged)
+    scale_max: float = 1.5
+    min_lr_fraction: float = 0.02  # cosine decay ends at this fraction of the peak learning rate
+
+
+@dataclass
+class Pool:
+    """Letterboxed uint8 model inputs and masks of one source."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB
+    masks: np.ndarray  # (N, H, W) uint8 class indices, 255 = ignore
+
+
+def make_pool(samples: SegSamples, input_hw: tuple[int, int]) -> Pool:
+    """Load and letterbox every sample once."""
+    images = np.empty((len(samples), *input_hw, 3), np.uint8)
+    masks = np.empty((len(samples), *input_hw), np.uint8)
+    for i in range(len(samples)):
+        image, mask = samples.load(i)
+        images[i], masks[i], _ = model_input(image, mask, input_hw)
+    return Pool(images, masks)
+
+
+def pixel_weights(mask: np.ndarray, class_weights: np.ndarray) -> np.ndarray:
+    """Per-pixel loss weights: ``class_weights[label]``, 0 on ignore (255) pixels. float32, the mask's shape."""
+    table = np.zeros(256, np.float32)
+    table[: len(class_weights)] = class_weights
+    return table[mask]
+
+
+def check_options(options: SegmenterTaskOptions, num_classes: int) -> None:
+    problems = [
+        (options.extra_repeat < 1, "extra_repeat must be >= 1"),
+        (options.per_epoch < 0, "per_epoch must be >= 0 (0 = the whole pool)"),
+        (len(options.class_weights) != num_classes,
+         f"class_weights needs {num_classes} numbers (one per class: {', '.join(CLASS_NAMES[:num_classes])}), "
+         f"got {len(options.class_weights)}"),
+        (any(w < 0 for w in options.class_weights) or not any(w > 0 for w in options.class_weights),
+         "class_weights must be >= 0 and not all 0"),
+        (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
+        (not 0.0 <= options.min_lr_fraction < 1.0, "min_lr_fraction must be in [0, 1)"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise UsageError(f"segmenter task options: {message}")
+
+
+def _check_labels(pool: Pool, spec: str, num_classes: int) -> None:
+    labels = np.unique(pool.masks)
+    bad = labels[(labels >= num_classes) & (labels != IGNORE)]
+    if bad.size:
+        raise UsageError(f"data '{spec}': masks hold class {int(bad[0])} but the model has {num_classes} classes "
+                         "(set model.num_classes)")
+
+
+class SegmenterTask:
+    kind = "segmenter"
+    default_data = "synthetic:split=train,scenes=24,frames=200,every=5"
+    default_val_data = "synthetic:split=val,scenes=4,frames=200,every=5,jitter=0"
+    options_type = SegmenterTaskOptions
+
+    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: SegmenterTaskOptions,
+                 model_config: Any) -> Datasets:
+        """tf.data pipelines of (image float32 [0, 1], {"mask": int32 labels}, {"mask": float32 weights})."""
+        import tensorflow as tf
+
+        classes = int(model_config.num_classes)
+        check_options(options, classes)
+        input_hw = (int(model_config.input_shape[0]), int(model_config.input_shape[1]))
+        weights = np.asarray(options.class_weights, np.float32)
+        main = load_samples(train)
+        pools = [make_pool(main, input_hw)]
+        extra = None
+        if options.extra_data:
+            extra = load_samples(parse_spec(options.extra_data))
+            pools.append(make_pool(extra, input_hw))
+        for pool, spec in zip(pools, [str(train), options.extra_data], strict=False):
+            _check_labels(pool, spec, classes)
+        items = [(0, i) for i in range(len(main))]
+        if extra is not None:
+            items += [(1, i) for _ in range(options.extra_repeat) for i in range(len(extra))]
+        n_epoch = min(options.per_epoch, len(items)) if options.per_epoch else len(items)
+        augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
+        epoch = {"n": 0}
+
+        def encode(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict, dict]:
+            return (image.astype(np.float32) * np.float32(1 / 255.0), {"mask": mask.astype(np.int32)},
+                    {"mask": pixel_weights(mask, weights)})
+
+        def train_items():
+            rng = np.random.default_rng([config.seed, epoch["n"]])
+            epoch["n"] += 1
+            for k in rng.permutation(len(items))[:n_epoch]:
+                p, i = items[k]
+                image, mask = pools[p].images[i], pools[p].masks[i]
+                if config.augment:
+                    image, mask = augment_segmentation(image, mask, rng, augment)
+                yield encode(image, mask)
+
+        val_samples = load_samples(val) if val is not None else None
+        val_pool = make_pool(val_samples, input_hw) if val_samples is not None else None
+
+        def val_items():
+            for i in range(len(val_pool.images)):
+                yield encode(val_pool.images[i], val_pool.masks[i])
+
+        h, w = input_hw
+        signature = (tf.TensorSpec((h, w, 3), tf.float32), {"mask": tf.TensorSpec((h, w), tf.int32)},
+                     {"mask": tf.TensorSpec((h, w), tf.float32)})
+        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature)
+        val_ds = None
+        if val_pool is not None:
+            val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature)
+            val_ds = val_ds.batch(config.batch_size).cache().prefetch(2)
+        describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
+                    "val": val_samples.describe if val_samples is not None else None,
+                    "per_epoch": n_epoch, "pool": len(items), "input_hw": list(input_hw),
+                    "augment": bool(config.augment), "class_weights": [float(v) for v in weights]}
+        return Datasets(train=train_ds.batch(config.batch_size).prefetch(2), val=val_ds, train_size=n_epoch,
+                        val_size=len(val_pool.images) if val_pool is not None else 0, describe=describe)
+
+    def compile(self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int) -> None:
+        """Adam with cosine decay; class-weighted cross-entropy skipping 255; person IoU and mean IoU metrics."""
+        import keras
+
+        from toolkit.train.task_classifier import adam_cosine
+
+        classes = int(model.outputs[0].shape[-1])  # the one output, "mask" (H, W, classes)
+        check_options(options, classes)
+        iou = lambda ids, name: keras.metrics.IoU(classes, ids, name=name, sparse_y_pred=False,  # noqa: E731
+                                                  ignore_class=IGNORE)
+        metrics = [iou(list(range(classes)), "miou")]
+        if classes > CLASS_NAMES.index("person"):
+            metrics.insert(0, iou([CLASS_NAMES.index("person")], "person_iou"))
+        model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
+                      loss={"mask": keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)},
+                      metrics={"mask": metrics})
+
+
+TASK = SegmenterTask()
