@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from toolkit.data import trajectories as traj
-from toolkit.data.behaviour_frames import MIN_STEP_M, denormalise, headings, normalise
+from toolkit.data.behaviour_frames import MIN_STEP_M, OLDER_SCALE, denormalise, headings, normalise
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.behaviour import crossing_metrics, evaluate, load_windows, model_inputs, spread
@@ -48,8 +48,10 @@ def test_normalise_puts_the_last_step_on_plus_x_and_denormalise_undoes_it():
     track, rotation = normalise(obs)
     last_step = track[:, -1] - track[:, -2]
     assert np.allclose(last_step[:, 1], 0, atol=1e-5) and (last_step[:, 0] > 0).all()
-    assert np.allclose(np.linalg.norm(track, axis=-1), np.linalg.norm(obs, axis=-1), atol=1e-5)  # a rotation
-    assert np.allclose(denormalise(track, rotation), obs, atol=1e-5)
+    assert np.allclose(np.linalg.norm(track[:, -2:], axis=-1), np.linalg.norm(obs[:, -2:], axis=-1), atol=1e-5)
+    back = denormalise(track, rotation)  # undoes the rotation (what the model's future needs)
+    assert np.allclose(back[:, -2:], obs[:, -2:], atol=1e-5)
+    assert np.allclose(back[:, :-2], OLDER_SCALE * obs[:, :-2], atol=1e-5)  # older points enter scaled
 
 
 def test_rotated_windows_normalise_to_the_same_input():

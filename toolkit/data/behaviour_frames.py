@@ -3,7 +3,7 @@
 Training, evaluation and the camera pipeline all call these two functions around the model, so the model only
 ever sees tracks in this "heading frame" and its predictions are rotated back the same way:
 
->>> track_n, rotation = normalise(obs_rel)            # (N, T, 2) relative to the last point -> heading frame
+>>> track_n, rotation = normalise(obs_rel)            # (N, T, 2) relative to the last point -> model input
 >>> future_rel = denormalise(model(track_n)["future"], rotation)
 
 Why: pedestrians have no preferred compass direction, but they do have a preferred direction relative to their
@@ -11,6 +11,12 @@ own motion (keep going, veer a little, slow down). In the heading frame every wi
 the same whatever way it faces, so a small model learns deviations from constant velocity from far fewer samples,
 and the int8 ranges of the output stay narrow (y is small, x mostly positive). Rotation augmentation is implied:
 a rotated window normalises to exactly the same input.
+
+int8: the model's built-in constant-velocity path repeats the last step (last two points) up to 12 times, so
+their input quantization error is multiplied by up to 12, and one per-tensor int8 scale covers the whole track.
+Left in metres, the oldest point of a fast walker (-6 m and beyond) would set that scale to ~0.03 m. So the two
+newest points stay in metres and the older ones are scaled by ``OLDER_SCALE`` (a linear encoding the model
+learns): the input range shrinks ~3x and the extrapolated step is quantized ~3x finer.
 
 The heading is the direction of the last observed step (the step the constant-velocity baseline repeats). When
 that step is shorter than ``MIN_STEP_M`` (a standing person, tracking noise), the direction from the first to the
@@ -22,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_STEP_M = 0.02  # shorter last steps (metres, 0.05 m/s at 0.4 s/step) give no reliable heading
+OLDER_SCALE = 0.25  # points before the last observed step enter the model scaled by this (int8 input precision)
 
 
 def headings(tracks: np.ndarray, min_step: float = MIN_STEP_M) -> np.ndarray:
@@ -46,12 +53,15 @@ def rotations(heading: np.ndarray) -> np.ndarray:
 
 
 def normalise(tracks: np.ndarray, min_step: float = MIN_STEP_M) -> tuple[np.ndarray, np.ndarray]:
-    """(N, T, 2) tracks relative to their last point -> (float32 tracks in the heading frame, (N, 2, 2) rotation).
+    """(N, T, 2) tracks relative to their last point -> (float32 model input ``track``, (N, 2, 2) rotation).
 
-    Only rotates: the tracks must already be relative to the last observed point (its row stays (0, 0)).
+    The tracks must already be relative to the last observed point (its row stays (0, 0)). They are rotated into
+    the heading frame, and every point before the last step is scaled by ``OLDER_SCALE`` (see the module notes).
     """
     rotation = rotations(headings(tracks, min_step))
-    return (np.asarray(tracks, np.float64) @ rotation).astype(np.float32), rotation
+    track = np.asarray(tracks, np.float64) @ rotation
+    track[:, :-2] *= OLDER_SCALE
+    return track.astype(np.float32), rotation
 
 
 def denormalise(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:

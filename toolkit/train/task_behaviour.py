@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.behaviour_frames import normalise
+from toolkit.data.behaviour_frames import OLDER_SCALE, normalise
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.behaviour import BehaviourWindows, load_windows
@@ -109,8 +109,9 @@ class BehaviourTask:
         train_ds = ds.map(to_keras).prefetch(2)
         val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_balance)).batch(config.batch_size)
         val_ds = val_ds.map(to_keras).prefetch(2)
-        describe = {"train": train_desc, "val": val_desc, "frame": "relative to the last observed point, rotated so "
-                    "the last step points along +x (toolkit.data.behaviour_frames)",
+        describe = {"train": train_desc, "val": val_desc, "frame": "heading frame: relative to the last observed "
+                    "point, rotated so the last step points along +x, points before the last step scaled by "
+                    f"{OLDER_SCALE} (toolkit.data.behaviour_frames.normalise)",
                     "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
                     "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)"}
         return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
