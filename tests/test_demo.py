@@ -15,7 +15,7 @@ from conftest import assert_one_line_error
 
 from toolkit.errors import UsageError
 from toolkit.pipeline.config import PipelineConfig, parse_address
-from toolkit.pipeline.demo import format_summary, required_kinds, synthetic_homography
+from toolkit.pipeline.demo import _cpu_estimate, format_summary, required_kinds, synthetic_homography
 from toolkit.pipeline.model_files import find_models
 from toolkit.pipeline.outputs import FramePacket, OutputWorker, Recorder, TrackView
 from toolkit.pipeline.timing import StageTimes
@@ -235,3 +235,12 @@ def test_cli_config_file_unknown_key_has_a_suggestion(cli, tmp_path):
     config = tmp_path / "demo.toml"
     config.write_text('every_n_segs = 4\n')
     assert_one_line_error(cli("demo", "--config", config), 2, "did you mean 'every_n_seg'")
+
+
+def test_cpu_estimate_is_bound_by_the_busiest_thread_or_the_total_over_two_cores():
+    est = _cpu_estimate(8.0, 100, {"detect": 0.3, "track": 0.1, "output": 0.2}, pipelined=True)
+    assert est["thread_cpu_ms_per_frame"] == {"detect": 3.0, "track": 1.0, "output": 2.0, "other": 2.0}
+    assert est["cpu_bound_fps_2_cores"] == 250.0  # total 8 ms over 2 cores beats the busiest thread's 3 ms
+    assert _cpu_estimate(8.0, 100, {"detect": 0.6}, pipelined=False)["cpu_bound_fps_2_cores"] == pytest.approx(
+        1000 / 6.0, abs=0.1)  # serial: one thread does it all
+    assert _cpu_estimate(None, 0, {}, True)["cpu_bound_fps_2_cores"] is None

@@ -39,6 +39,8 @@ class PipelineConfig:
     pipelined: bool = True  # segment/draw/write frame k in a worker thread while frame k+1 is detected
     queue_depth: int = 2  # frames in flight between the inference thread and the output worker
     validate_events: bool = False  # check every event against the schema before writing (tests; costs ~0.2 ms)
+    oracle_detections: bool = False  # synthetic source only: track the scene's true person boxes (the detector
+    # still runs and is timed); isolates tracking/behaviour from detector errors, and benchmarks them at real crowd sizes
     stats_window: int = 8192  # per-stage timings kept for percentiles (a fixed ring: no growth on long runs)
 
     def __post_init__(self) -> None:

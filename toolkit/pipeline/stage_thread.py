@@ -26,6 +26,7 @@ class StageThread:
         self.name = name
         self.threaded = threaded
         self.error: BaseException | None = None
+        self.cpu_s = 0.0  # CPU time of this stage's thread (threaded only): load-independent cost of the stage
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._thread: threading.Thread | None = None
         if threaded:
@@ -68,9 +69,11 @@ class StageThread:
         self._thread = None
 
     def _loop(self) -> None:
+        start = time.thread_time()
         while True:
             item = self._queue.get()
             if item is None:
+                self.cpu_s = time.thread_time() - start
                 return
             if self.error is not None:
                 continue  # keep draining so that the producer never blocks on a dead stage
