@@ -112,7 +112,7 @@ def evaluate(predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig(), 
     }
     report = EvalReport(kind="vae", model=str(predictor.path), model_format=predictor.format, data=str(spec),
                         samples=len(data.images), primary="neg_elbo", higher_is_better=False, metrics=result,
-                        notes=[data.describe, f"decoder: {decoder.path} ({decoder.format})",
+                        notes=[data.describe, f"decoder: {Path(decoder.path).name} ({decoder.format})",
                                f"neg_elbo = recon_nll + kl in nats per image; recon_nll = summed pixel BCE averaged "
                                f"over {ELBO_SAMPLES} seeded draws z ~ q(z|x) (seed {config.seed}); recon_bce / "
                                "recon_mse per pixel at z = z_mean"])
