@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data.augment import IGNORE
+from toolkit.data.augment import IGNORE, letterbox
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval import metrics as m
@@ -75,23 +75,36 @@ def check_masks(mask: np.ndarray, classes: int, name: str) -> None:
                          f"(0-{classes - 1}, 255 = ignore)")
 
 
-def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batch_size: int = 64) -> Confusions:
-    """Run the segmenter on every sample (letterbox, predict, argmax) and accumulate both confusion matrices."""
+def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int = 64,
+                 classes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Segment original uint8 RGB images as the camera pipeline does: letterbox, predict, argmax, crop the padding
+    and resize to the image (nearest). Returns per image (labels at input resolution, labels at image size).
+    ``classes``: the number of output channels expected (a UsageError otherwise)."""
     from toolkit.pipeline.segment import labels_from_scores, unletterbox_labels
 
+    input_hw = input_hw_of(predictor)
+    boxed = [model_input(image, None, input_hw) for image in images]
+    batch = np.stack([b[0] for b in boxed]).astype(np.float32) * np.float32(1 / 255.0)
+    scores = predictor.predict({"image": batch}, batch_size=batch_size)["mask"]
+    if classes is not None and scores.shape[-1] != classes:
+        raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
+    out = []
+    for image, (_, _, transform), score in zip(images, boxed, scores, strict=True):
+        labels_input = labels_from_scores(score)
+        out.append((labels_input, unletterbox_labels(labels_input, transform, image.shape[:2])))
+    return out
+
+
+def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batch_size: int = 64) -> Confusions:
+    """Run the segmenter on every sample (:func:`label_images`) and accumulate both confusion matrices."""
     input_hw = input_hw_of(predictor)
     confusions = empty_confusions(classes)
     for start in range(0, len(samples), CHUNK):
         loaded = [samples.load(i) for i in range(start, min(start + CHUNK, len(samples)))]
-        boxed = [model_input(image, mask, input_hw) for image, mask in loaded]
-        batch = np.stack([b[0] for b in boxed]).astype(np.float32) * np.float32(1 / 255.0)
-        scores = predictor.predict({"image": batch}, batch_size=batch_size)["mask"]
-        if scores.shape[-1] != classes:
-            raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
-        for j, ((image, mask), (_, mask_input, transform)) in enumerate(zip(loaded, boxed, strict=True)):
+        labelled = label_images(predictor, [image for image, _ in loaded], batch_size, classes)
+        for j, ((_, mask), (labels_input, labels)) in enumerate(zip(loaded, labelled, strict=True)):
             check_masks(mask, classes, samples.names[start + j])
-            labels_input = labels_from_scores(scores[j])
-            labels = unletterbox_labels(labels_input, transform, image.shape[:2])
+            mask_input = letterbox(mask, input_hw, pad_value=IGNORE, nearest=True)[0]
             score_labels(confusions, labels, labels_input, mask, mask_input)
     return confusions
 
