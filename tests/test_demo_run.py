@@ -217,3 +217,40 @@ def test_corrupt_video_is_exit_2(cli, models, tmp_path):
 def test_missing_camera_is_exit_3(cli, models):
     assert_one_line_error(cli("demo", "--models", models, "--headless", "--source", "/dev/video99"), 3,
                           "cannot open camera")
+
+
+def test_camera_lost_mid_run_saves_the_outputs_then_raises_device_unavailable(models, tmp_path, monkeypatch):
+    from toolkit.errors import DeviceUnavailable
+    from toolkit.pipeline import sources
+    from toolkit.pipeline.sources import Source, SourceConfig
+
+    class DyingCamera:
+        """Delivers 12 frames, then the device 'disappears' (reads fail, reopening fails)."""
+
+        opened = 0
+
+        def __init__(self) -> None:
+            DyingCamera.opened += 1
+            if DyingCamera.opened > 1:
+                raise OSError("no such device")
+            self.left = 12
+
+        def read(self):
+            time.sleep(0.05)  # a 20 FPS camera
+            self.left -= 1
+            return (True, np.full((120, 160, 3), 90, np.uint8)) if self.left >= 0 else (False, None)
+
+        def release(self) -> None:
+            pass
+
+    def fake_open(spec, config=None, **overrides):
+        cfg = SourceConfig(max_retries=1, backoff_initial_s=0.01, backoff_jitter=0.0)
+        return Source(DyingCamera, name="camera 0", kind="camera", live=True, config=cfg).start()
+
+    monkeypatch.setattr(sources, "open_source", fake_open)
+    out, events = tmp_path / "cam.avi", tmp_path / "cam.jsonl"
+    with pytest.raises(DeviceUnavailable, match="outputs were saved"):
+        run_demo(PipelineConfig(source="0", models=str(models), record=str(out), events=str(events)))
+    frames = len(read_events(events))
+    assert 1 <= frames <= 12
+    assert _frame_count(out) == frames

@@ -3,6 +3,6 @@
 Modules, one concern each (importing this package imports none of them: keep ``toolkit --help`` fast):
 ``sources`` (threaded newest-frame capture), ``detect``, ``tracker``, ``behaviour``, ``segment``, ``draw``,
 ``events`` (JSONL schema), ``server`` (live web view), ``health``, ``geometry``, ``config`` (PipelineConfig),
-``model_files`` (find models by kind), ``outputs`` (output worker, recorder), ``timing`` and ``demo``
-(:func:`toolkit.pipeline.demo.run_demo`, the loop that ties them together).
+``model_files`` (find models by kind), ``stage_thread`` / ``track_stage`` / ``outputs`` (the threaded stages,
+the recorder), ``timing`` and ``demo`` (:func:`toolkit.pipeline.demo.run_demo`, which ties them together).
 """

@@ -250,6 +250,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     summary["behaviour_calls_per_frame"] = round(track.behaviour_calls / max(done, 1), 3)
     summary.update(_cpu_estimate(summary["cpu_ms_per_frame"], done, {
         "detect": loop.thread_cpu_s, "track": track.cpu_s, "output": worker.cpu_s}, cfg.pipelined))
+    summary["ground_units"] = predictor.ground_units  # "m" with a homography; None: paths in image units
     summary["record"] = str(cfg.record) if record_kept else None
     summary["record_frames"] = recorder.frames if recorder is not None else 0
     if loop.failure is not None:
