@@ -86,9 +86,11 @@ def build(name: str, recipe_path: Path, skip_train: bool) -> None:
     companion = tflites.get("decoder")
     evals = []
     for entry in recipe.get("eval", []):
-        extra = ["--out-dir", out_dir] if entry.get("artifacts") else []
-        float_report = toolkit("eval", keras_path, "--data", entry["data"], *extra, log=log)
-        int8_args = ["eval", primary, "--data", entry["data"], *extra]
+        # Artifacts (sample grids) of the shipped int8 model go beside it; the float model's stay in runs/.
+        float_extra = ["--out-dir", run_dir] if entry.get("artifacts") else []
+        int8_extra = ["--out-dir", out_dir] if entry.get("artifacts") else []
+        float_report = toolkit("eval", keras_path, "--data", entry["data"], *float_extra, log=log)
+        int8_args = ["eval", primary, "--data", entry["data"], *int8_extra]
         if companion is not None and companion != primary:
             int8_args += ["--companion", companion]
         int8_report = toolkit(*int8_args, log=log)
