@@ -148,8 +148,8 @@ def _check_writable(path: str | None, flag: str) -> None:
 
 def auto_threads(config: PipelineConfig) -> int:
     """Interpreter threads per model: the configured number, else half the usable cores when pipelined (the
-    inference thread and the output worker each run a model: on 2 cores one thread each, measured faster than two
-    by scripts/bench_pipeline.py), all of them when serial."""
+    stage threads already keep the cores busy; on 2 cores one interpreter thread costs less CPU per frame than two,
+    scripts/bench_pipeline.py), all of them when serial."""
     from toolkit.runtime.runner import default_threads
 
     if config.threads:
@@ -162,8 +162,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
              ) -> dict[str, Any]:
     """Run the pipeline until the source ends, ``max_frames``, ``stop`` is set or the window is closed.
 
-    ``on_frame(processed)`` is called after each frame is handed to the output stage (soak tests sample memory
-    there); ``on_start(info)`` once everything is open (info has the server URL). Returns the summary dict
+    ``on_frame(entered)`` is called after each frame is detected and handed on (soak tests sample memory there); ``on_start(info)`` once everything is open (info has the server URL). Returns the summary dict
     (see :func:`format_summary`). Bad input raises UsageError before any output file appears; a camera that
     cannot be opened raises DeviceUnavailable; one that gives up mid-run raises it after the outputs are saved.
     """

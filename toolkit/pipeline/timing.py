@@ -27,7 +27,9 @@ class StageTimes:
             for name, value in stage_ms.items():
                 ring = self._rings.get(name)
                 if ring is None:
-                    ring = self._rings[name] = np.zeros(self.window, np.float64)
+                    # np.full writes every page now: np.zeros' lazily mapped pages would make resident memory
+                    # creep for the first ``window`` frames and look like a leak in a soak test.
+                    ring = self._rings[name] = np.full(self.window, np.nan)
                     self._counts[name] = 0
                     self._totals[name] = 0.0
                 ring[self._counts[name] % self.window] = value
