@@ -30,10 +30,10 @@ def synth():
 
 
 def test_training_arrays_rotate_track_and_future_together(synth):
-    track, future, crossing, weight = training_arrays(synth)
+    track, future, crossing = training_arrays(synth)
     _, rotation = normalise(synth.obs)
     assert track.shape == (len(synth), 8, 2) and future.shape == (len(synth), 12, 2)
-    assert crossing.shape == (len(synth), 1) and weight.shape == (len(synth),) and (weight == 1).all()
+    assert crossing.shape == (len(synth), 1)
     assert np.allclose(denormalise(future, rotation), synth.fut, atol=1e-4)
     assert np.array_equal(crossing[:, 0], synth.crossing)
 
@@ -56,11 +56,12 @@ def test_bad_options_are_usage_errors():
         TASK.compile(None, TrainConfig(), BehaviourOptions(fde_weight=-1), 10)
 
 
-def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: bool = True, balance: float = 0.0):
+def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: bool = True, balance: float = 0.0,
+              extra_weight: float = 1.0):
     from toolkit.models import config_for
 
     config = TrainConfig(batch_size=32, seed=seed, augment=augment)
-    options = BehaviourOptions(extra_data=extra, extra_val_data="", balance=balance)
+    options = BehaviourOptions(extra_data=extra, extra_val_data="", balance=balance, extra_weight=extra_weight)
     return TASK.datasets(parse_spec(train), parse_spec(val), config, options, config_for("behaviour"))
 
 
@@ -68,7 +69,7 @@ def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: boo
 def test_datasets_mix_eth_ucy_and_synthetic_with_a_crossing_mask(shared):
     require_tf()
     eth = f"eth_ucy:root={shared / 'data' / 'eth_ucy'},scene=hotel,split=val,stride=6"
-    data = _datasets(eth, SYNTH, extra=SYNTH, balance=0.5)
+    data = _datasets(eth, SYNTH, extra=SYNTH, balance=0.5, extra_weight=0.5)
     n_eth = len(load_windows(eth))
     assert data.train_size == n_eth + len(load_windows(SYNTH)) and data.val_size == len(load_windows(SYNTH))
     assert [d["crossing_labelled"] for d in data.describe["train"]] == [0, data.train_size - n_eth]
@@ -82,8 +83,10 @@ def test_datasets_mix_eth_ucy_and_synthetic_with_a_crossing_mask(shared):
     labels = np.concatenate(labels)
     assert (weights == 0).sum() == n_eth  # ETH/UCY windows weigh 0 in the crossing loss
     assert np.all(labels[weights == 0] == 0) and np.all(future_weights > 0)
-    # Recording balance: the ETH/UCY part keeps its total weight, its recordings are evened out.
-    assert future_weights.sum() == pytest.approx(data.train_size, rel=1e-4)
+    # Recording balance: each part keeps its total weight, its recordings are evened out; the extra part x 0.5.
+    n_synth = data.train_size - n_eth
+    assert future_weights.sum() == pytest.approx(n_eth + 0.5 * n_synth, rel=1e-4)
+    assert weights.sum() == pytest.approx(n_synth, rel=1e-4)  # crossing: labelled windows count fully
     assert len(data.describe["train"][0]["recordings"]) > 1 and future_weights.std() > 0
     _, _, w_val = next(iter(data.val))
     assert np.all(w_val["crossing"].numpy() == 1)

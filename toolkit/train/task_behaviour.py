@@ -34,6 +34,7 @@ SHIPPED_SYNTHETIC_VAL = "synthetic:split=val,scenes=2,frames=3000"
 class BehaviourOptions:
     extra_data: str = SHIPPED_SYNTHETIC  # second training SPEC mixed in (crossing labels come from it); "" = none
     extra_val_data: str = SHIPPED_SYNTHETIC_VAL  # second validation SPEC mixed into the validation set; "" = none
+    extra_weight: float = 1.0  # weight of the extra SPECs' windows in the trajectory loss (crossing loss: full)
     fde_weight: float = 0.5  # extra weight of the last step's displacement in the trajectory loss
     crossing_weight: float = 1.0  # weight of the crossing cross-entropy (counted only on labelled windows)
     balance: float = 0.5  # recording weights n^-balance: 0 = every window counts the same, 1 = every recording
@@ -52,29 +53,36 @@ def recording_weights(groups: np.ndarray, balance: float) -> np.ndarray:
     return (weights / weights.mean()).astype(np.float32)
 
 
-def _windows(specs: list[str | DataSpec], observed: int, horizon: int, balance: float
-             ) -> tuple[BehaviourWindows, np.ndarray, list[dict]]:
-    """Load and join the SPECs' windows; weights balance recordings within each SPEC (each SPEC keeps its size)."""
+def _windows(specs: list[str | DataSpec], observed: int, horizon: int, options: BehaviourOptions
+             ) -> tuple[BehaviourWindows, np.ndarray, np.ndarray, list[dict]]:
+    """Load and join the SPECs' windows -> (windows, trajectory-loss weights, crossing-loss weights, description).
+
+    Weights balance recordings within each SPEC (each SPEC keeps its size); the SPECs after the first (the extra
+    data) weigh ``extra_weight`` in the trajectory loss; crossing weights are 0 where there is no label.
+    """
     parts = [load_windows(s, observed, horizon) for s in specs]
     described = [{"spec": str(s), "source": p.source, "windows": len(p), "crossing_labelled": int(p.labelled.sum()),
                   "crossing_positive": int(p.crossing[p.labelled].sum()),
                   "recordings": {str(g): int(n) for g, n in zip(*np.unique(p.group, return_counts=True), strict=True)}}
                  for s, p in zip(specs, parts, strict=True)]
-    weights = np.concatenate([recording_weights(p.group, balance) for p in parts])
+    balance = [recording_weights(p.group, options.balance) for p in parts]
+    future_w = np.concatenate([b * (1.0 if i == 0 else options.extra_weight) for i, b in enumerate(balance)])
+    crossing_w = np.concatenate([b * p.labelled for b, p in zip(balance, parts, strict=True)])
+    future_w, crossing_w = future_w.astype(np.float32), crossing_w.astype(np.float32)
     if len(parts) == 1:
-        return parts[0], weights, described
+        return parts[0], future_w, crossing_w, described
     joined = BehaviourWindows(*(np.concatenate([getattr(p, f) for p in parts])
                                 for f in ("obs", "fut", "crossing", "labelled", "group")),
                               source=" + ".join(p.source for p in parts))
-    return joined, weights, described
+    return joined, future_w, crossing_w, described
 
 
-def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Windows -> (track, future, crossing (N, 1), crossing weight (N,)) float32, all in the heading frame."""
+def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows -> (model input track, future (N, H, 2), crossing (N, 1)) float32; track and future share the
+    heading-frame rotation."""
     track, rotation = normalise(windows.obs)
-    future = (windows.fut.astype(np.float64) @ rotation).astype(np.float32)  # same rotation as the track
-    return (track, future, windows.crossing.reshape(-1, 1).astype(np.float32),
-            windows.labelled.astype(np.float32))
+    future = (windows.fut.astype(np.float64) @ rotation).astype(np.float32)
+    return track, future, windows.crossing.reshape(-1, 1).astype(np.float32)
 
 
 class BehaviourTask:
@@ -91,15 +99,15 @@ class BehaviourTask:
         observed, horizon = model_config.observed, model_config.horizon
         train_specs = [train, *([parse_spec(options.extra_data)] if options.extra_data else [])]
         val_specs = [val, *([parse_spec(options.extra_val_data)] if options.extra_val_data else [])]
-        train_w, train_balance, train_desc = _windows(train_specs, observed, horizon, options.balance)
-        val_w, val_balance, val_desc = _windows(val_specs, observed, horizon, options.balance)
-        track, future, crossing, labelled = training_arrays(train_w)
+        train_w, train_fw, train_cw, train_desc = _windows(train_specs, observed, horizon, options)
+        val_w, val_fw, val_cw, val_desc = _windows(val_specs, observed, horizon, options)
+        track, future, crossing = training_arrays(train_w)
 
-        def to_keras(t: Any, f: Any, c: Any, labelled: Any, balance: Any) -> tuple[Any, Any, Any]:
+        def to_keras(t: Any, f: Any, c: Any, future_w: Any, crossing_w: Any) -> tuple[Any, Any, Any]:
             # The model has one input, so the features go in as a plain tensor (a dict makes Keras warn).
-            return t, {"future": f, "crossing": c}, {"future": balance, "crossing": labelled * balance}
+            return t, {"future": f, "crossing": c}, {"future": future_w, "crossing": crossing_w}
 
-        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, labelled, train_balance))
+        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, train_fw, train_cw))
         ds = ds.shuffle(len(track), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
         if config.augment and (options.mirror or options.scale > 0):
             # One stateless seed per batch from a seeded stream (new each epoch): same seed -> same augmentation.
@@ -107,7 +115,7 @@ class BehaviourTask:
             ds = tf.data.Dataset.zip(ds, seeds).map(
                 lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1)
         train_ds = ds.map(to_keras).prefetch(2)
-        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_balance)).batch(config.batch_size)
+        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_fw, val_cw)).batch(config.batch_size)
         val_ds = val_ds.map(to_keras).prefetch(2)
         describe = {"train": train_desc, "val": val_desc, "frame": "heading frame: relative to the last observed "
                     "point, rotated so the last step points along +x, points before the last step scaled by "
@@ -134,8 +142,8 @@ class BehaviourTask:
 
 
 def _check(options: BehaviourOptions) -> None:
-    if options.fde_weight < 0 or options.crossing_weight < 0:
-        raise UsageError("behaviour task: fde_weight and crossing_weight must be >= 0")
+    if options.fde_weight < 0 or options.crossing_weight < 0 or options.extra_weight < 0:
+        raise UsageError("behaviour task: fde_weight, crossing_weight and extra_weight must be >= 0")
     if not 0 <= options.balance <= 1:
         raise UsageError(f"behaviour task: balance must be in [0, 1], got {options.balance}")
     if not 0 <= options.scale < 1:
@@ -146,7 +154,7 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
     """Mirror across the heading axis (y -> -y) and scale whole windows; both keep the heading frame."""
     import tensorflow as tf
 
-    track, future, crossing, labelled, balance = batch
+    track, future, crossing, future_w, crossing_w = batch
     n = tf.shape(track)[0]
     factor = tf.ones([n, 1, 2])
     if options.mirror:
@@ -154,7 +162,7 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
         factor *= tf.concat([tf.ones([n, 1, 1]), tf.where(flip, -1.0, 1.0)], axis=-1)
     if options.scale > 0:
         factor *= tf.random.stateless_uniform([n, 1, 1], seed + 1, 1 - options.scale, 1 + options.scale)
-    return track * factor, future * factor, crossing, labelled, balance
+    return track * factor, future * factor, crossing, future_w, crossing_w
 
 
 def _distances(y_true: Any, y_pred: Any) -> Any:
