@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tf
 
-from tests.conftest import require_tf
 from toolkit.data.augment import letterbox
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.detector_data import load_samples
 from toolkit.models import config_for
-from toolkit.models.detector_targets import NO_BOX, decode
+from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, decode, encode_targets
 from toolkit.train.config import TrainConfig
-from toolkit.train.task_detector import TASK, DetectorTaskOptions
+from toolkit.train.task_detector import TASK, DetectorTaskOptions, spread_box_targets
 
 TRAIN = parse_spec("synthetic:split=train,scenes=1,frames=9,every=3")
 VAL = parse_spec("synthetic:split=val,scenes=1,frames=6,every=3")
@@ -41,6 +41,28 @@ def test_bad_options_fail_before_loading_anything() -> None:
             TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), **bad), MODEL)
 
 
+def test_box_targets_spread_to_the_neighbour_cells() -> None:
+    boxes = np.array([[10, 20, 16, 40], [100, 50, 140, 150], [250, 10, 256, 30]], np.float32)
+    heat, box, mask = encode_targets(boxes, (192, 256))
+    exact = box_target_for_loss(box, mask)
+    spread = spread_box_targets(boxes, exact, (192, 256))
+    centres = exact[..., 0] != NO_BOX
+    assert np.array_equal(spread[centres], exact[centres])  # centre cells keep their exact targets
+    assert (spread[..., 0] != NO_BOX).sum() == 3 + 8 + 8 + 5  # the third box touches the right edge
+    for dy in (-1, 0, 1):  # a peak one cell off still decodes the small person's box, within 3 px
+        for dx in (-1, 0, 1):
+            peak = np.zeros((48, 64, 1), np.float32)
+            peak[7 + dy, 3 + dx] = 1.0
+            decoded, _ = decode(peak, spread, (192, 256), score_threshold=0.5)
+            assert np.abs(decoded[0] - boxes[0]).max() <= 3.0
+            assert np.allclose(decoded[0, 2:] - decoded[0, :2], [6, 20], atol=1e-3)  # the size is exact
+    # Two people side by side: a cell between their centres goes to the nearer one.
+    pair = np.array([[0, 0, 10, 20], [10, 0, 26, 20]], np.float32)  # centres in cells 1 and 4 of row 2
+    _, box2, mask2 = encode_targets(pair, (192, 256))
+    spread2 = spread_box_targets(pair, box_target_for_loss(box2, mask2), (192, 256))
+    assert spread2[2, 2, 2] == pytest.approx(np.sqrt(10 / 256)) and spread2[2, 3, 2] == pytest.approx(np.sqrt(16 / 256))
+
+
 @pytest.mark.tf
 def test_batches_have_model_shapes_and_val_targets_decode_to_the_labels() -> None:
     require_tf()
@@ -56,7 +78,8 @@ def test_batches_have_model_shapes_and_val_targets_decode_to_the_labels() -> Non
         assert np.allclose(xv[i].numpy(), boxed / 255.0, atol=1e-6)  # the camera pipeline's letterbox, RGB
         heat, box = yv["heatmap"][i].numpy(), yv["box"][i].numpy()
         centres = heat[..., 0] == 1.0
-        assert np.array_equal(centres, box[..., 0] != NO_BOX)  # box targets exactly at the heatmap peaks
+        assert np.all(box[centres][:, 0] != NO_BOX)  # every heatmap peak has a box target...
+        assert (box[..., 0] != NO_BOX).sum() <= 9 * centres.sum()  # ...and so do (at most) its 8 neighbours
         keep = val.visibility[i] >= DetectorTaskOptions().min_visibility
         expected = transform.to_input(val.records[i].boxes[keep])
         decoded, _ = decode(heat, box, (96, 128), score_threshold=0.99)

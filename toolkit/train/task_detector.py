@@ -12,7 +12,9 @@ as letterboxed uint8 model inputs, so an epoch costs only augmentation and targe
   scale/crop and colour jitter (:func:`toolkit.data.augment.augment_detection`).
 * Targets: :func:`toolkit.models.detector_targets.encode_targets` on the input-pixel boxes; the box target
   carries the no-centre mask (``box_target_for_loss``) for :func:`toolkit.models.detector.detector_losses`.
-  Synthetic people less visible than ``min_visibility`` are not targets.
+  Synthetic people less visible than ``min_visibility`` are not targets. With ``box_neighbours`` the box head is
+  also trained on the 8 cells around each centre (:func:`spread_box_targets`): for people a few pixels wide
+  the heatmap peak lands one cell off about half the time, and the box decoded there must be a trained one.
 
 Every random choice comes from ``numpy.random.default_rng([config.seed, epoch])`` (epoch = how many times this
 process has iterated the training set): the same seed gives the same batches. A resumed run restores the weights
@@ -31,7 +33,7 @@ from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.detector_data import Samples, load_samples, model_input
 from toolkit.models.detector import STRIDE
-from toolkit.models.detector_targets import box_target_for_loss, encode_targets
+from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
 
@@ -47,6 +49,7 @@ class DetectorTaskOptions:
     scale_max: float = 1.5  # zoom-out: street-camera people are already a few pixels tall
     box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
     min_radius: int = 1  # smallest heatmap Gaussian radius in output cells
+    box_neighbours: bool = True  # also train the box head on the 8 cells around each centre (offsets clipped)
 
 
 @dataclass
@@ -66,6 +69,36 @@ def _pool(samples: Samples, input_hw: tuple[int, int], min_visibility: float) ->
         keep = samples.visibility[i] >= min_visibility
         boxes.append(transform.to_input(record.boxes[keep]).reshape(-1, 4).astype(np.float32))
     return _Pool(images, boxes)
+
+
+def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tuple[int, int],
+                       stride: int = STRIDE) -> np.ndarray:
+    """Add box targets on the 8 cells around each box centre to a loss box target (``NO_BOX`` = no target).
+
+    ``boxes``: (N, 4) input-pixel xyxy, as given to ``encode_targets``; ``box_target``: its output after
+    ``box_target_for_loss``. A neighbour cell gets the box's ``sw, sh`` and the centre offset clipped to the
+    cell, so a peak one cell off decodes the right size with the centre at most one cell edge away. Centre
+    cells keep their exact targets; a neighbour cell shared by two people goes to the nearer centre.
+    """
+    height, width = input_hw
+    out = box_target.copy()
+    h, w = out.shape[:2]
+    centre = out[..., 0] != NO_BOX
+    nearest = np.full((h, w), np.inf)
+    b = np.clip(np.asarray(boxes, np.float64).reshape(-1, 4), 0, [width, height, width, height])
+    b = b[((b[:, 2:] - b[:, :2]) > 0).all(axis=1)]
+    for x1, y1, x2, y2 in b:
+        fx, fy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+        ix, iy = min(int(fx), w - 1), min(int(fy), h - 1)
+        size = (np.sqrt((x2 - x1) / width), np.sqrt((y2 - y1) / height))
+        for jy in range(max(iy - 1, 0), min(iy + 2, h)):
+            for jx in range(max(ix - 1, 0), min(ix + 2, w)):
+                dist = (fx - jx - 0.5) ** 2 + (fy - jy - 0.5) ** 2
+                if centre[jy, jx] or dist >= nearest[jy, jx]:
+                    continue
+                nearest[jy, jx] = dist
+                out[jy, jx] = (min(max(fx - jx, 0.0), 1.0), min(max(fy - jy, 0.0), 1.0), *size)
+    return out
 
 
 def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +144,10 @@ class DetectorTask:
 
         def encode(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             heat, box, mask = encode_targets(boxes, input_hw, STRIDE, min_radius=options.min_radius)
-            return (image.astype(np.float32) * np.float32(1 / 255.0),
-                    {"heatmap": heat, "box": box_target_for_loss(box, mask)})
+            box = box_target_for_loss(box, mask)
+            if options.box_neighbours:
+                box = spread_box_targets(boxes, box, input_hw)
+            return image.astype(np.float32) * np.float32(1 / 255.0), {"heatmap": heat, "box": box}
 
         def train_items():
             rng = np.random.default_rng([config.seed, epoch["n"]])
