@@ -91,7 +91,7 @@ def test_manifest_kind_gives_a_real_image(cli, shared: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)["results"][0]
     assert row["kind"] == "segmenter"
-    assert row["input_source"].startswith("coco128 ") and "resized to 256x256" in row["input_source"]
+    assert row["input_source"].startswith("coco128:split=all sample"), row["input_source"]
     report = cli("bench", "report", "--db", tmp_path / "b.sqlite")
     assert "miou=0.9" in report.stdout
 
@@ -214,11 +214,12 @@ def test_help_stays_light(cli) -> None:
 
 
 def test_real_track_values(shared: Path) -> None:
-    from toolkit.bench.inputs import _track_sample
+    from toolkit.bench.inputs import _real_sample
 
-    track, source = _track_sample(8)
-    assert track.shape == (8, 2) and track.dtype.name == "float32"
-    assert (track[-1] == 0).all()  # relative to the last observed point
+    track, source = _real_sample("behaviour", "track", (1, 8, 2))
+    assert track.shape == (8, 2) and track.dtype.name == "float32" and source.startswith("eth_ucy")
+    assert (track[-1] == 0).all()  # relative to the last observed point (in the model's heading frame)
+    assert abs(track[-2, 1]) < 1e-6 and track[-2, 0] < 0  # the last step points along +x in the heading frame
     steps = abs(track[1:] - track[:-1]).max()
     assert 0.0 < steps < 2.0, source  # metres per 0.4 s step: a walking pedestrian
 

@@ -83,4 +83,4 @@ def test_behaviour_model_gets_a_real_track(cli, tf_models: Path, shared: Path) -
                  "--in-process")
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)["results"][0]
-    assert row["input_source"].startswith("eth_ucy biwi_eth pedestrian ") and row["kind"] == "behaviour"
+    assert row["input_source"].startswith("eth_ucy:scene=eth,split=test sample") and row["kind"] == "behaviour"

@@ -256,7 +256,11 @@ def test_short_tracks_use_constant_velocity_in_image_space():
 
 
 def test_model_prediction_is_fed_relative_metres_and_mapped_back():
-    future = np.stack([np.arange(1, 13) * 0.5, np.zeros(12)], axis=1).astype(np.float32)  # 0.5 m/step in X
+    """The model sees the track in the heading frame (toolkit.data.behaviour_frames, as in training) and its
+    prediction is rotated back into ground metres and mapped to the image."""
+    from toolkit.data.behaviour_frames import denormalise, normalise
+
+    future = np.stack([np.arange(1, 13) * 0.5, np.zeros(12)], axis=1).astype(np.float32)  # 0.5 m/step ahead
     runner = ScriptedRunner({"track": spec("track", (1, 8, 2), np.int8, 0.05, 0)},
                             {"future": spec("future", (1, 12, 2)), "crossing": spec("crossing", (1, 1))},
                             lambda feeds: {"future": future[None], "crossing": np.array([[0.83]], np.float32)})
@@ -266,13 +270,24 @@ def test_model_prediction_is_fed_relative_metres_and_mapped_back():
         pred = predictor.predict([track], (480, 360))[track.id]
     fed = runner.fed[0]["track"][0].astype(np.float32) * 0.05
     history = track.foot_history()
-    expected = hom.to_ground(history) - hom.to_ground(history)[-1]
-    np.testing.assert_allclose(fed, expected, atol=0.026)  # int8 step 0.05 m
+    relative = hom.to_ground(history) - hom.to_ground(history)[-1]
+    expected, rotation = normalise(relative[None])
+    np.testing.assert_allclose(fed, expected[0], atol=0.026)  # int8 step 0.05 m
     assert pred.predictor == "model" and pred.crossing == pytest.approx(0.83)
     assert predictor.ground_units == "m" and behaviour.BehaviourPredictor(None).ground_units is None
     origin = hom.to_ground(history[-1])
-    np.testing.assert_allclose(pred.path_ground, origin + future, atol=1e-6)
-    np.testing.assert_allclose(pred.path_image, hom.to_image(origin + future), atol=1e-6)
+    ahead = denormalise(future[None], rotation)[0]  # "0.5 m/step ahead" in the walker's own direction
+    np.testing.assert_allclose(pred.path_ground, origin + ahead, atol=1e-6)
+    np.testing.assert_allclose(pred.path_image, hom.to_image(origin + ahead), atol=1e-6)
+
+
+def test_without_homography_person_height_sets_the_scale():
+    """A 170 px tall person walking 100 px per 0.4 s moves ~1 m per step in model units (1.7 m / 170 px)."""
+    space = behaviour.model_space((480, 360), None, person_height_px=170.0)
+    assert space.units == "person_scaled_m"
+    np.testing.assert_allclose(space.to_model(np.array([[100.0, 0.0]])), [[1.0, 0.0]])
+    np.testing.assert_allclose(space.to_image(space.to_model(np.array([[37.0, 12.0]]))), [[37.0, 12.0]])
+    assert behaviour.model_space((480, 360), None, person_height_px=2.0).units == "image_height"
 
 
 # -- segmentation -------------------------------------------------------------------------------------------------

@@ -1,16 +1,16 @@
 """Realistic benchmark inputs: a real sample when the model's kind is known, else seeded random data.
 
-The model's kind comes from its manifest sidecar (``model.json`` or ``model.tflite.json`` beside the file, key
-``"kind"``, one of toolkit.capabilities.MODEL_KINDS). Image kinds get a real COCO128 photo containing people
-(or an MNIST digit for 28x28x1 inputs), resized and scaled to the manifest's ``"input_range"`` (default [0, 1],
-the zoo's convention); the behaviour kind gets a real ETH pedestrian track in metres relative to its last observed
-point; a VAE decoder gets a seeded standard-normal latent (what it decodes in use). Everything else, and any model
-whose real sample cannot be found or does not fit, gets seeded uniform random data of the right dtype and range. Which one was used is returned as a string and stored with the result.
+The model's kind comes from its manifest sidecar (``model.json`` beside the file, key ``"kind"``). A known kind
+gets one sample from its evaluator's ``model_inputs`` (toolkit/eval/<kind>.py) on the kind's default benchmark
+data below -- the exact preprocessing evaluation, calibration and the camera pipeline use (letterboxed COCO128
+photos with people, MNIST digits, real ETH tracks in the behaviour model's heading frame, prior latents for a VAE
+decoder). Everything else, and any model whose sample cannot be made (shared data absent, shape does not fit),
+gets seeded uniform random data of the right dtype and range. Which one was used is returned as a string and
+stored with the result.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,18 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import UsageError
-from toolkit.paths import shared_dir
 
-IMAGE_KINDS = frozenset({"classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder"})
-TRACK_KINDS = frozenset({"behaviour"})
-LATENT_KINDS = frozenset({"vae_decoder"})  # input is a latent vector z: a standard normal sample is the real thing
-COCO_IMAGES = ("data", "coco128", "images", "train2017")
-COCO_LABELS = ("data", "coco128", "object_detection", "labels", "train2017")
-MNIST_IMAGES = ("data", "mnist", "t10k-images-idx3-ubyte.gz")
-ETH_TRACKS = ("data", "eth_ucy", "eth", "test", "biwi_eth.txt")
+# kind -> data SPEC a benchmark sample is drawn from (one sample, seeded)
+BENCH_DATA: dict[str, str] = {
+    "classifier": "mnist:split=test",
+    "autoencoder": "mnist:split=test",
+    "vae": "mnist:split=test",
+    "vae_encoder": "mnist:split=test",
+    "vae_decoder": "mnist:split=test",
+    "detector": "coco128:split=all",
+    "segmenter": "coco128:split=all",
+    "behaviour": "eth_ucy:scene=eth,split=test",
+}
 
 
 def manifest_path(model: Path) -> Path | None:
@@ -52,71 +55,33 @@ def read_manifest(model: str | Path) -> dict[str, Any]:
     return data
 
 
-def _person_image() -> Path | None:
-    """The first COCO128 image (sorted by name) whose labels contain a person (class 0)."""
-    root = shared_dir()
-    labels = root.joinpath(*COCO_LABELS)
-    images = root.joinpath(*COCO_IMAGES)
-    if not labels.is_dir() or not images.is_dir():
+def _real_sample(kind: str, name: str, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, str] | None:
+    """One sample for input ``name`` of a ``kind`` model from its evaluator, or None when none can be made."""
+    spec_text = BENCH_DATA.get(kind)
+    if spec_text is None:
         return None
-    for label in sorted(labels.glob("*.txt")):
-        lines = label.read_text().splitlines()
-        if any(line.split()[:1] == ["0"] for line in lines):
-            image = images / (label.stem + ".jpg")
-            if image.is_file():
-                return image
-    return None
+    from toolkit.data.spec import parse_spec
+    from toolkit.eval import evaluator_for
 
-
-def _image_sample(height: int, width: int, channels: int) -> tuple[np.ndarray, str] | None:
-    """A real image as float32 in [0, 1], shape (H, W, C); None when the data is not there."""
-    import cv2
-
-    if (height, width, channels) == (28, 28, 1):
-        path = shared_dir().joinpath(*MNIST_IMAGES)
-        if path.is_file():
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read(16 + 28 * 28)
-            digit = np.frombuffer(raw[16:], dtype=np.uint8).reshape(28, 28, 1)
-            return digit.astype(np.float32) / 255.0, "mnist t10k image 0"
-    path = _person_image()
-    if path is None:
+    body = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
+    canonical = _canonical_input(kind) or name  # a third-party model may call its one input "input_1"
+    try:
+        arrays = evaluator_for(kind).model_inputs(parse_spec(spec_text), {canonical: body}, 1, seed)
+        values = np.asarray(arrays[canonical][0], dtype=np.float32)
+    except (UsageError, OSError, KeyError, ValueError, IndexError):
+        return None  # data absent or the model's shape is not the one that data fits
+    if values.shape != body:
         return None
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        return None
-    resized = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-    if channels == 1:
-        pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[..., None]
-    else:
-        pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-    return pixels.astype(np.float32) / 255.0, f"coco128 {path.name} resized to {width}x{height}"
+    return values, f"{spec_text} sample (seed {seed}), preprocessed as in evaluation"
 
 
-def _track_sample(steps: int) -> tuple[np.ndarray, str] | None:
-    """``steps`` consecutive (x, y) positions of one real ETH pedestrian, relative to the last one, in metres."""
-    path = shared_dir().joinpath(*ETH_TRACKS)
-    if not path.is_file():
-        return None
-    rows = np.loadtxt(path, dtype=np.float64)
-    for ped in np.unique(rows[:, 1]):
-        track = rows[rows[:, 1] == ped]
-        track = track[np.argsort(track[:, 0])]
-        if len(track) >= steps and np.all(np.diff(track[:steps, 0]) == 10):  # consecutive frames (step 10)
-            xy = track[:steps, 2:4]
-            return (xy - xy[-1]).astype(np.float32), f"eth_ucy biwi_eth pedestrian {int(ped)}, {steps} steps"
-    return None
+def _canonical_input(kind: str) -> str | None:
+    from toolkit.capabilities import MODEL_KINDS, MODEL_PARTS
 
-
-def _real_sample(kind: str, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, str] | None:
-    body = shape[1:] if len(shape) >= 2 and shape[0] == 1 else shape
-    if kind in LATENT_KINDS:
-        z = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-        return z, f"latent z ~ N(0, 1) seed {seed}"
-    if kind in IMAGE_KINDS and len(body) == 3 and body[2] in (1, 3):
-        return _image_sample(*body)
-    if kind in TRACK_KINDS and len(body) == 2 and body[1] == 2:
-        return _track_sample(body[0])
+    if kind in MODEL_KINDS:
+        return MODEL_KINDS[kind].input_names[0]
+    if kind in MODEL_PARTS:
+        return MODEL_PARTS[kind][0][0]
     return None
 
 
@@ -136,11 +101,9 @@ def make_inputs(runner: Any, manifest: dict[str, Any], seed: int = 0) -> tuple[d
     sources = []
     single = len(runner.inputs) == 1
     for name, spec in runner.inputs.items():
-        sample = _real_sample(kind, spec.shape, seed) if kind and single else None
+        sample = _real_sample(kind, name, spec.shape, seed) if kind and single else None
         if sample is not None:
             values, source = sample
-            if kind in IMAGE_KINDS:
-                values = low + values * (high - low)
             values = values.reshape(spec.shape)
         elif np.issubdtype(spec.dtype, np.floating) or spec.quantized:
             values = _random_real(rng, spec.shape, low, high)

@@ -6,12 +6,16 @@
 Coordinates the model sees (:class:`ModelSpace`):
 
 * with a homography (:mod:`toolkit.pipeline.geometry`): ground-plane metres, the units of ETH/UCY training data;
-* without one: image pixels divided by the frame height ("image heights"), x right, y down, nothing flipped.
-  A person 1/3 of the frame tall walking 1.4 m/s moves ~0.25 image heights per second; the model was trained
-  in metres, so its paths are only roughly scaled in this space -- give a homography for real use.
+* without one: approximate metres from the person's own size -- image pixels times ``PERSON_HEIGHT_M`` / the
+  track's box height (x right, y down, nothing flipped). A person's box height is the one length every camera
+  shows, so walking speeds land near the metres the model was trained on whatever the camera's zoom or distance;
+  it ignores perspective along the path, so give a homography when one is known. Tracks without a usable box
+  height fall back to pixels / frame height.
 
-The model input ``track`` (1, 8, 2) is the last 8 samples (0.4 s apart) relative to the last one, so its last
-row is (0, 0); ``future`` (1, 12, 2) is relative to the same point. A track with 2..7 samples gets a
+The model input ``track`` (1, 8, 2) is built from the last 8 samples (0.4 s apart) relative to the last one and
+put in the model's heading frame by :func:`toolkit.data.behaviour_frames.normalise` -- the same function
+training and evaluation use; ``future`` (1, 12, 2) comes back through
+:func:`~toolkit.data.behaviour_frames.denormalise`, relative to the same last point. A track with 2..7 samples gets a
 constant-velocity prediction (its last 0.4 s step repeated, the project's baseline) flagged
 ``constant_velocity``; so does every track when no model is given. Fewer than 2 samples: no prediction.
 """
@@ -26,12 +30,14 @@ import numpy as np
 
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.data import trajectories
+from toolkit.data.behaviour_frames import denormalise, normalise
 from toolkit.errors import UsageError
 from toolkit.pipeline.geometry import Homography
 from toolkit.pipeline.tracker import STEP_SECONDS, Track
 from toolkit.runtime.runner import Runner
 
 MODEL = "model"
+PERSON_HEIGHT_M = 1.7  # assumed height of a person: without a homography it turns box pixels into ~metres
 CONSTANT_VELOCITY = "constant_velocity"
 
 
@@ -49,28 +55,39 @@ class ModelSpace:
 
     image_height: float  # frame height in pixels
     homography: Homography | None = None  # already adapted to the frame size
+    metres_per_pixel: float | None = None  # person-height scale of one track when there is no homography
 
     @property
     def units(self) -> str:
-        return "m" if self.homography is not None else "image_height"
+        if self.homography is not None:
+            return "m"
+        return "person_scaled_m" if self.metres_per_pixel else "image_height"
+
+    def _scale(self) -> float:
+        return self.metres_per_pixel if self.metres_per_pixel else 1.0 / self.image_height
 
     def to_model(self, points_px: np.ndarray) -> np.ndarray:
         """(..., 2) frame pixels -> (..., 2) model coordinates (absolute)."""
         p = np.asarray(points_px, dtype=np.float64)
-        return self.homography.to_ground(p) if self.homography is not None else p / self.image_height
+        return self.homography.to_ground(p) if self.homography is not None else p * self._scale()
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) model coordinates -> (..., 2) frame pixels (NaN where a ground point is beyond the horizon)."""
         p = np.asarray(points, dtype=np.float64)
-        return self.homography.to_image(p) if self.homography is not None else p * self.image_height
+        return self.homography.to_image(p) if self.homography is not None else p / self._scale()
 
 
-def model_space(frame_size: tuple[int, int], homography: Homography | None = None) -> ModelSpace:
-    """The :class:`ModelSpace` for frames of ``frame_size`` = (width, height)."""
+def model_space(frame_size: tuple[int, int], homography: Homography | None = None,
+                person_height_px: float | None = None) -> ModelSpace:
+    """The :class:`ModelSpace` for frames of ``frame_size`` = (width, height); without a homography, a track's box
+    height ``person_height_px`` (>= 4 px) sets its scale to ~metres."""
     width, height = (int(v) for v in frame_size)
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
-    return ModelSpace(float(height), homography.for_frame(width, height) if homography is not None else None)
+    if homography is not None:
+        return ModelSpace(float(height), homography.for_frame(width, height))
+    mpp = PERSON_HEIGHT_M / person_height_px if person_height_px and person_height_px >= 4 else None
+    return ModelSpace(float(height), None, mpp)
 
 
 def to_relative(points_px: np.ndarray, space: ModelSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +165,7 @@ class BehaviourPredictor:
     def predict(self, tracks: Sequence[Track], frame_size: tuple[int, int]) -> dict[int, Prediction]:
         """Confirmed tracks and the frame (width, height) -> {track id: Prediction} for tracks with >= 2 samples."""
         cfg = self.config
-        space = model_space(frame_size, self.homography)
+        ground_space = model_space(frame_size, self.homography) if self.homography is not None else None
         start = time.perf_counter()
         model_ms = 0.0
         out: dict[int, Prediction] = {}
@@ -158,13 +175,15 @@ class BehaviourPredictor:
             history = track.foot_history(cfg.step_seconds, cfg.observed)
             if len(history) < cfg.min_samples:
                 continue
+            space = ground_space or model_space(frame_size, None, float(track.box[3] - track.box[1]))
             relative, origin = to_relative(history, space)
             crossing: float | None = None
             if self.runner is not None and len(relative) == cfg.observed and np.isfinite(relative).all():
                 t0 = time.perf_counter()
-                result = self.runner.run(track=relative[None].astype(np.float32))
+                track_input, rotation = normalise(relative[None])
+                result = self.runner.run(track=track_input)
                 model_ms += (time.perf_counter() - t0) * 1e3
-                future = result["future"][0].astype(np.float64)
+                future = denormalise(result["future"], rotation)[0].astype(np.float64)
                 crossing = float(np.clip(result["crossing"].reshape(-1)[0], 0.0, 1.0))
                 predictor = MODEL
             elif np.isfinite(relative).all():
