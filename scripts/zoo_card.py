@@ -97,6 +97,12 @@ def _protocol_sections(folder: Path) -> list[str]:
     return parts
 
 
+def _extra_data(options: dict[str, Any]) -> list[str]:
+    """Additional training SPECs a task mixes in (e.g. the behaviour task's synthetic windows)."""
+    extra = options.get("extra_data") or []
+    return [extra] if isinstance(extra, str) else list(extra)
+
+
 def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
     train = _load(folder / "train.json") or {}
     evals = _load(folder / "eval.json") or {"evals": [], "latency": {}}
@@ -111,8 +117,9 @@ def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
     if train:
         lines += [f"| training | {train.get('epochs_run')} epochs ({train.get('seconds')} s on the build host), "
                   f"best epoch {train.get('best_epoch')}, seed {train.get('train_config', {}).get('seed')} |",
-                  f"| training data | `{train.get('train_config', {}).get('data')}` "
-                  f"({train.get('data', {}).get('train_size')} samples), validation "
+                  f"| training data | `{train.get('train_config', {}).get('data')}`"
+                  + "".join(f" + `{extra}`" for extra in _extra_data(train.get("task_options", {})))
+                  + f" ({train.get('data', {}).get('train_size')} samples), validation "
                   f"`{train.get('train_config', {}).get('val_data')}` ({train.get('data', {}).get('val_size')}) |"]
     lines.append("")
     for entry in evals.get("evals", []):

@@ -64,7 +64,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "eth_ucy": DatasetInfo(
         "ETH/UCY trajectories, leave-one-scene-out (shared data/eth_ucy)",
         {"root": "folder (default: shared data/eth_ucy)",
-         "scene": "eth | hotel | univ | zara1 | zara2 | all (all = every scene's split, for eval tables)",
+         "scene": "eth | hotel | univ | zara1 | zara2 | all (all + split=test: each held-out scene; "
+                  "all + train/val: every recording's part once)",
          "split": "train | val | test", "stride": "window stride in steps (default 1)", "limit": "max windows"}),
     "synthetic": DatasetInfo(
         "the seeded synthetic street scene (toolkit.data.synthetic)",
