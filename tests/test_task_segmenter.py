@@ -125,3 +125,52 @@ def test_compiled_loss_skips_ignore_and_reports_iou_metrics(synthetic_home, tf_r
     # a label outside the classes on an ignore-weighted pixel must not matter: 255 everywhere -> zero loss
     ignored = {"mask": np.full_like(targets["mask"], 255)}
     assert model.evaluate(image, ignored, sample_weight=weights, verbose=0, return_dict=True)["loss"] == 0.0
+
+
+def test_crop_must_fit_the_input_in_multiples_of_8():
+    from toolkit.train.task_segmenter import crop_hw
+
+    assert crop_hw(SegmenterTaskOptions(), (48, 64)) == (48, 64)
+    assert crop_hw(SegmenterTaskOptions(crop_height=24, crop_width=32), (48, 64)) == (24, 32)
+    for h, w in ((20, 32), (56, 32), (24, 0)):
+        with pytest.raises(UsageError, match="multiples of 8"):
+            crop_hw(SegmenterTaskOptions(crop_height=h, crop_width=w), (48, 64))
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_crop_training_batches_are_windows_and_the_saved_model_keeps_its_input(synthetic_home, tmp_path, tf_ready):
+    from toolkit.convert.keras_export import load_keras_model
+    from toolkit.train.trainer import train
+
+    options = SegmenterTaskOptions(crop_height=24, crop_width=32)
+    data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2), options,
+                         _model_config())
+    image, targets, weights = _first(data.train)
+    assert image.shape == (2, 24, 32, 3) and targets["mask"].shape == weights["mask"].shape == (2, 24, 32)
+    assert _first(data.val)[0].shape == (2, 48, 64, 3)  # validation on whole frames
+
+    out = tmp_path / "crop.keras"
+    result = train("segmenter", out, TrainConfig(data=SPEC, val_data=SPEC + ",split=val", epochs=1, batch_size=2,
+                                                 verbose=0), {"input_shape": (48, 64, 3)},
+                   {"crop_height": 24, "crop_width": 32})
+    assert result.manifest["data"]["train_hw"] == [24, 32]
+    model = load_keras_model(out, None, False)
+    assert tuple(model.inputs[0].shape[1:]) == (48, 64, 3)
+    with pytest.raises(ValueError):
+        model(np.zeros((1, 24, 32, 3), np.float32))  # the file still pins the full input size
+
+
+def test_person_windows_cover_a_person_and_plain_windows_are_uniform():
+    from toolkit.train.task_segmenter import random_window
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[40:44, 60:62] = 3  # one small person in the bottom-right corner
+    image = np.arange(48 * 64 * 3, dtype=np.uint32).reshape(48, 64, 3).astype(np.uint8)
+    windows = [random_window(image, mask, (16, 24), rng, person_p=1.0) for _ in range(50)]
+    assert all((m == 3).any() and i.shape == (16, 24, 3) and m.shape == (16, 24) for i, m in windows)
+    plain = [random_window(image, mask, (16, 24), rng)[1] for _ in range(200)]
+    assert 0 < sum((m == 3).any() for m in plain) < 50  # sometimes, by chance
+    whole_image, whole_mask = random_window(image, mask, (48, 64), rng, person_p=1.0)
+    assert np.array_equal(whole_image, image) and np.array_equal(whole_mask, mask)
