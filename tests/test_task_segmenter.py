@@ -11,16 +11,9 @@ from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.segmenter_data import load_samples, model_input
 from toolkit.train.config import TrainConfig
-from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions, check_options, pixel_weights
+from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions, check_options
 
 SPEC = "synthetic:frames=6,every=2,width=160,height=120,jitter=0"  # 3 frames of scene 0, 3 of scene 1000 (val)
-
-
-def test_pixel_weights_follow_the_class_and_zero_the_ignore_pixels():
-    mask = np.array([[0, 3, 255], [4, 1, 3]], np.uint8)
-    weights = pixel_weights(mask, np.array([1.0, 0.5, 1.0, 2.0, 1.5], np.float32))
-    assert weights.dtype == np.float32
-    assert weights.tolist() == [[1.0, 2.0, 0.0], [1.5, 0.5, 2.0]]
 
 
 @pytest.mark.parametrize("options, message", [
@@ -29,6 +22,8 @@ def test_pixel_weights_follow_the_class_and_zero_the_ignore_pixels():
     (SegmenterTaskOptions(extra_repeat=0), "extra_repeat"),
     (SegmenterTaskOptions(scale_min=1.5, scale_max=1.0), "scale_min"),
     (SegmenterTaskOptions(per_epoch=-1), "per_epoch"),
+    (SegmenterTaskOptions(dice_classes=("people",)), "dice_classes"),
+    (SegmenterTaskOptions(person_crop=1.5), "person_crop"),
 ])
 def test_bad_options_are_usage_errors(options, message):
     with pytest.raises(UsageError, match=message):
@@ -57,20 +52,20 @@ def _first(ds):
 
 
 @pytest.mark.tf
-def test_batches_have_model_shapes_and_zero_weight_on_ignore(synthetic_home, tf_ready):
+def test_batches_have_model_shapes_and_ignore_padding(synthetic_home, tf_ready):
     data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2, seed=0),
                          SegmenterTaskOptions(), _model_config())
     assert (data.train_size, data.val_size) == (3, 3)
-    image, targets, weights = _first(data.train)
+    image, targets = _first(data.train)
     assert image.shape == (2, 48, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
-    mask, weight = targets["mask"], weights["mask"]
-    assert mask.shape == (2, 48, 64) and mask.dtype == np.int32 and weight.shape == (2, 48, 64)
+    mask = targets["mask"]
+    assert mask.shape == (2, 48, 64) and mask.dtype == np.int32
     assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3, 4, 255}
-    assert (mask == 255).any()  # 120x160 letterboxed into 48x64: ignore padding rows
-    assert (weight[mask == 255] == 0).all() and (weight[mask == 3] == 2.0).all() and (weight[mask == 0] == 1).all()
+    assert (mask == 255).any()  # letterbox padding (and zoom-out padding) is ignore
 
     # validation: neither shuffled nor augmented -- exactly the letterboxed frames, in order
-    val_image, val_targets, _ = _first(data.val)
+    val_image, val_targets = _first(data.val)
+    assert (val_targets["mask"][:, :3] == 255).all()  # 120x160 letterboxed into 48x64: 3 ignore rows on top
     samples = load_samples(parse_spec(SPEC + ",split=val"))
     for j in range(2):
         boxed, boxed_mask, _ = model_input(*samples.load(j), (48, 64))
@@ -112,19 +107,37 @@ def test_extra_data_joins_the_pool_and_per_epoch_caps_an_epoch(synthetic_home, s
 
 
 @pytest.mark.tf
-def test_compiled_loss_skips_ignore_and_reports_iou_metrics(synthetic_home, tf_ready):
+def test_loss_matches_hand_computed_cross_entropy_and_dice(tf_ready):
+    from toolkit.train.task_segmenter import segmentation_loss
+
+    probs = np.full((1, 1, 3, 5), 0.1, np.float32)
+    probs[0, 0, 0, [0, 3]] = [0.6, 0.0]  # pixel 0: truth person, p(person) = 0.0 -> clipped
+    probs[0, 0, 1, [0, 3]] = [0.2, 0.4]  # pixel 1: truth background
+    probs[0, 0, 2, [0, 3]] = [0.0, 0.6]  # pixel 2: ignored (255) -- whatever it predicts
+    truth = np.array([[[3, 0, 255]]], np.int32)
+    weights = np.array([1.0, 1.0, 1.0, 2.0, 1.0], np.float32)
+    ce_only = np.asarray(segmentation_loss(weights)(truth, probs))
+    expected_ce = (2.0 * -np.log(1e-7) + 1.0 * -np.log(0.2)) / 2  # two valid pixels
+    assert ce_only.shape == (1,) and ce_only[0] == pytest.approx(expected_ce, rel=1e-4)
+    with_dice = np.asarray(segmentation_loss(weights, 0.5, (3,))(truth, probs))
+    dice = 1 - (2 * 0.0 + 1) / (1 + 0.4 + 1)  # person: |t| = 1, |q| = 0.0 + 0.4 on valid pixels
+    assert with_dice[0] == pytest.approx(expected_ce + 0.5 * dice, rel=1e-4)
+
+
+@pytest.mark.tf
+def test_compiled_model_trains_on_batches_and_reports_iou_metrics(synthetic_home, tf_ready):
     from toolkit.models import build_model
 
     model = build_model("segmenter", {"input_shape": (48, 64, 3)})
     config = TrainConfig(batch_size=3, learning_rate=1e-3, epochs=1)
     TASK.compile(model, config, SegmenterTaskOptions(), steps_per_epoch=1)
     data = TASK.datasets(parse_spec(SPEC), None, config, SegmenterTaskOptions(), _model_config())
-    image, targets, weights = _first(data.train)
-    result = model.evaluate(image, targets, sample_weight=weights, verbose=0, return_dict=True)
+    image, targets = _first(data.train)
+    result = model.evaluate(image, targets, verbose=0, return_dict=True)
     assert np.isfinite(result["loss"]) and {"person_iou", "miou"} <= set(result)
-    # a label outside the classes on an ignore-weighted pixel must not matter: 255 everywhere -> zero loss
+    # every pixel ignored: nothing to learn from, zero loss
     ignored = {"mask": np.full_like(targets["mask"], 255)}
-    assert model.evaluate(image, ignored, sample_weight=weights, verbose=0, return_dict=True)["loss"] == 0.0
+    assert model.evaluate(image, ignored, verbose=0, return_dict=True)["loss"] == 0.0
 
 
 def test_crop_must_fit_the_input_in_multiples_of_8():
@@ -146,8 +159,8 @@ def test_crop_training_batches_are_windows_and_the_saved_model_keeps_its_input(s
     options = SegmenterTaskOptions(crop_height=24, crop_width=32)
     data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2), options,
                          _model_config())
-    image, targets, weights = _first(data.train)
-    assert image.shape == (2, 24, 32, 3) and targets["mask"].shape == weights["mask"].shape == (2, 24, 32)
+    image, targets = _first(data.train)
+    assert image.shape == (2, 24, 32, 3) and targets["mask"].shape == (2, 24, 32)
     assert _first(data.val)[0].shape == (2, 48, 64, 3)  # validation on whole frames
 
     out = tmp_path / "crop.keras"

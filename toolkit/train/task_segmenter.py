@@ -13,9 +13,11 @@ cache) and kept as letterboxed uint8 model inputs -- the camera pipeline's lette
   model-size input (the model is fully convolutional, so the weights do not depend on the input size). A step on
   120x160 crops costs a quarter of a step on 240x320 frames and, measured on the synthetic street, teaches about
   as much per step; validation, saving, conversion and evaluation stay at the model's full input size.
-* Loss: sparse categorical cross-entropy on ``mask`` that skips 255 (``ignore_class``), each pixel weighted by
-  its class's ``class_weights`` entry through Keras sample weights (small classes such as person count more).
-  The ``person_iou`` / ``miou`` metrics are unweighted (Keras ``metrics`` ignore sample weights).
+* Loss (:func:`segmentation_loss`): per image, the cross-entropy of the ``mask`` softmax averaged over the pixels
+  that are not 255 (ignore), each pixel weighted by its class's ``class_weights`` entry (small classes such as
+  person count more), plus ``dice_weight`` times the soft Dice loss of the ``dice_classes`` (an overlap loss
+  that does not drown a 1 %-of-pixels class; on the synthetic street it raised person IoU from 0.39 to 0.51 at
+  the same budget). The ``person_iou`` / ``miou`` metrics are Keras IoU metrics that skip 255.
 
 Every random choice comes from ``numpy.random.default_rng([config.seed, epoch])`` (epoch = how many times this
 process has iterated the training set): the same seed gives the same batches.
@@ -46,6 +48,8 @@ class SegmenterTaskOptions:
     crop_height: int = 0  # train on random windows of this many rows of the model input (0 = whole input)
     crop_width: int = 0  # ...and this many columns; both multiples of 8 (the model downsamples 8x)
     person_crop: float = 0.0  # probability that a training window is placed over a random person pixel
+    dice_weight: float = 1.0  # weight of the soft Dice loss beside the cross-entropy (0 = cross-entropy only)
+    dice_classes: tuple[str, ...] = ("person",)  # classes whose Dice loss is added (names from CLASS_NAMES)
     scale_min: float = 0.7  # random zoom range of the scale/crop augmentation (1 = unchanged)
     scale_max: float = 1.5
     min_lr_fraction: float = 0.02  # cosine decay ends at this fraction of the peak learning rate
@@ -69,11 +73,37 @@ def make_pool(samples: SegSamples, input_hw: tuple[int, int]) -> Pool:
     return Pool(images, masks)
 
 
-def pixel_weights(mask: np.ndarray, class_weights: np.ndarray) -> np.ndarray:
-    """Per-pixel loss weights: ``class_weights[label]``, 0 on ignore (255) pixels. float32, the mask's shape."""
-    table = np.zeros(256, np.float32)
-    table[: len(class_weights)] = class_weights
-    return table[mask]
+def segmentation_loss(class_weights: np.ndarray, dice_weight: float = 0.0, dice_ids: tuple[int, ...] = ()) -> Any:
+    """The training loss for ``mask`` (Keras 3): ``loss(y_true, y_pred) -> (B,)`` one value per image.
+
+    ``y_true`` (B, H, W) int labels with 255 = ignore, ``y_pred`` (B, H, W, C) softmax. Per image: the sum over
+    valid pixels of ``class_weights[label] * -log p[label]`` divided by the number of valid pixels, plus
+    ``dice_weight`` times the mean over ``dice_ids`` of the soft Dice loss ``1 - (2 |t q| + 1) / (|t| + |q| + 1)``
+    (t = the class's one-hot truth, q = its probability, both zero on ignore pixels).
+    """
+    import keras
+
+    ops = keras.ops
+    classes = len(class_weights)
+    table = np.zeros(256, np.float32)  # label -> weight; 255 (ignore) and unknown labels weigh 0
+    table[:classes] = class_weights
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        y = ops.cast(y_true, "int32")
+        valid = ops.cast(ops.not_equal(y, IGNORE), "float32")
+        truth = ops.one_hot(ops.where(ops.equal(y, IGNORE), 0, y), classes) * valid[..., None]
+        probs = ops.cast(y_pred, "float32")
+        ce = -ops.sum(truth * ops.log(ops.clip(probs, 1e-7, 1.0)), axis=-1)
+        weights = ops.take(ops.convert_to_tensor(table), y)
+        total = ops.sum(weights * ce, axis=(1, 2)) / ops.maximum(ops.sum(valid, axis=(1, 2)), 1.0)
+        for c in dice_ids:
+            t, q = truth[..., c], probs[..., c] * valid
+            overlap = (2.0 * ops.sum(t * q, axis=(1, 2)) + 1.0) / (ops.sum(t, axis=(1, 2)) + ops.sum(q, axis=(1, 2))
+                                                                  + 1.0)
+            total = total + (dice_weight / len(dice_ids)) * (1.0 - overlap)
+        return total
+
+    return loss
 
 
 def crop_hw(options: SegmenterTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -118,6 +148,9 @@ def check_options(options: SegmenterTaskOptions, num_classes: int) -> None:
         (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
         (not 0.0 <= options.min_lr_fraction < 1.0, "min_lr_fraction must be in [0, 1)"),
         (not 0.0 <= options.person_crop <= 1.0, "person_crop must be a probability in [0, 1]"),
+        (options.dice_weight < 0, "dice_weight must be >= 0"),
+        (any(c not in CLASS_NAMES[:num_classes] for c in options.dice_classes),
+         f"dice_classes must name classes of {', '.join(CLASS_NAMES[:num_classes])}, got {options.dice_classes}"),
     ]
     for bad, message in problems:
         if bad:
@@ -140,14 +173,13 @@ class SegmenterTask:
 
     def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: SegmenterTaskOptions,
                  model_config: Any) -> Datasets:
-        """tf.data pipelines of (image float32 [0, 1], {"mask": int32 labels}, {"mask": float32 weights})."""
+        """tf.data pipelines of (image float32 [0, 1], {"mask": int32 labels, 255 = ignore}), batched."""
         import tensorflow as tf
 
         classes = int(model_config.num_classes)
         check_options(options, classes)
         input_hw = (int(model_config.input_shape[0]), int(model_config.input_shape[1]))
         train_hw = crop_hw(options, input_hw)
-        weights = np.asarray(options.class_weights, np.float32)
         main = load_samples(train)
         pools = [make_pool(main, input_hw)]
         extra = None
@@ -163,9 +195,8 @@ class SegmenterTask:
         augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
         epoch = {"n": 0}
 
-        def encode(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict, dict]:
-            return (image.astype(np.float32) * np.float32(1 / 255.0), {"mask": mask.astype(np.int32)},
-                    {"mask": pixel_weights(mask, weights)})
+        def encode(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+            return image.astype(np.float32) * np.float32(1 / 255.0), {"mask": mask.astype(np.int32)}
 
         def train_items():
             rng = np.random.default_rng([config.seed, epoch["n"]])
@@ -187,8 +218,7 @@ class SegmenterTask:
                 yield encode(val_pool.images[i], val_pool.masks[i])
 
         def signature(h: int, w: int) -> tuple:
-            return (tf.TensorSpec((h, w, 3), tf.float32), {"mask": tf.TensorSpec((h, w), tf.int32)},
-                    {"mask": tf.TensorSpec((h, w), tf.float32)})
+            return tf.TensorSpec((h, w, 3), tf.float32), {"mask": tf.TensorSpec((h, w), tf.int32)}
 
         train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*train_hw))
         val_ds = None
@@ -198,12 +228,12 @@ class SegmenterTask:
         describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
                     "val": val_samples.describe if val_samples is not None else None,
                     "per_epoch": n_epoch, "pool": len(items), "input_hw": list(input_hw), "train_hw": list(train_hw),
-                    "augment": bool(config.augment), "class_weights": [float(v) for v in weights]}
+                    "augment": bool(config.augment)}
         return Datasets(train=train_ds.batch(config.batch_size).prefetch(2), val=val_ds, train_size=n_epoch,
                         val_size=len(val_pool.images) if val_pool is not None else 0, describe=describe)
 
     def compile(self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int) -> None:
-        """Adam with cosine decay; class-weighted cross-entropy skipping 255; person IoU and mean IoU metrics."""
+        """Adam with cosine decay; :func:`segmentation_loss` on "mask"; person IoU and mean IoU metrics."""
         import keras
 
         from toolkit.train.task_classifier import adam_cosine
@@ -221,7 +251,9 @@ class SegmenterTask:
         if classes > CLASS_NAMES.index("person"):
             metrics.insert(0, iou([CLASS_NAMES.index("person")], "person_iou"))
         model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
-                      loss={"mask": keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)},
+                      loss={"mask": segmentation_loss(np.asarray(options.class_weights, np.float32),
+                                                      options.dice_weight,
+                                                      tuple(CLASS_NAMES.index(c) for c in options.dice_classes))},
                       metrics={"mask": metrics})
 
 
