@@ -54,21 +54,21 @@ def _first(ds):
 @pytest.mark.tf
 def test_batches_have_model_shapes_and_ignore_padding(synthetic_home, tf_ready):
     data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2, seed=0),
-                         SegmenterTaskOptions(), _model_config())
+                         SegmenterTaskOptions(), _model_config((56, 64)))
     assert (data.train_size, data.val_size) == (3, 3)
     image, targets = _first(data.train)
-    assert image.shape == (2, 48, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (2, 56, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
     mask = targets["mask"]
-    assert mask.shape == (2, 48, 64) and mask.dtype == np.int32
+    assert mask.shape == (2, 56, 64) and mask.dtype == np.int32
     assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3, 4, 255}
-    assert (mask == 255).any()  # letterbox padding (and zoom-out padding) is ignore
 
     # validation: neither shuffled nor augmented -- exactly the letterboxed frames, in order
     val_image, val_targets = _first(data.val)
-    assert (val_targets["mask"][:, :3] == 255).all()  # 120x160 letterboxed into 48x64: 3 ignore rows on top
+    assert (val_targets["mask"][:, :4] == 255).all()  # 120x160 -> 48x64 inside 56x64: 4 ignore rows on top
+    assert (val_targets["mask"][:, 4:52] != 255).all()
     samples = load_samples(parse_spec(SPEC + ",split=val"))
     for j in range(2):
-        boxed, boxed_mask, _ = model_input(*samples.load(j), (48, 64))
+        boxed, boxed_mask, _ = model_input(*samples.load(j), (56, 64))
         assert np.allclose(val_image[j], boxed / 255.0, atol=1e-6) and np.array_equal(val_targets["mask"][j],
                                                                                        boxed_mask)
 
