@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tf
 
-from tests.conftest import require_tf
 from toolkit.data.spec import parse_spec
 from toolkit.eval import evaluate as evaluate_path
 from toolkit.eval.config import EvalConfig

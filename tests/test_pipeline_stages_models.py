@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.behaviour_frames import denormalise, normalise
 from toolkit.pipeline import behaviour, draw, events, segment
 from toolkit.pipeline.detect import Detector, postprocess, preprocess
 from toolkit.pipeline.tracker import Tracker, TrackerConfig
@@ -85,11 +86,17 @@ def test_behaviour_model_gets_the_relative_track_and_returns_paths(models):
     runner = Runner(models["behaviour"], num_threads=1)
     with behaviour.BehaviourPredictor(runner) as predictor:
         (pred,) = predictor.predict(visible, (480, 360)).values()
-        rel, origin = behaviour.to_relative(visible[0].foot_history(), behaviour.model_space((480, 360)))
-        direct = runner.run(track=rel[None].astype(np.float32))
+        # no homography: pixels are scaled to ~metres by the person's box height (100 px = 1.7 m) and the track
+        # is turned into the heading frame the model was trained in
+        space = behaviour.model_space((480, 360), None, 100.0)
+        assert space.units == "person_scaled_m"
+        rel, origin = behaviour.to_relative(visible[0].foot_history(), space)
+        track_input, rotation = normalise(rel[None])
+        direct = runner.run(track=track_input)
     assert pred.predictor == "model" and 0.0 <= pred.crossing <= 1.0
     assert pred.path_image.shape == (12, 2) and np.isfinite(pred.path_image).all()
-    np.testing.assert_allclose(pred.path_image, (direct["future"][0] + origin) * 360.0, atol=1e-3)
+    future = denormalise(direct["future"], rotation)[0]
+    np.testing.assert_allclose(pred.path_image, (future + origin) * 100.0 / behaviour.PERSON_HEIGHT_M, atol=1e-3)
     assert pred.crossing == pytest.approx(float(direct["crossing"].reshape(-1)[0]))
 
 
