@@ -16,7 +16,7 @@ from toolkit.eval.detector_data import load_samples
 from toolkit.models import config_for
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, decode, encode_targets
 from toolkit.train.config import TrainConfig
-from toolkit.train.task_detector import TASK, DetectorTaskOptions, spread_box_targets
+from toolkit.train.task_detector import TASK, DetectorTaskOptions, random_window, spread_box_targets
 
 TRAIN = parse_spec("synthetic:split=train,scenes=1,frames=9,every=3")
 VAL = parse_spec("synthetic:split=val,scenes=1,frames=6,every=3")
@@ -86,6 +86,41 @@ def test_batches_have_model_shapes_and_val_targets_decode_to_the_labels() -> Non
         assert len(decoded) == len(expected)
         for b in expected:  # each labelled person decodes back to within a pixel
             assert np.abs(decoded - b).max(axis=1).min() < 1.0
+
+
+def test_random_window_moves_and_clips_boxes_and_finds_people() -> None:
+    image = np.arange(96 * 128 * 3, dtype=np.uint32).reshape(96, 128, 3).astype(np.uint8)
+    boxes = np.array([[100, 60, 110, 90], [0, 0, 40, 40]], np.float32)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        window, moved = random_window(image, boxes, (32, 64), rng, person_p=1.0)
+        assert window.shape == (32, 64, 3)
+        assert len(moved) >= 1  # a window placed over a person keeps (part of) that person
+        assert (moved >= 0).all() and (moved[:, [0, 2]] <= 64).all() and (moved[:, [1, 3]] <= 32).all()
+    # the pixels and the boxes move together: the window's origin is where box 0 lands
+    window, moved = random_window(image, boxes[:1], (96, 128), rng)  # the whole image: nothing moves
+    assert np.array_equal(window, image) and np.array_equal(moved, boxes[:1])
+
+
+def test_window_options_must_fit_the_input() -> None:
+    from toolkit.train.task_detector import window_hw
+
+    assert window_hw(DetectorTaskOptions(), (96, 128)) == (96, 128)
+    assert window_hw(DetectorTaskOptions(crop_height=64, crop_width=96), (96, 128)) == (64, 96)
+    for bad in ((60, 96), (128, 96), (64, 0)):
+        with pytest.raises(UsageError, match="multiples of 32"):
+            window_hw(DetectorTaskOptions(crop_height=bad[0], crop_width=bad[1]), (96, 128))
+
+
+@pytest.mark.tf
+def test_window_training_batches_have_the_window_shape_and_val_the_input() -> None:
+    require_tf()
+    options = DetectorTaskOptions(crop_height=64, crop_width=96, person_crop=0.7)
+    data, batches = _batches(options=options)
+    x, y = batches[0]
+    assert x.shape[1:] == (64, 96, 3) and y["heatmap"].shape[1:] == (16, 24, 1) and y["box"].shape[1:] == (16, 24, 4)
+    xv, _ = next(iter(data.val))
+    assert xv.shape[1:] == (96, 128, 3) and data.describe["train_hw"] == [64, 96]
 
 
 @pytest.mark.tf

@@ -10,6 +10,10 @@ as letterboxed uint8 model inputs, so an epoch costs only augmentation and targe
   main data are tiled 2x2 at half size (people half as tall: COCO's close-ups become street-camera sized; the
   extra data -- street frames whose people are already small -- is never shrunk this way), then flip,
   scale/crop and colour jitter (:func:`toolkit.data.augment.augment_detection`).
+* ``crop_height`` x ``crop_width`` > 0: training items are random windows of that size cut from the augmented
+  model input (a share ``person_crop`` of them placed over a person). The layers do not depend on the input
+  size, so a model whose input is near the camera's resolution -- people as many pixels tall as the camera sees
+  them -- trains at the cost of the window; validation, conversion and evaluation use the whole input.
 * Targets: :func:`toolkit.models.detector_targets.encode_targets` on the input-pixel boxes; the box target
   carries the no-centre mask (``box_target_for_loss``) for :func:`toolkit.models.detector.detector_losses`.
   Synthetic people less visible than ``min_visibility`` are not targets. With ``box_neighbours`` the box head is
@@ -28,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.augment import AugmentConfig, augment_detection, resize_image
+from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, resize_image
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.detector_data import Samples, load_samples, model_input
@@ -36,6 +40,8 @@ from toolkit.models.detector import STRIDE
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
+
+STRIDE_BACKBONE = 32  # the backbone's deepest stride: input sizes and training windows are multiples of it
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class DetectorTaskOptions:
     box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
     min_radius: int = 1  # smallest heatmap Gaussian radius in output cells
     box_neighbours: bool = True  # also train the box head on the 8 cells around each centre (offsets clipped)
+    crop_height: int = 0  # train on random windows of this many rows of the model input (0 = whole input)
+    crop_width: int = 0  # ...and this many columns; both multiples of 32 (the backbone's stride)
+    person_crop: float = 0.0  # probability that a training window is placed over a random person
 
 
 @dataclass
@@ -115,6 +124,38 @@ def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, np.concatenate(boxes).reshape(-1, 4)
 
 
+def window_hw(options: DetectorTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
+    """The training window (rows, columns): the crop options, or the whole input when they are 0."""
+    if options.crop_height == 0 and options.crop_width == 0:
+        return input_hw
+    h, w = options.crop_height, options.crop_width
+    if h <= 0 or w <= 0 or h % STRIDE_BACKBONE or w % STRIDE_BACKBONE or h > input_hw[0] or w > input_hw[1]:
+        raise UsageError(f"detector task options: crop_height x crop_width must be multiples of {STRIDE_BACKBONE} "
+                         f"within the model input {input_hw[0]}x{input_hw[1]}, got {h}x{w}")
+    return h, w
+
+
+def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
+                  person_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``hw`` window of an image and its xyxy boxes (clipped; boxes keeping < 10% of their area drop).
+
+    With probability ``person_p`` (and a box in the image) the window holds the centre of a random box,
+    anywhere inside it; otherwise its position is uniform.
+    """
+    (height, width), (h, w) = image.shape[:2], hw
+    y_lo, y_hi, x_lo, x_hi = 0, height - h, 0, width - w
+    if person_p > 0 and len(boxes) and rng.random() < person_p:
+        bx0, by0, bx1, by1 = boxes[int(rng.integers(len(boxes)))]
+        cy, cx = int((by0 + by1) / 2), int((bx0 + bx1) / 2)
+        y_lo, y_hi = min(max(0, cy - h + 1), height - h), max(0, min(cy, height - h))
+        x_lo, x_hi = min(max(0, cx - w + 1), width - w), max(0, min(cx, width - w))
+    y, x = int(rng.integers(y_lo, y_hi + 1)), int(rng.integers(x_lo, x_hi + 1))
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    moved, _ = clip_boxes(b - np.float32([x, y, x, y]), np.zeros(len(b)), (h, w), area)
+    return image[y:y + h, x:x + w], moved
+
+
 class DetectorTask:
     kind = "detector"
     default_data = "coco128:split=all"
@@ -128,6 +169,7 @@ class DetectorTask:
         import tensorflow as tf
 
         input_hw = tuple(int(v) for v in model_config.input_shape[:2])
+        train_hw = window_hw(options, input_hw)
         main = load_samples(train)
         pools = [_pool(main, input_hw, options.min_visibility)]
         extra = None
@@ -143,10 +185,11 @@ class DetectorTask:
         epoch = {"n": 0}
 
         def encode(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-            heat, box, mask = encode_targets(boxes, input_hw, STRIDE, min_radius=options.min_radius)
+            hw = image.shape[:2]
+            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius)
             box = box_target_for_loss(box, mask)
             if options.box_neighbours:
-                box = spread_box_targets(boxes, box, input_hw)
+                box = spread_box_targets(boxes, box, hw)
             return image.astype(np.float32) * np.float32(1 / 255.0), {"heatmap": heat, "box": box}
 
         def train_items():
@@ -164,20 +207,24 @@ class DetectorTask:
                     image, boxes = pool.images[i], pool.boxes[i]
                 if config.augment:
                     image, boxes, _ = augment_detection(image, boxes, np.zeros(len(boxes), np.int64), rng, augment)
+                if train_hw != input_hw:
+                    image, boxes = random_window(image, boxes, train_hw, rng, options.person_crop)
                 yield encode(image, boxes)
 
         def val_items():
             for i in range(len(val_pool.images)):
                 yield encode(val_pool.images[i], val_pool.boxes[i])
 
-        h, w = input_hw
-        signature = (tf.TensorSpec((h, w, 3), tf.float32),
-                     {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
-                      "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
-        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature)
-        val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature)
+        def signature(h: int, w: int) -> tuple:
+            return (tf.TensorSpec((h, w, 3), tf.float32),
+                    {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
+                     "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
+
+        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*train_hw))
+        val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*input_hw))
         describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
                     "val": val_samples.describe, "per_epoch": {"main": n_main, "extra": n_extra},
+                    "input_hw": list(input_hw), "train_hw": list(train_hw),
                     "augment": bool(config.augment)}
         return Datasets(train=train_ds.batch(config.batch_size).prefetch(2),
                         val=val_ds.batch(config.batch_size).cache().prefetch(2),
@@ -189,6 +236,11 @@ class DetectorTask:
 
         from toolkit.models.detector import detector_losses
 
+        input_hw = (int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2]))
+        if window_hw(options, input_hw) != input_hw:
+            # Window training: the layers are size-agnostic, only the functional model's input check pins H x W.
+            # Lift it on this in-memory model; the saved file keeps its fixed input (conversion, evaluation).
+            model.input_spec = None
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
                                                           decay_steps=max(1, config.epochs * steps_per_epoch))
         model.compile(optimizer=keras.optimizers.Adam(schedule),
@@ -203,6 +255,7 @@ def _check(options: DetectorTaskOptions) -> None:
         (not 0.0 <= options.min_visibility <= 1.0, "min_visibility must be in [0, 1]"),
         (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
         (options.box_weight <= 0 or options.min_radius < 0, "box_weight must be > 0 and min_radius >= 0"),
+        (not 0.0 <= options.person_crop <= 1.0, "person_crop must be a probability in [0, 1]"),
     ]
     for bad, message in problems:
         if bad:
