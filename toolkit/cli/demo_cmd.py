@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="live view: MJPEG stream and status page (e.g. 0.0.0.0:8080; port 0 = any free)")
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
     parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="interpreter threads per model (default: all usable cores)")
+                        help="interpreter threads per model (default: half the usable cores: the pipeline "
+                             "stages already run in parallel)")
     parser.add_argument("--every-n-seg", type=non_negative_int, metavar="N",
                         help="segment every N-th frame, reuse the mask in between (default 3; 0 = off)")
     parser.add_argument("--behaviour", choices=("model", "constant-velocity"),
