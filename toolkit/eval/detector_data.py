@@ -24,12 +24,6 @@ Sources (SPEC keys in :mod:`toolkit.data.spec`):
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +36,21 @@ from toolkit.data.augment import Letterbox, letterbox
 from toolkit.data.records import DetectionRecord
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
+from toolkit.eval.sample_sets import (
+    cached_scene,
+    kept_count,
+    kept_frames,
+    parse_fold_split,
+    parse_scene_set,
+    spec_limit,
+    stratified_folds,
+)
 
 PERSON = 0  # class id of a person in every record this module returns
 IGNORE_VISIBILITY = 0.5  # synthetic people less visible than this are ignore regions when scoring
 IGNORE_HEIGHT_PX = 8.0  # ...and so are synthetic people shorter than this (frame pixels)
 COCO128_FOLDS = 4  # default number of cross-validation folds
 YOLO_FOLDS = 5  # a yolo folder's split=val is fold 0 of this many (20 %)
-SYNTHETIC_VAL_OFFSET = 1000  # split=val scene seeds = train seeds + this
 
 
 @dataclass
@@ -81,11 +83,8 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
         raise UsageError(f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, "
                          f"not {spec.name}")
     samples = loaders[spec.name](spec)
-    limits = [v for v in (limit, spec.get_int("limit")) if v is not None]  # the SPEC's and the caller's
-    if limits:
-        limit = min(limits)
-        if limit < 1:
-            raise UsageError(f"data '{spec}': limit must be >= 1, got {limit}")
+    limit = spec_limit(spec, limit)
+    if limit is not None:
         samples = samples.subset(range(min(limit, len(samples))))
     if not len(samples):
         raise UsageError(f"data '{spec}': no images selected")
@@ -97,35 +96,7 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
 
 def fold_of(records: list[DetectionRecord], folds: int) -> np.ndarray:
     """Fold index per record: sorted by file name, stratified by "holds a person", i-th of a group -> i % folds."""
-    order = sorted(range(len(records)), key=lambda i: Path(records[i].path).name)
-    fold = np.zeros(len(records), np.int64)
-    counters = {True: 0, False: 0}
-    for i in order:
-        group = bool(len(records[i].boxes))
-        fold[i] = counters[group] % folds
-        counters[group] += 1
-    return fold
-
-
-def _split(spec: DataSpec, records: list[DetectionRecord], default_folds: int, default_fold: int | None) -> tuple[
-        list[int], dict[str, Any]]:
-    split = spec.get("split")
-    named_fold = "fold" in spec.options or "folds" in spec.options
-    if split is None:
-        if named_fold:
-            raise UsageError(f"data '{spec}': say which side of the fold you want: add split=train or split=val")
-        split = "all"
-    if split not in ("train", "val", "all"):
-        raise UsageError(f"data '{spec}': split must be train, val or all, got '{split}'")
-    folds = spec.get_int("folds", default_folds)
-    fold = spec.get_int("fold", default_fold if default_fold is not None else 0)
-    if folds < 2 or not 0 <= fold < folds:
-        raise UsageError(f"data '{spec}': need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
-    assigned = fold_of(records, folds)
-    keep = {"all": assigned >= 0, "val": assigned == fold, "train": assigned != fold}[split]
-    rule = (f"stratified {folds}-fold split by file name (person / no person, i-th image -> fold i % {folds}); "
-            f"split={split}" + (f", fold {fold}" if split != "all" else ""))
-    return [int(i) for i in np.flatnonzero(keep)], {"split": split, "fold": fold, "folds": folds, "rule": rule}
+    return stratified_folds([Path(r.path).name for r in records], [bool(len(r.boxes)) for r in records], folds)
 
 
 def _photo_samples(records: list[DetectionRecord], describe: dict[str, Any]) -> Samples:
@@ -149,9 +120,12 @@ def _yolo_folder(spec: DataSpec, images: Path, labels: Path, folds: int, name: s
     from toolkit.data.yolo import load_yolo_detection
 
     records = load_yolo_detection(images, labels, keep_classes=[PERSON])
-    keep, describe = _split(spec, records, folds, 0)
-    selected = [records[i] for i in keep]
-    return _photo_samples(selected, {"source": name, "spec": str(spec), "images_dir": str(images), **describe})
+    split = parse_fold_split(spec, folds)
+    selected = [records[int(i)] for i in split.keep(fold_of(records, split.folds))]
+    rule = (f"stratified {split.folds}-fold split by file name (person / no person, i-th image -> fold "
+            f"i % {split.folds}); {split.rule_tail()}")
+    return _photo_samples(selected, {"source": name, "spec": str(spec), "images_dir": str(images),
+                                     **split.describe(), "rule": rule})
 
 
 def _coco128(spec: DataSpec) -> Samples:
@@ -183,27 +157,15 @@ def _coco_json(spec: DataSpec) -> Samples:
 
 
 def _synthetic(spec: DataSpec) -> Samples:
-    from toolkit.data.synthetic import SceneConfig
-
-    split = spec.get("split", "train")
-    if split not in ("train", "val"):
-        raise UsageError(f"data '{spec}': synthetic split must be train or val, got '{split}'")
-    seed, scenes = spec.get_int("seed", 0), spec.get_int("scenes", 1)
-    frames, every = spec.get_int("frames", 400), spec.get_int("every", 2)
-    jitter = _float(spec, "jitter", 1.0)
-    if scenes < 1 or frames < 1 or every < 1:
-        raise UsageError(f"data '{spec}': scenes, frames and every must be >= 1")
-    base = seed + (SYNTHETIC_VAL_OFFSET if split == "val" else 0)
-    size = {k: spec.get_int(k) for k in ("width", "height") if spec.get(k) is not None}
-    parts = [_render_cached(SceneConfig(seed=base + s, camera_jitter=jitter, **size), frames, every)
-             for s in range(scenes)]
+    scenes = parse_scene_set(spec)
+    parts = [_render_cached(config, scenes.frames, scenes.every) for config in scenes.configs()]
     records, visibility, where = [], [], []
     for p, (folder, boxes, vis, counts, hw) in enumerate(parts):
         starts = np.concatenate([[0], np.cumsum(counts)])
         for f in range(len(counts)):
             b, v = boxes[starts[f]:starts[f + 1]], vis[starts[f]:starts[f + 1]]
             ignore = (v < IGNORE_VISIBILITY) | (b[:, 3] - b[:, 1] < IGNORE_HEIGHT_PX)
-            records.append(DetectionRecord(folder / f"frame{f * every:05d}", hw[1], hw[0], b,
+            records.append(DetectionRecord(folder / f"frame{f * scenes.every:05d}", hw[1], hw[0], b,
                                            np.zeros(len(b), np.int64), image_id=len(records), crowd=ignore))
             visibility.append(v)
             where.append((p, f))
@@ -213,30 +175,10 @@ def _synthetic(spec: DataSpec) -> Samples:
         p, f = where[i]
         return cv2.cvtColor(np.ascontiguousarray(arrays[p][f]), cv2.COLOR_BGR2RGB)
 
-    describe = {"source": "synthetic", "spec": str(spec), "split": split, "scene_seeds": [base, base + scenes - 1],
-                "frames_per_scene": frames, "every": every, "camera_jitter": jitter,
+    describe = {**scenes.describe(spec),
                 "rule": f"people with visibility < {IGNORE_VISIBILITY} or shorter than {IGNORE_HEIGHT_PX:g} px are "
                         "ignore regions"}
     return Samples(records, visibility, load, describe)
-
-
-def _float(spec: DataSpec, key: str, default: float) -> float:
-    value = spec.get(key)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise UsageError(f"data spec '{spec}': {key}={value} is not a number") from None
-
-
-def _generator_hash() -> str:
-    from toolkit.data import synthetic
-
-    digest = hashlib.sha256()
-    for file in sorted(Path(synthetic.__file__).parent.glob("synthetic*.py")):
-        digest.update(file.name.encode() + file.read_bytes())
-    return digest.hexdigest()
 
 
 def cache_root() -> Path:
@@ -248,48 +190,23 @@ def cache_root() -> Path:
 def _render_cached(config: Any, frames: int, every: int) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray,
                                                                    tuple[int, int]]:
     """Render (or reuse) one scene: (folder, boxes (M, 4), visibility (M,), boxes per frame (F,), frame hw)."""
-    from dataclasses import asdict
-
-    key_src = json.dumps({"config": asdict(config), "frames": frames, "every": every,
-                          "generator": _generator_hash()}, sort_keys=True)
-    folder = cache_root() / hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    if not (folder / "labels.npz").is_file():
-        _render_into(folder, config, frames, every, key_src)
+    folder = cached_scene(cache_root(), config, frames, every, "labels.npz", _write_scene)
     with np.load(folder / "labels.npz") as labels:
         return (folder, labels["boxes"], labels["visibility"], labels["counts"],
                 (int(config.height), int(config.width)))
 
 
-def _render_into(folder: Path, config: Any, frames: int, every: int, key_src: str) -> None:
-    from toolkit.data.synthetic import StreetScene
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
-        scene = StreetScene(config)
-        kept = (frames + every - 1) // every
-        images = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
-                                           shape=(kept, config.height, config.width, 3))
-        boxes, vis, counts = [], [], []
-        for i in range(frames):
-            if i % every:
-                scene.advance()  # simulate without rendering the frames we skip
-                continue
-            frame = scene.step()
-            images[i // every] = frame.image
-            boxes.append(frame.boxes.reshape(-1, 4))
-            vis.append(frame.visibility.reshape(-1))
-            counts.append(len(frame.boxes))
-        images.flush()
-        del images
-        np.savez(tmp / "labels.npz", boxes=np.concatenate(boxes).astype(np.float32),
-                 visibility=np.concatenate(vis).astype(np.float32), counts=np.asarray(counts, np.int64))
-        (tmp / "key.json").write_text(key_src + "\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process rendered the same scene first: keep theirs
-            if not (folder / "labels.npz").is_file():
-                raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
+def _write_scene(folder: Path, config: Any, frames: int, every: int) -> None:
+    """Kept frames as ``frames.npy`` (K, H, W, 3) BGR; boxes, visibility and boxes per frame in ``labels.npz``."""
+    images = np.lib.format.open_memmap(folder / "frames.npy", mode="w+", dtype=np.uint8,
+                                       shape=(kept_count(frames, every), config.height, config.width, 3))
+    boxes, vis, counts = [], [], []
+    for k, frame in kept_frames(config, frames, every):
+        images[k] = frame.image
+        boxes.append(frame.boxes.reshape(-1, 4))
+        vis.append(frame.visibility.reshape(-1))
+        counts.append(len(frame.boxes))
+    images.flush()
+    del images
+    np.savez(folder / "labels.npz", boxes=np.concatenate(boxes).astype(np.float32),
+             visibility=np.concatenate(vis).astype(np.float32), counts=np.asarray(counts, np.int64))
