@@ -8,7 +8,7 @@ tf.lite.TFLiteConverter, loads it once with toolkit.runtime.Runner and alternate
 with the harness loop toolkit.bench.measure.time_invokes(invoke, n) (per-invoke clock reads, list stores, GC
 paused). Rounds are short (50 invokes) and many, alternating which loop goes first; the figures are medians over
 rounds, so a neighbour's burst of load spoils a few rounds of both loops instead of biasing one. On a loaded machine that figure is noisy, so the script also times both loops
-around a no-op callable: the harness's own added nanoseconds per invoke, as a fraction of the model's latency. Prints a summary and writes JSON (default out/bench_overhead.json).
+around a no-op callable: the harness's own added nanoseconds per invoke, as a fraction of the model's latency. Prints a summary and writes JSON (default build/bench/bench_overhead.json).
 
     python scripts/bench_overhead.py [--model m.tflite] [--rounds 201] [--runs 50] [--threads 1]
 """
@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=201)
     parser.add_argument("--runs", type=int, default=50, help="invokes per loop per round")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("out/bench_overhead.json"))
+    parser.add_argument("--out", type=Path, default=Path("build/bench/bench_overhead.json"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,7 @@ importer (fp32, int8), interleaved round by round so machine noise hits every ru
 
 Reports p50/p90 latency of a full call (set input, run, fetch output), the p50 ratio against LiteRT fp32, and output
 agreement (max abs difference against the Keras model on real COCO128 images). A runtime that cannot load the
-model is listed with its one-line error instead of silently dropped. Writes JSON (default out/bench_peers.json).
+model is listed with its one-line error instead of silently dropped. Writes JSON (default build/bench/bench_peers.json).
 
     python scripts/bench_peers.py [--keras model.keras] [--threads 1] [--rounds 30] [--per-round 10]
 
@@ -144,7 +144,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--per-round", type=int, default=10, help="timed calls per runtime per round")
-    parser.add_argument("--out", type=Path, default=Path("out/bench_peers.json"))
+    parser.add_argument("--out", type=Path, default=Path("build/bench/bench_peers.json"))
     args = parser.parse_args()
 
     import keras
