@@ -26,6 +26,7 @@ from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.detector_data import PERSON, Samples, load_samples, model_input
+from toolkit.eval.image_inputs import ImageSource, image_input_hw, letterboxed_inputs, unit_float
 from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
 
@@ -92,7 +93,7 @@ def predict_samples(predictor: Predictor, samples: Samples, scoring: ScoringConf
     for start in range(0, len(samples), scoring.chunk):
         idx = range(start, min(start + scoring.chunk, len(samples)))
         boxed = [model_input(samples.load(i), input_hw) for i in idx]
-        images = np.stack([b for b, _ in boxed]).astype(np.float32) * np.float32(1 / 255.0)
+        images = unit_float(np.stack([b for b, _ in boxed]))
         result = predictor.predict({"image": images}, batch_size=batch_size)
         for j, (_, transform) in enumerate(boxed):
             found = postprocess(result["heatmap"][j], result["box"][j], transform, input_hw, post)
@@ -110,11 +111,7 @@ def hog_predictions(samples: Samples) -> list[Prediction]:
 
 
 def input_hw_of(predictor: Predictor) -> tuple[int, int]:
-    shape = predictor.input_shapes.get("image")
-    if shape is None or len(shape) != 3 or shape[2] != 3:
-        raise UsageError(f"{predictor.path}: a detector takes an 'image' input of shape (H, W, 3), got "
-                         f"{predictor.input_shapes}")
-    return int(shape[0]), int(shape[1])
+    return image_input_hw(predictor, "detector")
 
 
 def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConfig()) -> EvalReport:
@@ -138,24 +135,11 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
 
 def model_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
                  seed: int = 0) -> dict[str, np.ndarray]:
-    """Realistic detector inputs: letterboxed RGB images in [0, 1], float32 (N, H, W, 3), from a detection SPEC
+    """Realistic detector inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a detection SPEC
     or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
-    shape = input_shapes.get("image")
-    if shape is None or len(shape) != 3:
-        raise UsageError(f"a detector takes one 'image' input (H, W, 3), got inputs {dict(input_shapes)}")
-    input_hw = (int(shape[0]), int(shape[1]))
-    if spec.name == "images":
-        from toolkit.data.image_folder import list_images, read_rgb
+    return letterboxed_inputs(spec, input_shapes, "detector", _sample_images, limit, seed)
 
-        files = list_images(spec.get("path"))
-        if not files:
-            raise UsageError(f"data '{spec}': no images found")
-        load, n = (lambda i: read_rgb(files[i])), len(files)
-    else:
-        samples = load_samples(spec)
-        load, n = samples.load, len(samples)
-    pick = np.arange(n)
-    if limit is not None and limit < n:
-        pick = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-    images = np.stack([model_input(load(int(i)), input_hw)[0] for i in pick])
-    return {"image": images.astype(np.float32) * np.float32(1 / 255.0)}
+
+def _sample_images(spec: DataSpec) -> ImageSource:
+    samples = load_samples(spec)
+    return samples.load, len(samples)

@@ -31,6 +31,7 @@ from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval import metrics as m
 from toolkit.eval.config import EvalConfig
+from toolkit.eval.image_inputs import ImageSource, image_input_hw, letterboxed_inputs, unit_float
 from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
 from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_input
@@ -84,7 +85,7 @@ def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int
 
     input_hw = input_hw_of(predictor)
     boxed = [model_input(image, None, input_hw) for image in images]
-    batch = np.stack([b[0] for b in boxed]).astype(np.float32) * np.float32(1 / 255.0)
+    batch = unit_float(np.stack([b[0] for b in boxed]))
     scores = predictor.predict({"image": batch}, batch_size=batch_size)["mask"]
     if classes is not None and scores.shape[-1] != classes:
         raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
@@ -129,11 +130,7 @@ def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusion
 
 
 def input_hw_of(predictor: Predictor) -> tuple[int, int]:
-    shape = predictor.input_shapes.get("image")
-    if shape is None or len(shape) != 3 or shape[2] != 3:
-        raise UsageError(f"{predictor.path}: a segmenter takes an 'image' input of shape (H, W, 3), got "
-                         f"{predictor.input_shapes}")
-    return int(shape[0]), int(shape[1])
+    return image_input_hw(predictor, "segmenter")
 
 
 def iou_metrics(confusions: Confusions, names: tuple[str, ...]) -> dict[str, float]:
@@ -197,24 +194,11 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
 
 def model_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
                  seed: int = 0) -> dict[str, np.ndarray]:
-    """Realistic segmenter inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a segmentation SPEC or an
-    ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
-    shape = input_shapes.get("image")
-    if shape is None or len(shape) != 3:
-        raise UsageError(f"a segmenter takes one 'image' input (H, W, 3), got inputs {dict(input_shapes)}")
-    input_hw = (int(shape[0]), int(shape[1]))
-    if spec.name == "images":
-        from toolkit.data.image_folder import list_images, read_rgb
+    """Realistic segmenter inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a segmentation SPEC
+    or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
+    return letterboxed_inputs(spec, input_shapes, "segmenter", _sample_images, limit, seed)
 
-        files = list_images(spec.get("path"))
-        if not files:
-            raise UsageError(f"data '{spec}': no images found")
-        load, n = (lambda i: read_rgb(files[i])), len(files)
-    else:
-        samples = load_samples(spec)
-        load, n = (lambda i: samples.load(i)[0]), len(samples)
-    pick = np.arange(n)
-    if limit is not None and limit < n:
-        pick = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-    images = np.stack([model_input(load(int(i)), None, input_hw)[0] for i in pick])
-    return {"image": images.astype(np.float32) * np.float32(1 / 255.0)}
+
+def _sample_images(spec: DataSpec) -> ImageSource:
+    samples = load_samples(spec)
+    return (lambda i: samples.load(i)[0]), len(samples)
