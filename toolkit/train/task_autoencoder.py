@@ -12,10 +12,9 @@ from typing import Any, Literal
 
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval.classifier import load_labelled_images
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
-from toolkit.train.task_classifier import Affine, adam_cosine, image_dataset
+from toolkit.train.task_classifier import Affine, adam_cosine, labelled_image_datasets
 
 
 @dataclass(frozen=True)
@@ -44,16 +43,8 @@ class AutoencoderTask:
     def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options,
                  model_config: Any) -> Datasets:
         """(image, {"reconstruction": image}) batches; images shaped to ``model_config.input_shape``."""
-        affine = _check(options)
-        shape = tuple(model_config.input_shape)
         targets = lambda x, _labels: {"reconstruction": x}  # noqa: E731
-        train_data = load_labelled_images(train, shape, "train")
-        train_ds = image_dataset(train_data.images, targets, config, train_data.labels, True, affine)
-        val_data = load_labelled_images(val, shape, "val") if val is not None else None
-        val_ds = image_dataset(val_data.images, targets, config, val_data.labels) if val_data else None
-        return Datasets(train_ds, val_ds, len(train_data.images), len(val_data.images) if val_data else 0,
-                        {"train": train_data.describe, "val": val_data.describe if val_data else None,
-                         "augment": vars(affine) if config.augment else None})
+        return labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets, _check(options))
 
     def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
         import keras

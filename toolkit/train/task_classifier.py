@@ -5,8 +5,8 @@ training, evaluation and calibration see identical float32 [0, 1] images. Augmen
 warp per image (shift, rotation, zoom; training split only, only with ``TrainConfig.augment``). The loss is
 cross-entropy with label smoothing on the ``probs`` output; the optimizer is Adam with a cosine decay.
 
-The tf.data helpers here (:func:`image_dataset`, :func:`random_affine`, :func:`adam_cosine`) are shared by the
-autoencoder and VAE tasks.
+The tf.data helpers here (:func:`labelled_image_datasets`, :func:`image_dataset`, :func:`random_affine`,
+:func:`adam_cosine`) are shared by the autoencoder and VAE tasks.
 """
 
 from __future__ import annotations
@@ -96,6 +96,27 @@ def image_dataset(images: np.ndarray, make_targets: Callable[[Any], Any], config
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def labelled_image_datasets(train: DataSpec, val: DataSpec | None, config: TrainConfig, shape: tuple[int, ...],
+                            make_targets: Callable[[Any, Any], Any], affine: Affine,
+                            classes: int | None = None) -> Datasets:
+    """Training and validation pipelines (:func:`image_dataset`) of the labelled images of two SPECs.
+
+    Images are shaped to ``shape``; the training side is shuffled and augmented with ``affine``. ``classes``: the
+    model's number of classes, checked against the training labels (None: labels are not targets). Returns
+    :class:`Datasets` whose describe holds the train / val data descriptions and the augmentation used.
+    """
+    train_data = load_labelled_images(train, shape, "train")
+    if classes is not None and int(train_data.labels.max()) >= classes:
+        raise UsageError(f"data '{train}' has labels up to {int(train_data.labels.max())} but the model has "
+                         f"{classes} classes (set model.num_classes)")
+    train_ds = image_dataset(train_data.images, make_targets, config, train_data.labels, True, affine)
+    val_data = load_labelled_images(val, shape, "val") if val is not None else None
+    val_ds = image_dataset(val_data.images, make_targets, config, val_data.labels) if val_data else None
+    return Datasets(train_ds, val_ds, len(train_data.images), len(val_data.images) if val_data else 0,
+                    {"train": train_data.describe, "val": val_data.describe if val_data else None,
+                     "augment": vars(affine) if config.augment else None})
+
+
 def cosine_schedule(config: TrainConfig, steps_per_epoch: int, min_lr_fraction: float = 0.0) -> Any:
     """``config.learning_rate`` decaying along a cosine to ``min_lr_fraction`` of it over epochs x steps."""
     import keras
@@ -134,20 +155,10 @@ class ClassifierTask:
         import tensorflow as tf
 
         _check_options(options)
-        shape = tuple(model_config.input_shape)
         classes = int(model_config.num_classes)
-        train_data = load_labelled_images(train, shape, "train")
-        if int(train_data.labels.max()) >= classes:
-            raise UsageError(f"data '{train}' has labels up to {int(train_data.labels.max())} but the model has "
-                             f"{classes} classes (set model.num_classes)")
         targets = lambda x, y: {"probs": tf.one_hot(y, classes)}  # noqa: E731
         affine = Affine(options.max_shift, options.max_rotation, options.max_zoom)
-        train_ds = image_dataset(train_data.images, targets, config, train_data.labels, True, affine)
-        val_data = load_labelled_images(val, shape, "val") if val is not None else None
-        val_ds = image_dataset(val_data.images, targets, config, val_data.labels) if val_data else None
-        return Datasets(train_ds, val_ds, len(train_data.images), len(val_data.images) if val_data else 0,
-                        {"train": train_data.describe, "val": val_data.describe if val_data else None,
-                         "augment": vars(affine) if config.augment else None})
+        return labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets, affine, classes)
 
     def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
         import keras
