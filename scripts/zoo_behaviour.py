@@ -26,18 +26,15 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
 
-from toolkit.config import apply_overrides  # noqa: E402
-from toolkit.data.trajectories import SCENES  # noqa: E402
-from toolkit.errors import UsageError  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.train.config import TrainConfig  # noqa: E402
-from toolkit.train.trainer import load_recipe  # noqa: E402
+from toolkit.config import apply_overrides
+from toolkit.data.trajectories import SCENES
+from toolkit.errors import UsageError
+from toolkit.fileio import write_json_atomic
+from toolkit.train.trainer import load_recipe
 
 RECIPE = REPO / "models" / "behaviour" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "behaviour_loo"
@@ -45,21 +42,9 @@ OUT = REPO / "models" / "behaviour" / "loo_eth_ucy.json"
 METRICS = ("ade", "fde")
 
 
-def parse_sets(values: list[str]) -> dict[str, dict[str, Any]]:
-    """``table.key=value`` strings -> {"model": {...}, "task": {...}, "train": {...}} (values parsed as TOML)."""
-    import tomllib
-
-    tables: dict[str, dict[str, Any]] = {"model": {}, "task": {}, "train": {}}
-    for item in values:
-        name, eq, value = item.partition("=")
-        table, dot, key = name.partition(".")
-        if not eq or not dot or table not in tables:
-            raise UsageError(f"--set {item}: expected model.KEY=VALUE, task.KEY=VALUE or train.KEY=VALUE")
-        try:
-            tables[table][key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            tables[table][key] = value  # a bare string such as a SPEC
-    return tables
+def loo_task(recipe: dict[str, Any], sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The recipe's [task] without its synthetic extra data (ETH/UCY only), then the --set task.* overrides."""
+    return {**recipe.get("task", {}), "extra_data": "", "extra_val_data": "", **sets["task"]}
 
 
 def run_scene(scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict:
@@ -71,13 +56,9 @@ def run_scene(scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]
     train_spec, val_spec = f"eth_ucy:scene={scene},split=train", f"eth_ucy:scene={scene},split=val"
     test_spec = f"eth_ucy:scene={scene},split=test"
     keras_path, tflite_path = args.work / f"{scene}.keras", args.work / f"{scene}_int8.tflite"
-    train_overrides = {**recipe.get("train", {}), **sets["train"], "data": train_spec, "val_data": val_spec,
-                       "run_dir": str(args.work / f"{scene}.run")}
-    if args.epochs:
-        train_overrides["epochs"] = args.epochs
-    config = apply_overrides(TrainConfig(), train_overrides, where="[train]")
-    task = {**recipe.get("task", {}), "extra_data": "", "extra_val_data": "", **sets["task"]}
-    model = {**recipe.get("model", {}), **sets["model"]}
+    config = train_config(recipe, sets, args.epochs, data=train_spec, val_data=val_spec,
+                          run_dir=str(args.work / f"{scene}.run"))
+    task, model = loo_task(recipe, sets), merged(recipe, sets, "model")
     started = time.perf_counter()
     reused = bool(args.skip_train and keras_path.exists())
     if not reused:
@@ -129,23 +110,17 @@ def summarise(rows: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str
         "average": [average],
         **verdict,
         "config": {"recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
-                   "train": recipe.get("train", {}), "model": {**recipe.get("model", {}), **sets["model"]},
-                   "task": {**recipe.get("task", {}), "extra_data": "", "extra_val_data": "", **sets["task"]},
+                   "train": recipe.get("train", {}), "model": merged(recipe, sets, "model"),
+                   "task": loo_task(recipe, sets),
                    "overrides": sets, "epochs": args.epochs},
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", type=Path, default=RECIPE, help="recipe with [train]/[model]/[task] tables")
+    add_common_arguments(parser, RECIPE, WORK, OUT, set_example="model.d_model=48")
     parser.add_argument("--scenes", default=",".join(SCENES), help="comma-separated held-out scenes (default: all)")
-    parser.add_argument("--epochs", type=int, help="override [train] epochs (quick looks)")
-    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
-                        help="override a model / task / train key, e.g. model.d_model=48 (repeatable)")
-    parser.add_argument("--work", type=Path, default=WORK, help=f"models and run folders (default {WORK})")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON table to write (default {OUT})")
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/<scene>.keras when present")
-    parser.add_argument("--threads", type=int, default=2, help="interpreter threads for the int8 evaluation")
     args = parser.parse_args()
     try:
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()]

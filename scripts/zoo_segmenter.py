@@ -30,37 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from toolkit.config import apply_overrides  # noqa: E402
-from toolkit.errors import UsageError  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.train.config import TrainConfig  # noqa: E402
-from toolkit.train.trainer import load_recipe  # noqa: E402
+from toolkit.config import apply_overrides
+from toolkit.errors import UsageError
+from toolkit.fileio import write_json_atomic
+from toolkit.train.trainer import load_recipe
 
 RECIPE = REPO / "models" / "scene_segmenter" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "scene_segmenter_cv"
 OUT = REPO / "models" / "scene_segmenter" / "coco128_cv.json"
 FOLDS = 4
-
-
-def parse_sets(values: list[str]) -> dict[str, dict[str, Any]]:
-    """``table.key=value`` strings -> {"model": {...}, "task": {...}, "train": {...}} (values parsed as TOML)."""
-    import tomllib
-
-    tables: dict[str, dict[str, Any]] = {"model": {}, "task": {}, "train": {}}
-    for item in values:
-        name, eq, value = item.partition("=")
-        table, dot, key = name.partition(".")
-        if not eq or not dot or table not in tables:
-            raise UsageError(f"--set {item}: expected model.KEY=VALUE, task.KEY=VALUE or train.KEY=VALUE")
-        try:
-            tables[table][key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            tables[table][key] = value  # a bare string such as a SPEC
-    return tables
 
 
 def fold_spec(args: argparse.Namespace, fold: int, split: str) -> str:
@@ -102,12 +82,9 @@ def run_fold(fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]],
     if args.skip_train and cached.is_file():
         return json.loads(cached.read_text())
     keras_path, tflite_path = args.work / f"fold{fold}.keras", args.work / f"fold{fold}_int8.tflite"
-    train_overrides = {**recipe.get("train", {}), **sets["train"], "run_dir": str(args.work / f"fold{fold}.run")}
-    if args.epochs:
-        train_overrides["epochs"] = args.epochs
-    config = apply_overrides(TrainConfig(), train_overrides, where="[train]")
-    task = {**recipe.get("task", {}), **sets["task"], "extra_data": fold_spec(args, fold, "train")}
-    model = {**recipe.get("model", {}), **sets["model"]}
+    config = train_config(recipe, sets, args.epochs, run_dir=str(args.work / f"fold{fold}.run"))
+    task = merged(recipe, sets, "task", extra_data=fold_spec(args, fold, "train"))
+    model = merged(recipe, sets, "model")
     started = time.perf_counter()
     if not (args.skip_train and keras_path.exists()):
         print(f"[fold {fold}] training with {task['extra_data']}, {config.epochs} epochs", flush=True)
@@ -187,25 +164,19 @@ def summarise(results: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[
     if zero is not None:
         out["zero_shot"] = [zero]
         notes.append("zero_shot = a model trained without any COCO128 photo, scored on all 100 (no fold needed)")
-    out["config"] = {"recipe": str(args.recipe), "model": {**recipe.get("model", {}), **sets["model"]},
+    out["config"] = {"recipe": str(args.recipe), "model": merged(recipe, sets, "model"),
                      "overrides": changed}
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", type=Path, default=RECIPE, help="recipe with [train]/[model]/[task]/[convert]")
+    add_common_arguments(parser, RECIPE, WORK, OUT, set_example="task.per_epoch=240")
     parser.add_argument("--folds", type=int, default=FOLDS, help=f"number of folds (default {FOLDS})")
     parser.add_argument("--folds-to-run", help="comma-separated fold indices (default: all); others are read from "
                                                "WORK/fold<k>.json when present")
-    parser.add_argument("--epochs", type=int, help="override [train] epochs (recorded in the output)")
-    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
-                        help="override a model / task / train key, e.g. task.per_epoch=240 (repeatable, recorded)")
     parser.add_argument("--zero-shot", type=Path, help="also score this model (never trained on COCO128) on all folds")
-    parser.add_argument("--work", type=Path, default=WORK, help=f"models and run folders (default {WORK})")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON table to write (default {OUT})")
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/fold<k>.keras / fold<k>.json")
-    parser.add_argument("--threads", type=int, default=2, help="interpreter threads for the int8 evaluation")
     args = parser.parse_args()
     try:
         if args.folds < 2:
