@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers_data import one_line_error
 
 from toolkit.data.image_folder import (
     image_size,
@@ -25,15 +26,6 @@ from toolkit.data.masks import (
     remap_mask,
     resize_mask,
 )
-from toolkit.errors import UsageError
-
-
-def one_line_error(func, *args, **kwargs) -> str:
-    with pytest.raises(UsageError) as info:
-        func(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def write_rgb(path, rgb: np.ndarray) -> None:

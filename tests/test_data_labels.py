@@ -9,6 +9,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from helpers_data import one_line_error
 
 from toolkit.data.coco_json import coco_detections, coco_ground_truth, load_coco_detection
 from toolkit.data.masks import PERSON_FROM_PANOPTIC, load_mask, pair_masks, polygons_to_mask
@@ -21,15 +22,6 @@ from toolkit.data.yolo import (
     read_yolo_boxes,
     read_yolo_polygons,
 )
-from toolkit.errors import UsageError
-
-
-def one_line_error(func, *args, **kwargs) -> str:
-    with pytest.raises(UsageError) as info:
-        func(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import one_line_error
 
 from toolkit.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_idx, split_indices
-from toolkit.errors import UsageError
-
-
-def one_line_error(func, *args, **kwargs) -> str:
-    with pytest.raises(UsageError) as info:
-        func(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def idx_bytes(magic: int, shape: tuple[int, ...], data: bytes) -> bytes:

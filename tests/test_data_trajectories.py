@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_data import one_line_error
 
 from toolkit.data.augment import flip_trajectories
 from toolkit.data.trajectories import (
@@ -18,15 +19,6 @@ from toolkit.data.trajectories import (
     read_trajectory_file,
     to_relative,
 )
-from toolkit.errors import UsageError
-
-
-def one_line_error(func, *args, **kwargs) -> str:
-    with pytest.raises(UsageError) as info:
-        func(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def track_rows(ped: int, frames: range, x0: float = 0.0, vx: float = 1.0) -> list[str]:
