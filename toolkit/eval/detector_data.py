@@ -36,15 +36,7 @@ from toolkit.data.augment import Letterbox, letterbox
 from toolkit.data.records import DetectionRecord
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval.sample_sets import (
-    cached_scene,
-    kept_count,
-    kept_frames,
-    parse_fold_split,
-    parse_scene_set,
-    spec_limit,
-    stratified_folds,
-)
+from toolkit.eval import sample_sets
 
 PERSON = 0  # class id of a person in every record this module returns
 IGNORE_VISIBILITY = 0.5  # synthetic people less visible than this are ignore regions when scoring
@@ -83,11 +75,7 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
         raise UsageError(f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, "
                          f"not {spec.name}")
     samples = loaders[spec.name](spec)
-    limit = spec_limit(spec, limit)
-    if limit is not None:
-        samples = samples.subset(range(min(limit, len(samples))))
-    if not len(samples):
-        raise UsageError(f"data '{spec}': no images selected")
+    samples, _ = sample_sets.first_items(samples, spec, limit)
     boxes = sum(int((~r.crowd).sum()) for r in samples.records)
     samples.describe.update(images=len(samples), person_boxes=boxes,
                             images_with_person=sum(1 for r in samples.records if (~r.crowd).any()))
@@ -96,7 +84,8 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
 
 def fold_of(records: list[DetectionRecord], folds: int) -> np.ndarray:
     """Fold index per record: sorted by file name, stratified by "holds a person", i-th of a group -> i % folds."""
-    return stratified_folds([Path(r.path).name for r in records], [bool(len(r.boxes)) for r in records], folds)
+    names, has_person = [Path(r.path).name for r in records], [bool(len(r.boxes)) for r in records]
+    return sample_sets.stratified_folds(names, has_person, folds)
 
 
 def _photo_samples(records: list[DetectionRecord], describe: dict[str, Any]) -> Samples:
@@ -120,7 +109,7 @@ def _yolo_folder(spec: DataSpec, images: Path, labels: Path, folds: int, name: s
     from toolkit.data.yolo import load_yolo_detection
 
     records = load_yolo_detection(images, labels, keep_classes=[PERSON])
-    split = parse_fold_split(spec, folds)
+    split = sample_sets.parse_fold_split(spec, folds)
     selected = [records[int(i)] for i in split.keep(fold_of(records, split.folds))]
     rule = (f"stratified {split.folds}-fold split by file name (person / no person, i-th image -> fold "
             f"i % {split.folds}); {split.rule_tail()}")
@@ -157,7 +146,7 @@ def _coco_json(spec: DataSpec) -> Samples:
 
 
 def _synthetic(spec: DataSpec) -> Samples:
-    scenes = parse_scene_set(spec)
+    scenes = sample_sets.parse_scene_set(spec)
     parts = [_render_cached(config, scenes.frames, scenes.every) for config in scenes.configs()]
     records, visibility, where = [], [], []
     for p, (folder, boxes, vis, counts, hw) in enumerate(parts):
@@ -190,7 +179,7 @@ def cache_root() -> Path:
 def _render_cached(config: Any, frames: int, every: int) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray,
                                                                    tuple[int, int]]:
     """Render (or reuse) one scene: (folder, boxes (M, 4), visibility (M,), boxes per frame (F,), frame hw)."""
-    folder = cached_scene(cache_root(), config, frames, every, "labels.npz", _write_scene)
+    folder = sample_sets.cached_scene(cache_root(), config, frames, every, "labels.npz", _write_scene)
     with np.load(folder / "labels.npz") as labels:
         return (folder, labels["boxes"], labels["visibility"], labels["counts"],
                 (int(config.height), int(config.width)))
@@ -198,10 +187,10 @@ def _render_cached(config: Any, frames: int, every: int) -> tuple[Path, np.ndarr
 
 def _write_scene(folder: Path, config: Any, frames: int, every: int) -> None:
     """Kept frames as ``frames.npy`` (K, H, W, 3) BGR; boxes, visibility and boxes per frame in ``labels.npz``."""
-    images = np.lib.format.open_memmap(folder / "frames.npy", mode="w+", dtype=np.uint8,
-                                       shape=(kept_count(frames, every), config.height, config.width, 3))
+    shape = (sample_sets.kept_count(frames, every), config.height, config.width, 3)
+    images = np.lib.format.open_memmap(folder / "frames.npy", mode="w+", dtype=np.uint8, shape=shape)
     boxes, vis, counts = [], [], []
-    for k, frame in kept_frames(config, frames, every):
+    for k, frame in sample_sets.kept_frames(config, frames, every):
         images[k] = frame.image
         boxes.append(frame.boxes.reshape(-1, 4))
         vis.append(frame.visibility.reshape(-1))

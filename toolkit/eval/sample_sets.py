@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,16 +28,22 @@ from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 
 SYNTHETIC_VAL_OFFSET = 1000  # split=val scene seeds = train seeds + this, so validation scenes never train
+S = TypeVar("S")  # a sample set type (detector Samples, segmenter SegSamples)
 
 
-def spec_limit(spec: DataSpec, limit: int | None) -> int | None:
-    """The smaller of the caller's ``limit`` and the SPEC's ``limit=``; None when neither is set."""
+def first_items(samples: S, spec: DataSpec, limit: int | None) -> tuple[S, int | None]:
+    """Cut a sample set (anything with ``subset(indices)`` and ``len``) to its first N items, N the smaller of the
+    caller's ``limit`` and the SPEC's ``limit=``. Returns (samples, N or None when neither is set); a UsageError
+    when N < 1 or no item is left."""
     limits = [v for v in (limit, spec.get_int("limit")) if v is not None]
-    if not limits:
-        return None
-    if min(limits) < 1:
-        raise UsageError(f"data '{spec}': limit must be >= 1, got {min(limits)}")
-    return min(limits)
+    cut = min(limits) if limits else None
+    if cut is not None:
+        if cut < 1:
+            raise UsageError(f"data '{spec}': limit must be >= 1, got {cut}")
+        samples = samples.subset(range(min(cut, len(samples))))
+    if not len(samples):
+        raise UsageError(f"data '{spec}': no images selected")
+    return samples, cut
 
 
 def spec_float(spec: DataSpec, key: str, default: float) -> float:

@@ -35,15 +35,7 @@ from toolkit.data.augment import IGNORE, Letterbox, letterbox
 from toolkit.data.masks import MaskMapping
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval.sample_sets import (
-    cached_scene,
-    kept_count,
-    kept_frames,
-    parse_fold_split,
-    parse_scene_set,
-    spec_limit,
-    stratified_folds,
-)
+from toolkit.eval import sample_sets
 from toolkit.models.segmenter import CLASS_NAMES
 
 PERSON = CLASS_NAMES.index("person")
@@ -91,13 +83,10 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> SegSamples:
         raise UsageError(f"data '{spec}': the segmenter is trained and scored on {', '.join(loaders)} data "
                          f"(images with class-index masks), not {spec.name}")
     samples = loaders[spec.name](spec)
-    limit = spec_limit(spec, limit)
-    if limit is not None:
-        samples = samples.subset(range(min(limit, len(samples))))
-        samples.describe.pop("images_with_person", None)  # counted before the limit
-        samples.describe["limit"] = limit
-    if not len(samples):
-        raise UsageError(f"data '{spec}': no images selected")
+    samples, cut = sample_sets.first_items(samples, spec, limit)
+    if cut is not None:
+        samples.describe.pop("images_with_person", None)  # counted before the cut
+        samples.describe["limit"] = cut
     samples.describe["images"] = len(samples)
     return samples
 
@@ -107,7 +96,7 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> SegSamples:
 
 def fold_of(has_person: list[bool], names: list[str], folds: int) -> np.ndarray:
     """Fold per image: sorted by name, stratified by ``has_person``, the i-th of a group -> fold i % folds."""
-    return stratified_folds(names, has_person, folds)
+    return sample_sets.stratified_folds(names, has_person, folds)
 
 
 def _coco128(spec: DataSpec) -> SegSamples:
@@ -115,7 +104,7 @@ def _coco128(spec: DataSpec) -> SegSamples:
     from toolkit.data.masks import load_mask, pair_masks
     from toolkit.paths import shared_path
 
-    split = parse_fold_split(spec, COCO128_FOLDS)
+    split = sample_sets.parse_fold_split(spec, COCO128_FOLDS)
     root = Path(spec.get("root")) if spec.get("root") else shared_path("data", "coco128")
     pairs = pair_masks(root / "images" / "train2017", root / "semantic_segmentation" / "masks" / "train2017")
     lut = STREET_FROM_PANOPTIC.lut()
@@ -143,7 +132,7 @@ def _coco128(spec: DataSpec) -> SegSamples:
 
 
 def _synthetic(spec: DataSpec) -> SegSamples:
-    scenes = parse_scene_set(spec)
+    scenes = sample_sets.parse_scene_set(spec)
     folders = [render_cached(config, scenes.frames, scenes.every) for config in scenes.configs()]
     images = [np.load(f / "frames.npy", mmap_mode="r") for f in folders]
     masks = [np.load(f / "masks.npy", mmap_mode="r") for f in folders]
@@ -165,14 +154,14 @@ def cache_root() -> Path:
 
 def render_cached(config: Any, frames: int, every: int) -> Path:
     """Render (or reuse) one scene's kept frames: a folder with ``frames.npy`` (K, H, W, 3) BGR and ``masks.npy``."""
-    return cached_scene(cache_root(), config, frames, every, "masks.npy", _write_scene)
+    return sample_sets.cached_scene(cache_root(), config, frames, every, "masks.npy", _write_scene)
 
 
 def _write_scene(folder: Path, config: Any, frames: int, every: int) -> None:
-    shape = (kept_count(frames, every), config.height, config.width)
+    shape = (sample_sets.kept_count(frames, every), config.height, config.width)
     images = np.lib.format.open_memmap(folder / "frames.npy", mode="w+", dtype=np.uint8, shape=(*shape, 3))
     masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=shape)
-    for k, frame in kept_frames(config, frames, every):
+    for k, frame in sample_sets.kept_frames(config, frames, every):
         images[k], masks[k] = frame.image, frame.mask
     images.flush()
     masks.flush()
