@@ -25,19 +25,14 @@ import argparse
 import json
 import sys
 import time
-import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
 
-from toolkit.config import apply_overrides  # noqa: E402
-from toolkit.errors import UsageError  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.train.config import TrainConfig  # noqa: E402
-from toolkit.train.trainer import load_recipe  # noqa: E402
+from toolkit.errors import UsageError
+from toolkit.fileio import write_json_atomic
+from toolkit.train.trainer import load_recipe
 
 RECIPE = REPO / "models" / "person_detector" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "person_detector_cv"
@@ -45,22 +40,8 @@ OUT = REPO / "models" / "person_detector" / "coco128_cv.json"
 METRICS = ("ap50", "ap50_95")
 
 
-def parse_sets(values: list[str]) -> dict[str, dict[str, Any]]:
-    """``table.key=value`` strings -> {"model": {...}, "task": {...}, "train": {...}} (values parsed as TOML)."""
-    tables: dict[str, dict[str, Any]] = {"model": {}, "task": {}, "train": {}}
-    for item in values:
-        name, eq, value = item.partition("=")
-        table, dot, key = name.partition(".")
-        if not eq or not dot or table not in tables:
-            raise UsageError(f"--set {item}: expected model.KEY=VALUE, task.KEY=VALUE or train.KEY=VALUE")
-        try:
-            tables[table][key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            tables[table][key] = value
-    return tables
-
-
-def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], work: Path) -> dict:
+def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], work: Path,
+             threads: int = 2) -> dict:
     """Train, convert and score one fold; returns its row (also written to ``work/fold<k>.json``)."""
     from toolkit.convert import ConvertConfig, convert
     from toolkit.data.spec import parse_spec
@@ -72,20 +53,18 @@ def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict
 
     train_spec = f"coco128:fold={fold},folds={folds},split=train"
     val_spec = f"coco128:fold={fold},folds={folds},split=val"
-    config = apply_overrides(TrainConfig(), {**recipe.get("train", {}), **sets["train"]}, where="[train]")
-    config = replace(config, data=train_spec, run_dir=str(work / f"fold{fold}.run"))
+    config = train_config(recipe, sets, data=train_spec, run_dir=str(work / f"fold{fold}.run"))
     keras_path, tflite_path = work / f"fold{fold}.keras", work / f"fold{fold}_int8.tflite"
     started = time.perf_counter()
-    result = train("detector", keras_path, config, {**recipe.get("model", {}), **sets["model"]},
-                   {**recipe.get("task", {}), **sets["task"]})
+    result = train("detector", keras_path, config, merged(recipe, sets, "model"), merged(recipe, sets, "task"))
     convert_opts = {k: v for k, v in recipe.get("convert", {}).items() if k != "calib"}
     convert(keras_path, tflite_path, ConvertConfig(**{**convert_opts, "calib": train_spec}))
 
-    scores = EvalConfig(baselines=False, threads=2)
+    scores = EvalConfig(baselines=False, threads=threads)
     reports = {"float": evaluate(keras_path, val_spec, scores), "int8": evaluate(tflite_path, val_spec, scores)}
     samples = load_samples(parse_spec(val_spec))
     hog = hog_predictions(samples)
-    with load_predictor(keras_path) as f, load_predictor(tflite_path, threads=2) as q:
+    with load_predictor(keras_path) as f, load_predictor(tflite_path, threads=threads) as q:
         predictions = {"float": predict_samples(f, samples), "int8": predict_samples(q, samples), "hog": hog}
     row = {"fold": fold, "train": train_spec, "scored": val_spec, "images": len(samples),
            "images_with_person": samples.describe["images_with_person"],
@@ -119,16 +98,17 @@ def pooled(folds: int, cached: list[dict]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, RECIPE, WORK, OUT, set_example="task.mosaic=0.3")
     parser.add_argument("--folds", type=int, default=4, help="number of folds (default 4)")
     parser.add_argument("--folds-to-run", type=int, nargs="*", help="only these folds (no pooled row unless all)")
-    parser.add_argument("--epochs", type=int, help="override [train] epochs (quick looks)")
-    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", help="override the recipe")
-    parser.add_argument("--work", type=Path, default=WORK, help=f"models and per-fold results (default {WORK})")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"the JSON table (default {OUT})")
     parser.add_argument("--redo", action="store_true", help="retrain folds that already have results")
     args = parser.parse_args()
-    recipe = load_recipe(RECIPE)
-    sets = parse_sets(args.set)
+    try:
+        recipe = load_recipe(args.recipe)
+        sets = parse_sets(args.set)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.epochs:
         sets["train"]["epochs"] = args.epochs
     args.work.mkdir(parents=True, exist_ok=True)
@@ -141,7 +121,7 @@ def main() -> int:
             print(f"fold {fold}: reusing {done}", flush=True)
         else:
             print(f"fold {fold}: training", flush=True)
-            cached.append(run_fold(fold, args.folds, recipe, sets, args.work))
+            cached.append(run_fold(fold, args.folds, recipe, sets, args.work, args.threads))
         row = cached[-1]["row"]
         print("  " + ", ".join(f"{k} {row[k]:.3f}" for k in row if k.startswith("ap")), flush=True)
     rows = [entry["row"] for entry in cached]
@@ -150,7 +130,8 @@ def main() -> int:
                      "toolkit.eval.detector_data); each fold's model trains on the other folds' COCO128 images + "
                      "synthetic street frames and is scored on its held-out fold; int8 calibrated on its own "
                      "training fold; HOG = OpenCV's default people detector on the same images"),
-        "recipe": str(RECIPE.relative_to(REPO)), "overrides": sets, "folds": rows,
+        "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
+        "overrides": sets, "folds": rows,
     }
     if sorted(todo) == list(range(args.folds)):
         table["pooled"] = {"images": sum(r["images"] for r in rows), "person_boxes": sum(r["person_boxes"] for r in rows),
