@@ -98,16 +98,24 @@ def letterbox(
     114/255 for float images); pass 255 with ``nearest=True`` to letterbox a mask with ignore padding.
     """
     oh, ow = int(out_hw[0]), int(out_hw[1])
-    h, w = image.shape[:2]
-    if h < 1 or w < 1:
-        raise UsageError(f"letterbox: empty image of shape {image.shape}")
-    scale = min(oh / h, ow / w)
-    nh, nw = min(oh, max(1, round(h * scale))), min(ow, max(1, round(w * scale)))
+    transform, (nh, nw) = letterbox_layout(image.shape[:2], out_hw)
     resized = resize_image(image, (nh, nw), nearest=nearest)
-    pad_x, pad_y = (ow - nw) // 2, (oh - nh) // 2
+    pad_x, pad_y = transform.pad_x, transform.pad_y
     out = np.full((oh, ow, *image.shape[2:]), _pad_for(image, pad_value), dtype=image.dtype)
     out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
-    return out, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, image_hw=(h, w))
+    return out, transform
+
+
+def letterbox_layout(image_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[Letterbox, tuple[int, int]]:
+    """Where :func:`letterbox` puts an ``image_hw`` image inside ``out_hw``: (its transform, resized (h, w))."""
+    oh, ow = int(out_hw[0]), int(out_hw[1])
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if h < 1 or w < 1:
+        raise UsageError(f"letterbox: empty image of shape {tuple(image_hw)}")
+    scale = min(oh / h, ow / w)
+    nh, nw = min(oh, max(1, round(h * scale))), min(ow, max(1, round(w * scale)))
+    pad_x, pad_y = (ow - nw) // 2, (oh - nh) // 2
+    return Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, image_hw=(h, w)), (nh, nw)
 
 
 def hflip(

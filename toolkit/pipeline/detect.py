@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from toolkit.capabilities import MODEL_KINDS
-from toolkit.data.augment import Letterbox, letterbox
+from toolkit.data.augment import DEFAULT as AUGMENT_DEFAULT
+from toolkit.data.augment import Letterbox, letterbox, letterbox_layout, resize_image
 from toolkit.errors import UsageError
 from toolkit.models.detector_targets import decode
 from toolkit.pipeline.geometry import box_area, iou_matrix
@@ -108,6 +109,7 @@ def _check_frame(frame: np.ndarray) -> None:
         raise UsageError(f"expected a uint8 BGR frame of shape (H, W, 3), got {got}")
 
 
+PAD_VALUE = AUGMENT_DEFAULT.pad_value  # letterbox padding, as in training (grey 114)
 _CV_LUT_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64))
 
 
@@ -115,6 +117,9 @@ class ImageInput:
     """Writes letterboxed RGB frames into one preallocated (1, H, W, 3) tensor of the model's input dtype.
 
     ``write(frame_bgr)`` fills ``buffer`` and returns the letterbox transform; shared by detector and segmenter.
+    The result equals :func:`toolkit.data.augment.letterbox` + BGR->RGB + quantization (the training path), but
+    nothing is allocated per frame: the frame is resized (only if it does not fit at scale 1) and colour-converted
+    into a padded uint8 canvas kept between frames, and one lookup table maps that canvas into the tensor.
     """
 
     def __init__(self, spec: TensorSpec) -> None:
@@ -124,16 +129,28 @@ class ImageInput:
         # uint8 pixel value -> model input value; for int8 models this is the whole quantization step.
         levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
         self.lut = spec.quantize(levels) if spec.quantized else levels.astype(spec.dtype)
+        self._canvas = np.empty((*self.input_hw, 3), np.uint8)
+        self._layout: tuple[tuple[int, int], Letterbox, tuple[int, int]] | None = None
 
     def write(self, frame_bgr: np.ndarray) -> Letterbox:
         """A uint8 BGR frame (any size) -> the letterbox transform; the model input is in ``buffer``."""
         _check_frame(frame_bgr)
-        boxed, transform = letterbox(frame_bgr, self.input_hw)
-        rgb = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
-        if self.lut.dtype in _CV_LUT_DTYPES:
-            cv2.LUT(rgb, self.lut, dst=self.buffer[0])  # 4x faster than np.take on a 480x352 frame
+        frame_hw = frame_bgr.shape[:2]
+        if self._layout is None or self._layout[0] != frame_hw:  # a new frame size: lay the canvas out again
+            transform, resized_hw = letterbox_layout(frame_hw, self.input_hw)
+            self._canvas[:] = PAD_VALUE
+            self._layout = (frame_hw, transform, resized_hw)
+        _, transform, (nh, nw) = self._layout
+        region = self._canvas[transform.pad_y:transform.pad_y + nh, transform.pad_x:transform.pad_x + nw]
+        source = frame_bgr if (nh, nw) == frame_hw else resize_image(frame_bgr, (nh, nw))
+        if region.flags.c_contiguous:  # full-width region (the usual camera case): convert straight into it
+            cv2.cvtColor(source, cv2.COLOR_BGR2RGB, dst=region)
         else:
-            np.take(self.lut, rgb, out=self.buffer[0])
+            region[:] = cv2.cvtColor(source, cv2.COLOR_BGR2RGB)
+        if self.lut.dtype in _CV_LUT_DTYPES:
+            cv2.LUT(self._canvas, self.lut, dst=self.buffer[0])  # 4x faster than np.take
+        else:
+            np.take(self.lut, self._canvas, out=self.buffer[0])
         return transform
 
 
