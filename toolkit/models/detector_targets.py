@@ -120,6 +120,26 @@ def find_peaks(heatmap: np.ndarray) -> np.ndarray:
     return keep
 
 
+def peak_cells(heatmap: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the cells of a (h, w) heatmap that score >= ``score_threshold`` and are
+    :func:`find_peaks` peaks, in raster order -- the same cells, but the 3x3 test runs only on the few cells above
+    the threshold (a camera frame's heatmap is almost all background)."""
+    ys, xs = np.nonzero(heatmap >= score_threshold)
+    if len(ys) == 0:
+        return ys, xs
+    padded = np.pad(heatmap.astype(np.float32, copy=False), 1, constant_values=-np.inf)
+    values = heatmap[ys, xs]
+    keep = np.ones(len(ys), dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            neighbour = padded[ys + 1 + dy, xs + 1 + dx]
+            earlier = dy < 0 or (dy == 0 and dx < 0)
+            keep &= values > neighbour if earlier else values >= neighbour
+    return ys[keep], xs[keep]
+
+
 def decode(heatmap: np.ndarray, box: np.ndarray, input_hw: tuple[int, int], score_threshold: float = 0.3,
            max_detections: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Detector outputs for ONE image -> (boxes_xyxy (N, 4) float32 pixels, scores (N,) float32), best first.
@@ -140,8 +160,7 @@ def decode(heatmap: np.ndarray, box: np.ndarray, input_hw: tuple[int, int], scor
     if stride < 1 or (heat.shape[0] * stride, heat.shape[1] * stride) != (height, width):
         raise ValueError(f"heatmap {heat.shape[:2]} does not tile the input {height}x{width} at one stride")
 
-    peaks = find_peaks(heat) & (heat >= score_threshold)
-    ys, xs = np.nonzero(peaks)
+    ys, xs = peak_cells(heat, score_threshold)
     scores = heat[ys, xs]
     order = np.argsort(-scores, kind="stable")[: max(int(max_detections), 0)]
     ys, xs, scores = ys[order], xs[order], scores[order]

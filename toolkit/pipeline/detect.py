@@ -56,14 +56,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     if len(b) != len(s):
         raise ValueError(f"nms: {len(b)} boxes but {len(s)} scores")
     order = np.argsort(-s, kind="stable")
+    overlaps = iou_matrix(b[order], b[order]) > iou_threshold  # one (n, n) matrix: n is at most max_detections
+    suppressed = np.zeros(len(order), dtype=bool)
     keep = []
-    while order.size:
-        best = order[0]
-        keep.append(best)
-        if order.size == 1:
-            break
-        overlap = iou_matrix(b[best : best + 1], b[order[1:]])[0]
-        order = order[1:][overlap <= iou_threshold]
+    for i in range(len(order)):
+        if not suppressed[i]:
+            keep.append(order[i])
+            suppressed |= overlaps[i]  # later boxes overlapping a kept one go; earlier ones are already decided
     return np.asarray(keep, dtype=np.intp)
 
 
