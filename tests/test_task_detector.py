@@ -102,6 +102,18 @@ def test_random_window_moves_and_clips_boxes_and_finds_people() -> None:
     assert np.array_equal(window, image) and np.array_equal(moved, boxes[:1])
 
 
+def test_window_targets_encode_sizes_relative_to_the_whole_input() -> None:
+    # a 20x40 px person in a 64x96 window of a 96x128 input: the size target must decode on the 96x128 input
+    boxes = np.array([[30, 10, 50, 50]], np.float32)
+    _, box, mask = encode_targets(boxes, (64, 96), size_hw=(96, 128))
+    (cell,) = np.argwhere(mask[..., 0] == 1)
+    sw, sh = box[cell[0], cell[1], 2:]
+    assert sw * sw * 128 == pytest.approx(20) and sh * sh * 96 == pytest.approx(40)
+    spread = spread_box_targets(boxes, box_target_for_loss(box, mask), (64, 96), size_hw=(96, 128))
+    neighbours = spread[..., 0] != NO_BOX
+    assert neighbours.sum() == 9 and np.allclose(spread[neighbours][:, 2:], [sw, sh])
+
+
 def test_window_options_must_fit_the_input() -> None:
     from toolkit.train.task_detector import window_hw
 

@@ -57,7 +57,8 @@ def _splat(heatmap: np.ndarray, ix: int, iy: int, radius: int) -> None:
 
 
 def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], stride: int = 4,
-                   min_overlap: float = 0.7, min_radius: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   min_overlap: float = 0.7, min_radius: int = 1,
+                   size_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes -> (heatmap_target (h, w, 1), box_target (h, w, 4), box_mask (h, w, 1)), float32, h = H / stride.
 
     ``boxes_xyxy_pixels``: (N, 4) pixel boxes in the (H, W) model input; N may be 0. Boxes are clipped to the
@@ -65,8 +66,12 @@ def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], str
     radius for ``min_overlap`` (at least ``min_radius`` cells: tiny pedestrians at stride 4 otherwise get a
     single hot cell, and an off-by-one peak would be punished as a full negative). When two centres share a
     cell the smaller box wins it (small people are the hard case).
+
+    Box sizes are encoded relative to ``size_hw`` (default ``input_hw``): training on a window of a larger model
+    input passes the model input here, so that the sizes decode right on the whole input.
     """
     height, width = _check_hw(input_hw, stride)
+    norm_h, norm_w = (float(v) for v in (size_hw or (height, width)))
     boxes = np.asarray(boxes_xyxy_pixels, dtype=np.float64)
     if boxes.size == 0:
         boxes = boxes.reshape(0, 4)
@@ -87,7 +92,7 @@ def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], str
         ix, iy = min(int(fx), out_w - 1), min(int(fy), out_h - 1)
         radius = max(int(min_radius), int(gaussian_radius(bh / stride, bw / stride, min_overlap)))
         _splat(heatmap, ix, iy, radius)
-        box_target[iy, ix] = (min(fx - ix, 1.0), min(fy - iy, 1.0), math.sqrt(bw / width), math.sqrt(bh / height))
+        box_target[iy, ix] = (min(fx - ix, 1.0), min(fy - iy, 1.0), math.sqrt(bw / norm_w), math.sqrt(bh / norm_h))
         box_mask[iy, ix] = 1.0
     return heatmap[..., None], box_target, box_mask
 

@@ -81,15 +81,17 @@ def _pool(samples: Samples, input_hw: tuple[int, int], min_visibility: float) ->
 
 
 def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tuple[int, int],
-                       stride: int = STRIDE) -> np.ndarray:
+                       stride: int = STRIDE, size_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Add box targets on the 8 cells around each box centre to a loss box target (``NO_BOX`` = no target).
 
     ``boxes``: (N, 4) input-pixel xyxy, as given to ``encode_targets``; ``box_target``: its output after
     ``box_target_for_loss``. A neighbour cell gets the box's ``sw, sh`` and the centre offset clipped to the
     cell, so a peak one cell off decodes the right size with the centre at most one cell edge away. Centre
     cells keep their exact targets; a neighbour cell shared by two people goes to the nearer centre.
+    ``size_hw`` is the size reference of ``encode_targets`` (default ``input_hw``).
     """
     height, width = input_hw
+    norm_h, norm_w = size_hw or input_hw
     out = box_target.copy()
     h, w = out.shape[:2]
     centre = out[..., 0] != NO_BOX
@@ -99,7 +101,7 @@ def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tupl
     for x1, y1, x2, y2 in b:
         fx, fy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
         ix, iy = min(int(fx), w - 1), min(int(fy), h - 1)
-        size = (np.sqrt((x2 - x1) / width), np.sqrt((y2 - y1) / height))
+        size = (np.sqrt((x2 - x1) / norm_w), np.sqrt((y2 - y1) / norm_h))
         for jy in range(max(iy - 1, 0), min(iy + 2, h)):
             for jx in range(max(ix - 1, 0), min(ix + 2, w)):
                 dist = (fx - jx - 0.5) ** 2 + (fy - jy - 0.5) ** 2
@@ -185,11 +187,11 @@ class DetectorTask:
         epoch = {"n": 0}
 
         def encode(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-            hw = image.shape[:2]
-            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius)
+            hw = image.shape[:2]  # a training window or the whole input; sizes are always relative to the input
+            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=input_hw)
             box = box_target_for_loss(box, mask)
             if options.box_neighbours:
-                box = spread_box_targets(boxes, box, hw)
+                box = spread_box_targets(boxes, box, hw, size_hw=input_hw)
             return image.astype(np.float32) * np.float32(1 / 255.0), {"heatmap": heat, "box": box}
 
         def train_items():
