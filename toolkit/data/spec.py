@@ -94,6 +94,15 @@ class DataSpec:
         except ValueError:
             raise UsageError(f"data spec '{self.text}': {key}={value} is not an integer") from None
 
+    def get_float(self, key: str, default: float | None = None) -> float | None:
+        value = self.options.get(key)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise UsageError(f"data spec '{self.text}': {key}={value} is not a number") from None
+
     def with_options(self, **options: str) -> DataSpec:
         merged = {**self.options, **{k: str(v) for k, v in options.items() if v is not None}}
         body = ",".join(f"{k}={v}" for k, v in merged.items())

@@ -46,17 +46,6 @@ def first_items(samples: S, spec: DataSpec, limit: int | None) -> tuple[S, int |
     return samples, cut
 
 
-def spec_float(spec: DataSpec, key: str, default: float) -> float:
-    """A float SPEC option, ``default`` when absent; a UsageError when it is not a number."""
-    value = spec.get(key)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise UsageError(f"data spec '{spec}': {key}={value} is not a number") from None
-
-
 # ---------------------------------------------------------------------------------------------- folds
 
 
@@ -140,7 +129,7 @@ def parse_scene_set(spec: DataSpec) -> SceneSet:
         raise UsageError(f"data '{spec}': synthetic split must be train or val, got '{split}'")
     seed, scenes = spec.get_int("seed", 0), spec.get_int("scenes", 1)
     frames, every = spec.get_int("frames", 400), spec.get_int("every", 2)
-    jitter = spec_float(spec, "jitter", 1.0)
+    jitter = spec.get_float("jitter", 1.0)
     if scenes < 1 or frames < 1 or every < 1:
         raise UsageError(f"data '{spec}': scenes, frames and every must be >= 1")
     base = seed + (SYNTHETIC_VAL_OFFSET if split == "val" else 0)
