@@ -182,3 +182,16 @@ def test_model_inputs_are_letterboxed_unit_images(toolkit_home: Path) -> None:
     assert np.allclose(full[:, :, :16], 114 / 255, atol=1e-6) and not np.allclose(full[:, :, 16:144], 114 / 255)
     with pytest.raises(UsageError, match="'image' input"):
         model_inputs(spec, {"track": (8, 2)})
+
+
+def test_operating_point_is_the_best_f1_threshold() -> None:
+    from toolkit.data.records import DetectionRecord
+    from toolkit.eval.detector import coco_ap
+
+    gt = np.array([[10, 10, 30, 50], [50, 10, 70, 50]], np.float32)
+    record = DetectionRecord("a.jpg", 100, 100, gt, np.zeros(2, np.int64), crowd=np.zeros(2, bool))
+    # scores 0.9 (hit), 0.6 (false), 0.4 (hit): best F1 keeps all three (P 2/3, R 1, F1 0.8) -> threshold 0.4
+    boxes = np.array([[10, 10, 30, 50], [50, 10, 70, 50], [80, 80, 90, 95]], np.float32)
+    metrics = coco_ap([record], [(boxes, np.array([0.9, 0.4, 0.6], np.float32))])
+    assert metrics["f1_50"] == pytest.approx(0.8) and metrics["f1_50_score"] == pytest.approx(0.4)
+    assert metrics["f1_50_precision"] == pytest.approx(2 / 3, abs=1e-5) and metrics["f1_50_recall"] == 1.0

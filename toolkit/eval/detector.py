@@ -18,6 +18,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +78,24 @@ def coco_ap(records: Sequence[DetectionRecord], predictions: Sequence[Prediction
         result.evaluate()
         result.accumulate()
         result.summarize()
-    return {name: round(float(v), 6) for name, v in zip(_STATS, result.stats, strict=True)
-            if v >= 0 or name in ("ap50_95", "ap50", "ap75", "ar100")}
+    metrics = {name: round(float(v), 6) for name, v in zip(_STATS, result.stats, strict=True)
+               if v >= 0 or name in ("ap50_95", "ap50", "ap75", "ar100")}
+    return {**metrics, **_operating_point(result)}
+
+
+def _operating_point(result: Any) -> dict[str, float]:
+    """The score threshold with the best F1 at IoU 0.5 (all sizes, 100 detections), from pycocotools' own
+    precision / score arrays: where a camera pipeline should start trusting detections on this data."""
+    precision = np.asarray(result.eval["precision"])[0, :, 0, 0, -1]  # IoU 0.5, 101 recall points, person
+    scores = np.asarray(result.eval["scores"])[0, :, 0, 0, -1]
+    recall = np.asarray(result.params.recThrs)
+    valid = precision > 0
+    if not valid.any():
+        return {}
+    f1 = np.where(valid, 2 * precision * recall / np.maximum(precision + recall, 1e-12), -1.0)
+    k = int(np.argmax(f1))
+    return {"f1_50": round(float(f1[k]), 6), "f1_50_score": round(float(scores[k]), 6),
+            "f1_50_precision": round(float(precision[k]), 6), "f1_50_recall": round(float(recall[k]), 6)}
 
 
 def predict_samples(predictor: Predictor, samples: Samples, scoring: ScoringConfig = SCORING,
