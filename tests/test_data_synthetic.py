@@ -138,10 +138,11 @@ def test_homography_round_trip_and_agreement_with_the_projection(tmp_path):
     path = scene.write_homography(tmp_path / "h.json")
     data = json.loads(path.read_text())
     assert data["direction"] == "image_to_ground" and data["units"] == "m" and data["image_size"] == [480, 360]
-    matrix, size = synthetic.read_homography(path)
-    hom = np.hstack([pixels, np.ones((4, 1))]) @ matrix.T
-    np.testing.assert_allclose(hom[:, :2] / hom[:, 2:], ground, atol=1e-6)
-    assert size == (480, 360)
+    from toolkit.pipeline.geometry import load_homography  # the one reader, the camera pipeline's
+
+    loaded = load_homography(path)
+    np.testing.assert_allclose(loaded.to_ground(pixels), ground, atol=1e-6)
+    assert loaded.image_size == (480, 360)
     # The camera looks at the crosswalk centre (no jitter): it is the image centre.
     centre = StreetScene(SceneConfig()).ground_to_image(np.zeros((1, 2)))
     np.testing.assert_allclose(centre, [[240.0, 180.0]], atol=1e-6)

@@ -66,7 +66,7 @@ Rendering speed: ``scripts/bench_synthetic.py`` (median ms per 480x360 frame, JS
 
 from __future__ import annotations
 
-from toolkit.data.synthetic_camera import Camera, read_homography
+from toolkit.data.synthetic_camera import Camera
 from toolkit.data.synthetic_export import (
     Track,
     export_dataset,
@@ -80,5 +80,5 @@ from toolkit.data.synthetic_sim import BEHAVIOURS
 
 __all__ = [
     "BEHAVIOURS", "CLASS_NAMES", "Camera", "Frame", "SceneConfig", "StreetScene", "Track", "export_dataset",
-    "pedestrian_tracks", "read_homography", "trajectory_windows", "write_video", "yolo_lines",
+    "pedestrian_tracks", "trajectory_windows", "write_video", "yolo_lines",
 ]

@@ -5,7 +5,8 @@ The camera stands above the ground looking down at a target point with a pitch (
 (0 = looking straight across the street towards +y, 90 = looking along the street towards +x). Image axes: u to
 the right, v down, origin at the top-left pixel corner (OpenCV convention); no roll, no lens distortion.
 
-Homography JSON (``write_homography``/``read_homography``), the file the camera pipeline loads::
+Homography JSON (``write_homography``), the file the camera pipeline loads
+(:func:`toolkit.pipeline.geometry.load_homography` reads and validates it)::
 
     {"homography": [[...], [...], [...]],   # 3x3, maps image pixels (u, v, 1) -> ground metres (x, y, w)
      "direction": "image_to_ground", "units": "m", "image_size": [width, height],
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.errors import UsageError
 from toolkit.fileio import write_json_atomic
 
 
@@ -141,23 +141,3 @@ def write_homography(camera: Camera, path: str | Path) -> Path:
         "source": "toolkit.data.synthetic",
     })
     return Path(path)
-
-
-def read_homography(path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
-    """Read a homography JSON written by ``write_homography``: (3x3 image->ground matrix, (width, height))."""
-    import json
-
-    file = Path(path)
-    try:
-        data = json.loads(file.read_text())
-        matrix = np.asarray(data["homography"], dtype=np.float64)
-        size = tuple(int(v) for v in data["image_size"])
-    except FileNotFoundError:
-        raise UsageError(f"homography file not found: {file}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"homography file {file}: expected JSON with 'homography' (3x3) and 'image_size' "
-                         f"[width, height] ({type(exc).__name__}: {exc})") from None
-    if matrix.shape != (3, 3) or len(size) != 2 or data.get("direction", "image_to_ground") != "image_to_ground":
-        raise UsageError(f"homography file {file}: 'homography' must be a 3x3 image->ground matrix and "
-                         f"'image_size' [width, height]")
-    return matrix, (size[0], size[1])
