@@ -223,9 +223,11 @@ def test_tracker_confirms_after_min_hits_and_deletes_after_max_age():
 
 
 def test_low_score_detections_alone_never_start_tracks():
-    tracker = Tracker(TrackerConfig(min_hits=1))
+    config = TrackerConfig(min_hits=1)
+    low = (config.low_score + config.high_score) / 2  # kept for stage 2, never a new track
+    tracker = Tracker(config)
     for k in range(5):
-        assert tracker.update([Detection(_box(100, 200, 100), 0.3)], 0.1 * k) == []
+        assert tracker.update([Detection(_box(100, 200, 100), low)], 0.1 * k) == []
     assert tracker.tracks == []
 
 
