@@ -64,3 +64,16 @@ def test_no_command_prints_help_and_exit_2(cli) -> None:
     result = cli()
     assert result.returncode == 2
     assert "convert" in result.stdout
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from toolkit.fileio import write_json_atomic
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    write_json_atomic(tmp_path / "atomic.json", {})
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "atomic.json") == mode(plain)  # not mkstemp's 0600

@@ -28,11 +28,22 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files: give the result the mode a plain open() would have
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back (once, at import: not
+    os.umask(mask)  # thread-safe, and the pipeline writes files from worker threads)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
