@@ -66,7 +66,7 @@ def test_no_command_prints_help_and_exit_2(cli) -> None:
     assert "convert" in result.stdout
 
 
-def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path) -> None:
     import os
     import stat
 
