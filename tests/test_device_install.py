@@ -61,3 +61,21 @@ def test_help_inspect_and_runtime_work_on_device_install(device_venv: Path, tmp_
     run = _run(device_venv, "python", "-c", code, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("ai_edge_litert")
+
+
+def test_readme_demo_command_runs_on_the_device_install(device_venv: Path, tmp_path: Path) -> None:
+    # The README's first command, from a directory outside the checkout: the shipped zoo comes with the package,
+    # the default source is the built-in synthetic street, nothing needs a camera, a display or TensorFlow.
+    demo = _run(device_venv, "toolkit", "demo", "--max-frames", "30", "--record", "demo.mp4", "--json", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    import json
+
+    summary = json.loads(demo.stdout)
+    assert summary["frames"] == 30 and summary["stopped"] == "max_frames"
+    import cv2
+
+    video = cv2.VideoCapture(str(tmp_path / "demo.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    ok, frame = video.read()
+    video.release()
+    assert ok and frame.shape == (360, 480, 3)
