@@ -140,7 +140,7 @@ def opencv_peer(path: Path, threads: int, probe: np.ndarray) -> tuple[Callable, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keras", type=Path, help="a .keras model with one image input (default: build a CNN)")
+    parser.add_argument("--keras", type=Path, help="a .keras model with one image input and one output, e.g. the zoo segmenter (default: build a CNN)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--per-round", type=int, default=10, help="timed calls per runtime per round")
@@ -150,7 +150,7 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    model = keras.saving.load_model(args.keras) if args.keras else build_cnn(keras)
+    model = keras.saving.load_model(args.keras, compile=False) if args.keras else build_cnn(keras)
     _, height, width, _ = model.input_shape
     calib = coco_images(height, width, 100)
     evaluation = calib[:16]
