@@ -151,6 +151,9 @@ def main() -> int:
     import tensorflow as tf
 
     model = keras.saving.load_model(args.keras, compile=False) if args.keras else build_cnn(keras)
+    if len(model.outputs) != 1:
+        raise SystemExit(f"error: {args.keras} has {len(model.outputs)} outputs; give a one-output model")
+    model = keras.Model(model.inputs, model.outputs[0])  # named (dict) outputs -> one plain tensor for every peer
     _, height, width, _ = model.input_shape
     calib = coco_images(height, width, 100)
     evaluation = calib[:16]
