@@ -94,6 +94,15 @@ def test_match_is_optimal_against_brute_force():
             total += (len(result.unmatched_rows) + len(result.unmatched_cols)) * 0.3
             assert np.all(cost[result.pairs[:, 0], result.pairs[:, 1]] <= 0.6)
             assert total == pytest.approx(_brute_force_gated(cost, 0.6))
+    # sparse matrices (rows / columns with no pair under the gate are set aside before solving)
+    for shape in [(3, 4), (4, 3), (4, 4)]:
+        for _ in range(15):
+            cost = rng.random(shape) + (rng.random(shape) < 0.6)  # most pairs above the gate
+            result = match(cost, max_cost=0.6)
+            total = cost[result.pairs[:, 0], result.pairs[:, 1]].sum() if len(result.pairs) else 0.0
+            total += (len(result.unmatched_rows) + len(result.unmatched_cols)) * 0.3
+            assert total == pytest.approx(_brute_force_gated(cost, 0.6))
+            assert sorted([*result.pairs[:, 0], *result.unmatched_rows]) == list(range(shape[0]))
 
 
 # -- Kalman filter ------------------------------------------------------------------------------------------------

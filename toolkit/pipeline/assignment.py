@@ -125,15 +125,20 @@ def match(cost: np.ndarray, max_cost: float) -> Matching:
     n, m = matrix.shape
     if n == 0 or m == 0:
         return Matching(np.zeros((0, 2), np.intp), np.arange(n, dtype=np.intp), np.arange(m, dtype=np.intp))
-    gated = np.where(matrix <= max_cost, matrix, np.inf)
+    allowed = matrix <= max_cost
+    # A row or column with no allowed pair can only stay unmatched, whatever the others do: solve the rest only
+    # (a frame's many low-score detections far from every track cost nothing this way).
+    live_rows, live_cols = np.flatnonzero(allowed.any(axis=1)), np.flatnonzero(allowed.any(axis=0))
+    gated = np.where(allowed, matrix, np.inf)[np.ix_(live_rows, live_cols)]
+    n_live, m_live = gated.shape
     # Extended (n + m) square matrix [[C, R], [K, 0]] (as lap.lapjv's cost_limit): any row may take a dummy
     # column and any column a dummy row, each at max_cost / 2; dummies pair with each other for free.
-    extended = np.full((n + m, m + n), max_cost / 2.0)
-    extended[:n, :m] = gated
-    extended[n:, m:] = 0.0
+    extended = np.full((n_live + m_live, m_live + n_live), max_cost / 2.0)
+    extended[:n_live, :m_live] = gated
+    extended[n_live:, m_live:] = 0.0
     rows, cols = linear_sum_assignment(extended)
-    real = (rows < n) & (cols < m)
-    pairs = np.stack([rows[real], cols[real]], axis=1).astype(np.intp)
+    real = (rows < n_live) & (cols < m_live)
+    pairs = np.stack([live_rows[rows[real]], live_cols[cols[real]]], axis=1).astype(np.intp)
     matched_rows = np.zeros(n, bool)
     matched_cols = np.zeros(m, bool)
     matched_rows[pairs[:, 0]] = True
