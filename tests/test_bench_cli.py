@@ -168,12 +168,12 @@ def test_report_usage_errors(cli, tmp_path: Path) -> None:
 
 def test_ctrl_c_keeps_earlier_results(face: Path, tmp_path: Path) -> None:
     models = []
-    for name in ("a", "b", "c"):
+    for name in "abcdef":  # many models: a busy machine must not finish them all before the Ctrl-C lands
         models.append(tmp_path / f"{name}.tflite")
         shutil.copy(face, models[-1])
     db = tmp_path / "bench.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "bench", *map(str, models), "--seconds", "1.5",
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "bench", *map(str, models), "--seconds", "2",
                              "--threads", "1", "--db", str(db)], env=env, cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
@@ -189,7 +189,7 @@ def test_ctrl_c_keeps_earlier_results(face: Path, tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
     rows = _rows(db, "SELECT model_name, count, length(samples) FROM results ORDER BY id")
-    assert 1 <= len(rows) < 3 and rows[0][0] == "a.tflite" and rows[0][1] > 0 and rows[0][2] > 0
+    assert 1 <= len(rows) < 6 and rows[0][0] == "a.tflite" and rows[0][1] > 0 and rows[0][2] > 0
 
 
 def _count_or_zero(db: Path) -> int:
