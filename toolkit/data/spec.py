@@ -20,9 +20,10 @@ The table below drives parsing, validation ("did you mean") and ``--help`` text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from toolkit.config import suggest
 from toolkit.errors import UsageError
@@ -86,22 +87,19 @@ class DataSpec:
         return self.options.get(key, default)
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
-        value = self.options.get(key)
-        if value is None:
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            raise UsageError(f"data spec '{self.text}': {key}={value} is not an integer") from None
+        return self._number(key, default, int, "an integer")
 
     def get_float(self, key: str, default: float | None = None) -> float | None:
+        return self._number(key, default, float, "a number")
+
+    def _number(self, key: str, default: Any, cast: Callable[[str], Any], what: str) -> Any:
         value = self.options.get(key)
         if value is None:
             return default
         try:
-            return float(value)
+            return cast(value)
         except ValueError:
-            raise UsageError(f"data spec '{self.text}': {key}={value} is not a number") from None
+            raise UsageError(f"data spec '{self.text}': {key}={value} is not {what}") from None
 
     def with_options(self, **options: str) -> DataSpec:
         merged = {**self.options, **{k: str(v) for k, v in options.items() if v is not None}}
