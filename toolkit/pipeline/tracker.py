@@ -21,6 +21,7 @@ consecutive misses. Kalman prediction uses the real time between frames, so 10 a
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 
 from toolkit.pipeline.assignment import match
 from toolkit.pipeline.detect import Detection
-from toolkit.pipeline.geometry import cxcywh_to_xyxy, foot_points, iou_matrix, xyxy_to_cxcywh
+from toolkit.pipeline.geometry import foot_points, iou_matrix, xyxy_to_cxcywh
 
 STEP_SECONDS = 0.4  # the behaviour model's sampling period (ETH/UCY: 2.5 samples per second)
 HISTORY_STEPS = 8  # samples the behaviour model observes
@@ -59,6 +60,7 @@ class BoxKalman:
 
     def __init__(self, box_xyxy: np.ndarray, config: TrackerConfig = TrackerConfig()) -> None:
         self.config = config
+        self._box: np.ndarray | None = None
         z = xyxy_to_cxcywh(box_xyxy)
         self.mean = np.concatenate([z, np.zeros(4)])  # (8,) cx cy w h vcx vcy vw vh
         h = max(float(z[3]), 1.0)
@@ -68,25 +70,30 @@ class BoxKalman:
 
     @property
     def box(self) -> np.ndarray:
-        """The current estimate as an xyxy box (width and height kept >= 1 px)."""
-        cxcywh = self.mean[:4].copy()
-        cxcywh[2:] = np.maximum(cxcywh[2:], 1.0)
-        return cxcywh_to_xyxy(cxcywh)
+        """The current estimate as an xyxy box (width and height kept >= 1 px); a fresh copy each call."""
+        if self._box is None:  # computed once per state: the tracker and the stages read it many times a frame
+            cx, cy, w, h = (float(v) for v in self.mean[:4])
+            w, h = max(w, 1.0), max(h, 1.0)
+            self._box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        return self._box.copy()
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @mean.setter
+    def mean(self, value: np.ndarray) -> None:
+        self._mean = value
+        self._box = None
 
     def predict(self, dt: float) -> None:
         """Advance the state by ``dt`` seconds (white-noise acceleration model)."""
         if dt <= 0:
             return
-        f = np.eye(8)
-        f[:4, 4:] = np.eye(4) * dt
+        f, q_unit = _motion_matrices(float(dt))
         sigma = self.config.accel_std * max(float(self.mean[3]), 1.0)
-        q_block = sigma**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
-        q = np.zeros((8, 8))
-        for i in range(4):  # each of cx, cy, w, h with its own velocity
-            idx = np.ix_([i, i + 4], [i, i + 4])
-            q[idx] = q_block
         self.mean = f @ self.mean
-        self.cov = f @ self.cov @ f.T + q
+        self.cov = f @ self.cov @ f.T + q_unit * sigma**2
 
     def update(self, box_xyxy: np.ndarray) -> None:
         """Correct the state with a measured xyxy box."""
@@ -100,7 +107,22 @@ class BoxKalman:
 
     def freeze_size(self) -> None:
         """Stop the size from drifting while the target is not seen (ByteTrack zeroes vh for lost tracks)."""
-        self.mean[6:] = 0.0
+        self.mean[6:] = 0.0  # velocities only: the cached box stays valid
+
+
+@functools.lru_cache(maxsize=16)
+def _motion_matrices(dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transition F and process noise Q for unit acceleration std over ``dt`` (frames come at a steady rate, so
+    a handful of dt values cover a run). Read-only arrays: callers must not modify them."""
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4) * dt
+    q = np.zeros((8, 8))
+    q_block = np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
+    for i in range(4):  # each of cx, cy, w, h with its own velocity
+        q[np.ix_([i, i + 4], [i, i + 4])] = q_block
+    f.setflags(write=False)
+    q.setflags(write=False)
+    return f, q
 
 
 def resample_history(
