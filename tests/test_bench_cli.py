@@ -175,6 +175,9 @@ def test_ctrl_c_keeps_earlier_results(face: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "toolkit", "bench", *map(str, models), "--seconds", "2",
                              "--threads", "1", "--db", str(db)], env=env, cwd=REPO, start_new_session=True,
+                            # a test run started in the background (`cmd &`) inherits SIGINT ignored: undo that,
+                            # as a terminal would have it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:

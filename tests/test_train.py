@@ -49,13 +49,15 @@ def test_interrupted_run_resumes_where_it_stopped(shared, tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "toolkit", "train", "classifier", "-o", str(out), "--epochs", "4", *TINY,
            "--patience", "0"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # preexec: a test run started in the background (`cmd &`) inherits SIGINT ignored; a terminal would not
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     history = run_dir / "history.csv"
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:  # wait until the first epoch is logged, then interrupt
         if history.is_file() and len(history.read_text().splitlines()) >= 2:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
