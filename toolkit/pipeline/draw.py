@@ -49,9 +49,24 @@ def draw_mask(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.4, palette
     if labels.shape != frame.shape[:2]:
         raise ValueError(f"mask is {labels.shape}, frame is {frame.shape[:2]}: resize the labels to the frame")
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
-    blended = cv2.addWeighted(frame, 1.0 - alpha, colourise(labels, palette), alpha, 0.0)
+    blended = cv2.addWeighted(frame, 1.0 - alpha, _tint(labels, palette), alpha, 0.0)
     cv2.copyTo(blended, labels, frame)  # labels double as the mask: copy only where label != 0
     return frame
+
+
+_last_tint: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (labels, palette, their colours)
+
+
+def _tint(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """colourise(labels), reused while the same labels array is drawn again (the pipeline segments every N-th
+    frame and draws that mask N times). The cache holds the arrays themselves, so an id cannot be recycled."""
+    global _last_tint
+    cached = _last_tint
+    if cached is not None and cached[0] is labels and cached[1] is palette:
+        return cached[2]
+    tint = colourise(labels, palette)
+    _last_tint = (labels, palette, tint)
+    return tint
 
 
 def _label(frame: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
