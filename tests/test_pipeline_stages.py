@@ -340,6 +340,18 @@ def test_draw_frame_changes_pixels_in_place_and_survives_nan_paths():
         draw.draw_mask(frame, labels[:10])
 
 
+def test_a_reused_mask_draws_the_same_and_a_new_mask_its_own_colours():
+    labels = np.zeros((60, 80), np.uint8)
+    labels[30:] = 1
+    first = draw.draw_mask(np.full((60, 80, 3), 100, np.uint8), labels)
+    again = draw.draw_mask(np.full((60, 80, 3), 100, np.uint8), labels)  # the cached tint
+    assert np.array_equal(first, again) and (first[30:] != 100).any()
+    other = np.zeros((60, 80), np.uint8)
+    other[:30] = 3  # a new segmentation: person colours at the top, nothing below
+    fresh = draw.draw_mask(np.full((60, 80, 3), 100, np.uint8), other)
+    assert (fresh[30:] == 100).all() and not np.array_equal(fresh[:30], first[:30])
+
+
 # -- events -------------------------------------------------------------------------------------------------------
 
 SOURCE = {"name": "pedestrians.avi", "width": 480, "height": 360, "fps": 7.0}
