@@ -106,29 +106,20 @@ def box_target_for_loss(box_target: np.ndarray, box_mask: np.ndarray) -> np.ndar
 
 
 def find_peaks(heatmap: np.ndarray) -> np.ndarray:
-    """Boolean (h, w) map of 3x3 local maxima of a (h, w) heatmap.
+    """Boolean (h, w) map of 3x3 local maxima of a (h, w) heatmap (:func:`peak_cells` with no threshold).
 
     Ties are broken in raster order (a cell must be strictly above its earlier neighbours and at least its
     later ones), so the flat tops common in int8 heatmaps give one peak instead of several.
     """
-    h, w = heatmap.shape
-    padded = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
-    padded[1:-1, 1:-1] = heatmap
-    keep = np.ones((h, w), dtype=bool)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            neighbour = padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-            earlier = dy < 0 or (dy == 0 and dx < 0)
-            keep &= heatmap > neighbour if earlier else heatmap >= neighbour
+    keep = np.zeros(heatmap.shape, dtype=bool)
+    keep[peak_cells(heatmap, -np.inf)] = True
     return keep
 
 
 def peak_cells(heatmap: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of the cells of a (h, w) heatmap that score >= ``score_threshold`` and are
-    :func:`find_peaks` peaks, in raster order -- the same cells, but the 3x3 test runs only on the few cells above
-    the threshold (a camera frame's heatmap is almost all background)."""
+    """(rows, columns), in raster order, of the 3x3 local maxima of a (h, w) heatmap that score >=
+    ``score_threshold`` (ties: see :func:`find_peaks`). The 3x3 test runs only on the cells above the threshold:
+    a camera frame's heatmap is almost all background."""
     ys, xs = np.nonzero(heatmap >= score_threshold)
     if len(ys) == 0:
         return ys, xs
