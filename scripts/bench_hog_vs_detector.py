@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from toolkit.errors import UsageError, run_script  # noqa: E402
 from toolkit.eval.hog import HogConfig, HogPeopleDetector  # noqa: E402
 from toolkit.fileio import write_json_atomic  # noqa: E402
 from toolkit.paths import shared_path, zoo_dir  # noqa: E402
@@ -48,7 +49,7 @@ def read_frames(path: Path, count: int) -> list[np.ndarray]:
     finally:
         capture.release()
     if not frames:
-        raise SystemExit(f"error: no frames could be read from {path}")
+        raise UsageError(f"no frames could be read from {path}: not a video OpenCV can decode")
     return frames
 
 
@@ -117,4 +118,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "bench_hog_vs_detector.py"))

@@ -27,7 +27,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toolkit.errors import one_line  # noqa: E402
+from toolkit.errors import UsageError, one_line, run_script  # noqa: E402
 from toolkit.fileio import write_json_atomic  # noqa: E402
 from toolkit.paths import shared_path  # noqa: E402
 from toolkit.runtime import Runner  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> int:
 
     model = keras.saving.load_model(args.keras, compile=False) if args.keras else build_cnn(keras)
     if len(model.outputs) != 1:
-        raise SystemExit(f"error: {args.keras} has {len(model.outputs)} outputs; give a one-output model")
+        raise UsageError(f"{args.keras} has {len(model.outputs)} outputs; give a one-output model")
     model = keras.Model(model.inputs, model.outputs[0])  # named (dict) outputs -> one plain tensor for every peer
     _, height, width, _ = model.input_shape
     calib = coco_images(height, width, 100)
@@ -228,4 +228,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "bench_peers.py"))

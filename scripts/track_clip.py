@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from toolkit.errors import UsageError, run_script  # noqa: E402
 from toolkit.fileio import write_json_atomic  # noqa: E402
 from toolkit.paths import shared_dir  # noqa: E402
 from toolkit.pipeline.config import PipelineConfig  # noqa: E402
@@ -90,18 +91,28 @@ def save_frames(video: Path, indices: list[int], out_dir: Path) -> list[str]:
     return saved
 
 
+def _indices(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame numbers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"frame numbers must be >= 0, got {text!r}")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", help="video file (default: the shared real clip)")
     parser.add_argument("--models", help="model folder (default: the shipped zoo, models/)")
     parser.add_argument("--png-dir", type=Path, help="save annotated frames here (default: next to --out)")
-    parser.add_argument("--frames", default="60,250,500,700", help="frame indices to save as PNG")
+    parser.add_argument("--frames", type=_indices, default="60,250,500,700", help="frame indices to save as PNG")
     parser.add_argument("--margin", type=float, default=12.0, help="px from the border that count as 'interior'")
     parser.add_argument("--out", type=Path, default=Path("build/bench/track_clip.json"), help="JSON output file")
     args = parser.parse_args()
     clip = Path(args.clip) if args.clip else shared_dir() / "data" / "pedestrian_video" / "pedestrians.avi"
     if not clip.is_file():
-        raise SystemExit(f"clip not found: {clip} (set TOOLKIT_SHARED or pass --clip)")
+        raise UsageError(f"clip not found: {clip} (set TOOLKIT_SHARED or pass --clip)")
     with tempfile.TemporaryDirectory() as tmp:
         events_path, video = Path(tmp) / "events.jsonl", Path(tmp) / "annotated.avi"
         config = PipelineConfig(source=str(clip), models=args.models, realtime=False, record=str(video),
@@ -112,7 +123,7 @@ def main() -> int:
         fps = float(source.get("fps") or 10.0)
         table = track_table(events, (source["width"], source["height"]), args.margin, fps)
         png_dir = args.png_dir or args.out.parent / "track_clip"
-        frames = save_frames(video, [int(v) for v in args.frames.split(",") if v.strip()], png_dir)
+        frames = save_frames(video, args.frames, png_dir)
     result = {"clip": str(clip), "fps_source": fps, "demo_fps": summary["fps"], **table, "png": frames}
     write_json_atomic(args.out, result)
     print(f"{table['frames']} frames: {table['ids']} ids ({table['ids_living_2s_or_more']} living >= 2 s), "
@@ -123,4 +134,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "track_clip.py"))

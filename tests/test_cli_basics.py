@@ -77,3 +77,15 @@ def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path) -> None:
     write_json_atomic(tmp_path / "atomic.json", {})
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(tmp_path / "atomic.json") == mode(plain)  # not mkstemp's 0600
+
+
+def test_scripts_get_the_cli_error_contract(capsys) -> None:
+    from toolkit.errors import DeviceUnavailable, UsageError, run_script
+
+    def bad() -> int:
+        raise UsageError("clip not found: x.avi\n(second line)")
+
+    assert run_script(bad, "s.py") == 2
+    assert capsys.readouterr().err == "s.py: error: clip not found: x.avi (second line)\n"
+    assert run_script(lambda: (_ for _ in ()).throw(DeviceUnavailable("no TPU")), "s.py") == 3
+    assert run_script(lambda: 0, "s.py") == 0

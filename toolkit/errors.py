@@ -12,6 +12,8 @@ Messages say what happened, what was expected and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -40,3 +42,18 @@ def one_line(text: str, limit: int = 400) -> str:
     """Collapse a (possibly multi-line) message into one line of at most ``limit`` characters."""
     flat = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def run_script(main: Callable[[], int], name: str) -> int:
+    """Run a script's ``main()`` with the CLI's error contract: a ToolkitError becomes one line on stderr and
+    its exit code (2 for bad input), Ctrl-C exit 130 -- never a traceback for what the user can fix."""
+    import sys
+
+    try:
+        return int(main() or 0)
+    except ToolkitError as exc:
+        print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
