@@ -21,7 +21,6 @@ consecutive misses. Kalman prediction uses the real time between frames, so 10 a
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,18 +109,16 @@ class BoxKalman:
         self.mean[6:] = 0.0  # velocities only: the cached box stays valid
 
 
-@functools.lru_cache(maxsize=16)
 def _motion_matrices(dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Transition F and process noise Q for unit acceleration std over ``dt`` (frames come at a steady rate, so
-    a handful of dt values cover a run). Read-only arrays: callers must not modify them."""
+    """Transition F and process noise Q for unit acceleration std over ``dt`` seconds, by index (no loops:
+    this runs for every track on every frame, and a live camera's dt differs from frame to frame)."""
+    i = np.arange(4)  # cx, cy, w, h; each velocity sits 4 further on
     f = np.eye(8)
-    f[:4, 4:] = np.eye(4) * dt
+    f[i, i + 4] = dt
     q = np.zeros((8, 8))
-    q_block = np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
-    for i in range(4):  # each of cx, cy, w, h with its own velocity
-        q[np.ix_([i, i + 4], [i, i + 4])] = q_block
-    f.setflags(write=False)
-    q.setflags(write=False)
+    q[i, i] = dt**4 / 4
+    q[i, i + 4] = q[i + 4, i] = dt**3 / 2
+    q[i + 4, i + 4] = dt**2
     return f, q
 
 
