@@ -195,6 +195,8 @@ def test_format_summary_is_one_line():
                "stages": {"detect": {"p50": 3.0}, "draw": {"p50": 1.0}}}
     line = format_summary(summary)
     assert "\n" not in line and "9.0 FPS" in line and "efficiency 0.45" in line and "detect 3.0" in line
+    paced = format_summary({**summary, "realtime": True})  # a paced source sets the FPS: no efficiency claim
+    assert "efficiency" not in paced and "paced by the source" in paced and "20.0" in paced
 
 
 # -- CLI: bad input is one line and exit 2, before any model is loaded -------------------------------------------

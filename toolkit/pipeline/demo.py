@@ -370,8 +370,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     stages = summary["stages"]
     parts = " ".join(f"{name} {stages[name]['p50']:.1f}" for name in SUMMARY_STAGES if name in stages)
     fps = f"{summary['fps']:.1f} FPS" if summary["fps"] else "n/a FPS"
-    bound = (f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
-             if summary.get("efficiency") else "")
+    if not summary.get("efficiency"):
+        bound = ""
+    elif summary.get("realtime", False):  # the source sets the pace: an efficiency figure would mean nothing
+        bound = (f" (paced by the source; the models alone allow {summary['model_bound_fps']:.1f}: "
+                 "measure with --no-pacing)")
+    else:
+        bound = f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
     saved = f"; recorded {summary['record']}" if summary.get("record") else ""
     return (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
             f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}")
