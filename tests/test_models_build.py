@@ -128,8 +128,15 @@ def test_detector_losses_hand_computed() -> None:
     box_true = np.full((1, 2, 2, 4), NO_BOX, np.float32)
     box_true[0, 0, 0] = [0.5, 0.5, 0.2, 0.3]
     box_pred = np.full((1, 2, 2, 4), 0.4, np.float32)
-    # only the centre cell counts: 2.0 * (0.1 + 0.1 + 0.2 + 0.1) / 1 centre
-    np.testing.assert_allclose(np.asarray(losses["box"](box_true, box_pred)), [1.0], rtol=1e-5)
+    # only the centre cell counts: 2.0 * (|0.4-0.5| + |0.4-0.5| + |ln 0.4 - ln 0.2| + |ln 0.4 - ln 0.3|) / 1 centre
+    expected_box = 2.0 * (0.1 + 0.1 + np.log(2.0) + np.log(4 / 3))
+    np.testing.assert_allclose(np.asarray(losses["box"](box_true, box_pred)), [expected_box], rtol=1e-5)
+    # the size term is scale-invariant: a box twice as large, predicted 25 % too wide, costs the same
+    small, large = (np.full((1, 1, 1, 4), v, np.float32) for v in (0.2, 0.4))
+    for true in (small, large):
+        pred = true.copy()
+        pred[..., 2] *= 1.25
+        np.testing.assert_allclose(np.asarray(losses["box"](true, pred)), [2.0 * np.log(1.25)], rtol=1e-5)
 
 
 def _run(code: str, *args: str, timeout: float = 300) -> dict:

@@ -292,27 +292,41 @@ def test_without_homography_person_height_sets_the_scale():
 
 # -- segmentation -------------------------------------------------------------------------------------------------
 
-def test_unletterbox_labels_crops_padding_and_resizes_nearest():
+def test_labels_at_frame_crops_padding_and_resizes_the_scores():
     transform = Letterbox(scale=0.25, pad_x=0, pad_y=15, image_hw=(360, 640))  # 640x360 into 160x120
-    labels = np.full((120, 160), 4, np.uint8)  # padding rows say "vehicle": they must not reach the frame
-    labels[15:105, :80] = 1
-    labels[15:105, 80:] = 2
-    out = segment.unletterbox_labels(labels, transform, (360, 640))
-    assert out.shape == (360, 640) and set(np.unique(out)) == {1, 2}
+    scores = np.zeros((120, 160, 5), np.float32)
+    scores[..., 4] = 1.0  # padding rows say "vehicle": they must not reach the frame
+    scores[15:105, :80] = [0, 1, 0, 0, 0]
+    scores[15:105, 80:] = [0, 0, 1, 0, 0]
+    out = segment.labels_at_frame(scores, transform, (360, 640))
+    assert out.shape == (360, 640) and out.dtype == np.uint8 and set(np.unique(out)) == {1, 2}
     assert (out[:, :320] == 1).all() and (out[:, 320:] == 2).all()
 
 
-def test_segmenter_argmax_on_raw_int8_output():
+def test_labels_at_frame_puts_boundaries_between_model_pixels():
+    # the person score falls below the road score a quarter of the way from model pixel 2 to pixel 3; at 4x the
+    # interpolated scores cross at frame x = 10.5 (pixel centres), so columns 0-10 are person -- nearest-neighbour
+    # labels could only switch on a 4-column step (at 12)
+    transform = Letterbox(scale=0.25, pad_x=0, pad_y=0, image_hw=(4, 16))
+    scores = np.zeros((1, 4, 5), np.float32)
+    scores[0, :, 1] = 0.5
+    scores[0, :, 3] = [0.8, 0.7, 0.55, 0.35]
+    out = segment.labels_at_frame(scores, transform, (4, 16))
+    np.testing.assert_array_equal(out[0], [3] * 11 + [1] * 5)
+
+
+def test_segmenter_labels_from_a_quantized_output():
     scores = np.full((1, 120, 160, 5), -100, np.int8)
     scores[0, :, :, 1] = 50  # road everywhere ...
-    scores[0, 60:, :, 3] = 60  # ... except a person in the bottom half
+    scores[0, 60:, :, 3] = 60  # ... except a person in the bottom half (score 60 vs 50 from model row 60: the
+    # interpolated person score passes the road's 15/16 of the way from row 59 to 60, frame row 180.8)
     runner = ScriptedRunner({"image": spec("image", (1, 120, 160, 3), np.int8, 1 / 255, -128)},
                             {"mask": spec("mask", (1, 120, 160, 5), np.int8, 1 / 256, -128)},
                             lambda feeds: {"mask": scores})
     with segment.Segmenter(runner) as segmenter:
         labels = segmenter(np.zeros((360, 480, 3), np.uint8))
     assert labels.shape == (360, 480) and labels.dtype == np.uint8
-    assert (labels[:180] == 1).all() and (labels[180:] == 3).all()
+    assert (labels[:181] == 1).all() and (labels[181:] == 3).all()
     tint = segment.colourise(labels)
     assert tuple(tint[0, 0]) == tuple(segment.PALETTE_BGR[1]) and tuple(tint[-1, -1]) == tuple(segment.PALETTE_BGR[3])
 

