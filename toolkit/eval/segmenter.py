@@ -170,9 +170,10 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
     d = samples.describe
     absent = [n for n, row in zip(names, confusions.frame, strict=True) if not row.any()]
     notes = [f"{len(samples)} images scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
-             f"frame-resolution figures: labels at the {'x'.join(map(str, input_hw_of(predictor)))} input, padding "
-             "cropped, nearest-resized to the original image (the camera pipeline's output); '_input' figures: "
-             "against the mask letterboxed with nearest neighbour; 255 = ignore",
+             f"frame-resolution figures: scores of the {'x'.join(map(str, input_hw_of(predictor)))} input, padding "
+             "cropped, resized bilinearly to the original image, then argmax (the camera pipeline's output); "
+             "'_input' figures: argmax at the input against the mask letterboxed with nearest neighbour; "
+             "255 = ignore",
              "IoU sums pixels over all images; mean IoU averages the classes present in the ground truth or the "
              "predictions" + (f"; no ground-truth pixels of: {', '.join(absent)}" if absent else "")]
     tables = {"per_class": per_class_table(confusions, names)}
