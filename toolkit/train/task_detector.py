@@ -40,6 +40,7 @@ from toolkit.models.detector import STRIDE
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
+from toolkit.train.windows import window_origin, window_size
 
 STRIDE_BACKBONE = 32  # the backbone's deepest stride: input sizes and training windows are multiples of it
 
@@ -128,13 +129,7 @@ def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def window_hw(options: DetectorTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
     """The training window (rows, columns): the crop options, or the whole input when they are 0."""
-    if options.crop_height == 0 and options.crop_width == 0:
-        return input_hw
-    h, w = options.crop_height, options.crop_width
-    if h <= 0 or w <= 0 or h % STRIDE_BACKBONE or w % STRIDE_BACKBONE or h > input_hw[0] or w > input_hw[1]:
-        raise UsageError(f"detector task options: crop_height x crop_width must be multiples of {STRIDE_BACKBONE} "
-                         f"within the model input {input_hw[0]}x{input_hw[1]}, got {h}x{w}")
-    return h, w
+    return window_size((options.crop_height, options.crop_width), input_hw, STRIDE_BACKBONE, "detector")
 
 
 def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
@@ -144,14 +139,12 @@ def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng
     With probability ``person_p`` (and a box in the image) the window holds the centre of a random box,
     anywhere inside it; otherwise its position is uniform.
     """
-    (height, width), (h, w) = image.shape[:2], hw
-    y_lo, y_hi, x_lo, x_hi = 0, height - h, 0, width - w
+    anchor = None
     if person_p > 0 and len(boxes) and rng.random() < person_p:
         bx0, by0, bx1, by1 = boxes[int(rng.integers(len(boxes)))]
-        cy, cx = int((by0 + by1) / 2), int((bx0 + bx1) / 2)
-        y_lo, y_hi = min(max(0, cy - h + 1), height - h), max(0, min(cy, height - h))
-        x_lo, x_hi = min(max(0, cx - w + 1), width - w), max(0, min(cx, width - w))
-    y, x = int(rng.integers(y_lo, y_hi + 1)), int(rng.integers(x_lo, x_hi + 1))
+        anchor = ((by0 + by1) / 2, (bx0 + bx1) / 2)
+    (h, w) = hw
+    y, x = window_origin(image.shape[:2], hw, rng, anchor)
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     moved, _ = clip_boxes(b - np.float32([x, y, x, y]), np.zeros(len(b)), (h, w), area)

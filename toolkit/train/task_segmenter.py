@@ -37,6 +37,7 @@ from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_
 from toolkit.models.segmenter import CLASS_NAMES
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
+from toolkit.train.windows import window_origin, window_size
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,7 @@ def segmentation_loss(class_weights: np.ndarray, dice_weight: float = 0.0, dice_
 
 def crop_hw(options: SegmenterTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
     """The training window (rows, columns): the crop options, or the whole input when they are 0."""
-    if options.crop_height == 0 and options.crop_width == 0:
-        return input_hw
-    h, w = options.crop_height, options.crop_width
-    if not (0 < h <= input_hw[0] and 0 < w <= input_hw[1]) or h % 8 or w % 8:
-        raise UsageError(f"segmenter task options: crop_height x crop_width must be multiples of 8 within the "
-                         f"{input_hw[0]}x{input_hw[1]} model input (or both 0), got {h}x{w}")
-    return h, w
+    return window_size((options.crop_height, options.crop_width), input_hw, 8, "segmenter")
 
 
 def random_window(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
@@ -124,16 +119,14 @@ def random_window(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng:
     With probability ``person_p`` (and a person in the mask) the window covers a randomly chosen person pixel,
     anywhere inside it; otherwise its position is uniform.
     """
-    (height, width), (h, w) = image.shape[:2], hw
-    y_lo, y_hi, x_lo, x_hi = 0, height - h, 0, width - w
+    anchor = None
     if person_p > 0 and rng.random() < person_p:
         ys, xs = np.nonzero(mask == PERSON)
         if len(ys):
             k = int(rng.integers(len(ys)))
-            y_lo, y_hi = max(0, int(ys[k]) - h + 1), min(int(ys[k]), height - h)
-            x_lo, x_hi = max(0, int(xs[k]) - w + 1), min(int(xs[k]), width - w)
-    y, x = int(rng.integers(y_lo, y_hi + 1)), int(rng.integers(x_lo, x_hi + 1))
-    return image[y:y + h, x:x + w], mask[y:y + h, x:x + w]
+            anchor = (int(ys[k]), int(xs[k]))
+    y, x = window_origin(image.shape[:2], hw, rng, anchor)
+    return image[y:y + hw[0], x:x + hw[1]], mask[y:y + hw[0], x:x + hw[1]]
 
 
 def check_options(options: SegmenterTaskOptions, num_classes: int) -> None:
