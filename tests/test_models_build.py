@@ -18,7 +18,7 @@ keras = pytest.importorskip("keras", reason="needs the train extra: pip install 
 
 from toolkit.models import build_model, register_custom_objects  # noqa: E402
 from toolkit.models.detector import detector_losses  # noqa: E402
-from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets  # noqa: E402
+from toolkit.models.detector_targets import IGNORE, NO_BOX, box_target_for_loss, encode_targets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = tuple(MODEL_KINDS)
@@ -125,6 +125,13 @@ def test_detector_losses_hand_computed() -> None:
     # positive: -ln(0.5) * 0.5**2; each negative: -ln(0.9) * 0.1**2 * (1 - 0)**4; one centre
     expected = -np.log(0.5) * 0.25 + 3 * -np.log(0.9) * 0.01
     np.testing.assert_allclose(np.asarray(losses["heatmap"](heat_true, heat_pred)), [expected], rtol=1e-5)
+    # an ignored cell (target IGNORE) costs nothing, however confident the prediction there
+    heat_ignored = heat_true.copy()
+    heat_ignored[0, 1, 1, 0] = IGNORE
+    confident = heat_pred.copy()
+    confident[0, 1, 1, 0] = 0.99
+    np.testing.assert_allclose(np.asarray(losses["heatmap"](heat_ignored, confident)),
+                               [-np.log(0.5) * 0.25 + 2 * -np.log(0.9) * 0.01], rtol=1e-5)
     box_true = np.full((1, 2, 2, 4), NO_BOX, np.float32)
     box_true[0, 0, 0] = [0.5, 0.5, 0.2, 0.3]
     box_pred = np.full((1, 2, 2, 4), 0.4, np.float32)

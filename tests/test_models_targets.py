@@ -12,6 +12,7 @@ import pytest
 from toolkit.errors import UsageError
 from toolkit.models import config_for
 from toolkit.models.detector_targets import (
+    IGNORE,
     NO_BOX,
     box_target_for_loss,
     decode,
@@ -165,3 +166,21 @@ def test_package_and_numpy_parts_import_without_tensorflow() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr
+
+
+def test_ignore_boxes_mark_their_cells_but_never_a_centre() -> None:
+    person = [[40, 40, 56, 80]]  # centre (48, 60) px -> cell (12, 15)
+    legs = [[44, 60, 60, 100]]  # a cut person overlapping it: cells x 11..14, y 15..24 at stride 4
+    heatmap, box, mask = encode_targets(person, HW, ignore_boxes=np.array(legs, np.float32))
+    plain, plain_box, plain_mask = encode_targets(person, HW)
+    ignored = heatmap[..., 0] == IGNORE
+    region = np.zeros_like(ignored)
+    region[15:25, 11:15] = True  # the cells whose centres lie in the legs box
+    region[15, 12] = False  # ...but the person's centre cell stays positive
+    assert np.array_equal(ignored, region)
+    assert heatmap[15, 12, 0] == 1.0 and plain[15, 12, 0] == 1.0
+    assert np.array_equal(heatmap[~ignored], plain[~ignored])  # elsewhere the targets are unchanged
+    assert np.array_equal(box, plain_box) and np.array_equal(mask, plain_mask)  # ignored people get no box
+    # a sliver narrower than a cell still ignores the cell of its centre
+    tiny, _, _ = encode_targets(np.zeros((0, 4)), HW, ignore_boxes=np.array([[21, 30, 22, 31]], np.float32))
+    assert (tiny[..., 0] == IGNORE).sum() == 1 and tiny[7, 5, 0] == IGNORE

@@ -16,7 +16,14 @@ from toolkit.eval.detector_data import load_samples
 from toolkit.models import config_for
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, decode, encode_targets
 from toolkit.train.config import TrainConfig
-from toolkit.train.task_detector import TASK, DetectorTaskOptions, random_window, spread_box_targets
+from toolkit.train.task_detector import (
+    IGNORED,
+    TARGET,
+    TASK,
+    DetectorTaskOptions,
+    random_window,
+    spread_box_targets,
+)
 
 TRAIN = parse_spec("synthetic:split=train,scenes=1,frames=9,every=3")
 VAL = parse_spec("synthetic:split=val,scenes=1,frames=6,every=3")
@@ -93,13 +100,31 @@ def test_random_window_moves_and_clips_boxes_and_finds_people() -> None:
     boxes = np.array([[100, 60, 110, 90], [0, 0, 40, 40]], np.float32)
     rng = np.random.default_rng(0)
     for _ in range(50):
-        window, moved = random_window(image, boxes, (32, 64), rng, person_p=1.0)
-        assert window.shape == (32, 64, 3)
+        window, moved, classes = random_window(image, boxes, (32, 64), rng, person_p=1.0)
+        assert window.shape == (32, 64, 3) and (classes == TARGET).all()
         assert len(moved) >= 1  # a window placed over a person keeps (part of) that person
         assert (moved >= 0).all() and (moved[:, [0, 2]] <= 64).all() and (moved[:, [1, 3]] <= 32).all()
     # the pixels and the boxes move together: the window's origin is where box 0 lands
-    window, moved = random_window(image, boxes[:1], (96, 128), rng)  # the whole image: nothing moves
+    window, moved, _ = random_window(image, boxes[:1], (96, 128), rng)  # the whole image: nothing moves
     assert np.array_equal(window, image) and np.array_equal(moved, boxes[:1])
+
+
+def test_people_cut_by_a_window_become_ignore_regions() -> None:
+    image = np.zeros((96, 128, 3), np.uint8)
+    boxes = np.array([[10, 20, 20, 60], [70, 20, 80, 60], [100, 50, 110, 90]], np.float32)
+    classes = np.array([TARGET, TARGET, IGNORED])
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        _, moved, cls = random_window(image, boxes, (64, 96), rng, classes=classes, cut_keep=0.6)
+        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        # 10x40 px people: a target keeps >= 60 % of its 400 px^2, anything cut further is ignored
+        assert (area[cls == TARGET] >= 0.6 * 400 - 1e-3).all()
+        seen.update((int(c), bool(a < 240)) for c, a in zip(cls, area, strict=True))
+    assert {(TARGET, False), (IGNORED, True), (IGNORED, False)} <= seen  # cut targets and the ignored one
+    # without cut_keep the old rule holds: only boxes keeping < 10 % drop, every kept target stays a target
+    _, moved, cls = random_window(image, boxes[:2], (64, 96), np.random.default_rng(1))
+    assert (cls == TARGET).all()
 
 
 def test_window_targets_encode_sizes_relative_to_the_whole_input() -> None:

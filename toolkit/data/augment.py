@@ -26,6 +26,8 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.6, 1.4)  # random zoom range for random_scale_crop (1 = unchanged)
     min_box_px: float = 2.0  # boxes narrower or shorter than this after cropping are dropped
     min_box_visible: float = 0.1  # ...and so are boxes keeping less than this share of their area (Ultralytics' 0.1)
+    cut_visible: float = 0.0  # kept boxes showing less than this share of their area get class cut_class
+    cut_class: int = -1  # ...e.g. an "ignore" class: a person cut down to their legs is not a person-shaped box
     brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
     contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
     saturation: float = 0.3  # saturation factor drawn from [1 - s, 1 + s]
@@ -144,15 +146,20 @@ def clip_boxes(
     config: AugmentConfig = DEFAULT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clip xyxy boxes to the image; drop those thinner than ``min_box_px`` or keeping less than
-    ``min_box_visible`` of ``original_area``. Returns (boxes float32 (K', 4), classes (K',))."""
+    ``min_box_visible`` of ``original_area``; kept boxes showing less than ``cut_visible`` of it are relabelled
+    ``cut_class``. Returns (boxes float32 (K', 4), classes (K',))."""
     h, w = size_hw
     b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     clipped = np.clip(b, 0, np.array([w, h, w, h], np.float32))
     bw, bh = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
     keep = (bw >= config.min_box_px) & (bh >= config.min_box_px)
+    classes = np.asarray(classes)
     if original_area is not None:
-        keep &= bw * bh >= config.min_box_visible * np.maximum(original_area, 1e-9)
-    return clipped[keep], np.asarray(classes)[keep]
+        area = np.maximum(np.asarray(original_area, np.float64), 1e-9)
+        keep &= bw * bh >= config.min_box_visible * area
+        if config.cut_visible > 0:
+            classes = np.where(bw * bh < config.cut_visible * area, config.cut_class, classes).astype(classes.dtype)
+    return clipped[keep], classes[keep]
 
 
 def random_scale_crop(

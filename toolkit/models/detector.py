@@ -92,7 +92,8 @@ def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,
     """Training losses keyed by output name, for ``model.compile(loss=...)`` or a custom loop.
 
     * ``heatmap``: CenterNet focal loss (penalty-reduced near centres by ``(1 - target) ** beta``), summed per
-      image and divided by the number of centres (at least 1).
+      image and divided by the number of centres (at least 1). Cells whose target is negative
+      (``detector_targets.IGNORE``) cost nothing.
     * ``box``: on the cells holding a centre, divided by their number: L1 on the centre offsets plus L1 on the
       log of the size channels (a relative size error, scale-invariant). Its target must come from
       ``detector_targets.box_target_for_loss`` (cells without a centre hold ``NO_BOX``) because Keras gives a
@@ -108,8 +109,9 @@ def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.clip(ops.cast(y_pred, "float32"), eps, 1.0 - eps)
         pos = ops.cast(y_true >= 1.0 - 1e-4, "float32")
+        neg = ops.cast(y_true >= 0.0, "float32") * (1.0 - pos)  # ignored cells (target < 0) are neither
         pos_loss = -ops.log(y_pred) * (1.0 - y_pred) ** alpha * pos
-        neg_loss = -ops.log(1.0 - y_pred) * y_pred ** alpha * (1.0 - y_true) ** beta * (1.0 - pos)
+        neg_loss = -ops.log(1.0 - y_pred) * y_pred ** alpha * (1.0 - ops.clip(y_true, 0.0, 1.0)) ** beta * neg
         num_pos = ops.maximum(ops.sum(pos, axis=(1, 2, 3)), 1.0)
         return ops.sum(pos_loss + neg_loss, axis=(1, 2, 3)) / num_pos
 

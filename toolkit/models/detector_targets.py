@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 NO_BOX = -1.0  # box-target value at cells without a box centre (see box_target_for_loss)
+IGNORE = -1.0  # heatmap-target value of cells that are neither positive nor negative (see encode_targets)
 
 
 def _check_hw(input_hw: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -58,7 +59,8 @@ def _splat(heatmap: np.ndarray, ix: int, iy: int, radius: int) -> None:
 
 def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], stride: int = 4,
                    min_overlap: float = 0.7, min_radius: int = 1,
-                   size_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   size_hw: tuple[int, int] | None = None,
+                   ignore_boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes -> (heatmap_target (h, w, 1), box_target (h, w, 4), box_mask (h, w, 1)), float32, h = H / stride.
 
     ``boxes_xyxy_pixels``: (N, 4) pixel boxes in the (H, W) model input; N may be 0. Boxes are clipped to the
@@ -69,6 +71,11 @@ def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], str
 
     Box sizes are encoded relative to ``size_hw`` (default ``input_hw``): training on a window of a larger model
     input passes the model input here, so that the sizes decode right on the whole input.
+
+    ``ignore_boxes`` (M, 4) pixel boxes are people the detector may or may not find -- mostly hidden, or cut by a
+    training window down to their legs -- whose box would teach a wrong shape: the heatmap target is
+    :data:`IGNORE` on the cells their box covers (at least the cell of their centre), except at positive
+    centres, and they get no box target. The focal loss skips ignored cells (as COCO scoring skips crowd boxes).
     """
     height, width = _check_hw(input_hw, stride)
     norm_h, norm_w = (float(v) for v in (size_hw or (height, width)))
@@ -94,7 +101,25 @@ def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], str
         _splat(heatmap, ix, iy, radius)
         box_target[iy, ix] = (min(fx - ix, 1.0), min(fy - iy, 1.0), math.sqrt(bw / norm_w), math.sqrt(bh / norm_h))
         box_mask[iy, ix] = 1.0
+    if ignore_boxes is not None:
+        _mark_ignored(heatmap, ignore_boxes, (height, width), stride)
     return heatmap[..., None], box_target, box_mask
+
+
+def _mark_ignored(heatmap: np.ndarray, boxes: np.ndarray, input_hw: tuple[int, int], stride: int) -> None:
+    """Set :data:`IGNORE` on the cells under each box (cell centres inside it, and its centre cell), except the
+    positive centres (value 1)."""
+    height, width = input_hw
+    out_h, out_w = heatmap.shape
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.clip(b, 0, [width, height, width, height])
+    ignore = np.zeros((out_h, out_w), dtype=bool)
+    for x1, y1, x2, y2 in b[((b[:, 2:] - b[:, :2]) > 0).all(axis=1)]:
+        c0, c1 = int(np.ceil(x1 / stride - 0.5)), int(np.floor(x2 / stride - 0.5))
+        r0, r1 = int(np.ceil(y1 / stride - 0.5)), int(np.floor(y2 / stride - 0.5))
+        ignore[max(r0, 0):min(r1, out_h - 1) + 1, max(c0, 0):min(c1, out_w - 1) + 1] = True
+        ignore[min(int((y1 + y2) / 2 / stride), out_h - 1), min(int((x1 + x2) / 2 / stride), out_w - 1)] = True
+    heatmap[ignore & (heatmap < 1.0)] = IGNORE
 
 
 def box_target_for_loss(box_target: np.ndarray, box_mask: np.ndarray) -> np.ndarray:

@@ -16,7 +16,11 @@ as letterboxed uint8 model inputs, so an epoch costs only augmentation and targe
   them -- trains at the cost of the window; validation, conversion and evaluation use the whole input.
 * Targets: :func:`toolkit.models.detector_targets.encode_targets` on the input-pixel boxes; the box target
   carries the no-centre mask (``box_target_for_loss``) for :func:`toolkit.models.detector.detector_losses`.
-  Synthetic people less visible than ``min_visibility`` are not targets. With ``box_neighbours`` the box head is
+  Ignore regions (``encode_targets(ignore_boxes=...)``: no heatmap loss under them, no box target) are crowd
+  boxes (COCO ``iscrowd``; synthetic people under 0.5 visible or 8 px tall, which scoring ignores too), synthetic
+  people less visible than ``min_visibility``, and people that a crop or a training window cuts down to less
+  than ``cut_keep`` of their box: a person cut to their legs labelled with a legs-sized box taught the model to
+  put small boxes on the lower half of whole people. With ``box_neighbours`` the box head is
   also trained on the 8 cells around each centre (:func:`spread_box_targets`): for people a few pixels wide
   the heatmap peak lands one cell off about half the time, and the box decoded there must be a trained one.
 
@@ -43,6 +47,7 @@ from toolkit.train.task import Datasets
 from toolkit.train.windows import window_origin, window_size
 
 STRIDE_BACKBONE = 32  # the backbone's deepest stride: input sizes and training windows are multiples of it
+TARGET, IGNORED = 0, 1  # box classes inside the task: a person to learn, an ignore region
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class DetectorTaskOptions:
     extra_per_epoch: int = 0  # images of extra_data drawn per epoch (0 = all of them every epoch)
     repeat: int = 1  # times each image of the main data appears per epoch
     mosaic: float = 0.5  # probability that a main-data image becomes a 2x2 mosaic of four half-size images
-    min_visibility: float = 0.3  # synthetic people less visible than this are not training targets
+    min_visibility: float = 0.3  # synthetic people less visible than this are ignore regions, not targets
+    cut_keep: float = 0.6  # people keeping less of their box area in a crop or window are ignore regions
     scale_min: float = 0.75  # random zoom range of the scale/crop augmentation (1 = unchanged); little
     scale_max: float = 1.5  # zoom-out: street-camera people are already a few pixels tall
     box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
@@ -64,21 +70,23 @@ class DetectorTaskOptions:
 
 @dataclass
 class _Pool:
-    """Letterboxed uint8 inputs with their target boxes in input pixels."""
+    """Letterboxed uint8 inputs with their person boxes in input pixels, each a TARGET or IGNORED."""
 
     images: np.ndarray  # (N, H, W, 3) uint8 RGB
-    boxes: list[np.ndarray]  # (K_i, 4) float32 xyxy input pixels (targets only)
+    boxes: list[np.ndarray]  # (K_i, 4) float32 xyxy input pixels
+    classes: list[np.ndarray]  # (K_i,) int64 TARGET, or IGNORED (less visible than min_visibility, or crowd)
 
 
 def _pool(samples: Samples, input_hw: tuple[int, int], min_visibility: float) -> _Pool:
     images = np.empty((len(samples), *input_hw, 3), np.uint8)
-    boxes = []
+    boxes, classes = [], []
     for i in range(len(samples)):
         images[i], transform = model_input(samples.load(i), input_hw)
         record = samples.records[i]
-        keep = samples.visibility[i] >= min_visibility
-        boxes.append(transform.to_input(record.boxes[keep]).reshape(-1, 4).astype(np.float32))
-    return _Pool(images, boxes)
+        boxes.append(transform.to_input(record.boxes).reshape(-1, 4).astype(np.float32))
+        target = (samples.visibility[i] >= min_visibility) & ~np.asarray(record.crowd, bool).reshape(-1)
+        classes.append(np.where(target, TARGET, IGNORED).astype(np.int64))
+    return _Pool(images, boxes, classes)
 
 
 def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tuple[int, int],
@@ -113,8 +121,8 @@ def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tupl
     return out
 
 
-def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Four pool images at half size in a 2x2 grid; boxes follow."""
+def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four pool images at half size in a 2x2 grid; boxes and their classes follow."""
     h, w = pool.images.shape[1:3]
     hh, hw = h // 2, w // 2
     out = np.empty_like(pool.images[0])
@@ -124,7 +132,7 @@ def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out[oy:oy + hh, ox:ox + hw] = resize_image(pool.images[i], (hh, hw))
         b = pool.boxes[i] * np.float32([hw / w, hh / h, hw / w, hh / h]) + np.float32([ox, oy, ox, oy])
         boxes.append(b)
-    return out, np.concatenate(boxes).reshape(-1, 4)
+    return out, np.concatenate(boxes).reshape(-1, 4), np.concatenate([pool.classes[i] for i in picks])
 
 
 def window_hw(options: DetectorTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -133,22 +141,27 @@ def window_hw(options: DetectorTaskOptions, input_hw: tuple[int, int]) -> tuple[
 
 
 def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
-                  person_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A random ``hw`` window of an image and its xyxy boxes (clipped; boxes keeping < 10% of their area drop).
+                  person_p: float = 0.0, classes: np.ndarray | None = None,
+                  cut_keep: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random ``hw`` window of an image, its xyxy boxes and their classes (default all TARGET).
 
-    With probability ``person_p`` (and a box in the image) the window holds the centre of a random box,
-    anywhere inside it; otherwise its position is uniform.
+    Boxes are clipped; those keeping < 10% of their area drop, and those keeping < ``cut_keep`` become IGNORED.
+    With probability ``person_p`` (and a TARGET box in the image) the window holds the centre of a random
+    target, anywhere inside it; otherwise its position is uniform.
     """
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    cls = np.full(len(b), TARGET, np.int64) if classes is None else np.asarray(classes, np.int64)
+    targets = b[cls == TARGET]
     anchor = None
-    if person_p > 0 and len(boxes) and rng.random() < person_p:
-        bx0, by0, bx1, by1 = boxes[int(rng.integers(len(boxes)))]
+    if person_p > 0 and len(targets) and rng.random() < person_p:
+        bx0, by0, bx1, by1 = targets[int(rng.integers(len(targets)))]
         anchor = ((by0 + by1) / 2, (bx0 + bx1) / 2)
     (h, w) = hw
     y, x = window_origin(image.shape[:2], hw, rng, anchor)
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    moved, _ = clip_boxes(b - np.float32([x, y, x, y]), np.zeros(len(b)), (h, w), area)
-    return image[y:y + h, x:x + w], moved
+    cut = AugmentConfig(cut_visible=cut_keep, cut_class=IGNORED)
+    moved, moved_cls = clip_boxes(b - np.float32([x, y, x, y]), cls, (h, w), area, cut)
+    return image[y:y + h, x:x + w], moved, moved_cls
 
 
 class DetectorTask:
@@ -176,12 +189,16 @@ class DetectorTask:
         n_main = len(main) * options.repeat
         n_extra = 0 if extra is None else (min(options.extra_per_epoch, len(extra)) if options.extra_per_epoch
                                            else len(extra))
-        augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
+        augment = AugmentConfig(scale=(options.scale_min, options.scale_max), cut_visible=options.cut_keep,
+                                cut_class=IGNORED)
         epoch = {"n": 0}
 
-        def encode(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        def encode(image: np.ndarray, all_boxes: np.ndarray,
+                   classes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             hw = image.shape[:2]  # a training window or the whole input; sizes are always relative to the input
-            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=input_hw)
+            boxes = all_boxes[classes == TARGET]
+            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=input_hw,
+                                             ignore_boxes=all_boxes[classes == IGNORED])
             box = box_target_for_loss(box, mask)
             if options.box_neighbours:
                 box = spread_box_targets(boxes, box, hw, size_hw=input_hw)
@@ -197,18 +214,19 @@ class DetectorTask:
                 p, i = items[k]
                 pool = pools[p]
                 if config.augment and p == 0 and rng.random() < options.mosaic:
-                    image, boxes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
+                    image, boxes, classes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
                 else:
-                    image, boxes = pool.images[i], pool.boxes[i]
+                    image, boxes, classes = pool.images[i], pool.boxes[i], pool.classes[i]
                 if config.augment:
-                    image, boxes, _ = augment_detection(image, boxes, np.zeros(len(boxes), np.int64), rng, augment)
+                    image, boxes, classes = augment_detection(image, boxes, classes, rng, augment)
                 if train_hw != input_hw:
-                    image, boxes = random_window(image, boxes, train_hw, rng, options.person_crop)
-                yield encode(image, boxes)
+                    image, boxes, classes = random_window(image, boxes, train_hw, rng, options.person_crop, classes,
+                                                          options.cut_keep)
+                yield encode(image, boxes, classes)
 
         def val_items():
             for i in range(len(val_pool.images)):
-                yield encode(val_pool.images[i], val_pool.boxes[i])
+                yield encode(val_pool.images[i], val_pool.boxes[i], val_pool.classes[i])
 
         def signature(h: int, w: int) -> tuple:
             return (tf.TensorSpec((h, w, 3), tf.float32),
@@ -248,6 +266,7 @@ def _check(options: DetectorTaskOptions) -> None:
         (options.extra_per_epoch < 0, "extra_per_epoch must be >= 0"),
         (not 0.0 <= options.mosaic <= 1.0, "mosaic must be a probability in [0, 1]"),
         (not 0.0 <= options.min_visibility <= 1.0, "min_visibility must be in [0, 1]"),
+        (not 0.0 <= options.cut_keep <= 1.0, "cut_keep must be a share of the box area in [0, 1]"),
         (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
         (options.box_weight <= 0 or options.min_radius < 0, "box_weight must be > 0 and min_radius >= 0"),
         (not 0.0 <= options.person_crop <= 1.0, "person_crop must be a probability in [0, 1]"),
