@@ -112,6 +112,13 @@ def test_scale_crop_drops_boxes_pushed_out_and_pads_masks_with_ignore():
     clipped, cls = clip_boxes(np.array([[-5, -5, 1, 50], [90, 90, 120, 130]]), np.array([0, 1]), (100, 100),
                               original_area=np.array([330.0, 1200.0]))
     assert cls.tolist() == [] and clipped.shape == (0, 4)  # 1 px wide; 100 of 1200 px visible (< 10 %)
+    # cut_visible relabels the kept boxes that show too little of themselves (a person cut to their legs)
+    boxes = np.array([[10, 10, 20, 50], [90, 10, 110, 50], [95, 60, 115, 100]], np.float32)  # 100 %, 50 %, 25 %
+    area = np.array([400.0, 800.0, 800.0])
+    cut = AugmentConfig(cut_visible=0.6, cut_class=9)
+    clipped, cls = clip_boxes(boxes, np.array([0, 1, 2]), (100, 100), area, cut)
+    assert cls.tolist() == [0, 9, 9] and clipped[1].tolist() == [90, 10, 100, 50]
+    assert clip_boxes(boxes, np.array([0, 1, 2]), (100, 100), area)[1].tolist() == [0, 1, 2]  # off by default
 
 
 def test_color_jitter_dtype_range_and_seed():
