@@ -91,6 +91,8 @@ def _protocol_sections(folder: Path) -> list[str]:
             for key, rows in data.items():
                 if isinstance(rows, list) and rows and isinstance(rows[0], dict):
                     parts.append(f"\n{key}:\n\n{md_table(rows)}\n")
+                elif isinstance(rows, dict) and rows and all(isinstance(v, (int, float, str)) for v in rows.values()):
+                    parts.append(f"\n{key}:\n\n{md_table([rows])}\n")  # e.g. pooled figures
             summary = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and k != "title"}
             if summary:
                 parts.append("\n" + md_table([summary]) + "\n")
