@@ -152,3 +152,15 @@ def test_augment_pipelines_keep_labels_consistent():
     first = augment_detection(image, np.array([box], np.float32), np.array([0]), np.random.default_rng(5))
     again = augment_detection(image, np.array([box], np.float32), np.array([0]), np.random.default_rng(5))
     assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+
+
+def test_augment_detection_without_jitter_keeps_the_colours():
+    # jitter=False is for callers that cut a window first and jitter only the window (the detector task).
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    still = AugmentConfig(flip_p=0.0, scale=(1.0, 1.0))
+    box = np.array([[10, 5, 30, 35]], np.float32)
+    plain, boxes, _ = augment_detection(image, box, np.array([0]), np.random.default_rng(1), still, jitter=False)
+    assert np.array_equal(plain, image) and np.array_equal(boxes, box)
+    jittered, _, _ = augment_detection(image, box, np.array([0]), np.random.default_rng(1), still)
+    assert not np.array_equal(jittered, image)

@@ -29,15 +29,18 @@ def test_same_seed_same_first_epoch_loss(cli, shared, tmp_path: Path) -> None:
         result = cli("train", "classifier", "-o", out, "--epochs", "1", "--seed", "3", *TINY)
         assert result.returncode == 0, result.stderr[-2000:]
         losses.append(_manifest(out)["first_epoch_loss"])
+        assert _manifest(out)["train_config"]["deterministic"] is True  # the default: TF op determinism on
     assert losses[0] == losses[1]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(cli, shared, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
+    # Also the speed trade of long recipes (op determinism off), recorded in the manifest.
     result = cli("train", "classifier", "-o", out, "--epochs", "1", "--strategy", "mirrored", "--devices", "2",
-                 *TINY, "--json")
+                 *TINY, "--set", "train.deterministic=false", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads(result.stdout)
+    assert manifest["train_config"]["deterministic"] is False
     assert manifest["strategy"] == {"name": "MirroredStrategy", "replicas": 2}
     assert manifest["first_epoch_loss"] == manifest["first_epoch_loss"]  # finite, not NaN
     assert out.is_file() and (out.with_suffix(".run") / "logs").is_dir()

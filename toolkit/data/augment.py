@@ -231,21 +231,27 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentCon
 
 def augment_detection(
     image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
-    config: AugmentConfig = DEFAULT,
+    config: AugmentConfig = DEFAULT, jitter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flip (p = flip_p), scale-crop and colour-jitter an image with its xyxy boxes. Returns (image, boxes,
-    classes); boxes that end up tiny or mostly outside are dropped with their classes."""
+    classes); boxes that end up tiny or mostly outside are dropped with their classes.
+
+    ``jitter=False`` leaves the colours alone, for a caller that cuts a smaller window first and jitters only that
+    (:func:`color_jitter` costs per pixel and is most of the cost of this function)."""
     if rng.random() < config.flip_p:
         image, boxes, _ = hflip(image, boxes)
     image, boxes, classes, _ = random_scale_crop(image, rng, boxes, classes, config=config)
-    return color_jitter(image, rng, config), boxes, classes
+    return (color_jitter(image, rng, config) if jitter else image), boxes, classes
 
 
 def augment_segmentation(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: AugmentConfig = DEFAULT
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: AugmentConfig = DEFAULT,
+    jitter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flip, scale-crop (mask nearest-neighbour, padding = 255 ignore) and colour-jitter. Returns (image, mask)."""
+    """Flip, scale-crop (mask nearest-neighbour, padding = 255 ignore) and colour-jitter. Returns (image, mask).
+
+    ``jitter=False``: no colour jitter (see :func:`augment_detection`)."""
     if rng.random() < config.flip_p:
         image, _, mask = hflip(image, mask=mask)
     image, _, _, mask = random_scale_crop(image, rng, mask=mask, config=config)
-    return color_jitter(image, rng, config), mask
+    return (color_jitter(image, rng, config) if jitter else image), mask

@@ -24,6 +24,21 @@ class Datasets:
     describe: dict[str, Any] = field(default_factory=dict)  # what was used: specs, counts, split rule
 
 
+def unit_batches(dataset: Any, batch_size: int, cache: bool = False) -> Any:
+    """Batch a tf.data dataset of (uint8 image, targets) and scale the images to float32 [0, 1] in the graph.
+
+    Image tasks yield uint8 from their Python generators: a quarter of the bytes of float32 through
+    ``from_generator``, and the scaling runs once per batch in TensorFlow instead of per item in numpy.
+    """
+    import tensorflow as tf
+
+    def to_unit(image: Any, targets: Any) -> tuple[Any, Any]:
+        return tf.cast(image, tf.float32) * (1.0 / 255.0), targets
+
+    batches = dataset.batch(batch_size).map(to_unit)
+    return (batches.cache() if cache else batches).prefetch(2)
+
+
 class Task(Protocol):
     kind: str  # a key of toolkit.capabilities.MODEL_KINDS
     default_data: str  # default training SPEC

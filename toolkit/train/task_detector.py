@@ -8,8 +8,10 @@ as letterboxed uint8 model inputs, so an epoch costs only augmentation and targe
   of rendered frames; ``repeat`` shows each main image that many times per epoch.
 * Augmentation (train split only, when ``TrainConfig.augment``): with probability ``mosaic`` four images of the
   main data are tiled 2x2 at half size (people half as tall: COCO's close-ups become street-camera sized; the
-  extra data -- street frames whose people are already small -- is never shrunk this way), then flip,
-  scale/crop and colour jitter (:func:`toolkit.data.augment.augment_detection`).
+  extra data -- street frames whose people are already small -- is never shrunk this way), then flip and
+  scale/crop (:func:`toolkit.data.augment.augment_detection`), and colour jitter last, on the training window
+  only (it costs per pixel: jittering the whole input before cutting the window was most of an item's cost).
+  Items leave the generator as uint8 and are scaled to [0, 1] in the tf.data graph, per batch.
 * ``crop_height`` x ``crop_width`` > 0: training items are random windows of that size cut from the augmented
   model input (a share ``person_crop`` of them placed over a person). The layers do not depend on the input
   size, so a model whose input is near the camera's resolution -- people as many pixels tall as the camera sees
@@ -36,14 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, resize_image
+from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, color_jitter, resize_image
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.detector_data import Samples, load_samples, model_input
 from toolkit.models.detector import STRIDE
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig
-from toolkit.train.task import Datasets
+from toolkit.train.task import Datasets, unit_batches
 from toolkit.train.windows import window_origin, window_size
 
 STRIDE_BACKBONE = 32  # the backbone's deepest stride: input sizes and training windows are multiples of it
@@ -202,7 +204,7 @@ class DetectorTask:
             box = box_target_for_loss(box, mask)
             if options.box_neighbours:
                 box = spread_box_targets(boxes, box, hw, size_hw=input_hw)
-            return image.astype(np.float32) * np.float32(1 / 255.0), {"heatmap": heat, "box": box}
+            return image, {"heatmap": heat, "box": box}  # uint8: unit_batches scales it to [0, 1]
 
         def train_items():
             rng = np.random.default_rng([config.seed, epoch["n"]])
@@ -218,10 +220,12 @@ class DetectorTask:
                 else:
                     image, boxes, classes = pool.images[i], pool.boxes[i], pool.classes[i]
                 if config.augment:
-                    image, boxes, classes = augment_detection(image, boxes, classes, rng, augment)
+                    image, boxes, classes = augment_detection(image, boxes, classes, rng, augment, jitter=False)
                 if train_hw != input_hw:
                     image, boxes, classes = random_window(image, boxes, train_hw, rng, options.person_crop, classes,
                                                           options.cut_keep)
+                if config.augment:  # after the window: colour jitter costs per pixel
+                    image = color_jitter(image, rng, augment)
                 yield encode(image, boxes, classes)
 
         def val_items():
@@ -229,7 +233,7 @@ class DetectorTask:
                 yield encode(val_pool.images[i], val_pool.boxes[i], val_pool.classes[i])
 
         def signature(h: int, w: int) -> tuple:
-            return (tf.TensorSpec((h, w, 3), tf.float32),
+            return (tf.TensorSpec((h, w, 3), tf.uint8),
                     {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
                      "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
 
@@ -239,8 +243,8 @@ class DetectorTask:
                     "val": val_samples.describe, "per_epoch": {"main": n_main, "extra": n_extra},
                     "input_hw": list(input_hw), "train_hw": list(train_hw),
                     "augment": bool(config.augment)}
-        return Datasets(train=train_ds.batch(config.batch_size).prefetch(2),
-                        val=val_ds.batch(config.batch_size).cache().prefetch(2),
+        return Datasets(train=unit_batches(train_ds, config.batch_size),
+                        val=unit_batches(val_ds, config.batch_size, cache=True),
                         train_size=n_main + n_extra, val_size=len(val_pool.images), describe=describe)
 
     def compile(self, model: Any, config: TrainConfig, options: DetectorTaskOptions, steps_per_epoch: int) -> None:

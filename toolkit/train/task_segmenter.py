@@ -8,7 +8,8 @@ cache) and kept as letterboxed uint8 model inputs -- the camera pipeline's lette
   in, each of its images ``extra_repeat`` times per epoch; ``per_epoch`` > 0 draws that many of the pooled items
   afresh each epoch (a shorter epoch on a slow machine; 0 = all of them).
 * Augmentation (train split only, when ``TrainConfig.augment``): flip, scale/crop (zooming out pads the mask
-  with ignore) and colour jitter (:func:`toolkit.data.augment.augment_segmentation`).
+  with ignore) (:func:`toolkit.data.augment.augment_segmentation`), then colour jitter on the training window
+  only (it costs per pixel). Items leave the generator as uint8; ``unit_batches`` scales them per batch.
 * ``crop_height`` x ``crop_width`` > 0: training items are random windows of that size cut from the augmented
   model-size input (the model is fully convolutional, so the weights do not depend on the input size). A step on
   120x160 crops costs a quarter of a step on 240x320 frames and, measured on the synthetic street, teaches about
@@ -30,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.augment import IGNORE, AugmentConfig, augment_segmentation
+from toolkit.data.augment import IGNORE, AugmentConfig, augment_segmentation, color_jitter
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_input
 from toolkit.models.segmenter import CLASS_NAMES
 from toolkit.train.config import TrainConfig
-from toolkit.train.task import Datasets
+from toolkit.train.task import Datasets, unit_batches
 from toolkit.train.windows import window_origin, window_size
 
 
@@ -189,7 +190,7 @@ class SegmenterTask:
         epoch = {"n": 0}
 
         def encode(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-            return image.astype(np.float32) * np.float32(1 / 255.0), {"mask": mask.astype(np.int32)}
+            return image, {"mask": mask.astype(np.int32)}  # uint8: unit_batches scales it to [0, 1]
 
         def train_items():
             rng = np.random.default_rng([config.seed, epoch["n"]])
@@ -198,9 +199,11 @@ class SegmenterTask:
                 p, i = items[k]
                 image, mask = pools[p].images[i], pools[p].masks[i]
                 if config.augment:
-                    image, mask = augment_segmentation(image, mask, rng, augment)
+                    image, mask = augment_segmentation(image, mask, rng, augment, jitter=False)
                 if train_hw != input_hw:
                     image, mask = random_window(image, mask, train_hw, rng, options.person_crop)
+                if config.augment:  # after the window: colour jitter costs per pixel
+                    image = color_jitter(image, rng, augment)
                 yield encode(image, mask)
 
         val_samples = load_samples(val) if val is not None else None
@@ -211,18 +214,18 @@ class SegmenterTask:
                 yield encode(val_pool.images[i], val_pool.masks[i])
 
         def signature(h: int, w: int) -> tuple:
-            return tf.TensorSpec((h, w, 3), tf.float32), {"mask": tf.TensorSpec((h, w), tf.int32)}
+            return tf.TensorSpec((h, w, 3), tf.uint8), {"mask": tf.TensorSpec((h, w), tf.int32)}
 
         train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*train_hw))
         val_ds = None
         if val_pool is not None:
             val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*input_hw))
-            val_ds = val_ds.batch(config.batch_size).cache().prefetch(2)
+            val_ds = unit_batches(val_ds, config.batch_size, cache=True)
         describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
                     "val": val_samples.describe if val_samples is not None else None,
                     "per_epoch": n_epoch, "pool": len(items), "input_hw": list(input_hw), "train_hw": list(train_hw),
                     "augment": bool(config.augment)}
-        return Datasets(train=train_ds.batch(config.batch_size).prefetch(2), val=val_ds, train_size=n_epoch,
+        return Datasets(train=unit_batches(train_ds, config.batch_size), val=val_ds, train_size=n_epoch,
                         val_size=len(val_pool.images) if val_pool is not None else 0, describe=describe)
 
     def compile(self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int) -> None:
