@@ -44,3 +44,21 @@ def test_shipped_model(path: Path) -> None:
     card = path.parent / "README.md"
     assert card.is_file() and path.name in card.read_text()
     assert (path.parent / "eval.json").is_file() and (path.parent / "recipe.toml").is_file()
+
+
+RECIPES = sorted(ZOO.glob("*/recipe.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.parent.name for p in RECIPES])
+def test_shipped_model_was_trained_with_its_recipe(recipe: Path) -> None:
+    # Provenance: the training manifest next to the model records the recipe's [train] and [task] settings, so a
+    # recipe edited without retraining (or a model trained with extra --set overrides) is caught here.
+    import tomllib
+
+    table = tomllib.loads(recipe.read_text())
+    manifest = json.loads((recipe.parent / "train.json").read_text())
+    assert manifest["kind"] == table["kind"]
+    for key, value in table.get("train", {}).items():
+        assert manifest["train_config"][key] == value, ("train", key)
+    for key, value in table.get("task", {}).items():
+        assert manifest["task_options"][key] == value, ("task", key)
