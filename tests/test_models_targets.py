@@ -64,6 +64,36 @@ def test_round_trip_float_targets_recover_boxes() -> None:
     assert _match(found, BOXES).max() < 0.01
 
 
+def test_neighbour_sizes_round_trip_the_targets_the_detector_trains_on() -> None:
+    # Training puts each box's size on the 8 cells around its centre too (spread_box_targets); decoding with
+    # neighbour_sizes averages those nine estimates, which for exact targets are all the true size.
+    from toolkit.train.task_detector import spread_box_targets
+
+    heatmap, box, mask = encode_targets(BOXES, HW)
+    trained = spread_box_targets(BOXES, box_target_for_loss(box, mask), HW)
+    trained = np.where(trained == NO_BOX, 0.0, trained).astype(np.float32)
+    found, _ = decode(heatmap, trained, HW, score_threshold=0.5, max_detections=50, neighbour_sizes=True)
+    assert len(found) == len(BOXES) and _match(found, BOXES).max() < 0.01
+
+
+def test_neighbour_sizes_are_the_heatmap_weighted_mean_of_the_3x3_cells() -> None:
+    heat = np.zeros((4, 4), np.float32)
+    regs = np.zeros((4, 4, 4), np.float32)
+    heat[0, 0], heat[0, 1], heat[1, 0] = 0.8, 0.4, 0.2  # a peak in the corner: 5 of its 9 cells are off the map
+    regs[0, 0] = (0.5, 0.5, 0.5, 0.5)
+    regs[0, 1] = (0.0, 0.0, 0.2, 0.8)
+    regs[1, 0] = (0.0, 0.0, 0.8, 0.2)
+    regs[1, 1] = (0.0, 0.0, 0.9, 0.9)  # heat 0: no weight
+    own, _ = decode(heat[..., None], regs, (16, 16), score_threshold=0.5)
+    mean, _ = decode(heat[..., None], regs, (16, 16), score_threshold=0.5, neighbour_sizes=True)
+    sw = (0.8 * 0.5 + 0.4 * 0.2 + 0.2 * 0.8) / 1.4
+    sh = (0.8 * 0.5 + 0.4 * 0.8 + 0.2 * 0.2) / 1.4
+    centre = 0.5 * 4  # the peak cell's own offset, stride 4
+    np.testing.assert_allclose(own[0], [0, 0, 4, 4], atol=1e-5)  # the peak cell alone: 0.5^2 * 16 = 4 px, centre 2
+    expected = [centre - sw * sw * 8, centre - sh * sh * 8, centre + sw * sw * 8, centre + sh * sh * 8]
+    np.testing.assert_allclose(mean[0], np.clip(expected, 0, 16), atol=1e-5)
+
+
 def test_round_trip_through_int8_levels_stays_within_a_pixel() -> None:
     """The shipped model outputs int8 sigmoids (scale 1/256): the sqrt box encoding must survive that."""
     heatmap, box, _ = encode_targets(BOXES, HW)

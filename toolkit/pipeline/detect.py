@@ -43,6 +43,8 @@ class DetectorConfig:
     max_detections: int = 50  # at most this many peaks are decoded per frame
     min_box_px: float = 2.0  # boxes narrower or shorter than this (after mapping to the frame) are dropped
     label: str = "person"  # the detector's single class
+    neighbour_sizes: bool = True  # box size = heatmap-weighted mean over the peak's 3x3 cells (decode); the detector
+    # task trains sizes on those cells (box_neighbours = true); a model trained without that needs False
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -90,7 +92,8 @@ def postprocess(
     config: DetectorConfig = DetectorConfig(),
 ) -> list[Detection]:
     """Model outputs for one image (heatmap (h, w, 1), box (h, w, 4)) -> detections in frame pixels, best first."""
-    boxes, scores = decode(heatmap, box, input_hw, config.score_threshold, config.max_detections)
+    boxes, scores = decode(heatmap, box, input_hw, config.score_threshold, config.max_detections,
+                           config.neighbour_sizes)
     if len(boxes) == 0:
         return []
     keep = nms(boxes, scores, config.iou_threshold)  # one class: class-wise NMS is plain NMS
