@@ -65,6 +65,7 @@ class DetectorTaskOptions:
     box_weight: float = 5.0  # weight of the box L1 loss against the heatmap focal loss
     min_radius: int = 1  # smallest heatmap Gaussian radius in output cells
     box_neighbours: bool = True  # also train the box head on the 8 cells around each centre (offsets clipped)
+    # (the camera pipeline and eval average the size over those cells: DetectorConfig.neighbour_sizes)
     crop_height: int = 0  # train on random windows of this many rows of the model input (0 = whole input)
     crop_width: int = 0  # ...and this many columns; both multiples of 32 (the backbone's stride)
     person_crop: float = 0.0  # probability that a training window is placed over a random person
