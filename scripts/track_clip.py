@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from toolkit.cli.common import positive_float  # noqa: E402
 from toolkit.errors import UsageError, run_script  # noqa: E402
 from toolkit.fileio import write_json_atomic  # noqa: E402
 from toolkit.paths import shared_dir  # noqa: E402
@@ -122,8 +123,8 @@ def main() -> int:
     parser.add_argument("--png-dir", type=Path, help="save annotated frames here (default: next to --out)")
     parser.add_argument("--frames", type=_indices, default="60,250,500,700", help="frame indices to save as PNG")
     parser.add_argument("--margin", type=float, default=12.0, help="px from the border that count as 'interior'")
-    parser.add_argument("--static-s", type=float, default=10.0, help="static ids: living at least this long (s)")
-    parser.add_argument("--static-px", type=float, default=20.0, help="...with the box centre within this range")
+    parser.add_argument("--static-s", type=positive_float, default=10.0, help="static ids: living at least this long (s)")
+    parser.add_argument("--static-px", type=positive_float, default=20.0, help="...with the box centre within this range")
     parser.add_argument("--out", type=Path, default=Path("build/bench/track_clip.json"), help="JSON output file")
     args = parser.parse_args()
     clip = Path(args.clip) if args.clip else shared_dir() / "data" / "pedestrian_video" / "pedestrians.avi"

@@ -77,7 +77,7 @@ def _configure_devices(tf: Any, config: TrainConfig) -> Any:
 def _seed_everything(tf: Any, seed: int, deterministic: bool) -> None:
     """Seed Python, numpy and TF; with ``deterministic`` also make every TF op deterministic.
 
-    Op determinism doubles a convolution step on CPU (measured on the detector: 228 -> 427 ms a batch), so a long
+    Op determinism can double a convolution step on CPU (a cached detector batch: 228 -> 427 ms), so a long
     recipe may turn it off: the batches stay the same (they come from the seeded numpy generators), the float sums
     inside ops may differ in the last bits between runs.
     """
