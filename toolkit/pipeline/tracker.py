@@ -37,8 +37,8 @@ HISTORY_STEPS = 8  # samples the behaviour model observes
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    high_score: float = 0.39  # detections at or above this take part in stage 1 and may start tracks (the zoo
-    # detector's best-F1 threshold on held-out synthetic scenes is 0.39 float / 0.39 int8: its models/ card)
+    high_score: float = 0.38  # detections at or above this take part in stage 1 and may start tracks (the zoo
+    # detector's best-F1 threshold on held-out synthetic scenes is 0.37 float / 0.38 int8: its models/ card)
     low_score: float = 0.1  # detections below this are ignored; [low_score, high_score) only extend tracks
     match_iou: float = 0.2  # stage 1: minimum IoU between a track's predicted box and a high-score detection
     low_match_iou: float = 0.5  # stage 2: minimum IoU for a low-score detection (stricter: they are noisier)
