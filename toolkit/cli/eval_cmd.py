@@ -1,4 +1,4 @@
-"""toolkit eval MODEL --data SPEC [--json]"""
+"""toolkit eval MODEL --data SPEC [--json]; toolkit eval [MODELS] --data mot:seq=DIR (tracking)"""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ DESCRIPTION = HELP + """
   toolkit eval models/mnist_classifier/classifier_int8.tflite --data mnist:split=test
   toolkit eval behaviour.keras --data eth_ucy:scene=all,split=test
   toolkit eval detector_int8.tflite --data coco128:split=val,fold=0
+  toolkit eval --data mot                      # the pipeline's tracks on the shared PETS09-S2L1 (zoo models)
+  toolkit eval my_models/ --data mot:seq=MOT17-02,video=clip.mp4   # MOTA, IDF1, HOTA, AP50 of track boxes
 
 Data SPECs (NAME[:key=value,...] or a path):
 """
@@ -22,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from toolkit.data.spec import specs_help
 
     parser.description = DESCRIPTION + specs_help()
-    parser.add_argument("model", help=".keras or .tflite model")
+    parser.add_argument("model", nargs="?", help=".keras or .tflite model; for --data mot: a detector .tflite or a "
+                        "model folder (default: the shipped zoo)")
     parser.add_argument("--data", required=True, help="data SPEC, e.g. mnist:split=test")
     parser.add_argument("--limit", type=positive_int, help="score at most N samples")
     parser.add_argument("--threads", type=positive_int, help="interpreter threads for .tflite (default: all cores)")
@@ -35,13 +38,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.data.spec import parse_spec
+    from toolkit.errors import UsageError
     from toolkit.eval import EvalConfig, evaluate
 
     config = EvalConfig(limit=args.limit, threads=args.threads, out_dir=args.out_dir, seed=args.seed,
                         baselines=not args.no_baselines, part=args.part, companion=args.companion)
+    spec = parse_spec(args.data)
     with StatusLine("eval") as status:
-        status.show(f"scoring {args.model} on {args.data}")
-        report = evaluate(args.model, args.data, config)
+        if spec.name == "mot":
+            from toolkit.eval.tracking import evaluate_sequence
+
+            status.show(f"tracking {spec} with {args.model or 'the shipped zoo'}")
+            report = evaluate_sequence(args.model, spec, config)
+        else:
+            if not args.model:
+                raise UsageError(f"--data {args.data}: give the model to score (toolkit eval MODEL --data ...); only "
+                                 "tracking data (--data mot:...) defaults to the shipped zoo")
+            status.show(f"scoring {args.model} on {args.data}")
+            report = evaluate(args.model, spec, config)
     emit(report.to_dict(), args.json, render)
     return 0
 

@@ -74,6 +74,12 @@ DATASETS: dict[str, DatasetInfo] = {
          "every": "keep every n-th frame (default 2)", "split": "train | val (val uses seed + 1000)",
          "width": "frame width", "height": "frame height", "scenes": "number of scenes (seeds) to render",
          "jitter": "per-seed camera view change, 0-2 (default 1 = the training spread; 0 = the demo's view)"}),
+    "mot": DatasetInfo(
+        "a MOTChallenge sequence (seqinfo.ini + gt.txt) for tracking metrics (toolkit.data.mot)",
+        {"seq": "sequence folder (default: shared data/pedestrian_video/PETS09-S2L1)",
+         "video": "frames video when the folder has no image folder (default for the shared PETS folder: "
+                  "its pedestrians.avi beside it)",
+         "limit": "score only the first N frames"}),
 }
 
 
