@@ -51,6 +51,7 @@ def register_custom_objects() -> None:
     ``keras.saving.load_model(path, safe_mode=True)`` can rebuild any model this package saved."""
     for kind in MODEL_KINDS:
         builder(kind)
-    from toolkit.models import layers
+    from toolkit.models import layers, tflite_layers
 
     layers.register()
+    tflite_layers.register()  # the TFLite-exact layers of models rebuilt by `toolkit import`

@@ -280,3 +280,41 @@ def _parse(data: bytes, file: Path) -> ModelFile:
 
 def itemsize(dtype: str) -> int:
     return _ITEMSIZE.get(dtype, 4)
+
+
+def op_options(data: bytes, op_index: int) -> dict[str, object]:
+    """The builtin options of operator ``op_index`` (subgraph 0) as a dict of the schema's camelCase fields,
+    e.g. ``{"strideW": 2, "padding": 0, "fusedActivationFunction": 3, ...}``; ``{}`` when the op has none.
+
+    ``data`` is the file's bytes (already verified by :func:`parse_model_bytes`). Reads one operator only.
+    """
+    schema = _schema()
+    buf = data if isinstance(data, bytearray) else bytearray(data)
+    graph = schema.Model.GetRootAs(buf, 0).Subgraphs(0)
+    options = schema.OperatorT.InitFromObj(graph.Operators(op_index)).builtinOptions
+    return dict(vars(options)) if options is not None else {}
+
+
+def tensor_data(data: bytes, tensor: TensorInfo) -> np.ndarray:
+    """The stored (raw, still quantized) values of a constant tensor as a numpy array of its shape and dtype.
+
+    Raises UsageError for a tensor without data or a dtype numpy cannot hold (int4, string, resource).
+    """
+    if not tensor.constant:
+        raise UsageError(f"tensor '{tensor.name}' holds no constant data")
+    np_dtype = {"bfloat16": None, "int4": None, "string": None, "resource": None, "variant": None}.get(
+        tensor.dtype, tensor.dtype)
+    if np_dtype is None or tensor.dtype.startswith("type"):
+        raise UsageError(f"tensor '{tensor.name}' has dtype {tensor.dtype}, which cannot be read as numbers")
+    schema = _schema()
+    buf = data if isinstance(data, bytearray) else bytearray(data)
+    buffer = schema.Model.GetRootAs(buf, 0).Buffers(tensor.buffer)
+    if buffer.Offset() > 1:  # stored after the flatbuffer (models > 2 GB)
+        raw = bytes(buf[buffer.Offset():buffer.Offset() + buffer.Size()])
+    else:
+        raw = buffer.DataAsNumpy().tobytes()
+    count = tensor.size
+    if len(raw) != count * itemsize(tensor.dtype):
+        raise UsageError(f"tensor '{tensor.name}': {len(raw)} bytes stored for shape {list(tensor.shape)} "
+                         f"{tensor.dtype}; the file is corrupt")
+    return np.frombuffer(raw, dtype=np.dtype(np_dtype)).reshape(tensor.shape).copy()
