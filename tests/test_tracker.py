@@ -258,3 +258,62 @@ def test_tracker_rejects_time_going_back():
     tracker.update([], 1.0)
     with pytest.raises(ValueError, match="timestamps"):
         tracker.update([], 0.5)
+
+
+# -- static objects the segmenter does not call person --------------------------------------------------------------
+
+def _mask_with(box: tuple[float, float, float, float] | None, shape: tuple[int, int] = (360, 480)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    if box is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        mask[y1:y2, x1:x2] = True
+    return mask
+
+
+def _run_static(mask: np.ndarray | None, seconds: float = 5.0, fps: float = 10.0, move_after: float | None = None):
+    """A detection that stays put (1 px of jitter) for ``seconds``; from ``move_after`` on it walks at 60 px/s.
+    Returns (ids reported per frame, the tracker)."""
+    tracker = Tracker(TrackerConfig(static_seconds=3.0))
+    rng = np.random.default_rng(0)
+    reported = []
+    for k in range(int(seconds * fps)):
+        t = k / fps
+        cx = 200.0 if move_after is None or t < move_after else 200.0 + 60 * (t - move_after)
+        box = np.array(_box(cx, 300, 100)) + rng.normal(0, 1.0, 4)
+        visible = tracker.update([Detection(tuple(box), 0.9)], t, mask)
+        reported.append([v.id for v in visible])
+    return reported, tracker
+
+
+def test_static_track_that_is_not_a_person_is_held_back_but_kept_alive():
+    reported, tracker = _run_static(_mask_with(None))  # the segmenter sees no person anywhere
+    fps = 10
+    assert all(ids == [1] for ids in reported[3:int(3 * fps)])  # confirmed, reported while young
+    assert all(ids == [] for ids in reported[int(3 * fps) + 1:])  # static for 3 s: held back
+    (track,) = tracker.tracks  # still alive, still id 1: no new track is started on the same object
+    assert track.id == 1 and track.misses == 0 and track.person_share == 0.0 and track.is_static(tracker.config)
+
+
+def test_static_track_the_segmenter_calls_person_is_reported():
+    reported, _ = _run_static(_mask_with(_box(200, 300, 100)))  # the person mask covers the box
+    assert all(ids == [1] for ids in reported[3:])
+
+
+def test_without_masks_nothing_is_held_back():
+    reported, tracker = _run_static(None)
+    assert all(ids == [1] for ids in reported[3:])
+    assert tracker.tracks[0].person_share is None
+
+
+def test_a_held_back_track_comes_back_with_its_id_when_it_moves():
+    reported, _ = _run_static(_mask_with(None), seconds=8.0, move_after=5.0)
+    assert reported[45] == []  # static since 0 s, not a person: held back at 4.5 s
+    assert reported[-1] == [1]  # walked 180 px (1.8 box heights) since 5 s: a mover again, same id
+
+
+def test_static_rule_can_be_switched_off():
+    tracker = Tracker(TrackerConfig(static_seconds=0.0))
+    mask = _mask_with(None)
+    for k in range(60):
+        visible = tracker.update([Detection(_box(200, 300, 100), 0.9)], k / 10, mask)
+    assert [v.id for v in visible] == [1]

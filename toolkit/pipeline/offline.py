@@ -4,12 +4,14 @@
 ...     for result in run.frames(sequence.read_frames(), fps=7.0):
 ...         result.ids, result.boxes, result.scores                        # confirmed tracks seen this frame
 
-``toolkit demo`` runs the same :class:`~toolkit.pipeline.detect.Detector` and
-:class:`~toolkit.pipeline.tracker.Tracker` (same configs) in three threads and paces or drops frames to keep up
-with a live source. Scoring needs every frame in order and a clock that follows the recording, not the host, so
-this runner processes each frame once, in the calling thread, with ``timestamp = frame index / fps``. The
-tracker's output does not depend on the behaviour or segmentation stages (they read tracks, they do not change
-them), so they are not run here; their cost is measured by ``scripts/bench_pipeline.py``.
+``toolkit demo`` runs the same :class:`~toolkit.pipeline.detect.Detector`, :class:`~toolkit.pipeline.tracker.Tracker`
+and :class:`~toolkit.pipeline.segment.Segmenter` (same configs) in three threads and paces or drops frames to keep
+up with a live source. Scoring needs every frame in order and a clock that follows the recording, not the host,
+so this runner processes each frame once, in the calling thread, with ``timestamp = frame index / fps``. The
+segmenter runs every ``every_n_seg``-th frame as in the demo and the tracker gets its latest person mask (static
+tracks the segmenter does not call person are held back); in the demo that mask is one segmentation older, which
+a static object does not notice. The behaviour stage reads tracks and never changes them, so it is not run here;
+its cost is measured by ``scripts/bench_pipeline.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from toolkit.errors import UsageError
 from toolkit.pipeline.detect import Detection, Detector, DetectorConfig
+from toolkit.pipeline.segment import CLASSES, Segmenter
 from toolkit.pipeline.tracker import Tracker, TrackerConfig
 
 DetectFn = Callable[[np.ndarray], Sequence[Detection]]
@@ -45,18 +48,24 @@ def _as_arrays(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]
     return boxes, np.asarray([d.score for d in detections], np.float64)
 
 
-def track_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detect: DetectFn,
-                 tracker: Tracker) -> Iterator[FrameResult]:
+def track_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detect: DetectFn, tracker: Tracker,
+                 segment: Callable[[np.ndarray], np.ndarray] | None = None, every_n_seg: int = 3,
+                 person_class: int = 0) -> Iterator[FrameResult]:
     """Run ``detect`` and ``tracker`` on ``(index, BGR frame)`` pairs in order; yield one result per frame.
 
     The tracker's clock is ``index / fps`` seconds (the recording's own rate), so a sequence scores the same on
     any host. ``detect`` is a :class:`Detector` or any callable with its signature (a baseline detector).
+    ``segment`` (frame -> (H, W) labels) runs on every ``every_n_seg``-th frame; the tracker gets the latest
+    ``labels == person_class`` mask.
     """
     if not fps > 0:
         raise UsageError(f"frame rate must be > 0, got {fps}")
-    for index, frame in frames:
+    person = None
+    for count, (index, frame) in enumerate(frames):
         detections = list(detect(frame))
-        tracks = tracker.update(detections, index / fps)
+        if segment is not None and every_n_seg > 0 and count % every_n_seg == 0:
+            person = segment(frame) == person_class
+        tracks = tracker.update(detections, index / fps, person)
         det_boxes, det_scores = _as_arrays(detections)
         confirmed = [t for t in tracks if t.id is not None]
         yield FrameResult(
@@ -69,24 +78,31 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detect: D
 
 
 class OfflineTracker:
-    """The demo's detector (a ``.tflite`` from a model folder or file) and tracker, with their default configs."""
+    """The demo's detector and segmenter (``.tflite`` files from a model folder) and tracker, default configs."""
 
-    def __init__(self, detector: Detector, tracker_config: TrackerConfig = TrackerConfig()) -> None:
+    def __init__(self, detector: Detector, tracker_config: TrackerConfig = TrackerConfig(),
+                 segmenter: Segmenter | None = None, every_n_seg: int = 3) -> None:
         self.detector = detector
         self.tracker_config = tracker_config
+        self.segmenter = segmenter
+        self.every_n_seg = every_n_seg
 
     @classmethod
     def open(cls, models: str | Path | None = None, threads: int | None = None,
              detector_config: DetectorConfig = DetectorConfig(),
-             tracker_config: TrackerConfig = TrackerConfig()) -> OfflineTracker:
-        """``models``: None (the shipped zoo), a folder holding a detector ``.tflite``, or the file itself."""
+             tracker_config: TrackerConfig = TrackerConfig(), every_n_seg: int = 3) -> OfflineTracker:
+        """``models``: None (the shipped zoo) or a folder holding a detector and a segmenter ``.tflite``, or a
+        detector ``.tflite`` alone (then no segmenter: nothing is held back as static). ``every_n_seg`` 0: no
+        segmenter."""
         from toolkit.pipeline.demo import quiet_stderr
         from toolkit.runtime.runner import Runner
 
-        path = detector_path(models)
+        paths = model_paths(models, every_n_seg > 0)
         with quiet_stderr():
-            detector = Detector(Runner(path, num_threads=threads), detector_config)
-        return cls(detector, tracker_config)
+            detector = Detector(Runner(paths["detector"], num_threads=threads), detector_config)
+            segmenter = (Segmenter(Runner(paths["segmenter"], num_threads=threads)) if "segmenter" in paths
+                         else None)
+        return cls(detector, tracker_config, segmenter, every_n_seg)
 
     @property
     def path(self) -> Path:
@@ -94,16 +110,34 @@ class OfflineTracker:
 
     def frames(self, frames: Iterable[tuple[int, np.ndarray]], fps: float) -> Iterator[FrameResult]:
         """Track a fresh sequence (a new tracker: ids start at 1); see :func:`track_frames`."""
-        return track_frames(frames, fps, self.detector, Tracker(self.tracker_config))
+        return track_frames(frames, fps, self.detector, Tracker(self.tracker_config), self.segmenter,
+                            self.every_n_seg, CLASSES.index("person"))
 
     def close(self) -> None:
         self.detector.close()
+        if self.segmenter is not None:
+            self.segmenter.close()
 
     def __enter__(self) -> OfflineTracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def model_paths(models: str | Path | None, segmenter: bool = True) -> dict[str, Path]:
+    """``{"detector": path[, "segmenter": path]}`` from None (the shipped zoo), a model folder (both needed when
+    ``segmenter``), or a detector ``.tflite`` path (no segmenter)."""
+    from toolkit.paths import zoo_dir
+    from toolkit.pipeline.model_files import find_models
+
+    kinds = ["detector", "segmenter"] if segmenter else ["detector"]
+    if models is None:
+        return find_models(zoo_dir(), kinds)
+    path = Path(models).expanduser()
+    if path.is_dir():
+        return find_models(path, kinds)
+    return {"detector": detector_path(path)}
 
 
 def detector_path(models: str | Path | None) -> Path:

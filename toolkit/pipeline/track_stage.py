@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.pipeline.outputs import FramePacket, OutputWorker, TrackView
+from toolkit.pipeline.segment import CLASSES
 from toolkit.pipeline.stage_thread import StageThread
 from toolkit.pipeline.timing import StageTimes
 
@@ -43,6 +44,9 @@ class TrackStage(StageThread):
         self.behaviour_calls = 0  # behaviour-model invocations (one per confirmed track with a full history)
         self._last_ts: float | None = None
         self._offset = 0.0
+        self.person_class = CLASSES.index("person")
+        self._labels: Any = None
+        self._person: Any = None
         super().__init__("demo-track", threaded, depth)
 
     def timestamp(self, source_ts: float) -> float:
@@ -55,11 +59,21 @@ class TrackStage(StageThread):
         self._last_ts = ts
         return ts
 
+    def _person_mask(self) -> Any:
+        """The output stage's latest segmentation as a person mask (one array per segmentation: the tracker
+        computes its integral image once), or None before the first one / without a segmenter."""
+        labels = self.output.labels
+        if labels is None:
+            return None
+        if self._labels is not labels:
+            self._labels, self._person = labels, labels == self.person_class
+        return self._person
+
     def process(self, item: Detected) -> None:
         image = item.frame.image
         t0 = time.perf_counter()
         timestamp = self.timestamp(item.frame.source_ts)
-        tracks = self.tracker.update(item.detections, timestamp)
+        tracks = self.tracker.update(item.detections, timestamp, self._person_mask())
         t1 = time.perf_counter()
         predictions = self.predictor.predict(tracks, (image.shape[1], image.shape[0]))
         t2 = time.perf_counter()

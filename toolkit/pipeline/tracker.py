@@ -17,6 +17,14 @@ Each stage is an optimal gated assignment (:func:`toolkit.pipeline.assignment.ma
 until it has been matched ``min_hits`` times in a row, and only then gets an id (ids are 1, 2, 3, ... in order of
 confirmation, never reused). A tentative track dies at its first miss, a confirmed one after ``max_age``
 consecutive misses. Kalman prediction uses the real time between frames, so 10 and 30 FPS sources behave alike.
+
+Static objects (a lamp post, a bollard, a sign that the detector takes for a person frame after frame): when the
+caller passes the segmenter's person mask, a confirmed track that has not moved (its centre stayed within
+``static_motion`` box heights for ``static_seconds``) and that the segmenter does not call person (on average
+less than ``static_person_share`` of its box) is held back: it stays alive -- so it keeps absorbing those
+detections and no new track starts there -- but it is not reported. It comes back, with its id, once it moves
+or the segmenter sees a person in it (a person who stood still). Without masks (no segmenter) nothing is held
+back: motion alone cannot tell a person waiting at a kerb from a post.
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ class TrackerConfig:
     measurement_std: float = 0.05  # Kalman measurement noise: std of a detected centre / size, in box heights
     initial_velocity_std: float = 1.0  # uncertainty of a new track's velocity, in box heights per second
     history_seconds: float = 4.0  # foot points older than this (before the latest) are dropped
+    static_seconds: float = 3.0  # held back when static this long and never person (0 = never hold back)
+    static_motion: float = 0.5  # "static": box centre range (x and y) under this many mean box heights
+    static_person_share: float = 0.3  # ...and the segmenter's person pixels cover less of the box, on average
 
 
 class BoxKalman:
@@ -122,6 +133,13 @@ def _motion_matrices(dt: float) -> tuple[np.ndarray, np.ndarray]:
     return f, q
 
 
+def box_sums(mask: np.ndarray) -> np.ndarray:
+    """(H + 1, W + 1) integral image of a 0/1 mask: the sum over [y1:y2, x1:x2] is four lookups."""
+    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+    np.cumsum(np.cumsum(np.asarray(mask, bool), axis=0, dtype=np.int64), axis=1, out=integral[1:, 1:])
+    return integral
+
+
 def resample_history(
     times: np.ndarray, points: np.ndarray, step: float = STEP_SECONDS, count: int = HISTORY_STEPS
 ) -> np.ndarray:
@@ -157,6 +175,12 @@ class Track:
         self._config = config
         self._times: deque[float] = deque(maxlen=512)  # bounded even at very high frame rates
         self._feet: deque[tuple[float, float]] = deque(maxlen=512)
+        self.first_seen = float(timestamp)
+        centre = xyxy_to_cxcywh(np.asarray(detection.box, np.float64))
+        self._centre_range = np.concatenate([centre[:2], centre[:2]])  # x min, y min, x max, y max
+        self._height_sum, self._height_n = float(centre[3]), 1
+        self._person_sum, self._person_n = 0.0, 0  # segmenter person share of the box, summed over masks seen
+        self._mask_seen: np.ndarray | None = None  # the last mask counted (each mask counts once)
         self._record(timestamp)
 
     @property
@@ -173,6 +197,23 @@ class Track:
         """Estimated centre velocity (vx, vy) in pixels per second."""
         return self.kalman.mean[4:6].copy()
 
+    @property
+    def person_share(self) -> float | None:
+        """Mean share of the box the segmenter labelled person, over the masks seen while matched; None: no mask."""
+        return self._person_sum / self._person_n if self._person_n else None
+
+    def is_static(self, config: TrackerConfig) -> bool:
+        """Alive for ``static_seconds`` and its centre never left a ``static_motion`` x mean-height square."""
+        if config.static_seconds <= 0 or self.last_seen - self.first_seen < config.static_seconds:
+            return False
+        c = self._centre_range
+        return max(c[2] - c[0], c[3] - c[1]) < config.static_motion * self._height_sum / self._height_n
+
+    def held_back(self, config: TrackerConfig) -> bool:
+        """Static and, on the segmenter's masks, not a person: kept alive but not reported."""
+        share = self.person_share
+        return share is not None and share < config.static_person_share and self.is_static(config)
+
     def foot_history(self, step: float = STEP_SECONDS, count: int = HISTORY_STEPS) -> np.ndarray:
         """(k, 2) foot points (box bottom-centre, pixels) every ``step`` seconds, oldest first, k <= count."""
         return resample_history(np.fromiter(self._times, float), np.array(self._feet).reshape(-1, 2), step, count)
@@ -188,6 +229,11 @@ class Track:
 
     def _hit(self, detection: Detection, timestamp: float) -> None:
         self.kalman.update(np.asarray(detection.box, np.float64))
+        centre = xyxy_to_cxcywh(self.kalman.box)
+        c = self._centre_range
+        c[:2], c[2:] = np.minimum(c[:2], centre[:2]), np.maximum(c[2:], centre[:2])
+        self._height_sum += float(centre[3])
+        self._height_n += 1
         self.score = float(detection.score)
         self.hits += 1
         self.misses = 0
@@ -212,11 +258,16 @@ class Tracker:
         self.frame_index = 0
         self._next_id = 1
         self._last_time: float | None = None
+        self._mask_key: tuple[np.ndarray, np.ndarray] | None = None  # (mask, its integral image)
 
-    def update(self, detections: Sequence[Detection], timestamp: float) -> list[Track]:
+    def update(self, detections: Sequence[Detection], timestamp: float,
+               person_mask: np.ndarray | None = None) -> list[Track]:
         """Advance to ``timestamp`` (seconds, non-decreasing) with this frame's detections.
 
-        Returns the confirmed tracks matched in this frame (what to draw and report), ordered by id.
+        ``person_mask``: the latest segmentation's person pixels at frame size (bool / 0-1 (H, W)), or None;
+        pass the same array object until a new segmentation exists (its integral image is computed once).
+        Returns the confirmed tracks matched in this frame (what to draw and report), ordered by id; static
+        tracks the mask says are not people are held back (see the module docstring).
         """
         cfg = self.config
         if self._last_time is not None and timestamp < self._last_time:
@@ -265,7 +316,28 @@ class Tracker:
                     track.id = self._next_id
                     self._next_id += 1
         self.tracks = survivors
-        return sorted((t for t in self.tracks if t.confirmed and t.misses == 0), key=lambda t: t.id or 0)
+        reported = [t for t in self.tracks if t.confirmed and t.misses == 0]
+        if person_mask is not None and cfg.static_seconds > 0:
+            self._observe_person(reported, person_mask)
+            reported = [t for t in reported if not t.held_back(cfg)]
+        return sorted(reported, key=lambda t: t.id or 0)
+
+    def _observe_person(self, tracks: list[Track], person_mask: np.ndarray) -> None:
+        """Add each track's person share of its box on a new mask (once per mask object)."""
+        if self._mask_key is None or self._mask_key[0] is not person_mask:
+            self._mask_key = (person_mask, box_sums(person_mask))
+        integral = self._mask_key[1]
+        h, w = person_mask.shape[:2]
+        for track in tracks:
+            if track._mask_seen is person_mask:
+                continue
+            track._mask_seen = person_mask
+            x1, y1, x2, y2 = np.clip(np.round(track.box).astype(int), 0, [w, h, w, h])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            inside = integral[y2, x2] - integral[y1, x2] - integral[y2, x1] + integral[y1, x1]
+            track._person_sum += float(inside) / ((x2 - x1) * (y2 - y1))
+            track._person_n += 1
 
     def _associate(
         self, tracks: list[Track], dets: list[Detection], candidates: list[int], min_iou: float,
