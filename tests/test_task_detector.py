@@ -201,3 +201,67 @@ def test_compiled_model_trains_a_step_with_finite_losses() -> None:
     history = model.fit(data.train, validation_data=data.val, epochs=1, verbose=0).history
     assert {"loss", "heatmap_loss", "box_loss", "val_loss"} <= set(history)
     assert all(np.isfinite(v[0]) for v in history.values())
+
+
+BAD_PASTE_OPTIONS = [({"paste": 1.5}, "paste must be a probability in"), ({"paste": -0.1}, "paste must be a probability"),
+                     ({"paste_max": 0}, "paste_max must be >= 1"),
+                     ({"paste_min_height": 50.0, "paste_max_height": 20.0}, "need 2 <= paste_min_height <= paste_max"),
+                     ({"paste_min_height": 1.0}, "need 2 <= paste_min_height")]
+
+
+def _refuse_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import toolkit.train.task_detector as task_detector
+
+    def load_samples(*_args, **_kwargs):
+        raise AssertionError("data loaded before the options were checked")
+
+    monkeypatch.setattr(task_detector, "load_samples", load_samples)
+
+
+@pytest.mark.parametrize("bad, message", BAD_PASTE_OPTIONS, ids=[str(b) for b, _ in BAD_PASTE_OPTIONS])
+def test_bad_paste_options_fail_before_loading_anything(monkeypatch: pytest.MonkeyPatch, bad: dict,
+                                                        message: str) -> None:
+    _refuse_loading(monkeypatch)
+    with pytest.raises(UsageError, match=f"detector task options.*{message}"):
+        TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), **bad), MODEL)
+
+
+@pytest.mark.parametrize("bad", [{"paste": 0.5}, {"paste": 0.5, "paste_polygons": "/nonexistent/polygons"}])
+def test_paste_without_polygons_fails_before_loading_anything(monkeypatch: pytest.MonkeyPatch, bad: dict) -> None:
+    _refuse_loading(monkeypatch)
+    with pytest.raises(UsageError, match="paste_polygons"):
+        TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), **bad), MODEL)
+
+
+@pytest.mark.tf
+def test_paste_without_usable_polygons_is_a_usage_error(tmp_path: Path) -> None:
+    require_tf()
+    for bad, message in (({}, "paste > 0 needs paste_polygons"),
+                         ({"paste_polygons": str(tmp_path / "missing")}, "paste_polygons folder .*missing not found"),
+                         ({"paste_polygons": str(tmp_path)}, "no usable person polygons for the training images")):
+        with pytest.raises(UsageError, match=f"detector task options: {message}"):
+            TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), paste=0.5, **bad), MODEL)
+
+
+@pytest.mark.shared
+@pytest.mark.tf
+def test_pasting_coco128_people_adds_heatmap_centres(shared: Path) -> None:
+    require_tf()
+    from toolkit.data.cutouts import person_cutouts
+
+    train = parse_spec("coco128:fold=0,folds=4,split=train,limit=12")
+    val = parse_spec("coco128:fold=0,folds=4,split=val,limit=2")
+
+    def first_batch(options: DetectorTaskOptions) -> tuple:
+        data = TASK.datasets(train, val, CONFIG, options, MODEL)
+        x, y = next(iter(data.train))
+        return data, x.numpy(), y["heatmap"].numpy()
+
+    _, plain_x, plain = first_batch(DetectorTaskOptions())
+    data, pasted_x, pasted = first_batch(DetectorTaskOptions(paste=1.0, paste_polygons="coco128"))
+    polygons = shared / "data" / "coco128" / "instance_segmentation" / "labels" / "train2017"
+    assert data.describe["pasted_people"] == len(person_cutouts(load_samples(train).records, polygons)) > 0
+    centres = (pasted == 1.0).sum(axis=(1, 2, 3))
+    assert (centres > 0).all(), centres  # every window got at least one person, even where the photo had none
+    assert centres.sum() > (plain == 1.0).sum()
+    assert not np.array_equal(pasted_x, plain_x)

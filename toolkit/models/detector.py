@@ -45,6 +45,12 @@ class Config:
     head_filters: int = 48  # channels of the 3x3 separable block in each head
     upsample: Literal["bilinear", "nearest"] = "bilinear"  # top-down 2x upsampling (see the module docstring)
     heatmap_prior: float = 0.1  # initial heatmap probability (bias init; CenterNet uses 0.1)
+    backbone: Literal["compact", "mobilenet_v2"] = "compact"  # compact: the stages above, trained from scratch;
+    # mobilenet_v2: MobileNetV2 1.0 blocks (toolkit.models.mobilenet_v2, loadable from a pretrained .tflite via
+    # `toolkit import` + the detector task's `pretrained` option) up to stride 16, then top_blocks of our own
+    backbone_blocks: int = 13  # mobilenet_v2: inverted-residual blocks used (13 = through the stride-16 stage)
+    top_filters: int = 160  # mobilenet_v2: channels of the stride-32 blocks added on top of the pretrained ones
+    top_blocks: int = 2  # mobilenet_v2: separable blocks at stride 32 (context for people up to ~400 px tall)
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:
@@ -63,12 +69,8 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
         return make_divisible(n * config.width)
 
     image = keras.Input(shape=shape, name="image")
-    x = conv_bn(keras, image, ch(config.stem_filters), "stem", stride=2)
-    features = []  # strides 4, 8, 16, 32
-    for s, (filters, blocks) in enumerate(zip(config.stage_filters, config.stage_blocks, strict=True)):
-        for b in range(blocks):
-            x = separable(keras, x, ch(filters), f"stage{s + 1}_block{b + 1}", stride=2 if b == 0 else 1)
-        features.append(x)
+    features = (_mobilenet_features(keras, image, config, ch) if config.backbone == "mobilenet_v2"
+                else _compact_features(keras, image, config, ch))  # strides 4, 8, 16, 32
 
     fpn = ch(config.fpn_filters)
     p = conv_bn(keras, features[-1], fpn, "fpn_top", kernel=1)
@@ -85,6 +87,33 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     b = separable(keras, p, ch(config.head_filters), "box_head")
     box = keras.layers.Conv2D(4, 1, activation="sigmoid", name="box")(b)
     return keras.Model(inputs=image, outputs={"heatmap": heatmap, "box": box}, name="detector")
+
+
+def _compact_features(keras: Any, image: Any, config: Config, ch: Any) -> list[Any]:
+    """The compact backbone: a stride-2 stem and four stages of separable blocks (strides 4, 8, 16, 32)."""
+    x = conv_bn(keras, image, ch(config.stem_filters), "stem", stride=2)
+    features = []
+    for s, (filters, blocks) in enumerate(zip(config.stage_filters, config.stage_blocks, strict=True)):
+        for b in range(blocks):
+            x = separable(keras, x, ch(filters), f"stage{s + 1}_block{b + 1}", stride=2 if b == 0 else 1)
+        features.append(x)
+    return features
+
+
+def _mobilenet_features(keras: Any, image: Any, config: Config, ch: Any) -> list[Any]:
+    """MobileNetV2 blocks (strides 4, 8, 16 from the pretrained network) + ``top_blocks`` of ours at stride 32."""
+    from toolkit.models import mobilenet_v2
+
+    if not 7 <= config.backbone_blocks <= 13:
+        raise UsageError(f"detector: backbone_blocks must be 7-13 for mobilenet_v2 (block 6, the 7th, reaches stride 16; "
+                         f"stride 32 comes from the top blocks), got {config.backbone_blocks}")
+    if config.top_blocks < 1:
+        raise UsageError(f"detector: top_blocks must be >= 1, got {config.top_blocks}")
+    by_stride = dict(mobilenet_v2.features(keras, image, config.backbone_blocks))  # strides 4, 8, 16
+    x = by_stride[16]
+    for b in range(config.top_blocks):  # the first one halves the resolution to stride 32
+        x = separable(keras, x, ch(config.top_filters), f"top_block{b + 1}", stride=2 if b == 0 else 1)
+    return [by_stride[4], by_stride[8], by_stride[16], x]
 
 
 def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,

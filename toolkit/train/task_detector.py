@@ -34,11 +34,13 @@ and optimizer but draws its augmentation afresh from epoch 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, color_jitter, resize_image
+from toolkit.data.cutouts import Cutout, PasteConfig, paste_people, person_cutouts
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.detector_data import Samples, load_samples, model_input
@@ -69,6 +71,14 @@ class DetectorTaskOptions:
     crop_height: int = 0  # train on random windows of this many rows of the model input (0 = whole input)
     crop_width: int = 0  # ...and this many columns; both multiples of 32 (the backbone's stride)
     person_crop: float = 0.0  # probability that a training window is placed over a random person
+    paste: float = 0.0  # probability that a training window gets real people pasted in (toolkit.data.cutouts)
+    paste_polygons: str = ""  # instance polygons (YOLO-seg, person = panoptic id 1) of the main data's images:
+    # "coco128" = the shared COCO128 labels, or a folder; only images of the main (training) split are cut from
+    paste_max: int = 3  # pasted people per window: 1..paste_max
+    paste_min_height: float = 12.0  # pasted heights (input pixels) are log-uniform in [min, max]; max is also
+    paste_max_height: float = 320.0  # capped at 0.95 of the window height (a pasted person is never cut)
+    pretrained: str = ""  # a .keras model whose convolutions start the mobilenet_v2 backbone ("" = random init),
+    # e.g. Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
 
 
 @dataclass
@@ -167,6 +177,105 @@ def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng
     return image[y:y + h, x:x + w], moved, moved_cls
 
 
+class DetectorItems:
+    """The detector's training and validation items as plain numpy, independent of any input pipeline.
+
+    Loads the pools once (letterboxed uint8 inputs, boxes, classes; the cut-out people), then ``train_epoch(k)``
+    yields epoch ``k``'s augmented items and ``val_items()`` the fixed validation items, each an
+    ``(image uint8 (h, w, 3), {"heatmap", "box"} float32 targets)`` pair. :meth:`DetectorTask.datasets` wraps them
+    in tf.data; a script may batch them any other way (another Keras backend) and get the same data.
+    """
+
+    def __init__(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: DetectorTaskOptions,
+                 model_config: Any) -> None:
+        _check(options)
+        self.config, self.options = config, options
+        self.input_hw = tuple(int(v) for v in model_config.input_shape[:2])
+        self.train_hw = window_hw(options, self.input_hw)
+        self.main = load_samples(train)
+        self.pools = [_pool(self.main, self.input_hw, options.min_visibility)]
+        self.extra = None
+        if options.extra_data:
+            self.extra = load_samples(parse_spec(options.extra_data))
+            self.pools.append(_pool(self.extra, self.input_hw, options.min_visibility))
+        self.val_samples = load_samples(val)
+        self.val_pool = _pool(self.val_samples, self.input_hw, options.min_visibility)
+        self.n_main = len(self.main) * options.repeat
+        self.n_extra = 0 if self.extra is None else (min(options.extra_per_epoch, len(self.extra))
+                                                     if options.extra_per_epoch else len(self.extra))
+        self.augment = AugmentConfig(scale=(options.scale_min, options.scale_max), cut_visible=options.cut_keep,
+                                     cut_class=IGNORED)
+        self.cutouts = _cutouts(self.main, options)
+        if self.cutouts and options.paste_min_height > 0.95 * self.train_hw[0]:
+            raise UsageError(f"detector task options: paste_min_height {options.paste_min_height:g} does not fit the "
+                             f"{self.train_hw[0]}-row training window (at most 95 % of it)")
+        self.paste = PasteConfig(max_people=options.paste_max,
+                                 heights=(options.paste_min_height, options.paste_max_height))
+
+    @property
+    def train_size(self) -> int:
+        return self.n_main + self.n_extra
+
+    def encode(self, image: np.ndarray, all_boxes: np.ndarray,
+               classes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Targets for one item; sizes are relative to the whole input whatever the window."""
+        options = self.options
+        hw = image.shape[:2]
+        boxes = all_boxes[classes == TARGET]
+        heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=self.input_hw,
+                                         ignore_boxes=all_boxes[classes == IGNORED])
+        box = box_target_for_loss(box, mask)
+        if options.box_neighbours:
+            box = spread_box_targets(boxes, box, hw, size_hw=self.input_hw)
+        return image, {"heatmap": heat, "box": box}  # uint8: unit_batches scales it to [0, 1]
+
+    def epoch_plan(self, epoch: int, rng: np.random.Generator | None = None) -> list[tuple[int, int]]:
+        """Epoch ``epoch``'s items in order, as (pool, image index) pairs: every main image ``repeat`` times and
+        ``extra_per_epoch`` extra images, shuffled. Draws from ``rng`` (default: a fresh ``[seed, epoch]`` one)."""
+        rng = np.random.default_rng([self.config.seed, epoch]) if rng is None else rng
+        items = [(0, i % len(self.main)) for i in range(self.n_main)]
+        if self.extra is not None:
+            items += [(1, int(i)) for i in rng.permutation(len(self.extra))[:self.n_extra]]
+        return [items[k] for k in rng.permutation(len(items))]
+
+    def train_epoch(self, epoch: int):
+        """Epoch ``epoch``'s augmented training items, from one random stream seeded ``[seed, epoch]``."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        for pool, index in self.epoch_plan(epoch, rng):
+            yield self.item(pool, index, rng)
+
+    def item(self, p: int, i: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One augmented training item from pool ``p``, image ``i`` (mosaic, flip/scale/crop, window, paste,
+        colour jitter)."""
+        config, options, pool = self.config, self.options, self.pools[p]
+        if config.augment and p == 0 and rng.random() < options.mosaic:
+            image, boxes, classes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
+        else:
+            image, boxes, classes = pool.images[i], pool.boxes[i], pool.classes[i]
+        if config.augment:
+            image, boxes, classes = augment_detection(image, boxes, classes, rng, self.augment, jitter=False)
+        if self.train_hw != self.input_hw:
+            image, boxes, classes = random_window(image, boxes, self.train_hw, rng, options.person_crop, classes,
+                                                  options.cut_keep)
+        if config.augment and self.cutouts and rng.random() < options.paste:  # after the window: never cut
+            image, boxes, classes = paste_people(image, boxes, classes, self.cutouts, rng, self.paste, TARGET,
+                                                 IGNORED)
+        if config.augment:  # after the window: colour jitter costs per pixel
+            image = color_jitter(image, rng, self.augment)
+        return self.encode(image, boxes, classes)
+
+    def val_items(self):
+        for i in range(len(self.val_pool.images)):
+            yield self.encode(self.val_pool.images[i], self.val_pool.boxes[i], self.val_pool.classes[i])
+
+    def describe(self) -> dict[str, Any]:
+        return {"train": self.main.describe, "pasted_people": len(self.cutouts),
+                "extra": self.extra.describe if self.extra is not None else None,
+                "val": self.val_samples.describe, "per_epoch": {"main": self.n_main, "extra": self.n_extra},
+                "input_hw": list(self.input_hw), "train_hw": list(self.train_hw),
+                "augment": bool(self.config.augment)}
+
+
 class DetectorTask:
     kind = "detector"
     default_data = "coco128:split=all"
@@ -179,74 +288,23 @@ class DetectorTask:
         _check(options)  # before importing TensorFlow: bad options fail fast
         import tensorflow as tf
 
-        input_hw = tuple(int(v) for v in model_config.input_shape[:2])
-        train_hw = window_hw(options, input_hw)
-        main = load_samples(train)
-        pools = [_pool(main, input_hw, options.min_visibility)]
-        extra = None
-        if options.extra_data:
-            extra = load_samples(parse_spec(options.extra_data))
-            pools.append(_pool(extra, input_hw, options.min_visibility))
-        val_samples = load_samples(val)
-        val_pool = _pool(val_samples, input_hw, options.min_visibility)
-        n_main = len(main) * options.repeat
-        n_extra = 0 if extra is None else (min(options.extra_per_epoch, len(extra)) if options.extra_per_epoch
-                                           else len(extra))
-        augment = AugmentConfig(scale=(options.scale_min, options.scale_max), cut_visible=options.cut_keep,
-                                cut_class=IGNORED)
+        data = DetectorItems(train, val, config, options, model_config)
         epoch = {"n": 0}
 
-        def encode(image: np.ndarray, all_boxes: np.ndarray,
-                   classes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-            hw = image.shape[:2]  # a training window or the whole input; sizes are always relative to the input
-            boxes = all_boxes[classes == TARGET]
-            heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=input_hw,
-                                             ignore_boxes=all_boxes[classes == IGNORED])
-            box = box_target_for_loss(box, mask)
-            if options.box_neighbours:
-                box = spread_box_targets(boxes, box, hw, size_hw=input_hw)
-            return image, {"heatmap": heat, "box": box}  # uint8: unit_batches scales it to [0, 1]
-
         def train_items():
-            rng = np.random.default_rng([config.seed, epoch["n"]])
             epoch["n"] += 1
-            items = [(0, i % len(main)) for i in range(n_main)]
-            if extra is not None:
-                items += [(1, int(i)) for i in rng.permutation(len(extra))[:n_extra]]
-            for k in rng.permutation(len(items)):
-                p, i = items[k]
-                pool = pools[p]
-                if config.augment and p == 0 and rng.random() < options.mosaic:
-                    image, boxes, classes = _mosaic(pool, np.concatenate([[i], rng.integers(0, len(pool.images), 3)]))
-                else:
-                    image, boxes, classes = pool.images[i], pool.boxes[i], pool.classes[i]
-                if config.augment:
-                    image, boxes, classes = augment_detection(image, boxes, classes, rng, augment, jitter=False)
-                if train_hw != input_hw:
-                    image, boxes, classes = random_window(image, boxes, train_hw, rng, options.person_crop, classes,
-                                                          options.cut_keep)
-                if config.augment:  # after the window: colour jitter costs per pixel
-                    image = color_jitter(image, rng, augment)
-                yield encode(image, boxes, classes)
-
-        def val_items():
-            for i in range(len(val_pool.images)):
-                yield encode(val_pool.images[i], val_pool.boxes[i], val_pool.classes[i])
+            yield from data.train_epoch(epoch["n"] - 1)
 
         def signature(h: int, w: int) -> tuple:
             return (tf.TensorSpec((h, w, 3), tf.uint8),
                     {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
                      "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
 
-        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*train_hw))
-        val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*input_hw))
-        describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
-                    "val": val_samples.describe, "per_epoch": {"main": n_main, "extra": n_extra},
-                    "input_hw": list(input_hw), "train_hw": list(train_hw),
-                    "augment": bool(config.augment)}
+        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*data.train_hw))
+        val_ds = tf.data.Dataset.from_generator(data.val_items, output_signature=signature(*data.input_hw))
         return Datasets(train=unit_batches(train_ds, config.batch_size),
                         val=unit_batches(val_ds, config.batch_size, cache=True),
-                        train_size=n_main + n_extra, val_size=len(val_pool.images), describe=describe)
+                        train_size=data.train_size, val_size=len(data.val_pool.images), describe=data.describe())
 
     def compile(self, model: Any, config: TrainConfig, options: DetectorTaskOptions, steps_per_epoch: int) -> None:
         """Adam with cosine decay over the run; CenterNet focal loss on "heatmap", masked L1 on "box"."""
@@ -254,6 +312,10 @@ class DetectorTask:
 
         from toolkit.models.detector import detector_losses
 
+        if options.pretrained:
+            from toolkit.train.pretrained import load_pretrained_backbone
+
+            load_pretrained_backbone(model, options.pretrained)
         input_hw = (int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2]))
         if window_hw(options, input_hw) != input_hw:
             # Window training: the layers are size-agnostic, only the functional model's input check pins H x W.
@@ -263,6 +325,32 @@ class DetectorTask:
                                                           decay_steps=max(1, config.epochs * steps_per_epoch))
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=detector_losses(keras, box_weight=options.box_weight))
+
+
+def _cutouts(main: Samples, options: DetectorTaskOptions) -> list[Cutout]:
+    """People to paste, cut from the main training split's own images (never from validation or scored data)."""
+    if options.paste <= 0:
+        return []
+    folder = _polygon_folder(options)
+    cutouts = person_cutouts(main.records, folder)
+    if not cutouts:
+        raise UsageError(f"detector task options: no usable person polygons for the training images in {folder}")
+    return cutouts
+
+
+def _polygon_folder(options: DetectorTaskOptions) -> Path:
+    """The ``paste_polygons`` folder ("coco128" = the shared COCO128 instance labels); UsageError if missing."""
+    if not options.paste_polygons:
+        raise UsageError("detector task options: paste > 0 needs paste_polygons (\"coco128\" or a folder of "
+                         "YOLO-seg polygon files for the training images)")
+    if options.paste_polygons == "coco128":
+        from toolkit.paths import shared_path
+
+        return shared_path("data", "coco128", "instance_segmentation", "labels", "train2017")
+    folder = Path(options.paste_polygons).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"detector task options: paste_polygons folder {folder} not found")
+    return folder
 
 
 def _check(options: DetectorTaskOptions) -> None:
@@ -275,10 +363,16 @@ def _check(options: DetectorTaskOptions) -> None:
         (not 0 < options.scale_min <= options.scale_max, "need 0 < scale_min <= scale_max"),
         (options.box_weight <= 0 or options.min_radius < 0, "box_weight must be > 0 and min_radius >= 0"),
         (not 0.0 <= options.person_crop <= 1.0, "person_crop must be a probability in [0, 1]"),
+        (not 0.0 <= options.paste <= 1.0, "paste must be a probability in [0, 1]"),
+        (options.paste_max < 1, "paste_max must be >= 1"),
+        (not 2 <= options.paste_min_height <= options.paste_max_height, "need 2 <= paste_min_height <= "
+                                                                         "paste_max_height"),
     ]
     for bad, message in problems:
         if bad:
             raise UsageError(f"detector task options: {message}")
+    if options.paste > 0:
+        _polygon_folder(options)  # before any data is loaded
 
 
 TASK = DetectorTask()
