@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from toolkit.pipeline.assignment import match
@@ -135,9 +136,7 @@ def _motion_matrices(dt: float) -> tuple[np.ndarray, np.ndarray]:
 
 def box_sums(mask: np.ndarray) -> np.ndarray:
     """(H + 1, W + 1) integral image of a 0/1 mask: the sum over [y1:y2, x1:x2] is four lookups."""
-    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
-    np.cumsum(np.cumsum(np.asarray(mask, bool), axis=0, dtype=np.int64), axis=1, out=integral[1:, 1:])
-    return integral
+    return cv2.integral(np.ascontiguousarray(mask, dtype=np.uint8))
 
 
 def resample_history(
