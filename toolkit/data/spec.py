@@ -74,6 +74,11 @@ DATASETS: dict[str, DatasetInfo] = {
          "every": "keep every n-th frame (default 2)", "split": "train | val (val uses seed + 1000)",
          "width": "frame width", "height": "frame height", "scenes": "number of scenes (seeds) to render",
          "jitter": "per-seed camera view change, 0-2 (default 1 = the training spread; 0 = the demo's view)"}),
+    "pseudo": DatasetInfo(
+        "real frames labelled by the pretrained teachers (toolkit.data.teachers_pseudo), cached",
+        {"path": "an image folder or a video file", "teacher": "pascal | cityscapes | both (default both)",
+         "every": "video: keep every n-th frame (default 10)", "limit": "label at most this many frames"},
+        required=("path",)),
     "mot": DatasetInfo(
         "a MOTChallenge sequence (seqinfo.ini + gt.txt) for tracking metrics (toolkit.data.mot)",
         {"seq": "sequence folder (default: shared data/pedestrian_video/PETS09-S2L1)",

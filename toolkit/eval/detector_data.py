@@ -20,6 +20,8 @@ Sources (SPEC keys in :mod:`toolkit.data.spec`):
   (``$TOOLKIT_HOME/cache/synthetic``), keyed by the scene config and a hash of the generator's source.
 * ``yolo`` -- any YOLO folder (person = class 0); ``split`` uses the COCO128 rule with 5 folds, val = fold 0.
 * ``coco-json`` -- COCO annotations; the category named "person" is used.
+* ``pseudo`` -- frames of an image folder or a video labelled by the pretrained teachers, cached on disk
+  (:mod:`toolkit.data.teachers_pseudo`); merged-people blobs are crowd (ignore) boxes.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def model_input(image_rgb: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.nd
 
 def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
     """The person-detection samples of a SPEC (see the module docstring); at most ``limit`` images, in order."""
-    loaders = {"coco128": _coco128, "synthetic": _synthetic, "yolo": _yolo, "coco-json": _coco_json}
+    loaders = {"coco128": _coco128, "synthetic": _synthetic, "yolo": _yolo, "coco-json": _coco_json,
+               "pseudo": _pseudo}
     if spec.name not in loaders:
         raise UsageError(f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, "
                          f"not {spec.name}")
@@ -140,6 +143,12 @@ def _coco_json(spec: DataSpec) -> Samples:
     records = [DetectionRecord(r.path, r.width, r.height, r.boxes, np.where(r.classes == person[0], PERSON, -1),
                                image_id=r.image_id, crowd=r.crowd) for r in records]
     return _photo_samples(records, {"source": "coco-json", "spec": str(spec), "category_id": person[0]})
+
+
+def _pseudo(spec: DataSpec) -> Samples:
+    from toolkit.data.teachers_pseudo import detection_samples
+
+    return detection_samples(spec)
 
 
 # ---------------------------------------------------------------------------------------------- synthetic

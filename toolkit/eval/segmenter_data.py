@@ -19,6 +19,8 @@ Sources (SPEC keys in :mod:`toolkit.data.spec`):
   masks sorted by file name, split into those with and without person pixels, the i-th of each group -> fold
   ``i % folds`` (stratified, deterministic). ``split=val`` is fold ``fold``, ``split=train`` the other folds,
   ``split=all`` (the default when no fold is named) all 100.
+* ``pseudo`` -- frames of an image folder or a video labelled by the pretrained teachers, cached on disk
+  (:mod:`toolkit.data.teachers_pseudo`, :func:`toolkit.data.teachers.street_labels`).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def model_input(image_rgb: np.ndarray, mask: np.ndarray | None, input_hw: tuple[
 
 def load_samples(spec: DataSpec, limit: int | None = None) -> SegSamples:
     """The segmentation samples of a SPEC (see the module docstring); at most ``limit`` images, in order."""
-    loaders = {"synthetic": _synthetic, "coco128": _coco128}
+    loaders = {"synthetic": _synthetic, "coco128": _coco128, "pseudo": _pseudo}
     if spec.name not in loaders:
         raise UsageError(f"data '{spec}': the segmenter is trained and scored on {', '.join(loaders)} data "
                          f"(images with class-index masks), not {spec.name}")
@@ -126,6 +128,12 @@ def _coco128(spec: DataSpec) -> SegSamples:
                 "mapping": "COCO panoptic person->person, road->road, pavement->sidewalk, "
                            "car/bus/truck/motorcycle/bicycle->vehicle, unlabeled->ignore, rest->background"}
     return SegSamples([chosen[i][1].stem for i in range(len(chosen))], load, describe)
+
+
+def _pseudo(spec: DataSpec) -> SegSamples:
+    from toolkit.data.teachers_pseudo import segmentation_samples
+
+    return segmentation_samples(spec)
 
 
 # ---------------------------------------------------------------------------------------------- synthetic
