@@ -33,7 +33,7 @@ from toolkit.runtime.tflite_file import (
     OpInfo,
     TensorInfo,
     op_options,
-    parse_model_bytes,
+    read_model_bytes,
     tensor_data,
 )
 
@@ -180,16 +180,7 @@ def load_graph(path: str | Path) -> Graph:
     """Parse and verify a .tflite file (UsageError with one line for a missing, truncated or non-TFLite file)."""
     from toolkit.fileio import sha256_bytes
 
-    file = Path(path)
-    if not file.exists():
-        raise UsageError(f"model file not found: {file}")
-    if file.is_dir():
-        raise UsageError(f"{file} is a directory; expected a .tflite file")
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
-    model = parse_model_bytes(data, file)
+    data, model = read_model_bytes(path)
     graph = Graph(model=model, data=data, sha256=sha256_bytes(data))
     for op in model.ops:
         for out in op.outputs:

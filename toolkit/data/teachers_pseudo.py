@@ -21,9 +21,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -243,19 +240,9 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _write_cached(folder: Path, key_src: str, source: PseudoSource, files: list[Path]) -> None:
     """Label every frame into a temporary folder, then rename it to ``folder`` (a concurrent writer may win)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
-        _label_frames(tmp, source, _frames(source, files))
-        (tmp / "key.json").write_text(key_src + "\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process labelled the same source first: keep theirs
-            if not (folder / DONE).is_file():
-                raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
+    from toolkit.eval.sample_sets import publish_folder
+
+    publish_folder(folder, key_src, DONE, lambda tmp: _label_frames(tmp, source, _frames(source, files)))
 
 
 def _frames(source: PseudoSource, files: list[Path]) -> Iterator[tuple[np.ndarray, bool]]:

@@ -163,6 +163,25 @@ def _generator_hash() -> str:
     return digest.hexdigest()
 
 
+def publish_folder(folder: Path, key_src: str, done: str, fill: Callable[[Path], None]) -> None:
+    """Fill an empty temporary folder beside ``folder`` with ``fill(tmp)`` and ``key.json``, then rename it to
+    ``folder`` in one step, so a cache folder is complete or absent (a concurrent writer that finished first wins;
+    its folder has the file ``done``)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        fill(tmp)
+        (tmp / "key.json").write_text(key_src + "\n")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process wrote the same entry first: keep theirs
+            if not (folder / done).is_file():
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+
+
 def cached_scene(root: Path, config: Any, frames: int, every: int, done: str,
                  write: Callable[[Path, Any, int, int], None]) -> Path:
     """The cache folder of one rendered scene under ``root``; rendered first when its file ``done`` is missing.
@@ -175,17 +194,5 @@ def cached_scene(root: Path, config: Any, frames: int, every: int, done: str,
     folder = root / hashlib.sha256(key_src.encode()).hexdigest()[:20]
     if (folder / done).is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
-        write(tmp, config, frames, every)
-        (tmp / "key.json").write_text(key_src + "\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process rendered the same scene first: keep theirs
-            if not (folder / done).is_file():
-                raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
+    publish_folder(folder, key_src, done, lambda tmp: write(tmp, config, frames, every))
     return folder

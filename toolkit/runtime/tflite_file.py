@@ -112,6 +112,12 @@ def _bad(path: Path, why: str) -> UsageError:
 
 def read_model_file(path: str | Path) -> ModelFile:
     """Parse and verify ``path``; raise UsageError (exit 2) for anything that is not a sound TFLite model."""
+    return read_model_bytes(path)[1]
+
+
+def read_model_bytes(path: str | Path) -> tuple[bytes, ModelFile]:
+    """The file's bytes and its verified parse (for readers of constant tensor data); errors as
+    :func:`read_model_file`."""
     file = Path(path)
     if not file.exists():
         raise UsageError(f"model file not found: {file}")
@@ -121,7 +127,7 @@ def read_model_file(path: str | Path) -> ModelFile:
         data = file.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror}") from None
-    return parse_model_bytes(data, file)
+    return data, parse_model_bytes(data, file)
 
 
 def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
