@@ -65,3 +65,12 @@ def test_cli_prints_tracking_metrics_and_json(shared: Path) -> None:
 ])
 def test_bad_tracking_input_is_one_line_and_exit_2(shared: Path, args: list[str], message: str) -> None:
     assert_one_line_error(run_cli("eval", *args), contains=message)
+
+
+def test_without_pycocotools_the_tracking_metrics_are_still_reported(shared: Path, monkeypatch) -> None:
+    import toolkit.eval.tracking as tracking
+
+    monkeypatch.setattr(tracking, "has_coco_ap", lambda: False)
+    report = evaluate_sequence(None, parse_spec("mot:limit=10"), EvalConfig(threads=1, baselines=False))
+    assert "mota" in report.metrics and "ap50_tracks" not in report.metrics
+    assert any("pycocotools" in note for note in report.notes)
