@@ -25,7 +25,6 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from toolkit import __version__  # noqa: E402
 from toolkit.config import apply_overrides  # noqa: E402
 from toolkit.data.spec import parse_spec  # noqa: E402
 from toolkit.errors import UsageError, run_script  # noqa: E402
+from toolkit.fileio import library_versions  # noqa: E402
 from toolkit.train.task_detector import DetectorItems, DetectorTaskOptions  # noqa: E402
 from toolkit.train.trainer import load_recipe  # noqa: E402
 
@@ -166,7 +166,7 @@ def main() -> int:
         "schema": "edge-toolkit/train-manifest@1",
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
-        "libraries": _versions(),
+        "libraries": library_versions(("keras", "torch", "numpy", "opencv-python-headless")),
         "kind": "detector",
         "model": {"path": str(out), "parameters": int(model.count_params()),
                   "config": dataclasses.asdict(model_config)},
@@ -230,18 +230,6 @@ class Deadline:
                     self.model.stop_training = True
 
         return _Deadline()
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("keras", "torch", "numpy", "opencv-python-headless"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def _device() -> str:

@@ -1,4 +1,5 @@
-"""Atomic file output: a result is either complete on disk or absent, never half-written."""
+"""Atomic file output (a result is either complete on disk or absent, never half-written) and the provenance
+helpers every artifact's manifest uses (hashes, library versions)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,20 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+DEFAULT_LIBRARIES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless")
+
+
+def library_versions(dists: tuple[str, ...] = DEFAULT_LIBRARIES) -> dict[str, str]:
+    """``{"python": ..., dist: version}`` for the installed ones of ``dists`` (a manifest's "libraries")."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out

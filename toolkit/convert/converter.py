@@ -7,7 +7,6 @@ Steps: load (safe mode) -> batch-1 SavedModel -> TFLite converter in the request
 
 from __future__ import annotations
 
-import platform
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from toolkit.capabilities import QUANT_MODES, kind_for_io
 from toolkit.convert.calibration import CalibrationSet, load_calibration
 from toolkit.convert.config import ConvertConfig
 from toolkit.errors import UsageError
-from toolkit.fileio import atomic_path, sha256_bytes, sha256_file, write_json_atomic
+from toolkit.fileio import atomic_path, library_versions, sha256_bytes, sha256_file, write_json_atomic
 
 MANIFEST_SCHEMA = "edge-toolkit/convert-manifest@1"
 
@@ -142,18 +141,6 @@ def _parity(model: Any, tflite: Path, inputs: dict[str, tuple[int, ...]], calib:
     return {"samples": n, "inputs": source, "runtime": backend, "outputs": per_output}
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("tensorflow", "keras", "ai-edge-litert", "numpy", "opencv-python-headless"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: ConvertConfig,
               calib: CalibrationSet | None, parity: dict[str, Any], inputs: dict[str, tuple[int, ...]],
               outputs: list[str], seconds: float) -> dict[str, Any]:
@@ -165,7 +152,7 @@ def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: Conv
         "schema": MANIFEST_SCHEMA,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
-        "libraries": _library_versions(),
+        "libraries": library_versions(),
         "kind": kind_for_io(list(inputs), outputs),
         "source": {"path": str(src), "sha256": src_hash, "format": "saved_model" if src.is_dir() else "keras",
                    "part": config.part},

@@ -22,7 +22,6 @@ registered layers (ARG_MAX, an align_corners resize...) needs ``toolkit.models.t
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -48,6 +47,7 @@ from toolkit.convert.tflite_graph import (
     resolve_outputs,
 )
 from toolkit.errors import UsageError
+from toolkit.fileio import library_versions
 from toolkit.runtime.tflite_file import OpInfo
 
 MANIFEST_SCHEMA = "edge-toolkit/import-manifest@1"
@@ -306,7 +306,7 @@ def import_to_file(
             "schema": MANIFEST_SCHEMA,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
-            "libraries": _library_versions(),
+            "libraries": library_versions(("tensorflow", "keras", "ai-edge-litert", "numpy")),
             "source": {
                 "path": str(source),
                 "sha256": imported.graph.sha256,
@@ -337,15 +337,3 @@ def _load_hint(model: Any) -> str:
         f"keras.saving.load_model(path) after toolkit.convert.tflite_import.register_layers() "
         f"(uses {', '.join(custom)})"
     )
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("tensorflow", "keras", "ai-edge-litert", "numpy"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out

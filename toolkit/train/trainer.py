@@ -27,7 +27,7 @@ from toolkit.capabilities import MODEL_KINDS
 from toolkit.config import apply_overrides, suggest
 from toolkit.data.spec import parse_spec
 from toolkit.errors import ToolkitError, UsageError
-from toolkit.fileio import atomic_path, sha256_file, write_json_atomic
+from toolkit.fileio import atomic_path, library_versions, sha256_file, write_json_atomic
 from toolkit.train.config import TrainConfig
 
 
@@ -172,15 +172,13 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
 def _manifest(kind: str, out: Path, config: TrainConfig, model_config: Any, options: Any, data: Any,
               hist: dict[str, list[float]], seconds: float, run_dir: Path, strategy: Any,
               parameters: int) -> dict[str, Any]:
-    from toolkit.convert.converter import _library_versions
-
     monitor = "val_loss" if "val_loss" in hist else "loss"
     best = min(range(len(hist[monitor])), key=lambda i: hist[monitor][i])
     return {
         "schema": "edge-toolkit/train-manifest@1",
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
-        "libraries": _library_versions(),
+        "libraries": library_versions(),
         "kind": kind,
         "model": {"path": str(out), "sha256": sha256_file(out), "parameters": parameters,
                   "config": dataclasses.asdict(model_config)},
