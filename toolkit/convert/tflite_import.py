@@ -299,9 +299,12 @@ def import_to_file(
             agreement["note"] = (
                 "measured at the file's own input size; the resized model has the same weights"
             )
-    with atomic_path(target) as tmp:
-        say(f"writing {target}")
-        imported.model.save(tmp)
+    say(f"writing {target}")
+    try:
+        with atomic_path(target) as tmp:
+            imported.model.save(tmp)
+            output = {"path": str(target), "sha256": sha256_file(tmp), "size_bytes": tmp.stat().st_size,
+                      "load": _load_hint(imported.model)}
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -312,18 +315,19 @@ def import_to_file(
                 "sha256": imported.graph.sha256,
                 "size_bytes": imported.graph.model.size_bytes,
             },
-            "output": {
-                "path": str(target),
-                "sha256": sha256_file(tmp),
-                "size_bytes": tmp.stat().st_size,
-                "load": _load_hint(imported.model),
-            },
+            "output": output,
             "config": asdict(config),
             **imported.describe(),
             "agreement": agreement,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        write_json_atomic(target.with_suffix(".json"), manifest)
+        try:  # the model is in place; its manifest follows, or the model goes too (never one without the other)
+            write_json_atomic(target.with_suffix(".json"), manifest)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}; choose another -o path") from None
     return ImportResult(target, target.with_suffix(".json"), manifest)
 
 
