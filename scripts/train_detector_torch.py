@@ -114,7 +114,7 @@ def main() -> int:
 
     from toolkit.models import builder, config_for
     from toolkit.models.detector import detector_losses
-    from toolkit.train.pretrained import load_pretrained_backbone
+    from toolkit.train.pretrained import start_backbone
 
     out = Path(args.out)
     if out.suffix != ".keras":
@@ -139,7 +139,7 @@ def main() -> int:
     keras.utils.set_random_seed(config.seed)
     model = builder("detector").build(model_config)
     if options.pretrained:
-        load_pretrained_backbone(model, options.pretrained)
+        start_backbone(model, options.pretrained, options.freeze_backbone)  # as DetectorTask.compile
     model.input_spec = None  # window training: the layers are size-agnostic (as DetectorTask.compile)
     deadline = Deadline(args.deadline_s, config.epochs, config.learning_rate)
     if args.deadline_s:

@@ -248,3 +248,53 @@ def test_mobilenet_detector_converts_to_full_int8(mnv2_detector, tmp_path: Path)
     assert all(entry["dtype"] == "int8" for entry in info["op_histogram"]), info["op_histogram"]
     assert all(t["dtype"] == "int8" for t in info["inputs"] + info["outputs"])
     assert sorted(tuple(t["shape"]) for t in info["outputs"]) == [(1, 32, 40, 1), (1, 32, 40, 4)]
+
+
+@pytest.mark.tf
+def test_segmenter_with_mobilenet_v2_backbone_builds() -> None:
+    require_tf()
+    from toolkit.models import build_model
+
+    model = build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (128, 160, 3)})
+    assert tuple(model.output["mask"].shape[1:]) == (128, 160, 5)  # logits at stride 8, upsampled 8x
+    assert len(mobilenet_v2.conv_layers(model)) == 39  # the 13 pretrained blocks, through stride 16
+    assert tuple(model.get_layer("head_join").output.shape[1:]) == (16, 20, 64 + 32)  # stride 16 up 2x + stride 8
+    x = np.random.default_rng(0).random((1, 128, 160, 3), dtype=np.float32)
+    probs = np.asarray(model(x)["mask"])
+    assert np.allclose(probs.sum(-1), 1.0, atol=1e-4)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"input_shape": (120, 160, 3)}, "multiple"),  # stride 16: 120 rows do not divide
+        ({"head_filters": 4}, "head_filters and skip_filters must be >= 8"),
+        ({"backbone": "resnet"}, "'resnet' is not one of unet, mobilenet_v2"),
+    ],
+)
+def test_segmenter_refuses_bad_mobilenet_options(overrides: dict, message: str) -> None:
+    require_tf()
+    from toolkit.models import build_model
+
+    with pytest.raises(UsageError, match=message):
+        build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (64, 64, 3), **overrides})
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_mobilenet_segmenter_converts_to_full_int8(tmp_path: Path) -> None:
+    require_tf()
+    from toolkit.convert import ConvertConfig, convert
+    from toolkit.inspect import analyze
+    from toolkit.models import build_model
+    from toolkit.runtime.tflite_file import read_model_file
+
+    model_path, calib, out = tmp_path / "seg.keras", tmp_path / "calib.npy", tmp_path / "seg.tflite"
+    build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (64, 96, 3)}).save(model_path)
+    np.save(calib, np.random.default_rng(0).random((10, 64, 96, 3), dtype=np.float32))
+    convert(model_path, out, ConvertConfig(quantize="int8", calib=str(calib), calib_samples=8, parity_samples=2,
+                                           threads=1))
+    info = analyze(read_model_file(out))
+    assert info["precision"] == "int8" and info["non_int8_ops"] == [], info["non_int8_ops"]
+    assert [tuple(t["shape"]) for t in info["outputs"]] == [(1, 64, 96, 5)]

@@ -219,3 +219,52 @@ def test_coral_mobilenet_v2_features_reach_the_detector(coral_import: Path) -> N
     assert np.abs(got - ref)[:, :5, :5].max() < 0.02  # far from the padded edges: the same features
     interior = np.abs(got - ref)[:, :-3, :-3]
     assert interior.mean() < 0.05 * np.abs(ref[:, :-3, :-3]).mean()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_segmenter_starts_from_frozen_coral_features(coral_import: Path) -> None:
+    # The segmenter task's pretrained + freeze_backbone options: the 39 backbone convolutions hold Coral's
+    # weights and stay fixed through a training step; the head (everything not mnv2_*) trains.
+    import keras
+
+    from toolkit.models import build_model
+    from toolkit.train.config import TrainConfig
+    from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions
+
+    keras.utils.set_random_seed(0)
+    model = build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (64, 80, 3)})
+    options = SegmenterTaskOptions(pretrained=str(coral_import), freeze_backbone=True)
+    TASK.compile(model, TrainConfig(epochs=1, batch_size=2, learning_rate=0.01), options, steps_per_epoch=1)
+    backbone = [layer for layer in model.layers if layer.name.startswith("mnv2_")]
+    head = [layer for layer in model.layers if layer.weights and not layer.name.startswith("mnv2_")]
+    assert backbone and head and not any(layer.trainable for layer in backbone)
+    assert all(layer.trainable for layer in head)
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in backbone + head}
+    x = np.random.default_rng(0).random((2, 64, 80, 3), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 5, (2, 64, 80)).astype(np.int32)
+    model.train_on_batch(x, {"mask": y})
+    for layer in backbone:
+        assert all(np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights(), strict=True))
+    assert not np.array_equal(before["logits"][0], model.get_layer("logits").get_weights()[0])
+
+
+def test_frozen_backbone_without_pretrained_weights_is_a_usage_error() -> None:
+    from toolkit.train.task_segmenter import SegmenterTaskOptions, check_options
+
+    with pytest.raises(UsageError, match="freeze_backbone needs pretrained"):
+        check_options(SegmenterTaskOptions(freeze_backbone=True), 5)
+
+
+def test_start_backbone_freezes_only_the_backbone(tmp_path: Path) -> None:
+    require_tf()
+    from toolkit.train.pretrained import start_backbone
+
+    source = _source(tmp_path / "src.keras")
+    frozen = _stem()
+    assert start_backbone(frozen, source, freeze=True) == 3
+    assert [layer.trainable for layer in frozen.layers if layer.weights] == [False, False, False]
+    assert all(layer.trainable for layer in frozen.layers if not layer.name.startswith("mnv2_"))
+    fresh = _stem()
+    assert start_backbone(fresh, source, freeze=False) == 3
+    assert all(layer.trainable for layer in fresh.layers)

@@ -1,7 +1,16 @@
-"""U-Net-lite semantic segmenter: depthwise separable encoder, 3 downsamplings, concatenated skips.
+"""Street-scene semantic segmenter, two designs behind one interface.
 
-Input ``image`` (H, W, 3) float32 RGB in [0, 1], default 120x160; output ``mask`` (H, W, num_classes) softmax
-over :data:`CLASS_NAMES` by default.
+* ``backbone = "unet"``: U-Net-lite -- depthwise separable encoder, 3 downsamplings, concatenated skips, trained
+  from scratch (H and W multiples of 8).
+* ``backbone = "mobilenet_v2"``: DeepLabV3+-lite on MobileNetV2 1.0 (:mod:`toolkit.models.mobilenet_v2`, the
+  first 13 blocks, to stride 16) whose weights come from a pretrained network (the segmenter task's
+  ``pretrained`` option): the stride-16 features go through a 1x1 projection and a separable 3x3, are upsampled
+  2x and joined with a 1x1 projection of the stride-8 features, a separable 3x3 mixes them, and the class logits
+  are upsampled 8x (bilinear) to the input size (H and W multiples of 16). Measured before it was built: frozen
+  ImageNet features with this head scored COCO128 4-fold CV person IoU 0.585 where the U-Net-lite scored 0.08.
+
+Input ``image`` (H, W, 3) float32 RGB in [0, 1]; output ``mask`` (H, W, num_classes) softmax over
+:data:`CLASS_NAMES` by default.
 """
 
 from __future__ import annotations
@@ -29,12 +38,19 @@ class Config:
     width: float = 1.0  # width multiplier for every channel count
     stem_filters: int = 16  # channels at full resolution (stem and last decoder block)
     encoder_filters: tuple[int, int, int] = (24, 40, 64)  # channels after each of the 3 downsamplings
-    upsample: Literal["bilinear", "nearest", "transpose"] = "bilinear"  # decoder 2x upsampling
+    upsample: Literal["bilinear", "nearest", "transpose"] = "bilinear"  # unet: decoder 2x upsampling
+    backbone: Literal["unet", "mobilenet_v2"] = "unet"  # see the module docstring
+    head_filters: int = 64  # mobilenet_v2: channels of the stride-16 projection and of the fused stride-8 block
+    skip_filters: int = 32  # mobilenet_v2: channels of the stride-8 projection joined to the upsampled features
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:
     """Build the segmenter: {"image"} -> {"mask"}; ``keras`` None = Keras 3, or the tf_keras module."""
     keras = resolve_keras(keras)
+    if config.backbone not in ("unet", "mobilenet_v2"):
+        raise UsageError(f"segmenter: backbone must be 'unet' or 'mobilenet_v2', got {config.backbone!r}")
+    if config.backbone == "mobilenet_v2":
+        return _build_mobilenet(config, keras)
     shape = check_image_shape(config.input_shape, 8, "segmenter")
     if len(config.encoder_filters) != 3:
         raise UsageError(f"segmenter: encoder_filters needs 3 entries (one per downsampling), "
@@ -63,5 +79,29 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
         x = keras.layers.Concatenate(name=f"skip{i + 1}")([x, skip])
         x = separable(keras, x, ch(filters), f"dec{i + 1}")
     x = keras.layers.Conv2D(config.num_classes, 1, name="logits")(x)
+    mask = keras.layers.Softmax(name="mask")(x)
+    return keras.Model(inputs=image, outputs={"mask": mask}, name="segmenter")
+
+
+def _build_mobilenet(config: Config, keras: Any) -> Any:
+    """DeepLabV3+-lite on the first 13 MobileNetV2 blocks (strides 8 and 16); see the module docstring."""
+    from toolkit.models import mobilenet_v2
+
+    shape = check_image_shape(config.input_shape, 16, "segmenter")
+    if config.num_classes < 2:
+        raise UsageError(f"segmenter: num_classes must be at least 2, got {config.num_classes}")
+    if config.head_filters < 8 or config.skip_filters < 8:
+        raise UsageError(f"segmenter: head_filters and skip_filters must be >= 8, got {config.head_filters} and "
+                         f"{config.skip_filters}")
+    image = keras.Input(shape=shape, name="image")
+    by_stride = dict(mobilenet_v2.features(keras, image, 13))
+    x = conv_bn(keras, by_stride[16], config.head_filters, "head_s16", kernel=1)
+    x = separable(keras, x, config.head_filters, "head_s16_context")
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="head_up16")(x)
+    skip = conv_bn(keras, by_stride[8], config.skip_filters, "head_s8", kernel=1)
+    x = keras.layers.Concatenate(name="head_join")([x, skip])
+    x = separable(keras, x, config.head_filters, "head_fuse")
+    x = keras.layers.Conv2D(config.num_classes, 1, name="logits")(x)
+    x = keras.layers.UpSampling2D(8, interpolation="bilinear", name="logits_up8")(x)
     mask = keras.layers.Softmax(name="mask")(x)
     return keras.Model(inputs=image, outputs={"mask": mask}, name="segmenter")

@@ -79,6 +79,7 @@ class DetectorTaskOptions:
     paste_max_height: float = 320.0  # capped at 0.95 of the window height (a pasted person is never cut)
     pretrained: str = ""  # a .keras model whose convolutions start the mobilenet_v2 backbone ("" = random init),
     # e.g. Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
+    freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the FPN and heads train
 
 
 @dataclass
@@ -313,9 +314,12 @@ class DetectorTask:
         from toolkit.models.detector import detector_losses
 
         if options.pretrained:
-            from toolkit.train.pretrained import load_pretrained_backbone
+            from toolkit.train.pretrained import start_backbone
 
-            load_pretrained_backbone(model, options.pretrained)
+            start_backbone(model, options.pretrained, options.freeze_backbone)
+        elif options.freeze_backbone:
+            raise UsageError("detector task options: freeze_backbone needs pretrained (a frozen random backbone "
+                             "learns nothing)")
         input_hw = (int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2]))
         if window_hw(options, input_hw) != input_hw:
             # Window training: the layers are size-agnostic, only the functional model's input check pins H x W.

@@ -48,13 +48,16 @@ class SegmenterTaskOptions:
     per_epoch: int = 0  # items drawn afresh from the pool each epoch (0 = the whole pool every epoch)
     class_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 2.0, 1.5)  # loss weight per class, CLASS_NAMES order
     crop_height: int = 0  # train on random windows of this many rows of the model input (0 = whole input)
-    crop_width: int = 0  # ...and this many columns; both multiples of 8 (the model downsamples 8x)
+    crop_width: int = 0  # ...and this many columns; multiples of the model's stride (8; 16 for mobilenet_v2)
     person_crop: float = 0.0  # probability that a training window is placed over a random person pixel
     dice_weight: float = 1.0  # weight of the soft Dice loss beside the cross-entropy (0 = cross-entropy only)
     dice_classes: tuple[str, ...] = ("person",)  # classes whose Dice loss is added (names from CLASS_NAMES)
     scale_min: float = 0.7  # random zoom range of the scale/crop augmentation (1 = unchanged)
     scale_max: float = 1.5
     min_lr_fraction: float = 0.02  # cosine decay ends at this fraction of the peak learning rate
+    pretrained: str = ""  # a .keras model whose convolutions start a mobilenet_v2 backbone ("" = random init), e.g.
+    # Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
+    freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the head trains
 
 
 @dataclass
@@ -108,9 +111,10 @@ def segmentation_loss(class_weights: np.ndarray, dice_weight: float = 0.0, dice_
     return loss
 
 
-def crop_hw(options: SegmenterTaskOptions, input_hw: tuple[int, int]) -> tuple[int, int]:
-    """The training window (rows, columns): the crop options, or the whole input when they are 0."""
-    return window_size((options.crop_height, options.crop_width), input_hw, 8, "segmenter")
+def crop_hw(options: SegmenterTaskOptions, input_hw: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
+    """The training window (rows, columns): the crop options, or the whole input when they are 0; multiples of
+    the model's deepest stride (8 for the U-Net-lite, 16 for the MobileNetV2 design)."""
+    return window_size((options.crop_height, options.crop_width), input_hw, multiple, "segmenter")
 
 
 def random_window(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
@@ -143,6 +147,8 @@ def check_options(options: SegmenterTaskOptions, num_classes: int) -> None:
         (not 0.0 <= options.min_lr_fraction < 1.0, "min_lr_fraction must be in [0, 1)"),
         (not 0.0 <= options.person_crop <= 1.0, "person_crop must be a probability in [0, 1]"),
         (options.dice_weight < 0, "dice_weight must be >= 0"),
+        (options.freeze_backbone and not options.pretrained,
+         "freeze_backbone needs pretrained (a frozen random backbone learns nothing)"),
         (any(c not in CLASS_NAMES[:num_classes] for c in options.dice_classes),
          f"dice_classes must name classes of {', '.join(CLASS_NAMES[:num_classes])}, got {options.dice_classes}"),
     ]
@@ -173,7 +179,7 @@ class SegmenterTask:
         classes = int(model_config.num_classes)
         check_options(options, classes)
         input_hw = (int(model_config.input_shape[0]), int(model_config.input_shape[1]))
-        train_hw = crop_hw(options, input_hw)
+        train_hw = crop_hw(options, input_hw, 16 if getattr(model_config, "backbone", "unet") == "mobilenet_v2" else 8)
         main = load_samples(train)
         pools = [make_pool(main, input_hw)]
         extra = None
@@ -236,6 +242,10 @@ class SegmenterTask:
 
         classes = int(model.outputs[0].shape[-1])  # the one output, "mask" (H, W, classes)
         check_options(options, classes)
+        if options.pretrained:
+            from toolkit.train.pretrained import start_backbone
+
+            start_backbone(model, options.pretrained, options.freeze_backbone)
         input_hw = (int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2]))
         if crop_hw(options, input_hw) != input_hw:
             # Crop training: the layers are size-agnostic, only the functional model's input check pins H x W.
