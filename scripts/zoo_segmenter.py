@@ -142,7 +142,8 @@ def summarise(results: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[
     complete = sorted(folds) == list(range(args.folds))
     notes = [
         f"{args.folds}-fold cross-validation over the 100 COCO128 photos with semantic masks (stratified by person "
-        "pixels, by file name); each fold model is trained from scratch with the shipped recipe, its COCO128 "
+        "pixels, by file name); each fold model is trained afresh with the shipped recipe (from its recipe's "
+        "starting point: random, or ImageNet features never trained on COCO), its COCO128 "
         "training photos being the other folds only, then converted to full int8 and scored float and int8 on the "
         "held-out fold",
         "COCO panoptic classes mapped to ours: person, road -> road, pavement -> sidewalk, car/bus/truck/motorcycle/"
