@@ -262,6 +262,10 @@ def test_segmenter_with_mobilenet_v2_backbone_builds() -> None:
     x = np.random.default_rng(0).random((1, 128, 160, 3), dtype=np.float32)
     probs = np.asarray(model(x)["mask"])
     assert np.allclose(probs.sum(-1), 1.0, atol=1e-4)
+    fine = build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (128, 160, 3), "fine_filters": 24})
+    assert tuple(fine.get_layer("head_join_fine").output.shape[1:]) == (32, 40, 64 + 24)  # stride 4
+    assert tuple(fine.get_layer("logits").output.shape[1:]) == (32, 40, 5)
+    assert tuple(fine.output["mask"].shape[1:]) == (128, 160, 5)
 
 
 @pytest.mark.tf
@@ -270,6 +274,7 @@ def test_segmenter_with_mobilenet_v2_backbone_builds() -> None:
     [
         ({"input_shape": (120, 160, 3)}, "multiple"),  # stride 16: 120 rows do not divide
         ({"head_filters": 4}, "head_filters and skip_filters must be >= 8"),
+        ({"fine_filters": -1}, "fine_filters >= 0"),
         ({"backbone": "resnet"}, "'resnet' is not one of unet, mobilenet_v2"),
     ],
 )
