@@ -12,15 +12,17 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[all,dev]'
 
-# System packages used by three test groups: Debian chromium (the web view is tested in a real headless browser),
-# OpenSSH (remote benchmarking is tested against a real sshd on 127.0.0.1) and qemu user-mode emulation (the
-# device install and the demo run on an emulated arm64 Raspberry Pi; apt needs the arm64 architecture for its
-# sysroot, see deploy/raspberry-pi/emulate.sh).
+# System packages the tests use: Debian chromium (the web view is tested in a real headless browser), OpenSSH
+# (remote benchmarking is tested against a real sshd on 127.0.0.1), qemu user-mode emulation (the device install
+# and the demo run on an emulated arm64 Raspberry Pi; apt needs the arm64 architecture for its sysroot, see
+# deploy/raspberry-pi/emulate.sh), shellcheck and systemd-analyze (the deploy scripts and the service unit).
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 add_arm64=0
 if command -v dpkg >/dev/null 2>&1 && ! dpkg --print-foreign-architectures | grep -qx arm64; then add_arm64=1; fi
 if [ ${#need[@]} -gt 0 ] || [ "$add_arm64" = 1 ]; then

@@ -110,7 +110,9 @@ ls "$WHEELS"/edge_toolkit-*.whl >/dev/null 2>&1 || fail "building the project's 
 VENV="$WORK/venv"
 rm -rf "$VENV"
 emu "$SYSROOT/usr/bin/$PY" -m venv --without-pip "$VENV"
-PIP_WHEEL="$(ls "$SYSROOT"/usr/share/python-wheels/pip-*.whl | head -1)"
+PIP_WHEELS=("$SYSROOT"/usr/share/python-wheels/pip-*.whl)
+PIP_WHEEL="${PIP_WHEELS[0]}"
+[[ -f "$PIP_WHEEL" ]] || fail "Debian's pip wheel is missing from the sysroot (python3-pip-whl)"
 say "installing into an arm64 venv with Debian's pip ($(basename "$PIP_WHEEL")), wheels only, no index"
 emu "$VENV/bin/python" "$PIP_WHEEL/pip" install -q --no-index --find-links "$WHEELS" --no-compile \
     --disable-pip-version-check edge-toolkit

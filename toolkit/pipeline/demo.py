@@ -169,6 +169,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     from toolkit.pipeline.behaviour import BehaviourPredictor
     from toolkit.pipeline.detect import Detector
     from toolkit.pipeline.geometry import load_homography
+    from toolkit.pipeline.notify import ServiceNotifier
     from toolkit.pipeline.segment import Segmenter
     from toolkit.pipeline.sources import open_source, parse_spec
     from toolkit.pipeline.tracker import Tracker
@@ -219,6 +220,10 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         window = Window(worker.quit) if cfg.window and display_available() else None
         if window is not None:
             worker.sinks.append(window)
+        notifier = ServiceNotifier.from_env()  # systemd Type=notify: READY once frames flow, WATCHDOG per frame
+        if notifier.enabled:
+            stack.callback(notifier.close)
+            worker.sinks.append(notifier.frame_done)
         if on_start is not None:
             on_start({"url": server.url if server else None, "source": source.name, "models": models,
                       "window": window is not None})
@@ -230,6 +235,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
             track.close()  # drains into the output stage, which then drains into the writers
             worker.close()
             loop.cpu_end = time.process_time()  # process CPU time (all threads) of the processed frames
+            notifier.stopping(loop.reason or "")
             if window is not None:
                 window.close()
         error = worker.error or track.error
