@@ -24,7 +24,6 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "eval_cmd"),
     ("bench", "bench_cmd"),
     ("demo", "demo_cmd"),
-    ("deploy", "deploy_cmd"),
 )
 
 
@@ -45,12 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, module_name in COMMANDS:
-        try:
-            module = importlib.import_module(f"toolkit.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"toolkit.cli.{module_name}":
-                continue  # command not built yet in this checkout
-            raise
+        module = importlib.import_module(f"toolkit.cli.{module_name}")  # a listed command always exists
         cmd = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)

@@ -19,6 +19,7 @@ QUANT_TYPES = frozenset({"int8", "uint8", "int16", "int4"})
 
 WHY_FLOAT = ("runs in float: the int8 graph pays DEQUANTIZE/QUANTIZE around it and loses the integer speed-up; "
              "the Edge TPU compiler stops mapping at the first such op and runs the rest on the CPU")
+WHY_INDEX = "an index output (argmax): integer by design; it runs on the CPU after an Edge TPU part"
 WHY_INT32 = ("integer index/shape math, usually from a dynamic batch dimension: re-export with a fixed batch-1 "
              "signature; the Edge TPU does not map it")
 
@@ -117,6 +118,8 @@ def non_int8_ops(model: ModelFile) -> list[dict[str, Any]]:
         if types & FLOAT_TYPES:
             documented = op.op in DOCUMENTED_FLOAT_OPS or _documented_island(model, op)
             why = DOCUMENTED_FLOAT_OPS.get(op.op, "enters/leaves a documented float op") if documented else WHY_FLOAT
+        elif op.op in ("ARG_MAX", "ARG_MIN") and set(op.outputs) & graph_out:
+            why, documented = WHY_INDEX, True
         else:
             why, documented = WHY_INT32, False
         entry = groups.setdefault((op.op, dtype), {"op": op.op, "dtype": dtype, "count": 0, "indices": [],
@@ -160,8 +163,19 @@ def parameter_count(model: ModelFile) -> tuple[int, int]:
     return sum(t.size for t in params), sum(t.size * itemsize(t.dtype) for t in params)
 
 
-def analyze(model: ModelFile) -> dict[str, Any]:
-    """Everything ``toolkit inspect`` reports, as plain JSON-able data."""
+def edgetpu_section(model: ModelFile, data: bytes) -> dict[str, Any]:
+    """A compiled model: what the Edge TPU holds and what stays on the CPU; else the offline compatibility."""
+    from toolkit.inspect.edgetpu import compatibility, compiled_summary
+
+    compiled = compiled_summary(model)
+    if compiled is not None:
+        return {"compiled": True, **compiled.as_dict()}
+    return {"compiled": False, **compatibility(model, data).as_dict()}
+
+
+def analyze(model: ModelFile, data: bytes | None = None) -> dict[str, Any]:
+    """Everything ``toolkit inspect`` reports, as plain JSON-able data (``data``, the file's bytes, adds the Edge
+    TPU section: it reads op options)."""
     ins, outs = model.io_names()
     costs = op_costs(model)
     params, param_bytes = parameter_count(model)
@@ -190,4 +204,5 @@ def analyze(model: ModelFile) -> dict[str, Any]:
         "macs_total": sum(c.macs for c in costs),
         "macs_by_op": dict(macs_by_op.most_common()),
         "ops": per_op,
+        **({"edgetpu": edgetpu_section(model, data)} if data is not None else {}),
     }

@@ -49,9 +49,62 @@ def render_report(info: dict[str, Any], show_ops: bool = False) -> str:
             lines.append(f"    {e['op']} {e['dtype']} x{e['count']}{tag}: {e['why']}")
     else:
         lines.append("  not int8: none (every op runs in int8)")
+    if "edgetpu" in info:
+        lines.extend(render_edgetpu(info["edgetpu"]))
     if show_ops:
         lines.append("  ops:")
         for op in info["ops"]:
             lines.append(f"    {op['index']:>4} {op['op']:<26} {op['dtype']:<16} {str(op['output_shape']):<20} "
                          f"{human_count(op['macs']) if op['macs'] else ''}")
     return "\n".join(lines)
+
+
+def _runs(ops: list[str], limit: int = 12) -> str:
+    """['A', 'A', 'B'] -> 'A x2, B' (consecutive runs, in graph order); long lists as counts per op."""
+    if len(ops) > limit:
+        from collections import Counter
+
+        counts = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in Counter(ops).most_common())
+        return f"{len(ops)} ops: {counts}"
+    out: list[str] = []
+    for op in ops:
+        if out and out[-1].split(" x")[0] == op:
+            head, _, n = out[-1].partition(" x")
+            out[-1] = f"{head} x{int(n or 1) + 1}"
+        else:
+            out.append(op)
+    return ", ".join(out)
+
+
+def render_edgetpu(e: dict[str, Any]) -> list[str]:
+    """The Edge TPU lines of ``toolkit inspect``."""
+    from pathlib import Path
+
+    if e["compiled"]:
+        lines = ["  Edge TPU: compiled by edgetpu_compiler -- needs an Edge TPU and libedgetpu.so.1 to run "
+                 "(--delegate edgetpu); parameters and MACs above count the CPU part only"]
+        held = (f", holding {e['edgetpu_holds_ops']} of the {e['original_ops']} ops of "
+                f"{Path(e['original']).name}" if e["original"] else "")
+        lines.append(f"    on the Edge TPU: {e['custom_ops']} edgetpu-custom-op{held}")
+        lines.append(f"    on the CPU: {_runs(e['cpu_ops']) if e['cpu_ops'] else 'nothing'}")
+        return lines
+    if e["model_problems"]:
+        return ["  Edge TPU (offline check): cannot be compiled as it is:",
+                *[f"    {p}" for p in e["model_problems"]]]
+    budget = f"{e['parameter_bytes'] / 2**20:.2f} of the ~{e['on_chip_bytes'] / 2**20:.1f} MiB on-chip memory"
+    if e["fully_mapped"]:
+        head = f"  Edge TPU (offline check): all {e['ops']} ops map; parameters {budget}"
+    else:
+        cut = e["cut"]
+        head = (f"  Edge TPU (offline check): {e['mapped_ops']} of {e['ops']} ops map; the compiler cuts at op "
+                f"{cut['index']} {cut['op']}: {cut['reason']}")
+    lines = [head]
+    if not e["fully_mapped"]:
+        lines.append(f"    on the CPU from there: {_runs(e['cpu_ops'])}")
+        lines.append(f"    parameters of the mapped part: {budget}")
+        if e["fix"]:
+            lines.append(f"    fix: {e['fix']}")
+    if not e["fits_on_chip"]:
+        lines.append("    the parameters exceed the on-chip memory: the rest streams from host memory on every "
+                     "inference (slower); a smaller model or a pipelined multi-TPU compile avoids it")
+    return lines
