@@ -22,6 +22,7 @@ need=()
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v cc >/dev/null 2>&1 || need+=(gcc)   # a stand-in libedgetpu.so.1 (Edge TPU runtime without a device)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 add_arm64=0
 if command -v dpkg >/dev/null 2>&1 && ! dpkg --print-foreign-architectures | grep -qx arm64; then add_arm64=1; fi

@@ -16,13 +16,16 @@ from toolkit.errors import UsageError
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:
-    return BenchConfig(threads=tuple(args.threads or ()), delegate=args.delegate, warmup=args.warmup,
+    return BenchConfig(threads=tuple(args.threads or ()), delegate=args.delegate, fallback=args.fallback,
+                       warmup=args.warmup,
                        runs=args.runs, seconds=args.seconds, isolate=not args.in_process)
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
     """The measuring flags, as the remote toolkit should receive them."""
     out = ["--delegate", args.delegate, "--warmup", str(args.warmup)]
+    if args.fallback:
+        out += ["--fallback", args.fallback]
     if args.threads:
         out += ["--threads", ",".join(map(str, args.threads))]
     out += ["--seconds", repr(args.seconds)] if args.seconds else ["--runs", str(args.runs)]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class BenchConfig:
     threads: tuple[int, ...] = ()  # interpreter thread counts to measure; () = every core the process may use
     delegate: str = "xnnpack"  # xnnpack | none | edgetpu | path to a delegate .so (capabilities.DELEGATES)
+    fallback: str | None = None  # "cpu": measure on the CPU when the delegate is missing (said in the result)
     warmup: int = 10  # untimed invokes after the first one, so caches and thread pools settle
     runs: int = 100  # timed invokes per configuration (ignored when seconds is set)
     seconds: float | None = None  # time budget per configuration instead of a fixed number of runs

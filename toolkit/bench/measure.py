@@ -35,6 +35,7 @@ class MeasureSpec:
     model: str  # path to the .tflite file
     threads: int  # interpreter threads
     delegate: str  # xnnpack | none | edgetpu | path to a .so
+    fallback: str | None  # "cpu": run on the CPU when the delegate cannot be loaded
     warmup: int  # untimed invokes after the first
     runs: int  # timed invokes (when seconds is None)
     seconds: float | None  # time budget for the timed loop instead of a run count
@@ -116,7 +117,8 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     throttle_before, temp_before = _throttle_now()
 
     start = time.perf_counter()
-    runner = Runner(path, num_threads=spec.threads, delegate=spec.delegate)
+    runner = Runner(path, num_threads=spec.threads, delegate=spec.delegate, fallback=spec.fallback)
+    path = runner.path  # the CPU original when --fallback cpu replaced an Edge TPU model
     load_ms = (time.perf_counter() - start) * 1e3
     try:
         from toolkit.bench.inputs import make_inputs
@@ -139,6 +141,7 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
             "format_source": fmt_source, "family": model_family(path, manifest),
             "inputs": [s.describe() for s in runner.inputs.values()], "input_source": source,
             "threads": runner.num_threads, "delegate": runner.delegate, "backend": runner.backend.name,
+            "fallback": runner.fallback_reason,
             "backend_version": runner.backend.version, "warmup": spec.warmup, "seconds": spec.seconds,
             "load_ms": load_ms, "first_ms": first_ms, **summarize(samples).as_dict(),
         }

@@ -178,7 +178,7 @@ def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str)
         r["model_name"], r["format"], str(r["threads"]), r["delegate"], ms(r["load_ms"]), ms(r["first_ms"]),
         ms(r["mean_ms"]), ms(r["std_ms"]), ms(r["min_ms"]), ms(r["p50_ms"]), ms(r["p90_ms"]), ms(r["p99_ms"]),
         ms(r["max_ms"]), f"{r['throughput']:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r['size_bytes'] / 1024:.0f}",
-        "THROTTLED" if r.get("throttled") else "",
+        " ".join(f for f in ("THROTTLED" if r.get("throttled") else "", "FALLBACK" if r.get("fallback") else "") if f),
     ] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(RUN_HEADER)]
 
@@ -203,4 +203,7 @@ def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str)
             seen.add(r["model_name"])
             tensors = ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in r.get("inputs") or [])
             lines.append(f"input of {r['model_name']}: {tensors} <- {r['input_source']}")
+    for r in results:
+        if r.get("fallback"):
+            lines.append(f"FALLBACK (--fallback cpu): {r['fallback']}")
     return "\n".join(lines)

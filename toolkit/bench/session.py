@@ -64,12 +64,15 @@ def bench_models(
     for path in paths:
         for threads in config.threads:
             spec = MeasureSpec(
-                model=str(path), threads=threads, delegate=config.delegate, warmup=config.warmup,
+                model=str(path), threads=threads, delegate=config.delegate, fallback=config.fallback,
+                warmup=config.warmup,
                 runs=config.runs, seconds=config.seconds, seed=config.seed, max_samples=config.max_samples_stored,
             )
             what = f"{config.seconds:g} s" if config.seconds else f"{config.runs} runs"
             say(f"bench: {path.name} threads={threads} delegate={config.delegate} ({what}) ...")
             result = measure_isolated(spec) if config.isolate else measure(spec)
+            if result.get("fallback"):
+                say(f"bench: warning: {result['fallback']}")
             say(f"bench: {path.name} threads={threads}: p50 {result['p50_ms']:.3f} ms, p99 "
                 f"{result['p99_ms']:.3f} ms over {result['count']} runs")
             results.append(result)

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="interpreter thread counts to measure, e.g. 1,2,4 (default: all usable cores)")
     parser.add_argument("--delegate", default="xnnpack", metavar="NAME|PATH.so",
                         help="xnnpack (default), none (reference kernels), edgetpu, or a delegate library path")
+    parser.add_argument("--fallback", choices=["cpu"],
+                        help="when the delegate (e.g. the Edge TPU) is missing, measure on the CPU instead of "
+                             "exiting 3 (an _edgetpu.tflite runs as its CPU original beside it); said in the "
+                             "result")
     parser.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                         help="untimed invokes after the first one (default 10)")
     amount = parser.add_mutually_exclusive_group()

@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rate (for benchmarking; nothing is dropped)")
     parser.add_argument("--record-fps", type=positive_float, metavar="F",
                         help="frame rate written into the recording (default: the source's own)")
+    parser.add_argument("--delegate", metavar="NAME|PATH.so",
+                        help="xnnpack (default), none, edgetpu (Coral: takes *_edgetpu.tflite models from the model "
+                             "folder first), or a delegate library path")
+    parser.add_argument("--fallback", choices=["cpu"],
+                        help="when the delegate is missing, run on the CPU (Edge TPU models as their CPU originals) "
+                             "instead of exiting 3; the summary says so")
     parser.add_argument("--config", metavar="FILE",
                         help="TOML/JSON file with PipelineConfig keys; command-line flags override it")
     add_json_flag(parser)
@@ -77,7 +83,8 @@ def _config(args: argparse.Namespace) -> Any:
     flags = {
         "source": args.source, "models": args.models, "homography": args.homography, "record": args.record,
         "events": args.events, "serve": args.serve, "max_frames": args.max_frames, "threads": args.threads,
-        "every_n_seg": args.every_n_seg, "record_fps": args.record_fps,
+        "every_n_seg": args.every_n_seg, "record_fps": args.record_fps, "delegate": args.delegate,
+        "fallback": args.fallback,
         "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
         "loop": True if args.loop else None, "realtime": False if args.no_pacing else None,
         # A window unless --headless (or the file says no); run_demo opens one only where a display exists.

@@ -14,12 +14,12 @@ RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR map when the output is the input size 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from toolkit.runtime.edgetpu import CUSTOM_OP, cpu_original, is_compiled
 from toolkit.runtime.tflite_file import ModelFile, OpInfo, itemsize, op_options
 
-CUSTOM_OP = "CUSTOM:edgetpu-custom-op"
+__all__ = ["Compatibility", "CompiledSummary", "compatibility", "compiled_summary", "cpu_original", "is_compiled"]
 # On-chip memory for caching parameters, as edgetpu_compiler 16 reports it for one Edge TPU ("used" + "remaining"
 # on Coral's MobileNetV2: 3.42 + 4.31 MiB). Parameters beyond it stream from host memory on every inference.
 ON_CHIP_BYTES = int(7.73 * 2**20)
@@ -245,19 +245,6 @@ class CompiledSummary:
         held = None if self.original_ops is None else self.original_ops - len(self.cpu_ops)
         return {"custom_ops": self.custom_ops, "cpu_ops": self.cpu_ops, "original": self.original,
                 "original_ops": self.original_ops, "edgetpu_holds_ops": held}
-
-
-def is_compiled(model: ModelFile) -> bool:
-    return any(op.op == CUSTOM_OP for op in model.ops)
-
-
-def cpu_original(path: str | Path) -> Path | None:
-    """``X_edgetpu.tflite`` -> ``X.tflite`` beside it, if that file exists."""
-    file = Path(path)
-    if not file.stem.endswith("_edgetpu"):
-        return None
-    original = file.with_name(file.stem.removesuffix("_edgetpu") + file.suffix)
-    return original if original.is_file() else None
 
 
 def compiled_summary(model: ModelFile) -> CompiledSummary | None:

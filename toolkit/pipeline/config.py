@@ -26,6 +26,8 @@ class PipelineConfig:
     models: str | None = None  # folder with detector / behaviour / segmenter .tflite files; None = the shipped zoo
     homography: str | None = None  # image->ground JSON; None = the synthetic scene's own camera, else pixel space
     threads: int | None = None  # interpreter threads per model; None = half the cores when pipelined, else all
+    delegate: str = "xnnpack"  # xnnpack | none | edgetpu (takes *_edgetpu.tflite models first) | a delegate .so
+    fallback: Literal["cpu"] | None = None  # "cpu": run on the CPU when the delegate is missing instead of exit 3
     every_n_seg: int = 3  # run the segmenter on every N-th frame (its mask is reused in between); 0 = never
     behaviour: Literal["model", "constant_velocity"] = "model"  # constant_velocity: the baseline, no model file
     max_frames: int | None = None  # stop after this many processed frames; None = until the source ends
@@ -47,6 +49,7 @@ class PipelineConfig:
         checks = [
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
             (self.every_n_seg >= 0, "every_n_seg must be >= 0 (0 = no segmentation)"),
+            (self.fallback in (None, "cpu"), "fallback must be \"cpu\" or unset"),
             (self.behaviour in BEHAVIOUR_MODES, f"behaviour must be one of {', '.join(BEHAVIOUR_MODES)}"),
             (self.max_frames is None or self.max_frames >= 1, "max_frames must be >= 1"),
             (self.record_fps is None or self.record_fps > 0, "record_fps must be > 0"),

@@ -61,7 +61,8 @@ def locate_models(config: PipelineConfig) -> dict[str, Path]:
     from toolkit.paths import zoo_dir
     from toolkit.pipeline.model_files import find_models
 
-    return find_models(Path(config.models) if config.models else zoo_dir(), required_kinds(config))
+    return find_models(Path(config.models) if config.models else zoo_dir(), required_kinds(config),
+                       edgetpu=config.delegate == "edgetpu")
 
 
 def synthetic_homography(spec: str | None) -> Any:
@@ -197,12 +198,13 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
 
             server = stack.enter_context(LiveServer(*address))  # a taken port fails here, before the models load
         with quiet_stderr():
-            detector = stack.enter_context(Detector(Runner(models["detector"], num_threads=threads)))
-            predictor = stack.enter_context(BehaviourPredictor(
-                Runner(models["behaviour"], num_threads=threads) if "behaviour" in models else None,
-                homography=homography))
-            segmenter = (stack.enter_context(Segmenter(Runner(models["segmenter"], num_threads=threads)))
-                         if "segmenter" in models else None)
+            runners = {kind: Runner(path, num_threads=threads, delegate=cfg.delegate, fallback=cfg.fallback)
+                       for kind, path in models.items()}
+            detector = stack.enter_context(Detector(runners["detector"]))
+            predictor = stack.enter_context(BehaviourPredictor(runners.get("behaviour"), homography=homography))
+            segmenter = stack.enter_context(Segmenter(runners["segmenter"])) if "segmenter" in runners else None
+        models = {kind: runner.path for kind, runner in runners.items()}  # the CPU originals after a fallback
+        fallbacks = {kind: r.fallback_reason for kind, r in runners.items() if r.fallback_reason}
         source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))
         if recorder is not None and recorder.fps is None:
             recorder.fps = source.fps or 30.0  # live cameras do not report a rate: 30 is their usual one
@@ -258,6 +260,8 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     summary["ground_units"] = predictor.ground_units  # "m" with a homography; None: paths in image units
     summary["record"] = str(cfg.record) if record_kept else None
     summary["record_frames"] = recorder.frames if recorder is not None else 0
+    summary["delegate"] = cfg.delegate
+    summary["fallback"] = fallbacks or None  # {kind: why} where --fallback cpu replaced the delegate
     if loop.failure is not None:
         raise DeviceUnavailable(f"{loop.failure} (after {done} frames; the outputs were saved)")
     return summary
@@ -384,6 +388,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     else:
         bound = f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
     saved = f"; recorded {summary['record']}" if summary.get("record") else ""
+    fallback = summary.get("fallback") or {}
+    cpu = f"; FALLBACK to the CPU ({', '.join(fallback)}): {next(iter(fallback.values()))}" if fallback else ""
     return (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
-            f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}")
+            f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}{cpu}")
 

@@ -24,6 +24,8 @@ HOW_TO_GET = ("build the zoo with 'python scripts/build_zoo.py', or pass --model
 def model_kind(path: Path) -> str | None:
     """The kind of the ``.tflite`` at ``path`` (manifest first, then I/O names); None for a foreign model."""
     manifest = path.with_suffix(".json")
+    if not manifest.is_file() and path.stem.endswith("_edgetpu"):  # a compilation: the CPU original's manifest
+        manifest = path.with_name(path.stem.removesuffix("_edgetpu") + ".json")
     if manifest.is_file():
         try:
             kind = json.loads(manifest.read_text()).get("kind")
@@ -43,10 +45,13 @@ def _candidates(folder: Path) -> list[Path]:
     return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
 
 
-def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS) -> dict[str, Path]:
+def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS,
+                edgetpu: bool = False) -> dict[str, Path]:
     """``{kind: path}`` for each of ``kinds`` found in ``folder``; UsageError (one line) for missing/ambiguous ones.
 
-    When a folder holds several files of one kind, the ``*_int8.tflite`` one is taken if it is the only one.
+    When a folder holds several files of one kind, the ``*_int8.tflite`` one is taken if it is the only one;
+    with ``edgetpu`` (the Edge TPU delegate) a ``*_edgetpu.tflite`` compilation is taken first, and Edge TPU
+    compilations are never taken without it (only the Edge TPU can run them).
     """
     root = Path(folder).expanduser()
     wanted = list(kinds)
@@ -69,7 +74,11 @@ def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS) -> di
                          f"it is); {HOW_TO_GET}")
     chosen = {}
     for kind in wanted:
-        paths = found[kind]
+        compiled = [p for p in found[kind] if p.stem.endswith("_edgetpu")]
+        if edgetpu and len(compiled) == 1:
+            chosen[kind] = compiled[0]
+            continue
+        paths = [p for p in found[kind] if p not in compiled] or found[kind]
         int8 = [p for p in paths if p.name.endswith("_int8.tflite")]
         if len(paths) > 1 and len(int8) != 1:
             listed = ", ".join(str(p.relative_to(root)) for p in paths)

@@ -11,6 +11,7 @@ benchmarks and for callers that prepare quantized tensors themselves.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from collections.abc import Mapping
@@ -23,7 +24,9 @@ import numpy as np
 from toolkit.capabilities import DELEGATES
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
 from toolkit.fileio import captured_fd2
+from toolkit.runtime import edgetpu
 from toolkit.runtime.backends import Backend, select_backend
+from toolkit.runtime.edgetpu import cpu_original, is_compiled
 from toolkit.runtime.tflite_file import ModelFile, read_model_file
 
 
@@ -88,7 +91,12 @@ class Runner:
         num_threads: int | None = None,
         delegate: str | None = None,
         backend: str | None = None,
+        fallback: str | None = None,
     ) -> None:
+        """``fallback="cpu"``: when the delegate cannot be loaded (no library, no device), run on the CPU instead
+        -- an Edge TPU-compiled model by its CPU original beside it -- and say so in :attr:`fallback_reason`."""
+        if fallback not in (None, "cpu"):
+            raise UsageError(f"fallback must be 'cpu' or none, got {fallback!r}")
         self.path = Path(path)
         # Verify the flatbuffer in Python first: the native loader can crash on truncated files.
         self.model_file: ModelFile = read_model_file(self.path)
@@ -97,9 +105,31 @@ class Runner:
         if self.num_threads < 1:
             raise UsageError(f"num_threads must be >= 1, got {num_threads}")
         self.delegate = delegate or "xnnpack"
-        self._interpreter = self._make_interpreter()
+        self.fallback_reason: str | None = None  # set when --fallback cpu replaced the requested delegate
+        if is_compiled(self.model_file) and self.delegate != "edgetpu":
+            original = cpu_original(self.path)
+            raise UsageError(f"{self.path.name} is compiled for the Edge TPU (edgetpu-custom-op): run it with "
+                             f"--delegate edgetpu" + (f", or run its CPU original {original}" if original else ""))
+        try:
+            self._interpreter = self._make_interpreter()
+        except DeviceUnavailable as exc:
+            if fallback != "cpu":
+                raise
+            self._fall_back_to_cpu(str(exc))
         self.inputs, self.outputs = self._io_specs()
         self._closed = False
+
+    def _fall_back_to_cpu(self, why: str) -> None:
+        if is_compiled(self.model_file):
+            original = cpu_original(self.path)
+            if original is None:
+                raise DeviceUnavailable(f"{why}; --fallback cpu needs the CPU original of {self.path.name} beside "
+                                        f"it ({self.path.stem.removesuffix('_edgetpu')}.tflite)") from None
+            self.path, self.model_file = original, read_model_file(original)
+        why = why.replace(f"; {edgetpu.FALLBACK_HINT}", "")
+        self.fallback_reason = f"{self.delegate} unavailable, running {self.path.name} on the CPU: {why}"
+        self.delegate = "xnnpack"
+        self._interpreter = self._make_interpreter()
 
     # -- construction -------------------------------------------------------------------------------------------
     def _make_interpreter(self) -> Any:
@@ -133,10 +163,19 @@ class Runner:
                 raise UsageError(f"delegate library not found: {name} (give a path to a .so, or one of "
                                  f"{', '.join(DELEGATES)})")
         try:
+            # Open the library first: a missing one makes load_delegate fail half-built, and LiteRT's Delegate
+            # then prints "Exception ignored in __del__" tracebacks when it is collected.
+            ctypes.CDLL(library)
+        except OSError as exc:
+            if name == "edgetpu":
+                raise DeviceUnavailable(edgetpu.unavailable_message(one_line(str(exc), 200))) from None
+            raise DeviceUnavailable(f"delegate {library} not available: {one_line(str(exc), 200)}") from None
+        try:
             return self.backend.load_delegate(library)
         except (ValueError, OSError, RuntimeError) as exc:
-            what = "Edge TPU runtime (libedgetpu) or device" if name == "edgetpu" else f"delegate {library}"
-            raise DeviceUnavailable(f"{what} not available: {one_line(str(exc), 200)}") from None
+            if name == "edgetpu":
+                raise DeviceUnavailable(edgetpu.unavailable_message(one_line(str(exc), 200))) from None
+            raise DeviceUnavailable(f"delegate {library} not available: {one_line(str(exc), 200)}") from None
 
     def _io_specs(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
         interp = self._interpreter
@@ -226,6 +265,7 @@ class Runner:
             "backend_version": self.backend.version,
             "num_threads": self.num_threads,
             "delegate": self.delegate,
+            **({"fallback": self.fallback_reason} if self.fallback_reason else {}),
             "inputs": [s.describe() for s in self.inputs.values()],
             "outputs": [s.describe() for s in self.outputs.values()],
         }
