@@ -14,6 +14,13 @@ DESCRIPTION = HELP + """
   toolkit convert model.keras -o model_int8.tflite --quantize int8 --calib images/
   toolkit convert model.keras -o model_fp16.tflite --quantize fp16
   toolkit convert vae.keras --part decoder -o decoder_int8.tflite --calib z_samples.npy
+  toolkit convert det.keras -o det_int8.tflite --calib images/ --target edgetpu --io uint8
+
+--target edgetpu: full int8 (int8 or uint8 I/O, batch 1, static shapes) plus an offline Edge TPU report in the
+manifest and on screen: which ops Coral's Edge TPU maps, where the compiler will cut the graph (the first op it
+cannot map; everything after runs on the CPU), whether the parameters fit its ~8 MB on-chip memory, and the fix.
+When edgetpu_compiler is on PATH it is run too: OUT_edgetpu.tflite and its log land beside OUT.tflite, and the
+manifest holds what the compiler reported (ops mapped, on-/off-chip memory).
 
 Writes OUT.tflite and OUT.json (sha256 of input and output, versions, calibration hash and count, I/O quantization,
 op histogram, parity against the Keras model on held-back samples). Nothing is written if any step fails.
@@ -36,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-model", action="store_true",
                         help="allow SavedModel directories and Lambda layers (runs code from the model file)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling calibration data (default 0)")
+    parser.add_argument("--target", choices=["cpu", "edgetpu"], default="cpu",
+                        help="edgetpu: check (and, with edgetpu_compiler on PATH, compile) for the Coral Edge TPU")
     add_json_flag(parser)
 
 
@@ -48,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     config = ConvertConfig(quantize=args.quantize, io=args.io or "int8", calib=args.calib,
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
-                           seed=args.seed)
+                           seed=args.seed, target=args.target)
     with StatusLine("convert") as status:
         result = convert(Path(args.model), Path(args.output), config, progress=status.show)
     emit(result.manifest, args.json, _render)
@@ -71,5 +80,29 @@ def _render(m: dict) -> str:
     if m["mode"] == "int8" and undocumented:
         lines.append("  warning: not fully int8: " + ", ".join(f"{e['op']} {e['dtype']} x{e['count']}"
                                                           for e in undocumented))
+    if "edgetpu" in m:
+        lines.extend(_render_edgetpu(m["edgetpu"]))
     lines.append(f"next: toolkit inspect {m['output']['path']}   |   toolkit bench {m['output']['path']}")
     return "\n".join(lines)
+
+
+def _render_edgetpu(e: dict) -> list[str]:
+    from toolkit.inspect.render import render_edgetpu
+
+    lines = render_edgetpu({"compiled": False, **e})
+    compiler = e.get("compiler") or {}
+    if not compiler.get("found"):
+        lines.append(f"  edgetpu_compiler not on PATH, so nothing was compiled: {compiler.get('install', '')}")
+        return lines
+    mib = 2**20
+    used, off = compiler.get("on_chip_used_bytes"), compiler.get("off_chip_bytes")
+    memory = (f"; on-chip {used / mib:.2f} MiB, streamed {off / mib:.2f} MiB" if used is not None
+              and off is not None else "")
+    lines.append(f"  compiled by edgetpu_compiler {compiler.get('version') or '?'}: {compiler['output']} -- "
+                 f"{compiler.get('edgetpu_ops')} ops on the Edge TPU, {compiler.get('cpu_ops')} on the CPU{memory}")
+    if compiler.get("cpu_ops") is not None and compiler["cpu_ops"] != len(e["cpu_ops"]):
+        lines.append(f"  note: the offline check predicted {len(e['cpu_ops'])} CPU ops, the compiler left "
+                     f"{compiler['cpu_ops']}: trust the compiler")
+    if compiler.get("note"):
+        lines.append(f"  warning: {compiler['note']}")
+    return lines

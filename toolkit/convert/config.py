@@ -8,6 +8,7 @@ from typing import Literal
 QuantizeMode = Literal["fp32", "fp16", "dynamic", "int8"]
 IoType = Literal["int8", "uint8", "float32"]
 ResizeMode = Literal["stretch", "letterbox"]
+Target = Literal["cpu", "edgetpu"]
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,4 @@ class ConvertConfig:
     trust_model: bool = False  # allow SavedModel directories and unsafe .keras deserialization (Lambda layers)
     seed: int = 0  # shuffles calibration files before sampling; fixes random parity inputs when there is no data
     threads: int = 0  # interpreter threads for the parity check; 0 = all cores
+    target: Target = "cpu"  # edgetpu: full int8 + the offline Edge TPU report, and edgetpu_compiler when on PATH

@@ -7,6 +7,7 @@ Steps: load (safe mode) -> batch-1 SavedModel -> TFLite converter in the request
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -49,6 +50,11 @@ def validate(config: ConvertConfig) -> None:
         raise UsageError(f"--io {config.io} only applies to --quantize int8")
     if config.calib_samples < 1 or config.parity_samples < 0:
         raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
+    if config.target not in ("cpu", "edgetpu"):
+        raise UsageError(f"unknown --target '{config.target}'; choose cpu or edgetpu")
+    if config.target == "edgetpu" and (config.quantize != "int8" or config.io == "float32"):
+        raise UsageError("--target edgetpu needs --quantize int8 with --io int8 or uint8: the Edge TPU runs "
+                         "full-integer models only")
 
 
 def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig = ConvertConfig(),
@@ -96,7 +102,39 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         manifest = _manifest(src, out, flatbuffer, parsed, config, calib, parity, inputs, outputs,
                              time.perf_counter() - started)
         write_json_atomic(manifest_path_for(out), manifest)
+    if config.target == "edgetpu":
+        manifest["edgetpu"]["compiler"] = _edgetpu_compile(out, say)
+        write_json_atomic(manifest_path_for(out), manifest)
     return ConvertResult(out, manifest_path_for(out), manifest)
+
+
+def _edgetpu_compile(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run edgetpu_compiler on the written model when it is on PATH; the compiled file lands beside ``out``."""
+    from toolkit.convert.edgetpu_compiler import INSTALL, compile_model, find_compiler
+    from toolkit.inspect.edgetpu import compiled_summary
+    from toolkit.runtime.tflite_file import read_model_file
+
+    compiler = find_compiler()
+    if compiler is None:
+        return {"found": False, "install": INSTALL}
+    say(f"compiling for the Edge TPU ({compiler})")
+    with tempfile.TemporaryDirectory(prefix="toolkit-edgetpu-") as tmp:
+        work = Path(tmp) / out.name
+        shutil.copyfile(out, work)
+        report = compile_model(work, Path(tmp), compiler)
+        compiled = Path(report.output or "")
+        summary = compiled_summary(read_model_file(compiled))  # verify it before it lands beside the model
+        final = out.with_name(compiled.name)
+        with atomic_path(final) as tmp_final:
+            shutil.copyfile(compiled, tmp_final)
+        report.output = str(final)
+        if report.log:
+            with atomic_path(out.with_name(Path(report.log).name)) as tmp_log:
+                shutil.copyfile(report.log, tmp_log)
+            report.log = str(out.with_name(Path(report.log).name))
+    return {"found": True, "path": compiler, **report.as_dict(),
+            "compiled": summary.as_dict() if summary else None,
+            "note": None if summary else "the compiled file holds no edgetpu-custom-op: nothing was mapped"}
 
 
 def _representative(calib: CalibrationSet | None) -> Callable[[], Any] | None:
@@ -146,7 +184,7 @@ def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: Conv
               outputs: list[str], seconds: float) -> dict[str, Any]:
     from toolkit.inspect.analysis import analyze
 
-    info = analyze(parsed)
+    info = analyze(parsed, flatbuffer if config.target == "edgetpu" else None)
     src_hash = sha256_file(src) if src.is_file() else _dir_hash(src)
     return {
         "schema": MANIFEST_SCHEMA,
@@ -170,6 +208,7 @@ def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: Conv
         "macs_total": info["macs_total"],
         "parity": parity,
         "conversion_seconds": round(seconds, 2),
+        **({"edgetpu": info["edgetpu"]} if "edgetpu" in info else {}),
     }
 
 
