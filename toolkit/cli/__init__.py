@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "eval_cmd"),
     ("bench", "bench_cmd"),
     ("demo", "demo_cmd"),
+    ("doctor", "doctor_cmd"),
 )
 
 
