@@ -23,18 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolkit.pipeline import health
+from toolkit.runtime.edgetpu import CORAL_APT
 
 Status = Literal["ok", "warn", "missing", "n/a"]
 GIB = 1 << 30
 MIB = 1 << 20
 MODEL_FILES = (Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/base/model"))
-# ai-edge-litert 2.x has no Linux aarch64 wheel; 1.4.0 has cp311/cp312 ones (shared/STACK.md, pyproject pins).
+# aarch64 installs ai-edge-litert 1.4.0 (cp311/cp312 wheels; 2.3.0's aarch64 wheel crashes on the emulated Pi:
+# deploy/raspberry-pi/README.md).
 AARCH64_PYTHONS = ((3, 11), (3, 12))
 OPENCV_PIN = "opencv-python-headless==4.14.0.94"
-CORAL_APT = ("curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo gpg --dearmor -o "
-             "/etc/apt/keyrings/coral.gpg && echo 'deb [signed-by=/etc/apt/keyrings/coral.gpg] "
-             "https://packages.cloud.google.com/apt coral-edgetpu-stable main' | sudo tee "
-             "/etc/apt/sources.list.d/coral-edgetpu.list && sudo apt update")
 FIX_LIBEDGETPU = f"{CORAL_APT} && sudo apt install libedgetpu1-std"
 FIX_GASKET = ("sudo apt install gasket-dkms (Coral's apt repo, as for libedgetpu1-std) && echo 'SUBSYSTEM==\"apex\", "
               "MODE=\"0660\", GROUP=\"apex\"' | sudo tee /etc/udev/rules.d/65-apex.rules && sudo groupadd -f apex "

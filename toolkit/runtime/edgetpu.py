@@ -13,11 +13,12 @@ from toolkit.runtime.tflite_file import ModelFile
 
 CUSTOM_OP = "CUSTOM:edgetpu-custom-op"
 LIBRARY = "libedgetpu.so.1"
-# Coral's documented install of the runtime (coral.ai/docs/accelerator/get-started).
-INSTALL_LIBRARY = ("install Coral's runtime: echo 'deb https://packages.cloud.google.com/apt coral-edgetpu-stable "
-                   "main' | sudo tee /etc/apt/sources.list.d/coral-edgetpu.list && curl -fsSL "
-                   "https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo apt-key add - && sudo apt-get "
-                   "update && sudo apt-get install libedgetpu1-std")
+# Coral's documented install of the runtime (coral.ai/docs/accelerator/get-started), with a signed-by keyring.
+CORAL_APT = ("curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo gpg --dearmor -o "
+             "/etc/apt/keyrings/coral.gpg && echo 'deb [signed-by=/etc/apt/keyrings/coral.gpg] "
+             "https://packages.cloud.google.com/apt coral-edgetpu-stable main' | sudo tee "
+             "/etc/apt/sources.list.d/coral-edgetpu.list && sudo apt update")
+INSTALL_LIBRARY = f"install Coral's runtime: {CORAL_APT} && sudo apt install libedgetpu1-std"
 CONNECT_DEVICE = ("connect it (USB Accelerator: lsusb shows 1a6e:089a or 18d1:9302; replug it after installing "
                   "the runtime; M.2/PCIe: /dev/apex_0 via gasket-dkms)")
 FALLBACK_HINT = "or pass --fallback cpu to run on the CPU instead"
