@@ -48,8 +48,8 @@ def test_missing_library_is_exit_3_with_the_install_step() -> None:
     assert proc.returncode == 3 and proc.stdout == ""
     line = proc.stderr.strip()
     assert "\n" not in line
-    assert line.startswith("toolkit bench: error: Edge TPU runtime libedgetpu.so.1 not found: install Coral's runtime")
-    assert "sudo apt-get install libedgetpu1-std" in line and line.endswith("or pass --fallback cpu to run on the CPU "
+    assert line.startswith("toolkit bench: error: Edge TPU runtime libedgetpu.so.1 not found: install libedgetpu1-std")
+    assert "install libedgetpu1-std from Coral's apt repository" in line and line.endswith("or pass --fallback cpu to run on the CPU "
                                                                            "instead")
     demo = run_cli("demo", "--max-frames", "3", "--headless", "--delegate", "edgetpu")
     assert demo.returncode == 3 and "libedgetpu.so.1 not found" in demo.stderr

@@ -18,7 +18,8 @@ CORAL_APT = ("curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg |
              "/etc/apt/keyrings/coral.gpg && echo 'deb [signed-by=/etc/apt/keyrings/coral.gpg] "
              "https://packages.cloud.google.com/apt coral-edgetpu-stable main' | sudo tee "
              "/etc/apt/sources.list.d/coral-edgetpu.list && sudo apt update")
-INSTALL_LIBRARY = f"install Coral's runtime: {CORAL_APT} && sudo apt install libedgetpu1-std"
+INSTALL_LIBRARY = ("install libedgetpu1-std from Coral's apt repository (coral-edgetpu-stable; `toolkit doctor` "
+                   "prints the commands)")
 CONNECT_DEVICE = ("connect it (USB Accelerator: lsusb shows 1a6e:089a or 18d1:9302; replug it after installing "
                   "the runtime; M.2/PCIe: /dev/apex_0 via gasket-dkms)")
 FALLBACK_HINT = "or pass --fallback cpu to run on the CPU instead"
