@@ -61,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rate (for benchmarking; nothing is dropped)")
     parser.add_argument("--record-fps", type=positive_float, metavar="F",
                         help="frame rate written into the recording (default: the source's own)")
+    parser.add_argument("--detector", metavar="FILE.tflite",
+                        help="use this detector instead of the model folder's: ours, or a third-party one with "
+                             "--detector-adapter")
+    parser.add_argument("--segmenter", metavar="FILE.tflite",
+                        help="use this segmenter instead of the model folder's: ours, or a third-party one with "
+                             "--segmenter-adapter")
+    parser.add_argument("--detector-adapter", metavar="CONFIG.toml",
+                        help="how to read a third-party detector (output 'ssd': boxes, classes, scores, count) and "
+                             "which of its labels are people; see deploy/adapters/")
+    parser.add_argument("--segmenter-adapter", metavar="CONFIG.toml",
+                        help="how to read a third-party segmenter (argmax ids or scores) and map its labels to "
+                             "ours; see deploy/adapters/coral_deeplab_cityscapes.toml")
     parser.add_argument("--delegate", metavar="NAME|PATH.so",
                         help="xnnpack (default), none, edgetpu (Coral: takes *_edgetpu.tflite models from the model "
                              "folder first), or a delegate library path")
@@ -84,7 +96,8 @@ def _config(args: argparse.Namespace) -> Any:
         "source": args.source, "models": args.models, "homography": args.homography, "record": args.record,
         "events": args.events, "serve": args.serve, "max_frames": args.max_frames, "threads": args.threads,
         "every_n_seg": args.every_n_seg, "record_fps": args.record_fps, "delegate": args.delegate,
-        "fallback": args.fallback,
+        "fallback": args.fallback, "detector": args.detector, "segmenter": args.segmenter,
+        "detector_adapter": args.detector_adapter, "segmenter_adapter": args.segmenter_adapter,
         "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
         "loop": True if args.loop else None, "realtime": False if args.no_pacing else None,
         # A window unless --headless (or the file says no); run_demo opens one only where a display exists.

@@ -57,12 +57,43 @@ def required_kinds(config: PipelineConfig) -> list[str]:
 
 
 def locate_models(config: PipelineConfig) -> dict[str, Path]:
-    """``{kind: .tflite path}`` from ``config.models`` or the shipped zoo; UsageError naming what is missing."""
+    """``{kind: .tflite path}``: ``config.detector`` / ``config.segmenter`` files where given, the rest from
+    ``config.models`` or the shipped zoo; UsageError naming what is missing."""
     from toolkit.paths import zoo_dir
     from toolkit.pipeline.model_files import find_models
 
-    return find_models(Path(config.models) if config.models else zoo_dir(), required_kinds(config),
-                       edgetpu=config.delegate == "edgetpu")
+    chosen = {kind: Path(path).expanduser() for kind, path in (("detector", config.detector),
+                                                               ("segmenter", config.segmenter)) if path}
+    for kind, path in chosen.items():
+        if not path.is_file():
+            raise UsageError(f"--{kind} {path}: file not found")
+    needed = [kind for kind in required_kinds(config) if kind not in chosen]
+    found = find_models(Path(config.models) if config.models else zoo_dir(), needed,
+                        edgetpu=config.delegate == "edgetpu") if needed else {}
+    return {kind: chosen.get(kind) or found[kind] for kind in required_kinds(config)}
+
+
+def locate_adapters(config: PipelineConfig, models: dict[str, Path]) -> dict[str, Any]:
+    """``{kind: AdapterConfig}`` for third-party detector / segmenter files (:mod:`toolkit.pipeline.adapters`);
+    our own models need none. A foreign model without an adapter config is a UsageError saying what to pass."""
+    from toolkit.pipeline.adapters import load_adapter
+    from toolkit.pipeline.model_files import model_kind
+    from toolkit.pipeline.segment import CLASSES
+
+    adapters: dict[str, Any] = {}
+    for kind, given in (("detector", config.detector_adapter), ("segmenter", config.segmenter_adapter)):
+        if kind not in models:
+            continue
+        if given:
+            adapter = load_adapter(given, CLASSES if kind == "segmenter" else ("person",))
+            if adapter.kind != kind:
+                raise UsageError(f"--{kind}-adapter {given} describes a {adapter.kind}, not a {kind}")
+            adapters[kind] = adapter
+        elif model_kind(models[kind]) != kind:
+            raise UsageError(f"{models[kind].name} is not one of this toolkit's {kind}s (no manifest kind or "
+                             f"signature names): pass --{kind}-adapter CONFIG.toml to read it (deploy/adapters/ "
+                             "has configs for Coral's DeepLab segmenters and SSD detectors)")
+    return adapters
 
 
 def synthetic_homography(spec: str | None) -> Any:
@@ -187,6 +218,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     if cfg.oracle_detections and parse_spec(cfg.source)[0] != "synthetic":
         raise UsageError("oracle_detections needs the synthetic source (the only one with true boxes)")
     models = locate_models(cfg)
+    adapters = locate_adapters(cfg, models)
     homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
     threads = auto_threads(cfg)
 
@@ -200,9 +232,10 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         with quiet_stderr():
             runners = {kind: Runner(path, num_threads=threads, delegate=cfg.delegate, fallback=cfg.fallback)
                        for kind, path in models.items()}
-            detector = stack.enter_context(Detector(runners["detector"]))
+            detector = stack.enter_context(Detector(runners["detector"], adapter=adapters.get("detector")))
             predictor = stack.enter_context(BehaviourPredictor(runners.get("behaviour"), homography=homography))
-            segmenter = stack.enter_context(Segmenter(runners["segmenter"])) if "segmenter" in runners else None
+            segmenter = (stack.enter_context(Segmenter(runners["segmenter"], adapter=adapters.get("segmenter")))
+                         if "segmenter" in runners else None)
         models = {kind: runner.path for kind, runner in runners.items()}  # the CPU originals after a fallback
         fallbacks = {kind: r.fallback_reason for kind, r in runners.items() if r.fallback_reason}
         source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))

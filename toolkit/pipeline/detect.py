@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ from toolkit.errors import UsageError
 from toolkit.models.detector_targets import decode
 from toolkit.pipeline.geometry import box_area, iou_matrix
 from toolkit.runtime.runner import Runner, TensorSpec
+
+if TYPE_CHECKING:
+    from toolkit.pipeline.adapters import AdapterConfig
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,20 @@ class ImageInput:
     into a padded uint8 canvas kept between frames, and one lookup table maps that canvas into the tensor.
     """
 
-    def __init__(self, spec: TensorSpec) -> None:
+    def __init__(self, spec: TensorSpec, value_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        """``value_range``: the real values pixels 0 and 255 stand for (ours: [0, 1]); None writes the uint8
+        pixel as it is (third-party uint8 models that take raw pixels; int8 ones get pixel - 128)."""
         self.spec = spec
         self.buffer = np.zeros(spec.shape, dtype=spec.dtype)
         self.input_hw = (int(spec.shape[1]), int(spec.shape[2]))
         # uint8 pixel value -> model input value; for int8 models this is the whole quantization step.
-        levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
-        self.lut = spec.quantize(levels) if spec.quantized else levels.astype(spec.dtype)
+        pixels = np.arange(256, dtype=np.float32)
+        if value_range is None:
+            self.lut = (pixels - 128 if np.dtype(spec.dtype) == np.int8 else pixels).astype(spec.dtype)
+        else:
+            low, high = value_range
+            levels = np.float32(low) + pixels * np.float32((high - low) / 255.0)
+            self.lut = spec.quantize(levels) if spec.quantized else levels.astype(spec.dtype)
         self._canvas = np.empty((*self.input_hw, 3), np.uint8)
         self._layout: tuple[tuple[int, int], Letterbox, tuple[int, int]] | None = None
 
@@ -157,9 +168,16 @@ class ImageInput:
 
 
 class Detector:
-    """The detection stage around a :class:`~toolkit.runtime.runner.Runner` (which it owns and closes)."""
+    """The detection stage around a :class:`~toolkit.runtime.runner.Runner` (which it owns and closes).
 
-    def __init__(self, runner: Runner, config: DetectorConfig = DetectorConfig()) -> None:
+    ``adapter`` reads a third-party detector (:mod:`toolkit.pipeline.adapters`, output ``ssd``)."""
+
+    def __init__(self, runner: Runner, config: DetectorConfig = DetectorConfig(),
+                 adapter: AdapterConfig | None = None) -> None:
+        self.adapter = adapter
+        if adapter is not None:
+            self._init_adapted(runner, config, adapter)
+            return
         kind = MODEL_KINDS["detector"]
         missing = [n for n in (*kind.input_names, *kind.output_names) if n not in {**runner.inputs, **runner.outputs}]
         if missing:
@@ -174,11 +192,54 @@ class Detector:
         self.input_hw = self._writer.input_hw
         self.timings: dict[str, float] = {}  # milliseconds of the last call: pre, infer, post
 
+    def _init_adapted(self, runner: Runner, config: DetectorConfig, adapter: AdapterConfig) -> None:
+        from toolkit.pipeline.adapters import pixel_levels, ssd_outputs
+
+        if len(runner.inputs) != 1:
+            raise UsageError(f"{runner.path.name}: a detector takes one image input, it has {len(runner.inputs)}")
+        self._input_name, spec = next(iter(runner.inputs.items()))
+        if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
+            raise UsageError(f"{runner.path.name}: the input must be (1, H, W, 3), got {list(spec.shape)}")
+        self._roles = ssd_outputs(list(runner.outputs), {n: tuple(s.shape) for n, s in runner.outputs.items()},
+                                  runner.path.name)
+        lookup = adapter.lookup(("person",), unmapped=-1)
+        self._keep = lookup
+        self.runner, self.config = runner, config
+        self._writer = ImageInput(spec, pixel_levels(adapter.input))
+        self.input_hw = self._writer.input_hw
+        self.timings = {}
+
+    def _adapted(self, transform: Letterbox) -> list[Detection]:
+        from toolkit.pipeline.adapters import detections_from_ssd
+
+        roles, adapter = self._roles, self.adapter
+        assert adapter is not None
+        out = {n: self.runner.get_output(n)[0] if n != roles.count else self.runner.get_output(n)
+               for n in (roles.boxes, roles.classes, roles.scores, roles.count)}
+        boxes, scores, _ = detections_from_ssd(out[roles.boxes], out[roles.classes], out[roles.scores],
+                                               out[roles.count], self._keep, adapter.score_threshold, transform,
+                                               self.input_hw)
+        if len(boxes) == 0:
+            return []
+        keep = nms(boxes, scores, self.config.iou_threshold)
+        wide = (boxes[keep, 2] - boxes[keep, 0] >= self.config.min_box_px) & \
+            (boxes[keep, 3] - boxes[keep, 1] >= self.config.min_box_px)
+        return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), self.config.label)
+                for i in keep[wide]]
+
     def __call__(self, frame_bgr: np.ndarray) -> list[Detection]:
         """A uint8 BGR frame (H, W, 3) -> detections in frame pixels, best score first."""
         t0 = time.perf_counter()
         transform = self._writer.write(frame_bgr)
         t1 = time.perf_counter()
+        if self.adapter is not None:
+            self.runner.set_inputs({self._input_name: self._writer.buffer})
+            self.runner.invoke()
+            t2 = time.perf_counter()
+            detections = self._adapted(transform)
+            t3 = time.perf_counter()
+            self.timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
+            return detections
         raw = self.runner.run_raw({"image": self._writer.buffer})
         t2 = time.perf_counter()
         heatmap = self.runner.outputs["heatmap"].dequantize(raw["heatmap"])[0]

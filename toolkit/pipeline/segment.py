@@ -16,6 +16,8 @@ output is dequantized first, so the camera demo and ``toolkit eval`` compute the
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,6 +28,9 @@ from toolkit.errors import UsageError
 from toolkit.models.segmenter import CLASS_NAMES
 from toolkit.pipeline.detect import ImageInput
 from toolkit.runtime.runner import Runner
+
+if TYPE_CHECKING:
+    from toolkit.pipeline.adapters import AdapterConfig
 
 CLASSES: tuple[str, ...] = CLASS_NAMES  # the segmenter's classes, in output-channel order
 # BGR colours per class for tinting; background is never drawn.
@@ -58,9 +63,17 @@ def colourise(labels: np.ndarray, palette: np.ndarray = PALETTE_BGR) -> np.ndarr
 
 
 class Segmenter:
-    """The segmentation stage around a :class:`~toolkit.runtime.runner.Runner` (which it owns and closes)."""
+    """The segmentation stage around a :class:`~toolkit.runtime.runner.Runner` (which it owns and closes).
 
-    def __init__(self, runner: Runner, classes: tuple[str, ...] = CLASSES) -> None:
+    ``adapter`` reads a third-party segmenter (:mod:`toolkit.pipeline.adapters`: ``argmax`` class ids or per-class
+    ``scores``) and maps its labels onto ``classes``."""
+
+    def __init__(self, runner: Runner, classes: tuple[str, ...] = CLASSES,
+                 adapter: AdapterConfig | None = None) -> None:
+        self.adapter = adapter
+        if adapter is not None:
+            self._init_adapted(runner, classes, adapter)
+            return
         kind = MODEL_KINDS["segmenter"]
         names = {**runner.inputs, **runner.outputs}
         missing = [n for n in (*kind.input_names, *kind.output_names) if n not in names]
@@ -80,15 +93,49 @@ class Segmenter:
         self._input = ImageInput(spec)
         self.timings: dict[str, float] = {}  # milliseconds of the last call: pre, infer, post
 
+    def _init_adapted(self, runner: Runner, classes: tuple[str, ...], adapter: AdapterConfig) -> None:
+        from toolkit.pipeline.adapters import pixel_levels
+
+        if len(runner.inputs) != 1 or len(runner.outputs) != 1:
+            raise UsageError(f"{runner.path.name}: a segmenter has one image input and one output, it has "
+                             f"{len(runner.inputs)} and {len(runner.outputs)}")
+        self._input_name, spec = next(iter(runner.inputs.items()))
+        self._output_name, out = next(iter(runner.outputs.items()))
+        if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
+            raise UsageError(f"{runner.path.name}: the input must be (1, H, W, 3), got {list(spec.shape)}")
+        want = 3 if adapter.output == "argmax" else 4
+        if len(out.shape) != want or (want == 4 and out.shape[-1] != len(adapter.labels)):
+            shape = "(1, h, w) class ids" if want == 3 else f"(1, h, w, {len(adapter.labels)}) scores"
+            raise UsageError(f"{runner.path.name}: output '{self._output_name}' {list(out.shape)} is not "
+                             f"{shape} as {Path(adapter.source).name} declares")
+        self.runner, self.classes = runner, classes
+        self._lookup = adapter.lookup(classes)
+        self._input = ImageInput(spec, pixel_levels(adapter.input))
+        self.input_hw = self._input.input_hw
+        self.timings = {}
+
+    def _adapted(self, transform: Letterbox, frame_hw: tuple[int, int]) -> np.ndarray:
+        from toolkit.pipeline.adapters import labels_from_ids
+
+        self.runner.set_inputs({self._input_name: self._input.buffer})
+        self.runner.invoke()
+        out = self.runner.get_output(self._output_name, raw=True)[0]
+        ids = out if self.adapter is not None and self.adapter.output == "argmax" else np.argmax(out, axis=-1)
+        return labels_from_ids(ids, self._lookup, transform, frame_hw)
+
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
         """A uint8 BGR frame (H, W, 3) -> (H, W) uint8 labels (indices into ``classes``)."""
         t0 = time.perf_counter()
         transform = self._input.write(frame_bgr)
         t1 = time.perf_counter()
-        raw = self.runner.run_raw({"image": self._input.buffer})["mask"][0]
-        t2 = time.perf_counter()
-        labels = labels_at_frame(self.runner.outputs["mask"].dequantize(raw), transform, frame_bgr.shape[:2])
-        t3 = time.perf_counter()
+        if self.adapter is not None:
+            labels = self._adapted(transform, frame_bgr.shape[:2])
+            t2 = t3 = time.perf_counter()  # inference and the label mapping are one step here
+        else:
+            raw = self.runner.run_raw({"image": self._input.buffer})["mask"][0]
+            t2 = time.perf_counter()
+            labels = labels_at_frame(self.runner.outputs["mask"].dequantize(raw), transform, frame_bgr.shape[:2])
+            t3 = time.perf_counter()
         self.timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
         return labels
 
