@@ -34,6 +34,7 @@ def _load(name: str) -> Backend:
         module = importlib.import_module("ai_edge_litert.interpreter")
         dist = "ai-edge-litert"
     elif name == "tflite_runtime":
+        _check_tflite_runtime_numpy()
         module = importlib.import_module("tflite_runtime.interpreter")
         dist = "tflite-runtime"
     elif name == "tensorflow":
@@ -48,6 +49,26 @@ def _load(name: str) -> Backend:
     except PackageNotFoundError:
         ver = "unknown"
     return Backend(name, ver, module.Interpreter, module.load_delegate, getattr(module, "OpResolverType", None))
+
+
+# tflite-runtime's last release (2.14, 2023) is built against numpy 1.x: with numpy 2 (what this toolkit needs)
+# its interpreter fails on the first model ("_ARRAY_API not found"). Checked with 2.14.0 and numpy 2.4.6.
+TFLITE_RUNTIME_NUMPY2 = (2, 15)
+
+
+def _check_tflite_runtime_numpy() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy as np
+
+    try:
+        installed = tuple(int(p) for p in version("tflite-runtime").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return
+    if installed < TFLITE_RUNTIME_NUMPY2 and int(np.__version__.split(".")[0]) >= 2:
+        raise ImportError(f"tflite-runtime {'.'.join(map(str, installed))} was built for numpy 1.x and cannot run "
+                          f"with numpy {np.__version__}: install ai-edge-litert instead (1.4.0 on aarch64, 2.3.0 "
+                          "on x86_64; pip install . picks the right one)")
 
 
 @cache
@@ -65,4 +86,5 @@ def select_backend(preferred: str | None = None) -> Backend:
             return _load(name)
         except ImportError as exc:
             errors.append(f"{name}: {exc}")
-    raise UsageError("no TFLite interpreter found; install the device runtime: pip install ai-edge-litert")
+    raise UsageError("no usable TFLite interpreter: " + "; ".join(errors)
+                     + "; install the device runtime: pip install ai-edge-litert")

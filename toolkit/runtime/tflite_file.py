@@ -27,7 +27,9 @@ def _schema():
         try:
             from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[no-redef]
         except ImportError:
-            raise UsageError("cannot read .tflite files: install ai-edge-litert (pip install ai-edge-litert)") from None
+            raise UsageError("cannot read .tflite files without ai-edge-litert (it carries the TFLite schema; "
+                             "tflite-runtime does not, and its last release cannot run with numpy 2): "
+                             "pip install ai-edge-litert") from None
     return schema
 
 
