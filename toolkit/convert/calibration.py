@@ -10,6 +10,7 @@ import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,10 @@ def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: 
     from toolkit.eval import evaluator_for
 
     spec = parse_spec(text)
-    arrays = evaluator_for(kind, text).model_inputs(spec, inputs, limit, seed)
+    if kind is None and len(inputs) == 1 and len(next(iter(inputs.values()))) == 3:
+        arrays = _generic_images(spec, inputs, limit, seed)
+    else:
+        arrays = evaluator_for(kind, text).model_inputs(spec, inputs, limit, seed)
     missing = [k for k in inputs if k not in arrays]
     if missing:
         raise UsageError(f"calibration SPEC {text} gives no data for input(s) {', '.join(missing)}")
@@ -102,6 +106,23 @@ def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: 
     for k in sorted(out):
         digest.update(k.encode() + np.ascontiguousarray(out[k]).tobytes())
     return out, digest.hexdigest(), len(next(iter(out.values())))
+
+
+def _generic_images(spec: Any, inputs: dict[str, tuple[int, ...]], limit: int, seed: int) -> dict[str, np.ndarray]:
+    """A model of no toolkit kind with one (H, W, C) input: the SPEC's images as our image models see them --
+    labelled-image SPECs (mnist, image folders) resized to the input as the classifier's, detection and
+    segmentation SPECs letterboxed as the detector's; RGB (or grey) in [0, 1]."""
+    from toolkit.eval import classifier, detector
+
+    name, shape = next(iter(inputs.items()))
+    try:
+        images = classifier.model_inputs(spec, {"image": shape}, limit, seed)["image"]
+    except UsageError as first:
+        try:
+            images = detector.model_inputs(spec, {"image": shape}, limit, seed)["image"]
+        except UsageError:
+            raise first from None
+    return {name: images}
 
 
 def _check_shape(src: Path, name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -104,18 +104,47 @@ class _SavedModelAdapter:
             raise UsageError(f"{path}: the SavedModel has no signatures to convert")
 
 
+def _is_default(name: str | None) -> bool:
+    """Keras' generated tensor names (``keras_tensor_3``, ``input_layer_1``): the model never named it."""
+    return not name or name.startswith(("keras_tensor", "input_layer"))
+
+
+def _raw_inputs(model: Any) -> tuple[list[tuple[str | None, tuple[Any, ...]]], bool]:
+    """[(the model's own input name or None, shape without batch)] and whether the model takes a dict.
+
+    Functional and Sequential models have symbolic ``inputs``; a subclassed model has only the shapes it was
+    built with (``get_build_config``), so it must have been called once before it was saved."""
+    try:
+        tensors = list(model.inputs)
+    except (AttributeError, ValueError):
+        tensors = []
+    if tensors:
+        return [(_input_name(t), tuple(t.shape[1:])) for t in tensors], False
+    shape = (model.get_build_config() or {}).get("input_shape") if getattr(model, "built", False) else None
+    if shape is None:
+        raise UsageError(f"{type(model).__name__} has no known input shape: a subclassed model must be called once "
+                         "on a sample (or built) before it is saved")
+    if isinstance(shape, dict):
+        return [(str(k), tuple(v[1:])) for k, v in shape.items()], True
+    if isinstance(shape, list | tuple) and shape and isinstance(shape[0], list | tuple):
+        return [(None, tuple(s[1:])) for s in shape], False
+    return [(None, tuple(shape[1:]))], False
+
+
 def input_specs(model: Any) -> dict[str, tuple[int, ...]]:
-    """Input name -> shape without batch, from a Keras model or a SavedModel signature."""
+    """Input name -> shape without batch, from a Keras model (functional, Sequential or subclassed) or a SavedModel
+    signature. Inputs the model names keep their names; unnamed ones are ``input`` / ``input_0``, ``input_1``..."""
     if isinstance(model, _SavedModelAdapter):
         specs = model.fn.structured_input_signature[1]
         return {name: tuple(int(d) for d in spec.shape[1:]) for name, spec in specs.items()}
+    raw, _ = _raw_inputs(model)
     out = {}
-    for tensor in model.inputs:
-        shape = tuple(tensor.shape[1:])
+    for i, (name, shape) in enumerate(raw):
+        key = (("input" if len(raw) == 1 else f"input_{i}") if _is_default(name) else str(name))
         if any(d is None for d in shape):
-            raise UsageError(f"input '{tensor.name}' has an unknown dimension {list(tensor.shape)}; build the model "
-                             "with a fixed input size")
-        out[_input_name(tensor)] = tuple(int(d) for d in shape)
+            raise UsageError(f"input '{key}' has an unknown dimension {[None, *shape]}; build the model with a fixed "
+                             "input size")
+        out[key] = tuple(int(d) for d in shape)
     return out
 
 
@@ -125,36 +154,61 @@ def _input_name(tensor: Any) -> str:
 
 
 def output_names(model: Any) -> list[str]:
+    """Output names in the model's output order: the names a functional model gives them (dict keys or its output
+    layers), a Sequential model's last layer, else ``output`` / ``output_0``, ``output_1``... by position."""
     if isinstance(model, _SavedModelAdapter):
         return list(model.fn.structured_outputs)
-    return list(model.output_names)
+    try:
+        names = list(model.output_names)
+    except AttributeError:
+        names = []
+    if names:
+        return names
+    out = _invoke(model, {k: np.zeros((1, *v), np.float32) for k, v in input_specs(model).items()})
+    if isinstance(out, dict):
+        return [str(k) for k in out]
+    if not isinstance(out, list | tuple) and getattr(model, "layers", None) and hasattr(model, "pop"):
+        return [model.layers[-1].name]  # Sequential: its output is its last layer's
+    count = len(out) if isinstance(out, list | tuple) else 1
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
+def _invoke(model: Any, feeds: dict[str, Any]) -> Any:
+    """Call a Keras model on inputs keyed by :func:`input_specs` names, in the form the model takes them."""
+    _, takes_dict = _raw_inputs(model)
+    values = list(feeds.values())
+    if takes_dict:
+        raw = [name for name, _ in _raw_inputs(model)[0]]
+        args: Any = dict(zip(raw, values, strict=True))
+    else:
+        args = values[0] if len(values) == 1 else values
+    return model(args, training=False)
+
+
+def call_model(model: Any, feeds: dict[str, Any], names: list[str] | None = None) -> dict[str, Any]:
+    """Run a Keras model (or a SavedModel signature) and return its outputs keyed by :func:`output_names`."""
+    if isinstance(model, _SavedModelAdapter):
+        import tensorflow as tf
+
+        return dict(model.fn(**{k: tf.constant(v) for k, v in feeds.items()}))
+    out = _invoke(model, feeds)
+    if isinstance(out, dict):
+        return dict(out)
+    names = names or output_names(model)
+    return dict(zip(names, out if isinstance(out, list | tuple) else [out], strict=True))
 
 
 def keras_predict(model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run the float model one sample at a time (batch 1, as the TFLite model runs) and name the outputs."""
     names = list(feeds)
     n = len(feeds[names[0]])
+    outputs = output_names(model)
     results: dict[str, list[np.ndarray]] = {}
     for i in range(n):
         sample = {k: v[i:i + 1] for k, v in feeds.items()}
-        out = _call(model, sample)
-        for key, value in out.items():
+        for key, value in call_model(model, sample, outputs).items():
             results.setdefault(key, []).append(np.asarray(value, np.float32))
     return {k: np.concatenate(v) for k, v in results.items()}
-
-
-def _call(model: Any, sample: dict[str, np.ndarray]) -> dict[str, Any]:
-    if isinstance(model, _SavedModelAdapter):
-        import tensorflow as tf
-
-        return {k: v.numpy() for k, v in model.fn(**{k: tf.constant(v) for k, v in sample.items()}).items()}
-    args = sample if len(sample) > 1 else next(iter(sample.values()))
-    out = model(args, training=False)
-    if isinstance(out, dict):
-        return {k: np.asarray(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return {n: np.asarray(v) for n, v in zip(model.output_names, out, strict=True)}
-    return {model.output_names[0]: np.asarray(out)}
 
 
 def write_batch1_savedmodel(model: Any, inputs: dict[str, tuple[int, ...]], out_dir: Path) -> None:
@@ -166,13 +220,7 @@ def write_batch1_savedmodel(model: Any, inputs: dict[str, tuple[int, ...]], out_
     signature = [tf.TensorSpec((1, *shape), tf.float32, name=name) for name, shape in inputs.items()]
 
     def serve(*tensors: Any) -> dict[str, Any]:
-        args = dict(zip(inputs, tensors, strict=True)) if len(tensors) > 1 else tensors[0]
-        out = model(args, training=False)
-        if isinstance(out, dict):
-            return out
-        if isinstance(out, (list, tuple)):
-            return dict(zip(names, out, strict=True))
-        return {names[0]: out}
+        return call_model(model, dict(zip(inputs, tensors, strict=True)), names)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -95,11 +95,9 @@ class KerasPredictor(Predictor):
         chunks: dict[str, list[np.ndarray]] = {}
         for start in range(0, n, batch_size):
             batch = {k: np.asarray(v[start:start + batch_size], np.float32) for k, v in feeds.items()}
-            args = batch if len(batch) > 1 else next(iter(batch.values()))
-            result = self.model(args, training=False)
-            if not isinstance(result, dict):
-                result = dict(zip(self.output_names, result if isinstance(result, (list, tuple)) else [result],
-                                  strict=True))
+            from toolkit.convert.keras_export import call_model
+
+            result = call_model(self.model, batch, self.output_names)
             for name, value in result.items():
                 chunks.setdefault(name, []).append(np.asarray(value, np.float32))
         return {k: np.concatenate(v) for k, v in chunks.items()}
