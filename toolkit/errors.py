@@ -6,6 +6,7 @@ Exit codes (the contract of every ``toolkit`` command):
 * 1 -- runtime failure (:class:`ToolkitError`)
 * 2 -- bad usage or bad input (:class:`UsageError`)
 * 3 -- device or accelerator unavailable (:class:`DeviceUnavailable`)
+* 4 -- a quality gate failed: the output was written and is marked failed (:class:`QualityGateFailed`)
 
 Messages say what happened, what was expected and how to fix it.
 """
@@ -18,6 +19,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_DEVICE = 3
+EXIT_QUALITY = 4
 
 
 class ToolkitError(Exception):
@@ -36,6 +38,13 @@ class DeviceUnavailable(ToolkitError):
     """A requested device, delegate or remote target cannot be reached; exit code 3."""
 
     exit_code = EXIT_DEVICE
+
+
+class QualityGateFailed(ToolkitError):
+    """The result was made but is not good enough (e.g. int8 accuracy dropped past ``--max-drop``); exit code 4.
+    The output is written and marked failed, so it can be inspected."""
+
+    exit_code = EXIT_QUALITY
 
 
 def one_line(text: str, limit: int = 400) -> str:

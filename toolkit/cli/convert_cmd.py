@@ -43,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-model", action="store_true",
                         help="allow SavedModel directories and Lambda layers (runs code from the model file)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling calibration data (default 0)")
+    parser.add_argument("--eval", metavar="DATA", dest="eval_data",
+                        help="accuracy gate: score the float and the converted model on DATA (toolkit eval's code, "
+                             "the same samples); exit 4 when the drop exceeds --max-drop (the output stays, marked "
+                             "failed in the manifest)")
+    parser.add_argument("--max-drop", type=float, metavar="X",
+                        help="largest allowed drop of the kind's headline metric (defaults: classifier top-1 0.01, "
+                             "detector AP50 0.02, segmenter person IoU 0.02, autoencoder AUROC 0.01, behaviour ADE "
+                             "0.02 m, VAE 2 nats)")
+    parser.add_argument("--eval-limit", type=positive_int, metavar="N",
+                        help="score at most N samples in the gate (default: the whole split)")
     parser.add_argument("--target", choices=["cpu", "edgetpu"], default="cpu",
                         help="edgetpu: check (and, with edgetpu_compiler on PATH, compile) for the Coral Edge TPU")
     add_json_flag(parser)
@@ -58,9 +68,28 @@ def run(args: argparse.Namespace) -> int:
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
                            seed=args.seed, target=args.target)
+    if args.max_drop is not None and not args.eval_data:
+        raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
+    if args.max_drop is not None and not args.max_drop >= 0:
+        raise UsageError(f"--max-drop must be a number >= 0, got {args.max_drop}")
     with StatusLine("convert") as status:
         result = convert(Path(args.model), Path(args.output), config, progress=status.show)
+        gate = None
+        if args.eval_data:
+            from toolkit.eval.gate import accuracy_gate
+            from toolkit.fileio import write_json_atomic
+
+            status.show(f"accuracy gate: scoring float and converted models on {args.eval_data}")
+            gate = accuracy_gate(args.model, result.tflite_path, args.eval_data, args.max_drop, args.eval_limit)
+            result.manifest["accuracy_gate"] = gate.as_dict()
+            result.manifest["status"] = "ok" if gate.passed else "failed: accuracy gate"
+            write_json_atomic(result.manifest_path, result.manifest)
     emit(result.manifest, args.json, _render)
+    if gate is not None and not gate.passed:
+        from toolkit.errors import QualityGateFailed
+
+        raise QualityGateFailed(f"{gate.line()}; {result.tflite_path} is kept and marked failed in its manifest "
+                                "(calibrate with more representative --calib data; toolkit inspect shows float islands)")
     return 0
 
 
@@ -82,6 +111,12 @@ def _render(m: dict) -> str:
                                                           for e in undocumented))
     if "edgetpu" in m:
         lines.extend(_render_edgetpu(m["edgetpu"]))
+    if "accuracy_gate" in m:
+        from toolkit.eval.gate import GateResult
+
+        g = m["accuracy_gate"]
+        lines.append("  " + GateResult(g["data"], g["metric"], g["higher_is_better"], g["float"], g["converted"],
+                                       g["drop"], g["max_drop"], g["samples"]).line())
     lines.append(f"next: toolkit inspect {m['output']['path']}   |   toolkit bench {m['output']['path']}")
     return "\n".join(lines)
 
