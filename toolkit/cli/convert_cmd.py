@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-samples", type=positive_int, default=200, help="samples used to calibrate (default 200)")
     parser.add_argument("--parity-samples", type=non_negative_int, default=16,
                         help="samples held back from calibration for the parity check (default 16)")
-    parser.add_argument("--calib-resize", choices=["stretch", "letterbox"], default="stretch",
-                        help="how calibration images are fitted to the input (default stretch)")
+    parser.add_argument("--calib-resize", choices=["auto", "stretch", "letterbox"], default="auto",
+                        help="how calibration images are fitted to the input (default auto: letterbox for "
+                             "detectors and segmenters, as the camera pipeline feeds them; stretch otherwise)")
     parser.add_argument("--io", choices=list(IO_TYPES), default=None,
                         help="input/output type of an int8 model (default int8)")
     parser.add_argument("--part", help="convert this named sub-model (e.g. encoder / decoder of a VAE)")
@@ -100,6 +101,8 @@ def _render(m: dict) -> str:
         q = t["quantization"]
         qtext = f" scale={q['scale']:.6g} zp={q['zero_point']}" if q and "scale" in q else ""
         lines.append(f"  {t['signature_name']:<16} {str(t['shape']):<18} {t['dtype']}{qtext}")
+    for warning in (m.get("calibration") or {}).get("warnings", []):
+        lines.append(f"  warning: {warning}")
     parity = m["parity"]
     lines.append(f"  parity vs Keras on {parity['samples']} {parity['inputs']}:")
     for name, e in parity["outputs"].items():

@@ -17,6 +17,9 @@ import numpy as np
 from toolkit.errors import UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+LETTERBOX_KINDS = ("detector", "segmenter")  # the camera pipeline letterboxes their frames
+UNIT_RANGE_KINDS = ("classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder")  # image in [0, 1]
+FEW_SAMPLES = 100  # fewer calibration samples than this get a warning (100-500 is the usual advice)
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,25 @@ class CalibrationSet:
     format: str  # "images" | "npy" | "npz"
     files_sha256: str  # hash over the sorted (name, content-hash) list of what was read
     total: int  # samples available before sampling
+    preprocessing: str = ""  # how the samples were made model inputs (resize mode, value range)
+    warnings: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
         return len(next(iter(self.calibrate.values())))
 
+    def samples_sha256(self) -> str:
+        """Hash of the calibration samples in the order the converter saw them (input name, then float32 bytes)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.calibrate):
+            digest.update(name.encode() + np.ascontiguousarray(self.calibrate[name], np.float32).tobytes())
+        return digest.hexdigest()
+
     def describe(self) -> dict[str, object]:
         return {"source": self.source, "format": self.format, "available": self.total, "count": self.count,
-                "held_back_for_parity": len(next(iter(self.parity.values()))), "files_sha256": self.files_sha256}
+                "held_back_for_parity": len(next(iter(self.parity.values()))), "files_sha256": self.files_sha256,
+                "samples_sha256": self.samples_sha256(), "preprocessing": self.preprocessing,
+                "warnings": list(self.warnings)}
 
 
 def is_data_spec(text: str) -> bool:
@@ -49,7 +63,7 @@ def load_calibration(
     inputs: dict[str, tuple[int, ...]],
     max_samples: int,
     parity_samples: int,
-    resize: str = "stretch",
+    resize: str = "auto",
     seed: int = 0,
     kind: str | None = None,
 ) -> CalibrationSet:
@@ -60,7 +74,11 @@ def load_calibration(
     """
     src = Path(path)
     rng = np.random.default_rng(seed)
+    if resize == "auto":
+        resize = "letterbox" if kind in LETTERBOX_KINDS else "stretch"
+    preprocessing = f"images {resize}ed to the input, RGB in [0, 1]"
     if is_data_spec(str(path)):
+        preprocessing = f"{kind or 'image'} evaluation preprocessing of the SPEC (as toolkit eval feeds the model)"
         arrays, digest, total = _from_spec(str(path), inputs, max_samples + parity_samples, seed, kind)
         fmt = "spec"
     elif not src.exists():
@@ -71,10 +89,12 @@ def load_calibration(
         fmt = "images"
     elif src.suffix.lower() == ".npy":
         arrays, digest, total = _from_npy(src, inputs)
-        fmt = "npy"
+        fmt, preprocessing = "npy", "as given (model inputs)"
+        _check_range(src, arrays, kind)
     elif src.suffix.lower() == ".npz":
         arrays, digest, total = _from_npz(src, inputs)
-        fmt = "npz"
+        fmt, preprocessing = "npz", "as given (model inputs)"
+        _check_range(src, arrays, kind)
     else:
         raise UsageError(f"calibration data {src}: expected a folder of images or a .npy/.npz file")
     n = len(next(iter(arrays.values())))
@@ -85,7 +105,22 @@ def load_calibration(
     parity_idx, calib_idx = order[:hold], order[hold:hold + max_samples]
     calibrate = {k: v[calib_idx] for k, v in arrays.items()}
     parity = {k: v[parity_idx] for k, v in arrays.items()}
-    return CalibrationSet(calibrate, parity, str(src), fmt, digest, total)
+    count = len(calib_idx)
+    warnings = (f"only {count} calibration samples: int8 ranges from fewer than {FEW_SAMPLES} are often too narrow "
+                "(100-500 advised)",) if count < FEW_SAMPLES else ()
+    return CalibrationSet(calibrate, parity, str(src), fmt, digest, total, preprocessing, warnings)
+
+
+def _check_range(src: Path, arrays: dict[str, np.ndarray], kind: str | None) -> None:
+    """Our image models take pixels in [0, 1] (as the camera pipeline and eval feed them): 0-255 arrays or
+    [-1, 1] ones would calibrate ranges the device never sees."""
+    if kind not in UNIT_RANGE_KINDS or "image" not in arrays:
+        return
+    low, high = float(arrays["image"].min()), float(arrays["image"].max())
+    if low < -0.01 or high > 1.01:
+        hint = "divide 0-255 pixels by 255" if high > 1.5 else "map the values to [0, 1]"
+        raise UsageError(f"{src}: calibration images span {low:.3g}..{high:.3g}, but a {kind} takes pixels in [0, 1] "
+                         f"(as the device feeds it): {hint}")
 
 
 def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: int,

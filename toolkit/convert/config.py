@@ -7,7 +7,7 @@ from typing import Literal
 
 QuantizeMode = Literal["fp32", "fp16", "dynamic", "int8"]
 IoType = Literal["int8", "uint8", "float32"]
-ResizeMode = Literal["stretch", "letterbox"]
+ResizeMode = Literal["auto", "stretch", "letterbox"]
 Target = Literal["cpu", "edgetpu"]
 
 
@@ -18,7 +18,8 @@ class ConvertConfig:
     calib: str | None = None  # folder of images or a .npy/.npz of model inputs; required for int8
     calib_samples: int = 200  # at most this many samples calibrate the int8 ranges (100-500 is the usual advice)
     parity_samples: int = 16  # samples held back from calibration to measure Keras-vs-TFLite error
-    calib_resize: ResizeMode = "stretch"  # how calibration images are fitted to the model input
+    calib_resize: ResizeMode = "auto"  # how calibration images are fitted: auto = as the device feeds this kind
+    # (letterbox for detectors and segmenters, as the camera pipeline; stretch for classifiers, as their eval)
     part: str | None = None  # convert a named sub-model (e.g. a VAE's "encoder" or "decoder")
     trust_model: bool = False  # allow SavedModel directories and unsafe .keras deserialization (Lambda layers)
     seed: int = 0  # shuffles calibration files before sampling; fixes random parity inputs when there is no data
