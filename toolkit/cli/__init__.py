@@ -19,6 +19,7 @@ from toolkit.errors import EXIT_FAILURE, EXIT_USAGE, ToolkitError, one_line
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "train_cmd"),
     ("convert", "convert_cmd"),
+    ("quant-report", "quant_report_cmd"),
     ("import", "import_cmd"),
     ("inspect", "inspect_cmd"),
     ("eval", "eval_cmd"),

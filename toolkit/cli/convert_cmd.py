@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest allowed drop of the kind's headline metric (defaults: classifier top-1 0.01, "
                              "detector AP50 0.02, segmenter person IoU 0.02, autoencoder AUROC 0.01, behaviour ADE "
                              "0.02 m, VAE 2 nats)")
+    parser.add_argument("--task", metavar="KIND",
+                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
+                             "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
+                             "kind's by position")
     parser.add_argument("--eval-limit", type=positive_int, metavar="N",
                         help="score at most N samples in the gate (default: the whole split)")
     parser.add_argument("--target", choices=["cpu", "edgetpu"], default="cpu",
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config = ConvertConfig(quantize=args.quantize, io=args.io or "int8", calib=args.calib,
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
-                           seed=args.seed, target=args.target)
+                           seed=args.seed, target=args.target, task=args.task)
     if args.max_drop is not None and not args.eval_data:
         raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
     if args.max_drop is not None and not args.max_drop >= 0:
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             from toolkit.fileio import write_json_atomic
 
             status.show(f"accuracy gate: scoring float and converted models on {args.eval_data}")
-            gate = accuracy_gate(args.model, result.tflite_path, args.eval_data, args.max_drop, args.eval_limit)
+            gate = accuracy_gate(args.model, result.tflite_path, args.eval_data, args.max_drop, args.eval_limit,
+                                 task=args.task)
             result.manifest["accuracy_gate"] = gate.as_dict()
             result.manifest["status"] = "ok" if gate.passed else "failed: accuracy gate"
             write_json_atomic(result.manifest_path, result.manifest)

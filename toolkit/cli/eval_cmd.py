@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, help="score at most N samples")
     parser.add_argument("--threads", type=positive_int, help="interpreter threads for .tflite (default: all cores)")
     parser.add_argument("--part", help="a named sub-model of a .keras file (e.g. decoder)")
+    parser.add_argument("--task", metavar="KIND",
+                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
+                             "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
+                             "kind's by position")
     parser.add_argument("--companion", help="a second model some kinds need (e.g. the VAE decoder .tflite)")
     parser.add_argument("--out-dir", help="where artifacts such as sample grids are written")
     parser.add_argument("--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)")
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.eval import EvalConfig, evaluate
 
     config = EvalConfig(limit=args.limit, threads=args.threads, out_dir=args.out_dir, seed=args.seed,
-                        baselines=not args.no_baselines, part=args.part, companion=args.companion)
+                        baselines=not args.no_baselines, part=args.part, companion=args.companion, task=args.task)
     spec = parse_spec(args.data)
     with StatusLine("eval") as status:
         if spec.name == "mot":

@@ -129,8 +129,9 @@ def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: 
     from toolkit.eval import evaluator_for
 
     spec = parse_spec(text)
-    if kind is None and len(inputs) == 1 and len(next(iter(inputs.values()))) == 3:
-        arrays = _generic_images(spec, inputs, limit, seed)
+    if list(inputs) != ["image"] and len(inputs) == 1 and len(next(iter(inputs.values()))) == 3 and \
+            kind in (None, "classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder"):
+        arrays = _generic_images(spec, inputs, limit, seed, letterbox_first=kind in LETTERBOX_KINDS)
     else:
         arrays = evaluator_for(kind, text).model_inputs(spec, inputs, limit, seed)
     missing = [k for k in inputs if k not in arrays]
@@ -143,18 +144,22 @@ def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: 
     return out, digest.hexdigest(), len(next(iter(out.values())))
 
 
-def _generic_images(spec: Any, inputs: dict[str, tuple[int, ...]], limit: int, seed: int) -> dict[str, np.ndarray]:
-    """A model of no toolkit kind with one (H, W, C) input: the SPEC's images as our image models see them --
-    labelled-image SPECs (mnist, image folders) resized to the input as the classifier's, detection and
-    segmentation SPECs letterboxed as the detector's; RGB (or grey) in [0, 1]."""
+def _generic_images(spec: Any, inputs: dict[str, tuple[int, ...]], limit: int, seed: int,
+                    letterbox_first: bool = False) -> dict[str, np.ndarray]:
+    """A model with one (H, W, C) input under another name than ``image`` (no toolkit kind, or one declared with
+    --task): the SPEC's images as our image models see them -- labelled-image SPECs (mnist, image folders) resized
+    as the classifier's, detection and segmentation SPECs letterboxed as the detector's; RGB (or grey) in [0, 1]."""
     from toolkit.eval import classifier, detector
 
     name, shape = next(iter(inputs.items()))
+    loaders = [classifier.model_inputs, detector.model_inputs]
+    if letterbox_first:
+        loaders.reverse()
     try:
-        images = classifier.model_inputs(spec, {"image": shape}, limit, seed)["image"]
+        images = loaders[0](spec, {"image": shape}, limit, seed)["image"]
     except UsageError as first:
         try:
-            images = detector.model_inputs(spec, {"image": shape}, limit, seed)["image"]
+            images = loaders[1](spec, {"image": shape}, limit, seed)["image"]
         except UsageError:
             raise first from None
     return {name: images}

@@ -85,7 +85,8 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
     if config.calib:
         say(f"reading calibration data {config.calib}")
         calib = load_calibration(config.calib, inputs, config.calib_samples, config.parity_samples,
-                                 config.calib_resize, config.seed, kind=kind_for_io(list(inputs), outputs))
+                                 config.calib_resize, config.seed,
+                                 kind=kind_for_io(list(inputs), outputs) or config.task)
     with tempfile.TemporaryDirectory(prefix="toolkit-convert-") as tmp:
         say("exporting a batch-1 SavedModel")
         saved = Path(tmp) / "saved_model"

@@ -38,8 +38,12 @@ EVALUATORS: dict[str, str] = {
 
 def evaluator_for(kind: str | None, path: Path | str = "") -> ModuleType:
     if kind is None or kind not in EVALUATORS:
-        raise UsageError(f"{path}: cannot tell which kind of model this is (inputs/outputs do not match a toolkit "
-                         f"model kind: {', '.join(EVALUATORS)}); evaluation needs a toolkit model")
+        from toolkit.capabilities import MODEL_KINDS
+
+        names = "; ".join(f"{k.name}: {', '.join(k.input_names)} -> {', '.join(k.output_names)}"
+                          for k in MODEL_KINDS.values())
+        raise UsageError(f"{path}: cannot tell which kind of model this is: declare it with --task KIND "
+                         f"({', '.join(EVALUATORS)}), or name its tensors as a toolkit kind ({names})")
     return importlib.import_module(f"toolkit.eval.{EVALUATORS[kind]}")
 
 
@@ -47,7 +51,9 @@ def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalC
     """Score ``model`` (.keras or .tflite) on ``data`` (a SPEC string) and return the report."""
     spec = parse_spec(data)
     started = time.perf_counter()
-    with load_predictor(model, part=config.part, threads=config.threads) as predictor:
+    from toolkit.eval.predictor import as_task
+
+    with as_task(load_predictor(model, part=config.part, threads=config.threads), config.task) as predictor:
         report = evaluator_for(predictor.kind, model).evaluate(predictor, spec, config)
     report.seconds = round(time.perf_counter() - started, 2)
     return report

@@ -15,3 +15,4 @@ class EvalConfig:
     baselines: bool = True  # also score the classical baseline (HOG, constant velocity) on the same samples
     part: str | None = None  # a named sub-model of a .keras file
     companion: str | None = None  # a second model some kinds need (e.g. a VAE encoder's decoder .tflite)
+    task: str | None = None  # score a model of no toolkit kind as this kind (its I/O matched by position)

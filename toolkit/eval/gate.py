@@ -63,12 +63,12 @@ class GateResult:
 
 
 def accuracy_gate(float_model: str | Path, converted: str | Path, data: str, max_drop: float | None = None,
-                  limit: int | None = None, threads: int | None = None) -> GateResult:
+                  limit: int | None = None, threads: int | None = None, task: str | None = None) -> GateResult:
     """Score both models on ``data`` (the same samples) and compare their headline metric."""
     from toolkit.eval import evaluate
     from toolkit.eval.config import EvalConfig
 
-    config = EvalConfig(limit=limit, threads=threads, baselines=False)
+    config = EvalConfig(limit=limit, threads=threads, baselines=False, task=task)
     before = evaluate(float_model, data, config)
     after = evaluate(converted, data, config)
     if before.primary != after.primary or before.samples != after.samples:

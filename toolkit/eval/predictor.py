@@ -103,6 +103,46 @@ class KerasPredictor(Predictor):
         return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
+class DeclaredTask(Predictor):
+    """A model of no toolkit kind scored as ``task``: its inputs and outputs are matched to the kind's names by
+    position (``toolkit eval --task classifier`` on a model whose tensors are ``input`` -> ``dense``)."""
+
+    def __init__(self, inner: Predictor, task: str) -> None:
+        from toolkit.capabilities import MODEL_KINDS, MODEL_PARTS
+
+        names = ((MODEL_KINDS[task].input_names, MODEL_KINDS[task].output_names) if task in MODEL_KINDS
+                 else MODEL_PARTS.get(task))
+        if names is None:
+            raise UsageError(f"--task {task}: choose one of {', '.join([*MODEL_KINDS, *MODEL_PARTS])}")
+        ins, outs = names
+        if len(ins) != len(inner.input_shapes) or len(outs) != len(inner.output_names):
+            raise UsageError(f"--task {task} needs {len(ins)} input(s) and {len(outs)} output(s) ({', '.join(ins)} -> "
+                             f"{', '.join(outs)}); {inner.path.name} has {len(inner.input_shapes)} and "
+                             f"{len(inner.output_names)} ({', '.join(inner.input_shapes)} -> "
+                             f"{', '.join(inner.output_names)})")
+        self.inner, self.path, self.format, self.kind = inner, inner.path, inner.format, task
+        self._in = dict(zip(ins, inner.input_shapes, strict=True))  # ours -> theirs
+        self._out = dict(zip(inner.output_names, outs, strict=True))  # theirs -> ours
+        self.input_shapes = {ours: inner.input_shapes[theirs] for ours, theirs in self._in.items()}
+        self.output_names = list(outs)
+
+    def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
+        out = self.inner.predict({self._in[k]: v for k, v in feeds.items()}, batch_size)
+        return {self._out[k]: v for k, v in out.items()}
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def as_task(predictor: Predictor, task: str | None) -> Predictor:
+    """``predictor`` scored as ``task`` (see :class:`DeclaredTask`); unchanged when it already is that kind."""
+    if task is None or predictor.kind == task:
+        return predictor
+    if predictor.kind is not None:
+        raise UsageError(f"{predictor.path.name} is a {predictor.kind} by its names; --task {task} contradicts it")
+    return DeclaredTask(predictor, task)
+
+
 def _count(feeds: dict[str, np.ndarray]) -> int:
     counts = {len(v) for v in feeds.values()}
     if len(counts) != 1:
