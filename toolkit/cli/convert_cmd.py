@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest allowed drop of the kind's headline metric (defaults: classifier top-1 0.01, "
                              "detector AP50 0.02, segmenter person IoU 0.02, autoencoder AUROC 0.01, behaviour ADE "
                              "0.02 m, VAE 2 nats)")
+    parser.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
+                        help="int8: keep layers whose name (or tensor name, see toolkit quant-report) matches REGEX "
+                             "in float; repeatable")
+    parser.add_argument("--auto-keep-float", action="store_true",
+                        help="with --eval: keep the worst int8 layers in float, one at a time, until the drop is "
+                             "within --max-drop; prints each step's metric and latency")
     parser.add_argument("--task", metavar="KIND",
                         help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
                              "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
@@ -72,15 +78,29 @@ def run(args: argparse.Namespace) -> int:
     config = ConvertConfig(quantize=args.quantize, io=args.io or "int8", calib=args.calib,
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
-                           seed=args.seed, target=args.target, task=args.task)
+                           seed=args.seed, target=args.target, task=args.task, keep_float=tuple(args.keep_float))
     if args.max_drop is not None and not args.eval_data:
         raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
     if args.max_drop is not None and not args.max_drop >= 0:
         raise UsageError(f"--max-drop must be a number >= 0, got {args.max_drop}")
+    if args.auto_keep_float and (not args.eval_data or args.keep_float):
+        raise UsageError("--auto-keep-float needs --eval DATA (it stops when the drop is within --max-drop) and "
+                         "chooses the layers itself (no --keep-float)")
     with StatusLine("convert") as status:
-        result = convert(Path(args.model), Path(args.output), config, progress=status.show)
         gate = None
-        if args.eval_data:
+        if args.auto_keep_float:
+            from toolkit.eval.auto_float import auto_keep_float
+            from toolkit.fileio import write_json_atomic
+
+            result, gate, steps = auto_keep_float(Path(args.model), Path(args.output), config, args.eval_data,
+                                                  args.max_drop, args.eval_limit, args.task, status.show)
+            result.manifest["accuracy_gate"] = gate.as_dict()
+            result.manifest["auto_keep_float"] = steps
+            result.manifest["status"] = "ok" if gate.passed else "failed: accuracy gate"
+            write_json_atomic(result.manifest_path, result.manifest)
+        else:
+            result = convert(Path(args.model), Path(args.output), config, progress=status.show)
+        if args.eval_data and not args.auto_keep_float:
             from toolkit.eval.gate import accuracy_gate
             from toolkit.fileio import write_json_atomic
 
@@ -119,6 +139,12 @@ def _render(m: dict) -> str:
                                                           for e in undocumented))
     if "edgetpu" in m:
         lines.extend(_render_edgetpu(m["edgetpu"]))
+    if m.get("kept_float"):
+        lines.append(f"  kept in float: {', '.join(m['kept_float'])}")
+    for step in m.get("auto_keep_float", []):
+        kept = ", ".join(step["kept_float"]) or "nothing (plain int8)"
+        lines.append(f"  auto-keep-float: {kept}: {step['metric']} {step['converted']:.4f} (drop {step['drop']:+.4f}), "
+                     f"p50 {step['p50_ms']:.3f} ms{'  <- within the limit' if step['passed'] else ''}")
     if "accuracy_gate" in m:
         from toolkit.eval.gate import GateResult
 

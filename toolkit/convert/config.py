@@ -24,5 +24,6 @@ class ConvertConfig:
     trust_model: bool = False  # allow SavedModel directories and unsafe .keras deserialization (Lambda layers)
     seed: int = 0  # shuffles calibration files before sampling; fixes random parity inputs when there is no data
     threads: int = 0  # interpreter threads for the parity check; 0 = all cores
+    keep_float: tuple[str, ...] = ()  # int8 only: layers matching these regexes stay float (selective quantization)
     task: str | None = None  # a model of no toolkit kind declared as this kind (calibration preprocessing, gate)
     target: Target = "cpu"  # edgetpu: full int8 + the offline Edge TPU report, and edgetpu_compiler when on PATH

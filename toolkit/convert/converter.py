@@ -50,6 +50,8 @@ def validate(config: ConvertConfig) -> None:
         raise UsageError(f"--io {config.io} only applies to --quantize int8")
     if config.calib_samples < 1 or config.parity_samples < 0:
         raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
+    if config.keep_float and config.quantize != "int8":
+        raise UsageError("--keep-float applies to --quantize int8 (the other modes keep everything float)")
     if config.target not in ("cpu", "edgetpu"):
         raise UsageError(f"unknown --target '{config.target}'; choose cpu or edgetpu")
     if config.target == "edgetpu" and (config.quantize != "int8" or config.io == "float32"):
@@ -92,7 +94,18 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         saved = Path(tmp) / "saved_model"
         kx.write_batch1_savedmodel(model, inputs, saved)
         say(f"converting ({config.quantize})")
-        flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
+        kept: list[str] = []
+        if config.keep_float and calib is not None:
+            from toolkit.convert.selective import selective_int8
+
+            say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
+            names = list(calib.calibrate)
+            flatbuffer, kept = selective_int8(
+                saved, config.io, _representative(calib),
+                lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
+                tuple(config.keep_float))
+        else:
+            flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
     from toolkit.runtime.tflite_file import parse_model_bytes
 
     parsed = parse_model_bytes(flatbuffer, out)  # verify what the converter wrote before anyone loads it
@@ -102,6 +115,8 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         parity = _parity(model, tmp_tflite, inputs, calib, config)
         manifest = _manifest(src, out, flatbuffer, parsed, config, calib, parity, inputs, outputs,
                              time.perf_counter() - started)
+        if config.keep_float:
+            manifest["kept_float"] = kept
         write_json_atomic(manifest_path_for(out), manifest)
     if config.target == "edgetpu":
         manifest["edgetpu"]["compiler"] = _edgetpu_compile(out, say)
