@@ -96,6 +96,7 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         say(f"converting ({config.quantize})")
         kept: list[str] = []
         if config.keep_float and calib is not None:
+            from toolkit.convert.quant_report import layer_names
             from toolkit.convert.selective import selective_int8
 
             say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
@@ -103,7 +104,7 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
             flatbuffer, kept = selective_int8(
                 saved, config.io, _representative(calib),
                 lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
-                tuple(config.keep_float))
+                tuple(config.keep_float), layer_names(model))
         else:
             flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
     from toolkit.runtime.tflite_file import parse_model_bytes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,20 +61,35 @@ class QuantReport:
                 "layers": [{**asdict(e), "suspect": e.suspect} for e in self.worst_first()]}
 
 
-def _layer_name(tensor: str) -> str:
-    """'model/conv2d_1/Relu;model/conv2d_1/convolution' -> 'conv2d_1' (the second path segment)."""
+def _layer_name(tensor: str, known: frozenset[str] = frozenset()) -> str:
+    """'model/conv2d_1/Relu;model/conv2d_1/convolution' -> 'conv2d_1' (the second path segment); with the Keras
+    model's layer names ``known``, the exported graph's '_1' suffix is taken off when that names a layer."""
     first = tensor.split(";")[0]
     parts = first.split("/")
-    return parts[1] if len(parts) > 2 else parts[-1]
+    name = parts[1] if len(parts) > 2 else parts[-1]
+    base = re.sub(r"_\d+$", "", name)
+    return base if name not in known and base in known else name
 
 
-def parse_layer_statistics(text: str) -> list[LayerError]:
-    """The CSV of ``QuantizationDebugger.layer_statistics_dump`` -> layer errors in graph order."""
+def layer_names(model: Any) -> frozenset[str]:
+    """Every layer name of a Keras model, nested models included."""
+    names: set[str] = set()
+    stack = [model]
+    while stack:
+        for layer in getattr(stack.pop(), "layers", []):
+            names.add(layer.name)
+            stack.append(layer)
+    return frozenset(names)
+
+
+def parse_layer_statistics(text: str, known: frozenset[str] = frozenset()) -> list[LayerError]:
+    """The CSV of ``QuantizationDebugger.layer_statistics_dump`` -> layer errors in graph order (``known``: the
+    Keras model's layer names, to report layers by them)."""
     rows = []
     for i, row in enumerate(csv.DictReader(io.StringIO(text))):
         scale = float(row["scale"])
         mse = float(row["mean_squared_error"])
-        rows.append(LayerError(i, row["op_name"], _layer_name(row["tensor_name"]), row["tensor_name"],
+        rows.append(LayerError(i, row["op_name"], _layer_name(row["tensor_name"], known), row["tensor_name"],
                                int(float(row["num_elements"])), scale,
                                math.sqrt(mse) / scale if scale > 0 else float("inf"), float(row["mean_error"]),
                                float(row["max_abs_error"])))
@@ -117,7 +133,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
             raise ToolkitError(f"quantization debugger failed on {src.name}: {one_line(str(exc), 240)}") from None
         dump = io.StringIO()
         debugger.layer_statistics_dump(dump)
-    layers = parse_layer_statistics(dump.getvalue())
+    layers = parse_layer_statistics(dump.getvalue(), layer_names(model))
     if not layers:
         raise UsageError(f"{src.name}: the debugger found no quantized layer to compare")
     return QuantReport(str(src), data.describe(), layers)

@@ -21,7 +21,7 @@ from toolkit.errors import ToolkitError, UsageError, one_line
 
 def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable[[], Iterator[dict[str, Any]]],
                    debug_dataset: Callable[[], Iterator[list[np.ndarray]]],
-                   patterns: tuple[str, ...]) -> tuple[bytes, list[str]]:
+                   patterns: tuple[str, ...], known: frozenset[str] = frozenset()) -> tuple[bytes, list[str]]:
     """Convert to int8 with the tensors whose layer matches any of ``patterns`` kept in float.
 
     Returns the flatbuffer and the kept tensor names; UsageError when a pattern matches nothing (listing layers).
@@ -52,7 +52,7 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
             probe.layer_statistics_dump(dump)
     except Exception as exc:
         raise ToolkitError(f"selective quantization failed: {one_line(str(exc), 240)}") from None
-    layers = parse_layer_statistics(dump.getvalue())
+    layers = parse_layer_statistics(dump.getvalue(), known)
     kept = [e.tensor for e in layers if any(p.search(e.layer) or p.search(e.tensor) for p in compiled)]
     unmatched = [p.pattern for p in compiled if not any(p.search(e.layer) or p.search(e.tensor) for e in layers)]
     if unmatched:
