@@ -110,6 +110,9 @@ def test_the_sequential_reproduction_converts_from_the_cli(models, tmp_path: Pat
                    "mnist:split=train,limit=400")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no TensorFlow logging around the result
+    verbose = run_cli("convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "v.tflite"), "--quantize", "fp32",
+                      "--verbose")
+    assert verbose.returncode == 0 and verbose.stderr.strip()  # TensorFlow's own log lines, when asked for
     manifest = json.loads((tmp_path / "m_int8.json").read_text())
     assert manifest["precision"] == "int8" and manifest["calibration"]["count"] > 0
     assert manifest["parity"]["outputs"][model.layers[-1].name]["max_abs_error"] < 0.02

@@ -66,10 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score at most N samples in the gate (default: the whole split)")
     parser.add_argument("--target", choices=["cpu", "edgetpu"], default="cpu",
                         help="edgetpu: check (and, with edgetpu_compiler on PATH, compile) for the Coral Edge TPU")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow's own logging through (silenced by default)")
     add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        import os
+
+        os.environ["TOOLKIT_VERBOSE"] = "1"  # read when keras_export is first imported, below
     from toolkit.convert import ConvertConfig, convert
     from toolkit.errors import UsageError
 

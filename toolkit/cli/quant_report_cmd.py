@@ -34,10 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="write the full report: .md (+ .png), .html or .json")
     parser.add_argument("--top", type=positive_int, default=15, help="layers printed (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling calibration data (default 0)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow's own logging through (silenced by default)")
     add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        import os
+
+        os.environ["TOOLKIT_VERBOSE"] = "1"  # read when keras_export is first imported, below
     import tempfile
 
     from toolkit.convert import ConvertConfig

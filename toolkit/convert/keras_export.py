@@ -22,7 +22,10 @@ import numpy as np
 from toolkit.errors import ToolkitError, UsageError, one_line
 from toolkit.fileio import captured_fd2
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ logging (oneDNN, CUDA, absl) is silenced unless the user asks for it (--verbose sets
+# TOOLKIT_VERBOSE): a conversion prints its result, or one line saying why it failed.
+VERBOSE = bool(os.environ.get("TOOLKIT_VERBOSE"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if VERBOSE else "3")
 
 
 def quiet_tensorflow() -> Any:
@@ -34,15 +37,17 @@ def quiet_tensorflow() -> Any:
             import tensorflow as tf
     except ImportError:
         raise UsageError("converting needs TensorFlow: pip install 'edge-toolkit[train]'") from None
-    tf.get_logger().setLevel("ERROR")
+    tf.get_logger().setLevel("INFO" if VERBOSE else "ERROR")
     with contextlib.suppress(Exception):
         import absl.logging
 
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.INFO if VERBOSE else absl.logging.ERROR)
     return tf
 
 
-captured_native_stderr = captured_fd2  # the converter's C++ logging goes to fd 2
+def captured_native_stderr() -> Any:
+    """Hold the converter's C++ logging (fd 2) back, unless --verbose."""
+    return contextlib.nullcontext([]) if VERBOSE else captured_fd2()
 
 
 def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
