@@ -64,3 +64,21 @@ def test_max_drop_needs_eval(classifier: Path, tmp_path: Path) -> None:
                    "--max-drop", "0.1")
     assert_one_line_error(proc, 2, "--max-drop needs --eval DATA")
     assert not list(tmp_path.iterdir())
+
+
+def test_aeq_backend_gives_a_full_int8_model_as_accurate(classifier: Path, tmp_path: Path) -> None:
+    results = {}
+    for backend in ("tflite", "aeq"):
+        out = tmp_path / f"clf_{backend}.tflite"
+        proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", "mnist:split=train,limit=300",
+                       "--eval", "mnist:split=test", "--eval-limit", "500", "--backend", backend)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""  # the quantizer's progress bars and logs are held back
+        results[backend] = json.loads(out.with_suffix(".json").read_text())
+    aeq = results["aeq"]
+    assert aeq["config"]["backend"] == "aeq" and aeq["precision"] == "int8"
+    assert [t["dtype"] for t in aeq["inputs"] + aeq["outputs"]] == ["int8", "int8"]
+    assert abs(aeq["accuracy_gate"]["converted"] - results["tflite"]["accuracy_gate"]["converted"]) <= 0.01
+    refused = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--calib",
+                      "mnist:split=train,limit=300", "--backend", "aeq", "--io", "uint8")
+    assert_one_line_error(refused, 2, "--backend aeq makes static int8 with int8 I/O")

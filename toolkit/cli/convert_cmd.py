@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auto-keep-float", action="store_true",
                         help="with --eval: keep the worst int8 layers in float, one at a time, until the drop is "
                              "within --max-drop; prints each step's metric and latency")
+    parser.add_argument("--backend", choices=["tflite", "aeq"], default="tflite",
+                        help="int8 by the classic TFLite converter (default; what the Edge TPU compiler expects) or "
+                             "by ai-edge-quantizer (static int8 from the same calibration samples)")
     parser.add_argument("--task", metavar="KIND",
                         help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
                              "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     config = ConvertConfig(quantize=args.quantize, io=args.io or "int8", calib=args.calib,
                            calib_samples=args.calib_samples, parity_samples=args.parity_samples,
                            calib_resize=args.calib_resize, part=args.part, trust_model=args.trust_model,
-                           seed=args.seed, target=args.target, task=args.task, keep_float=tuple(args.keep_float))
+                           seed=args.seed, target=args.target, task=args.task, keep_float=tuple(args.keep_float),
+                           backend=args.backend)
     if args.max_drop is not None and not args.eval_data:
         raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
     if args.max_drop is not None and not args.max_drop >= 0:

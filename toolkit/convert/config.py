@@ -9,6 +9,7 @@ QuantizeMode = Literal["fp32", "fp16", "dynamic", "int8"]
 IoType = Literal["int8", "uint8", "float32"]
 ResizeMode = Literal["auto", "stretch", "letterbox"]
 Target = Literal["cpu", "edgetpu"]
+Backend = Literal["tflite", "aeq"]
 
 
 @dataclass(frozen=True)
@@ -25,5 +26,6 @@ class ConvertConfig:
     seed: int = 0  # shuffles calibration files before sampling; fixes random parity inputs when there is no data
     threads: int = 0  # interpreter threads for the parity check; 0 = all cores
     keep_float: tuple[str, ...] = ()  # int8 only: layers matching these regexes stay float (selective quantization)
+    backend: Backend = "tflite"  # int8 by the classic TFLite converter, or by ai-edge-quantizer (static int8)
     task: str | None = None  # a model of no toolkit kind declared as this kind (calibration preprocessing, gate)
     target: Target = "cpu"  # edgetpu: full int8 + the offline Edge TPU report, and edgetpu_compiler when on PATH

@@ -50,6 +50,13 @@ def validate(config: ConvertConfig) -> None:
         raise UsageError(f"--io {config.io} only applies to --quantize int8")
     if config.calib_samples < 1 or config.parity_samples < 0:
         raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
+    if config.backend not in ("tflite", "aeq"):
+        raise UsageError(f"unknown --backend '{config.backend}'; choose tflite or aeq")
+    if config.backend == "aeq" and (config.quantize != "int8" or config.io != "int8" or config.keep_float
+                                    or config.target == "edgetpu"):
+        raise UsageError("--backend aeq makes static int8 with int8 I/O; other --io types, --keep-float and "
+                         "--target edgetpu (whose compiler expects the classic converter's model) need the default "
+                         "backend")
     if config.keep_float and config.quantize != "int8":
         raise UsageError("--keep-float applies to --quantize int8 (the other modes keep everything float)")
     if config.target not in ("cpu", "edgetpu"):
@@ -105,6 +112,10 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
                 saved, config.io, _representative(calib),
                 lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
                 tuple(config.keep_float), layer_names(model))
+        elif config.backend == "aeq" and calib is not None:
+            say("converting (fp32), then quantizing with ai-edge-quantizer (static int8)")
+            flatbuffer = kx.quantize_with_aeq(kx.convert_savedmodel(saved, "fp32", "float32", None),
+                                              _representative(calib))
         else:
             flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
     from toolkit.runtime.tflite_file import parse_model_bytes

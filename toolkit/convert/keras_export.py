@@ -273,6 +273,28 @@ _UNSUPPORTED = re.compile(r"'(?:tf|tfl)\.(\w+)' op is neither a custom op nor a 
 _NO_INT8 = re.compile(r"'(?:tfl)\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
 
 
+def quantize_with_aeq(float_flatbuffer: bytes, representative: Callable[[], Iterator[dict[str, np.ndarray]]]) -> bytes:
+    """Static int8 (int8 weights and activations, int8 I/O) of a float ``.tflite`` with ai-edge-quantizer, from the
+    same calibration samples as the classic converter (``--backend aeq``)."""
+    import io as _io
+
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError:
+        raise UsageError("--backend aeq needs ai-edge-quantizer: pip install 'edge-toolkit[quant]'") from None
+    samples = [{k: np.asarray(v, np.float32) for k, v in sample.items()} for sample in representative()]
+    try:
+        with warnings.catch_warnings(), captured_native_stderr(), contextlib.redirect_stderr(_io.StringIO()), \
+                contextlib.redirect_stdout(_io.StringIO()):
+            warnings.simplefilter("ignore")
+            qt = quantizer.Quantizer(float_flatbuffer, recipe.static_wi8_ai8())
+            calibration = qt.calibrate({"serving_default": samples})
+            result = qt.quantize(calibration, enable_progress_bar=False, enable_progress_report=False)
+    except Exception as exc:  # the quantizer's own errors name the op or tensor it could not handle
+        raise ToolkitError(f"ai-edge-quantizer failed: {one_line(str(exc), 300)}") from None
+    return bytes(result.quantized_model)
+
+
 def _conversion_error(exc: Exception, log: str) -> ToolkitError:
     text = f"{exc}\n{log}"
     ops = sorted(set(_UNSUPPORTED.findall(text)))
