@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["tflite", "aeq"], default="tflite",
                         help="int8 by the classic TFLite converter (default; what the Edge TPU compiler expects) or "
                              "by ai-edge-quantizer (static int8 from the same calibration samples)")
+    parser.add_argument("--qat", type=positive_int, metavar="EPOCHS",
+                        help="quantization-aware training: fine-tune EPOCHS epochs on --train-data with tfmot (a "
+                             "tf_keras build of the same architecture, from MODEL.train.json) and convert to full "
+                             "int8; classifier and autoencoder models")
+    parser.add_argument("--train-data", metavar="SPEC", help="training data for --qat (e.g. mnist:split=train)")
     parser.add_argument("--task", metavar="KIND",
                         help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
                              "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
@@ -109,7 +114,16 @@ def run(args: argparse.Namespace) -> int:
             result.manifest["status"] = "ok" if gate.passed else "failed: accuracy gate"
             write_json_atomic(result.manifest_path, result.manifest)
         else:
-            result = convert(Path(args.model), Path(args.output), config, progress=status.show)
+            qat = None
+            if args.qat:
+                from toolkit.convert.qat import QatConfig
+
+                if not args.train_data:
+                    raise UsageError("--qat needs --train-data SPEC (the data it fine-tunes on)")
+                qat = QatConfig(epochs=args.qat, train_data=args.train_data)
+            elif args.train_data:
+                raise UsageError("--train-data applies to --qat EPOCHS")
+            result = convert(Path(args.model), Path(args.output), config, progress=status.show, qat=qat)
         if args.eval_data and not args.auto_keep_float:
             from toolkit.eval.gate import accuracy_gate
             from toolkit.fileio import write_json_atomic
@@ -149,6 +163,10 @@ def _render(m: dict) -> str:
                                                           for e in undocumented))
     if "edgetpu" in m:
         lines.extend(_render_edgetpu(m["edgetpu"]))
+    if m.get("qat"):
+        q = m["qat"]
+        lines.append(f"  quantization-aware training: {q['epochs']} epoch(s) on {q['samples']} samples of "
+                     f"{q['train_data']}, loss {q['loss'][0]:.4f} -> {q['loss'][-1]:.4f}")
     if m.get("kept_float"):
         lines.append(f"  kept in float: {', '.join(m['kept_float'])}")
     for step in m.get("auto_keep_float", []):

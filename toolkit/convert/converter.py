@@ -67,7 +67,7 @@ def validate(config: ConvertConfig) -> None:
 
 
 def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig = ConvertConfig(),
-            progress: Callable[[str], None] | None = None) -> ConvertResult:
+            progress: Callable[[str], None] | None = None, qat: Any = None) -> ConvertResult:
     """Convert ``model_path`` to ``out_path`` (+ ``.json`` manifest). Nothing is written unless all steps pass."""
     from toolkit.convert import keras_export as kx
 
@@ -102,7 +102,14 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         kx.write_batch1_savedmodel(model, inputs, saved)
         say(f"converting ({config.quantize})")
         kept: list[str] = []
-        if config.keep_float and calib is not None:
+        qat_record = None
+        if qat is not None:
+            from toolkit.convert.qat import qat_flatbuffer
+
+            if config.quantize != "int8" or config.keep_float or config.backend != "tflite":
+                raise UsageError("--qat trains for full int8 with the default backend (no --keep-float)")
+            flatbuffer, qat_record = qat_flatbuffer(src, model, calib, config.io, qat, config.seed, say)
+        elif config.keep_float and calib is not None:
             from toolkit.convert.quant_report import layer_names
             from toolkit.convert.selective import selective_int8
 
@@ -129,6 +136,8 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
                              time.perf_counter() - started)
         if config.keep_float:
             manifest["kept_float"] = kept
+        if qat_record is not None:
+            manifest["qat"] = qat_record
         write_json_atomic(manifest_path_for(out), manifest)
     if config.target == "edgetpu":
         manifest["edgetpu"]["compiler"] = _edgetpu_compile(out, say)

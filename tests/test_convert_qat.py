@@ -1,0 +1,63 @@
+"""`convert --qat EPOCHS --train-data DATA`: a toolkit classifier is rebuilt in tf_keras from its training
+manifest, fine-tuned with tfmot in its own process and converted to full int8; parity and the accuracy gate as
+for any conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, require_tf, run_cli
+
+pytestmark = [pytest.mark.tf, pytest.mark.shared, pytest.mark.slow]
+OVERRIDES: dict[str, object] = {}  # the zoo classifier's architecture (38k parameters)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    require_tf()
+    import keras
+
+    from toolkit.eval.classifier import load_labelled_images
+    from toolkit.models import build_model, config_for
+
+    keras.utils.set_random_seed(0)
+    data = load_labelled_images("mnist:split=train", (28, 28, 1))
+    model = build_model("classifier", OVERRIDES)
+    model.compile(keras.optimizers.Adam(3e-3), {"probs": "sparse_categorical_crossentropy"})
+    # ~650 steps: enough for BatchNormalization's moving statistics (momentum 0.99) to settle.
+    model.fit(data.images, {"probs": data.labels}, epochs=3, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("qat")
+    path = folder / "clf.keras"
+    model.save(path)
+    config = dataclasses.asdict(config_for("classifier", OVERRIDES))
+    path.with_suffix(".train.json").write_text(json.dumps({"kind": "classifier", "model": {"config": config}}))
+    return path
+
+
+def test_qat_converts_to_full_int8_and_passes_the_gate(classifier: Path, tmp_path: Path) -> None:
+    out = tmp_path / "clf_qat.tflite"
+    proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", "mnist:split=train,limit=200", "--qat", "1",
+                   "--train-data", "mnist:split=train,limit=2000", "--eval", "mnist:split=test", "--eval-limit", "500")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    qat = manifest["qat"]
+    assert qat["kind"] == "classifier" and qat["epochs"] == 1 and qat["samples"] == 2000 and len(qat["loss"]) == 1
+    assert manifest["precision"] == "int8" and [t["dtype"] for t in manifest["inputs"]] == ["int8"]
+    assert manifest["accuracy_gate"]["passed"] and manifest["accuracy_gate"]["float"] > 0.7
+    assert "quantization-aware training: 1 epoch(s) on 2000 samples" in proc.stdout
+
+
+def test_qat_needs_the_training_manifest_and_train_data(classifier: Path, tmp_path: Path) -> None:
+    no_data = run_cli("convert", str(classifier), "-o", str(tmp_path / "a.tflite"), "--calib",
+                      "mnist:split=train,limit=200", "--qat", "1")
+    assert_one_line_error(no_data, 2, "--qat needs --train-data SPEC")
+    lonely = tmp_path / "lonely.keras"
+    lonely.write_bytes(classifier.read_bytes())
+    missing = run_cli("convert", str(lonely), "-o", str(tmp_path / "b.tflite"), "--calib",
+                      "mnist:split=train,limit=200", "--qat", "1", "--train-data", "mnist:split=train")
+    assert_one_line_error(missing, 2, "from its training manifest (lonely.train.json, written by toolkit train)")
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tflite"]

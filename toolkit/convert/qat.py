@@ -1,0 +1,87 @@
+"""Quantization-aware training for ``toolkit convert --qat EPOCHS --train-data DATA``.
+
+The architecture is rebuilt in tf_keras by the toolkit's own builder from the model's training manifest
+(``MODEL.train.json`` beside it, written by ``toolkit train``), the trained weights are carried over, and tfmot
+fine-tunes it in a separate process (:mod:`toolkit.convert.qat_worker`; tfmot switches Keras globally). The
+result is converted to full int8 there and comes back as a flatbuffer; parity, manifest and atomic writes are
+the converter's as for any conversion.
+
+Supported kinds: classifier (labelled images) and autoencoder (images); the behaviour Transformer's Dense-only
+annotation is in the worker, its trajectory targets are not wired yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ToolkitError, UsageError, one_line
+
+QAT_KINDS = ("classifier", "autoencoder")
+TIMEOUT_S = 3600
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    epochs: int
+    train_data: str
+    learning_rate: float = 1e-4  # fine-tuning a trained model: small steps
+    batch_size: int = 64
+    limit: int | None = 5000  # training samples drawn from the SPEC (seeded)
+
+
+def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
+    """(kind, builder config) from ``MODEL.train.json``; UsageError saying what QAT needs when it is missing."""
+    manifest = model_path.with_suffix(".train.json")
+    if not manifest.is_file():
+        raise UsageError(f"--qat rebuilds {model_path.name} in tf_keras from its training manifest "
+                         f"({manifest.name}, written by toolkit train) and it is not there; QAT of models trained "
+                         "elsewhere is not supported yet")
+    data = json.loads(manifest.read_text())
+    return str(data["kind"]), dict(data["model"]["config"])
+
+
+def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int,
+                   say: Any = lambda _: None) -> tuple[bytes, dict[str, Any]]:
+    """Run the worker; returns the full-int8 flatbuffer and what the fine-tuning did."""
+    from toolkit.eval.classifier import load_labelled_images
+
+    kind, config = builder_config(model_path)
+    if kind not in QAT_KINDS:
+        raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models for now, not {kind}")
+    if calib is None:
+        raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
+    name, samples = next(iter(calib.calibrate.items()))
+    data = load_labelled_images(qat.train_data, tuple(samples.shape[1:]), "train", limit=qat.limit)
+    targets = data.labels if kind == "classifier" else data.images
+    weights = model.get_weights()
+    with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
+        folder = Path(tmp)
+        np.savez(folder / "arrays.npz", x=data.images, y=targets, calib=calib.calibrate[name],
+                 **{f"w{i}": w for i, w in enumerate(weights)})
+        spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
+                "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": qat.batch_size,
+                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name}
+        (folder / "spec.json").write_text(json.dumps(spec))
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(data.images)} samples (tf_keras + tfmot)")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "toolkit.convert.qat_worker", str(folder / "spec.json")],
+                                  capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+        except subprocess.TimeoutExpired:
+            raise ToolkitError(f"quantization-aware training did not finish in {TIMEOUT_S} s") from None
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            raise ToolkitError(f"quantization-aware training failed: {one_line(lines[-1] if lines else 'no output')}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        flatbuffer = (folder / "qat.tflite").read_bytes()
+    return flatbuffer, {"kind": kind, "train_data": qat.train_data, "learning_rate": qat.learning_rate,
+                        "batch_size": qat.batch_size, **result}
