@@ -73,3 +73,14 @@ def test_eval_of_a_model_of_no_kind_needs_and_takes_a_task(sequential: Path) -> 
     assert result["kind"] == "classifier" and result["samples"] == 200 and result["metrics"]["top1"] > 0.7
     wrong = run_cli("eval", str(sequential), "--data", "mnist:split=test", "--task", "detector")
     assert_one_line_error(wrong, 2, "--task detector needs 1 input(s) and 2 output(s)")
+
+
+def test_bench_matrix_takes_a_task_for_a_model_of_no_kind(sequential: Path, tmp_path: Path) -> None:
+    proc = run_cli("bench", "matrix", str(sequential), "--data", "mnist:split=test", "--limit", "200", "--calib",
+                   "mnist:split=train,limit=200", "--modes", "fp32,int8", "--runs", "10", "--task", "classifier",
+                   "--db", str(tmp_path / "m.db"))
+    assert proc.returncode == 0, proc.stderr
+    assert "(classifier)" in proc.stdout and "int8" in proc.stdout and "top1" in proc.stdout
+    unknown = run_cli("bench", "matrix", str(sequential), "--data", "mnist:split=test", "--modes", "fp32",
+                      "--db", str(tmp_path / "n.db"))
+    assert_one_line_error(unknown, 2, "declare it with --task KIND")

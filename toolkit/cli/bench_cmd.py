@@ -115,6 +115,9 @@ def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
     matrix.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                         help="untimed invokes before timing (default 10)")
     matrix.add_argument("--seed", type=int, default=0, help="calibration sampling and random inputs (default 0)")
+    matrix.add_argument("--task", metavar="KIND",
+                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, ...): its "
+                             "inputs and outputs are matched to that kind's by position")
     matrix.add_argument("--out-dir", metavar="DIR", help="write the converted models here and keep them "
                                                          "(default: a temporary folder, deleted unless --keep)")
     matrix.add_argument("--keep", action="store_true", help="keep the temporary folder of converted models")
