@@ -6,8 +6,8 @@ fine-tunes it in a separate process (:mod:`toolkit.convert.qat_worker`; tfmot sw
 result is converted to full int8 there and comes back as a flatbuffer; parity, manifest and atomic writes are
 the converter's as for any conversion.
 
-Supported kinds: classifier (labelled images), autoencoder (images) and the behaviour Transformer (trajectory
-windows of an ``eth_ucy`` / ``synthetic`` SPEC, the training task's loss; only its Dense layers are annotated).
+Supported kinds: classifier (labelled images) and autoencoder (images); the behaviour Transformer's Dense-only
+annotation is in the worker, its trajectory targets are not wired yet.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
 
-QAT_KINDS = ("classifier", "autoencoder", "behaviour")
+QAT_KINDS = ("classifier", "autoencoder")
 TIMEOUT_S = 3600
 
 
@@ -49,53 +49,30 @@ def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     return str(data["kind"]), dict(data["model"]["config"])
 
 
-def _training_arrays(kind: str, config: dict[str, Any], qat: QatConfig, input_shape: tuple[int, ...],
-                     seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The worker's arrays: ``x``, ``y_<output>`` targets, ``sw_<output>`` sample weights (+ spec extras)."""
-    if kind == "behaviour":
-        from toolkit.data.spec import parse_spec
-        from toolkit.models import config_for
-        from toolkit.train.task_behaviour import BehaviourOptions, _windows, training_arrays
-
-        model_config = config_for("behaviour", config)
-        options = BehaviourOptions(extra_data="")
-        windows, future_w, crossing_w, _ = _windows([parse_spec(qat.train_data)], model_config.observed,
-                                                    model_config.horizon, options)
-        track, future, crossing = training_arrays(windows)
-        index = np.arange(len(track))
-        if qat.limit is not None and qat.limit < len(index):
-            index = np.sort(np.random.default_rng(seed).choice(len(index), qat.limit, replace=False))
-        return ({"x": track[index], "y_future": future[index], "y_crossing": crossing[index],
-                 "sw_future": future_w[index], "sw_crossing": crossing_w[index]}, {"fde_weight": options.fde_weight})
-    from toolkit.eval.classifier import load_labelled_images
-
-    data = load_labelled_images(qat.train_data, input_shape, "train", limit=qat.limit)
-    if kind == "classifier":
-        return {"x": data.images, "y_probs": data.labels}, {}
-    return {"x": data.images, "y_reconstruction": data.images}, {}
-
-
 def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int,
                    say: Any = lambda _: None) -> tuple[bytes, dict[str, Any]]:
     """Run the worker; returns the full-int8 flatbuffer and what the fine-tuning did."""
+    from toolkit.eval.classifier import load_labelled_images
+
     kind, config = builder_config(model_path)
     if kind not in QAT_KINDS:
         raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models for now, not {kind}")
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
-    arrays, extra = _training_arrays(kind, config, qat, tuple(samples.shape[1:]), seed)
+    data = load_labelled_images(qat.train_data, tuple(samples.shape[1:]), "train", limit=qat.limit)
+    targets = data.labels if kind == "classifier" else data.images
     weights = model.get_weights()
     with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
         folder = Path(tmp)
-        np.savez(folder / "arrays.npz", calib=calib.calibrate[name], **arrays,
+        np.savez(folder / "arrays.npz", x=data.images, y=targets, calib=calib.calibrate[name],
                  **{f"w{i}": w for i, w in enumerate(weights)})
         spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
                 "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": qat.batch_size,
-                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name, **extra}
+                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name}
         (folder / "spec.json").write_text(json.dumps(spec))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(arrays['x'])} samples (tf_keras + tfmot)")
+        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(data.images)} samples (tf_keras + tfmot)")
         try:
             proc = subprocess.run([sys.executable, "-m", "toolkit.convert.qat_worker", str(folder / "spec.json")],
                                   capture_output=True, text=True, timeout=TIMEOUT_S, env=env)

@@ -16,18 +16,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _losses(kind: str, fde_weight: float) -> dict[str, Any]:
-    """The training losses of each kind, in TensorFlow (the tf_keras model of the worker)."""
-    import tensorflow as tf
-
-    def displacement(y_true: Any, y_pred: Any) -> Any:  # the behaviour task's ADE + fde_weight * FDE, in metres
-        d = tf.norm(y_true - y_pred, axis=-1)
-        return tf.reduce_mean(d, axis=-1) + fde_weight * d[:, -1]
-
-    return {"classifier": {"probs": "sparse_categorical_crossentropy"},
-            "autoencoder": {"reconstruction": "mse"},
-            "behaviour": {"future": displacement, "crossing": "binary_crossentropy"}}[kind]
+LOSSES = {"classifier": ("probs", "sparse_categorical_crossentropy"), "autoencoder": ("reconstruction", "mse")}
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -56,14 +45,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         qat = tfmot.quantization.keras.quantize_apply(annotated)
     else:
         qat = tfmot.quantization.keras.quantize_model(model)
-    losses = _losses(spec["kind"], spec.get("fde_weight", 0.0))
-    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), losses)
-    x = arrays["x"]
-    targets = {name: arrays[f"y_{name}"] for name in losses}
-    weights = {name: arrays[f"sw_{name}"] for name in losses if f"sw_{name}" in arrays.files} or None
+    output, loss = LOSSES[spec["kind"]]
+    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {output: loss})
+    x, y = arrays["x"], arrays["y"]
     tf_keras.utils.set_random_seed(spec["seed"])
-    history = qat.fit(x, targets, sample_weight=weights, epochs=spec["epochs"], batch_size=spec["batch_size"],
-                      verbose=0, shuffle=True)
+    history = qat.fit(x, {output: y}, epochs=spec["epochs"], batch_size=spec["batch_size"], verbose=0, shuffle=True)
     calib = arrays["calib"]
     names = list(model.output_names)
 
