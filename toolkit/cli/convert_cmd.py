@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qat", type=positive_int, metavar="EPOCHS",
                         help="quantization-aware training: fine-tune EPOCHS epochs on --train-data with tfmot (a "
                              "tf_keras build of the same architecture, from MODEL.train.json) and convert to full "
-                             "int8; classifier and autoencoder models")
+                             "int8; classifier and autoencoder models (not the behaviour Transformer: its QAT model does not "
+                             "convert)")
     parser.add_argument("--train-data", metavar="SPEC", help="training data for --qat (e.g. mnist:split=train)")
     parser.add_argument("--task", metavar="KIND",
                         help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "

@@ -6,8 +6,10 @@ fine-tunes it in a separate process (:mod:`toolkit.convert.qat_worker`; tfmot sw
 result is converted to full int8 there and comes back as a flatbuffer; parity, manifest and atomic writes are
 the converter's as for any conversion.
 
-Supported kinds: classifier (labelled images) and autoencoder (images); the behaviour Transformer's Dense-only
-annotation is in the worker, its trajectory targets are not wired yet.
+Supported kinds: classifier (labelled images) and autoencoder (images). The behaviour Transformer was tried
+(2026-12-05: trajectory windows, the task's loss, Dense-only annotation): its QAT model trains but does not
+convert (TFLite's FULLY_CONNECTED prepare check ``scale_diff / output_scale <= 0.02`` fails on an annotated Dense
+over a sequence), so it is refused rather than half-supported.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 tfmot works only on tf_keras models and switches Keras globally, so quantization-aware training runs in its own
 process with ``TF_USE_LEGACY_KERAS=1``: the toolkit builder of the same kind and config is built in tf_keras, the
-trained Keras 3 weights are set into it (same order and shapes), tfmot wraps it (every layer; for the Transformer
-only the Dense layers), it fine-tunes on the given arrays and is converted to full int8. Writes the flatbuffer and
+trained Keras 3 weights are set into it (same order and shapes), tfmot wraps every layer, it fine-tunes on the
+given arrays and is converted to full int8. Writes the flatbuffer and
 a JSON result; a failure is one line on stderr and exit 1.
 """
 
@@ -35,16 +35,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"the tf_keras build of {spec['kind']} has weights {theirs[:4]}..., the model has "
                          f"{[w.shape for w in weights][:4]}...: the config does not describe this model")
     model.set_weights(weights)
-    if spec["kind"] == "behaviour":  # attention and LayerNorm stay unannotated; Dense layers learn their ranges
-        annotate = tfmot.quantization.keras.quantize_annotate_layer
-
-        def clone(layer: Any) -> Any:
-            return annotate(layer) if isinstance(layer, tf_keras.layers.Dense) else layer
-
-        annotated = tf_keras.models.clone_model(model, clone_function=clone)
-        qat = tfmot.quantization.keras.quantize_apply(annotated)
-    else:
-        qat = tfmot.quantization.keras.quantize_model(model)
+    qat = tfmot.quantization.keras.quantize_model(model)
     output, loss = LOSSES[spec["kind"]]
     qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {output: loss})
     x, y = arrays["x"], arrays["y"]
