@@ -183,4 +183,28 @@ def render_index(models_dir: Path) -> str:
                      "headline": headline, "p50 ms (2 threads)": ", ".join(f"{v:.2f}" for v in p50)})
     return ("# Model zoo\n\nSmall int8 models trained on real data (and our synthetic street scenes) by "
             "`python scripts/build_zoo.py`. Each folder holds the int8 `.tflite`, its conversion manifest, "
-            "the evaluation JSON and a model card.\n\n" + md_table(rows) + "\n")
+            "the evaluation JSON and a model card.\n\n" + md_table(rows) + "\n" + _workflow_section(models_dir))
+
+
+def _workflow_section(models_dir: Path) -> str:
+    """The int8 trust workflow table (models/int8_workflow.json, from scripts/zoo_int8_workflow.py)."""
+    data = _load(models_dir / "int8_workflow.json")
+    if not data:
+        return ""
+    rows = []
+    def cell(r: dict[str, Any], key: str) -> str:
+        value, size, p50 = r.get(key), r.get(f"{key}_size"), r.get(f"{key}_p50_ms")
+        if value is None:
+            return "-"
+        extra = f", {size / 1024:.1f} KiB, p50 {p50:.3f} ms" if size and p50 is not None else ""
+        return f"{value:.4f}{extra}"
+
+    for r in data["rows"]:
+        kept = ", ".join(r.get("auto_kept") or []) or "nothing kept"
+        rows.append({"model": r["model"], "metric (data)": f"{r['metric']} ({r['eval']})", "float": f"{r['float']:.4f}",
+                     "PTQ int8": cell(r, "ptq"), "PTQ + auto-keep-float": f"{cell(r, 'auto')} ({kept})",
+                     "QAT int8": cell(r, "qat") if r.get("qat") is not None else f"- ({r.get('qat_note', '')})"})
+    return ("\n## int8 you can trust: float, PTQ, PTQ + auto-keep-float, QAT\n\nMeasured by "
+            "`python scripts/zoo_int8_workflow.py` with the toolkit's own gate (the same samples for every column); "
+            "p50: one thread, median of 300 invokes, three alternating rounds. Models not listed have not been run "
+            "through it yet.\n\n" + md_table(rows) + "\n")

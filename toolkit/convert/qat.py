@@ -28,6 +28,11 @@ import numpy as np
 from toolkit.errors import ToolkitError, UsageError, one_line
 
 QAT_KINDS = ("classifier", "autoencoder")
+WHY_NOT = {  # kinds --qat refuses, and why
+    "behaviour": "its QAT model trains but fails TFLite's FULLY_CONNECTED scale check at conversion",
+    "detector": "its QAT training data (boxes -> heatmap targets) is not wired yet",
+    "segmenter": "its QAT training data (masks, class weights, Dice) is not wired yet",
+}
 TIMEOUT_S = 3600
 
 
@@ -58,7 +63,8 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
 
     kind, config = builder_config(model_path)
     if kind not in QAT_KINDS:
-        raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models for now, not {kind}")
+        raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models, not {kind}: "
+                         f"{WHY_NOT.get(kind, 'not wired')}")
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
