@@ -61,3 +61,24 @@ def test_qat_needs_the_training_manifest_and_train_data(classifier: Path, tmp_pa
                       "mnist:split=train,limit=200", "--qat", "1", "--train-data", "mnist:split=train")
     assert_one_line_error(missing, 2, "from its training manifest (lonely.train.json, written by toolkit train)")
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tflite"]
+
+
+def test_qat_of_a_segmenter_trains_on_masks_and_converts(tmp_path: Path) -> None:
+    require_tf()
+    from toolkit.models import build_model, config_for
+
+    overrides = {"input_shape": [64, 80, 3]}
+    path = tmp_path / "seg.keras"
+    build_model("segmenter", overrides).save(path)
+    config = dataclasses.asdict(config_for("segmenter", overrides))
+    path.with_suffix(".train.json").write_text(json.dumps({"kind": "segmenter", "model": {"config": config}}))
+    frames = "synthetic:split=train,scenes=1,frames=60,every=3"
+    out = tmp_path / "seg_qat.tflite"
+    proc = run_cli("convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["qat"]["kind"] == "segmenter" and manifest["qat"]["samples"] == 20
+    assert manifest["precision"] == "int8" and manifest["outputs"][0]["signature_name"] == "mask"
+    refused = run_cli("convert", str(path), "-o", str(tmp_path / "b.tflite"), "--calib", frames, "--qat", "1",
+                      "--train-data", frames, "--keep-float", "mask")
+    assert_one_line_error(refused, 2, "--qat trains for full int8 with the default backend (no --keep-float)")

@@ -6,7 +6,8 @@ fine-tunes it in a separate process (:mod:`toolkit.convert.qat_worker`; tfmot sw
 result is converted to full int8 there and comes back as a flatbuffer; parity, manifest and atomic writes are
 the converter's as for any conversion.
 
-Supported kinds: classifier (labelled images) and autoencoder (images). The behaviour Transformer was tried
+Supported kinds: classifier (labelled images), autoencoder (images) and segmenter (letterboxed frames and masks
+of a segmentation SPEC, per-pixel cross-entropy with ignore pixels weighted 0; at most 300 frames). The behaviour Transformer was tried
 (2026-12-05: trajectory windows, the task's loss, Dense-only annotation): its QAT model trains but does not
 convert (TFLite's FULLY_CONNECTED prepare check ``scale_diff / output_scale <= 0.02`` fails on an annotated Dense
 over a sequence), so it is refused rather than half-supported.
@@ -27,11 +28,11 @@ import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
 
-QAT_KINDS = ("classifier", "autoencoder")
+QAT_KINDS = ("classifier", "autoencoder", "segmenter")
+SEGMENTER_LIMIT = 300  # full-size frames held in memory for segmenter QAT (384x480x3 float32: 2.2 MB each)
 WHY_NOT = {  # kinds --qat refuses, and why
     "behaviour": "its QAT model trains but fails TFLite's FULLY_CONNECTED scale check at conversion",
     "detector": "its QAT training data (boxes -> heatmap targets) is not wired yet",
-    "segmenter": "its QAT training data (masks, class weights, Dice) is not wired yet",
 }
 TIMEOUT_S = 3600
 
@@ -56,11 +57,36 @@ def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     return str(data["kind"]), dict(data["model"]["config"])
 
 
+def _training_arrays(kind: str, qat: QatConfig, input_shape: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
+    """``x`` and ``y`` (and per-pixel weights ``sw`` for segmenters) for the worker, from the training SPEC."""
+    if kind == "segmenter":
+        from toolkit.data.spec import parse_spec
+        from toolkit.eval.segmenter_data import IGNORE, load_samples, model_input
+
+        samples = load_samples(parse_spec(qat.train_data))
+        count = min(len(samples), qat.limit or len(samples), SEGMENTER_LIMIT)
+        index = np.sort(np.random.default_rng(seed).choice(len(samples), count, replace=False))
+        h, w = input_shape[:2]
+        x = np.empty((count, h, w, 3), np.float32)
+        y = np.zeros((count, h, w), np.uint8)
+        sw = np.zeros((count, h, w), np.float32)
+        for i, j in enumerate(index):
+            image, mask = samples.load(int(j))
+            boxed, boxed_mask, _ = model_input(image, mask, (h, w))
+            x[i] = boxed.astype(np.float32) / 255.0
+            valid = boxed_mask != IGNORE
+            y[i] = np.where(valid, boxed_mask, 0)
+            sw[i] = valid
+        return {"x": x, "y": y, "sw": sw}
+    from toolkit.eval.classifier import load_labelled_images
+
+    data = load_labelled_images(qat.train_data, input_shape, "train", limit=qat.limit)
+    return {"x": data.images, "y": data.labels if kind == "classifier" else data.images}
+
+
 def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int,
                    say: Any = lambda _: None) -> tuple[bytes, dict[str, Any]]:
     """Run the worker; returns the full-int8 flatbuffer and what the fine-tuning did."""
-    from toolkit.eval.classifier import load_labelled_images
-
     kind, config = builder_config(model_path)
     if kind not in QAT_KINDS:
         raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models, not {kind}: "
@@ -68,19 +94,18 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
-    data = load_labelled_images(qat.train_data, tuple(samples.shape[1:]), "train", limit=qat.limit)
-    targets = data.labels if kind == "classifier" else data.images
+    arrays = _training_arrays(kind, qat, tuple(samples.shape[1:]), seed)
     weights = model.get_weights()
     with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
         folder = Path(tmp)
-        np.savez(folder / "arrays.npz", x=data.images, y=targets, calib=calib.calibrate[name],
+        np.savez(folder / "arrays.npz", calib=calib.calibrate[name], **arrays,
                  **{f"w{i}": w for i, w in enumerate(weights)})
         spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
                 "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": qat.batch_size,
                 "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name}
         (folder / "spec.json").write_text(json.dumps(spec))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(data.images)} samples (tf_keras + tfmot)")
+        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(arrays['x'])} samples (tf_keras + tfmot)")
         try:
             proc = subprocess.run([sys.executable, "-m", "toolkit.convert.qat_worker", str(folder / "spec.json")],
                                   capture_output=True, text=True, timeout=TIMEOUT_S, env=env)

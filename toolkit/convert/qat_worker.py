@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-LOSSES = {"classifier": ("probs", "sparse_categorical_crossentropy"), "autoencoder": ("reconstruction", "mse")}
+LOSSES = {"classifier": ("probs", "sparse_categorical_crossentropy"), "autoencoder": ("reconstruction", "mse"),
+          "segmenter": ("mask", "sparse_categorical_crossentropy")}  # segmenter: per-pixel, ignore pixels weigh 0
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +40,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     output, loss = LOSSES[spec["kind"]]
     qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {output: loss})
     x, y = arrays["x"], arrays["y"]
+    weights = {output: arrays["sw"]} if "sw" in arrays.files else None
     tf_keras.utils.set_random_seed(spec["seed"])
-    history = qat.fit(x, {output: y}, epochs=spec["epochs"], batch_size=spec["batch_size"], verbose=0, shuffle=True)
+    history = qat.fit(x, {output: y}, sample_weight=weights, epochs=spec["epochs"], batch_size=spec["batch_size"],
+                      verbose=0, shuffle=True)
     calib = arrays["calib"]
     names = list(model.output_names)
 
