@@ -46,6 +46,12 @@ class QatConfig:
     limit: int | None = 5000  # training samples drawn from the SPEC (seeded)
 
 
+def task_options(model_path: Path) -> dict[str, Any]:
+    """The training task's options recorded in ``MODEL.train.json`` (e.g. a segmenter's class weights)."""
+    manifest = model_path.with_suffix(".train.json")
+    return dict(json.loads(manifest.read_text()).get("task_options") or {}) if manifest.is_file() else {}
+
+
 def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     """(kind, builder config) from ``MODEL.train.json``; UsageError saying what QAT needs when it is missing."""
     manifest = model_path.with_suffix(".train.json")
@@ -57,8 +63,10 @@ def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     return str(data["kind"]), dict(data["model"]["config"])
 
 
-def _training_arrays(kind: str, qat: QatConfig, input_shape: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
-    """``x`` and ``y`` (and per-pixel weights ``sw`` for segmenters) for the worker, from the training SPEC."""
+def _training_arrays(kind: str, qat: QatConfig, input_shape: tuple[int, ...], seed: int,
+                     options: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``x`` and ``y`` (and per-pixel weights ``sw`` for segmenters: the training run's class weights, ignore
+    pixels 0) for the worker, from the training SPEC."""
     if kind == "segmenter":
         from toolkit.data.spec import parse_spec
         from toolkit.eval.segmenter_data import IGNORE, load_samples, model_input
@@ -70,13 +78,14 @@ def _training_arrays(kind: str, qat: QatConfig, input_shape: tuple[int, ...], se
         x = np.empty((count, h, w, 3), np.float32)
         y = np.zeros((count, h, w), np.uint8)
         sw = np.zeros((count, h, w), np.float32)
+        class_weights = np.asarray(options.get("class_weights") or [1.0] * 256, np.float32)
         for i, j in enumerate(index):
             image, mask = samples.load(int(j))
             boxed, boxed_mask, _ = model_input(image, mask, (h, w))
             x[i] = boxed.astype(np.float32) / 255.0
             valid = boxed_mask != IGNORE
             y[i] = np.where(valid, boxed_mask, 0)
-            sw[i] = valid
+            sw[i] = np.where(valid, class_weights[np.minimum(y[i], len(class_weights) - 1)], 0.0)
         return {"x": x, "y": y, "sw": sw}
     from toolkit.eval.classifier import load_labelled_images
 
@@ -94,7 +103,7 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
-    arrays = _training_arrays(kind, qat, tuple(samples.shape[1:]), seed)
+    arrays = _training_arrays(kind, qat, tuple(samples.shape[1:]), seed, task_options(model_path))
     weights = model.get_weights()
     with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
         folder = Path(tmp)
@@ -102,7 +111,9 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
                  **{f"w{i}": w for i, w in enumerate(weights)})
         spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
                 "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": qat.batch_size,
-                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name}
+                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name,
+                # a backbone the training run kept frozen stays frozen (its ranges are still observed)
+                "freeze_prefix": "mnv2_" if task_options(model_path).get("freeze_backbone") else None}
         (folder / "spec.json").write_text(json.dumps(spec))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(arrays['x'])} samples (tf_keras + tfmot)")

@@ -37,6 +37,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                          f"{[w.shape for w in weights][:4]}...: the config does not describe this model")
     model.set_weights(weights)
     qat = tfmot.quantization.keras.quantize_model(model)
+    prefix = spec.get("freeze_prefix")
+    if prefix:
+        for layer in qat.layers:
+            if layer.name.removeprefix("quant_").startswith(prefix):
+                layer.trainable = False
     output, loss = LOSSES[spec["kind"]]
     qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {output: loss})
     x, y = arrays["x"], arrays["y"]
