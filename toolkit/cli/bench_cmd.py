@@ -11,7 +11,14 @@ import argparse
 import sys
 from typing import Any
 
-from toolkit.cli.common import add_json_flag, int_list, non_negative_int, positive_float, positive_int
+from toolkit.cli.common import (
+    add_json_flag,
+    add_task_flag,
+    int_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = "benchmark .tflite models: latency percentiles, memory, host fingerprint; stored for reports"
 DESCRIPTION = """Benchmark .tflite models on this machine (or a remote one over SSH).
@@ -115,9 +122,7 @@ def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
     matrix.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                         help="untimed invokes before timing (default 10)")
     matrix.add_argument("--seed", type=int, default=0, help="calibration sampling and random inputs (default 0)")
-    matrix.add_argument("--task", metavar="KIND",
-                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, ...): its "
-                             "inputs and outputs are matched to that kind's by position")
+    add_task_flag(matrix)
     matrix.add_argument("--out-dir", metavar="DIR", help="write the converted models here and keep them "
                                                          "(default: a temporary folder, deleted unless --keep)")
     matrix.add_argument("--keep", action="store_true", help="keep the temporary folder of converted models")

@@ -58,6 +58,29 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
+TASK_HELP = ("score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, autoencoder, "
+             "vae_encoder, vae_decoder): its inputs and outputs are matched to that kind's by position")
+
+
+def add_task_flag(parser: argparse.ArgumentParser) -> None:
+    """``--task KIND`` (eval, convert, quant-report, bench matrix)."""
+    parser.add_argument("--task", metavar="KIND", help=TASK_HELP)
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: TensorFlow's own logging (silenced by default); apply with :func:`apply_verbose`."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow's own logging through (silenced by default)")
+
+
+def apply_verbose(args: argparse.Namespace) -> None:
+    """Call first in ``run()``: keras_export reads TOOLKIT_VERBOSE when it is first imported."""
+    if getattr(args, "verbose", False):
+        import os
+
+        os.environ["TOOLKIT_VERBOSE"] = "1"
+
+
 def emit(result: Any, as_json: bool, render: Callable[[Any], str]) -> None:
     """Print ``result`` as JSON or as human text."""
     if as_json:

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 
 from toolkit.capabilities import IO_TYPES, QUANT_MODES
-from toolkit.cli.common import StatusLine, add_json_flag, emit, non_negative_int, positive_int
+from toolkit.cli.common import (
+    StatusLine,
+    add_json_flag,
+    add_task_flag,
+    add_verbose_flag,
+    apply_verbose,
+    emit,
+    non_negative_int,
+    positive_int,
+)
 
 HELP = "convert a Keras model to .tflite (fp32, fp16, dynamic or full int8) with a provenance manifest"
 DESCRIPTION = HELP + """
@@ -67,24 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "int8; classifier and autoencoder models (not the behaviour Transformer: its QAT model does not "
                              "convert)")
     parser.add_argument("--train-data", metavar="SPEC", help="training data for --qat (e.g. mnist:split=train)")
-    parser.add_argument("--task", metavar="KIND",
-                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
-                             "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
-                             "kind's by position")
+    add_task_flag(parser)
     parser.add_argument("--eval-limit", type=positive_int, metavar="N",
                         help="score at most N samples in the gate (default: the whole split)")
     parser.add_argument("--target", choices=["cpu", "edgetpu"], default="cpu",
                         help="edgetpu: check (and, with edgetpu_compiler on PATH, compile) for the Coral Edge TPU")
-    parser.add_argument("--verbose", action="store_true",
-                        help="let TensorFlow's own logging through (silenced by default)")
+    add_verbose_flag(parser)
     add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.verbose:
-        import os
-
-        os.environ["TOOLKIT_VERBOSE"] = "1"  # read when keras_export is first imported, below
+    apply_verbose(args)
     from toolkit.convert import ConvertConfig, convert
     from toolkit.errors import UsageError
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from toolkit.cli.common import StatusLine, add_json_flag, emit, positive_int
+from toolkit.cli.common import (
+    StatusLine,
+    add_json_flag,
+    add_task_flag,
+    emit,
+    positive_int,
+)
 
 HELP = "score a .keras or .tflite model on real data with the same metric code (baselines beside it)"
 DESCRIPTION = HELP + """
@@ -30,10 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, help="score at most N samples")
     parser.add_argument("--threads", type=positive_int, help="interpreter threads for .tflite (default: all cores)")
     parser.add_argument("--part", help="a named sub-model of a .keras file (e.g. decoder)")
-    parser.add_argument("--task", metavar="KIND",
-                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
-                             "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
-                             "kind's by position")
+    add_task_flag(parser)
     parser.add_argument("--companion", help="a second model some kinds need (e.g. the VAE decoder .tflite)")
     parser.add_argument("--out-dir", help="where artifacts such as sample grids are written")
     parser.add_argument("--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolkit.cli.common import StatusLine, add_json_flag, emit, positive_int
+from toolkit.cli.common import (
+    StatusLine,
+    add_json_flag,
+    add_task_flag,
+    add_verbose_flag,
+    apply_verbose,
+    emit,
+    positive_int,
+)
 
 HELP = "int8 error of every layer against float (TFLite's quantization debugger), worst first, with a plot"
 DESCRIPTION = HELP + """
@@ -27,23 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how calibration images are fitted (default auto: as the device feeds the kind)")
     parser.add_argument("--eval", metavar="DATA", dest="eval_data",
                         help="also score the float and int8 models on DATA")
-    parser.add_argument("--task", metavar="KIND",
-                        help="score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, "
-                             "autoencoder, vae_encoder, vae_decoder): its inputs and outputs are matched to that "
-                             "kind's by position")
+    add_task_flag(parser)
     parser.add_argument("-o", "--output", help="write the full report: .md (+ .png), .html or .json")
     parser.add_argument("--top", type=positive_int, default=15, help="layers printed (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling calibration data (default 0)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="let TensorFlow's own logging through (silenced by default)")
+    add_verbose_flag(parser)
     add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.verbose:
-        import os
-
-        os.environ["TOOLKIT_VERBOSE"] = "1"  # read when keras_export is first imported, below
+    apply_verbose(args)
     import tempfile
 
     from toolkit.convert import ConvertConfig
