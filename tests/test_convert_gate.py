@@ -59,6 +59,13 @@ def test_gate_fails_with_exit_4_and_keeps_the_marked_output(classifier: Path, tm
     assert manifest["accuracy_gate"]["drop"] > 0.05
 
 
+def test_a_gate_that_cannot_run_is_refused_before_anything_is_written(classifier: Path, tmp_path: Path) -> None:
+    bad = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--quantize", "fp32", "--eval",
+                  "bogus:split=test")
+    assert_one_line_error(bad, 2, "unknown dataset 'bogus'")
+    assert not list(tmp_path.iterdir())
+
+
 def test_max_drop_needs_eval(classifier: Path, tmp_path: Path) -> None:
     proc = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--quantize", "fp32",
                    "--max-drop", "0.1")

@@ -60,6 +60,10 @@ def test_markdown_and_html_with_the_plot_and_the_model_gate(sequential: Path, tm
     bad = run_cli("quant-report", str(sequential), "--calib", "mnist:split=train,limit=200", "-o",
                   str(tmp_path / "r.txt"))
     assert_one_line_error(bad, 2, "write a .md, .html or .json report")
+    (tmp_path / "a_file").write_text("")
+    blocked = run_cli("quant-report", str(sequential), "--calib", "mnist:split=train,limit=200", "-o",
+                      str(tmp_path / "a_file" / "r.md"))
+    assert_one_line_error(blocked, 2, "is a file, not a folder")
 
 
 def test_eval_of_a_model_of_no_kind_needs_and_takes_a_task(sequential: Path) -> None:

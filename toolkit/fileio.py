@@ -132,3 +132,22 @@ def library_versions(dists: tuple[str, ...] = DEFAULT_LIBRARIES) -> dict[str, st
         except PackageNotFoundError:
             continue
     return out
+
+
+def check_writable(path: str | os.PathLike[str] | None, flag: str) -> None:
+    """UsageError (exit 2) before any work when ``path`` cannot be written: a directory, a file where a folder is
+    needed, or a nearest existing folder that is not writable (the writers create missing folders)."""
+    from toolkit.errors import UsageError
+
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UsageError(f"{flag} {target} is a directory; give a file name")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {target}: folder {parent} is not writable")

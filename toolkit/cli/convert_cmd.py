@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     if args.auto_keep_float and (not args.eval_data or args.keep_float):
         raise UsageError("--auto-keep-float needs --eval DATA (it stops when the drop is within --max-drop) and "
                          "chooses the layers itself (no --keep-float)")
+    if args.eval_data:
+        from toolkit.eval.gate import check_gate
+
+        check_gate(args.model, args.eval_data, args.task)  # before anything is written
     with StatusLine("convert") as status:
         gate = None
         if args.auto_keep_float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.cli.common import (
     StatusLine,
@@ -14,6 +15,9 @@ from toolkit.cli.common import (
     emit,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from toolkit.convert.quant_report import QuantReport
 
 HELP = "int8 error of every layer against float (TFLite's quantization debugger), worst first, with a plot"
 DESCRIPTION = HELP + """
@@ -48,13 +52,18 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from toolkit.convert import ConvertConfig
-    from toolkit.convert.quant_report import plot_png, quant_report, render_html, render_markdown, render_text
+    from toolkit.convert.quant_report import quant_report, render_text
     from toolkit.errors import UsageError
-    from toolkit.fileio import atomic_path
+    from toolkit.fileio import check_writable
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".md", ".html", ".json"):
         raise UsageError(f"-o {out}: write a .md, .html or .json report")
+    check_writable(out, "-o")
+    if args.eval_data:
+        from toolkit.eval.gate import check_gate
+
+        check_gate(args.model, args.eval_data, args.task)
     config = ConvertConfig(calib=args.calib, calib_samples=args.calib_samples, calib_resize=args.calib_resize,
                            seed=args.seed, task=args.task)
     with StatusLine("quant-report") as status:
@@ -70,23 +79,36 @@ def run(args: argparse.Namespace) -> int:
                 convert(Path(args.model), int8, config)
                 report.gate = accuracy_gate(args.model, int8, args.eval_data, task=args.task).as_dict()
     if out is not None:
-        if out.suffix == ".json":
-            import json
-
-            with atomic_path(out) as tmp_out:
-                tmp_out.write_text(json.dumps(report.as_dict(), indent=2))
-        elif out.suffix == ".md":
-            png = out.with_suffix(".png")
-            with atomic_path(png) as tmp_png:
-                plot_png(report, tmp_png)
-            with atomic_path(out) as tmp_out:
-                tmp_out.write_text(render_markdown(report, png.name))
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                png = Path(tmp) / "plot.png"
-                plot_png(report, png)
-                with atomic_path(out) as tmp_out:
-                    tmp_out.write_text(render_html(report, png))
+        try:
+            _write(report, out)
+        except OSError as exc:
+            raise UsageError(f"-o {out}: cannot write the report ({exc.strerror or exc})") from None
     emit(report.as_dict(), args.json,
          lambda _: render_text(report, args.top) + (f"\nwrote {out}" if out is not None else ""))
     return 0
+
+
+def _write(report: QuantReport, out: Path) -> None:
+    """The report as .json, .md (+ .png beside it) or .html (plot embedded), each file written atomically."""
+    import tempfile
+
+    from toolkit.convert.quant_report import plot_png, render_html, render_markdown
+    from toolkit.fileio import atomic_path
+
+    if out.suffix == ".json":
+        import json
+
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_text(json.dumps(report.as_dict(), indent=2))
+    elif out.suffix == ".md":
+        png = out.with_suffix(".png")
+        with atomic_path(png) as tmp_png:
+            plot_png(report, tmp_png)
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_text(render_markdown(report, png.name))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "plot.png"
+            plot_png(report, png)
+            with atomic_path(out) as tmp_out:
+                tmp_out.write_text(render_html(report, png))

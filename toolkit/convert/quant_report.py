@@ -188,7 +188,7 @@ def plot_png(report: QuantReport, path: Path) -> None:
     cv2.putText(image, f"{top:.2f}", (5, margin + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, "0", (20, y(0.0) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     if not cv2.imwrite(str(path), image):
-        raise ToolkitError(f"cannot write {path}")
+        raise OSError(f"cannot write {path}")
 
 
 def render_markdown(report: QuantReport, png_name: str | None) -> str:

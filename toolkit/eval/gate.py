@@ -62,6 +62,18 @@ class GateResult:
                 f"converted on {self.samples} samples of {self.data} (drop {self.drop:+.4f}, limit {self.max_drop:g})")
 
 
+def check_gate(float_model: str | Path, data: str, task: str | None = None) -> None:
+    """UsageError before any conversion when the gate could not score ``float_model`` on ``data``: a bad SPEC,
+    or a model of no toolkit kind without ``--task``."""
+    from toolkit.data.spec import parse_spec
+    from toolkit.eval import evaluator_for
+    from toolkit.eval.predictor import as_task, load_predictor
+
+    parse_spec(data)
+    with as_task(load_predictor(float_model), task) as predictor:
+        evaluator_for(predictor.kind, float_model)
+
+
 def accuracy_gate(float_model: str | Path, converted: str | Path, data: str, max_drop: float | None = None,
                   limit: int | None = None, threads: int | None = None, task: str | None = None) -> GateResult:
     """Score both models on ``data`` (the same samples) and compare their headline metric."""

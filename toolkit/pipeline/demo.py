@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError
+from toolkit.fileio import check_writable
 from toolkit.pipeline.config import PipelineConfig, parse_address
 from toolkit.pipeline.outputs import (
     FOURCC,
@@ -163,21 +164,6 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _check_writable(path: str | None, flag: str) -> None:
-    if path is None:
-        return
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise UsageError(f"{flag} {target} is a directory; give a file name")
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # the writer creates missing folders: the nearest existing one must be writable
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {target}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {target}: folder {parent} is not writable")
-
-
 def auto_threads(config: PipelineConfig) -> int:
     """Interpreter threads per model: the configured number, else half the usable cores when pipelined (the
     stage threads already keep the cores busy; on 2 cores one interpreter thread costs less CPU per frame than two,
@@ -212,8 +198,8 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     if cfg.record and Path(cfg.record).suffix.lower() not in FOURCC:
         raise UsageError(f"--record {cfg.record}: use a .mp4 (mp4v) or .avi (MJPG) file name (H.264 writing is not "
                          "available in the pip OpenCV builds)")
-    _check_writable(cfg.record, "--record")
-    _check_writable(cfg.events, "--events")
+    check_writable(cfg.record, "--record")
+    check_writable(cfg.events, "--events")
     parse_spec(cfg.source)  # a missing file or a bad spec is reported before anything is opened
     if cfg.oracle_detections and parse_spec(cfg.source)[0] != "synthetic":
         raise UsageError("oracle_detections needs the synthetic source (the only one with true boxes)")
