@@ -17,7 +17,7 @@ EVAL = "mnist:split=test"
 
 
 @pytest.fixture(scope="module")
-def broken(tmp_path_factory) -> Path:
+def broken(tmp_path_factory, shared: Path) -> Path:
     require_tf()
     import keras
 

@@ -16,7 +16,7 @@ OVERRIDES: dict[str, object] = {}  # the zoo classifier's architecture (38k para
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory) -> Path:
+def classifier(tmp_path_factory, shared: Path) -> Path:
     require_tf()
     import keras
 

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.shared]
 
 
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory) -> Path:
+def sequential(tmp_path_factory, shared: Path) -> Path:
     """A Sequential MNIST classifier with Keras' default names (no toolkit kind), trained a few seconds."""
     require_tf()
     import keras
