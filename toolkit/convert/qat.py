@@ -15,6 +15,7 @@ over a sequence), so it is refused rather than half-supported.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -28,13 +29,13 @@ import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
 
-QAT_KINDS = ("classifier", "autoencoder", "segmenter")
-SEGMENTER_LIMIT = 300  # full-size frames held in memory for segmenter QAT (384x480x3 float32: 2.2 MB each)
+QAT_KINDS = ("classifier", "autoencoder", "segmenter", "detector")
+FRAME_LIMIT = 300  # full-size training items held for detector/segmenter QAT (384x480x3 uint8: 0.55 MB each)
 WHY_NOT = {  # kinds --qat refuses, and why
     "behaviour": "its QAT model trains but fails TFLite's FULLY_CONNECTED scale check at conversion",
-    "detector": "its QAT training data (boxes -> heatmap targets) is not wired yet",
 }
 TIMEOUT_S = 3600
+BATCH_SIZE = {"classifier": 64, "autoencoder": 64, "segmenter": 8, "detector": 8}  # full frames: small batches
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class QatConfig:
     epochs: int
     train_data: str
     learning_rate: float = 1e-4  # fine-tuning a trained model: small steps
-    batch_size: int = 64
+    batch_size: int | None = None  # None = per kind: BATCH_SIZE
     limit: int | None = 5000  # training samples drawn from the SPEC (seeded)
 
 
@@ -50,6 +51,19 @@ def task_options(model_path: Path) -> dict[str, Any]:
     """The training task's options recorded in ``MODEL.train.json`` (e.g. a segmenter's class weights)."""
     manifest = model_path.with_suffix(".train.json")
     return dict(json.loads(manifest.read_text()).get("task_options") or {}) if manifest.is_file() else {}
+
+
+def recorded_options(kind: str, options: dict[str, Any]) -> Any:
+    """The training task's options dataclass for a detector or segmenter from what ``MODEL.train.json``
+    recorded (keys this version does not know are dropped, missing ones take the defaults)."""
+    import dataclasses
+
+    if kind == "detector":
+        from toolkit.train.task_detector import DetectorTaskOptions as Options
+    else:
+        from toolkit.train.task_segmenter import SegmenterTaskOptions as Options
+    fields = {f.name for f in dataclasses.fields(Options)}
+    return Options(**{k: v for k, v in options.items() if k in fields})
 
 
 def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
@@ -63,34 +77,57 @@ def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     return str(data["kind"]), dict(data["model"]["config"])
 
 
-def _training_arrays(kind: str, qat: QatConfig, input_shape: tuple[int, ...], seed: int,
-                     options: dict[str, Any]) -> dict[str, np.ndarray]:
-    """``x`` and ``y`` (and per-pixel weights ``sw`` for segmenters: the training run's class weights, ignore
-    pixels 0) for the worker, from the training SPEC."""
-    if kind == "segmenter":
-        from toolkit.data.spec import parse_spec
-        from toolkit.eval.segmenter_data import IGNORE, load_samples, model_input
+def _task_items(kind: str, qat: QatConfig, model_path: Path, input_hw: tuple[int, int], seed: int,
+                count: int) -> list[tuple[np.ndarray, Any]]:
+    """The first ``count`` augmented items (at most one epoch) of the training task itself -- its extra data,
+    augmentation and targets -- at the whole model input: the network fine-tunes on what it was trained on, at
+    the size it is converted at."""
+    import dataclasses
 
-        samples = load_samples(parse_spec(qat.train_data))
-        count = min(len(samples), qat.limit or len(samples), SEGMENTER_LIMIT)
-        index = np.sort(np.random.default_rng(seed).choice(len(samples), count, replace=False))
-        h, w = input_shape[:2]
-        x = np.empty((count, h, w, 3), np.float32)
-        y = np.zeros((count, h, w), np.uint8)
-        sw = np.zeros((count, h, w), np.float32)
-        class_weights = np.asarray(options.get("class_weights") or [1.0] * 256, np.float32)
-        for i, j in enumerate(index):
-            image, mask = samples.load(int(j))
-            boxed, boxed_mask, _ = model_input(image, mask, (h, w))
-            x[i] = boxed.astype(np.float32) / 255.0
-            valid = boxed_mask != IGNORE
-            y[i] = np.where(valid, boxed_mask, 0)
-            sw[i] = np.where(valid, class_weights[np.minimum(y[i], len(class_weights) - 1)], 0.0)
-        return {"x": x, "y": y, "sw": sw}
+    from toolkit.data.spec import parse_spec
+    from toolkit.models import config_for
+    from toolkit.train.config import TrainConfig
+
+    manifest = json.loads(model_path.with_suffix(".train.json").read_text())
+    model_config = config_for(kind, dict(manifest["model"]["config"]))
+    config = TrainConfig(seed=seed)
+    options = recorded_options(kind, task_options(model_path))
+    if kind == "detector":
+        from toolkit.train.task_detector import DetectorItems
+
+        options = dataclasses.replace(options, crop_height=0, crop_width=0)
+        val = (manifest.get("train_config") or {}).get("val_data") or qat.train_data
+        data: Any = DetectorItems(parse_spec(qat.train_data), parse_spec(val), config, options, model_config)
+    else:
+        from toolkit.train.task_segmenter import SegmenterItems
+
+        data = SegmenterItems(parse_spec(qat.train_data), config, options, model_config, train_hw=input_hw)
+    size = data.train_size if kind == "detector" else data.per_epoch
+    items = list(itertools.islice(data.train_epoch(0), min(count, size)))
+    if not items:
+        raise UsageError(f"--train-data {qat.train_data}: no training items")
+    return items
+
+
+def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: tuple[int, ...],
+                     seed: int) -> dict[str, np.ndarray]:
+    """The worker's arrays: ``x`` (float32 [0, 1], or uint8 it scales) and ``y:NAME`` per output trained.
+
+    Classifier and autoencoder: labelled images of the SPEC. Detector and segmenter: items of their own training
+    task (:func:`_task_items`: extra data, augmentation, heatmap/box targets or masks with ignore pixels),
+    at most ``FRAME_LIMIT`` full-size frames."""
+    if kind in ("detector", "segmenter"):
+        count = min(qat.limit or FRAME_LIMIT, FRAME_LIMIT)
+        items = _task_items(kind, qat, model_path, tuple(input_shape[:2]), seed, count)
+        x = np.stack([image for image, _ in items]).astype(np.uint8)
+        if kind == "segmenter":
+            return {"x": x, "y:mask": np.stack([mask for _, mask in items]).astype(np.int32)}
+        return {"x": x, **{f"y:{name}": np.stack([t[name] for _, t in items]) for name in ("heatmap", "box")}}
     from toolkit.eval.classifier import load_labelled_images
 
     data = load_labelled_images(qat.train_data, input_shape, "train", limit=qat.limit)
-    return {"x": data.images, "y": data.labels if kind == "classifier" else data.images}
+    output = "probs" if kind == "classifier" else "reconstruction"
+    return {"x": data.images, f"y:{output}": data.labels if kind == "classifier" else data.images}
 
 
 def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int,
@@ -103,15 +140,17 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
-    arrays = _training_arrays(kind, qat, tuple(samples.shape[1:]), seed, task_options(model_path))
+    arrays = _training_arrays(kind, qat, model_path, tuple(samples.shape[1:]), seed)
     weights = model.get_weights()
+    batch_size = qat.batch_size or BATCH_SIZE[kind]
     with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
         folder = Path(tmp)
         np.savez(folder / "arrays.npz", calib=calib.calibrate[name], **arrays,
                  **{f"w{i}": w for i, w in enumerate(weights)})
         spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
-                "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": qat.batch_size,
+                "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": batch_size,
                 "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name,
+                "task_options": task_options(model_path),
                 # a backbone the training run kept frozen stays frozen (its ranges are still observed)
                 "freeze_prefix": "mnv2_" if task_options(model_path).get("freeze_backbone") else None}
         (folder / "spec.json").write_text(json.dumps(spec))
@@ -128,4 +167,4 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         flatbuffer = (folder / "qat.tflite").read_bytes()
     return flatbuffer, {"kind": kind, "train_data": qat.train_data, "learning_rate": qat.learning_rate,
-                        "batch_size": qat.batch_size, **result}
+                        "batch_size": batch_size, **result}

@@ -16,8 +16,68 @@ from typing import Any
 
 import numpy as np
 
-LOSSES = {"classifier": ("probs", "sparse_categorical_crossentropy"), "autoencoder": ("reconstruction", "mse"),
-          "segmenter": ("mask", "sparse_categorical_crossentropy")}  # segmenter: per-pixel, ignore pixels weigh 0
+RANGE_BATCHES = 8  # calibration batches that set the activation ranges before fine-tuning
+
+
+def losses(kind: str, options: dict[str, Any], tf_keras: Any) -> dict[str, Any]:
+    """The training task's loss per output name, for the tf_keras QAT model."""
+    if kind == "classifier":
+        return {"probs": "sparse_categorical_crossentropy"}
+    if kind == "autoencoder":
+        return {"reconstruction": "mse"}
+    from toolkit.convert.qat import recorded_options
+
+    if kind == "detector":
+        from toolkit.models.detector import detector_losses
+
+        return detector_losses(tf_keras, box_weight=recorded_options(kind, options).box_weight)
+    if kind == "segmenter":
+        from toolkit.models.segmenter import CLASS_NAMES
+        from toolkit.train.task_segmenter import segmentation_loss
+
+        task = recorded_options(kind, options)
+        dice = tuple(CLASS_NAMES.index(c) for c in task.dice_classes)
+        return {"mask": segmentation_loss(np.asarray(task.class_weights, np.float32), task.dice_weight, dice)}
+    raise ValueError(f"no QAT loss for {kind}")
+
+
+def set_ranges(qat: Any, calib: np.ndarray, batch_size: int) -> int:
+    """Start every activation range at the calibration data's, as post-training quantization would.
+
+    tfmot starts each range at [-6, 6] and moves it by an EMA of 0.999 per training step: a short fine-tuning
+    ends with ranges still near +-6 (a [0, 1] softmax quantized in steps of 0.05). Eager forward passes in
+    training mode over the calibration batches, with tfmot's decay (a constant) swapped for k / (k + 1) while
+    they run, make each range the mean of the batch ranges; batch-norm statistics those passes move are put back.
+    The swap ends before fine-tuning and export are traced. Returns the batches used."""
+    import tensorflow as tf
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    original = quant_ops.MovingAvgQuantize
+    moving = [w for w in qat.weights if "moving_" in w.name]
+    saved = [w.numpy() for w in moving]
+    batches = [calib[i:i + batch_size] for i in range(0, len(calib), batch_size)][:RANGE_BATCHES]
+    try:
+        for k, batch in enumerate(batches):
+            decay = tf.constant(k / (k + 1), tf.float32)
+            quant_ops.MovingAvgQuantize = lambda *a, ema_decay=None, _d=decay, **kw: original(*a, ema_decay=_d, **kw)
+            qat(batch, training=True)
+    finally:
+        quant_ops.MovingAvgQuantize = original
+    for w, value in zip(moving, saved, strict=True):
+        w.assign(value)
+    return len(batches)
+
+
+def activation_ranges(qat: Any) -> dict[str, list[float]]:
+    """Every activation range of a QAT model (weight ranges excluded): variable name -> [min, max]."""
+    found: dict[str, list[float]] = {}
+    for w in qat.weights:
+        name = w.name.split(":")[0]
+        if name.endswith("_min") and "kernel" not in name and "depthwise" not in name:
+            top = [v for v in qat.weights if v.name.split(":")[0] == name[:-4] + "_max"]
+            if top:
+                found[name[:-4]] = [float(np.min(w.numpy())), float(np.max(top[0].numpy()))]
+    return found
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -42,14 +102,16 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         for layer in qat.layers:
             if layer.name.removeprefix("quant_").startswith(prefix):
                 layer.trainable = False
-    output, loss = LOSSES[spec["kind"]]
-    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {output: loss})
-    x, y = arrays["x"], arrays["y"]
-    weights = {output: arrays["sw"]} if "sw" in arrays.files else None
-    tf_keras.utils.set_random_seed(spec["seed"])
-    history = qat.fit(x, {output: y}, sample_weight=weights, epochs=spec["epochs"], batch_size=spec["batch_size"],
-                      verbose=0, shuffle=True)
     calib = arrays["calib"]
+    range_batches = set_ranges(qat, calib, spec["batch_size"])
+    started = activation_ranges(qat)
+    loss = losses(spec["kind"], spec.get("task_options") or {}, tf_keras)
+    x = arrays["x"]
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+    y = {name.removeprefix("y:"): arrays[name] for name in arrays.files if name.startswith("y:")}
+    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {k: loss[k] for k in y})
+    tf_keras.utils.set_random_seed(spec["seed"])
+    history = qat.fit(x, y, epochs=spec["epochs"], batch_size=spec["batch_size"], verbose=0, shuffle=True)
     names = list(model.output_names)
 
     # Export with the model's own input and output names (tfmot renames layers "quant_*"): a batch-1 signature.
@@ -68,7 +130,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     converter.inference_input_type = dtype
     converter.inference_output_type = dtype
     Path(spec["output"]).write_bytes(bytes(converter.convert()))
-    return {"loss": [float(v) for v in history.history["loss"]], "epochs": spec["epochs"], "samples": int(len(x))}
+    return {"loss": [float(v) for v in history.history["loss"]], "epochs": spec["epochs"], "samples": int(len(x)),
+            "range_batches": range_batches,
+            "ranges_from_calibration": sum(1 for lo, hi in started.values() if (lo, hi) != (-6.0, 6.0)),
+            "ranges": len(started)}
 
 
 def main() -> int:

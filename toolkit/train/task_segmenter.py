@@ -165,6 +165,57 @@ def _check_labels(pool: Pool, spec: str, num_classes: int) -> None:
                          "(set model.num_classes)")
 
 
+class SegmenterItems:
+    """The segmenter's training items as plain numpy, independent of any input pipeline.
+
+    Loads the main and extra pools once (letterboxed uint8 inputs and masks); ``train_epoch(k)`` yields epoch
+    ``k``'s augmented ``(image uint8 (h, w, 3), mask uint8 (h, w))`` items, windows of ``train_hw`` (the whole
+    input when it equals the input size), drawn from ``numpy.random.default_rng([seed, k])``. Used by
+    :meth:`SegmenterTask.datasets` and by quantization-aware training (:mod:`toolkit.convert.qat`).
+    """
+
+    def __init__(self, train: DataSpec, config: TrainConfig, options: SegmenterTaskOptions, model_config: Any,
+                 train_hw: tuple[int, int] | None = None) -> None:
+        classes = int(model_config.num_classes)
+        check_options(options, classes)
+        self.config, self.options = config, options
+        self.input_hw = (int(model_config.input_shape[0]), int(model_config.input_shape[1]))
+        multiple = 16 if getattr(model_config, "backbone", "unet") == "mobilenet_v2" else 8
+        self.train_hw = train_hw or crop_hw(options, self.input_hw, multiple)
+        self.main = load_samples(train)
+        self.pools = [make_pool(self.main, self.input_hw)]
+        self.extra = None
+        if options.extra_data:
+            self.extra = load_samples(parse_spec(options.extra_data))
+            self.pools.append(make_pool(self.extra, self.input_hw))
+        for pool, spec in zip(self.pools, [str(train), options.extra_data], strict=False):
+            _check_labels(pool, spec, classes)
+        self.items = [(0, i) for i in range(len(self.main))]
+        if self.extra is not None:
+            self.items += [(1, i) for _ in range(options.extra_repeat) for i in range(len(self.extra))]
+        self.per_epoch = min(options.per_epoch, len(self.items)) if options.per_epoch else len(self.items)
+        self.augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
+
+    def train_epoch(self, epoch: int):
+        """Epoch ``epoch``'s augmented items (flip/scale/crop, window, colour jitter), seeded ``[seed, epoch]``."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        for k in rng.permutation(len(self.items))[:self.per_epoch]:
+            p, i = self.items[k]
+            image, mask = self.pools[p].images[i], self.pools[p].masks[i]
+            if self.config.augment:
+                image, mask = augment_segmentation(image, mask, rng, self.augment, jitter=False)
+            if self.train_hw != self.input_hw:
+                image, mask = random_window(image, mask, self.train_hw, rng, self.options.person_crop)
+            if self.config.augment:  # after the window: colour jitter costs per pixel
+                image = color_jitter(image, rng, self.augment)
+            yield image, mask
+
+    def describe(self) -> dict[str, Any]:
+        return {"train": self.main.describe, "extra": self.extra.describe if self.extra is not None else None,
+                "per_epoch": self.per_epoch, "pool": len(self.items), "input_hw": list(self.input_hw),
+                "train_hw": list(self.train_hw), "augment": bool(self.config.augment)}
+
+
 class SegmenterTask:
     kind = "segmenter"
     default_data = "synthetic:split=train,scenes=24,frames=200,every=5"
@@ -176,62 +227,33 @@ class SegmenterTask:
         """tf.data pipelines of (image float32 [0, 1], {"mask": int32 labels, 255 = ignore}), batched."""
         import tensorflow as tf
 
-        classes = int(model_config.num_classes)
-        check_options(options, classes)
-        input_hw = (int(model_config.input_shape[0]), int(model_config.input_shape[1]))
-        train_hw = crop_hw(options, input_hw, 16 if getattr(model_config, "backbone", "unet") == "mobilenet_v2" else 8)
-        main = load_samples(train)
-        pools = [make_pool(main, input_hw)]
-        extra = None
-        if options.extra_data:
-            extra = load_samples(parse_spec(options.extra_data))
-            pools.append(make_pool(extra, input_hw))
-        for pool, spec in zip(pools, [str(train), options.extra_data], strict=False):
-            _check_labels(pool, spec, classes)
-        items = [(0, i) for i in range(len(main))]
-        if extra is not None:
-            items += [(1, i) for _ in range(options.extra_repeat) for i in range(len(extra))]
-        n_epoch = min(options.per_epoch, len(items)) if options.per_epoch else len(items)
-        augment = AugmentConfig(scale=(options.scale_min, options.scale_max))
+        data = SegmenterItems(train, config, options, model_config)
         epoch = {"n": 0}
 
-        def encode(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-            return image, {"mask": mask.astype(np.int32)}  # uint8: unit_batches scales it to [0, 1]
-
         def train_items():
-            rng = np.random.default_rng([config.seed, epoch["n"]])
             epoch["n"] += 1
-            for k in rng.permutation(len(items))[:n_epoch]:
-                p, i = items[k]
-                image, mask = pools[p].images[i], pools[p].masks[i]
-                if config.augment:
-                    image, mask = augment_segmentation(image, mask, rng, augment, jitter=False)
-                if train_hw != input_hw:
-                    image, mask = random_window(image, mask, train_hw, rng, options.person_crop)
-                if config.augment:  # after the window: colour jitter costs per pixel
-                    image = color_jitter(image, rng, augment)
-                yield encode(image, mask)
+            for image, mask in data.train_epoch(epoch["n"] - 1):
+                yield image, {"mask": mask.astype(np.int32)}  # uint8: unit_batches scales it to [0, 1]
 
         val_samples = load_samples(val) if val is not None else None
-        val_pool = make_pool(val_samples, input_hw) if val_samples is not None else None
+        val_pool = make_pool(val_samples, data.input_hw) if val_samples is not None else None
 
         def val_items():
             for i in range(len(val_pool.images)):
-                yield encode(val_pool.images[i], val_pool.masks[i])
+                yield val_pool.images[i], {"mask": val_pool.masks[i].astype(np.int32)}
 
         def signature(h: int, w: int) -> tuple:
             return tf.TensorSpec((h, w, 3), tf.uint8), {"mask": tf.TensorSpec((h, w), tf.int32)}
 
-        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*train_hw))
+        train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*data.train_hw))
         val_ds = None
         if val_pool is not None:
-            val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*input_hw))
+            val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*data.input_hw))
             val_ds = unit_batches(val_ds, config.batch_size, cache=True)
-        describe = {"train": main.describe, "extra": extra.describe if extra is not None else None,
-                    "val": val_samples.describe if val_samples is not None else None,
-                    "per_epoch": n_epoch, "pool": len(items), "input_hw": list(input_hw), "train_hw": list(train_hw),
-                    "augment": bool(config.augment)}
-        return Datasets(train=unit_batches(train_ds, config.batch_size), val=val_ds, train_size=n_epoch,
+        describe = data.describe()
+        describe = {"train": describe.pop("train"), "extra": describe.pop("extra"),
+                    "val": val_samples.describe if val_samples is not None else None, **describe}
+        return Datasets(train=unit_batches(train_ds, config.batch_size), val=val_ds, train_size=data.per_epoch,
                         val_size=len(val_pool.images) if val_pool is not None else 0, describe=describe)
 
     def compile(self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int) -> None:
