@@ -82,3 +82,47 @@ def test_qat_of_a_segmenter_trains_on_masks_and_converts(tmp_path: Path) -> None
     refused = run_cli("convert", str(path), "-o", str(tmp_path / "b.tflite"), "--calib", frames, "--qat", "1",
                       "--train-data", frames, "--keep-float", "mask")
     assert_one_line_error(refused, 2, "--qat trains for full int8 with the default backend (no --keep-float)")
+
+
+def _untrained(kind: str, overrides: dict, folder: Path, task_options: dict | None = None) -> Path:
+    """A freshly built toolkit model with the training manifest QAT reads (kind, builder config, task options)."""
+    from toolkit.models import build_model, config_for
+
+    path = folder / f"{kind}.keras"
+    build_model(kind, overrides).save(path)
+    config = dataclasses.asdict(config_for(kind, overrides))
+    path.with_suffix(".train.json").write_text(json.dumps({"kind": kind, "model": {"config": config},
+                                                           "task_options": task_options or {}}))
+    return path
+
+
+def test_qat_of_a_detector_trains_on_its_task_targets_and_converts(tmp_path: Path) -> None:
+    require_tf()
+    path = _untrained("detector", {"input_shape": [64, 96, 3], "width": 0.25}, tmp_path, {"box_weight": 4.0})
+    frames = "synthetic:split=train,scenes=1,frames=40,every=4"
+    out = tmp_path / "det_qat.tflite"
+    proc = run_cli("convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    qat = manifest["qat"]
+    assert qat["kind"] == "detector" and qat["samples"] == 10 and qat["batch_size"] == 8
+    # every activation range started at the calibration data's, not at tfmot's [-6, 6]
+    assert qat["ranges"] > 10 and qat["ranges_from_calibration"] == qat["ranges"]
+    assert {o["signature_name"] for o in manifest["outputs"]} == {"heatmap", "box"}
+    assert manifest["precision"] == "int8" and manifest["inputs"][0]["dtype"] == "int8"
+
+
+def test_qat_of_the_behaviour_transformer_annotates_dense_layers_and_converts(tmp_path: Path) -> None:
+    require_tf()
+    path = _untrained("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 32, "num_blocks": 1}, tmp_path,
+                      {"extra_data": "", "extra_val_data": ""})
+    data = "eth_ucy:scene=eth,split=train"
+    out = tmp_path / "beh_qat.tflite"
+    proc = run_cli("convert", str(path), "-o", str(out), "--calib", data, "--qat", "1", "--train-data", data)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    qat = manifest["qat"]
+    assert qat["kind"] == "behaviour" and qat["samples"] > 100 and len(qat["loss"]) == 1
+    assert qat["ranges_from_calibration"] == qat["ranges"] > 3
+    assert {o["signature_name"] for o in manifest["outputs"]} == {"future", "crossing"}
+    assert manifest["precision"] == "int8"

@@ -6,8 +6,11 @@ fine-tunes it in a separate process (:mod:`toolkit.convert.qat_worker`; tfmot sw
 result is converted to full int8 there and comes back as a flatbuffer; parity, manifest and atomic writes are
 the converter's as for any conversion.
 
-Supported kinds: classifier (labelled images), autoencoder (images) and segmenter (letterboxed frames and masks
-of a segmentation SPEC, per-pixel cross-entropy with ignore pixels weighted 0; at most 300 frames). The behaviour Transformer was tried
+Supported kinds: classifier (labelled images) and autoencoder (images) of the SPEC; detector and segmenter on
+their own training task's items (``DetectorItems`` / ``SegmenterItems``: the recorded task options' extra data,
+augmentation, heatmap/box targets or masks, and the task's loss), at the full model input, at most one epoch of
+the task and ``FRAME_LIMIT`` frames. Before fine-tuning, every activation range starts at the calibration data's
+(:func:`toolkit.convert.qat_worker.set_ranges`; tfmot's own start is [-6, 6]). The behaviour Transformer was tried
 (2026-12-05: trajectory windows, the task's loss, Dense-only annotation): its QAT model trains but does not
 convert (TFLite's FULLY_CONNECTED prepare check ``scale_diff / output_scale <= 0.02`` fails on an annotated Dense
 over a sequence), so it is refused rather than half-supported.
@@ -29,13 +32,11 @@ import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
 
-QAT_KINDS = ("classifier", "autoencoder", "segmenter", "detector")
+QAT_KINDS = ("classifier", "autoencoder", "segmenter", "detector", "behaviour")
 FRAME_LIMIT = 300  # full-size training items held for detector/segmenter QAT (384x480x3 uint8: 0.55 MB each)
-WHY_NOT = {  # kinds --qat refuses, and why
-    "behaviour": "its QAT model trains but fails TFLite's FULLY_CONNECTED scale check at conversion",
-}
+WHY_NOT: dict[str, str] = {}  # kinds --qat refuses, and why
 TIMEOUT_S = 3600
-BATCH_SIZE = {"classifier": 64, "autoencoder": 64, "segmenter": 8, "detector": 8}  # full frames: small batches
+BATCH_SIZE = {"classifier": 64, "autoencoder": 64, "segmenter": 8, "detector": 8, "behaviour": 64}  # full frames: small batches
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,14 @@ def task_options(model_path: Path) -> dict[str, Any]:
 
 
 def recorded_options(kind: str, options: dict[str, Any]) -> Any:
-    """The training task's options dataclass for a detector or segmenter from what ``MODEL.train.json``
+    """The training task's options dataclass for a detector, segmenter or behaviour model from what ``MODEL.train.json``
     recorded (keys this version does not know are dropped, missing ones take the defaults)."""
     import dataclasses
 
     if kind == "detector":
         from toolkit.train.task_detector import DetectorTaskOptions as Options
+    elif kind == "behaviour":
+        from toolkit.train.task_behaviour import BehaviourOptions as Options
     else:
         from toolkit.train.task_segmenter import SegmenterTaskOptions as Options
     fields = {f.name for f in dataclasses.fields(Options)}
@@ -109,6 +112,25 @@ def _task_items(kind: str, qat: QatConfig, model_path: Path, input_hw: tuple[int
     return items
 
 
+def _behaviour_arrays(qat: QatConfig, model_path: Path, seed: int) -> dict[str, np.ndarray]:
+    """Trajectory windows of the SPEC and the task's extra data, with the task's loss weights (recording balance;
+    crossing only where labelled), at most ``qat.limit`` of them (seeded)."""
+    from toolkit.data.spec import parse_spec
+    from toolkit.models import config_for
+    from toolkit.train.task_behaviour import _windows, training_arrays
+
+    manifest = json.loads(model_path.with_suffix(".train.json").read_text())
+    model_config = config_for("behaviour", dict(manifest["model"]["config"]))
+    options = recorded_options("behaviour", task_options(model_path))
+    specs = [parse_spec(qat.train_data), *([parse_spec(options.extra_data)] if options.extra_data else [])]
+    windows, future_w, crossing_w, _ = _windows(specs, model_config.observed, model_config.horizon, options)
+    track, future, crossing = training_arrays(windows)
+    count = min(len(track), qat.limit or len(track))
+    pick = np.sort(np.random.default_rng(seed).choice(len(track), count, replace=False))
+    return {"x": track[pick], "y:future": future[pick], "y:crossing": crossing[pick],
+            "sw:future": future_w[pick], "sw:crossing": crossing_w[pick]}
+
+
 def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: tuple[int, ...],
                      seed: int) -> dict[str, np.ndarray]:
     """The worker's arrays: ``x`` (float32 [0, 1], or uint8 it scales) and ``y:NAME`` per output trained.
@@ -123,6 +145,8 @@ def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: t
         if kind == "segmenter":
             return {"x": x, "y:mask": np.stack([mask for _, mask in items]).astype(np.int32)}
         return {"x": x, **{f"y:{name}": np.stack([t[name] for _, t in items]) for name in ("heatmap", "box")}}
+    if kind == "behaviour":
+        return _behaviour_arrays(qat, model_path, seed)
     from toolkit.eval.classifier import load_labelled_images
 
     data = load_labelled_images(qat.train_data, input_shape, "train", limit=qat.limit)

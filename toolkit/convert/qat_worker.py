@@ -19,8 +19,19 @@ import numpy as np
 RANGE_BATCHES = 8  # calibration batches that set the activation ranges before fine-tuning
 
 
-def losses(kind: str, options: dict[str, Any], tf_keras: Any) -> dict[str, Any]:
-    """The training task's loss per output name, for the tf_keras QAT model."""
+def losses(kind: str, options: dict[str, Any], tf_keras: Any) -> tuple[dict[str, Any], dict[str, float]]:
+    """The training task's loss and loss weight per output name, for the tf_keras QAT model."""
+    if kind == "behaviour":
+        from toolkit.convert.qat import recorded_options
+        from toolkit.train.task_behaviour import _displacement_loss
+
+        task = recorded_options(kind, options)
+        return ({"future": _displacement_loss(task.fde_weight), "crossing": tf_keras.losses.BinaryCrossentropy()},
+                {"future": 1.0, "crossing": task.crossing_weight})
+    return _single_losses(kind, options, tf_keras), {}
+
+
+def _single_losses(kind: str, options: dict[str, Any], tf_keras: Any) -> dict[str, Any]:
     if kind == "classifier":
         return {"probs": "sparse_categorical_crossentropy"}
     if kind == "autoencoder":
@@ -80,6 +91,23 @@ def activation_ranges(qat: Any) -> dict[str, list[float]]:
     return found
 
 
+def quantize(model: Any, kind: str, tf_keras: Any, tfmot: Any) -> Any:
+    """tfmot's QAT model: every layer annotated, or for the behaviour Transformer only its Dense layers (attention,
+    layer norm and the toolkit's own layers have no tfmot quantize config; the converter quantizes them from the
+    calibration data)."""
+    if kind != "behaviour":
+        return tfmot.quantization.keras.quantize_model(model)
+    from toolkit.models.layers import custom_objects
+
+    def annotate(layer: Any) -> Any:
+        return tfmot.quantization.keras.quantize_annotate_layer(layer) if isinstance(
+            layer, tf_keras.layers.Dense) else layer
+
+    annotated = tf_keras.models.clone_model(model, clone_function=annotate)
+    with tf_keras.utils.custom_object_scope(custom_objects(tf_keras)):
+        return tfmot.quantization.keras.quantize_apply(annotated)
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
@@ -96,7 +124,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"the tf_keras build of {spec['kind']} has weights {theirs[:4]}..., the model has "
                          f"{[w.shape for w in weights][:4]}...: the config does not describe this model")
     model.set_weights(weights)
-    qat = tfmot.quantization.keras.quantize_model(model)
+    qat = quantize(model, spec["kind"], tf_keras, tfmot)
     prefix = spec.get("freeze_prefix")
     if prefix:
         for layer in qat.layers:
@@ -105,13 +133,16 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     calib = arrays["calib"]
     range_batches = set_ranges(qat, calib, spec["batch_size"])
     started = activation_ranges(qat)
-    loss = losses(spec["kind"], spec.get("task_options") or {}, tf_keras)
+    loss, loss_weights = losses(spec["kind"], spec.get("task_options") or {}, tf_keras)
     x = arrays["x"]
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
     y = {name.removeprefix("y:"): arrays[name] for name in arrays.files if name.startswith("y:")}
-    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {k: loss[k] for k in y})
+    sample_weight = {name.removeprefix("sw:"): arrays[name] for name in arrays.files if name.startswith("sw:")}
+    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {k: loss[k] for k in y},
+                loss_weights={k: loss_weights[k] for k in y} if loss_weights else None)
     tf_keras.utils.set_random_seed(spec["seed"])
-    history = qat.fit(x, y, epochs=spec["epochs"], batch_size=spec["batch_size"], verbose=0, shuffle=True)
+    history = qat.fit(x, y, sample_weight=sample_weight or None, epochs=spec["epochs"],
+                      batch_size=spec["batch_size"], verbose=0, shuffle=True)
     names = list(model.output_names)
 
     # Export with the model's own input and output names (tfmot renames layers "quant_*"): a batch-1 signature.
