@@ -12,12 +12,15 @@ Unknown keys are rejected with a "did you mean" (:func:`toolkit.config.apply_ove
 
 from __future__ import annotations
 
+import ipaddress
+import string
 from dataclasses import dataclass
 from typing import Literal
 
 from toolkit.errors import UsageError
 
 BEHAVIOUR_MODES = ("model", "constant_velocity")
+_HOST_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")  # --serve host names
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,34 @@ class PipelineConfig:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """``"HOST:PORT"`` / ``":PORT"`` / ``"PORT"`` -> (host, port); host defaults to 127.0.0.1, port 0 = any free."""
+    """``"HOST:PORT"`` / ``"[IPV6]:PORT"`` / ``":PORT"`` / ``"PORT"`` -> (host, port); malformed: UsageError.
+
+    The host defaults to 127.0.0.1 and port 0 picks any free port. IPv6 literals go in brackets: ``[::1]:8080``,
+    ``[::]:8080`` (every address, IPv4 too where the system allows); a bare ``::1`` is refused, since its last
+    group cannot be told from a port. A host name is listened on by its IPv4 address.
+    """
     value = text.strip()
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
-        host, port_text = "", value
-    host = host.strip("[]") or "127.0.0.1"  # [::1]:8080 -> ::1
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise UsageError(f"--serve {text!r}: expected HOST:PORT with a port 0-65535, e.g. 0.0.0.0:8080")
-    return host, port
+    usage = f"--serve {text!r}: expected HOST:PORT with a port 0-65535, e.g. 0.0.0.0:8080 or [::1]:8080"
+    if value.startswith("["):
+        host, sep, port_text = value[1:].partition("]:")
+        if not sep:
+            raise UsageError(usage)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"--serve {text!r}: [{host}] is not an IPv6 address; brackets are for IPv6 only "
+                             "(e.g. [::1]:8080), IPv4 addresses and host names go without them") from None
+    elif value.count(":") > 1 or "]" in value:
+        raise UsageError(f"--serve {text!r}: write an IPv6 address in brackets with a port, e.g. [::1]:8080 "
+                         "or [::]:8080")
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            host, port_text = "", value
+        if not set(host) <= _HOST_CHARS:
+            raise UsageError(f"--serve {text!r}: {host!r} is not a host name or IPv4 address (letters, digits, "
+                             "'.', '-'), e.g. 0.0.0.0:8080")
+        host = host or "127.0.0.1"
+    if not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
+        raise UsageError(usage)
+    return host, int(port_text)

@@ -5,12 +5,24 @@ Routes: ``/`` (a self-contained page, no external assets), ``/stream.mjpg`` (mul
 frame. A frame is JPEG-encoded at most once, lazily, when a client asks for it, and the bytes are shared by all
 clients; a slow client skips to the newest frame (there is no per-client queue), and with no client connected
 nothing is encoded at all.
+
+Hostile clients are bounded (issue 15): every connection holds a thread, so there is a cap on connections of every
+kind (beyond it a 503 goes out from the accept loop and the socket is closed, no thread is started) besides the cap
+on streams; the request line and headers must arrive within a total deadline (a slowloris trickling a header every
+few seconds gets a 408 and is closed); a read or write that makes no progress for ``client_timeout_s`` drops the
+client (a stream nobody reads); and the listen backlog takes a burst of connections at once. IPv6 hosts (``::1``,
+``::``) listen on an IPv6 socket; ``::`` also takes IPv4 where the system allows dual-stack sockets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import select
 import socket
+import socketserver
+import sys
 import threading
 import time
 from collections import deque
@@ -32,8 +44,11 @@ BOUNDARY = b"frame"
 @dataclass(frozen=True)
 class ServerConfig:
     jpeg_quality: int = 80  # JPEG quality (0-100) of the stream and the snapshot
-    client_timeout_s: float = 10.0  # a client whose socket accepts nothing for this long is disconnected
-    max_stream_clients: int = 8  # concurrent /stream.mjpg clients (each holds a thread); more get 503
+    client_timeout_s: float = 10.0  # a read, or a write (a stream nobody reads), stuck this long drops the client
+    request_timeout_s: float = 10.0  # the request line and headers must all arrive within this; else 408 and close
+    max_connections: int = 32  # concurrent connections of every kind (one thread each); more get 503 at once
+    max_stream_clients: int = 8  # concurrent /stream.mjpg clients (within max_connections); more get 503
+    listen_backlog: int = 128  # connections the kernel queues before accept: a burst of browsers opens at once
     health_every_s: float = 2.0  # re-read host temperature / throttling at most this often
     healthz_max_age_s: float = 10.0  # /healthz is 503 when no frame was published for this long
 
@@ -97,9 +112,12 @@ class LiveServer:
         self._requested_port = port
         self._hub = _Hub(self.config.jpeg_quality)
         self._closing = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()  # every admitted connection, until its thread ends
+        self._reading: dict[socket.socket, float] = {}  # connections still reading their request -> deadline
+        self._conns_lock = threading.Lock()  # guards the two above and the counters
         self._stream_clients = 0
+        self._refused = 0  # connections turned away at the cap
+        self._timed_out = 0  # requests dropped at the request deadline
         self._health: dict[str, Any] = {}
         self._health_at = -1e9
         self._health_lock = threading.Lock()
@@ -109,18 +127,22 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}/"
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{_host_port(host.replace('%', '%25'), self.port)}/"
 
     def start(self) -> LiveServer:
         """Bind and serve in a daemon thread; UsageError (one line) when the address cannot be bound."""
         if self._httpd is not None:
             return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
-            httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+            httpd = _HTTPServer((self.host, self._requested_port), family, self.config.listen_backlog)
         except OSError as exc:
-            raise UsageError(f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or exc}; "
-                             "pick another port (0 = any free port)") from None
+            fix = {errno.EADDRINUSE: "pick another port (0 = any free port)",
+                   errno.EACCES: "ports below 1024 need root: pick a higher one"}.get(
+                exc.errno, "listen on an address of this machine (0.0.0.0 or [::] = all, 127.0.0.1 or [::1])")
+            raise UsageError(f"cannot listen on {_host_port(self.host, self._requested_port)}: "
+                             f"{exc.strerror or exc}; {fix}") from None
         httpd.live = self
         self._httpd = httpd
         self.port = int(httpd.server_address[1])
@@ -148,8 +170,10 @@ class LiveServer:
             published_at, seq = hub.published_at, hub.seq
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
         age = time.monotonic() - published_at if published_at is not None else None
-        server = {"frames_published": seq, "frames_encoded": hub.encoded, "publish_fps": fps,
-                  "last_publish_age_s": age, "stream_clients": self._stream_clients}
+        with self._conns_lock:
+            server = {"frames_published": seq, "frames_encoded": hub.encoded, "publish_fps": fps,
+                      "last_publish_age_s": age, "stream_clients": self._stream_clients,
+                      "connections": len(self._conns), "refused": self._refused, "timed_out": self._timed_out}
         return {"pipeline": pipeline, "server": server, "host": self._host_health(), "time": time.time()}
 
     def _host_health(self) -> dict[str, Any]:
@@ -158,6 +182,38 @@ class LiveServer:
                 self._health = host_health()
                 self._health_at = time.monotonic()
             return self._health
+
+    def _admit(self, conn: socket.socket) -> bool:
+        """Accept-loop side: count ``conn`` in and start its request deadline, or False beyond the cap."""
+        with self._conns_lock:
+            if len(self._conns) >= self.config.max_connections or self._closing.is_set():
+                self._refused += 1
+                return False
+            self._conns.add(conn)
+            self._reading[conn] = time.monotonic() + self.config.request_timeout_s
+            return True
+
+    def _release(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.discard(conn)
+            self._reading.pop(conn, None)
+
+    def _request_read(self, conn: socket.socket) -> bool:
+        """Handler side, once the headers are in: True if they came before the deadline (it is then lifted)."""
+        with self._conns_lock:
+            return self._reading.pop(conn, None) is not None
+
+    def _expire_requests(self) -> None:
+        """Accept-loop side, every poll: a 408 and a shutdown for each request past its deadline (the shutdown
+        wakes its handler from the read it is blocked in)."""
+        now = time.monotonic()
+        with self._conns_lock:
+            late = [conn for conn, deadline in self._reading.items() if deadline <= now]
+            for conn in late:
+                del self._reading[conn]
+            self._timed_out += len(late)
+        for conn in late:
+            _reply_and_close(conn, HTTPStatus.REQUEST_TIMEOUT, b"request not received in time\n")
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop serving and disconnect every client; returns within ``timeout`` seconds."""
@@ -186,10 +242,64 @@ class LiveServer:
         self.close()
 
 
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reply_and_close(conn: socket.socket, status: HTTPStatus, body: bytes) -> None:
+    """Send a tiny response without blocking (it fits an empty send buffer; if not, the client just sees the
+    close), then shut the socket down. Used from the accept loop, which must never wait on a client."""
+    head = (f"HTTP/1.0 {status.value} {status.phrase}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with contextlib.suppress(OSError):
+        conn.send(head + body, getattr(socket, "MSG_DONTWAIT", 0))
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a client that never leaves must not keep the process alive
     allow_reuse_address = True
     live: LiveServer
+
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, backlog: int) -> None:
+        self.address_family = family  # read by TCPServer.__init__ when it creates the socket
+        self.request_queue_size = backlog  # read by server_activate: listen(backlog)
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:  # "::" takes IPv4 too (dual stack); "::1" only itself
+            with contextlib.suppress(OSError, AttributeError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.server_address[0] != "::"))
+        # Not HTTPServer.server_bind: its getfqdn() is a reverse DNS lookup that can stall start-up for seconds.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.live._admit(request):  # beyond the cap: answered here, no thread is started
+            _reply_and_close(request, HTTPStatus.SERVICE_UNAVAILABLE, b"too many connections; try again\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.live._release(request)  # the thread did not start (no memory for its stack)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.live._release(request)
+
+    def service_actions(self) -> None:  # called by serve_forever after every poll (0.1 s) and every accept
+        self.live._expire_requests()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            return  # the client went away or was dropped: nothing to report
+        print(f"live view: error serving {client_address}: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def _json_default(value: Any) -> Any:
@@ -205,17 +315,16 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "edge-toolkit-live"
 
     def setup(self) -> None:
-        self.timeout = self.server.live.config.client_timeout_s
+        self.timeout = self.server.live.config.client_timeout_s  # every read and write: no progress -> dropped
         super().setup()
-        with self.server.live._conns_lock:
-            self.server.live._conns.add(self.connection)
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server.live._conns_lock:
-                self.server.live._conns.discard(self.connection)
+    def parse_request(self) -> bool:
+        """The stdlib's parsing (request line, then headers), refused when the deadline passed meanwhile."""
+        ok = super().parse_request()
+        if not self.server.live._request_read(self.connection):
+            self.close_connection = True  # the accept loop already answered 408 and shut the socket down
+            return False
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         pass  # the pipeline's terminal output is its status line, not an access log
@@ -283,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
             sent = 0
             while not live._closing.is_set():
                 if live._hub.wait_newer(sent, timeout=0.5) <= sent:
+                    if _peer_closed(self.connection):  # no frames: do not hold the slot for a client long gone
+                        break
                     continue
                 seq, jpeg = live._hub.latest_jpeg()  # the newest frame: a slow client skips, never queues
                 if jpeg is None or seq <= sent:
@@ -297,3 +408,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with live._conns_lock:
                 live._stream_clients -= 1
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """True when the client closed its side (readable with nothing to read) or the socket failed."""
+    try:
+        if hasattr(select, "poll"):  # select() cannot take descriptors above 1023
+            poller = select.poll()
+            poller.register(conn, select.POLLIN)
+            readable = bool(poller.poll(0))
+        else:
+            readable = bool(select.select([conn], [], [], 0)[0])
+        return readable and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
