@@ -133,9 +133,9 @@ def populated_db(populated_template: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("make_args", "code", "message"), [
     (lambda d, face: [d / "not_a_model.tflite"], 2, "not a valid TFLite model"),
     (lambda d, face: [face, "--delegate", str(d / "libmissing.so")], 2, "delegate library not found"),
-    (lambda d, face: [face, "--threads", "0"], 2, "expected comma-separated integers >= 1"),
+    (lambda d, face: [face, "--threads", "0"], 2, "threads must be integers in 1..1024, got 0"),
     (lambda d, face: [face, "--threads", "1,x"], 2, "expected comma-separated integers"),
-    (lambda d, face: [face, "--runs", "0"], 2, "expected a positive integer"),
+    (lambda d, face: [face, "--runs", "0"], 2, "runs must be an integer in 1..10000000, got 0"),
     (lambda d, face: [face, "--runs", "5", "--seconds", "1"], 2, "not allowed with argument"),
     (lambda d, face: [face, "--delegate", "edgetpu"], 3, "edge tpu"),
     (lambda d, face: [d / "missing.tflite"], 2, "model file not found"),

@@ -274,7 +274,7 @@ def test_segmenter_with_mobilenet_v2_backbone_builds() -> None:
     [
         ({"input_shape": (120, 160, 3)}, "multiple"),  # stride 16: 120 rows do not divide
         ({"head_filters": 4}, "head_filters and skip_filters must be >= 8"),
-        ({"fine_filters": -1}, "fine_filters >= 0"),
+        ({"fine_filters": -1}, r"fine_filters must be an integer in 0\.\.4096, got -1"),
         ({"backbone": "resnet"}, "'resnet' is not one of unet, mobilenet_v2"),
     ],
 )

@@ -41,6 +41,7 @@ class MatrixConfig:
     warmup: int = 10  # untimed invokes before timing
     seed: int = 0  # calibration sampling and random bench inputs
     task: str | None = None  # score a model of no toolkit kind as this kind (toolkit eval --task)
+    trust_model: bool = False  # unsafe .keras deserialization (Lambda layers) for scoring and conversion
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def run_matrix(
     show = say or (lambda _text: None)
     steps = 1 + 3 * len(config.modes)
     eval_config = EvalConfig(limit=config.limit, threads=threads, baselines=False, seed=config.seed,
-                             out_dir=str(out_dir), task=config.task)
+                             out_dir=str(out_dir), task=config.task, trust_model=config.trust_model)
     # TensorFlow (Keras scoring, conversion) runs in a child process: this process, which launches the benchmark
     # workers, stays as small as a device install, and their peak RSS is not inflated by a 0.7 GB parent.
     reference, files = _export_isolated(src, data, config, eval_config, out_dir, steps, show)
@@ -181,7 +182,8 @@ def export_reference(model: Path, data: str, config: MatrixConfig, eval_config: 
         out = out_dir / f"{model.stem}_{mode}.tflite"
         convert(model, out, ConvertConfig(quantize=mode, calib=config.calib if mode == "int8" else None,
                                           calib_samples=config.calib_samples, seed=config.seed,
-                                          threads=eval_config.threads or 0, task=config.task),
+                                          threads=eval_config.threads or 0, task=config.task,
+                                          trust_model=config.trust_model),
                 progress=lambda detail, text=text: say(f"{text}: {detail}"))
         files[mode] = out
     return reference, files
@@ -346,7 +348,8 @@ def run_command(args: Any) -> int:
     from toolkit.runtime import select_backend
 
     config = MatrixConfig(modes=parse_modes(args.modes), calib=args.calib, limit=args.limit, threads=args.threads,
-                          runs=args.runs, warmup=args.warmup, seed=args.seed, task=args.task)
+                          runs=args.runs, warmup=args.warmup, seed=args.seed, task=args.task,
+                          trust_model=args.trust_model)
     out_dir = Path(args.out_dir) if args.out_dir else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} is a file; give a folder for the converted models")

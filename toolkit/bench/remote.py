@@ -19,6 +19,35 @@ from typing import Any
 
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
 
+# ``--ssh-option`` keys that only tune the connection. Everything else is refused: ProxyCommand, LocalCommand
+# (+PermitLocalCommand) and KnownHostsCommand run a local command; PKCS11Provider and SecurityKeyProvider load a
+# local library; ProxyJump, HostName, User, Include and Match change where or how ssh connects (use --remote);
+# ForwardAgent, *Forward, SendEnv/SetEnv, ControlMaster/ControlPath hand local credentials or state to the remote.
+SAFE_SSH_OPTIONS = (
+    "AddressFamily", "BatchMode", "CheckHostIP", "Ciphers", "Compression", "ConnectionAttempts", "ConnectTimeout",
+    "GlobalKnownHostsFile", "HostKeyAlgorithms", "HostKeyAlias", "IdentitiesOnly", "KexAlgorithms", "LogLevel",
+    "MACs", "Port", "ServerAliveCountMax", "ServerAliveInterval", "StrictHostKeyChecking", "TCPKeepAlive",
+    "UserKnownHostsFile",
+)
+_SAFE_KEYS = {key.lower(): key for key in SAFE_SSH_OPTIONS}  # ssh matches option names case-insensitively
+_OPTION = re.compile(r"^\s*([A-Za-z0-9]+)\s*=(.*)$", re.DOTALL)
+
+
+def check_ssh_option(option: str) -> str:
+    """``KEY=VALUE`` for ``ssh -o`` when KEY is in :data:`SAFE_SSH_OPTIONS` (returned as ``Key=VALUE``), else a
+    UsageError that lists the allowed keys; control characters in the value are refused too."""
+    match = _OPTION.match(option)
+    if not match:
+        raise UsageError(f"--ssh-option {option!r}: expected KEY=VALUE, e.g. UserKnownHostsFile=/tmp/kh")
+    key, value = match[1], match[2].strip()
+    if key.lower() not in _SAFE_KEYS:
+        raise UsageError(f"--ssh-option {key[:24]}: not allowed (may run commands or redirect ssh); "
+                         f"allowed: {', '.join(SAFE_SSH_OPTIONS)}")
+    if not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise UsageError(f"--ssh-option {key}: expected KEY=VALUE with a value of printable characters")
+    return f"{_SAFE_KEYS[key.lower()]}={value}"
+
+
 _REMOTE = re.compile(r"^(?:(?P<user>[^@\s:/]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@\s:/\[\]]+)(?::(?P<port>\d+))?$")
 
 
@@ -52,20 +81,18 @@ class SshClient:
 
     def __init__(self, target: RemoteTarget, identity: str | Path | None = None, options: tuple[str, ...] = (),
                  connect_timeout: int = 10) -> None:
+        extra = [item for option in options for item in ("-o", check_ssh_option(option))]  # bad input first
+        if identity is not None and not Path(identity).is_file():
+            raise UsageError(f"identity file not found: {identity}")
         for tool in ("ssh", "scp"):
             if shutil.which(tool) is None:
                 raise DeviceUnavailable(f"'{tool}' not found: install the OpenSSH client (apt install openssh-client)")
-        if identity is not None and not Path(identity).is_file():
-            raise UsageError(f"identity file not found: {identity}")
         self.target = target
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout)}",
                 "-o", "StrictHostKeyChecking=accept-new"]
         if identity is not None:
             opts += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
-        for option in options:
-            if "=" not in option:
-                raise UsageError(f"--ssh-option {option!r}: expected KEY=VALUE, e.g. UserKnownHostsFile=/tmp/kh")
-            opts += ["-o", option]
+        opts += extra
         self.options = opts
         self.timeout = connect_timeout
 

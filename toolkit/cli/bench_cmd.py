@@ -14,10 +14,7 @@ from typing import Any
 from toolkit.cli.common import (
     add_json_flag,
     add_task_flag,
-    int_list,
-    non_negative_int,
-    positive_float,
-    positive_int,
+    config_type,
 )
 
 HELP = "benchmark .tflite models: latency percentiles, memory, host fingerprint; stored for reports"
@@ -51,6 +48,8 @@ examples:
   toolkit bench matrix model.keras --data mnist:split=test --calib calib.npy --out-dir exports/ --json
 """
 SUBCOMMANDS = ("report", "matrix")
+BENCH_CONFIG = "toolkit.bench.config:BenchConfig"  # the ranges of the measuring flags (BenchConfig.LIMITS)
+EVAL_CONFIG = "toolkit.eval.config:EvalConfig"  # bench matrix scores with toolkit eval: --threads and --limit
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +60,7 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help=".tflite files to measure")
-    parser.add_argument("--threads", type=int_list, metavar="N[,N...]",
+    parser.add_argument("--threads", type=config_type(BENCH_CONFIG, "threads"), metavar="N[,N...]",
                         help="interpreter thread counts to measure, e.g. 1,2,4 (default: all usable cores)")
     parser.add_argument("--delegate", default="xnnpack", metavar="NAME|PATH.so",
                         help="xnnpack (default), none (reference kernels), edgetpu, or a delegate library path")
@@ -69,11 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when the delegate (e.g. the Edge TPU) is missing, measure on the CPU instead of "
                              "exiting 3 (an _edgetpu.tflite runs as its CPU original beside it); said in the "
                              "result")
-    parser.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
+    parser.add_argument("--warmup", type=config_type(BENCH_CONFIG, "warmup"), default=10, metavar="N",
                         help="untimed invokes after the first one (default 10)")
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--runs", type=positive_int, default=100, metavar="N", help="timed invokes (default 100)")
-    amount.add_argument("--seconds", type=positive_float, metavar="S", help="time each configuration for S seconds")
+    amount.add_argument("--runs", type=config_type(BENCH_CONFIG, "runs"), default=100, metavar="N",
+                        help="timed invokes (default 100)")
+    amount.add_argument("--seconds", type=config_type(BENCH_CONFIG, "seconds"), metavar="S",
+                        help="time each configuration for S seconds")
     parser.add_argument("--target", metavar="NAME", help="name of the machine in the store (default: its hostname)")
     _add_db(parser)
     parser.add_argument("--no-store", action="store_true", help="measure and print only; do not write the store")
@@ -86,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remote.add_argument("--remote-python", metavar="PY", help="shorthand for --remote-toolkit 'PY -m toolkit'")
     remote.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra ssh -o option, repeatable (e.g. UserKnownHostsFile=~/.ssh/lab_hosts)")
-    remote.add_argument("--connect-timeout", type=positive_int, default=10, metavar="S",
-                        help="SSH connect timeout in seconds (default 10)")
+    remote.add_argument("--connect-timeout", type=config_type(BENCH_CONFIG, "connect_timeout"), default=10,
+                        metavar="S", help="SSH connect timeout in seconds (default 10)")
     add_json_flag(parser)
     parser.epilog = ("subcommands: 'toolkit bench report --help' renders stored results; 'toolkit bench matrix "
                      "--help' exports a Keras model to every format, scores and times each.")
@@ -115,13 +116,19 @@ def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
                         help="int8 calibration data: a folder of images, a .npy/.npz or a data SPEC (required for int8)")
     matrix.add_argument("--modes", default="fp32,fp16,dynamic,int8", metavar="M[,M...]",
                         help="formats to export (default fp32,fp16,dynamic,int8)")
-    matrix.add_argument("--threads", type=positive_int, metavar="N",
+    matrix.add_argument("--threads", type=config_type(EVAL_CONFIG, "threads"), metavar="N",
                         help="interpreter threads for scoring and timing (default: all usable cores)")
-    matrix.add_argument("--limit", type=positive_int, metavar="N", help="score at most N samples of --data")
-    matrix.add_argument("--runs", type=positive_int, default=100, metavar="N", help="timed invokes (default 100)")
-    matrix.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
+    matrix.add_argument("--limit", type=config_type(EVAL_CONFIG, "limit"), metavar="N",
+                        help="score at most N samples of --data")
+    matrix.add_argument("--runs", type=config_type(BENCH_CONFIG, "runs"), default=100, metavar="N",
+                        help="timed invokes (default 100)")
+    matrix.add_argument("--warmup", type=config_type(BENCH_CONFIG, "warmup"), default=10, metavar="N",
                         help="untimed invokes before timing (default 10)")
-    matrix.add_argument("--seed", type=int, default=0, help="calibration sampling and random inputs (default 0)")
+    matrix.add_argument("--seed", type=config_type(BENCH_CONFIG, "seed"), default=0,
+                        help="calibration sampling and random inputs (default 0)")
+    matrix.add_argument("--trust-model", action="store_true",
+                        help="load a .keras file with unsafe deserialization (Lambda layers run Python code); only for "
+                             "files you trust (as toolkit convert --trust-model)")
     add_task_flag(matrix)
     matrix.add_argument("--out-dir", metavar="DIR", help="write the converted models here and keep them "
                                                          "(default: a temporary folder, deleted unless --keep)")
@@ -163,5 +170,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_matrix(args: argparse.Namespace) -> int:
     from toolkit.bench.matrix import run_command
+    from toolkit.cli.common import check_folder_writable
 
+    check_folder_writable(args.out_dir, "--out-dir")
     return run_command(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -12,46 +13,125 @@ from typing import Any
 
 from toolkit.fileio import to_jsonable
 
+INT_MAX = 2**31 - 1  # the largest integer a generic count flag takes (a flag of a config key has its own range)
+
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    """An argparse type: an integer in 1..INT_MAX."""
+    value = _int(text, "a positive integer")
+    if not 1 <= value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (1..{INT_MAX}), got {text!r}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    """An argparse type: an integer in 0..INT_MAX."""
+    value = _int(text, "an integer >= 0")
+    if not 0 <= value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0..{INT_MAX}), got {text!r}")
     return value
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    """An argparse type: a finite number > 0 (inf and nan are refused)."""
+    value = _float(text, "a positive number")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
     return value
 
 
 def int_list(text: str) -> list[int]:
-    """'1,2,4' -> [1, 2, 4], each >= 1."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    """'1,2,4' -> [1, 2, 4], each in 1..INT_MAX; an empty item ('1,,2') is an error."""
+    values = _ints(text)
+    if any(not 1 <= v <= INT_MAX for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers in 1..{INT_MAX}, got {text!r}")
     return values
+
+
+def config_type(config: str, key: str) -> Callable[[str], Any]:
+    """The argparse type of the flag for config key ``key`` of the dataclass ``config`` ("module:Class").
+
+    It parses the text as the field's type (an integer, a finite number, or comma-separated integers for a tuple)
+    and checks the range declared in the class's ``LIMITS`` with :func:`toolkit.config.range_error`, so the flag
+    and the config key share one range and one message ("threads must be an integer in 1..1024, got 32768").
+    The class is imported at the first use: building the parser stays cheap.
+    """
+
+    def parse(text: str) -> Any:
+        import importlib
+        import typing
+
+        from toolkit.config import limits_of, number_type, range_error
+
+        module, _, name = config.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        hint = typing.get_type_hints(cls)[key]
+        number = number_type(hint)
+        many = any(typing.get_origin(arg) in (tuple, list) for arg in (hint, *typing.get_args(hint)))
+        if many:
+            value: Any = tuple(_ints(text))
+        elif number is int:
+            value = _int(text, "an integer")
+        else:
+            value = _float(text, "a number")
+        error = range_error(key, value, hint, limits_of(cls).get(key))
+        if error:
+            raise argparse.ArgumentTypeError(error)
+        return list(value) if many else value
+
+    parse.__name__ = key
+    return parse
+
+
+def check_folder_writable(path: str | Path | None, flag: str) -> None:
+    """UsageError (exit 2) before any work when the output folder ``path`` (created later if missing) cannot
+    hold files: a file in its place, or a nearest existing folder in which a probe file cannot be made (read-only,
+    /proc, no permission). Probed by writing, since access() says yes to root everywhere."""
+    import tempfile
+
+    from toolkit.errors import UsageError
+
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{flag} {target} is a file; give a folder")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {target}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {target}: cannot write in {existing} ({exc.strerror or exc}); give a writable "
+                         "folder") from None
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError(text)
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4, got {text[:40]!r}") \
+            from None
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -9,9 +9,12 @@ from toolkit.cli.common import (
     StatusLine,
     add_json_flag,
     add_task_flag,
+    check_folder_writable,
+    config_type,
     emit,
-    positive_int,
 )
+
+EVAL_CONFIG = "toolkit.eval.config:EvalConfig"  # the ranges of --limit, --threads and --seed
 
 HELP = "score a .keras or .tflite model on real data with the same metric code (baselines beside it)"
 DESCRIPTION = HELP + """
@@ -33,14 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help=".keras or .tflite model; for --data mot: a detector .tflite or a "
                         "model folder (default: the shipped zoo)")
     parser.add_argument("--data", required=True, help="data SPEC, e.g. mnist:split=test")
-    parser.add_argument("--limit", type=positive_int, help="score at most N samples")
-    parser.add_argument("--threads", type=positive_int, help="interpreter threads for .tflite (default: all cores)")
+    parser.add_argument("--limit", type=config_type(EVAL_CONFIG, "limit"), help="score at most N samples")
+    parser.add_argument("--threads", type=config_type(EVAL_CONFIG, "threads"),
+                        help="interpreter threads for .tflite (default: all cores)")
     parser.add_argument("--part", help="a named sub-model of a .keras file (e.g. decoder)")
     add_task_flag(parser)
     parser.add_argument("--companion", help="a second model some kinds need (e.g. the VAE decoder .tflite)")
     parser.add_argument("--out-dir", help="where artifacts such as sample grids are written")
     parser.add_argument("--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for any sampling (default 0)")
+    parser.add_argument("--seed", type=config_type(EVAL_CONFIG, "seed"), default=0,
+                        help="seed for any sampling (default 0)")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load a .keras file with unsafe deserialization (Lambda layers run Python code) or a "
+                             "SavedModel directory; only for files you trust (as toolkit convert --trust-model)")
     add_json_flag(parser)
 
 
@@ -50,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.eval import EvalConfig, evaluate
 
     config = EvalConfig(limit=args.limit, threads=args.threads, out_dir=args.out_dir, seed=args.seed,
-                        baselines=not args.no_baselines, part=args.part, companion=args.companion, task=args.task)
+                        baselines=not args.no_baselines, part=args.part, companion=args.companion, task=args.task,
+                        trust_model=args.trust_model)
+    check_folder_writable(args.out_dir, "--out-dir")  # before any scoring: not after minutes of work
     spec = parse_spec(args.data)
     with StatusLine("eval") as status:
         if spec.name == "mot":

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.capabilities import MODEL_KINDS
-from toolkit.cli.common import add_json_flag, emit, positive_float, positive_int
+from toolkit.cli.common import add_json_flag, config_type, emit
 
 HELP = "train a model kind on real or synthetic data (seeded, best checkpoint, early stopping, resumable)"
 DESCRIPTION = HELP + """
@@ -29,29 +29,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML/JSON config with [train], [model], [task] tables")
     parser.add_argument("--data", help="training data SPEC (default: the kind's default)")
     parser.add_argument("--val-data", help="validation data SPEC")
-    parser.add_argument("--epochs", type=positive_int)
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--lr", type=positive_float, dest="learning_rate", help="peak learning rate")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 disables)")
+    parser.add_argument("--epochs", type=_train("epochs"))
+    parser.add_argument("--batch-size", type=_train("batch_size"))
+    parser.add_argument("--lr", type=_train("learning_rate"), dest="learning_rate", help="peak learning rate")
+    parser.add_argument("--seed", type=_train("seed"))
+    parser.add_argument("--patience", type=_train("patience"), help="early-stopping patience in epochs (0 disables)")
     parser.add_argument("--no-augment", action="store_const", const=False, dest="augment")
     parser.add_argument("--strategy", choices=["default", "mirrored"])
-    parser.add_argument("--devices", type=positive_int, help="replicas for mirrored on a CPU-only host (default 2)")
+    parser.add_argument("--devices", type=_train("devices"), help="replicas for mirrored on a CPU-only host (default 2)")
     parser.add_argument("--resume", action="store_const", const=True, help="continue from the run directory's backup")
     parser.add_argument("--run-dir", help="logs/checkpoints folder (default OUT.run)")
-    parser.add_argument("--steps-per-epoch", type=positive_int, help="cap batches per epoch")
+    parser.add_argument("--steps-per-epoch", type=_train("steps_per_epoch"), help="cap batches per epoch")
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                         help="override one key, e.g. model.width=0.5 or task.rotate=false (repeatable)")
     add_json_flag(parser)
 
 
-def _parse_value(text: str) -> Any:
+def _train(key: str) -> Any:
+    """The argparse type of a TrainConfig flag: parsed and range-checked against TrainConfig.LIMITS."""
+    return config_type("toolkit.train.config:TrainConfig", key)
+
+
+def _parse_value(item: str, text: str) -> Any:
+    """A --set value as TOML (1e400 is inf, refused later as out of range); anything else is a bare string."""
     import tomllib
 
+    from toolkit.config import check_nesting
+    from toolkit.errors import UsageError
+
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text  # a bare string
+    except (RecursionError, ValueError):  # arrays nested thousands deep; integers beyond the digit limit
+        raise UsageError(f"--set {item[:60]}: not a value a config key takes (nested too deep or too long)") from None
+    check_nesting(value, f"--set {item[:60]}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         table, dot, name = key.partition(".")
         if not eq or not dot or table not in tables:
             raise UsageError(f"--set {item}: expected TABLE.KEY=VALUE with TABLE one of train, model, task")
-        tables[table][name] = _parse_value(value)
+        tables[table][name] = _parse_value(item, value)
     flags = {k: getattr(args, k) for k in ("data", "val_data", "epochs", "batch_size", "learning_rate", "seed",
                                            "patience", "augment", "strategy", "devices", "resume", "run_dir",
                                            "steps_per_epoch")}

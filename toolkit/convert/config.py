@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from toolkit.config import SEED_RANGE, THREADS_RANGE, Limits, check_ranges
 
 QuantizeMode = Literal["fp32", "fp16", "dynamic", "int8"]
 IoType = Literal["int8", "uint8", "float32"]
@@ -29,3 +31,13 @@ class ConvertConfig:
     backend: Backend = "tflite"  # int8 by the classic TFLite converter, or by ai-edge-quantizer (static int8)
     task: str | None = None  # a model of no toolkit kind declared as this kind (calibration preprocessing, gate)
     target: Target = "cpu"  # edgetpu: full int8 + the offline Edge TPU report, and edgetpu_compiler when on PATH
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (flags and recipe [convert] tables)
+        "calib_samples": (1, 1_000_000),
+        "parity_samples": (0, 100_000),
+        "seed": SEED_RANGE,
+        "threads": (0, THREADS_RANGE[1]),  # 0 = all cores
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "convert config")

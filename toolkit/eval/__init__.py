@@ -53,7 +53,8 @@ def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalC
     started = time.perf_counter()
     from toolkit.eval.predictor import as_task
 
-    with as_task(load_predictor(model, part=config.part, threads=config.threads), config.task) as predictor:
+    with as_task(load_predictor(model, part=config.part, threads=config.threads,
+                                 trust=config.trust_model), config.task) as predictor:
         report = evaluator_for(predictor.kind, model).evaluate(predictor, spec, config)
     report.seconds = round(time.perf_counter() - started, 2)
     return report

@@ -63,9 +63,10 @@ def _parts(predictor: Any, config: EvalConfig, stack: contextlib.ExitStack, deco
     if decoder is not None:
         pass
     elif config.companion:
-        decoder = stack.enter_context(load_predictor(config.companion, threads=config.threads))
+        decoder = stack.enter_context(load_predictor(config.companion, threads=config.threads,
+                                                         trust=config.trust_model))
     elif predictor.format == "keras" and "reconstruction" in predictor.output_names:
-        decoder = stack.enter_context(load_predictor(predictor.path, part="decoder"))
+        decoder = stack.enter_context(load_predictor(predictor.path, part="decoder", trust=config.trust_model))
     else:
         raise UsageError(f"{predictor.path} is a VAE encoder: pass its decoder with --companion decoder.tflite")
     if decoder.kind != "vae_decoder":

@@ -8,8 +8,9 @@ trained on, too little to copy an unfamiliar input, so anomalies reconstruct wor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import check_image_shape, conv_bn, resolve_keras
 
@@ -20,6 +21,15 @@ class Config:
     filters: tuple[int, int] = (16, 32)  # channels of the two stride-2 encoder convolutions (mirrored back)
     latent_dim: int = 16  # size of the bottleneck code
     bottleneck_relu: bool = False  # ReLU on the code (False: a linear code, better spread for int8)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "input_shape": (1, 4096),  # each of height, width, channels
+        "filters": (1, 4096),
+        "latent_dim": (1, 65_536),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "autoencoder model config")
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:

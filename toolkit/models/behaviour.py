@@ -13,8 +13,9 @@ learn the deviations (turns, stops, social avoidance).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import resolve_keras
 from toolkit.models.layers import custom_layers
@@ -31,6 +32,20 @@ class Config:
     activation: Literal["relu", "gelu"] = "relu"  # FFN activation (ReLU maps to more accelerators than GELU)
     head_dim: int = 64  # hidden width of the output heads
     dropout: float = 0.1  # dropout in attention and FFN (training only)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "observed": (1, 10_000),
+        "horizon": (1, 10_000),
+        "d_model": (1, 4096),
+        "num_heads": (1, 256),
+        "num_blocks": (1, 256),
+        "ffn_dim": (1, 65_536),
+        "head_dim": (1, 65_536),
+        "dropout": (0.0, 0.99),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "behaviour model config")
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:

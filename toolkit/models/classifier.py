@@ -7,8 +7,9 @@ Input ``image`` (H, W, C) float32 in [0, 1]; output ``probs`` (num_classes,) sof
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import check_image_shape, conv_bn, make_divisible, resolve_keras, separable
 
@@ -22,6 +23,19 @@ class Config:
     filters: tuple[int, ...] = (32, 64, 64, 128, 128)  # pointwise channels of each separable block
     strides: tuple[int, ...] = (1, 2, 1, 2, 1)  # depthwise stride of each separable block (same length)
     dropout: float = 0.1  # dropout before the classifier Dense (training only)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "input_shape": (1, 4096),  # each of height, width, channels
+        "num_classes": (1, 100_000),
+        "width": (0.01, 10.0),
+        "stem_filters": (1, 4096),
+        "filters": (1, 4096),
+        "strides": (1, 4),
+        "dropout": (0.0, 0.99),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "classifier model config")
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import types
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import (
     check_image_shape,
@@ -51,6 +52,23 @@ class Config:
     backbone_blocks: int = 13  # mobilenet_v2: inverted-residual blocks used (13 = through the stride-16 stage)
     top_filters: int = 160  # mobilenet_v2: channels of the stride-32 blocks added on top of the pretrained ones
     top_blocks: int = 2  # mobilenet_v2: separable blocks at stride 32 (context for people up to ~400 px tall)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "input_shape": (1, 4096),  # each of height, width, channels
+        "width": (0.01, 10.0),
+        "stem_filters": (1, 4096),
+        "stage_filters": (1, 4096),
+        "stage_blocks": (1, 64),
+        "fpn_filters": (1, 4096),
+        "head_filters": (1, 4096),
+        "heatmap_prior": (1e-6, 0.999999),
+        "backbone_blocks": (1, 64),
+        "top_filters": (1, 4096),
+        "top_blocks": (0, 64),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "detector model config")
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:

@@ -17,8 +17,9 @@ Input ``image`` (H, W, 3) float32 RGB in [0, 1]; output ``mask`` (H, W, num_clas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import (
     check_image_shape,
@@ -45,6 +46,20 @@ class Config:
     skip_filters: int = 32  # mobilenet_v2: channels of the stride-8 projection joined to the upsampled features
     fine_filters: int = 0  # mobilenet_v2: > 0 adds a stride-4 stage (the fused features upsampled 2x, joined with
     # a projection of the stride-4 features to this many channels, a separable 3x3): sharper masks of small people
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "input_shape": (1, 4096),  # each of height, width, channels
+        "num_classes": (1, 100_000),
+        "width": (0.01, 10.0),
+        "stem_filters": (1, 4096),
+        "encoder_filters": (1, 4096),
+        "head_filters": (1, 4096),
+        "skip_filters": (1, 4096),
+        "fine_filters": (0, 4096),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "segmenter model config")
 
 
 def build(config: Config = Config(), keras: Any = None) -> Any:

@@ -15,8 +15,9 @@ the pixel count and ``beta = 1`` keeps the two in the ELBO's proportion.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import check_image_shape, conv_bn, resolve_keras
 from toolkit.models.layers import custom_layers
@@ -29,6 +30,17 @@ class Config:
     hidden: int = 64  # Dense width between the convolutions and the latent code
     latent_dim: int = 8  # size of z
     beta: float = 1.0  # weight of the KL term relative to the summed reconstruction loss (1 = the ELBO)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+        "input_shape": (1, 4096),  # each of height, width, channels
+        "filters": (1, 4096),
+        "hidden": (1, 65_536),
+        "latent_dim": (1, 65_536),
+        "beta": (0.0, 1000.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "vae model config")
 
 
 def _validate(config: Config) -> tuple[int, int, int]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 import string
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from toolkit.config import THREADS_RANGE, Limits, check_ranges
 from toolkit.errors import UsageError
 
 BEHAVIOUR_MODES = ("model", "constant_velocity")
@@ -52,16 +53,20 @@ class PipelineConfig:
     # still runs and is timed); isolates tracking/behaviour from detector errors, and benchmarks them at real crowd sizes
     stats_window: int = 8192  # per-stage timings kept for percentiles (a fixed ring: no growth on long runs)
 
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (flags and config files)
+        "threads": THREADS_RANGE,
+        "every_n_seg": (0, 100_000),
+        "max_frames": (1, 10**12),
+        "queue_depth": (1, 64),
+        "stats_window": (16, 1_000_000),  # a ring of floats per stage: 10**13 was a MemoryError (issue 15)
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self, "demo config")
         checks = [
-            (self.threads is None or self.threads >= 1, "threads must be >= 1"),
-            (self.every_n_seg >= 0, "every_n_seg must be >= 0 (0 = no segmentation)"),
             (self.fallback in (None, "cpu"), "fallback must be \"cpu\" or unset"),
             (self.behaviour in BEHAVIOUR_MODES, f"behaviour must be one of {', '.join(BEHAVIOUR_MODES)}"),
-            (self.max_frames is None or self.max_frames >= 1, "max_frames must be >= 1"),
             (self.record_fps is None or self.record_fps > 0, "record_fps must be > 0"),
-            (self.queue_depth >= 1, "queue_depth must be >= 1"),
-            (self.stats_window >= 16, "stats_window must be >= 16"),
         ]
         for ok, message in checks:
             if not ok:

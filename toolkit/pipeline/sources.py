@@ -19,6 +19,7 @@ import numpy as np
 
 from toolkit.config import apply_overrides, suggest
 from toolkit.errors import DeviceUnavailable, UsageError
+from toolkit.pipeline.redact import redact_url
 from toolkit.pipeline.sources_capture import (
     Capture,
     CapturedFrame,
@@ -29,7 +30,7 @@ from toolkit.pipeline.sources_capture import (
 )
 
 __all__ = ["CapturedFrame", "Capture", "EndOfStream", "Source", "SourceConfig", "backoff_delay", "open_source",
-           "parse_spec"]
+           "parse_spec", "redact_url"]
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 NAMED = ("synthetic", "picamera2")
@@ -75,7 +76,7 @@ def parse_spec(spec: str | None) -> tuple[str, Any, dict[str, str]]:
     scheme = re.match(r"([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
     if scheme:
         if scheme.group(1).lower() not in URL_SCHEMES:
-            raise UsageError(f"source {text!r}: unsupported URL scheme '{scheme.group(1)}' "
+            raise UsageError(f"source {redact_url(text)!r}: unsupported URL scheme '{scheme.group(1)}' "
                              f"(expected one of {', '.join(URL_SCHEMES)})")
         return "url", text, {}
     path = Path(text).expanduser()
@@ -83,7 +84,7 @@ def parse_spec(spec: str | None) -> tuple[str, Any, dict[str, str]]:
         raise UsageError(f"source {text} is a directory; expected {SPEC_HELP}")
     if not path.is_file():
         hint = suggest(head.lower(), NAMED) if "/" not in text and "." not in text else ""
-        raise UsageError(f"source not found: {text}{hint} (expected {SPEC_HELP})")
+        raise UsageError(f"source not found: {redact_url(text)}{hint} (expected {SPEC_HELP})")
     return "file", path, {}
 
 
@@ -132,8 +133,9 @@ def _describe(kind: str, target: Any, options: dict[str, str], cfg: SourceConfig
                 "through V4L2 capture)")
         return (what, True, None, _cv2_opener(target, "v4l2", what, cfg),
                 lambda reason: DeviceUnavailable(f"cannot open {what}: {reason}{hint}"))
-    return (_redact(target), True, None, _cv2_opener(target, "ffmpeg", _redact(target), cfg),
-            lambda reason: DeviceUnavailable(f"cannot open stream {_redact(target)}: {reason}"))
+    shown = redact_url(target)
+    return (shown, True, None, _cv2_opener(target, "ffmpeg", shown, cfg),
+            lambda reason: DeviceUnavailable(f"cannot open stream {shown}: {redact_url(reason)}"))
 
 
 def _scene_config(options: dict[str, str], cfg: SourceConfig):
@@ -144,11 +146,6 @@ def _scene_config(options: dict[str, str], cfg: SourceConfig):
                               if v is not None}
     values.update({k: _literal(v) for k, v in options.items()})
     return apply_overrides(SceneConfig(), values, where="synthetic source option")
-
-
-def _redact(url: str) -> str:
-    """Hide a password in rtsp://user:pass@host so it never lands in logs or the web page."""
-    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)
 
 
 def _silence_opencv() -> None:

@@ -20,11 +20,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from toolkit.config import Limits, check_ranges
 from toolkit.errors import DeviceUnavailable, ToolkitError, one_line
+from toolkit.pipeline.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,24 @@ class SourceConfig:
     height: int | None = None  # requested capture height; None = source default
     fps: float | None = None  # requested camera rate / pacing rate for files; None = source's own rate
     quiet_backend: bool = True  # silence OpenCV/FFmpeg log lines (problems reach you via stats() and errors)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (source options)
+        "stale_after_s": (0.01, 3600.0),
+        "open_timeout_s": (0.01, 3600.0),
+        "local_open_timeout_s": (0.01, 3600.0),
+        "backoff_initial_s": (0.0, 3600.0),
+        "backoff_factor": (1.0, 100.0),
+        "backoff_max_s": (0.0, 86_400.0),
+        "backoff_jitter": (0.0, 1.0),
+        "max_retries": (0, 10**9),
+        "max_stuck_readers": (0, 1000),
+        "width": (1, 16_384),
+        "height": (1, 16_384),
+        "fps": (0.01, 1000.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "source config")
 
 
 @dataclass(frozen=True)
@@ -87,13 +107,13 @@ class Source:
     def __init__(self, opener: Opener, *, name: str, kind: str, live: bool, config: SourceConfig | None = None,
                  fps: float | None = None, open_error: Callable[[str], ToolkitError] | None = None,
                  seed: int | None = None) -> None:
-        self.name = name
+        self.name = redact_url(name)  # shown in errors, stats, events and the web view: never a stream password
         self.kind = kind
         self.live = live
         self.config = config or SourceConfig()
         self.fps = fps
         self._opener = opener
-        self._open_error = open_error or (lambda reason: DeviceUnavailable(f"cannot open {name}: {reason}"))
+        self._open_error = open_error or (lambda reason: DeviceUnavailable(f"cannot open {self.name}: {reason}"))
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
         self._closed = threading.Event()
@@ -338,7 +358,7 @@ class Source:
     def _report_failure(self, gen: int, reason: str) -> None:
         with self._cond:
             if self._current(gen):
-                self._failure = (gen, reason)
+                self._failure = (gen, redact_url(reason))  # an exception's text may quote the stream URL
                 self._cond.notify_all()
 
     # -- watchdog / reconnect --------------------------------------------------------------------------

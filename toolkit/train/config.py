@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from toolkit.config import SEED_RANGE, Limits, check_ranges
 
 
 @dataclass(frozen=True)
@@ -23,3 +25,17 @@ class TrainConfig:
     run_dir: str | None = None  # logs, backups, best checkpoint (default: OUT without suffix + ".run")
     steps_per_epoch: int | None = None  # cap batches per epoch (quick runs, tests)
     verbose: int = -1  # Keras fit verbosity; -1 = progress bar on a terminal, one line per epoch otherwise
+
+    LIMITS: ClassVar[Limits] = {  # valid values of every numeric key (flags, config files and --set)
+        "epochs": (1, 100_000),
+        "batch_size": (1, 65_536),
+        "learning_rate": (1e-8, 10.0),
+        "seed": SEED_RANGE,
+        "patience": (0, 100_000),
+        "devices": (1, 256),
+        "steps_per_epoch": (1, 10_000_000),
+        "verbose": (-1, 2),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "train config")
