@@ -170,3 +170,10 @@ def test_demo_summary_and_events_never_hold_the_secrets(cli, http_clip: str, tmp
     shown = json.loads(recorded.splitlines()[0])["source"]["name"]
     assert shown.startswith("http://:***@127.0.0.1:") and shown.endswith("?token=***&password=***&channel=1")
     assert json.loads(result.stdout)["source"]["source"] == shown
+
+
+def test_usage_errors_that_echo_the_command_line_are_redacted(cli) -> None:
+    """argparse repeats a stray argument; the CLI's one error line goes through redact_url too."""
+    result = cli("demo", "--headless", "rtsp://admin:hunter2@cam/live?token=tok3n")
+    assert_one_line_error(result, 2, "unrecognized arguments: rtsp://admin:***@cam/live?token=***")
+    assert not any(secret in result.stderr for secret in SECRETS)

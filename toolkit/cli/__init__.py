@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from toolkit import __version__
 from toolkit.errors import EXIT_FAILURE, EXIT_USAGE, ToolkitError, one_line
+from toolkit.pipeline.redact import redact_url  # the last guard: no error line shows a stream password
 
 # (subcommand, module under toolkit.cli). Order is the order shown in --help: the pipeline's order.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -33,7 +34,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (and exit 2) instead of usage + error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+        text = one_line(redact_url(message))
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolkitError as exc:
         if debug:
             raise
-        print(f"toolkit {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"toolkit {args.command}: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"toolkit {args.command}: interrupted", file=sys.stderr)
@@ -78,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure: still one line; --debug shows the traceback
         if debug:
             raise
-        print(f"toolkit {args.command}: internal error: {type(exc).__name__}: {one_line(str(exc), 300)} "
+        text = one_line(redact_url(str(exc)), 300)
+        print(f"toolkit {args.command}: internal error: {type(exc).__name__}: {text} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_FAILURE
