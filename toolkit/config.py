@@ -62,6 +62,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
                          "keys, not deep structures") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, TOMLDecodeError, int digit limits
         raise UsageError(f"config file {file} is not valid {file.suffix[1:].upper()}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {file}: {exc.strerror or exc}") from None
     check_nesting(data, f"config file {file}")
     if not isinstance(data, dict):
         raise UsageError(f"config file {file}: expected a table of keys at the top level")
