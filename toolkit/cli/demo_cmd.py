@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process files and the synthetic scene as fast as possible instead of at their frame "
                              "rate (for benchmarking; nothing is dropped)")
     parser.add_argument("--record-fps", type=positive_float, metavar="F",
-                        help="frame rate written into the recording (default: the source's own)")
+                        help="frame rate written into the recording, 0.01-240 (default: the source's own)")
     parser.add_argument("--detector", metavar="FILE.tflite",
                         help="use this detector instead of the model folder's: ours, or a third-party one with "
                              "--detector-adapter")

@@ -21,6 +21,9 @@ from toolkit.config import THREADS_RANGE, Limits, check_ranges
 from toolkit.errors import UsageError
 
 BEHAVIOUR_MODES = ("model", "constant_velocity")
+# Frame rates a recording can have: cv2.VideoWriter fails to open an .mp4 below 0.01 and spins forever (writing
+# nothing) at an infinite rate (issue 15); no camera this runs on delivers more than 240.
+RECORD_FPS_RANGE = (0.01, 240.0)
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")  # --serve host names
 
 
@@ -59,6 +62,7 @@ class PipelineConfig:
         "max_frames": (1, 10**12),
         "queue_depth": (1, 64),
         "stats_window": (16, 1_000_000),  # a ring of floats per stage: 10**13 was a MemoryError (issue 15)
+        "record_fps": RECORD_FPS_RANGE,
     }
 
     def __post_init__(self) -> None:
@@ -66,11 +70,24 @@ class PipelineConfig:
         checks = [
             (self.fallback in (None, "cpu"), "fallback must be \"cpu\" or unset"),
             (self.behaviour in BEHAVIOUR_MODES, f"behaviour must be one of {', '.join(BEHAVIOUR_MODES)}"),
-            (self.record_fps is None or self.record_fps > 0, "record_fps must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(f"demo config: {message}")
+
+
+def record_fps_ok(fps: float) -> bool:
+    """True for a frame rate a recording can have (:data:`RECORD_FPS_RANGE`; NaN and infinity are not)."""
+    return RECORD_FPS_RANGE[0] <= fps <= RECORD_FPS_RANGE[1]
+
+
+def check_record_fps(fps: float, what: str = "record_fps") -> float:
+    """``fps`` when :func:`record_fps_ok`, else a UsageError naming ``what`` and the valid range."""
+    if not record_fps_ok(fps):
+        low, high = RECORD_FPS_RANGE
+        raise UsageError(f"{what} must be a number in {low:g}..{high:g} frames per second, got {fps:g}; "
+                         "pass --record-fps F")
+    return fps
 
 
 def parse_address(text: str) -> tuple[str, int]:

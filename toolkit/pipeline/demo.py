@@ -31,7 +31,7 @@ from typing import Any
 
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError
 from toolkit.fileio import check_writable
-from toolkit.pipeline.config import PipelineConfig, parse_address
+from toolkit.pipeline.config import PipelineConfig, check_record_fps, parse_address
 from toolkit.pipeline.outputs import (
     FOURCC,
     FramePacket,
@@ -225,8 +225,8 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         models = {kind: runner.path for kind, runner in runners.items()}  # the CPU originals after a fallback
         fallbacks = {kind: r.fallback_reason for kind, r in runners.items() if r.fallback_reason}
         source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))
-        if recorder is not None and recorder.fps is None:
-            recorder.fps = source.fps or 30.0  # live cameras do not report a rate: 30 is their usual one
+        if recorder is not None and recorder.fps is None:  # live cameras do not report a rate: 30 is their usual
+            recorder.fps = check_record_fps(source.fps or 30.0, f"the frame rate of {source.name}")
         times = StageTimes(cfg.stats_window)
         worker = OutputWorker(segmenter, cfg.every_n_seg, [], times, cfg.pipelined, cfg.queue_depth)
         if recorder is not None:

@@ -27,11 +27,13 @@ Schema ``edge-toolkit/pipeline-frame/1`` (also :data:`FRAME_SCHEMA`, checked by 
 
 Numbers are plain JSON numbers (no NaN / Infinity). :class:`EventWriter` buffers nothing: each event goes to the
 file as ONE ``write`` system call on an append-mode descriptor, so a process stopped by SIGTERM (or SIGKILL)
-between frames leaves a file whose every line is a complete event.
+between frames leaves a file whose every line is a complete event. A write that fails (a full disk) is cut back to
+the last complete line and raised: the file never ends in half an event.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -41,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import UsageError
+from toolkit.errors import ToolkitError, UsageError
 from toolkit.pipeline.behaviour import Prediction
 from toolkit.pipeline.geometry import foot_points
 from toolkit.pipeline.tracker import Track
@@ -192,9 +194,16 @@ class EventWriter:
             raise UsageError(f"cannot write events to {self.path}: {exc.strerror}") from None
         self.validate = validate
         self.lines = 0
+        self._size = os.fstat(self._fd).st_size  # the end of the last complete line
+        self._empty_on_failure = self._size == 0  # a failed run leaves no empty file that it created
+        self._failed = False
 
     def write(self, event: Mapping[str, Any]) -> None:
-        """Validate (unless disabled), serialise and append one event as one line."""
+        """Validate (unless disabled), serialise and append one event as one line.
+
+        A failed write (e.g. a full disk) truncates the file back to its last complete line, then raises
+        :func:`toolkit.fileio.no_space_error` (exit 2) for a full disk, else a ToolkitError naming the file.
+        """
         if self._fd is None:
             raise ValueError(f"event writer for {self.path} is closed")
         if self.validate:
@@ -202,16 +211,38 @@ class EventWriter:
         data = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode()
         # One write() of the whole line: O_APPEND regular-file writes are not split by signals, so a stopped
         # process never leaves half a line (nothing is buffered in Python either).
-        written = os.write(self._fd, data)
-        while written < len(data):  # only on a full disk or similar; finish the line or fail loudly
-            written += os.write(self._fd, data[written:])
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # only on a full disk or similar: the next write raises, or finishes it
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            self._failed = True
+            self._cut_back()
+            raise self._write_error(exc) from None
+        self._size += len(data)
         self.lines += 1
+
+    def _cut_back(self) -> None:
+        """Drop a partly written line: truncating frees space, so it works on a full disk."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+
+    def _write_error(self, exc: OSError) -> Exception:
+        from toolkit.fileio import is_disk_full, no_space_error
+
+        if is_disk_full(exc):
+            return no_space_error(self.path, f"events stopped after {self.lines} complete lines: ")
+        return ToolkitError(f"cannot write events to {self.path}: {exc.strerror or exc}; the file ends at its last "
+                            f"complete line ({self.lines} events)")
 
     def close(self) -> None:
         fd = getattr(self, "_fd", None)  # absent when __init__ failed
         if fd is not None:
             self._fd = None
             os.close(fd)
+            if getattr(self, "_failed", False) and self._empty_on_failure and self.lines == 0:
+                self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> EventWriter:
         return self

@@ -4,8 +4,9 @@
 frame k is drawn and encoded while later frames are tracked and detected. The tracking stage hands over a
 :class:`FramePacket` holding immutable snapshots (:class:`TrackView`), never the tracker's live objects.
 
-:class:`Recorder` writes the annotated video to a temporary file beside the target and renames it into place on
-:meth:`Recorder.close`: a stopped run leaves a complete, playable file or none.
+:class:`Recorder` writes the annotated video to a temporary file beside the target, reads it back on
+:meth:`Recorder.close` and only then renames it into place: a stopped or failed run (a full disk included) leaves a
+complete, playable file or none.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError
-from toolkit.fileio import atomic_path
+from toolkit.fileio import (
+    LOW_SPACE_BYTES,
+    commit_partial,
+    is_disk_full,
+    no_space_error,
+    partial_path,
+    space_left,
+)
 from toolkit.pipeline.behaviour import Prediction
+from toolkit.pipeline.config import check_record_fps
 from toolkit.pipeline.stage_thread import StageThread
 from toolkit.pipeline.timing import StageTimes
 
@@ -59,7 +68,15 @@ class FramePacket:
 
 
 class Recorder:
-    """Annotated frames -> ``path`` (.mp4 mp4v or .avi MJPG); the file appears only at :meth:`close`."""
+    """Annotated frames -> ``path`` (.mp4 mp4v or .avi MJPG); the file appears only at :meth:`close`.
+
+    cv2.VideoWriter reports no write errors: on a full disk it leaves an .mp4 without its index ("moov atom not
+    found") or an .avi holding a fraction of its frames. So the recorder watches the room left while it writes
+    (raising :func:`~toolkit.fileio.no_space_error` once it is nearly gone) and, on :meth:`close`, reads the
+    temporary file back (frame count, last frame) before renaming it into place.
+    """
+
+    CHECK_EVERY_S = 0.5  # how often the room left on the disk is checked while writing
 
     def __init__(self, path: str | Path, fps: float | None = None) -> None:
         self.path = Path(path).expanduser()
@@ -69,45 +86,95 @@ class Recorder:
                              "(H.264 writing is not available in the pip OpenCV builds)")
         if self.path.is_dir():
             raise UsageError(f"--record {self.path} is a directory; give a file name such as out.mp4")
-        self._ctx = atomic_path(self.path)
+        if fps is not None:
+            check_record_fps(fps)
         try:
-            self._tmp = self._ctx.__enter__()  # proves the folder is writable before any work starts
+            self._tmp = partial_path(self.path)  # proves the folder is writable before any work starts
         except OSError as exc:
+            if is_disk_full(exc):
+                raise no_space_error(self.path, "recording failed: ") from None
             raise UsageError(f"cannot write the recording {self.path}: {exc.strerror or exc}") from None
         self.fps = fps
         self.frames = 0
         self._writer: Any = None
         self._closed = False
+        self._next_check = 0.0
+        self._log_level: int | None = None
 
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
-            import cv2
-
-            height, width = frame.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, float(self.fps or 30.0), (width, height))
-            if not self._writer.isOpened():
-                raise ToolkitError(f"OpenCV cannot open a {FOURCC[self.path.suffix.lower()]} video writer for "
-                                   f"{self.path}")
+            self._open(frame)
         self._writer.write(frame)
         self.frames += 1
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.CHECK_EVERY_S
+            self._check_room()
+
+    def _open(self, frame: np.ndarray) -> None:
+        import cv2
+
+        fps = check_record_fps(float(self.fps or 30.0))  # an infinite rate makes the writer spin forever
+        height, width = frame.shape[:2]
+        fourcc = FOURCC[self.path.suffix.lower()]
+        # Its failed writes would print a warning per frame; the failure is reported once, by close().
+        self._log_level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        if not self._writer.isOpened():
+            raise ToolkitError(f"OpenCV cannot open a {fourcc} video writer for {self.path}")
+
+    def _check_room(self) -> None:
+        """Raise once the disk (or the file size limit) has no room left for the next frames and the index."""
+        with contextlib.suppress(OSError):
+            per_frame = self._tmp.stat().st_size / max(self.frames, 1)
+            if space_left(self._tmp) < LOW_SPACE_BYTES + 2 * per_frame:
+                raise no_space_error(self.path, f"recording failed after {self.frames} frames: ")
 
     def close(self, keep: bool = True) -> bool:
-        """Finish the file; rename it into place when ``keep`` and a frame was written. Returns whether it was."""
+        """Finish the file; when ``keep`` and a frame was written, read it back and rename it into place.
+
+        Returns whether it was kept; a file that does not read back whole is removed and raised as an error
+        (:func:`~toolkit.fileio.no_space_error` on a full disk).
+        """
         if self._closed:
             return False
         self._closed = True
         if self._writer is not None:
             self._writer.release()  # writes the container index: without it an .mp4 does not play
-        if keep and self.frames:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._tmp, 0o666 & ~umask)  # the temporary file is private (0600); the video should not be
-            self._ctx.__exit__(None, None, None)
+            if self._log_level is not None:
+                import cv2
+
+                cv2.utils.logging.setLogLevel(self._log_level)
+        try:
+            if not (keep and self.frames):
+                return False
+            self._verify()
+            commit_partial(self._tmp, self.path)
             return True
-        error = RuntimeError("recording discarded")
-        self._ctx.__exit__(type(error), error, None)  # removes the temporary file
-        return False
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise no_space_error(self.path, "recording failed: ") from None
+            raise ToolkitError(f"recording failed: cannot write {self.path}: {exc.strerror or exc}") from None
+        finally:
+            self._tmp.unlink(missing_ok=True)  # gone after the rename; removed when not kept or not whole
+
+    def _verify(self) -> None:
+        """Read the finished temporary file back: all frames counted, the last one decodes."""
+        import cv2
+
+        size = self._tmp.stat().st_size
+        capture = cv2.VideoCapture(str(self._tmp))
+        try:
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            last_ok = count == self.frames and capture.set(cv2.CAP_PROP_POS_FRAMES, count - 1) and capture.read()[0]
+        finally:
+            capture.release()
+        if size > 0 and last_ok:
+            return
+        if space_left(self._tmp) < LOW_SPACE_BYTES:
+            raise no_space_error(self.path, "recording failed: ")
+        raise ToolkitError(f"recording failed: {self.path} reads back {count} of its {self.frames} frames "
+                           f"({size} bytes written), so it was not kept")
 
     def __enter__(self) -> Recorder:
         return self
@@ -177,7 +244,6 @@ class OutputWorker(StageThread):
 
 def display_available() -> bool:
     """True when an OpenCV window can be shown: a GUI-enabled OpenCV build and (on Linux) a display."""
-    import os
     import sys
 
     import cv2
