@@ -6,7 +6,8 @@ scripts/bench_overhead.py measures that this costs < 3% against a bare ``invoke(
 
 Each configuration runs by default in a child process (``python -m toolkit.bench.measure``, a JSON spec on stdin,
 one JSON result on stdout) so that peak RSS belongs to that model alone and a native crash cannot take the
-caller down. Device-path code: numpy, ai-edge-litert and OpenCV only.
+caller down. The child dies with its parent (toolkit.runtime.lifeline): a SIGKILLed ``toolkit bench`` does not
+leave a measurement running. Device-path code: numpy, ai-edge-litert and OpenCV only.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     from toolkit.bench.modelinfo import model_family, model_format
     from toolkit.bench.stats import pack_samples, summarize, thin
     from toolkit.fileio import sha256_file
-    from toolkit.runtime import Runner, select_backend
+    from toolkit.runtime import Runner, check_model, select_backend
 
     select_backend()  # import the interpreter package now so its import time is not charged to load_ms
     import cv2  # noqa: F401 - loaded for every model (real inputs need it) so peak RSS compares like with like
@@ -116,6 +117,7 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     manifest = read_manifest(path)
     throttle_before, temp_before = _throttle_now()
 
+    check_model(path, spec.delegate)  # the model probe (if one is due) runs before the clock: load_ms is LiteRT's
     start = time.perf_counter()
     runner = Runner(path, num_threads=spec.threads, delegate=spec.delegate, fallback=spec.fallback)
     path = runner.path  # the CPU original when --fallback cpu replaced an Edge TPU model
@@ -141,7 +143,7 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
             "format_source": fmt_source, "family": model_family(path, manifest),
             "inputs": [s.describe() for s in runner.inputs.values()], "input_source": source,
             "threads": runner.num_threads, "delegate": runner.delegate, "backend": runner.backend.name,
-            "fallback": runner.fallback_reason,
+            "fallback": runner.fallback_reason, "model_check": runner.model_check,
             "backend_version": runner.backend.version, "warmup": spec.warmup, "seconds": spec.seconds,
             "load_ms": load_ms, "first_ms": first_ms, **summarize(samples).as_dict(),
         }
@@ -166,7 +168,11 @@ _ERRORS: dict[str, type[ToolkitError]] = {
 
 def measure_isolated(spec: MeasureSpec, timeout_s: float | None = None) -> dict[str, Any]:
     """Run ``spec`` in a fresh child process; re-raise its error class in this process."""
-    env = dict(os.environ)
+    from toolkit.runtime.lifeline import child_env
+    from toolkit.runtime.probe import PROBE_ENV
+
+    env = child_env()  # the child dies with this process
+    env[PROBE_ENV] = "worker"  # the child is the isolation: no second process to probe the model
     root = str(PACKAGE_DIR.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.bench.measure"], stdin=subprocess.PIPE,
@@ -187,6 +193,10 @@ def measure_isolated(spec: MeasureSpec, timeout_s: float | None = None) -> dict[
         raise _ERRORS.get(reply.get("type", ""), ToolkitError)(reply["error"])
     if proc.returncode in (130, -2):
         raise KeyboardInterrupt
+    if proc.returncode < 0:  # killed by a signal: when the model itself crashes LiteRT, that is bad input (exit 2)
+        from toolkit.runtime import check_model
+
+        check_model(spec.model, spec.delegate, force=True)
     tail = err.strip().splitlines()[-1] if err.strip() else "no output"
     raise ToolkitError(f"benchmark worker for {Path(spec.model).name} died (exit {proc.returncode}): "
                        f"{one_line(tail, 200)}")
@@ -194,6 +204,9 @@ def measure_isolated(spec: MeasureSpec, timeout_s: float | None = None) -> dict[
 
 def _worker() -> int:
     """Child-process entry point: JSON spec on stdin -> one JSON line on stdout."""
+    from toolkit.runtime.lifeline import die_with_parent
+
+    die_with_parent()
     try:
         spec = MeasureSpec(**json.loads(sys.stdin.read()))
         print(json.dumps(measure(spec)))

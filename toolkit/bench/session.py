@@ -71,6 +71,8 @@ def bench_models(
             what = f"{config.seconds:g} s" if config.seconds else f"{config.runs} runs"
             say(f"bench: {path.name} threads={threads} delegate={config.delegate} ({what}) ...")
             result = measure_isolated(spec) if config.isolate else measure(spec)
+            if threads == config.threads[0] and result.get("model_check"):
+                say(f"bench: {path.name}: {result['model_check']}")
             if result.get("fallback"):
                 say(f"bench: warning: {result['fallback']}")
             say(f"bench: {path.name} threads={threads}: p50 {result['p50_ms']:.3f} ms, p99 "

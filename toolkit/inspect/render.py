@@ -27,6 +27,8 @@ def render_report(info: dict[str, Any], show_ops: bool = False) -> str:
         f"parameters {human_count(info['parameters'])} ({info['parameter_bytes'] / 1024:.1f} KiB), "
         f"MACs {human_count(info['macs_total'])}",
     ]
+    if info.get("model_check"):
+        lines.append(f"  check: {info['model_check']}")
     if info["signatures"]:
         lines.append(f"  signatures: {', '.join(info['signatures'])}")
     for title, key in (("inputs", "inputs"), ("outputs", "outputs")):

@@ -23,11 +23,12 @@ import numpy as np
 
 from toolkit.capabilities import DELEGATES
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
-from toolkit.fileio import captured_fd2
+from toolkit.fileio import captured_fd2, sha256_bytes
 from toolkit.runtime import edgetpu
 from toolkit.runtime.backends import Backend, select_backend
 from toolkit.runtime.edgetpu import cpu_original, is_compiled
-from toolkit.runtime.tflite_file import ModelFile, read_model_file
+from toolkit.runtime.probe import check_loadable
+from toolkit.runtime.tflite_file import ModelFile, read_model_bytes
 
 
 def default_threads() -> int:
@@ -76,6 +77,21 @@ def _pass_through(log: list[str]) -> None:
         sys.stderr.write("\n".join(lines) + "\n")
 
 
+def check_model(path: str | os.PathLike[str], delegate: str | None = None, backend: str | None = None,
+                force: bool = False) -> str:
+    """Verify ``path`` and probe it (when due; always with ``force``) as :class:`Runner` would, without loading
+    it here; return which check vouched for it. Lets a caller (bench) run the probe before it starts a clock
+    (Runner then finds the probe's result cached), or ask whether a worker that died was killed by its model."""
+    model, sha256 = _verified(Path(path))
+    return check_loadable(Path(path), sha256, model, select_backend(backend), delegate or "xnnpack", force)
+
+
+def _verified(path: Path) -> tuple[ModelFile, str]:
+    """The file's verified parse and the sha256 of the bytes that were verified."""
+    data, model = read_model_bytes(path)
+    return model, sha256_bytes(data)
+
+
 def _spec(name: str, detail: Mapping[str, Any]) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return TensorSpec(name, int(detail["index"]), tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
@@ -98,8 +114,9 @@ class Runner:
         if fallback not in (None, "cpu"):
             raise UsageError(f"fallback must be 'cpu' or none, got {fallback!r}")
         self.path = Path(path)
-        # Verify the flatbuffer in Python first: the native loader can crash on truncated files.
-        self.model_file: ModelFile = read_model_file(self.path)
+        # Verify the flatbuffer in Python first: the native loader can crash on truncated or hostile files.
+        self.model_file, self._sha256 = _verified(self.path)
+        self.model_check = ""  # which check vouched for the file before LiteRT loaded it (see runtime.probe)
         self.backend: Backend = select_backend(backend)
         self.num_threads = int(num_threads) if num_threads else default_threads()
         if self.num_threads < 1:
@@ -125,7 +142,8 @@ class Runner:
             if original is None:
                 raise DeviceUnavailable(f"{why}; --fallback cpu needs the CPU original of {self.path.name} beside "
                                         f"it ({self.path.stem.removesuffix('_edgetpu')}.tflite)") from None
-            self.path, self.model_file = original, read_model_file(original)
+            self.path = original
+            self.model_file, self._sha256 = _verified(original)
         why = why.replace(f"; {edgetpu.FALLBACK_HINT}", "")
         self.fallback_reason = f"{self.delegate} unavailable, running {self.path.name} on the CPU: {why}"
         self.delegate = "xnnpack"
@@ -133,6 +151,8 @@ class Runner:
 
     # -- construction -------------------------------------------------------------------------------------------
     def _make_interpreter(self) -> Any:
+        # A file the Python checks pass may still crash LiteRT: probe it in a child unless it is known good.
+        self.model_check = check_loadable(self.path, self._sha256, self.model_file, self.backend, self.delegate)
         kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": self.num_threads}
         name = self.delegate
         if name == "none":
@@ -265,6 +285,7 @@ class Runner:
             "backend_version": self.backend.version,
             "num_threads": self.num_threads,
             "delegate": self.delegate,
+            "model_check": self.model_check,
             **({"fallback": self.fallback_reason} if self.fallback_reason else {}),
             "inputs": [s.describe() for s in self.inputs.values()],
             "outputs": [s.describe() for s in self.outputs.values()],

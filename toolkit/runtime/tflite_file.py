@@ -58,6 +58,9 @@ class TensorInfo:
     scales: tuple[float, ...] = ()
     zero_points: tuple[int, ...] = ()
     quantized_dimension: int = 0
+    buffer_bytes: int = 0  # bytes of data stored for it in the file (0: none)
+    sparse: bool = False  # stored in a sparse format (its buffer is not shape x itemsize)
+    variable: bool = False  # state the op keeps between invokes (LSTM), set up by the runtime
 
     @property
     def size(self) -> int:
@@ -74,6 +77,7 @@ class OpInfo:
     op: str  # builtin operator name, e.g. CONV_2D, or CUSTOM:<code>
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    version: int = 1  # the operator code's version (the kernel version the runtime must have)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class ModelFile:
         return ({self.tensors[i].name: i for i in self.inputs}, {self.tensors[i].name: i for i in self.outputs})
 
 
+class ModelFault(ValueError):
+    """A fault found in the file; its message (one line) names what and where."""
+
+
 def _bad(path: Path, why: str) -> UsageError:
     return UsageError(f"{path}: not a valid TFLite model ({why}); re-export it or check that the copy is complete")
 
@@ -133,6 +141,8 @@ def read_model_bytes(path: str | Path) -> tuple[bytes, ModelFile]:
 
 
 def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
+    """Parse ``data`` and check what LiteRT's loader trusts (see :mod:`toolkit.runtime.tflite_check`); raise
+    UsageError with one line naming the first fault."""
     file = Path(path)
     if len(data) == 0:
         raise _bad(file, "the file is empty")
@@ -152,6 +162,8 @@ def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
         return _parse(data, file)
     except UsageError:
         raise
+    except ModelFault as exc:
+        raise _bad(file, str(exc)) from None
     except (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError, AttributeError) as exc:
         why = "data ends early" if isinstance(exc, (struct.error, IndexError)) else type(exc).__name__
         raise _bad(file, f"truncated or corrupt: {why}") from None
@@ -159,64 +171,65 @@ def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
 
 def _check_vec(n: int, elem: int, total: int, what: str) -> int:
     if n < 0 or n * elem > total:
-        raise ValueError(f"{what} length {n} exceeds the file")
+        raise ModelFault(f"{what} length {n} exceeds the file")
     return n
 
 
-def _parse(data: bytes, file: Path) -> ModelFile:
-    schema = _schema()
-    total = len(data)
-    buf = bytearray(data) if not isinstance(data, bytearray) else data
-    root = struct.unpack_from("<I", buf, 0)[0]
-    if root >= total:
-        raise ValueError("root offset")
-    model = schema.Model.GetRootAs(buf, 0)
-    op_names = _names(schema.BuiltinOperator)
-    type_names = _names(schema.TensorType)
+@dataclass(frozen=True)
+class _Graph:
+    tensors: list[TensorInfo]
+    ops: list[OpInfo]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
 
-    n_buffers = _check_vec(model.BuffersLength(), 4, total, "buffers")
-    buffer_bytes: list[int] = []
-    for b in range(n_buffers):
+
+def _read_buffers(model, total: int) -> list[int]:
+    """Byte count of every buffer (0: no data), each checked to lie inside the file."""
+    sizes: list[int] = []
+    for b in range(_check_vec(model.BuffersLength(), 4, total, "buffers")):
         buffer = model.Buffers(b)
         offset, size = buffer.Offset(), buffer.Size()
         if offset > 1:  # data stored after the flatbuffer (models > 2 GB)
             if offset + size > total:
-                raise ValueError("buffer beyond end of file")
-            buffer_bytes.append(int(size))
+                raise ModelFault(f"buffer {b} reaches beyond the end of the file")
+            sizes.append(int(size))
             continue
         n = buffer.DataLength()
         if n:
             start = buffer._tab.Vector(buffer._tab.Offset(4))
             if start + n > total:
-                raise ValueError("buffer data beyond end of file")
-        buffer_bytes.append(int(n))
+                raise ModelFault(f"buffer {b} reaches beyond the end of the file")
+        sizes.append(int(n))
+    return sizes
 
-    n_codes = _check_vec(model.OperatorCodesLength(), 4, total, "operator codes")
-    codes: list[str] = []
-    for c in range(n_codes):
+
+def _read_codes(model, schema, total: int) -> list[tuple[str, int]]:
+    """(operator name, version) for every operator code."""
+    op_names = _names(schema.BuiltinOperator)
+    codes: list[tuple[str, int]] = []
+    for c in range(_check_vec(model.OperatorCodesLength(), 4, total, "operator codes")):
         oc = model.OperatorCodes(c)
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         name = op_names.get(code, f"BUILTIN_{code}")
         if name == "CUSTOM":
             custom = oc.CustomCode()
             name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
-        codes.append(name)
+        codes.append((name, int(oc.Version())))
+    return codes
 
-    n_sub = _check_vec(model.SubgraphsLength(), 4, total, "subgraphs")
-    if n_sub < 1:
-        raise ValueError("no subgraphs")
-    graph = model.Subgraphs(0)
-    n_tensors = _check_vec(graph.TensorsLength(), 4, total, "tensors")
+
+def _read_tensors(graph, type_names: dict[int, str], buffer_bytes: list[int], total: int) -> list[TensorInfo]:
+    n_buffers = len(buffer_bytes)
     tensors: list[TensorInfo] = []
-    for t in range(n_tensors):
+    for t in range(_check_vec(graph.TensorsLength(), 4, total, "tensors")):
         tensor = graph.Tensors(t)
         _check_vec(tensor.ShapeLength(), 4, total, "shape")
         shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
         dtype = _DTYPES.get(type_names.get(tensor.Type(), ""), f"type{tensor.Type()}")
         bidx = int(tensor.Buffer())
-        if bidx >= max(n_buffers, 1) and n_buffers:
-            raise ValueError("tensor buffer index out of range")
-        constant = bool(n_buffers and bidx < n_buffers and buffer_bytes[bidx] > 0)
+        if n_buffers and bidx >= n_buffers:
+            raise ModelFault(f"tensor {t} names buffer {bidx} of {n_buffers}")
+        stored = buffer_bytes[bidx] if n_buffers else 0
         scales: tuple[float, ...] = ()
         zps: tuple[int, ...] = ()
         qdim = 0
@@ -232,29 +245,62 @@ def _parse(data: bytes, file: Path) -> ModelFile:
         raw_name = tensor.Name()
         tensors.append(TensorInfo(
             index=t, name=raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}", shape=shape,
-            dtype=dtype, buffer=bidx, constant=constant, scales=scales, zero_points=zps, quantized_dimension=qdim,
+            dtype=dtype, buffer=bidx, constant=stored > 0, scales=scales, zero_points=zps, quantized_dimension=qdim,
+            buffer_bytes=stored, sparse=tensor.Sparsity() is not None, variable=bool(tensor.IsVariable()),
         ))
+    return tensors
+
+
+def _read_graph(graph, codes: list[tuple[str, int]], type_names: dict[int, str], buffer_bytes: list[int],
+                total: int) -> _Graph:
+    tensors = _read_tensors(graph, type_names, buffer_bytes, total)
+    n_tensors = len(tensors)
 
     def indices(length: int, getter, what: str) -> tuple[int, ...]:
         _check_vec(length, 4, total, what)
         out = tuple(int(getter(i)) for i in range(length))
         for i in out:
             if i >= n_tensors or i < -1:
-                raise ValueError(f"{what} tensor index {i} out of range")
+                raise ModelFault(f"{what} tensor index {i} out of range (the graph has {n_tensors} tensors)")
         return out
 
-    n_ops = _check_vec(graph.OperatorsLength(), 4, total, "operators")
     ops: list[OpInfo] = []
-    for o in range(n_ops):
+    for o in range(_check_vec(graph.OperatorsLength(), 4, total, "operators")):
         op = graph.Operators(o)
         code = int(op.OpcodeIndex())
-        if code >= n_codes:
-            raise ValueError("opcode index out of range")
-        ops.append(OpInfo(o, codes[code], indices(op.InputsLength(), op.Inputs, "op input"),
-                          indices(op.OutputsLength(), op.Outputs, "op output")))
+        if code >= len(codes):
+            raise ModelFault(f"operator {o} uses operator code {code} of {len(codes)}")
+        name, version = codes[code]
+        ops.append(OpInfo(o, name, indices(op.InputsLength(), op.Inputs, "op input"),
+                          indices(op.OutputsLength(), op.Outputs, "op output"), version))
+    return _Graph(tensors, ops, indices(graph.InputsLength(), graph.Inputs, "graph input"),
+                  indices(graph.OutputsLength(), graph.Outputs, "graph output"))
 
-    inputs = indices(graph.InputsLength(), graph.Inputs, "graph input")
-    outputs = indices(graph.OutputsLength(), graph.Outputs, "graph output")
+
+def _parse(data: bytes, file: Path) -> ModelFile:
+    from toolkit.runtime.tflite_check import check_graph
+
+    schema = _schema()
+    total = len(data)
+    buf = bytearray(data) if not isinstance(data, bytearray) else data
+    root = struct.unpack_from("<I", buf, 0)[0]
+    if root >= total:
+        raise ModelFault("the root table offset points beyond the end of the file")
+    model = schema.Model.GetRootAs(buf, 0)
+    type_names = _names(schema.TensorType)
+    buffer_bytes = _read_buffers(model, total)
+    codes = _read_codes(model, schema, total)
+
+    n_sub = _check_vec(model.SubgraphsLength(), 4, total, "subgraphs")
+    if n_sub < 1:
+        raise ModelFault("no subgraphs")
+    graphs = []
+    for s in range(n_sub):  # every subgraph is checked; subgraph 0 (the main graph) is what is reported
+        graph = _read_graph(model.Subgraphs(s), codes, type_names, buffer_bytes, total)
+        check_graph(graph.tensors, graph.ops, s, graph.inputs, graph.outputs)
+        graphs.append(graph)
+    main = graphs[0]
+    n_tensors = len(main.tensors)
 
     signatures: list[Signature] = []
     for s in range(_check_vec(model.SignatureDefsLength(), 4, total, "signatures")):
@@ -269,8 +315,8 @@ def _parse(data: bytes, file: Path) -> ModelFile:
         for i in range(_check_vec(sig.OutputsLength(), 4, total, "signature outputs")):
             tm = sig.Outputs(i)
             outs[tm.Name().decode()] = int(tm.TensorIndex())
-        if any(v >= n_tensors for v in [*ins.values(), *outs.values()]):
-            raise ValueError("signature tensor index out of range")
+        if any(v >= n_tensors or v < 0 for v in [*ins.values(), *outs.values()]):
+            raise ModelFault("a signature names a tensor index out of range")
         key = sig.SignatureKey()
         signatures.append(Signature(key.decode() if key else "serving_default", ins, outs))
 
@@ -281,8 +327,9 @@ def _parse(data: bytes, file: Path) -> ModelFile:
     desc = model.Description()
     return ModelFile(
         path=file, size_bytes=total, version=int(model.Version()),
-        description=desc.decode("utf-8", "replace") if desc else "", tensors=tensors, ops=ops, inputs=inputs,
-        outputs=outputs, signatures=signatures, subgraph_count=n_sub, metadata=tuple(metadata),
+        description=desc.decode("utf-8", "replace") if desc else "", tensors=main.tensors, ops=main.ops,
+        inputs=main.inputs, outputs=main.outputs, signatures=signatures, subgraph_count=n_sub,
+        metadata=tuple(metadata),
     )
 
 
