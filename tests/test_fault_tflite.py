@@ -218,3 +218,16 @@ def test_inspect_says_which_check_it_did(tmp_path: Path) -> None:
     assert (
         "check: verified in Python; probed in a child process" in probed.stdout
     )  # --probe: even a trusted file
+
+
+def test_a_probe_past_its_time_is_a_one_line_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that hangs LiteRT: the probe is killed at TOOLKIT_PROBE_TIMEOUT_S and the file refused."""
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("TOOLKIT_PROBE_TIMEOUT_S", "0.001")
+    copy = tmp_path / "slow.tflite"
+    copy.write_bytes(BEHAVIOUR.read_bytes())
+    with pytest.raises(
+        UsageError, match=r"did not load and run it within 0.001 s in a probe process"
+    ) as info:
+        Runner(copy)
+    assert "\n" not in str(info.value) and not list(tmp_path.glob("probed/*"))
