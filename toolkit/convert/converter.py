@@ -2,7 +2,9 @@
 
 Steps: load (safe mode) -> batch-1 SavedModel -> TFLite converter in the requested mode -> verify the flatbuffer
 -> run it through the device runtime against the Keras model on held-back samples (parity) -> write
-``OUT.tflite`` and ``OUT.json`` (provenance, quantization parameters, op histogram, parity).
+``OUT.tflite`` and ``OUT.json`` (provenance, quantization parameters, op histogram, parity), model first and
+manifest last. Temporary files carry the pid in their names and go on every exit path (SIGTERM included); those of
+a SIGKILLed run are removed by the next one (:mod:`toolkit.fileio`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,17 @@ from toolkit.capabilities import QUANT_MODES, kind_for_io
 from toolkit.convert.calibration import CalibrationSet, load_calibration
 from toolkit.convert.config import ConvertConfig
 from toolkit.errors import UsageError
-from toolkit.fileio import atomic_path, library_versions, sha256_bytes, sha256_file, write_json_atomic
+from toolkit.fileio import (
+    AtomicFiles,
+    exit_on_sigterm,
+    is_disk_full,
+    json_text,
+    library_versions,
+    no_space_error,
+    sha256_bytes,
+    sha256_file,
+    temp_folder,
+)
 
 MANIFEST_SCHEMA = "edge-toolkit/convert-manifest@1"
 
@@ -96,39 +108,57 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         calib = load_calibration(config.calib, inputs, config.calib_samples, config.parity_samples,
                                  config.calib_resize, config.seed,
                                  kind=kind_for_io(list(inputs), outputs) or config.task)
-    with tempfile.TemporaryDirectory(prefix="toolkit-convert-") as tmp:
-        say("exporting a batch-1 SavedModel")
-        saved = Path(tmp) / "saved_model"
-        kx.write_batch1_savedmodel(model, inputs, saved)
-        say(f"converting ({config.quantize})")
-        kept: list[str] = []
-        qat_record = None
-        if qat is not None:
-            from toolkit.convert.qat import qat_flatbuffer
+    with exit_on_sigterm():  # SIGTERM, like Ctrl-C, removes the temporary files on its way out
+        try:
+            with temp_folder("toolkit-convert") as tmp:
+                say("exporting a batch-1 SavedModel")
+                saved = Path(tmp) / "saved_model"
+                kx.write_batch1_savedmodel(model, inputs, saved)
+                say(f"converting ({config.quantize})")
+                kept: list[str] = []
+                qat_record = None
+                if qat is not None:
+                    from toolkit.convert.qat import qat_flatbuffer
 
-            if config.quantize != "int8" or config.keep_float or config.backend != "tflite":
-                raise UsageError("--qat trains for full int8 with the default backend (no --keep-float)")
-            flatbuffer, qat_record = qat_flatbuffer(src, model, calib, config.io, qat, config.seed, say)
-        elif config.keep_float and calib is not None:
-            from toolkit.convert.quant_report import layer_names
-            from toolkit.convert.selective import selective_int8
+                    if config.quantize != "int8" or config.keep_float or config.backend != "tflite":
+                        raise UsageError("--qat trains for full int8 with the default backend (no --keep-float)")
+                    flatbuffer, qat_record = qat_flatbuffer(src, model, calib, config.io, qat, config.seed, say)
+                elif config.keep_float and calib is not None:
+                    from toolkit.convert.quant_report import layer_names
+                    from toolkit.convert.selective import selective_int8
 
-            say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
-            names = list(calib.calibrate)
-            flatbuffer, kept = selective_int8(
-                saved, config.io, _representative(calib),
-                lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
-                tuple(config.keep_float), layer_names(model))
-        elif config.backend == "aeq" and calib is not None:
-            say("converting (fp32), then quantizing with ai-edge-quantizer (static int8)")
-            flatbuffer = kx.quantize_with_aeq(kx.convert_savedmodel(saved, "fp32", "float32", None),
-                                              _representative(calib))
-        else:
-            flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
+                    say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
+                    names = list(calib.calibrate)
+                    flatbuffer, kept = selective_int8(
+                        saved, config.io, _representative(calib),
+                        lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
+                        tuple(config.keep_float), layer_names(model))
+                elif config.backend == "aeq" and calib is not None:
+                    say("converting (fp32), then quantizing with ai-edge-quantizer (static int8)")
+                    flatbuffer = kx.quantize_with_aeq(kx.convert_savedmodel(saved, "fp32", "float32", None),
+                                                      _representative(calib))
+                else:
+                    flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
+        except Exception as exc:
+            if is_disk_full(exc):  # TensorFlow says "No space left on device" / "File too large" in its own errors
+                raise no_space_error(f"{tempfile.gettempdir()} (the temporary folder)", "converting failed: ",
+                                     "free some space there or set TMPDIR to a folder on a disk with room") from None
+            raise
+        return _write_outputs(out, src, flatbuffer, model, inputs, outputs, calib, config, kept, qat_record,
+                              started, say)
+
+
+def _write_outputs(out: Path, src: Path, flatbuffer: bytes, model: Any, inputs: dict[str, tuple[int, ...]],
+                   outputs: list[str], calib: CalibrationSet | None, config: ConvertConfig, kept: list[str],
+                   qat_record: Any, started: float, say: Callable[[str], None]) -> ConvertResult:
+    """Verify the flatbuffer, check parity from a temporary file beside ``out``, then put the files in place model
+    first and manifest last (:class:`~toolkit.fileio.AtomicFiles`): a manifest on disk always describes the model
+    beside it, and a failure (a full disk, a signal) leaves the previous files as they were and nothing partial."""
     from toolkit.runtime.tflite_file import parse_model_bytes
 
     parsed = parse_model_bytes(flatbuffer, out)  # verify what the converter wrote before anyone loads it
-    with atomic_path(out) as tmp_tflite:
+    with AtomicFiles(manifest=manifest_path_for(out)) as files:
+        tmp_tflite = files.add(out)
         tmp_tflite.write_bytes(flatbuffer)
         say("checking parity against the Keras model")
         parity = _parity(model, tmp_tflite, inputs, calib, config)
@@ -138,15 +168,15 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
             manifest["kept_float"] = kept
         if qat_record is not None:
             manifest["qat"] = qat_record
-        write_json_atomic(manifest_path_for(out), manifest)
-    if config.target == "edgetpu":
-        manifest["edgetpu"]["compiler"] = _edgetpu_compile(out, say)
-        write_json_atomic(manifest_path_for(out), manifest)
+        if config.target == "edgetpu":
+            manifest["edgetpu"]["compiler"] = _edgetpu_compile(tmp_tflite, out, files, say)
+        files.manifest_tmp.write_text(json_text(manifest))
     return ConvertResult(out, manifest_path_for(out), manifest)
 
 
-def _edgetpu_compile(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Run edgetpu_compiler on the written model when it is on PATH; the compiled file lands beside ``out``."""
+def _edgetpu_compile(model: Path, out: Path, files: AtomicFiles, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run edgetpu_compiler on ``model`` (the temporary copy of ``out``) when it is on PATH; the compiled file and
+    its log are added to ``files``, to land beside ``out`` with it."""
     from toolkit.convert.edgetpu_compiler import INSTALL, compile_model, find_compiler
     from toolkit.inspect.edgetpu import compiled_summary
     from toolkit.runtime.tflite_file import read_model_file
@@ -155,20 +185,19 @@ def _edgetpu_compile(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
     if compiler is None:
         return {"found": False, "install": INSTALL}
     say(f"compiling for the Edge TPU ({compiler})")
-    with tempfile.TemporaryDirectory(prefix="toolkit-edgetpu-") as tmp:
-        work = Path(tmp) / out.name
-        shutil.copyfile(out, work)
-        report = compile_model(work, Path(tmp), compiler)
+    with temp_folder("toolkit-edgetpu") as tmp:
+        work = tmp / out.name
+        shutil.copyfile(model, work)
+        report = compile_model(work, tmp, compiler)
         compiled = Path(report.output or "")
         summary = compiled_summary(read_model_file(compiled))  # verify it before it lands beside the model
         final = out.with_name(compiled.name)
-        with atomic_path(final) as tmp_final:
-            shutil.copyfile(compiled, tmp_final)
+        shutil.copyfile(compiled, files.add(final))
         report.output = str(final)
         if report.log:
-            with atomic_path(out.with_name(Path(report.log).name)) as tmp_log:
-                shutil.copyfile(report.log, tmp_log)
-            report.log = str(out.with_name(Path(report.log).name))
+            log = out.with_name(Path(report.log).name)
+            shutil.copyfile(report.log, files.add(log))
+            report.log = str(log)
     return {"found": True, "path": compiler, **report.as_dict(),
             "compiled": summary.as_dict() if summary else None,
             "note": None if summary else "the compiled file holds no edgetpu-custom-op: nothing was mapped"}

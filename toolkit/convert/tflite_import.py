@@ -272,7 +272,7 @@ def import_to_file(
 ) -> ImportResult:
     """Rebuild ``src``, check it against the original, write ``out`` (.keras) and ``out``.json atomically."""
     from toolkit.convert.tflite_check import check_agreement, load_check_images
-    from toolkit.fileio import atomic_path, sha256_file, write_json_atomic
+    from toolkit.fileio import AtomicFiles, json_text, sha256_file
 
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -300,32 +300,29 @@ def import_to_file(
                 "measured at the file's own input size; the resized model has the same weights"
             )
     say(f"writing {target}")
-    try:
-        with atomic_path(target) as tmp:
+    try:  # model first, manifest last: a manifest on disk always describes the model beside it
+        with AtomicFiles(manifest=target.with_suffix(".json")) as files:
+            tmp = files.add(target)
             imported.model.save(tmp)
             output = {"path": str(target), "sha256": sha256_file(tmp), "size_bytes": tmp.stat().st_size,
                       "load": _load_hint(imported.model)}
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
-            "libraries": library_versions(("tensorflow", "keras", "ai-edge-litert", "numpy")),
-            "source": {
-                "path": str(source),
-                "sha256": imported.graph.sha256,
-                "size_bytes": imported.graph.model.size_bytes,
-            },
-            "output": output,
-            "config": asdict(config),
-            **imported.describe(),
-            "agreement": agreement,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        try:  # the model is in place; its manifest follows, or the model goes too (never one without the other)
-            write_json_atomic(target.with_suffix(".json"), manifest)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+            manifest = {
+                "schema": MANIFEST_SCHEMA,
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
+                "libraries": library_versions(("tensorflow", "keras", "ai-edge-litert", "numpy")),
+                "source": {
+                    "path": str(source),
+                    "sha256": imported.graph.sha256,
+                    "size_bytes": imported.graph.model.size_bytes,
+                },
+                "output": output,
+                "config": asdict(config),
+                **imported.describe(),
+                "agreement": agreement,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            files.manifest_tmp.write_text(json_text(manifest))
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}; choose another -o path") from None
     return ImportResult(target, target.with_suffix(".json"), manifest)
