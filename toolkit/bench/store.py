@@ -87,7 +87,8 @@ class BenchStore:
         self.path = Path(path) if path is not None else default_db_path()
         if self.path.is_dir():
             raise UsageError(f"--db {self.path} is a directory; give a file path such as {self.path}/bench.sqlite")
-        if not self.path.exists():
+        created = not self.path.exists()
+        if created:
             if not create:
                 raise UsageError(f"no benchmark database at {self.path}; run 'toolkit bench MODEL.tflite' first "
                                  "or pass --db")
@@ -107,7 +108,10 @@ class BenchStore:
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise self._db_error(exc) from None
+            error = self._db_error(exc)
+            if created and self._disk_full(exc):
+                self._remove_empty()
+            raise error from None
         except BaseException:
             self.conn.close()
             raise
@@ -249,8 +253,37 @@ class BenchStore:
         except sqlite3.DatabaseError as exc:
             raise self._db_error(exc) from None
 
+    def _disk_full(self, exc: sqlite3.DatabaseError) -> bool:
+        """SQLITE_FULL, or an I/O error where the disk (or the file size limit) has no room left: SQLite reports
+        EFBIG and some ENOSPC cases as a plain "disk I/O error"."""
+        from toolkit.fileio import LOW_SPACE_BYTES, is_disk_full, space_left
+
+        if is_disk_full(exc) or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+            return True
+        if "disk I/O error" not in str(exc):
+            return False
+        return min(space_left(self.path.with_name(self.path.name + suffix)) for suffix in ("", "-wal", "-shm")) \
+            < LOW_SPACE_BYTES
+
+    def _remove_empty(self) -> None:
+        """Remove the database this process was creating when the disk filled up: an empty file (no schema
+        committed, nothing in the WAL) would only be called damaged by the next run."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            empty = self.path.stat().st_size <= 4096 and (not wal.exists() or wal.stat().st_size == 0)
+        except OSError:
+            return
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
     def _db_error(self, exc: sqlite3.DatabaseError) -> ToolkitError:
         text = str(exc)
+        if self._disk_full(exc):
+            from toolkit.fileio import no_space_error
+
+            return no_space_error(self.path, "benchmark database: ", "free some space or pass --db PATH on another "
+                                  "disk; the results committed before are kept")
         if "locked" in text or "busy" in text:
             return ToolkitError(f"benchmark database {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by "
                                 "another process; retry when it finishes")
