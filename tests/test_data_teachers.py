@@ -237,7 +237,7 @@ def test_pseudo_spec_bad_inputs(tmp_path: Path) -> None:
     cases = {
         f"pseudo:path={tmp_path / 'missing.mp4'}": "does not exist",
         f"pseudo:path={tmp_path},teacher=coco": "unknown teacher 'coco'",
-        f"pseudo:path={tmp_path / 'clip.mp4'},every=0": "every must be >= 1",
+        f"pseudo:path={tmp_path / 'clip.mp4'},every=0": "every must be an integer in 1..100000, got 0",
         f"pseudo:path={tmp_path / 'images'},every=2": "drop every=",
         f"pseudo:path={tmp_path / 'images'}": "no images",
     }

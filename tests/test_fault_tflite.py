@@ -211,6 +211,25 @@ def test_a_crash_the_python_checks_cannot_see_is_refused_by_the_probe(tmp_path: 
         assert_one_line_error(bench, 2, "SIGABRT in a probe process")
 
 
+def test_eval_and_demo_say_which_check_vouched(shared: Path, tmp_path: Path) -> None:
+    """A .tflite no convert manifest vouches for (here a copy without its manifest): eval notes and demo prints
+    that it was probed in a child process; the shipped models, vouched for by their manifests, add no demo line."""
+    env = {"TOOLKIT_HOME": str(tmp_path / "home")}
+    copy = tmp_path / "behaviour.tflite"
+    copy.write_bytes(BEHAVIOUR.read_bytes())
+    result = run_cli("eval", copy, "--data", "eth_ucy:scene=eth,split=test", "--limit", "8", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: model file: verified in Python; probed in a child process" in result.stdout
+    detector = tmp_path / "detector.tflite"
+    detector.write_bytes((REPO / "models" / "person_detector" / "person_detector_int8.tflite").read_bytes())
+    demo = run_cli("demo", "--headless", "--max-frames", "2", "--detector", detector, env=env)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    lines = demo.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"demo: detector {detector}: verified in Python; probed"), lines
+    shipped = run_cli("demo", "--headless", "--max-frames", "2", env=env)
+    assert len(shipped.stdout.strip().splitlines()) == 1, shipped.stdout
+
+
 def test_inspect_says_which_check_it_did(tmp_path: Path) -> None:
     plain = run_cli("inspect", BEHAVIOUR, "--json", env={"TOOLKIT_HOME": str(tmp_path)})
     assert json.loads(plain.stdout)["model_check"].startswith("verified in Python (nothing executed")

@@ -16,11 +16,21 @@ from toolkit.bench.config import BenchConfig
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.config import apply_overrides, check_ranges, number_type, range_error
 from toolkit.convert.config import ConvertConfig
+from toolkit.convert.tflite_import import ImportConfig
+from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
 from toolkit.models import builder
 from toolkit.pipeline.config import PipelineConfig
 from toolkit.pipeline.sources_capture import SourceConfig
+from toolkit.train import (
+    task_autoencoder,
+    task_behaviour,
+    task_classifier,
+    task_detector,
+    task_segmenter,
+    task_vae,
+)
 from toolkit.train.config import TrainConfig
 
 MODEL = REPO / "models" / "behaviour" / "behaviour_int8.tflite"  # shipped; never loaded by these tests
@@ -31,7 +41,15 @@ CONFIGS = [
     ConvertConfig,
     EvalConfig,
     SourceConfig,
+    ImportConfig,
     *(builder(kind).Config for kind in MODEL_KINDS),
+    # the [task] options of each training task
+    task_autoencoder.Options,
+    task_behaviour.BehaviourOptions,
+    task_classifier.Options,
+    task_detector.DetectorTaskOptions,
+    task_segmenter.SegmenterTaskOptions,
+    task_vae.Options,
 ]
 # PipelineConfig.record_fps has its own rule in PipelineConfig.__post_init__ (finding 4), with or without a LIMITS
 # entry; through the shared validator's default it must be finite either way.
@@ -79,6 +97,26 @@ def test_every_numeric_key_has_a_declared_range(cls) -> None:
         (
             lambda: builder("classifier").Config(input_shape=(28, 10**9, 1)),
             "input_shape must be integers in 1..4096",
+        ),
+        (lambda: ImportConfig(check_samples=2**31 - 1), "check_samples must be an integer in 0..10000"),
+        (lambda: task_detector.DetectorTaskOptions(mosaic=2.0), "mosaic must be a number in 0..1, got 2"),
+        (
+            lambda: task_segmenter.SegmenterTaskOptions(class_weights=(1.0, -1.0)),
+            "class_weights must be numbers",
+        ),
+        (lambda: task_classifier.Options(label_smoothing=1.0), "label_smoothing must be a number in 0..0.99"),
+        # SPEC numbers: scenes=1e11 built a list of 1e11 scene configs (a hang) before the first frame
+        (
+            lambda: parse_spec("synthetic:scenes=100000000000").get_int("scenes"),
+            "scenes must be an integer in 1..10000",
+        ),
+        (
+            lambda: parse_spec("synthetic:jitter=inf").get_float("jitter"),
+            "jitter must be a number in 0.0..10.0",
+        ),
+        (
+            lambda: parse_spec("mnist:limit=-4").get_int("limit"),
+            "limit must be an integer in 1..2147483647, got -4",
         ),
     ],
 )
@@ -129,6 +167,28 @@ def test_overrides_name_where_and_coerce_huge_numbers() -> None:
             "seed must be an integer in 0..4294967295",
         ),
         (["demo", "--headless", "--threads", "32768"], "threads must be an integer in 1..1024, got 32768"),
+        (
+            ["convert", "{tmp}/m.keras", "-o", "{tmp}/m.tflite", "--eval", "mnist", "--max-drop", "inf"],
+            "--max-drop must be a finite number >= 0, got inf",
+        ),
+        # toolkit import: --seed -3 was "internal error: ValueError", --check-samples 2**31-1 a MemoryError
+        (
+            ["import", MODEL, "-o", "{tmp}/x.keras", "--seed", "-3"],
+            "seed must be an integer in 0..4294967295",
+        ),
+        (
+            ["import", MODEL, "-o", "{tmp}/x.keras", "--check-samples", "2147483647"],
+            "check_samples must be an integer",
+        ),
+        (["import", MODEL, "-o", "{tmp}/x.keras", "--input-size", "100000x3"], "input_size must be integers in 1..8192, got 100000"),
+        (
+            ["eval", MODEL, "--data", "synthetic:split=val,scenes=100000000000"],
+            "scenes must be an integer in 1..10000",
+        ),
+        (
+            ["train", "classifier", "-o", "{tmp}/c.keras", "--set", "task.max_rotation=1000"],
+            "max_rotation must be a number in 0..180",
+        ),
         # finding 6: flags
         (
             ["bench", MODEL, "--no-store", "--threads", "1,,2"],
@@ -181,7 +241,7 @@ def test_overrides_name_where_and_coerce_huge_numbers() -> None:
         ),
         (
             ["train", "classifier", "-o", "{tmp}/c.keras", "--set", "task.label_smoothing=inf"],
-            "label_smoothing must be a finite",
+            "label_smoothing must be a number in 0..0.99, got inf",
         ),
         (
             ["train", "classifier", "-o", "{tmp}/c.keras", "--set", "model.num_classes=" + "9" * 5000],

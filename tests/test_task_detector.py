@@ -203,8 +203,8 @@ def test_compiled_model_trains_a_step_with_finite_losses() -> None:
     assert all(np.isfinite(v[0]) for v in history.values())
 
 
-BAD_PASTE_OPTIONS = [({"paste": 1.5}, "paste must be a probability in"), ({"paste": -0.1}, "paste must be a probability"),
-                     ({"paste_max": 0}, "paste_max must be >= 1"),
+BAD_PASTE_OPTIONS = [({"paste": 1.5}, "paste must be a number in 0..1"), ({"paste": -0.1}, "paste must be a number in"),
+                     ({"paste_max": 0}, "paste_max must be an integer in 1..64"),
                      ({"paste_min_height": 50.0, "paste_max_height": 20.0}, "need 2 <= paste_min_height <= paste_max"),
                      ({"paste_min_height": 1.0}, "need 2 <= paste_min_height")]
 

@@ -33,6 +33,31 @@ def test_same_seed_same_first_epoch_loss(cli, shared, tmp_path: Path) -> None:
     assert losses[0] == losses[1]
 
 
+def test_model_and_manifest_land_together(shared, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The manifest names the model beside it; a failure writing it (here a full disk) leaves neither file and no
+    temporary files, not a new model beside the previous run's manifest (issue 15)."""
+    import errno
+    import hashlib
+
+    import toolkit.train.trainer as trainer
+    from toolkit.cli import main
+
+    out = tmp_path / "c.keras"
+    assert main(["train", "classifier", "-o", str(out), "--epochs", "1", *TINY]) == 0
+    assert _manifest(out)["model"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    before = {p.name: p.read_bytes() for p in (out, out.with_suffix(".train.json"))}
+
+    def full_disk(obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(trainer, "json_text", full_disk)
+    capsys.readouterr()
+    assert main(["train", "classifier", "-o", str(out), "--epochs", "1", "--seed", "5", *TINY]) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (out, out.with_suffix(".train.json"))} == before
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
 def test_mirrored_strategy_on_two_logical_cpus(cli, shared, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     # Also the speed trade of long recipes (op determinism off), recorded in the manifest.

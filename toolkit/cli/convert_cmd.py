@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
                            backend=args.backend)
     if args.max_drop is not None and not args.eval_data:
         raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
-    if args.max_drop is not None and not args.max_drop >= 0:
-        raise UsageError(f"--max-drop must be a number >= 0, got {args.max_drop}")
+    if args.max_drop is not None and not 0 <= args.max_drop < float("inf"):
+        raise UsageError(f"--max-drop must be a finite number >= 0, got {args.max_drop}")
     if args.auto_keep_float and (not args.eval_data or args.keep_float):
         raise UsageError("--auto-keep-float needs --eval DATA (it stops when the drop is within --max-drop) and "
                          "chooses the layers itself (no --keep-float)")

@@ -6,7 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from toolkit.cli.common import StatusLine, add_json_flag, emit, non_negative_int
+from toolkit.cli.common import StatusLine, add_json_flag, config_type, emit
+
+IMPORT_CONFIG = "toolkit.convert.tflite_import:ImportConfig"  # the ranges of --check-samples and --seed
 
 HELP = "rebuild a float Keras model from a (int8/uint8 or float) .tflite graph: fine-tune it or use it as a backbone"
 DESCRIPTION = (
@@ -85,11 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--check-samples",
-        type=non_negative_int,
+        type=config_type(IMPORT_CONFIG, "check_samples"),
         default=4,
         help="inputs in the agreement check (default 4; 0 skips it)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random check inputs (default 0)")
+    parser.add_argument("--seed", type=config_type(IMPORT_CONFIG, "seed"), default=0,
+                        help="seed of the random check inputs (default 0)")
     add_json_flag(parser)
 
 

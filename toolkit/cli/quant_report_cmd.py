@@ -49,12 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     apply_verbose(args)
-    import tempfile
-
     from toolkit.convert import ConvertConfig
     from toolkit.convert.quant_report import quant_report, render_text
     from toolkit.errors import UsageError
-    from toolkit.fileio import check_writable
+    from toolkit.fileio import check_writable, temp_folder
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".md", ".html", ".json"):
@@ -74,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             from toolkit.eval.gate import accuracy_gate
 
             status.show(f"scoring float and int8 on {args.eval_data}")
-            with tempfile.TemporaryDirectory(prefix="toolkit-quant-report-") as tmp:
+            with temp_folder("toolkit-quant-report") as tmp:
                 int8 = Path(tmp) / f"{Path(args.model).stem}_int8.tflite"
                 convert(Path(args.model), int8, config)
                 report.gate = accuracy_gate(args.model, int8, args.eval_data, task=args.task).as_dict()
@@ -90,10 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(report: QuantReport, out: Path) -> None:
     """The report as .json, .md (+ .png beside it) or .html (plot embedded), each file written atomically."""
-    import tempfile
-
     from toolkit.convert.quant_report import plot_png, render_html, render_markdown
-    from toolkit.fileio import atomic_path
+    from toolkit.fileio import atomic_path, temp_folder
 
     if out.suffix == ".json":
         import json
@@ -107,8 +103,8 @@ def _write(report: QuantReport, out: Path) -> None:
         with atomic_path(out) as tmp_out:
             tmp_out.write_text(render_markdown(report, png.name))
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "plot.png"
+        with temp_folder("toolkit-quant-report") as tmp:
+            png = tmp / "plot.png"
             plot_png(report, png)
             with atomic_path(out) as tmp_out:
                 tmp_out.write_text(render_html(report, png))

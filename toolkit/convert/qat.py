@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
+from toolkit.fileio import temp_folder
 
 QAT_KINDS = ("classifier", "autoencoder", "segmenter", "detector", "behaviour")
 FRAME_LIMIT = 300  # full-size training items held for detector/segmenter QAT (384x480x3 uint8: 0.55 MB each)
@@ -167,7 +167,7 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
     arrays = _training_arrays(kind, qat, model_path, tuple(samples.shape[1:]), seed)
     weights = model.get_weights()
     batch_size = qat.batch_size or BATCH_SIZE[kind]
-    with tempfile.TemporaryDirectory(prefix="toolkit-qat-") as tmp:
+    with temp_folder("toolkit-qat") as tmp:
         folder = Path(tmp)
         np.savez(folder / "arrays.npz", calib=calib.calibrate[name], **arrays,
                  **{f"w{i}": w for i, w in enumerate(weights)})

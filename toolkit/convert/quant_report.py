@@ -13,7 +13,6 @@ import csv
 import io
 import math
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from toolkit.convert.calibration import load_calibration
 from toolkit.convert.config import ConvertConfig
 from toolkit.errors import ToolkitError, UsageError, one_line
+from toolkit.fileio import temp_folder
 
 IDEAL_RMSE_PER_STEP = 1 / math.sqrt(12)  # uniform rounding error, in quantization steps
 SUSPECT_RMSE_PER_STEP = 0.7
@@ -118,7 +118,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
         for i in range(data.count):
             yield [data.calibrate[k][i:i + 1] for k in names]
 
-    with tempfile.TemporaryDirectory(prefix="toolkit-quant-report-") as tmp:
+    with temp_folder("toolkit-quant-report") as tmp:
         kx.write_batch1_savedmodel(model, inputs, Path(tmp) / "saved_model")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"),
                                                              signature_keys=["serving_default"])

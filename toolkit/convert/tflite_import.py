@@ -29,11 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from toolkit import __version__
+from toolkit.config import SEED_RANGE, THREADS_RANGE, Limits, check_ranges
 from toolkit.convert.tflite_graph import (
     SIZE_FREE,
     FeatureTensor,
@@ -66,6 +67,16 @@ class ImportConfig:
     check_samples: int = 4  # inputs in the agreement check (0 skips it)
     seed: int = 0  # seed of the random check inputs
     threads: int | None = None  # LiteRT threads in the check (None = every core)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of numeric fields (the CLI flags share them)
+        "check_samples": (0, 10_000),
+        "input_size": (1, 8192),
+        "seed": SEED_RANGE,
+        "threads": THREADS_RANGE,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "import config")
 
 
 @dataclass

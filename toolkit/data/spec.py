@@ -20,13 +20,29 @@ The table below drives parsing, validation ("did you mean") and ``--help`` text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.config import suggest
+from toolkit.config import SEED_RANGE, suggest
 from toolkit.errors import UsageError
+
+# Valid values of numeric SPEC keys. A value outside is a typo (``scenes=100000000000`` would build a list of
+# 1e11 scene configs before the first frame); keys not listed are held to finite numbers within +-2**31.
+SPEC_LIMITS: dict[str, tuple[float, float]] = {
+    "seed": SEED_RANGE,
+    "scenes": (1, 10_000),
+    "frames": (1, 1_000_000),
+    "every": (1, 100_000),
+    "stride": (1, 100_000),
+    "width": (16, 8192),
+    "height": (16, 8192),
+    "jitter": (0.0, 10.0),
+    "limit": (1, 2**31 - 1),
+}
+GENERIC_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -108,9 +124,13 @@ class DataSpec:
         if value is None:
             return default
         try:
-            return cast(value)
+            number = cast(value)
         except ValueError:
             raise UsageError(f"data spec '{self.text}': {key}={value} is not {what}") from None
+        low, high = SPEC_LIMITS.get(key, (-GENERIC_LIMIT, GENERIC_LIMIT))
+        if not (math.isfinite(number) and low <= number <= high):
+            raise UsageError(f"data spec '{self.text}': {key} must be {what} in {low}..{high}, got {value}")
+        return number
 
     def with_options(self, **options: str) -> DataSpec:
         merged = {**self.options, **{k: str(v) for k, v in options.items() if v is not None}}

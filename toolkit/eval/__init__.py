@@ -56,6 +56,10 @@ def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalC
     with as_task(load_predictor(model, part=config.part, threads=config.threads,
                                  trust=config.trust_model), config.task) as predictor:
         report = evaluator_for(predictor.kind, model).evaluate(predictor, spec, config)
+        runner = getattr(getattr(predictor, "inner", predictor), "runner", None)
+        check = getattr(runner, "model_check", "")
+        if check:  # which check vouched for a .tflite file before LiteRT loaded it (toolkit.runtime.probe)
+            report.notes.append(f"model file: {check}")
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
+from toolkit.fileio import sweep_stale
 
 SYNTHETIC_VAL_OFFSET = 1000  # split=val scene seeds = train seeds + this, so validation scenes never train
 S = TypeVar("S")  # a sample set type (detector Samples, segmenter SegSamples)
@@ -168,7 +169,8 @@ def publish_folder(folder: Path, key_src: str, done: str, fill: Callable[[Path],
     ``folder`` in one step, so a cache folder is complete or absent (a concurrent writer that finished first wins;
     its folder has the file ``done``)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    sweep_stale(folder.parent, r"\..*\.partial-(\d+)-")  # folders of runs killed with SIGKILL
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-{os.getpid()}-", dir=folder.parent))
     try:
         fill(tmp)
         (tmp / "key.json").write_text(key_src + "\n")

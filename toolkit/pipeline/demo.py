@@ -224,6 +224,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
                          if "segmenter" in runners else None)
         models = {kind: runner.path for kind, runner in runners.items()}  # the CPU originals after a fallback
         fallbacks = {kind: r.fallback_reason for kind, r in runners.items() if r.fallback_reason}
+        checks = {kind: r.model_check for kind, r in runners.items()}  # which check vouched for each file
         source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))
         if recorder is not None and recorder.fps is None:  # live cameras do not report a rate: 30 is their usual
             recorder.fps = check_record_fps(source.fps or 30.0, f"the frame rate of {source.name}")
@@ -281,6 +282,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     summary["record_frames"] = recorder.frames if recorder is not None else 0
     summary["delegate"] = cfg.delegate
     summary["fallback"] = fallbacks or None  # {kind: why} where --fallback cpu replaced the delegate
+    summary["model_checks"] = checks
     if loop.failure is not None:
         raise DeviceUnavailable(f"{loop.failure} (after {done} frames; the outputs were saved)")
     return summary
@@ -409,6 +411,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     saved = f"; recorded {summary['record']}" if summary.get("record") else ""
     fallback = summary.get("fallback") or {}
     cpu = f"; FALLBACK to the CPU ({', '.join(fallback)}): {next(iter(fallback.values()))}" if fallback else ""
-    return (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
+    line = (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
             f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}{cpu}")
+    # a model file no convert manifest vouches for (a user's own .tflite): say which check let LiteRT load it
+    checks = {k: v for k, v in (summary.get("model_checks") or {}).items() if v and "convert manifest" not in v}
+    return "\n".join([line, *(f"demo: {kind} {summary['models'][kind]}: {check}" for kind, check in checks.items())])
 

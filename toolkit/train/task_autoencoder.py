@@ -8,8 +8,9 @@ each image is the image itself -- after augmentation, so input and target are wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.train.config import TrainConfig
@@ -24,6 +25,16 @@ class Options:
     max_rotation: float = 5.0  # augmentation: largest rotation in degrees
     max_zoom: float = 0.0  # augmentation: scale drawn from [1 - max_zoom, 1 + max_zoom]
     min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "max_shift": (0.0, 64.0),
+        "max_rotation": (0.0, 180.0),
+        "max_zoom": (0.0, 0.99),
+        "min_lr_fraction": (0.0, 1.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "autoencoder task options")
 
 
 def _check(options: Options) -> Affine:

@@ -15,10 +15,11 @@ label (weight 0 on ETH/UCY windows), via per-output sample weights. Both weights
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.behaviour_frames import OLDER_SCALE, normalise
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
@@ -40,6 +41,17 @@ class BehaviourOptions:
     balance: float = 0.5  # recording weights n^-balance: 0 = every window counts the same, 1 = every recording
     mirror: bool = True  # augmentation: mirror half the windows across their heading axis
     scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "extra_weight": (0.0, 1000.0),
+        "fde_weight": (0.0, 1000.0),
+        "crossing_weight": (0.0, 1000.0),
+        "balance": (0.0, 1.0),
+        "scale": (0.0, 0.9),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "behaviour task options")
 
 
 def recording_weights(groups: np.ndarray, balance: float) -> np.ndarray:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval.classifier import load_labelled_images
@@ -32,6 +33,17 @@ class Options:
     max_rotation: float = 12.0  # augmentation: largest rotation in degrees, either way
     max_zoom: float = 0.1  # augmentation: scale drawn from [1 - max_zoom, 1 + max_zoom]
     min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "label_smoothing": (0.0, 0.99),
+        "max_shift": (0.0, 64.0),
+        "max_rotation": (0.0, 180.0),
+        "max_zoom": (0.0, 0.99),
+        "min_lr_fraction": (0.0, 1.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "classifier task options")
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, color_jitter, resize_image
 from toolkit.data.cutouts import Cutout, PasteConfig, paste_people, person_cutouts
 from toolkit.data.spec import DataSpec, parse_spec
@@ -80,6 +81,28 @@ class DetectorTaskOptions:
     pretrained: str = ""  # a .keras model whose convolutions start the mobilenet_v2 backbone ("" = random init),
     # e.g. Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
     freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the FPN and heads train
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "extra_per_epoch": (0, 10_000_000),
+        "repeat": (1, 1000),
+        "mosaic": (0.0, 1.0),
+        "min_visibility": (0.0, 1.0),
+        "cut_keep": (0.0, 1.0),
+        "scale_min": (0.05, 20.0),
+        "scale_max": (0.05, 20.0),
+        "box_weight": (0.0, 1000.0),
+        "min_radius": (0, 64),
+        "crop_height": (0, 8192),
+        "crop_width": (0, 8192),
+        "person_crop": (0.0, 1.0),
+        "paste": (0.0, 1.0),
+        "paste_max": (1, 64),
+        "paste_min_height": (1.0, 8192.0),
+        "paste_max_height": (1.0, 8192.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "detector task options")
 
 
 @dataclass

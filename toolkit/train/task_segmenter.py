@@ -27,10 +27,11 @@ process has iterated the training set): the same seed gives the same batches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.augment import IGNORE, AugmentConfig, augment_segmentation, color_jitter
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
@@ -58,6 +59,22 @@ class SegmenterTaskOptions:
     pretrained: str = ""  # a .keras model whose convolutions start a mobilenet_v2 backbone ("" = random init), e.g.
     # Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
     freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the head trains
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "extra_repeat": (1, 1000),
+        "per_epoch": (0, 10_000_000),
+        "class_weights": (0.0, 1000.0),
+        "crop_height": (0, 8192),
+        "crop_width": (0, 8192),
+        "person_crop": (0.0, 1.0),
+        "dice_weight": (0.0, 1000.0),
+        "scale_min": (0.05, 20.0),
+        "scale_max": (0.05, 20.0),
+        "min_lr_fraction": (0.0, 1.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "segmenter task options")
 
 
 @dataclass

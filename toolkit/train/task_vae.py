@@ -15,8 +15,9 @@ the same 8 numbers); with a 3-epoch warm-up all 8 dimensions stayed active.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from toolkit.config import Limits, check_ranges
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.train.config import TrainConfig
@@ -30,6 +31,16 @@ class Options:
     max_rotation: float = 0.0  # augmentation: largest rotation in degrees
     min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
     kl_warmup_epochs: float = 5.0  # KL weight ramps linearly from 0 to beta over these epochs (0 = off)
+
+    LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
+        "max_shift": (0.0, 64.0),
+        "max_rotation": (0.0, 180.0),
+        "min_lr_fraction": (0.0, 1.0),
+        "kl_warmup_epochs": (0.0, 100_000.0),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "vae task options")
 
 
 class WarmupWeight(float):

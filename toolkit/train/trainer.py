@@ -27,7 +27,7 @@ from toolkit.capabilities import MODEL_KINDS
 from toolkit.config import apply_overrides, suggest
 from toolkit.data.spec import parse_spec
 from toolkit.errors import ToolkitError, UsageError
-from toolkit.fileio import atomic_path, library_versions, sha256_file, write_json_atomic
+from toolkit.fileio import AtomicFiles, json_text, library_versions, sha256_file
 from toolkit.train.config import TrainConfig
 
 
@@ -161,15 +161,17 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if not hist.get("loss") or any(v != v for v in hist["loss"]):  # NaN check
         raise ToolkitError(f"training diverged (loss {hist.get('loss', [])[-1:]}); lower --lr")
-    with atomic_path(out, suffix=".keras") as tmp:
+    # the model and its manifest appear together: the manifest (renamed last) never describes another model
+    with AtomicFiles(manifest=manifest_path_for(out)) as files:
+        tmp = files.add(out, suffix=".keras")
         model.save(tmp)
-    manifest = _manifest(kind, out, config, model_config, options, data, hist, seconds, run_dir, strategy,
-                         int(model.count_params()))
-    write_json_atomic(manifest_path_for(out), manifest)
+        manifest = _manifest(kind, out, sha256_file(tmp), config, model_config, options, data, hist, seconds,
+                             run_dir, strategy, int(model.count_params()))
+        files.manifest_tmp.write_text(json_text(manifest))
     return TrainResult(out, manifest_path_for(out), manifest)
 
 
-def _manifest(kind: str, out: Path, config: TrainConfig, model_config: Any, options: Any, data: Any,
+def _manifest(kind: str, out: Path, sha256: str, config: TrainConfig, model_config: Any, options: Any, data: Any,
               hist: dict[str, list[float]], seconds: float, run_dir: Path, strategy: Any,
               parameters: int) -> dict[str, Any]:
     monitor = "val_loss" if "val_loss" in hist else "loss"
@@ -180,7 +182,7 @@ def _manifest(kind: str, out: Path, config: TrainConfig, model_config: Any, opti
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
         "libraries": library_versions(),
         "kind": kind,
-        "model": {"path": str(out), "sha256": sha256_file(out), "parameters": parameters,
+        "model": {"path": str(out), "sha256": sha256, "parameters": parameters,
                   "config": dataclasses.asdict(model_config)},
         "train_config": dataclasses.asdict(config),
         "task_options": dataclasses.asdict(options),
