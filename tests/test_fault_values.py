@@ -18,6 +18,7 @@ from toolkit.config import apply_overrides, check_ranges, number_type, range_err
 from toolkit.convert.config import ConvertConfig
 from toolkit.convert.tflite_import import ImportConfig
 from toolkit.data.spec import parse_spec
+from toolkit.data.synthetic_scene import SceneConfig
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
 from toolkit.models import builder
@@ -42,6 +43,7 @@ CONFIGS = [
     EvalConfig,
     SourceConfig,
     ImportConfig,
+    SceneConfig,
     *(builder(kind).Config for kind in MODEL_KINDS),
     # the [task] options of each training task
     task_autoencoder.Options,
@@ -167,6 +169,15 @@ def test_overrides_name_where_and_coerce_huge_numbers() -> None:
             "seed must be an integer in 0..4294967295",
         ),
         (["demo", "--headless", "--threads", "32768"], "threads must be an integer in 1..1024, got 32768"),
+        # synthetic source options: seed=-1 was "internal error: ValueError", warmup_s=1e12 simulated for ever
+        (
+            ["demo", "--headless", "--source", "synthetic:seed=-1"],
+            "seed must be an integer in 0..4294967295, got -1",
+        ),
+        (
+            ["demo", "--headless", "--source", "synthetic:warmup_s=1e12"],
+            "warmup_s must be a number in 0..3600",
+        ),
         (
             ["convert", "{tmp}/m.keras", "-o", "{tmp}/m.tflite", "--eval", "mnist", "--max-drop", "inf"],
             "--max-drop must be a finite number >= 0, got inf",
@@ -180,7 +191,10 @@ def test_overrides_name_where_and_coerce_huge_numbers() -> None:
             ["import", MODEL, "-o", "{tmp}/x.keras", "--check-samples", "2147483647"],
             "check_samples must be an integer",
         ),
-        (["import", MODEL, "-o", "{tmp}/x.keras", "--input-size", "100000x3"], "input_size must be integers in 1..8192, got 100000"),
+        (
+            ["import", MODEL, "-o", "{tmp}/x.keras", "--input-size", "100000x3"],
+            "input_size must be integers in 1..8192, got 100000",
+        ),
         (
             ["eval", MODEL, "--data", "synthetic:split=val,scenes=100000000000"],
             "scenes must be an integer in 1..10000",

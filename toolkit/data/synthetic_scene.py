@@ -10,9 +10,11 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from toolkit.config import SEED_RANGE, Limits, check_ranges
 from toolkit.data import synthetic_camera as cam
 from toolkit.data.synthetic_background import far_limit
 from toolkit.data.synthetic_sim import BEHAVIOURS, CROSSING, Behaviour, Layout, SimState, StreetSim
@@ -45,7 +47,30 @@ class SceneConfig:
     warmup_s: float = 40.0  # simulated before frame 0 so that the street starts populated
     noise: float = 1.0  # strength of sensor noise and blur (0 = a clean render)
 
+    LIMITS: ClassVar[Limits] = {  # valid values (spec options, source options, configs); pairs are checked below
+        "seed": SEED_RANGE,
+        "width": (64, 4096),
+        "height": (64, 4096),
+        "fps": (0.1, 120.0),
+        "camera_height_m": (2.0, 60.0),
+        "camera_pitch_deg": (10.0, 85.0),
+        "camera_yaw_deg": (-85.0, 85.0),
+        "focal_px": (1.0, 100_000.0),
+        "camera_jitter": (0.0, 2.0),
+        "pedestrians_per_min": (0.0, 600.0),
+        "vehicles_per_min": (0.0, 600.0),
+        "max_pedestrians": (0, 200),
+        "p_cross": (0.0, 1.0),
+        "p_jaywalk": (0.0, 1.0),
+        "p_turn": (0.0, 1.0),
+        "p_wait": (0.0, 1.0),
+        "intent_horizon_s": (0.1, 60.0),
+        "warmup_s": (0.0, 3600.0),
+        "noise": (0.0, 10.0),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self, "synthetic scene config")
         checks = [
             (64 <= self.width <= 4096 and 64 <= self.height <= 4096, "width and height must be 64-4096 pixels"),
             (0 < self.fps <= 120, "fps must be in (0, 120]"),
