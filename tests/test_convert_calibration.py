@@ -49,6 +49,18 @@ def test_shape_mismatch_is_an_error_not_a_resize(tmp_path: Path) -> None:
         load_calibration(file, {"image": (32, 32, 3)}, 40, 4, kind="detector")
 
 
+def test_nan_or_infinite_inputs_are_refused(tmp_path: Path) -> None:
+    """A NaN sample converted with exit 0 (issue 15 follow-up): its int8 ranges would come from garbage."""
+    for value, name in ((np.nan, "nan"), (np.inf, "inf")):
+        data = np.random.default_rng(0).random((50, 8, 8, 1), np.float32)
+        data[7, 1, 2, 0] = value
+        np.save(tmp_path / f"{name}.npy", data)
+        np.savez(tmp_path / f"{name}.npz", input=data)
+        for file in (tmp_path / f"{name}.npy", tmp_path / f"{name}.npz"):
+            with pytest.raises(UsageError, match=r"holds NaN or infinite values in 1 sample\(s\) \(first: sample 7\)"):
+                load_calibration(file, {"input": (8, 8, 1)}, 40, 4, kind=None)
+
+
 def test_few_samples_warn_and_the_ordered_hash_is_stable(tmp_path: Path) -> None:
     file = tmp_path / "few.npy"
     np.save(file, np.random.default_rng(1).random((30, 4, 4, 1), dtype=np.float32))

@@ -97,6 +97,7 @@ def load_calibration(
         _check_range(src, arrays, kind)
     else:
         raise UsageError(f"calibration data {src}: expected a folder of images or a .npy/.npz file")
+    _check_finite(src, arrays)
     n = len(next(iter(arrays.values())))
     order = rng.permutation(n)
     hold = min(parity_samples, max(1, n // 5)) if n > 1 else 0
@@ -109,6 +110,15 @@ def load_calibration(
     warnings = (f"only {count} calibration samples: int8 ranges from fewer than {FEW_SAMPLES} are often too narrow "
                 "(100-500 advised)",) if count < FEW_SAMPLES else ()
     return CalibrationSet(calibrate, parity, str(src), fmt, digest, total, preprocessing, warnings)
+
+
+def _check_finite(src: Path, arrays: dict[str, np.ndarray]) -> None:
+    """NaN or infinite inputs would set int8 ranges from garbage (or fail deep in the converter): refuse them."""
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+            raise UsageError(f"{src}: calibration input '{name}' holds NaN or infinite values in {len(bad)} "
+                             f"sample(s) (first: sample {int(bad[0])}); remove or repair them")
 
 
 def _check_range(src: Path, arrays: dict[str, np.ndarray], kind: str | None) -> None:
