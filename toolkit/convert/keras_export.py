@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.convert.keras_archive import check_keras_archive
 from toolkit.errors import ToolkitError, UsageError, one_line
 from toolkit.fileio import captured_fd2
 
@@ -61,6 +62,7 @@ def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
     register_custom_objects()
     if path.is_dir():
         return _SavedModelAdapter(tf.saved_model.load(str(path)), path)
+    check_keras_archive(path, trust, lambda name: keras.saving.get_registered_object(name) is not None)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except ValueError as exc:
@@ -96,6 +98,7 @@ def _check_model_path(path: Path, trust: bool) -> None:
         head = path.read_bytes()[:8]
         what = "a TFLite model" if head[4:8] == b"TFL3" else "a JPEG image" if head[:3] == b"\xff\xd8\xff" else "not a zip"
         raise UsageError(f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')")
+    check_keras_archive(path, trust=True)  # sizes only (a zip bomb); the modules once Keras' registry is up
 
 
 class _SavedModelAdapter:
