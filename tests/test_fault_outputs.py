@@ -15,6 +15,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -92,6 +93,7 @@ def test_full_disk_new_recording_leaves_nothing(tmp_path):
 
 _VERIFY_SCRIPT = """
 import sys
+import time
 import numpy as np
 from toolkit.pipeline.outputs import Recorder
 Recorder._check_room = lambda self: None  # only the read-back on close is left to notice the lost frames
@@ -266,3 +268,37 @@ def test_recorder_refuses_an_infinite_rate(tmp_path):
         recorder.write(_frames(1)[0])
     assert recorder.close() is False
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigkill_during_demo_keeps_the_previous_recording_and_whole_event_lines(tmp_path):
+    """kill -9 while recording: the previous recording at the target path is byte-identical, the half-written one
+    is a hidden pid-named file beside it (nothing partial at the target), every event line written so far is a
+    whole JSON line, and the next run sweeps the dead run's leftover."""
+    from conftest import run_cli
+
+    video, log = tmp_path / "out.avi", tmp_path / "events.jsonl"
+    first = run_cli(*DEMO, "--max-frames", "3", "--record", video)
+    assert first.returncode == 0, first.stderr[-2000:]
+    previous = video.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    demo = subprocess.Popen([sys.executable, "-m", "toolkit", *DEMO[:2], "--every-n-seg", "0", "--behaviour",
+                             "constant-velocity", "--loop", "--record", str(video), "--events", str(log)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 5):
+            time.sleep(0.1)
+        assert log.exists() and log.read_text().count("\n") >= 5, "the demo wrote no events"
+    finally:
+        demo.kill()
+        demo.wait(timeout=30)
+    assert demo.returncode == -signal.SIGKILL
+    assert video.read_bytes() == previous
+    leftovers = [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert leftovers and all(name.startswith(f".out.avi.partial-{demo.pid}-") for name in leftovers), leftovers
+    lines = log.read_text().splitlines()
+    assert lines and all(json.loads(line)["frame"] >= 0 for line in lines)
+    again = run_cli(*DEMO, "--max-frames", "2", "--record", video)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert video.read_bytes() != previous

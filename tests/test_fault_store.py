@@ -126,3 +126,53 @@ def test_new_database_on_a_real_full_disk_is_not_called_damaged(small_tmpfs):
     result = _bench(small_tmpfs / "bench.sqlite")
     assert_one_line_error(result, 2, "no space left on device writing")
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["fill"]
+
+
+def test_sigkill_during_bench_keeps_every_stored_result(tmp_path):
+    """kill -9 of bench while it measures and stores (several models in a row): the database passes SQLite's
+    integrity check, the results stored before keep their bytes, and the next bench appends to it."""
+    import shutil
+    import time
+
+    db = tmp_path / "bench.sqlite"
+    assert _bench(db).returncode == 0
+    conn = sqlite3.connect(db)
+    before = conn.execute("SELECT * FROM results ORDER BY id").fetchall()
+    conn.close()
+    models = []
+    for name in "abcdef":
+        models.append(tmp_path / f"{name}.tflite")
+        shutil.copy(MODEL, models[-1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "bench", *map(str, models), "--db", str(db), "--seconds", "1",
+         "--threads", "1"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            conn = sqlite3.connect(db, timeout=5)
+            try:
+                if conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] > len(before):
+                    break  # at least one new result is in: the next write is close
+            finally:
+                conn.close()
+            time.sleep(0.05)
+        assert proc.poll() is None, "bench finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # bench and its measuring worker
+        proc.wait(timeout=30)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        after = conn.execute("SELECT * FROM results ORDER BY id").fetchall()
+        assert after[: len(before)] == before and len(after) > len(before)
+    finally:
+        conn.close()
+    assert _bench(db).returncode == 0
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == len(after) + 1
+    finally:
+        conn.close()
