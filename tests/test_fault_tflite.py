@@ -186,6 +186,21 @@ def test_a_seeded_fuzz_sample_never_crashes_the_python_checks() -> None:
     assert proc.returncode == 0
 
 
+def test_a_seeded_300_mutant_fuzz_with_the_probe_never_crashes_or_hangs() -> None:
+    """The issue's fuzz floor in CI: 300 structure-aimed mutants of the zoo's models (seed 0), the probe on, as
+    eval / demo / bench load a file no manifest vouches for: every case is a clean refusal or a working model."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fuzz_tflite.py"), "--cases", "300", "--seed", "0", "--timeout",
+         "30", "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=900,
+    )
+    summary = json.loads(proc.stdout)
+    assert (summary["crash"], summary["hang"]) == (0, 0), summary["findings"]
+    assert summary["refused"] + summary["loaded"] + summary["runtime_error"] == summary["cases"] == 300
+    assert summary["refused"] >= 150 and summary["loaded"] >= 30, summary  # the mutants reach both outcomes
+    assert proc.returncode == 0
+
+
 def test_a_crash_the_python_checks_cannot_see_is_refused_by_the_probe(tmp_path: Path) -> None:
     """Kernel arithmetic is the probe's: every int8 ADD output with a scale of 1e-12 (finite, > 0) makes ADD's
     rescale factor exceed 1, and LiteRT aborts. inspect passes it (nothing executed); --probe, bench --in-process
