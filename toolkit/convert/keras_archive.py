@@ -55,8 +55,9 @@ def check_keras_archive(path: Path, trust: bool, registered: Callable[[str], boo
         raise UsageError(
             f"cannot load {path}: config.json is not valid JSON ({type(exc).__name__}); save the model again"
         ) from None
-    if not trust:
-        _check_modules(path, config, registered)
+    if not trust:  # the compile config (losses, metrics) is never read: models load with compile=False
+        model = {k: v for k, v in config.items() if k != "compile_config"} if isinstance(config, dict) else config
+        _check_modules(path, model, registered)
 
 
 def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
