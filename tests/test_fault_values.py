@@ -114,7 +114,7 @@ def test_every_numeric_key_has_a_declared_range(cls) -> None:
         ),
         (
             lambda: parse_spec("synthetic:jitter=inf").get_float("jitter"),
-            "jitter must be a number in 0.0..10.0",
+            "jitter must be a number in -2147483647..2147483647, got inf",
         ),
         (
             lambda: parse_spec("mnist:limit=-4").get_int("limit"),

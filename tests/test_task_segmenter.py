@@ -18,7 +18,7 @@ SPEC = "synthetic:frames=6,every=2,width=160,height=120,jitter=0"  # 3 frames of
 
 @pytest.mark.parametrize("options, message", [
     (dict(class_weights=(1.0, 2.0)), "class_weights needs 5"),
-    (dict(class_weights=(0.0,) * 5), "not all 0"),
+    (dict(class_weights=(0.0,) * 5), "must not be all 0"),
     (dict(extra_repeat=0), "extra_repeat"),
     (dict(scale_min=1.5, scale_max=1.0), "scale_min"),
     (dict(per_epoch=-1), "per_epoch"),

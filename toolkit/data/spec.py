@@ -30,16 +30,14 @@ from toolkit.config import SEED_RANGE, suggest
 from toolkit.errors import UsageError
 
 # Valid values of numeric SPEC keys. A value outside is a typo (``scenes=100000000000`` would build a list of
-# 1e11 scene configs before the first frame); keys not listed are held to finite numbers within +-2**31.
+# 1e11 scene configs before the first frame); keys not listed are held to finite numbers within +-2**31 (a
+# synthetic scene's width, height and jitter then meet SceneConfig.LIMITS).
 SPEC_LIMITS: dict[str, tuple[float, float]] = {
     "seed": SEED_RANGE,
     "scenes": (1, 10_000),
     "frames": (1, 1_000_000),
     "every": (1, 100_000),
     "stride": (1, 100_000),
-    "width": (16, 8192),
-    "height": (16, 8192),
-    "jitter": (0.0, 10.0),
     "limit": (1, 2**31 - 1),
 }
 GENERIC_LIMIT = 2**31 - 1

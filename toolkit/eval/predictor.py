@@ -63,9 +63,6 @@ class TFLitePredictor(Predictor):
         self.kind = kind or kind_for_io(list(self.input_shapes), self.output_names)
         self.backend = f"{self.runner.backend.name} {self.runner.backend.version}"
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "backend": self.backend, "model_check": self.runner.model_check}
-
     def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
         n = _count(feeds)
         out: dict[str, np.ndarray] = {}

@@ -40,8 +40,6 @@ class Options:
 def _check(options: Options) -> Affine:
     if options.loss not in ("bce", "mse"):
         raise UsageError(f"task.loss must be 'bce' or 'mse', got '{options.loss}'")
-    if min(options.max_shift, options.max_rotation, options.max_zoom) < 0 or options.max_zoom >= 1:
-        raise UsageError("task.max_shift / max_rotation must be >= 0 and max_zoom in [0, 1)")
     return Affine(options.max_shift, options.max_rotation, options.max_zoom)
 
 

@@ -22,7 +22,6 @@ import numpy as np
 from toolkit.config import Limits, check_ranges
 from toolkit.data.behaviour_frames import OLDER_SCALE, normalise
 from toolkit.data.spec import DataSpec, parse_spec
-from toolkit.errors import UsageError
 from toolkit.eval.behaviour import BehaviourWindows, load_windows
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
@@ -105,7 +104,6 @@ class BehaviourTask:
 
     def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: BehaviourOptions,
                  model_config: Any) -> Datasets:
-        _check(options)
         import tensorflow as tf
 
         observed, horizon = model_config.observed, model_config.horizon
@@ -139,7 +137,6 @@ class BehaviourTask:
     def compile(self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int) -> None:
         import keras
 
-        _check(options)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
                                                           max(1, config.epochs * steps_per_epoch))
         model.compile(
@@ -152,14 +149,6 @@ class BehaviourTask:
                                            keras.metrics.AUC(name="auc")]},
         )
 
-
-def _check(options: BehaviourOptions) -> None:
-    if options.fde_weight < 0 or options.crossing_weight < 0 or options.extra_weight < 0:
-        raise UsageError("behaviour task: fde_weight, crossing_weight and extra_weight must be >= 0")
-    if not 0 <= options.balance <= 1:
-        raise UsageError(f"behaviour task: balance must be in [0, 1], got {options.balance}")
-    if not 0 <= options.scale < 1:
-        raise UsageError(f"behaviour task: scale must be in [0, 1), got {options.scale}")
 
 
 def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tuple[Any, ...]:

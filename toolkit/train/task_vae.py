@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 from toolkit.config import Limits, check_ranges
 from toolkit.data.spec import DataSpec
-from toolkit.errors import UsageError
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
 from toolkit.train.task_classifier import Affine, adam_cosine, labelled_image_datasets
@@ -69,12 +68,6 @@ class WarmupWeight(float):
         return float(self)
 
 
-def _check(options: Options) -> Affine:
-    if options.max_shift < 0 or options.max_rotation < 0 or options.kl_warmup_epochs < 0:
-        raise UsageError("task.max_shift, task.max_rotation and task.kl_warmup_epochs must be >= 0")
-    return Affine(options.max_shift, options.max_rotation, 0.0)
-
-
 class VaeTask:
     kind = "vae"
     default_data = "mnist:split=train"
@@ -86,14 +79,13 @@ class VaeTask:
         """(image, {"reconstruction": image}) batches; the z outputs have no target (the KL is an added loss)."""
         targets = lambda x, _labels: {"reconstruction": x}  # noqa: E731
         datasets = labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets,
-                                           _check(options))
+                                           Affine(options.max_shift, options.max_rotation, 0.0))
         datasets.describe["loss"] = "mean pixel BCE + KL / pixels (x pixels = one-sample negative ELBO, nats)"
         return datasets
 
     def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
         import keras
 
-        _check(options)
         optimizer = adam_cosine(config, steps_per_epoch, options.min_lr_fraction)
         if options.kl_warmup_epochs > 0:
             sampling = model.get_layer("sampling")
