@@ -21,7 +21,7 @@ TRAIN = r"""
 import importlib, sys
 import keras
 from toolkit.data.spec import parse_spec
-from toolkit.eval import classifier
+from toolkit.data.model_inputs import classifier_inputs
 from toolkit.models import builder, config_for
 from toolkit.train.config import TrainConfig
 
@@ -37,7 +37,7 @@ model.jit_compile = False
 model.fit(data.train, epochs=config.epochs, verbose=0)
 # 256 optimizer steps leave BatchNorm's moving statistics (momentum 0.99) partly at their initial values: settle them
 # with training-mode passes so the float model scores what it learned (~0.75 top-1 on 200 test digits).
-x = classifier.model_inputs(f"{mnist},split=train,limit=256", {"image": (28, 28, 1)})["image"]
+x = classifier_inputs(f"{mnist},split=train,limit=256", {"image": (28, 28, 1)})["image"]
 for _ in range(150):
     model(x, training=True)
 model.save(out)
@@ -128,10 +128,10 @@ sys.exit(code)
 
 def test_json_modes_npy_calibration_out_dir_and_no_tensorflow_in_parent(keras_model: Path, mnist: str,
                                                                         tmp_path: Path) -> None:
-    from toolkit.eval import classifier
+    from toolkit.data.model_inputs import classifier_inputs
 
     calib = tmp_path / "calib.npy"
-    np.save(calib, classifier.model_inputs(f"{mnist},split=train,limit=120", {"image": (28, 28, 1)})["image"])
+    np.save(calib, classifier_inputs(f"{mnist},split=train,limit=120", {"image": (28, 28, 1)})["image"])
     out = tmp_path / "exports"
     proc = subprocess.run(
         [sys.executable, "-c", NO_TF_PARENT, "bench", "matrix", str(keras_model), "--data",

@@ -34,18 +34,28 @@ def run_no_tf(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command_without_tensorflow() -> None:
     proc = run_no_tf("--help")
     assert proc.returncode == 0, proc.stderr
-    for name in ("convert", "inspect"):
+    for name, _ in COMMANDS:
         assert name in proc.stdout
 
 
-BUILT = [name for name, module in COMMANDS if importlib.util.find_spec(f"toolkit.cli.{module}")]
-
-
-@pytest.mark.parametrize("command", BUILT)
+@pytest.mark.parametrize("command", [name for name, _ in COMMANDS])
 def test_each_subcommand_help_is_tensorflow_free(command: str) -> None:
     proc = run_no_tf(command, "--help")
     assert proc.returncode == 0, proc.stderr
     assert "usage: toolkit" in proc.stdout
+
+
+def test_every_listed_command_module_exists() -> None:
+    for _, module in COMMANDS:
+        assert importlib.util.find_spec(f"toolkit.cli.{module}"), f"toolkit.cli.{module} is listed but missing"
+
+
+def test_a_listed_command_without_its_module_fails_loudly(monkeypatch) -> None:
+    import toolkit.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, ("ghost", "ghost_cmd")))
+    with pytest.raises(RuntimeError, match=r"'ghost' command's module toolkit\.cli\.ghost_cmd is missing"):
+        cli.build_parser()
 
 
 def test_inspect_runs_without_tensorflow(shared) -> None:

@@ -71,3 +71,16 @@ def test_few_samples_warn_and_the_ordered_hash_is_stable(tmp_path: Path) -> None
                                             "often too narrow (100-500 advised)"]
     assert first.samples_sha256() == again.samples_sha256() != other_seed.samples_sha256()
     assert first.files_sha256 == other_seed.files_sha256  # the same file; another order of its samples
+
+
+def test_a_short_parity_hold_back_is_said_not_silent(tmp_path: Path) -> None:
+    """Parity holds back at most a fifth of the samples: fewer than --parity-samples asked for is a warning that
+    says how many were used, and enough data gives exactly the number asked for."""
+    file = tmp_path / "few.npy"
+    np.save(file, np.random.default_rng(0).random((30, 4, 4, 1), dtype=np.float32))
+    short = load_calibration(file, {"input": (4, 4, 1)}, 200, 16, kind=None)
+    assert len(short.parity["input"]) == 6
+    assert any("6 held-back sample(s), not the 16 asked for" in w for w in short.warnings), short.warnings
+    enough = load_calibration(file, {"input": (4, 4, 1)}, 200, 5, kind=None)
+    assert len(enough.parity["input"]) == 5
+    assert not any("held-back" in w for w in enough.warnings)

@@ -30,7 +30,7 @@ def _inputs(name: str, shape: tuple[int, ...], n: int, rng: np.random.Generator)
     import cv2
 
     if name == "track":  # walking at ~1.3 m/s sampled every 0.4 s, relative to the last point, in the
-        from toolkit.data.behaviour_frames import normalise  # heading frame the behaviour model is fed
+        from toolkit.adapters.behaviour import normalise  # heading frame the behaviour model is fed
 
         steps = rng.normal(0.5, 0.15, (n, 1, 1)) * np.stack([np.cos(a := rng.uniform(0, 6.28, (n, 1))),
                                                                np.sin(a)], -1)

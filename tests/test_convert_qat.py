@@ -20,7 +20,7 @@ def classifier(tmp_path_factory, shared: Path) -> Path:
     require_tf()
     import keras
 
-    from toolkit.eval.classifier import load_labelled_images
+    from toolkit.data.labelled_images import load_labelled_images
     from toolkit.models import build_model, config_for
 
     keras.utils.set_random_seed(0)

@@ -7,18 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
+from toolkit.adapters.image import Letterbox, letterbox, resize_image
 from toolkit.data.augment import (
     DEFAULT,
     AugmentConfig,
-    Letterbox,
     augment_detection,
     augment_segmentation,
     clip_boxes,
     color_jitter,
     hflip,
-    letterbox,
     random_scale_crop,
-    resize_image,
 )
 
 NO_COLOUR = AugmentConfig(brightness=0, contrast=0, saturation=0, hue=0)

@@ -193,8 +193,8 @@ def test_an_earlier_paste_covered_by_a_later_one_becomes_ignored() -> None:
 
 @pytest.mark.shared
 def test_coco128_training_fold_gives_dozens_of_cutouts_and_none_from_validation(shared: Path) -> None:
+    from toolkit.data.detection_samples import load_samples
     from toolkit.data.spec import parse_spec
-    from toolkit.eval.detector_data import load_samples
 
     train = load_samples(parse_spec("coco128:fold=0,folds=4,split=train"))
     val = load_samples(parse_spec("coco128:fold=0,folds=4,split=val"))

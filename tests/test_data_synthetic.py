@@ -13,7 +13,7 @@ import pytest
 
 from toolkit.data import synthetic
 from toolkit.data.synthetic import CLASS_NAMES, SceneConfig, StreetScene
-from toolkit.data.synthetic_sim import CROSSING
+from toolkit.data.synthetic.sim import CROSSING
 from toolkit.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -160,7 +160,7 @@ def test_pascal_teacher_finds_grace_hopper(shared: Path) -> None:
 @pytest.mark.shared
 @pytest.mark.slow
 def test_teacher_person_boxes_on_coco128(shared: Path) -> None:
-    from toolkit.eval.detector_data import load_samples
+    from toolkit.data.detection_samples import load_samples
 
     samples = load_samples(parse_spec("coco128:split=all"))
     people = [i for i in range(len(samples)) if len(samples.records[i].boxes)][:16]
@@ -196,14 +196,14 @@ def _write_video(path: Path, shared: Path) -> None:
 def test_pseudo_spec_labels_a_video_once(
     shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from toolkit.eval import detector_data, segmenter_data
+    from toolkit.data import detection_samples, segmentation_samples
 
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
     video = tmp_path / "clip.mp4"
     _write_video(video, shared)
     spec = parse_spec(f"pseudo:path={video},every=2")
 
-    samples = detector_data.load_samples(spec)
+    samples = detection_samples.load_samples(spec)
     assert len(samples) == 3 and samples.describe["teacher"] == "both"  # frames 0, 2, 4
     assert [len(r.boxes) - int(r.crowd.sum()) for r in samples.records] == [1, 0, 1]  # Grace Hopper, twice
     assert samples.load(1).shape == (240, 320, 3) and samples.visibility[0].tolist() == [1.0]
@@ -212,9 +212,9 @@ def test_pseudo_spec_labels_a_video_once(
         raise AssertionError("the teachers ran again")
 
     monkeypatch.setattr(teachers, "Teacher", no_teacher)
-    again = detector_data.load_samples(spec)  # cached: no teacher run
+    again = detection_samples.load_samples(spec)  # cached: no teacher run
     np.testing.assert_array_equal(again.records[0].boxes, samples.records[0].boxes)
-    seg = segmenter_data.load_samples(spec)
+    seg = segmentation_samples.load_samples(spec)
     assert seg.names == ["clip.mp4/frame000000", "clip.mp4/frame000002", "clip.mp4/frame000004"]
     image, mask = seg.load(1)
     assert image.shape == (240, 320, 3) and mask.shape == (240, 320)
@@ -226,10 +226,10 @@ def test_pseudo_spec_labels_a_video_once(
         VEHICLE,
     }
     with pytest.raises(AssertionError, match="ran again"):  # another selection is another cache entry
-        detector_data.load_samples(parse_spec(f"pseudo:path={video},every=3"))
+        detection_samples.load_samples(parse_spec(f"pseudo:path={video},every=3"))
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(UsageError, match="not a video OpenCV can open"):
-        detector_data.load_samples(parse_spec(f"pseudo:path={tmp_path / 'empty.mp4'}"))
+        detection_samples.load_samples(parse_spec(f"pseudo:path={tmp_path / 'empty.mp4'}"))
 
 
 def test_pseudo_spec_bad_inputs(tmp_path: Path) -> None:

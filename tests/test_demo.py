@@ -68,7 +68,7 @@ def test_find_models_prefers_the_single_int8_file_and_rejects_ambiguity(tmp_path
 def test_find_models_names_what_is_missing_and_how_to_get_it(tmp_path):
     _fake_model(tmp_path / "det_int8.tflite", "detector")
     _fake_model(tmp_path / "broken.tflite", None)  # no manifest, not a flatbuffer: skipped, not fatal
-    with pytest.raises(UsageError, match=r"no behaviour, segmenter model .*build_zoo\.py"):
+    with pytest.raises(UsageError, match=r"no behaviour, segmenter model .*toolkit zoo build"):
         find_models(tmp_path)
     with pytest.raises(UsageError, match="model folder not found"):
         find_models(tmp_path / "nope")
@@ -101,7 +101,7 @@ def _count_frames(path: Path) -> int:
     return count
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+@pytest.mark.parametrize("suffix", [".webm", ".mp4", ".avi"])
 def test_recorder_writes_a_playable_file_only_on_close(tmp_path, suffix):
     out = tmp_path / f"rec{suffix}"
     recorder = Recorder(out, fps=10)
@@ -122,7 +122,7 @@ def test_recorder_discards_on_error_and_when_empty(tmp_path):
         raise RuntimeError("boom")
     assert Recorder(tmp_path / "b.mp4", fps=5).close() is False
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(UsageError, match=r"\.mp4.*\.avi"):
+    with pytest.raises(UsageError, match=r"\.webm \(VP8: plays in web browsers\), \.mp4 .*\.avi"):
         Recorder(tmp_path / "c.mkv")
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="cannot write the recording"):
@@ -209,7 +209,7 @@ def test_cli_missing_model_folder(cli, tmp_path):
 def test_cli_model_folder_without_models(cli, tmp_path):
     result = cli("demo", "--headless", "--models", tmp_path)
     assert_one_line_error(result, 2, "no detector, behaviour, segmenter model")
-    assert "build_zoo.py" in result.stderr
+    assert "toolkit zoo build" in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

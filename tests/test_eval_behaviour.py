@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.adapters.behaviour import MIN_STEP_M, OLDER_SCALE, denormalise, headings, normalise
 from toolkit.data import trajectories as traj
-from toolkit.data.behaviour_frames import MIN_STEP_M, OLDER_SCALE, denormalise, headings, normalise
+from toolkit.data.behaviour_windows import load_windows, spread
+from toolkit.data.model_inputs import behaviour_inputs
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.behaviour import crossing_metrics, evaluate, load_windows, model_inputs, spread
+from toolkit.eval.behaviour import crossing_metrics, evaluate
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.predictor import Predictor
 
@@ -179,16 +181,16 @@ def test_wrong_model_shapes_are_usage_errors():
     with pytest.raises(UsageError, match="input 'track'"):
         evaluate(bad, parse_spec("synthetic:split=val,frames=400"))
     with pytest.raises(UsageError, match="expected an input 'track'"):
-        model_inputs("synthetic:split=val,frames=400", {"track": (8, 3)})
+        behaviour_inputs("synthetic:split=val,frames=400", {"track": (8, 3)})
 
 
 def test_model_inputs_are_seeded_heading_frame_tracks(synthetic_val):
     spec = "synthetic:split=val,frames=400"
-    a = model_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
-    b = model_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
-    c = model_inputs(spec, {"track": (8, 2)}, limit=64, seed=4)["track"]
+    a = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
+    b = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
+    c = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=4)["track"]
     assert a.shape == (64, 8, 2) and a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, c)
     step = a[:, -1] - a[:, -2]
     moving = np.linalg.norm(step, axis=-1) >= MIN_STEP_M
     assert np.allclose(a[:, -1], 0) and np.allclose(step[moving, 1], 0, atol=1e-5) and moving.any()
-    assert len(model_inputs(spec, {"track": (8, 2)})["track"]) == len(synthetic_val)
+    assert len(behaviour_inputs(spec, {"track": (8, 2)})["track"]) == len(synthetic_val)

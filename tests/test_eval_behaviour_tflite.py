@@ -19,7 +19,7 @@ TINY = {"d_model": 16, "num_heads": 2, "num_blocks": 1, "ffn_dim": 32, "head_dim
 def models(tmp_path_factory):
     require_tf()
     from toolkit.convert import ConvertConfig, convert
-    from toolkit.eval.behaviour import model_inputs
+    from toolkit.data.model_inputs import behaviour_inputs
     from toolkit.train.config import TrainConfig
     from toolkit.train.trainer import train
 
@@ -29,7 +29,7 @@ def models(tmp_path_factory):
                          verbose=0, run_dir=str(tmp / "run"))
     result = train("behaviour", keras_path, config, TINY, {"extra_data": "", "extra_val_data": ""})
     calib = tmp / "tracks.npy"
-    np.save(calib, model_inputs(SYNTH, {"track": (8, 2)}, limit=120, seed=0)["track"])
+    np.save(calib, behaviour_inputs(SYNTH, {"track": (8, 2)}, limit=120, seed=0)["track"])
     tflite = convert(keras_path, tmp / "tiny_int8.tflite", ConvertConfig(calib=str(calib), calib_samples=100))
     return keras_path, tflite.tflite_path, result.manifest
 

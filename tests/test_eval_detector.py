@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.data.detection_samples import fold_of, load_samples
+from toolkit.data.model_inputs import detector_inputs
 from toolkit.data.records import DetectionRecord
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.detector import coco_ap, model_inputs
-from toolkit.eval.detector_data import fold_of, load_samples
+from toolkit.eval.detector import coco_ap
 from toolkit.eval.hog import HogPeopleDetector
 
 pytest.importorskip("pycocotools")
@@ -172,16 +173,16 @@ def test_synthetic_samples_are_cached_and_val_scenes_differ(toolkit_home: Path) 
 
 def test_model_inputs_are_letterboxed_unit_images(toolkit_home: Path) -> None:
     spec = parse_spec(SMALL_SYNTH.format(split="val"))
-    inputs = model_inputs(spec, {"image": (96, 160, 3)}, limit=1, seed=3)
+    inputs = detector_inputs(spec, {"image": (96, 160, 3)}, limit=1, seed=3)
     x = inputs["image"]
     assert x.shape == (1, 96, 160, 3) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    assert np.array_equal(x, model_inputs(spec, {"image": (96, 160, 3)}, limit=1, seed=3)["image"])
-    full = model_inputs(spec, {"image": (96, 160, 3)})["image"]
+    assert np.array_equal(x, detector_inputs(spec, {"image": (96, 160, 3)}, limit=1, seed=3)["image"])
+    full = detector_inputs(spec, {"image": (96, 160, 3)})["image"]
     assert len(full) == 2
     # 480x360 into 160x96: scale 0.2667 -> 128 columns, 16 columns of grey 114 padding on each side
     assert np.allclose(full[:, :, :16], 114 / 255, atol=1e-6) and not np.allclose(full[:, :, 16:144], 114 / 255)
     with pytest.raises(UsageError, match="'image' input"):
-        model_inputs(spec, {"track": (8, 2)})
+        detector_inputs(spec, {"track": (8, 2)})
 
 
 def test_operating_point_is_the_best_f1_threshold() -> None:

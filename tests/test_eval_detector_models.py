@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.detection_samples import load_samples
+from toolkit.data.model_inputs import detector_inputs
 from toolkit.data.spec import parse_spec
 from toolkit.eval import evaluate as evaluate_path
 from toolkit.eval.config import EvalConfig
-from toolkit.eval.detector import evaluate, model_inputs, predict_samples
-from toolkit.eval.detector_data import load_samples
+from toolkit.eval.detector import evaluate, predict_samples
 from toolkit.eval.predictor import load_predictor
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -41,7 +42,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         keras_path = root / "tiny_detector.keras"
         model.save(keras_path)
         calib = root / "calib.npz"
-        np.savez(calib, **model_inputs(calib_spec, {"image": SHAPE}))
+        np.savez(calib, **detector_inputs(calib_spec, {"image": SHAPE}))
         tflite_path = root / "tiny_detector_int8.tflite"
         convert(keras_path, tflite_path, ConvertConfig(calib=str(calib), threads=1))
     return keras_path, tflite_path
@@ -80,7 +81,7 @@ def test_int8_detections_follow_the_float_model(models: tuple[Path, Path]) -> No
     samples = load_samples(SCORE)
     with load_predictor(models[0]) as keras_model, load_predictor(models[1], threads=1) as int8_model:
         assert keras_model.input_shapes == int8_model.input_shapes == {"image": SHAPE}
-        x = model_inputs(SCORE, {"image": SHAPE})
+        x = detector_inputs(SCORE, {"image": SHAPE})
         a, b = keras_model.predict(x), int8_model.predict(x)
         assert np.abs(a["heatmap"] - b["heatmap"]).max() < 0.1  # int8 steps of a sigmoid in [0, 1]
         float_boxes = predict_samples(keras_model, samples)

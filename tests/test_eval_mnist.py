@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.data.model_inputs import PRIOR_CALIB, classifier_inputs, vae_inputs
 from toolkit.errors import UsageError
 from toolkit.eval import autoencoder as ae_eval
 from toolkit.eval import classifier as cls_eval
@@ -181,12 +182,12 @@ def test_classifier_baseline_skipped_on_training_data(mnist, centroid):
 
 
 def test_classifier_model_inputs_default_to_the_training_split(mnist):
-    inputs = cls_eval.model_inputs(mnist, {"image": (28, 28, 1)}, limit=64, seed=1)
+    inputs = classifier_inputs(mnist, {"image": (28, 28, 1)}, limit=64, seed=1)
     assert inputs["image"].shape == (64, 28, 28, 1) and inputs["image"].dtype == np.float32
-    again = cls_eval.model_inputs(mnist, {"image": (28, 28, 1)}, limit=64, seed=1)
+    again = classifier_inputs(mnist, {"image": (28, 28, 1)}, limit=64, seed=1)
     np.testing.assert_array_equal(inputs["image"], again["image"])
     with pytest.raises(UsageError, match="no 'image' input"):
-        cls_eval.model_inputs(mnist, {"track": (8, 2)})
+        classifier_inputs(mnist, {"track": (8, 2)})
 
 
 # -- autoencoder --------------------------------------------------------------------------------------------------
@@ -255,10 +256,10 @@ def test_bce_and_kl_hand_checked():
 
 
 def test_vae_decoder_model_inputs(mnist, vae_parts):
-    prior = vae_eval.model_inputs(mnist, {"z": (4,)}, seed=3)
-    assert prior["z"].shape == (vae_eval.PRIOR_CALIB, 4) and abs(prior["z"].std() - 1) < 0.1
+    prior = vae_inputs(mnist, {"z": (4,)}, seed=3)
+    assert prior["z"].shape == (PRIOR_CALIB, 4) and abs(prior["z"].std() - 1) < 0.1
     encoder, _ = vae_parts
-    mixed = vae_eval.model_inputs(f"{mnist},split=train", {"z": (4,)}, limit=100, seed=3, encoder=encoder)
+    mixed = vae_inputs(f"{mnist},split=train", {"z": (4,)}, limit=100, seed=3, encoder=encoder)
     assert mixed["z"].shape == (100, 4) and mixed["z"].dtype == np.float32
-    images = vae_eval.model_inputs(mnist, {"image": (28, 28, 1)}, limit=10)
+    images = vae_inputs(mnist, {"image": (28, 28, 1)}, limit=10)
     assert images["image"].shape == (10, 28, 28, 1)

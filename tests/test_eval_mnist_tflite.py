@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.model_inputs import classifier_inputs, vae_inputs
 from toolkit.eval import EvalConfig, evaluate
 from toolkit.eval.predictor import load_predictor
 
@@ -69,10 +70,9 @@ def same(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def classifier(mnist, tmp_path_factory) -> tuple[Path, Path]:
-    from toolkit.eval import classifier
 
     keras_path = train_tiny("classifier", mnist, tmp_path_factory.mktemp("classifier"))
-    calib = classifier.model_inputs(mnist, {"image": (28, 28, 1)}, limit=80)["image"]
+    calib = classifier_inputs(mnist, {"image": (28, 28, 1)}, limit=80)["image"]
     return keras_path, to_int8(keras_path, calib)
 
 
@@ -90,11 +90,10 @@ def test_classifier_int8_scored_by_the_same_code(mnist, classifier):
 
 @pytest.fixture(scope="module")
 def autoencoder(mnist, tmp_path_factory) -> tuple[Path, Path]:
-    from toolkit.eval import autoencoder
 
     keras_path = train_tiny("autoencoder", mnist, tmp_path_factory.mktemp("autoencoder"),
                             "split=train,exclude=9,limit=256")
-    calib = autoencoder.model_inputs(f"{mnist},exclude=9", {"image": (28, 28, 1)}, limit=80)["image"]
+    calib = classifier_inputs(f"{mnist},exclude=9", {"image": (28, 28, 1)}, limit=80)["image"]
     return keras_path, to_int8(keras_path, calib)
 
 
@@ -111,12 +110,11 @@ def test_autoencoder_int8_anomaly_auroc(mnist, autoencoder):
 
 @pytest.fixture(scope="module")
 def vae(mnist, tmp_path_factory) -> tuple[Path, Path, Path]:
-    from toolkit.eval import vae
 
     keras_path = train_tiny("vae", mnist, tmp_path_factory.mktemp("vae"))
-    images = vae.model_inputs(mnist, {"image": (28, 28, 1)}, limit=80)["image"]
+    images = vae_inputs(mnist, {"image": (28, 28, 1)}, limit=80)["image"]
     with load_predictor(keras_path, part="encoder") as encoder:
-        codes = vae.model_inputs(mnist, {"z": (2,)}, limit=80, encoder=encoder)["z"]
+        codes = vae_inputs(mnist, {"z": (2,)}, limit=80, encoder=encoder)["z"]
     return keras_path, to_int8(keras_path, images, "encoder"), to_int8(keras_path, codes, "decoder")
 
 

@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data.model_inputs import segmenter_inputs
+from toolkit.data.segmentation_samples import (
+    STREET_FROM_PANOPTIC,
+    SegSamples,
+    fold_of,
+    load_samples,
+    model_input,
+)
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
@@ -16,13 +25,10 @@ from toolkit.eval.segmenter import (
     empty_confusions,
     evaluate,
     iou_metrics,
-    model_inputs,
     per_class_table,
     predict_labels,
     score_labels,
 )
-from toolkit.eval.segmenter_data import STREET_FROM_PANOPTIC, SegSamples, fold_of, load_samples, model_input
-from toolkit.models.segmenter import CLASS_NAMES
 
 # One colour per class: a numpy "segmenter" reads the class back from the colour of each pixel.
 PALETTE = np.array([[0, 0, 0], [100, 100, 100], [200, 200, 200], [255, 0, 0], [0, 0, 255]], np.uint8)
@@ -221,13 +227,13 @@ def test_synthetic_frames_and_masks_are_cached_and_split_by_seed(synthetic_home)
 
 def test_model_inputs_are_letterboxed_unit_floats_and_seeded(synthetic_home):
     spec = parse_spec("synthetic:frames=6,every=1,width=160,height=120,jitter=0")
-    a = model_inputs(spec, {"image": (48, 48, 3)}, limit=3, seed=1)["image"]
-    b = model_inputs(spec, {"image": (48, 48, 3)}, limit=3, seed=1)["image"]
+    a = segmenter_inputs(spec, {"image": (48, 48, 3)}, limit=3, seed=1)["image"]
+    b = segmenter_inputs(spec, {"image": (48, 48, 3)}, limit=3, seed=1)["image"]
     assert a.shape == (3, 48, 48, 3) and a.dtype == np.float32 and np.array_equal(a, b)
     assert 0.0 <= a.min() and a.max() <= 1.0
     assert np.allclose(a[:, :6], 114 / 255.0)  # 120x160 -> 36x48: 6 rows of grey padding on top
     with pytest.raises(UsageError, match="'image' input"):
-        model_inputs(spec, {"track": (8, 2)})
+        segmenter_inputs(spec, {"track": (8, 2)})
 
 
 def test_evaluate_twice_gives_identical_reports(synthetic_home):

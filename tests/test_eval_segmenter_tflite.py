@@ -1,5 +1,5 @@
 """Segmenter evaluation on a real converted model: a tiny segmenter trained briefly with the toolkit trainer,
-converted to full int8 with SPEC calibration (the evaluator's model_inputs), then scored through the device runtime.
+converted to full int8 with SPEC calibration (toolkit.data.model_inputs), then scored through the device runtime.
 Oracles: identical reports twice, the int8 scores close to the float model's, and the evaluator's labels equal to
 the camera pipeline's segmentation stage on the same frames."""
 
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.model_inputs import segmenter_inputs
+from toolkit.data.segmentation_samples import load_samples
 from toolkit.data.spec import parse_spec
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.predictor import load_predictor
-from toolkit.eval.segmenter import evaluate, label_images, model_inputs
-from toolkit.eval.segmenter_data import load_samples
+from toolkit.eval.segmenter import evaluate, label_images
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -54,7 +55,7 @@ def test_tflite_reports_are_identical_twice_and_complete(models):
 
 def test_int8_scores_follow_the_float_model(models):
     keras_path, tflite = models
-    x = model_inputs(parse_spec(VAL), {"image": (48, 64, 3)}, limit=4)
+    x = segmenter_inputs(parse_spec(VAL), {"image": (48, 64, 3)}, limit=4)
     with load_predictor(keras_path) as float_model, load_predictor(tflite, threads=1) as int8_model:
         a, b = float_model.predict(x)["mask"], int8_model.predict(x)["mask"]
     assert a.shape == b.shape == (4, 48, 64, 5)

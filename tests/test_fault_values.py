@@ -18,7 +18,7 @@ from toolkit.config import apply_overrides, check_ranges, number_type, range_err
 from toolkit.convert.config import ConvertConfig
 from toolkit.convert.tflite_import import ImportConfig
 from toolkit.data.spec import parse_spec
-from toolkit.data.synthetic_scene import SceneConfig
+from toolkit.data.synthetic.scene import SceneConfig
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
 from toolkit.models import builder

@@ -28,7 +28,7 @@ def _coral(shared: Path, name: str) -> Path:
 
 
 def _pixels(path: Path, hw: tuple[int, int]) -> np.ndarray:
-    from toolkit.data.augment import resize_image
+    from toolkit.adapters.image import resize_image
     from toolkit.data.image_folder import read_rgb
 
     return resize_image(read_rgb(path), hw)[None]

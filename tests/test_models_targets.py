@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.adapters.detect import decode, find_peaks
 from toolkit.errors import UsageError
 from toolkit.models import config_for
 from toolkit.models.detector_targets import (
     IGNORE,
     NO_BOX,
     box_target_for_loss,
-    decode,
     encode_targets,
-    find_peaks,
     gaussian_radius,
 )
 

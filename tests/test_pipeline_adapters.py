@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_one_line_error, require_tf, run_cli
 
+from toolkit.adapters.third_party import load_adapter
 from toolkit.errors import UsageError
-from toolkit.pipeline.adapters import load_adapter
 from toolkit.pipeline.detect import Detector
 from toolkit.pipeline.segment import CLASSES, Segmenter
 from toolkit.runtime import Runner

@@ -15,19 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.data.augment import Letterbox
+from toolkit.adapters.boxes import batched_nms, iou_matrix, nms
+from toolkit.adapters.detect import Detection, DetectorConfig, postprocess
+from toolkit.adapters.image import Letterbox, preprocess
 from toolkit.errors import UsageError
 from toolkit.pipeline import behaviour, draw, events, segment
-from toolkit.pipeline.detect import (
-    Detection,
-    Detector,
-    DetectorConfig,
-    batched_nms,
-    nms,
-    postprocess,
-    preprocess,
-)
-from toolkit.pipeline.geometry import Homography, iou_matrix, load_homography
+from toolkit.pipeline.detect import Detector
+from toolkit.pipeline.geometry import Homography, load_homography
 from toolkit.pipeline.tracker import Tracker, TrackerConfig
 from toolkit.runtime.runner import TensorSpec
 
@@ -215,7 +209,7 @@ def test_load_homography_file(tmp_path):
 
 
 def test_homography_written_by_the_synthetic_camera_loads(tmp_path):
-    synthetic_camera = pytest.importorskip("toolkit.data.synthetic_camera")
+    synthetic_camera = pytest.importorskip("toolkit.data.synthetic.camera")
     camera = synthetic_camera.Camera(width=480, height=360, height_m=6.0, pitch_deg=30.0, yaw_deg=20.0, focal_px=400.0)
     path = synthetic_camera.write_homography(camera, tmp_path / "h.json")
     hom = load_homography(path)
@@ -256,9 +250,9 @@ def test_short_tracks_use_constant_velocity_in_image_space():
 
 
 def test_model_prediction_is_fed_relative_metres_and_mapped_back():
-    """The model sees the track in the heading frame (toolkit.data.behaviour_frames, as in training) and its
+    """The model sees the track in the heading frame (toolkit.adapters.behaviour, as in training) and its
     prediction is rotated back into ground metres and mapped to the image."""
-    from toolkit.data.behaviour_frames import denormalise, normalise
+    from toolkit.adapters.behaviour import denormalise, normalise
 
     future = np.stack([np.arange(1, 13) * 0.5, np.zeros(12)], axis=1).astype(np.float32)  # 0.5 m/step ahead
     runner = ScriptedRunner({"track": spec("track", (1, 8, 2), np.int8, 0.05, 0)},

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
-from toolkit.data.behaviour_frames import denormalise, normalise
+from toolkit.adapters.behaviour import denormalise, normalise
+from toolkit.adapters.detect import postprocess
+from toolkit.adapters.image import preprocess
 from toolkit.pipeline import behaviour, draw, events, segment
-from toolkit.pipeline.detect import Detector, postprocess, preprocess
+from toolkit.pipeline.detect import Detector
 from toolkit.pipeline.tracker import Tracker, TrackerConfig
 from toolkit.runtime.runner import Runner
 
@@ -101,7 +103,7 @@ def test_behaviour_model_gets_the_relative_track_and_returns_paths(models):
 
 
 def _person(cx: float):
-    from toolkit.pipeline.detect import Detection
+    from toolkit.adapters.detect import Detection
 
     return Detection((cx - 20, 200, cx + 20, 300), 0.9)
 

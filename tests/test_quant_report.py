@@ -18,7 +18,7 @@ def sequential(tmp_path_factory, shared: Path) -> Path:
     require_tf()
     import keras
 
-    from toolkit.eval.classifier import load_labelled_images
+    from toolkit.data.labelled_images import load_labelled_images
 
     keras.utils.set_random_seed(0)
     data = load_labelled_images("mnist:split=train", (28, 28, 1), limit=2000)

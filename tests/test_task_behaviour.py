@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
-from toolkit.data.behaviour_frames import denormalise, normalise
+from toolkit.adapters.behaviour import denormalise, normalise
+from toolkit.data.behaviour_windows import load_windows
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.behaviour import load_windows
 from toolkit.train.config import TrainConfig
 from toolkit.train.task_behaviour import (
     TASK,

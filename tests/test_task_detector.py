@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
-from toolkit.data.augment import letterbox
+from toolkit.adapters.detect import decode
+from toolkit.adapters.image import letterbox
+from toolkit.data.detection_samples import load_samples
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.detector_data import load_samples
 from toolkit.models import config_for
-from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, decode, encode_targets
+from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig
 from toolkit.train.task_detector import (
     IGNORED,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.labelled_images import load_labelled_images
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.classifier import load_labelled_images
 from toolkit.train.config import TrainConfig
 
 pytestmark = [pytest.mark.tf, pytest.mark.shared]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import require_tf
 
+from toolkit.data.segmentation_samples import load_samples, model_input
 from toolkit.data.spec import parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.segmenter_data import load_samples, model_input
 from toolkit.train.config import TrainConfig
 from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions, check_options
 

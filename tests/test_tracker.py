@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from toolkit.adapters.detect import Detection
 from toolkit.pipeline.assignment import InfeasibleAssignment, linear_sum_assignment, match
-from toolkit.pipeline.detect import Detection
 from toolkit.pipeline.tracker import BoxKalman, Tracker, TrackerConfig, resample_history
 
 scipy_optimize = pytest.importorskip("scipy.optimize")

@@ -106,3 +106,12 @@ def kind_for_io(input_names: list[str] | tuple[str, ...], output_names: list[str
     if ins == ("image",) and {"z_mean", "z_log_var", "reconstruction"} <= outs:
         return "vae"
     return None
+
+
+def unknown_kind_error(where: str, declarable: list[str] | tuple[str, ...]) -> str:
+    """The message for a model whose kind cannot be told: how to declare it (``--task``, one of ``declarable``)
+    or which tensor names make it a toolkit kind."""
+    names = "; ".join(f"{k.name}: {', '.join(k.input_names)} -> {', '.join(k.output_names)}"
+                      for k in MODEL_KINDS.values())
+    return (f"{where}: cannot tell which kind of model this is: declare it with --task KIND "
+            f"({', '.join(declarable)}), or name its tensors as a toolkit kind ({names})")

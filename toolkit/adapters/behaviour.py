@@ -67,3 +67,8 @@ def normalise(tracks: np.ndarray, min_step: float = MIN_STEP_M) -> tuple[np.ndar
 def denormalise(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, K, 2) points in the heading frame (e.g. the model's ``future``) -> float32 (N, K, 2) in the input frame."""
     return (np.asarray(points, np.float64) @ np.swapaxes(rotation, -1, -2)).astype(np.float32)
+
+
+def model_track(obs_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Observed tracks relative to their last point -> (model input ``track`` in the heading frame, rotations)."""
+    return normalise(obs_rel)

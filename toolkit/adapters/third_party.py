@@ -29,7 +29,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from toolkit.data.augment import Letterbox
+from toolkit.adapters.image import Letterbox
 from toolkit.errors import UsageError
 
 InputRange = Literal["raw", "unit", "symmetric"]

@@ -1,7 +1,7 @@
 """Realistic benchmark inputs: a real sample when the model's kind is known, else seeded random data.
 
 The model's kind comes from its manifest sidecar (``model.json`` beside the file, key ``"kind"``). A known kind
-gets one sample from its evaluator's ``model_inputs`` (toolkit/eval/<kind>.py) on the kind's default benchmark
+gets one sample from :func:`toolkit.data.model_inputs.model_inputs` on the kind's default benchmark
 data below -- the exact preprocessing evaluation, calibration and the camera pipeline use (letterboxed COCO128
 photos with people, MNIST digits, real ETH tracks in the behaviour model's heading frame, prior latents for a VAE
 decoder). Everything else, and any model whose sample cannot be made (shared data absent, shape does not fit),
@@ -60,13 +60,13 @@ def _real_sample(kind: str, name: str, shape: tuple[int, ...], seed: int = 0) ->
     spec_text = BENCH_DATA.get(kind)
     if spec_text is None:
         return None
+    from toolkit.data.model_inputs import model_inputs
     from toolkit.data.spec import parse_spec
-    from toolkit.eval import evaluator_for
 
     body = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
     canonical = _canonical_input(kind) or name  # a third-party model may call its one input "input_1"
     try:
-        arrays = evaluator_for(kind).model_inputs(parse_spec(spec_text), {canonical: body}, 1, seed)
+        arrays = model_inputs(kind, parse_spec(spec_text), {canonical: body}, 1, seed)
         values = np.asarray(arrays[canonical][0], dtype=np.float32)
     except (UsageError, OSError, KeyError, ValueError, IndexError):
         return None  # data absent or the model's shape is not the one that data fits

@@ -336,15 +336,15 @@ def to_json(result: MatrixResult, **extra: Any) -> dict[str, Any]:
 
 
 # -- the CLI command --------------------------------------------------------------------------------------------
-def run_command(args: Any) -> int:
-    """``toolkit bench matrix`` once argparse is done (see toolkit.cli.bench_cmd)."""
+def run_command(args: Any, say: Callable[[str], None] = lambda message: None) -> str:
+    """``toolkit bench matrix`` once argparse is done (see toolkit.cli.bench_cmd): runs the matrix, stores the
+    results, and returns what to print (JSON with ``--json``); progress goes to ``say``."""
     import json
     import platform
 
     from toolkit import __version__
     from toolkit.bench.host import fingerprint, host_warnings
     from toolkit.bench.store import BenchStore
-    from toolkit.cli.common import StatusLine
     from toolkit.runtime import select_backend
 
     config = MatrixConfig(modes=parse_modes(args.modes), calib=args.calib, limit=args.limit, threads=args.threads,
@@ -379,9 +379,8 @@ def run_command(args: Any) -> int:
         store.add_result(session[0], result)
 
     try:
-        with StatusLine("bench matrix") as status:
-            result = run_matrix(args.model, args.data, config, out_dir, on_bench=keep_bench, on_eval=keep_eval,
-                                say=status.show)
+        result = run_matrix(args.model, args.data, config, out_dir, on_bench=keep_bench, on_eval=keep_eval,
+                            say=say)
     finally:
         if store is not None:
             store.close()
@@ -390,17 +389,14 @@ def run_command(args: Any) -> int:
     where = {"target": target, "host": host, "db": None if store is None else str(store.path),
              "out_dir": str(out_dir) if keep else None, "toolkit_version": __version__}
     if args.json:
-        print(json.dumps(to_json(result, **where), indent=2))
-        return 0
-    print(render(result, target, host))
-    for warning in host_warnings(host):
-        print(f"warning: {warning}")
-    print(f"converted models in {out_dir}" if keep else "converted models deleted (pass --keep or --out-dir DIR "
-          "to keep them)")
+        return json.dumps(to_json(result, **where), indent=2)
+    lines = [render(result, target, host), *(f"warning: {warning}" for warning in host_warnings(host))]
+    lines.append(f"converted models in {out_dir}" if keep else "converted models deleted (pass --keep or --out-dir "
+                 "DIR to keep them)")
     if store is not None:
-        print(f"stored {len(result.bench)} result(s) with accuracy in {store.path} (target '{target}'); see: "
-              "toolkit bench report" + (f" --db {args.db}" if args.db else ""))
-    return 0
+        lines.append(f"stored {len(result.bench)} result(s) with accuracy in {store.path} (target '{target}'); "
+                     "see: toolkit bench report" + (f" --db {args.db}" if args.db else ""))
+    return "\n".join(lines)
 
 
 def _command_line() -> str:

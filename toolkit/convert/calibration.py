@@ -10,7 +10,7 @@ import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,13 +21,15 @@ LETTERBOX_KINDS = ("detector", "segmenter")  # the camera pipeline letterboxes t
 UNIT_RANGE_KINDS = ("classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder")  # image in [0, 1]
 FEW_SAMPLES = 100  # fewer calibration samples than this get a warning (100-500 is the usual advice)
 
+CalibFormat = Literal["spec", "images", "npy", "npz"]  # a data SPEC, a folder of images, a .npy, a .npz
+
 
 @dataclass(frozen=True)
 class CalibrationSet:
     calibrate: dict[str, np.ndarray]  # input name -> (N, *shape) float32 used for the representative dataset
     parity: dict[str, np.ndarray]  # input name -> (M, *shape) float32 held back for the parity check
     source: str
-    format: str  # "images" | "npy" | "npz"
+    format: CalibFormat  # where the samples came from
     files_sha256: str  # hash over the sorted (name, content-hash) list of what was read
     total: int  # samples available before sampling
     preprocessing: str = ""  # how the samples were made model inputs (resize mode, value range)
@@ -107,8 +109,14 @@ def load_calibration(
     calibrate = {k: v[calib_idx] for k, v in arrays.items()}
     parity = {k: v[parity_idx] for k, v in arrays.items()}
     count = len(calib_idx)
-    warnings = (f"only {count} calibration samples: int8 ranges from fewer than {FEW_SAMPLES} are often too narrow "
-                "(100-500 advised)",) if count < FEW_SAMPLES else ()
+    warnings: tuple[str, ...] = ()
+    if count < FEW_SAMPLES:
+        warnings += (f"only {count} calibration samples: int8 ranges from fewer than {FEW_SAMPLES} are often too "
+                     "narrow (100-500 advised)",)
+    if hold < parity_samples:
+        warnings += (f"parity is checked on {hold} held-back sample(s), not the {parity_samples} asked for: at most "
+                     f"a fifth of the {n} available samples is held back from calibration (give more data, or "
+                     f"check parity with --eval DATA)",)
     return CalibrationSet(calibrate, parity, str(src), fmt, digest, total, preprocessing, warnings)
 
 
@@ -135,15 +143,15 @@ def _check_range(src: Path, arrays: dict[str, np.ndarray], kind: str | None) -> 
 
 def _from_spec(text: str, inputs: dict[str, tuple[int, ...]], limit: int, seed: int,
                kind: str | None) -> tuple[dict[str, np.ndarray], str, int]:
+    from toolkit.data.model_inputs import model_inputs
     from toolkit.data.spec import parse_spec
-    from toolkit.eval import evaluator_for
 
     spec = parse_spec(text)
     if list(inputs) != ["image"] and len(inputs) == 1 and len(next(iter(inputs.values()))) == 3 and \
             kind in (None, "classifier", "detector", "segmenter", "autoencoder", "vae", "vae_encoder"):
         arrays = _generic_images(spec, inputs, limit, seed, letterbox_first=kind in LETTERBOX_KINDS)
     else:
-        arrays = evaluator_for(kind, text).model_inputs(spec, inputs, limit, seed)
+        arrays = model_inputs(kind, spec, inputs, limit, seed, where=text)
     missing = [k for k in inputs if k not in arrays]
     if missing:
         raise UsageError(f"calibration SPEC {text} gives no data for input(s) {', '.join(missing)}")
@@ -159,10 +167,10 @@ def _generic_images(spec: Any, inputs: dict[str, tuple[int, ...]], limit: int, s
     """A model with one (H, W, C) input under another name than ``image`` (no toolkit kind, or one declared with
     --task): the SPEC's images as our image models see them -- labelled-image SPECs (mnist, image folders) resized
     as the classifier's, detection and segmentation SPECs letterboxed as the detector's; RGB (or grey) in [0, 1]."""
-    from toolkit.eval import classifier, detector
+    from toolkit.data.model_inputs import classifier_inputs, detector_inputs
 
     name, shape = next(iter(inputs.items()))
-    loaders = [classifier.model_inputs, detector.model_inputs]
+    loaders = [classifier_inputs, detector_inputs]
     if letterbox_first:
         loaders.reverse()
     try:
@@ -247,7 +255,7 @@ def _from_images(src: Path, inputs: dict[str, tuple[int, ...]], limit: int, resi
 
 def fit_image(image: np.ndarray, h: int, w: int, resize: str) -> np.ndarray:
     """Resize ``image`` to (h, w): stretched, or letterboxed with grey padding exactly as the camera pipeline."""
-    from toolkit.data.augment import letterbox, resize_image
+    from toolkit.adapters.image import letterbox, resize_image
 
     if resize == "stretch":
         return resize_image(image, (h, w))

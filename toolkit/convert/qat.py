@@ -147,7 +147,7 @@ def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: t
         return {"x": x, **{f"y:{name}": np.stack([t[name] for _, t in items]) for name in ("heatmap", "box")}}
     if kind == "behaviour":
         return _behaviour_arrays(qat, model_path, seed)
-    from toolkit.eval.classifier import load_labelled_images
+    from toolkit.data.labelled_images import load_labelled_images
 
     data = load_labelled_images(qat.train_data, input_shape, "train", limit=qat.limit)
     output = "probs" if kind == "classifier" else "reconstruction"

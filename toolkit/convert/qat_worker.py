@@ -43,7 +43,7 @@ def _single_losses(kind: str, options: dict[str, Any], tf_keras: Any) -> dict[st
 
         return detector_losses(tf_keras, box_weight=recorded_options(kind, options).box_weight)
     if kind == "segmenter":
-        from toolkit.models.segmenter import CLASS_NAMES
+        from toolkit.adapters.segment import CLASS_NAMES
         from toolkit.train.task_segmenter import segmentation_loss
 
         task = recorded_options(kind, options)

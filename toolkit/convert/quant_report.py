@@ -23,6 +23,7 @@ from toolkit.convert.calibration import load_calibration
 from toolkit.convert.config import ConvertConfig
 from toolkit.errors import ToolkitError, UsageError, one_line
 from toolkit.fileio import temp_folder
+from toolkit.models.tf_env import captured_native_stderr, quiet_tensorflow
 
 IDEAL_RMSE_PER_STEP = 1 / math.sqrt(12)  # uniform rounding error, in quantization steps
 SUSPECT_RMSE_PER_STEP = 0.7
@@ -107,7 +108,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
     outputs = kx.output_names(model)
     data = load_calibration(calib, inputs, config.calib_samples, 0, config.calib_resize, config.seed,
                             kind=kind_for_io(list(inputs), outputs) or config.task)
-    tf = kx.quiet_tensorflow()
+    tf = quiet_tensorflow()
     names = list(inputs)
 
     def representative() -> Any:
@@ -125,7 +126,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         try:
-            with kx.captured_native_stderr():
+            with captured_native_stderr():
                 debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
                                                                      debug_dataset=debug_dataset)
                 debugger.run()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError, UsageError, one_line
+from toolkit.models.tf_env import captured_native_stderr, quiet_tensorflow
 
 
 def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable[[], Iterator[dict[str, Any]]],
@@ -26,10 +27,9 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
 
     Returns the flatbuffer and the kept tensor names; UsageError when a pattern matches nothing (listing layers).
     """
-    from toolkit.convert import keras_export as kx
     from toolkit.convert.quant_report import parse_layer_statistics
 
-    tf = kx.quiet_tensorflow()
+    tf = quiet_tensorflow()
     try:
         compiled = [re.compile(p) for p in patterns]
     except re.error as exc:
@@ -45,7 +45,7 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
         return conv
 
     try:
-        with kx.captured_native_stderr():
+        with captured_native_stderr():
             probe = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_dataset)
             probe.run()
             dump = io.StringIO()
@@ -60,7 +60,7 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
         raise UsageError(f"--keep-float {unmatched[0]!r} matches no quantized layer; layers: {names}")
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept, fully_quantize=True)
     try:
-        with kx.captured_native_stderr():
+        with captured_native_stderr():
             debugger = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_dataset,
                                                                  debug_options=options)
             flatbuffer = bytes(debugger.get_nondebug_quantized_model())

@@ -127,7 +127,7 @@ def _compare(graph: Graph, index: int, raw: np.ndarray, keras_out: np.ndarray) -
 
 def load_check_images(folder: str | Path, hw: tuple[int, int], limit: int) -> np.ndarray:
     """Up to ``limit`` images of ``folder`` (sorted), stretched to ``hw``, as uint8 RGB (N, H, W, 3)."""
-    from toolkit.data.augment import resize_image
+    from toolkit.adapters.image import resize_image
     from toolkit.data.image_folder import list_images, read_rgb
 
     paths = list_images(folder)[: max(1, limit)]

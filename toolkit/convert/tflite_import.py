@@ -136,7 +136,7 @@ def rebuild(
     check_supported(ops)
     inputs = graph_inputs(graph, ops)
     _validate_inputs(graph, inputs, ops, input_range, input_size)
-    from toolkit.convert.keras_export import quiet_tensorflow
+    from toolkit.models.tf_env import quiet_tensorflow
 
     quiet_tensorflow()
     from toolkit.convert.tflite_build import build_model

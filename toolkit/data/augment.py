@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from toolkit.adapters.image import PAD_VALUE, resize_image
 from toolkit.errors import UsageError
 
 IGNORE = 255  # mask value that losses and metrics skip
@@ -32,92 +33,10 @@ class AugmentConfig:
     contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
     saturation: float = 0.3  # saturation factor drawn from [1 - s, 1 + s]
     hue: float = 0.02  # hue shift drawn from [-h, h], as a fraction of the colour wheel
-    pad_value: int = 114  # uint8 grey used where a crop or letterbox runs past the image (Ultralytics' 114)
+    pad_value: int = PAD_VALUE  # uint8 grey used where a crop or letterbox runs past the image (Ultralytics' 114)
 
 
 DEFAULT = AugmentConfig()
-
-
-def resize_image(image: np.ndarray, size_hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize to ``size_hw`` (height, width): area averaging when shrinking (no aliasing), bilinear when
-    enlarging, nearest neighbour when ``nearest`` (masks). Keeps dtype and a trailing channel of size 1."""
-    h, w = int(size_hw[0]), int(size_hw[1])
-    if h < 1 or w < 1:
-        raise UsageError(f"resize: target size must be positive, got {h}x{w}")
-    if image.shape[:2] == (h, w):
-        return image.copy()
-    if nearest:
-        # NEAREST_EXACT samples pixel centres like INTER_LINEAR / INTER_AREA do; plain INTER_NEAREST is offset by
-        # half a pixel, which shifts a resized mask against its resized image by up to one pixel.
-        interp = cv2.INTER_NEAREST_EXACT
-    elif h <= image.shape[0] and w <= image.shape[1]:
-        interp = cv2.INTER_AREA
-    else:
-        interp = cv2.INTER_LINEAR
-    out = cv2.resize(image, (w, h), interpolation=interp)
-    return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """The transform of :func:`letterbox`: input = image * scale + (pad_x, pad_y)."""
-
-    scale: float  # model-input pixels per image pixel
-    pad_x: int  # columns of padding on the left of the model input
-    pad_y: int  # rows of padding on top of the model input
-    image_hw: tuple[int, int] | None = None  # original image size (height, width), used to clip in to_image
-
-    def to_input(self, boxes: np.ndarray) -> np.ndarray:
-        """Image-pixel xyxy boxes (K, 4) -> model-input pixels (points (K, 2) work too)."""
-        pts = np.asarray(boxes, dtype=np.float32)
-        offset = np.resize(np.array([self.pad_x, self.pad_y], np.float32), pts.shape[-1])
-        return pts * np.float32(self.scale) + offset
-
-    def to_image(self, boxes: np.ndarray, clip: bool = True) -> np.ndarray:
-        """Model-input xyxy boxes (K, 4) -> image pixels, clipped to the image when its size is known."""
-        pts = np.asarray(boxes, dtype=np.float32)
-        offset = np.resize(np.array([self.pad_x, self.pad_y], np.float32), pts.shape[-1])
-        out = (pts - offset) / np.float32(self.scale)
-        if clip and self.image_hw is not None:
-            h, w = self.image_hw
-            limit = np.resize(np.array([w, h], np.float32), pts.shape[-1])
-            out = np.clip(out, 0, limit)
-        return out
-
-
-def _pad_for(image: np.ndarray, pad_value: float | None) -> float:
-    if pad_value is not None:
-        return float(pad_value)
-    return DEFAULT.pad_value if image.dtype == np.uint8 else DEFAULT.pad_value / 255.0
-
-
-def letterbox(
-    image: np.ndarray, out_hw: tuple[int, int], pad_value: float | None = None, nearest: bool = False
-) -> tuple[np.ndarray, Letterbox]:
-    """Fit ``image`` inside ``out_hw`` keeping its aspect ratio, centred, padding the rest.
-
-    Returns (the out_hw image, its :class:`Letterbox` transform). ``pad_value`` defaults to grey 114 (or
-    114/255 for float images); pass 255 with ``nearest=True`` to letterbox a mask with ignore padding.
-    """
-    oh, ow = int(out_hw[0]), int(out_hw[1])
-    transform, (nh, nw) = letterbox_layout(image.shape[:2], out_hw)
-    resized = resize_image(image, (nh, nw), nearest=nearest)
-    pad_x, pad_y = transform.pad_x, transform.pad_y
-    out = np.full((oh, ow, *image.shape[2:]), _pad_for(image, pad_value), dtype=image.dtype)
-    out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
-    return out, transform
-
-
-def letterbox_layout(image_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[Letterbox, tuple[int, int]]:
-    """Where :func:`letterbox` puts an ``image_hw`` image inside ``out_hw``: (its transform, resized (h, w))."""
-    oh, ow = int(out_hw[0]), int(out_hw[1])
-    h, w = int(image_hw[0]), int(image_hw[1])
-    if h < 1 or w < 1:
-        raise UsageError(f"letterbox: empty image of shape {tuple(image_hw)}")
-    scale = min(oh / h, ow / w)
-    nh, nw = min(oh, max(1, round(h * scale))), min(ow, max(1, round(w * scale)))
-    pad_x, pad_y = (ow - nw) // 2, (oh - nh) // 2
-    return Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, image_hw=(h, w)), (nh, nw)
 
 
 def hflip(

@@ -3,7 +3,7 @@
 Every source becomes a :class:`Samples`: ground truth in ORIGINAL image pixels (``DetectionRecord``, person =
 class 0, ``crowd`` = an ignore region that is neither a hit nor a miss) and a loader for the original RGB image.
 Model inputs are made by :func:`model_input`: the letterbox of the camera pipeline
-(:func:`toolkit.data.augment.letterbox`, grey 114 padding) of the RGB image, so training, evaluation,
+(:func:`toolkit.adapters.image.letterbox`, grey 114 padding) of the RGB image, so training, evaluation,
 calibration and the camera demo see the same pixels.
 
 Sources (SPEC keys in :mod:`toolkit.data.spec`):
@@ -34,11 +34,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from toolkit.data.augment import Letterbox, letterbox
+from toolkit.adapters.image import Letterbox, letterbox
+from toolkit.data import sample_sets
 from toolkit.data.records import DetectionRecord
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval import sample_sets
 
 PERSON = 0  # class id of a person in every record this module returns
 IGNORE_VISIBILITY = 0.5  # synthetic people less visible than this are ignore regions when scoring

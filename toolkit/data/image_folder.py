@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toolkit.data.augment import letterbox, resize_image
+from toolkit.adapters.image import letterbox, resize_image
 from toolkit.errors import UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toolkit.data.augment import IGNORE, resize_image
+from toolkit.adapters.image import resize_image
+from toolkit.data.augment import IGNORE
 from toolkit.data.image_folder import IMAGE_EXTENSIONS, read_rgb
 from toolkit.errors import UsageError
 

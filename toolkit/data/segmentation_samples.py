@@ -33,12 +33,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from toolkit.data.augment import IGNORE, Letterbox, letterbox
+from toolkit.adapters.image import Letterbox, letterbox
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data import sample_sets
+from toolkit.data.augment import IGNORE
 from toolkit.data.masks import MaskMapping
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval import sample_sets
-from toolkit.models.segmenter import CLASS_NAMES
 
 PERSON = CLASS_NAMES.index("person")
 COCO128_FOLDS = 4  # default number of cross-validation folds

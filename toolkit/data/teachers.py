@@ -27,10 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toolkit.data.augment import IGNORE, resize_image
+from toolkit.adapters.image import resize_image
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data.augment import IGNORE
 from toolkit.data.masks import MaskMapping
 from toolkit.errors import ToolkitError, UsageError
-from toolkit.models.segmenter import CLASS_NAMES
 
 TEACHER_FILES = {  # teacher name -> model file in the shared models/coral-test-data
     "pascal": "deeplabv3_mnv2_pascal_quant.tflite",

@@ -11,8 +11,8 @@ seeking in the video). The key hashes the source (resolved path, each file's siz
 changing any of them relabels, nothing else does. The folder is written under a temporary name and renamed when
 complete, so an interrupted run leaves no half cache.
 
-:func:`detection_samples` gives a :class:`~toolkit.eval.detector_data.Samples` (person boxes, crowd = ignore,
-visibility 1), :func:`segmentation_samples` a :class:`~toolkit.eval.segmenter_data.SegSamples` (255 = ignore).
+:func:`detection_samples` gives a :class:`~toolkit.data.detection_samples.Samples` (person boxes, crowd = ignore,
+visibility 1), :func:`segmentation_samples` a :class:`~toolkit.data.segmentation_samples.SegSamples` (255 = ignore).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from toolkit.eval.detector_data import Samples
-    from toolkit.eval.segmenter_data import SegSamples
+    from toolkit.data.detection_samples import Samples
+    from toolkit.data.segmentation_samples import SegSamples
 
 TEACHER_CHOICES = ("both", "pascal", "cityscapes")  # the SPEC's teacher= values; the first is the default
 DEFAULT_EVERY = 10  # video: keep every n-th frame (neighbouring frames are near duplicates)
@@ -92,10 +92,10 @@ def parse_source(spec: DataSpec) -> PseudoSource:
 
 
 def detection_samples(spec: DataSpec) -> Samples:
-    """The person boxes of a pseudo SPEC as a :class:`~toolkit.eval.detector_data.Samples` (crowd = ignore)."""
+    """The person boxes of a pseudo SPEC as a :class:`~toolkit.data.detection_samples.Samples` (crowd = ignore)."""
+    from toolkit.data.detection_samples import PERSON, Samples
     from toolkit.data.image_folder import read_rgb
     from toolkit.data.records import DetectionRecord
-    from toolkit.eval.detector_data import PERSON, Samples
 
     source = parse_source(spec)
     folder, images, labels = labelled(source)
@@ -115,10 +115,10 @@ def detection_samples(spec: DataSpec) -> Samples:
 
 
 def segmentation_samples(spec: DataSpec) -> SegSamples:
-    """The street masks of a pseudo SPEC as a :class:`~toolkit.eval.segmenter_data.SegSamples` (255 = ignore)."""
+    """The street masks of a pseudo SPEC as a :class:`~toolkit.data.segmentation_samples.SegSamples` (255 = ignore)."""
     from toolkit.data.image_folder import read_rgb
     from toolkit.data.masks import read_mask
-    from toolkit.eval.segmenter_data import SegSamples
+    from toolkit.data.segmentation_samples import SegSamples
 
     source = parse_source(spec)
     folder, images, _ = labelled(source)
@@ -240,7 +240,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _write_cached(folder: Path, key_src: str, source: PseudoSource, files: list[Path]) -> None:
     """Label every frame into a temporary folder, then rename it to ``folder`` (a concurrent writer may win)."""
-    from toolkit.eval.sample_sets import publish_folder
+    from toolkit.data.sample_sets import publish_folder
 
     publish_folder(folder, key_src, DONE, lambda tmp: _label_frames(tmp, source, _frames(source, files)))
 

@@ -4,8 +4,9 @@ Each model kind has a module ``toolkit/eval/<kind>.py`` with
 
 * ``evaluate(predictor, spec, config) -> EvalReport`` -- score a :class:`~toolkit.eval.predictor.Predictor` on a
   data SPEC (metrics, per-split tables, baseline rows computed by the same code on the same samples);
-* ``model_inputs(spec, input_shapes, limit, seed) -> {input name: float32 array}`` -- realistic inputs for
-  calibration (``toolkit convert --calib SPEC``) and benchmarks.
+
+Realistic inputs for calibration and benchmarks come from the same loaders, in
+:func:`toolkit.data.model_inputs.model_inputs`.
 
 Metric code is numpy (plus pycocotools for COCO AP), so ``.tflite`` evaluation runs on a device install.
 """
@@ -38,12 +39,9 @@ EVALUATORS: dict[str, str] = {
 
 def evaluator_for(kind: str | None, path: Path | str = "") -> ModuleType:
     if kind is None or kind not in EVALUATORS:
-        from toolkit.capabilities import MODEL_KINDS
+        from toolkit.capabilities import unknown_kind_error
 
-        names = "; ".join(f"{k.name}: {', '.join(k.input_names)} -> {', '.join(k.output_names)}"
-                          for k in MODEL_KINDS.values())
-        raise UsageError(f"{path}: cannot tell which kind of model this is: declare it with --task KIND "
-                         f"({', '.join(EVALUATORS)}), or name its tensors as a toolkit kind ({names})")
+        raise UsageError(unknown_kind_error(str(path), list(EVALUATORS)))
     return importlib.import_module(f"toolkit.eval.{EVALUATORS[kind]}")
 
 

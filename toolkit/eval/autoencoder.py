@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.data.labelled_images import load_labelled_images, parse_digits
+from toolkit.data.model_inputs import model_inputs
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval import metrics
-from toolkit.eval.classifier import load_labelled_images, model_inputs, parse_digits, reference_split
+from toolkit.eval.classifier import reference_split
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.report import EvalReport
 

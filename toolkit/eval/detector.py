@@ -5,10 +5,10 @@
 >>> report.metrics["ap50"], report.tables["baselines"][0]["ap50"]
 
 Each image is letterboxed into the model input exactly as the camera pipeline does it, the outputs are decoded
-and suppressed with the pipeline's own post-processing (:func:`toolkit.pipeline.detect.postprocess`, a low
+and suppressed with the pipeline's own post-processing (:func:`toolkit.adapters.detect.postprocess`, a low
 score threshold so that AP sees the whole precision-recall curve), and the boxes are mapped back through the
 letterbox to ORIGINAL image pixels, where they are matched to the ground truth. The HOG baseline runs on the
-same original images. Data sources and the cross-validation fold rule: :mod:`toolkit.eval.detector_data`.
+same original images. Data sources and the cross-validation fold rule: :mod:`toolkit.data.detection_samples`.
 No TensorFlow here: ``.tflite`` models are scored on a device install (pycocotools from the ``eval`` extra).
 """
 
@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.adapters.image import unit_float
+from toolkit.data.detection_samples import PERSON, Samples, load_samples, model_input
 from toolkit.data.records import DetectionRecord
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval.config import EvalConfig
-from toolkit.eval.detector_data import PERSON, Samples, load_samples, model_input
-from toolkit.eval.image_inputs import ImageSource, image_input_hw, letterboxed_inputs, unit_float
+from toolkit.eval.image_inputs import image_input_hw
 from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
 
@@ -101,7 +102,7 @@ def _operating_point(result: Any) -> dict[str, float]:
 def predict_samples(predictor: Predictor, samples: Samples, scoring: ScoringConfig = SCORING,
                     batch_size: int = 64) -> list[Prediction]:
     """Run the detector on every image of ``samples``: letterbox, predict, decode + NMS, back to image pixels."""
-    from toolkit.pipeline.detect import DetectorConfig, postprocess
+    from toolkit.adapters.detect import DetectorConfig, postprocess
 
     input_hw = input_hw_of(predictor)
     post = DetectorConfig(score_threshold=scoring.score_threshold, iou_threshold=scoring.iou_threshold,
@@ -148,15 +149,3 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
                                 "(cv2.HOGDescriptor_getDefaultPeopleDetector), same images", **hog}]
     return EvalReport(kind="detector", model=str(predictor.path), model_format=predictor.format, data=str(spec),
                       samples=len(samples), primary="ap50", metrics=metrics, tables=tables, notes=notes)
-
-
-def model_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0) -> dict[str, np.ndarray]:
-    """Realistic detector inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a detection SPEC
-    or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
-    return letterboxed_inputs(spec, input_shapes, "detector", _sample_images, limit, seed)
-
-
-def _sample_images(spec: DataSpec) -> ImageSource:
-    samples = load_samples(spec)
-    return samples.load, len(samples)

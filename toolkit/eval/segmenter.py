@@ -16,7 +16,7 @@ IoU = TP / (TP + FP + FN) summed over all scored pixels of all images (not a mea
 averages the classes that occur in the ground truth or the predictions (a class present in neither is undefined
 and left out, one that is predicted but absent scores 0). ``tables["per_class"]`` says which classes exist in
 the data (ground-truth pixels and images per class). Data sources, the COCO128 class mapping and fold rule:
-:mod:`toolkit.eval.segmenter_data`. No TensorFlow here: ``.tflite`` models are scored on a device install.
+:mod:`toolkit.data.segmentation_samples`. No TensorFlow here: ``.tflite`` models are scored on a device install.
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data.augment import IGNORE, letterbox
+from toolkit.adapters.image import letterbox, unit_float
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data.augment import IGNORE
+from toolkit.data.segmentation_samples import PERSON, SegSamples, load_samples, model_input
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
 from toolkit.eval import metrics as m
 from toolkit.eval.config import EvalConfig
-from toolkit.eval.image_inputs import ImageSource, image_input_hw, letterboxed_inputs, unit_float
+from toolkit.eval.image_inputs import image_input_hw
 from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
-from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_input
-from toolkit.models.segmenter import CLASS_NAMES
 
 CHUNK = 16  # images letterboxed and predicted at a time (bounds memory on large splits)
 SELFIE_MODEL = ("models", "mediapipe-0.10.14", "selfie_segmentation.tflite")  # under the shared folder
@@ -82,7 +83,7 @@ def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int
     the scores to the image (bilinear) and argmax. Returns per image (labels at input resolution, labels at
     image size).
     ``classes``: the number of output channels expected (a UsageError otherwise)."""
-    from toolkit.pipeline.segment import labels_at_frame, labels_from_scores
+    from toolkit.adapters.segment import labels_at_frame, labels_from_scores
 
     input_hw = input_hw_of(predictor)
     boxed = [model_input(image, None, input_hw) for image in images]
@@ -112,7 +113,7 @@ def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batc
 
 def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusions:
     """MediaPipe selfie segmentation (256x256, RGB in [0, 1], letterboxed) as a person-vs-rest segmenter."""
-    from toolkit.pipeline.segment import labels_at_frame
+    from toolkit.adapters.segment import labels_at_frame
     from toolkit.runtime import Runner
 
     confusions = empty_confusions(classes)
@@ -192,15 +193,3 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
     return EvalReport(kind="segmenter", model=str(predictor.path), model_format=predictor.format, data=str(spec),
                       samples=len(samples), primary="person_iou", metrics=iou_metrics(confusions, names),
                       tables=tables, notes=notes)
-
-
-def model_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0) -> dict[str, np.ndarray]:
-    """Realistic segmenter inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a segmentation SPEC
-    or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
-    return letterboxed_inputs(spec, input_shapes, "segmenter", _sample_images, limit, seed)
-
-
-def _sample_images(spec: DataSpec) -> ImageSource:
-    samples = load_samples(spec)
-    return (lambda i: samples.load(i)[0]), len(samples)

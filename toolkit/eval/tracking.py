@@ -10,7 +10,10 @@ boxes the demo draws and writes to ``--events`` -- are scored with the published
 
 * ``ap50_tracks``: COCO AP50 of the track boxes, ranked by each track's last detection score (distractor and
   zero-marked ground truth count as crowd regions); ``ap50_detections`` the same for the raw detections;
-* the baseline: OpenCV's HOG people detector through the same tracker (``--no-baselines`` skips it; slow).
+* the baseline: OpenCV's HOG people detector through the same tracker (``--no-baselines`` skips it; slow);
+* ``tables["id_stability"]``: counts that need no ground truth (distinct ids, interior births and ends, static
+  ids, tracks per frame; :mod:`toolkit.eval.track_stability`). With ``--out-dir``: annotated frames and per-id
+  lifetimes (:mod:`toolkit.eval.track_artifacts`).
 
 ``.tflite`` only: this is the device pipeline. The sequence's frames are never used for anything but scoring.
 """
@@ -29,6 +32,8 @@ from toolkit.data.spec import DataSpec
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.mot_metrics import evaluate_tracking
 from toolkit.eval.report import EvalReport
+from toolkit.eval.track_artifacts import write_track_artifacts
+from toolkit.eval.track_stability import id_stability
 
 # Headline metrics, in the order reports list them (field names of TrackingMetrics).
 HEADLINE = ("mota", "idf1", "hota", "deta", "assa", "motp", "precision", "recall", "idsw", "frag", "mt", "pt", "ml",
@@ -101,7 +106,9 @@ def evaluate_sequence(models: str | Path | None, spec: DataSpec, config: EvalCon
         model_path = run.path
     metrics = score(sequence, tracks, track_scores, detections)
     metrics["seconds_per_frame"] = round(seconds / max(sequence.length, 1), 5)
-    tables: dict[str, list[dict]] = {}
+    stability = id_stability(tracks, sequence.size, sequence.frame_rate)
+    tables: dict[str, list[dict]] = {"id_stability": [stability.row()]}
+    artifacts = write_track_artifacts(sequence, tracks, stability, config.out_dir) if config.out_dir else {}
     if config.baselines:
         tables["baselines"] = [{"baseline": "hog", "description": "OpenCV HOG people detector "
                                 "(cv2.HOGDescriptor_getDefaultPeopleDetector) + the same tracker", **_hog(sequence)}]
@@ -114,13 +121,13 @@ def evaluate_sequence(models: str | Path | None, spec: DataSpec, config: EvalCon
         notes.append("AP50 of the boxes not reported: it needs pycocotools (pip install 'edge-toolkit[eval]')")
     return EvalReport(kind="tracking", model=str(model_path), model_format="tflite", data=str(spec),
                       samples=sequence.length, primary="mota", metrics=metrics, tables=tables, notes=notes,
-                      seconds=round(time.perf_counter() - started, 2))
+                      artifacts=artifacts, seconds=round(time.perf_counter() - started, 2))
 
 
 def _hog(sequence: MotSequence) -> dict[str, float]:
     """The HOG people detector through the pipeline's tracker on the same frames."""
+    from toolkit.adapters.detect import Detection
     from toolkit.eval.hog import HogPeopleDetector
-    from toolkit.pipeline.detect import Detection
     from toolkit.pipeline.offline import track_frames
     from toolkit.pipeline.tracker import Tracker
 

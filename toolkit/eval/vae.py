@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.data.labelled_images import load_labelled_images
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
 from toolkit.eval.autoencoder import pca_fit, pca_scores
-from toolkit.eval.classifier import load_labelled_images, reference_split, subset
+from toolkit.eval.classifier import reference_split
 from toolkit.eval.config import EvalConfig
 from toolkit.eval.report import EvalReport
 
 ELBO_SAMPLES = 4  # Monte Carlo draws of z per image for the reconstruction term of the ELBO
 GRID = 8  # the sample grid shows GRID x GRID decoded prior samples
 CLIP = 1e-7  # probability clipping of the cross-entropy (Keras' epsilon)
-PRIOR_CALIB = 400  # prior samples model_inputs returns for a decoder when no limit is given
 
 
 def bce_per_image(images: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -176,32 +176,3 @@ def write_grid(path: Path, images: np.ndarray, columns: int, zoom: int = 2) -> P
     return path
 
 
-def model_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0, encoder: Any = None) -> dict[str, np.ndarray]:
-    """Realistic inputs for a VAE part: ``{"image": ...}`` images from the SPEC (default split: train) for the
-    encoder; ``{"z": ...}`` latent codes for the decoder.
-
-    Decoder codes: with an ``encoder`` predictor, half are posterior draws z ~ q(z|x) of the SPEC's images and
-    half prior draws N(0, I) (the decoder decodes both in use: reconstructions and generation); without one,
-    all are prior draws (the SPEC is then only validated). ``limit`` caps the count (default: the SPEC's images,
-    or 400 prior draws); everything is seeded by ``seed``.
-    """
-    spec = parse_spec(spec)
-    if "image" in input_shapes:
-        data = load_labelled_images(spec, tuple(input_shapes["image"]), "train")
-        return {"image": data.images[subset(len(data.images), limit, seed)]}
-    if "z" not in input_shapes:
-        raise UsageError(f"model inputs {list(input_shapes)} are not a VAE encoder (image) or decoder (z)")
-    latent = int(input_shapes["z"][0])
-    rng = np.random.default_rng([seed, 2])
-    if encoder is None:
-        return {"z": rng.standard_normal((limit or PRIOR_CALIB, latent)).astype(np.float32)}
-    data = load_labelled_images(spec, tuple(encoder.input_shapes["image"]), "train")
-    total = limit or 2 * len(data.images)
-    images = data.images[subset(len(data.images), total - total // 2, seed)]
-    codes = encoder.predict({"image": images})
-    posterior = codes["z_mean"] + np.exp(0.5 * codes["z_log_var"]) * rng.standard_normal(codes["z_mean"].shape)
-    prior = rng.standard_normal((total // 2, latent))
-    if posterior.shape[1] != latent:
-        raise UsageError(f"encoder codes have {posterior.shape[1]} dimensions but the decoder takes {latent}")
-    return {"z": np.concatenate([posterior, prior]).astype(np.float32)}

@@ -11,7 +11,7 @@
   ImageNet features with this head scored COCO128 4-fold CV person IoU 0.585 where the U-Net-lite scored 0.08.
 
 Input ``image`` (H, W, 3) float32 RGB in [0, 1]; output ``mask`` (H, W, num_classes) softmax over
-:data:`CLASS_NAMES` by default.
+:data:`toolkit.adapters.segment.CLASS_NAMES` by default.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from toolkit.adapters.segment import CLASS_NAMES
 from toolkit.config import Limits, check_ranges
 from toolkit.errors import UsageError
 from toolkit.models.blocks import (
@@ -29,8 +30,6 @@ from toolkit.models.blocks import (
     separable,
     upsample,
 )
-
-CLASS_NAMES: tuple[str, ...] = ("background", "road", "sidewalk", "person", "vehicle")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ Coordinates the model sees (:class:`ModelSpace`):
   height fall back to pixels / frame height.
 
 The model input ``track`` (1, 8, 2) is built from the last 8 samples (0.4 s apart) relative to the last one and
-put in the model's heading frame by :func:`toolkit.data.behaviour_frames.normalise` -- the same function
+put in the model's heading frame by :func:`toolkit.adapters.behaviour.normalise` -- the same function
 training and evaluation use; ``future`` (1, 12, 2) comes back through
-:func:`~toolkit.data.behaviour_frames.denormalise`, relative to the same last point. A track with 2..7 samples gets a
+:func:`~toolkit.adapters.behaviour.denormalise`, relative to the same last point. A track with 2..7 samples gets a
 constant-velocity prediction (its last 0.4 s step repeated, the project's baseline) flagged
 ``constant_velocity``; so does every track when no model is given. Fewer than 2 samples: no prediction.
 """
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit.adapters.behaviour import denormalise, normalise
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.data import trajectories
-from toolkit.data.behaviour_frames import denormalise, normalise
 from toolkit.errors import UsageError
 from toolkit.pipeline.geometry import Homography
 from toolkit.pipeline.tracker import STEP_SECONDS, Track

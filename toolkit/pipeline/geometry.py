@@ -2,7 +2,7 @@
 
 Boxes are float arrays ``(..., 4)`` of ``(x1, y1, x2, y2)`` in pixels, x to the right, y down.
 
-Homography file (JSON), the format :func:`toolkit.data.synthetic_camera.write_homography` writes:
+Homography file (JSON), the format :func:`toolkit.data.synthetic.camera.write_homography` writes:
 
 .. code-block:: json
 
@@ -39,39 +39,6 @@ from toolkit.config import suggest
 from toolkit.errors import UsageError
 
 UNITS_TO_METRES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
-
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    """(..., 4) xyxy -> (...) area; inverted boxes have area 0."""
-    b = np.asarray(boxes, dtype=np.float64)
-    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4) -> (n, m); 0 where the union is empty."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    """(..., 4) corners -> (..., 4) centre x, centre y, width, height."""
-    b = np.asarray(boxes, dtype=np.float64)
-    return np.stack([(b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2,
-                     b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], axis=-1)
-
-
-def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """(..., 4) centre x, centre y, width, height -> (..., 4) corners."""
-    b = np.asarray(boxes, dtype=np.float64)
-    half_w, half_h = b[..., 2] / 2, b[..., 3] / 2
-    return np.stack([b[..., 0] - half_w, b[..., 1] - half_h, b[..., 0] + half_w, b[..., 1] + half_h], axis=-1)
 
 
 def foot_points(boxes: np.ndarray) -> np.ndarray:

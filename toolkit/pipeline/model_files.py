@@ -17,7 +17,7 @@ from toolkit.capabilities import MODEL_KINDS, kind_for_io
 from toolkit.errors import UsageError
 
 PIPELINE_KINDS = ("detector", "behaviour", "segmenter")
-HOW_TO_GET = ("build the zoo with 'python scripts/build_zoo.py', or pass --models DIR holding int8 .tflite files "
+HOW_TO_GET = ("build the zoo with 'toolkit zoo build', or pass --models DIR holding int8 .tflite files "
               "made by 'toolkit convert'")
 
 

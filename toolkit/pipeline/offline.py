@@ -11,7 +11,7 @@ so this runner processes each frame once, in the calling thread, with ``timestam
 segmenter runs every ``every_n_seg``-th frame as in the demo and the tracker gets its latest person mask (static
 tracks the segmenter does not call person are held back); in the demo that mask is one segmentation older, which
 a static object does not notice. The behaviour stage reads tracks and never changes them, so it is not run here;
-its cost is measured by ``scripts/bench_pipeline.py``.
+its cost is measured by ``toolkit bench pipeline``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.adapters.detect import Detection, DetectorConfig
 from toolkit.errors import UsageError
-from toolkit.pipeline.detect import Detection, Detector, DetectorConfig
+from toolkit.pipeline.detect import Detector
 from toolkit.pipeline.segment import CLASSES, Segmenter
 from toolkit.pipeline.tracker import Tracker, TrackerConfig
 

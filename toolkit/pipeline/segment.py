@@ -5,7 +5,7 @@
 ...     labels = segmenter(frame_bgr)           # (H, W) uint8 class index, see CLASSES
 ...     tint = colourise(labels)                # (H, W, 3) BGR, for draw.draw_mask
 
-The frame is letterboxed like training data (:func:`toolkit.data.augment.letterbox`); the padding is cropped off
+The frame is letterboxed like training data (:func:`toolkit.adapters.image.letterbox`); the padding is cropped off
 the raw class scores, which are resized to the frame bilinearly, and the argmax is taken there
 (:func:`labels_at_frame`). Interpolating scores rather than labels puts class boundaries between the model's
 pixels instead of on a staircase of them: a 240x320 model drawn on a 480x360 frame scores person IoU about 0.015
@@ -22,35 +22,18 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from toolkit.adapters.image import ImageInput, Letterbox
+from toolkit.adapters.segment import CLASS_NAMES, labels_at_frame
 from toolkit.capabilities import MODEL_KINDS
-from toolkit.data.augment import Letterbox
 from toolkit.errors import UsageError
-from toolkit.models.segmenter import CLASS_NAMES
-from toolkit.pipeline.detect import ImageInput
 from toolkit.runtime.runner import Runner
 
 if TYPE_CHECKING:
-    from toolkit.pipeline.adapters import AdapterConfig
+    from toolkit.adapters.third_party import AdapterConfig
 
 CLASSES: tuple[str, ...] = CLASS_NAMES  # the segmenter's classes, in output-channel order
 # BGR colours per class for tinting; background is never drawn.
 PALETTE_BGR = np.array([[0, 0, 0], [160, 80, 80], [60, 200, 230], [60, 60, 230], [230, 160, 40]], dtype=np.uint8)
-
-
-def labels_from_scores(scores: np.ndarray) -> np.ndarray:
-    """(h, w, C) class scores (probabilities or raw int8) -> (h, w) uint8 argmax labels."""
-    return np.argmax(scores, axis=-1).astype(np.uint8)
-
-
-def labels_at_frame(scores: np.ndarray, transform: Letterbox, frame_hw: tuple[int, int]) -> np.ndarray:
-    """(h, w, C) class scores (dequantized) on the letterboxed input -> (H, W) uint8 labels on the frame: crop the
-    padding, resize the scores bilinearly to the frame (float32), argmax."""
-    frame_h, frame_w = (int(v) for v in frame_hw)
-    inner_h = min(scores.shape[0] - transform.pad_y, max(1, round(frame_h * transform.scale)))
-    inner_w = min(scores.shape[1] - transform.pad_x, max(1, round(frame_w * transform.scale)))
-    inner = scores[transform.pad_y : transform.pad_y + inner_h, transform.pad_x : transform.pad_x + inner_w]
-    up = cv2.resize(np.ascontiguousarray(inner, dtype=np.float32), (frame_w, frame_h), interpolation=cv2.INTER_LINEAR)
-    return np.argmax(up.reshape(frame_h, frame_w, -1), axis=-1).astype(np.uint8)
 
 
 def colourise(labels: np.ndarray, palette: np.ndarray = PALETTE_BGR) -> np.ndarray:
@@ -65,7 +48,7 @@ def colourise(labels: np.ndarray, palette: np.ndarray = PALETTE_BGR) -> np.ndarr
 class Segmenter:
     """The segmentation stage around a :class:`~toolkit.runtime.runner.Runner` (which it owns and closes).
 
-    ``adapter`` reads a third-party segmenter (:mod:`toolkit.pipeline.adapters`: ``argmax`` class ids or per-class
+    ``adapter`` reads a third-party segmenter (:mod:`toolkit.adapters.third_party`: ``argmax`` class ids or per-class
     ``scores``) and maps its labels onto ``classes``."""
 
     def __init__(self, runner: Runner, classes: tuple[str, ...] = CLASSES,
@@ -94,7 +77,7 @@ class Segmenter:
         self.timings: dict[str, float] = {}  # milliseconds of the last call: pre, infer, post
 
     def _init_adapted(self, runner: Runner, classes: tuple[str, ...], adapter: AdapterConfig) -> None:
-        from toolkit.pipeline.adapters import pixel_levels
+        from toolkit.adapters.third_party import pixel_levels
 
         if len(runner.inputs) != 1 or len(runner.outputs) != 1:
             raise UsageError(f"{runner.path.name}: a segmenter has one image input and one output, it has "
@@ -115,7 +98,7 @@ class Segmenter:
         self.timings = {}
 
     def _adapted(self, transform: Letterbox, frame_hw: tuple[int, int]) -> np.ndarray:
-        from toolkit.pipeline.adapters import labels_from_ids
+        from toolkit.adapters.third_party import labels_from_ids
 
         self.runner.set_inputs({self._input_name: self._input.buffer})
         self.runner.invoke()

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from toolkit.adapters.boxes import iou_matrix, xyxy_to_cxcywh
+from toolkit.adapters.detect import Detection
 from toolkit.pipeline.assignment import match
-from toolkit.pipeline.detect import Detection
-from toolkit.pipeline.geometry import foot_points, iou_matrix, xyxy_to_cxcywh
+from toolkit.pipeline.geometry import foot_points
 
 STEP_SECONDS = 0.4  # the behaviour model's sampling period (ETH/UCY: 2.5 samples per second)
 HISTORY_STEPS = 8  # samples the behaviour model observes

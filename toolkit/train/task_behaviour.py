@@ -3,7 +3,7 @@
 Data: ETH/UCY windows (``eth_ucy:scene=S,split=train``: leave-one-scene-out, no crossing labels) and, through the
 ``extra_data`` option, synthetic street windows with crossing labels (``synthetic:split=train,...``). Every window
 is made relative to its last observed point and rotated into the heading frame
-(:mod:`toolkit.data.behaviour_frames`) exactly as evaluation and the camera pipeline do, so random rotation
+(:mod:`toolkit.adapters.behaviour`) exactly as evaluation and the camera pipeline do, so random rotation
 augmentation is built in; the training split is further mirrored across the heading axis and scaled a little.
 
 Loss: mean Euclidean displacement over the future steps (the ADE itself, in metres) plus ``fde_weight`` times the
@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.adapters.behaviour import OLDER_SCALE, normalise
 from toolkit.config import Limits, check_ranges
-from toolkit.data.behaviour_frames import OLDER_SCALE, normalise
+from toolkit.data.behaviour_windows import BehaviourWindows, load_windows
 from toolkit.data.spec import DataSpec, parse_spec
-from toolkit.eval.behaviour import BehaviourWindows, load_windows
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
 
@@ -129,7 +129,7 @@ class BehaviourTask:
         val_ds = val_ds.map(to_keras).prefetch(2)
         describe = {"train": train_desc, "val": val_desc, "frame": "heading frame: relative to the last observed "
                     "point, rotated so the last step points along +x, points before the last step scaled by "
-                    f"{OLDER_SCALE} (toolkit.data.behaviour_frames.normalise)",
+                    f"{OLDER_SCALE} (toolkit.adapters.behaviour.normalise)",
                     "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
                     "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)"}
         return Datasets(train_ds, val_ds, len(track), len(val_w), describe)

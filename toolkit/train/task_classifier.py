@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from toolkit.config import Limits, check_ranges
+from toolkit.data.labelled_images import load_labelled_images
 from toolkit.data.spec import DataSpec
 from toolkit.errors import UsageError
-from toolkit.eval.classifier import load_labelled_images
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
 

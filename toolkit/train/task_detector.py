@@ -1,6 +1,6 @@
 """Training task for the person detector (``toolkit train detector``).
 
-Images are loaded once (:mod:`toolkit.eval.detector_data`; synthetic frames come from the render cache) and kept
+Images are loaded once (:mod:`toolkit.data.detection_samples`; synthetic frames come from the render cache) and kept
 as letterboxed uint8 model inputs, so an epoch costs only augmentation and target encoding:
 
 * ``data`` (e.g. ``coco128:split=all``) is the main set; ``extra_data`` (e.g. synthetic street frames) is mixed in,
@@ -39,12 +39,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.adapters.image import resize_image
 from toolkit.config import Limits, check_ranges
-from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, color_jitter, resize_image
+from toolkit.data.augment import AugmentConfig, augment_detection, clip_boxes, color_jitter
 from toolkit.data.cutouts import Cutout, PasteConfig, paste_people, person_cutouts
+from toolkit.data.detection_samples import Samples, load_samples, model_input
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.detector_data import Samples, load_samples, model_input
 from toolkit.models.detector import STRIDE
 from toolkit.models.detector_targets import NO_BOX, box_target_for_loss, encode_targets
 from toolkit.train.config import TrainConfig

@@ -1,6 +1,6 @@
 """Training task for the street segmenter (``toolkit train segmenter``).
 
-Images and masks are loaded once (:mod:`toolkit.eval.segmenter_data`; synthetic frames come from the render
+Images and masks are loaded once (:mod:`toolkit.data.segmentation_samples`; synthetic frames come from the render
 cache) and kept as letterboxed uint8 model inputs -- the camera pipeline's letterbox, masks nearest with 255
 (ignore) padding -- so an epoch costs only augmentation and the model:
 
@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.adapters.segment import CLASS_NAMES
 from toolkit.config import Limits, check_ranges
 from toolkit.data.augment import IGNORE, AugmentConfig, augment_segmentation, color_jitter
+from toolkit.data.segmentation_samples import PERSON, SegSamples, load_samples, model_input
 from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.errors import UsageError
-from toolkit.eval.segmenter_data import PERSON, SegSamples, load_samples, model_input
-from toolkit.models.segmenter import CLASS_NAMES
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets, unit_batches
 from toolkit.train.windows import window_origin, window_size

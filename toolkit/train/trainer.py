@@ -129,9 +129,9 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
         raise UsageError(f"--resume: no backup in {run_dir} to resume from (train once without --resume first)")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    from toolkit.convert.keras_export import quiet_tensorflow
+    from toolkit.models.tf_env import quiet_tensorflow
 
-    tf = quiet_tensorflow()
+    tf = quiet_tensorflow("training")
     import keras
 
     strategy = _configure_devices(tf, config)

@@ -30,7 +30,7 @@ noise=1.0)``
     Frozen; invalid values raise UsageError. The same config always gives the same frames and labels.
 ``StreetScene(config=None)``
     ``.step() -> Frame``; ``.frames(n)`` and ``iter(scene)`` yield frames; ``.advance() -> (SimState, intent)``
-    steps without rendering. ``.camera`` (:class:`~toolkit.data.synthetic_camera.Camera`), ``.layout``.
+    steps without rendering. ``.camera`` (:class:`~toolkit.data.synthetic.camera.Camera`), ``.layout``.
     ``.homography()`` 3x3 ground->image; ``.ground_to_image(xy)``; ``.image_to_ground(uv)``;
     ``.write_homography(path)`` writes the image->ground JSON that ``toolkit.pipeline.geometry`` loads.
 ``Frame``: ``image`` (H,W,3) uint8 BGR; ``mask`` (H,W) uint8 with ``CLASS_NAMES`` =
@@ -66,8 +66,9 @@ Rendering speed: ``scripts/bench_synthetic.py`` (median ms per 480x360 frame, JS
 
 from __future__ import annotations
 
-from toolkit.data.synthetic_camera import Camera
-from toolkit.data.synthetic_export import (
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data.synthetic.camera import Camera
+from toolkit.data.synthetic.export import (
     Track,
     export_dataset,
     pedestrian_tracks,
@@ -75,8 +76,8 @@ from toolkit.data.synthetic_export import (
     write_video,
     yolo_lines,
 )
-from toolkit.data.synthetic_scene import CLASS_NAMES, Frame, SceneConfig, StreetScene
-from toolkit.data.synthetic_sim import BEHAVIOURS
+from toolkit.data.synthetic.scene import Frame, SceneConfig, StreetScene
+from toolkit.data.synthetic.sim import BEHAVIOURS
 
 __all__ = [
     "BEHAVIOURS", "CLASS_NAMES", "Camera", "Frame", "SceneConfig", "StreetScene", "Track", "export_dataset",

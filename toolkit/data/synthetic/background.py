@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toolkit.data.synthetic_camera import Camera
-from toolkit.data.synthetic_sim import Layout
+from toolkit.data.synthetic.camera import Camera
+from toolkit.data.synthetic.sim import Layout
 
 ROAD, SIDEWALK = 1, 2
 MAX_GROUND_M = 75.0  # ground fades into haze by this distance from the camera (or 2.5x the distance to the target)

@@ -11,8 +11,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from toolkit.data.synthetic_scene import CLASS_NAMES, SceneConfig, StreetScene
-from toolkit.data.synthetic_sim import BEHAVIOURS, CROSSING
+from toolkit.adapters.segment import CLASS_NAMES
+from toolkit.data.synthetic.scene import SceneConfig, StreetScene
+from toolkit.data.synthetic.sim import BEHAVIOURS, CROSSING
 from toolkit.errors import ToolkitError, UsageError
 from toolkit.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 

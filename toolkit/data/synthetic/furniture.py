@@ -15,9 +15,9 @@ from functools import partial
 import cv2
 import numpy as np
 
-from toolkit.data.synthetic_background import box_faces, fill_poly, ground_shadow, px_per_m, shade
-from toolkit.data.synthetic_camera import Camera
-from toolkit.data.synthetic_sim import Layout
+from toolkit.data.synthetic.background import box_faces, fill_poly, ground_shadow, px_per_m, shade
+from toolkit.data.synthetic.camera import Camera
+from toolkit.data.synthetic.sim import Layout
 
 Draw = Callable[[np.ndarray, np.ndarray, np.ndarray, Camera, np.ndarray, np.ndarray], None]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toolkit.data.synthetic_background import Background, Style, box_faces, fill_poly, grade, shade
-from toolkit.data.synthetic_camera import Camera
-from toolkit.data.synthetic_sim import SimState
+from toolkit.data.synthetic.background import Background, Style, box_faces, fill_poly, grade, shade
+from toolkit.data.synthetic.camera import Camera
+from toolkit.data.synthetic.sim import SimState
 
 PERSON, VEHICLE = 3, 4
 _TOPS = [(30, 30, 32), (55, 55, 60), (80, 45, 25), (225, 225, 225), (40, 40, 180), (170, 95, 45), (60, 115, 50),

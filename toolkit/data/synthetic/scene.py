@@ -15,12 +15,10 @@ from typing import ClassVar
 import numpy as np
 
 from toolkit.config import SEED_RANGE, Limits, check_ranges
-from toolkit.data import synthetic_camera as cam
-from toolkit.data.synthetic_background import far_limit
-from toolkit.data.synthetic_sim import BEHAVIOURS, CROSSING, Behaviour, Layout, SimState, StreetSim
+from toolkit.data.synthetic import camera as cam
+from toolkit.data.synthetic.background import far_limit
+from toolkit.data.synthetic.sim import BEHAVIOURS, CROSSING, Behaviour, Layout, SimState, StreetSim
 from toolkit.errors import UsageError
-
-CLASS_NAMES = ("background", "road", "sidewalk", "person", "vehicle")  # Frame.mask values are the indices
 
 
 @dataclass(frozen=True)
@@ -181,9 +179,9 @@ class StreetScene:
                      vehicle_boxes=out.veh_boxes, vehicle_ids=state.veh_ids[out.veh_index])
 
     def _build_renderer(self):
-        from toolkit.data.synthetic_background import build_background, make_style
-        from toolkit.data.synthetic_furniture import place_furniture
-        from toolkit.data.synthetic_render import Renderer
+        from toolkit.data.synthetic.background import build_background, make_style
+        from toolkit.data.synthetic.furniture import place_furniture
+        from toolkit.data.synthetic.render import Renderer
 
         rng = self._style_rng
         style = make_style(rng, self.config.noise)
