@@ -32,6 +32,9 @@ examples:
   toolkit bench report --format md --plot latency.png       (see: toolkit bench report --help)
   toolkit bench matrix model.keras --data mnist:split=test --calib mnist:split=train,limit=400
                                                             (see: toolkit bench matrix --help)
+  toolkit bench pipeline                                    the camera demo end to end: FPS, stage times
+  toolkit bench pipeline --soak                             ... or its memory over 10,000 frames
+                                                            (see: toolkit bench pipeline --help)
 """
 REPORT_DESCRIPTION = """Render the stored benchmark results: one table per model family (the file name without its
 _fp32/_fp16/_dynamic/_int8 suffix, or the manifest's source model hash), rows per format/target/threads, with
@@ -47,7 +50,24 @@ examples:
   toolkit bench matrix model.keras --data mnist:split=test --modes fp32,fp16,dynamic --threads 1
   toolkit bench matrix model.keras --data mnist:split=test --calib calib.npy --out-dir exports/ --json
 """
-SUBCOMMANDS = ("report", "matrix")
+PIPELINE_DESCRIPTION = """End-to-end speed of the camera demo (toolkit demo's own code, headless, unpaced: nothing is
+dropped): FPS, per-stage p50/p90, drops, CPU per frame, and efficiency against what the models alone allow, one
+row per run; or, with --soak, whether its resident memory creeps over a long run (exit 4 when the slope is above
+--threshold-mb). Writes JSON (--out) and prints one line per run.
+
+Default sources: the shared real clip ($TOOLKIT_SHARED/data/pedestrian_video/pedestrians.avi) to its end and 300
+frames of the synthetic scene; the default configuration first, then any --threads / --modes sweep.
+
+examples:
+  toolkit bench pipeline
+  toolkit bench pipeline --threads 1,2 --modes pipelined,serial --repeats 3
+  toolkit bench pipeline --source synthetic --frames 100 --isolated-runs 0 --json
+  toolkit bench pipeline --soak                             10,000 synthetic frames, RSS slope per 1000 frames
+  toolkit bench pipeline --soak --frames 2000 --every 100 --warmup 500 --no-record
+"""
+SUBCOMMANDS = ("report", "matrix", "pipeline")
+PIPELINE_BENCH = "toolkit.bench.pipeline_bench:PipelineBenchConfig"  # ranges of the speed flags
+SOAK = "toolkit.bench.pipeline_soak:SoakConfig"  # ranges of the --soak flags
 BENCH_CONFIG = "toolkit.bench.config:BenchConfig"  # the ranges of the measuring flags (BenchConfig.LIMITS)
 EVAL_CONFIG = "toolkit.eval.config:EvalConfig"  # bench matrix scores with toolkit eval: --threads and --limit
 
@@ -91,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="S", help="SSH connect timeout in seconds (default 10)")
     add_json_flag(parser)
     parser.epilog = ("subcommands: 'toolkit bench report --help' renders stored results; 'toolkit bench matrix "
-                     "--help' exports a Keras model to every format, scores and times each.")
+                     "--help' exports a Keras model to every format, scores and times each; 'toolkit bench pipeline "
+                     "--help' measures the camera demo end to end.")
 
     report = type(parser)(prog=f"{parser.prog} report", description=REPORT_DESCRIPTION)
     _add_db(report)
@@ -106,7 +127,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_matrix_arguments(matrix)
     matrix.set_defaults(_run=run_matrix)
-    _dispatch_first_positional(parser, {"report": report, "matrix": matrix})
+    pipeline = type(parser)(prog=f"{parser.prog} pipeline", description=PIPELINE_DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_pipeline_arguments(pipeline)
+    pipeline.set_defaults(_run=run_pipeline)
+    _dispatch_first_positional(parser, {"report": report, "matrix": matrix, "pipeline": pipeline})
+
+
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--soak", action="store_true", help="memory soak instead of the speed runs")
+    parser.add_argument("--models", metavar="DIR", help="model folder (default: the shipped zoo)")
+    parser.add_argument("--source", action="append", metavar="SPEC",
+                        help="demo source: a video file, synthetic[:...], a camera (repeatable; default: the shared "
+                             "clip and synthetic; --soak: synthetic)")
+    parser.add_argument("--frames", type=config_type(PIPELINE_BENCH, "frames"), metavar="N",
+                        help="frames per run (default: a file to its end, 300 of anything else; --soak: 10000)")
+    parser.add_argument("--every-n-seg", type=config_type(PIPELINE_BENCH, "every_n_seg"), default=3, metavar="N",
+                        help="segment every N-th frame, as the demo (default 3)")
+    parser.add_argument("--out", metavar="FILE", help="JSON output (default build/bench/bench_pipeline.json; "
+                                                      "--soak: build/bench/soak_pipeline.json)")
+    add_json_flag(parser)
+    speed = parser.add_argument_group("speed runs")
+    speed.add_argument("--threads", type=config_type(PIPELINE_BENCH, "threads"), metavar="N[,N...]",
+                       help="interpreter threads to sweep besides the default configuration, e.g. 1,2")
+    speed.add_argument("--modes", metavar="M[,M...]", help="modes to sweep: pipelined,serial")
+    speed.add_argument("--repeats", type=config_type(PIPELINE_BENCH, "repeats"), metavar="N",
+                       help="runs per configuration, not merged (default 1)")
+    speed.add_argument("--oracle", action="store_true",
+                       help="synthetic runs track the scene's true boxes (the detector still runs): tracking and "
+                            "behaviour at real crowd sizes even with untrained models")
+    speed.add_argument("--isolated-runs", type=config_type(PIPELINE_BENCH, "isolated_runs"), metavar="N",
+                       help="invokes per model for the isolated-latency bound (default 200; 0 skips it)")
+    soak = parser.add_argument_group("memory soak (--soak)")
+    soak.add_argument("--every", type=config_type(SOAK, "every"), metavar="N", help="sample RSS every N frames "
+                      "(default 250)")
+    soak.add_argument("--warmup", type=config_type(SOAK, "warmup"), metavar="N",
+                      help="frames left out of the fit (default 1000)")
+    soak.add_argument("--threshold-mb", type=config_type(SOAK, "threshold_mb"), metavar="X",
+                      help="largest passing slope, MB per 1000 frames (default 0.25)")
+    soak.add_argument("--no-record", action="store_true", help="leave the video recording out of the loop")
 
 
 def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
@@ -168,9 +227,64 @@ def run_report(args: argparse.Namespace) -> int:
     return report(args)
 
 
+SPEED_FLAGS = ("threads", "modes", "repeats", "oracle", "isolated_runs")
+SOAK_FLAGS = ("every", "warmup", "threshold_mb", "no_record")
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from toolkit.errors import QualityGateFailed, UsageError
+    from toolkit.fileio import check_writable, write_json_atomic
+
+    wrong = [name for name in (SPEED_FLAGS if args.soak else SOAK_FLAGS) if getattr(args, name) not in (None, False)]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise UsageError(f"{flag} applies to {'the speed runs, not --soak' if args.soak else '--soak'}")
+    out = args.out or f"build/bench/{'soak' if args.soak else 'bench'}_pipeline.json"
+    check_writable(out, "--out")  # before minutes of running
+    if args.soak:
+        from toolkit.bench.pipeline_soak import SoakConfig, render, soak_pipeline
+
+        if args.source and len(args.source) > 1:
+            raise UsageError("--soak runs one --source")
+        given = {"frames": args.frames, "every": args.every, "warmup": args.warmup, "source": (args.source or [None])[0],
+                 "threshold_mb": args.threshold_mb}
+        config = SoakConfig(models=args.models, every_n_seg=args.every_n_seg, record=not args.no_record,
+                            **{k: v for k, v in given.items() if v is not None})
+        result = soak_pipeline(config, say=_say)
+    else:
+        from toolkit.bench.pipeline_bench import PipelineBenchConfig, bench_pipeline, render
+
+        modes = tuple(m.strip() for m in args.modes.split(",")) if args.modes else ()
+        given = {"repeats": args.repeats, "isolated_runs": args.isolated_runs}
+        config = PipelineBenchConfig(models=args.models, sources=tuple(args.source or ()), frames=args.frames,
+                                     threads=tuple(args.threads or ()), modes=modes, every_n_seg=args.every_n_seg,
+                                     oracle=args.oracle, **{k: v for k, v in given.items() if v is not None})
+        result = bench_pipeline(config, say=_say)
+    write_json_atomic(out, result)
+    if args.json:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{render(result)}\nwrote {out}")
+    if args.soak and not result["passed"]:
+        raise QualityGateFailed(f"memory grew {result['slope_mb_per_1000_frames']:+.4f} MB per 1000 frames, above "
+                                f"--threshold-mb {config.threshold_mb}; {out} holds the samples")
+    return 0
+
+
+def _say(text: str) -> None:
+    """Progress lines go to an interactive stderr only: on a pipe, stderr stays empty or one error line."""
+    if sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
+
+
 def run_matrix(args: argparse.Namespace) -> int:
     from toolkit.bench.matrix import run_command
-    from toolkit.cli.common import check_folder_writable
+    from toolkit.cli.common import StatusLine, check_folder_writable
 
     check_folder_writable(args.out_dir, "--out-dir")
-    return run_command(args)
+    with StatusLine("bench matrix") as status:
+        text = run_command(args, say=status.show)
+    print(text)
+    return 0

@@ -167,7 +167,7 @@ def quiet_stderr() -> Iterator[None]:
 def auto_threads(config: PipelineConfig) -> int:
     """Interpreter threads per model: the configured number, else half the usable cores when pipelined (the
     stage threads already keep the cores busy; on 2 cores one interpreter thread costs less CPU per frame than two,
-    scripts/bench_pipeline.py), all of them when serial."""
+    toolkit bench pipeline), all of them when serial."""
     from toolkit.runtime.runner import default_threads
 
     if config.threads:
