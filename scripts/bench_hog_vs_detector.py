@@ -27,14 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from toolkit.errors import UsageError, run_script  # noqa: E402
-from toolkit.eval.hog import HogConfig, HogPeopleDetector  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.paths import shared_path, zoo_dir  # noqa: E402
-from toolkit.pipeline.detect import Detector  # noqa: E402
-from toolkit.runtime import Runner  # noqa: E402
+from toolkit.errors import UsageError, run_script
+from toolkit.eval.hog import HogConfig, HogPeopleDetector
+from toolkit.fileio import write_json_atomic
+from toolkit.paths import shared_path, zoo_dir
+from toolkit.pipeline.detect import Detector
+from toolkit.runtime import Runner
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:

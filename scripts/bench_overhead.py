@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from toolkit.bench.measure import time_invokes  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.runtime import Runner  # noqa: E402
+from toolkit.bench.measure import time_invokes
+from toolkit.fileio import write_json_atomic
+from toolkit.runtime import Runner
 
 
 def build_model(path: Path, width: int, args_size: int) -> None:

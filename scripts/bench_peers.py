@@ -25,12 +25,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from toolkit.errors import UsageError, one_line, run_script  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
-from toolkit.paths import shared_path  # noqa: E402
-from toolkit.runtime import Runner  # noqa: E402
+from toolkit.errors import UsageError, one_line, run_script
+from toolkit.fileio import write_json_atomic
+from toolkit.paths import shared_path
+from toolkit.runtime import Runner
 
 
 def build_cnn(keras, size: int = 96):

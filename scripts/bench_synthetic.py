@@ -14,16 +14,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from toolkit.data.synthetic import SceneConfig, StreetScene  # noqa: E402
-from toolkit.fileio import write_json_atomic  # noqa: E402
+from toolkit.data.synthetic import SceneConfig, StreetScene
+from toolkit.fileio import write_json_atomic
 
 
 def bench_seed(config: SceneConfig, frames: int) -> dict:

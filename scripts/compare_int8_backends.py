@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     import keras
 
-    from toolkit.eval.classifier import load_labelled_images
+    from toolkit.data.labelled_images import load_labelled_images
 
     keras.utils.set_random_seed(0)
     data = load_labelled_images("mnist:split=train", (28, 28, 1))

@@ -33,19 +33,16 @@ from typing import Any
 
 import numpy as np
 
+from toolkit import __version__
+from toolkit.config import apply_overrides
+from toolkit.data.spec import parse_spec
+from toolkit.errors import UsageError, run_script
+from toolkit.fileio import library_versions
+from toolkit.train.task_detector import DetectorItems, DetectorTaskOptions
+from toolkit.train.trainer import load_recipe
+from toolkit.zoobuild.recipes import merged, parse_sets, train_config
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(REPO))
-
-from zoo_common import merged, parse_sets, train_config  # noqa: E402
-
-from toolkit import __version__  # noqa: E402
-from toolkit.config import apply_overrides  # noqa: E402
-from toolkit.data.spec import parse_spec  # noqa: E402
-from toolkit.errors import UsageError, run_script  # noqa: E402
-from toolkit.fileio import library_versions  # noqa: E402
-from toolkit.train.task_detector import DetectorItems, DetectorTaskOptions  # noqa: E402
-from toolkit.train.trainer import load_recipe  # noqa: E402
 
 _ITEMS: DetectorItems | None = None  # set in the parent before forking: workers share the loaded pools
 
@@ -91,7 +88,7 @@ def prerender(specs: list[str], workers: int) -> None:
 
 
 def _render(text: str) -> int:
-    from toolkit.eval.detector_data import load_samples
+    from toolkit.data.detection_samples import load_samples
 
     return len(load_samples(parse_spec(text)))
 
@@ -101,7 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the detector recipe (TOML)")
     parser.add_argument("-o", "--out", required=True, help="output .keras")
-    parser.add_argument("--set", action="append", default=[], help="table.key=value override (as build_zoo)")
+    parser.add_argument("--set", action="append", default=[], help="table.key=value override (as the zoo protocol scripts)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--deadline-s", type=float, default=0.0,
                         help="wall-clock training budget: plan the epochs that fit it (see the module docstring)")

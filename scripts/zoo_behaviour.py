@@ -28,14 +28,14 @@ import sys
 import time
 from typing import Any
 
-from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
-
 from toolkit.config import apply_overrides
 from toolkit.data.trajectories import SCENES
 from toolkit.errors import UsageError
 from toolkit.fileio import write_json_atomic
 from toolkit.train.trainer import load_recipe
+from toolkit.zoobuild.recipes import add_common_arguments, checkout_root, merged, parse_sets, train_config
 
+REPO = checkout_root()  # models/ and runs/ of this source checkout
 RECIPE = REPO / "models" / "behaviour" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "behaviour_loo"
 OUT = REPO / "models" / "behaviour" / "loo_eth_ucy.json"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """COCO128 k-fold cross-validation of the person detector -> models/person_detector/coco128_cv.json (in the card).
 
-For each fold k of the documented stratified split (:mod:`toolkit.eval.detector_data`), a fresh detector is
+For each fold k of the documented stratified split (:mod:`toolkit.data.detection_samples`), a fresh detector is
 trained with the shipped recipe's settings on the OTHER folds' COCO128 images plus the recipe's synthetic street
 frames (synthetic data is in every fold's training set; validation / checkpoint choice uses synthetic
 validation scenes, never COCO128), converted to full int8 (calibrated on its own training fold), and scored
@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
-
 from toolkit.errors import UsageError
 from toolkit.fileio import write_json_atomic
 from toolkit.train.trainer import load_recipe
+from toolkit.zoobuild.recipes import add_common_arguments, checkout_root, merged, parse_sets, train_config
 
+REPO = checkout_root()  # models/ and runs/ of this source checkout
 RECIPE = REPO / "models" / "person_detector" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "person_detector_cv"
 OUT = REPO / "models" / "person_detector" / "coco128_cv.json"
@@ -44,10 +44,10 @@ def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict
              threads: int = 2) -> dict:
     """Train, convert and score one fold; returns its row (also written to ``work/fold<k>.json``)."""
     from toolkit.convert import ConvertConfig, convert
+    from toolkit.data.detection_samples import load_samples
     from toolkit.data.spec import parse_spec
     from toolkit.eval import EvalConfig, evaluate
     from toolkit.eval.detector import coco_ap, hog_predictions, predict_samples
-    from toolkit.eval.detector_data import load_samples
     from toolkit.eval.predictor import load_predictor
     from toolkit.train.trainer import train
 
@@ -83,9 +83,9 @@ def pooled(folds: int, cached: list[dict]) -> dict[str, float]:
     """One AP over all images, each scored by the model that did not train on it."""
     import numpy as np
 
+    from toolkit.data.detection_samples import load_samples
     from toolkit.data.spec import parse_spec
     from toolkit.eval.detector import coco_ap
-    from toolkit.eval.detector_data import load_samples
 
     records, preds = [], {"float": [], "int8": [], "hog": []}
     for fold, entry in enumerate(cached):
@@ -127,7 +127,7 @@ def main() -> int:
     rows = [entry["row"] for entry in cached]
     table: dict[str, Any] = {
         "protocol": (f"COCO128 {args.folds}-fold cross-validation (stratified by file name, see "
-                     "toolkit.eval.detector_data); each fold's model trains on the other folds' COCO128 images + "
+                     "toolkit.data.detection_samples); each fold's model trains on the other folds' COCO128 images + "
                      "synthetic street frames and is scored on its held-out fold; int8 calibrated on its own "
                      "training fold; HOG = OpenCV's default people detector on the same images"),
         "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The zoo through the int8 trust workflow -> models/int8_workflow.json (a table in models/README.md).
 
-For each zoo model whose float Keras file is in runs/zoo (``toolkit train`` or ``build_zoo.py`` put it there;
+For each zoo model whose float Keras file is in runs/zoo (``toolkit train`` or ``toolkit zoo build`` put it there;
 give others with --model NAME=PATH), with the recipe's calibration data and first [[eval]] data, by the toolkit's
 own code: float metric; PTQ int8 (the classic converter); PTQ int8 with ``--auto-keep-float``; QAT int8 where
 ``toolkit.convert.qat`` supports the kind -- each with its size and p50 (single thread, median of 300 invokes,
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo_common import REPO
 
 from toolkit.convert import ConvertConfig, convert
 from toolkit.convert.qat import QAT_KINDS, WHY_NOT, QatConfig
@@ -31,7 +30,9 @@ from toolkit.errors import ToolkitError
 from toolkit.eval.auto_float import auto_keep_float, p50_ms
 from toolkit.eval.gate import accuracy_gate
 from toolkit.fileio import write_json_atomic
+from toolkit.zoobuild.recipes import checkout_root
 
+REPO = checkout_root()  # models/ and runs/ of this source checkout
 OUT = REPO / "models" / "int8_workflow.json"
 QAT_EPOCHS = 2
 

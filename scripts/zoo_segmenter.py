@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo_common import REPO, add_common_arguments, merged, parse_sets, train_config
 
 from toolkit.config import apply_overrides
 from toolkit.errors import UsageError
 from toolkit.fileio import write_json_atomic
 from toolkit.train.trainer import load_recipe
+from toolkit.zoobuild.recipes import add_common_arguments, checkout_root, merged, parse_sets, train_config
 
+REPO = checkout_root()  # models/ and runs/ of this source checkout
 RECIPE = REPO / "models" / "scene_segmenter" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "scene_segmenter_cv"
 OUT = REPO / "models" / "scene_segmenter" / "coco128_cv.json"
@@ -49,11 +50,11 @@ def fold_spec(args: argparse.Namespace, fold: int, split: str) -> str:
 
 def confusions_of(model: Path | None, spec: str, threads: int) -> Any:
     """Pixel confusion matrices of ``model`` on ``spec`` (None = the MediaPipe selfie baseline)."""
+    from toolkit.adapters.segment import CLASS_NAMES
+    from toolkit.data.segmentation_samples import load_samples
     from toolkit.data.spec import parse_spec
     from toolkit.eval.predictor import load_predictor
     from toolkit.eval.segmenter import SELFIE_MODEL, predict_labels, selfie_baseline
-    from toolkit.eval.segmenter_data import load_samples
-    from toolkit.models.segmenter import CLASS_NAMES
     from toolkit.paths import shared_path
 
     samples = load_samples(parse_spec(spec))
@@ -64,8 +65,8 @@ def confusions_of(model: Path | None, spec: str, threads: int) -> Any:
 
 
 def figures(conf: Any) -> dict[str, Any]:
+    from toolkit.adapters.segment import CLASS_NAMES
     from toolkit.eval.segmenter import iou_metrics
-    from toolkit.models.segmenter import CLASS_NAMES
 
     keep = ("person_iou", "miou", "pixel_accuracy", "person_iou_input", "iou_road", "iou_sidewalk", "iou_vehicle")
     metrics = iou_metrics(conf, CLASS_NAMES)
@@ -101,8 +102,8 @@ def run_fold(fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]],
                            "images_with": conf.images_with.tolist()}
         row |= {f"{label}_{k}": v for k, v in figures(conf).items()
                 if label != "selfie" or k == "person_iou"}
+    from toolkit.data.segmentation_samples import load_samples
     from toolkit.data.spec import parse_spec
-    from toolkit.eval.segmenter_data import load_samples
 
     row |= {"images": len(load_samples(parse_spec(val))), "epochs": manifest["epochs_run"], "best_epoch": manifest["best_epoch"],
             "train_items_per_epoch": manifest["data"]["train_size"], "train_s": manifest["seconds"],

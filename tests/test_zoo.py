@@ -22,7 +22,7 @@ MEAN_PARITY = 0.02
 
 
 def test_zoo_is_not_empty() -> None:
-    assert MODELS, "no int8 models in models/: run python scripts/build_zoo.py"
+    assert MODELS, "no int8 models in models/: run toolkit zoo build"
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.name for p in MODELS])

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from toolkit import __version__
 from toolkit.errors import EXIT_FAILURE, EXIT_USAGE, ToolkitError, one_line
@@ -27,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("bench", "bench_cmd"),
     ("demo", "demo_cmd"),
     ("doctor", "doctor_cmd"),
+    ("zoo", "zoo_cmd"),
 )
 
 
@@ -49,12 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, module_name in COMMANDS:
-        module = importlib.import_module(f"toolkit.cli.{module_name}")  # a listed command always exists
+        module = _command_module(name, module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
+
+
+def _command_module(name: str, module_name: str) -> ModuleType:
+    """The module of a listed command. A missing one is a packaging defect (a file left out of the wheel, a stale
+    install), never a command to skip quietly: it fails every invocation, naming the module."""
+    try:
+        return importlib.import_module(f"toolkit.cli.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"toolkit.cli.{module_name}":
+            raise
+        raise RuntimeError(f"toolkit: the '{name}' command's module toolkit.cli.{module_name} is missing from this "
+                           "install (a packaging defect: reinstall edge-toolkit, or restore the file in a "
+                           "checkout)") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""Model cards for the zoo: render models/<name>/README.md and models/README.md from the JSON the build wrote.
+"""Model cards for the zoo: models/<name>/README.md and models/README.md from the JSON the build wrote.
+
+>>> text = render_card("mnist_classifier", load_recipe(folder / "recipe.toml"), folder)
 
 Everything in a card comes from files beside it (recipe.toml, train.json, <name>*_int8.json manifests,
 eval.json, protocol tables such as loo_eth_ucy.json / coco128_cv.json, PNG artifacts), so a card never states a
@@ -29,6 +31,7 @@ def _fmt(value: Any) -> str:
 
 
 def md_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (columns: ``columns``, else every key in first-seen order)."""
     if not rows:
         return ""
     cols = columns or list(dict.fromkeys(k for row in rows for k in row))
@@ -38,6 +41,7 @@ def md_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> st
 
 
 def manifests(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """[(int8 .tflite, its conversion manifest)] in ``folder``, by file name."""
     out = []
     for tflite in sorted(folder.glob("*_int8.tflite")):
         manifest = _load(tflite.with_suffix(".json"))
@@ -106,6 +110,7 @@ def _extra_data(options: dict[str, Any]) -> list[str]:
 
 
 def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
+    """The Markdown card of the model ``name`` whose files (recipe, manifests, eval.json, ...) are in ``folder``."""
     train = _load(folder / "train.json") or {}
     evals = _load(folder / "eval.json") or {"evals": [], "latency": {}}
     lines = [f"# {name}", "", recipe.get("description", ""), ""]
@@ -159,12 +164,13 @@ def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
                                                for e in m["non_int8_ops"]) or "none"),
                   f"- sha256 {m['output']['sha256']}; source {m['source']['sha256'][:16]}...; "
                   f"tensorflow {m['libraries'].get('tensorflow')}, keras {m['libraries'].get('keras')}", ""]
-    lines += ["## Reproduce", "", f"    python scripts/build_zoo.py --only {name}", "",
+    lines += ["## Reproduce", "", f"    toolkit zoo build --only {name}", "",
               "Recipe: [`recipe.toml`](recipe.toml).", ""]
     return "\n".join(lines)
 
 
 def render_index(models_dir: Path) -> str:
+    """The zoo's index (models/README.md): one row per model folder with a recipe, and the int8 workflow table."""
     rows = []
     for folder in sorted(p for p in models_dir.iterdir() if (p / "recipe.toml").is_file()):
         evals = _load(folder / "eval.json") or {"evals": []}
@@ -182,7 +188,7 @@ def render_index(models_dir: Path) -> str:
                      "kind": ms[0][1].get("kind") if ms else "", "int8 KiB": round(size),
                      "headline": headline, "p50 ms (2 threads)": ", ".join(f"{v:.2f}" for v in p50)})
     return ("# Model zoo\n\nSmall int8 models trained on real data (and our synthetic street scenes) by "
-            "`python scripts/build_zoo.py`. Each folder holds the int8 `.tflite`, its conversion manifest, "
+            "`toolkit zoo build`. Each folder holds the int8 `.tflite`, its conversion manifest, "
             "the evaluation JSON and a model card.\n\n" + md_table(rows) + "\n" + _workflow_section(models_dir))
 
 
