@@ -167,13 +167,13 @@ def test_real_clip_runs_to_the_end_of_the_requested_frames(shared, models, tmp_p
     events = tmp_path / "clip.jsonl"
     summary = run_demo(PipelineConfig(source=str(clip), models=str(models), realtime=False, max_frames=120,
                                       events=str(events), validate_events=True))
-    assert summary["frames"] == 120 and summary["dropped"] == 0
+    assert summary.frames == 120 and summary.dropped == 0
     lines = read_events(events)
     assert [e["frame"] for e in lines] == list(range(120))
     assert lines[0]["source"] == {"name": str(clip), "width": 480, "height": 360, "fps": lines[0]["source"]["fps"]}
     assert lines[-1]["timestamp"] > lines[0]["timestamp"]
     assert lines[0]["ground_units"] is None  # no homography for a file: paths in image units
-    assert summary["tracks"] >= 1 and summary["behaviour_calls_per_frame"] > 0
+    assert summary.tracks >= 1 and summary.behaviour_calls_per_frame > 0
     assert any(t["predictor"] == "model" and t["path_ground"] is None for e in lines for t in e["tracks"])
 
 
@@ -201,7 +201,7 @@ def test_loop_restarts_a_file_with_a_monotonic_clock(models, tmp_path):
     events = tmp_path / "loop.jsonl"
     summary = run_demo(PipelineConfig(source=str(clip), models=str(models), realtime=False, loop=True,
                                       max_frames=25, events=str(events)))
-    assert summary["frames"] == 25 and summary["source"]["loops"] >= 2
+    assert summary.frames == 25 and summary.source["loops"] >= 2
     stamps = [e["timestamp"] for e in read_events(events)]
     assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
 

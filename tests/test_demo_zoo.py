@@ -28,9 +28,9 @@ def test_real_clip_people_become_tracks_with_model_predictions(shared, zoo, tmp_
     summary = run_demo(PipelineConfig(source=str(clip), realtime=False, max_frames=200, events=str(events),
                                       validate_events=True))
     lines = read_events(events)
-    assert summary["frames"] == len(lines) == 200
+    assert summary.frames == len(lines) == 200
     # PETS 2009 S2.L1 has several people walking in view from the first frame on.
-    assert summary["tracks"] >= 3
+    assert summary.tracks >= 3
     busy = [e for e in lines[100:] if len(e["tracks"]) >= 2]
     assert len(busy) >= 50, "fewer than 2 tracked people in most of the second half"
     assert any(t["predictor"] == "model" for e in lines for t in e["tracks"])
@@ -40,5 +40,5 @@ def test_synthetic_scene_runs_in_metres_with_the_zoo(zoo, tmp_path):
     events = tmp_path / "synthetic.jsonl"
     summary = run_demo(PipelineConfig(realtime=False, max_frames=80, events=str(events)))
     lines = read_events(events)
-    assert summary["frames"] == 80 and all(e["ground_units"] == "m" for e in lines)
-    assert summary["tracks"] >= 1
+    assert summary.frames == 80 and all(e["ground_units"] == "m" for e in lines)
+    assert summary.tracks >= 1

@@ -112,7 +112,7 @@ def test_demo_pings_only_while_frames_flow(tmp_path: Path, monkeypatch: pytest.M
     summary = run_demo(PipelineConfig(source="synthetic", realtime=False, max_frames=80, threads=1),
                        on_frame=on_frame)
     messages = listener.close()
-    assert summary["frames"] == 80
+    assert summary.frames == 80
     kinds = [m.split("\n")[0] for _, m in messages]
     assert kinds[0] == "READY=1" and kinds[-1] == "STOPPING=1"
     pings = [t for t, m in messages if m.startswith("WATCHDOG=1")]

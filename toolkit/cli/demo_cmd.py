@@ -6,6 +6,7 @@ Only argparse-level code at import time: OpenCV, LiteRT and numpy are imported i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -22,7 +23,12 @@ segmenter every N-th frame -> overlay -> outputs. Models come from the shipped z
 names a folder; they are found by kind (manifest or signature names), not by file name.
 
 Ctrl-C or SIGTERM stop cleanly (the recording is finalised, every event line is complete) and print the summary;
-the exit code is then 0. A file source ends the run at its end (or loops with --loop).
+the exit code is then 0 (a second Ctrl-C stops at once: 130). A file source ends the run at its end (or loops
+with --loop). Where stderr is not a terminal (piped, a file, systemd) a progress line is printed every 10 s.
+
+The overlay: each track's box, its predicted path (dots fading into the future) and a label "#id n%", n = the
+behaviour model's probability that the person will be crossing (red "CROSS" from 50%); the tint is the
+segmenter's classes. A slim bar at the top or bottom edge shows FPS, ms per stage and a legend of both.
 
 examples:
   toolkit demo                                    # synthetic street, window if there is a display
@@ -108,7 +114,8 @@ def _config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from toolkit.cli.common import StatusLine, emit
-    from toolkit.pipeline.demo import format_summary, run_demo
+    from toolkit.pipeline.demo import run_demo
+    from toolkit.pipeline.demo_summary import ProgressLog, format_summary
 
     config = _config(args)
     stop = threading.Event()
@@ -124,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with StatusLine("demo") as status:
+            # Not a terminal (piped, a file, systemd's journal): the status line cannot show, so a line every 10 s.
+            progress = None if status.enabled else ProgressLog(sys.stderr)
+
             def on_start(info: dict[str, Any]) -> None:
                 if info.get("url"):
                     print(f"demo: live view at {info['url']}", file=sys.stderr, flush=True)
@@ -132,11 +142,11 @@ def run(args: argparse.Namespace) -> int:
                 if n % 10 == 0:
                     status.show(f"{n} frames")
 
-            summary = run_demo(config, stop=stop, on_frame=on_frame, on_start=on_start)
+            summary = run_demo(config, stop=stop, on_frame=on_frame, on_start=on_start, on_progress=progress)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        summary["stopped"] = received[0]
-    emit(summary, args.json, format_summary)
+        summary = dataclasses.replace(summary, stopped=received[0])
+    emit(summary.to_dict(), args.json, lambda result: format_summary(result, explain=True))
     return 0

@@ -1,7 +1,7 @@
 """The camera demo: capture -> detect -> track -> behaviour -> segment (every N) -> draw -> outputs.
 
 >>> summary = run_demo(PipelineConfig(source="clip.avi", record="out.mp4", max_frames=300))
->>> summary["fps"], summary["stages"]["detect"]["p50"], summary["efficiency"]
+>>> summary.fps, summary.stages["detect"]["p50"], summary.efficiency  # a DemoSummary (toolkit.pipeline.demo_summary)
 
 Threads: the source captures in its own thread and hands over only the newest frame (frames that arrive while
 the pipeline is busy are dropped and counted there, never queued). The calling thread letterboxes and detects;
@@ -32,6 +32,8 @@ from typing import Any
 from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError
 from toolkit.fileio import check_writable
 from toolkit.pipeline.config import PipelineConfig, check_record_fps, parse_address
+from toolkit.pipeline.demo_summary import DemoProgress, DemoSummary, format_summary, run_figures
+from toolkit.pipeline.demo_summary import cpu_estimate as _cpu_estimate
 from toolkit.pipeline.outputs import (
     FOURCC,
     FramePacket,
@@ -43,8 +45,8 @@ from toolkit.pipeline.outputs import (
 from toolkit.pipeline.timing import StageTimes
 from toolkit.pipeline.track_stage import Detected, TrackStage
 
-MODEL_STAGES = ("detect", "behaviour_model", "segment_model")
-SUMMARY_STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "segment", "draw", "output")
+__all__ = ["DemoSummary", "format_summary", "run_demo"]  # format_summary: its home before demo_summary
+
 
 
 def required_kinds(config: PipelineConfig) -> list[str]:
@@ -177,11 +179,14 @@ def auto_threads(config: PipelineConfig) -> int:
 
 def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
              on_frame: Callable[[int], None] | None = None, on_start: Callable[[dict[str, Any]], None] | None = None,
-             ) -> dict[str, Any]:
+             on_progress: Callable[[DemoProgress], None] | None = None) -> DemoSummary:
     """Run the pipeline until the source ends, ``max_frames``, ``stop`` is set or the window is closed.
 
-    ``on_frame(entered)`` is called after each frame is detected and handed on (soak tests sample memory there); ``on_start(info)`` once everything is open (info has the server URL). Returns the summary dict
-    (see :func:`format_summary`). Bad input raises UsageError before any output file appears; a camera that
+    ``on_frame(entered)`` is called after each frame is detected and handed on (soak tests sample memory there); ``on_start(info)`` once everything is open (info has the server URL); ``on_progress(DemoProgress)``
+    after each frame is written, in the output thread (:class:`~toolkit.pipeline.demo_summary.ProgressLog`
+    prints one every 10 s). Returns a :class:`~toolkit.pipeline.demo_summary.DemoSummary`
+    (``format_summary`` prints it, ``.to_dict()`` is the JSON).
+    Bad input raises UsageError before any output file appears; a camera that
     cannot be opened raises DeviceUnavailable; one that gives up mid-run raises it after the outputs are saved.
     """
     from toolkit.pipeline.behaviour import BehaviourPredictor
@@ -242,6 +247,9 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         window = Window(worker.quit) if cfg.window and display_available() else None
         if window is not None:
             worker.sinks.append(window)
+        if on_progress is not None:
+            worker.sinks.append(lambda image, packet, ms: on_progress(DemoProgress(
+                packet.seq + 1, worker.fps, len(packet.tracks), packet.dropped)))
         notifier = ServiceNotifier.from_env()  # systemd Type=notify: READY once frames flow, WATCHDOG per frame
         if notifier.enabled:
             stack.callback(notifier.close)
@@ -269,8 +277,8 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         record_kept = recorder.close(keep=True) if recorder is not None else False
 
     elapsed = (worker.last_done - loop.t_first) if (loop.t_first is not None and worker.last_done) else 0.0
-    summary = _summary(cfg, worker.frames_done, elapsed, times, source_stats, track.max_track_id, models, threads,
-                       loop.reason)
+    summary = run_figures(cfg, worker.frames_done, elapsed, times, source_stats, track.max_track_id, models,
+                          threads, loop.reason)
     done = worker.frames_done
     summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / done, 3)
                                    if done and loop.cpu_start is not None else None)
@@ -285,7 +293,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     summary["model_checks"] = checks
     if loop.failure is not None:
         raise DeviceUnavailable(f"{loop.failure} (after {done} frames; the outputs were saved)")
-    return summary
+    return DemoSummary(**summary)
 
 
 def oracle_detections(truth: Any, min_visibility: float = 0.3) -> list[Any]:
@@ -357,63 +365,3 @@ class _Loop:
                 on_frame(self.processed)
         self.reason = reason
         self.thread_cpu_s = time.thread_time() - cpu_start
-
-
-def _cpu_estimate(cpu_ms: float | None, frames: int, thread_cpu_s: dict[str, float], pipelined: bool,
-                  cores: int = 2) -> dict[str, Any]:
-    """CPU ms per frame of each pipeline thread ("other" = capture and library pools) and the FPS a quiet
-    ``cores``-core machine would reach: limited by the busiest thread and by the total work spread over the cores.
-    Load-independent, unlike wall-clock FPS on a shared host (it ignores GIL waits and cache effects)."""
-    if not cpu_ms or not frames:
-        return {"thread_cpu_ms_per_frame": None, "cpu_bound_fps_2_cores": None}
-    per_thread = {k: round(v * 1e3 / frames, 3) for k, v in thread_cpu_s.items() if v > 0}
-    per_thread["other"] = round(max(cpu_ms - sum(per_thread.values()), 0.0), 3)
-    busiest = max(per_thread.values()) if pipelined else cpu_ms - per_thread["other"]
-    bound = max(busiest, cpu_ms / cores)
-    return {"thread_cpu_ms_per_frame": per_thread, "cpu_bound_fps_2_cores": round(1000.0 / bound, 1)}
-
-
-def _summary(cfg: PipelineConfig, processed: int, elapsed: float, times: StageTimes, source_stats: dict[str, Any],
-             tracks: int, models: dict[str, Path], threads: int, reason: str) -> dict[str, Any]:
-    stages = times.summary()
-    # Frames processed over the time from the first frame read to the last frame written (not counting start-up).
-    fps = (processed - 1) / elapsed if processed > 1 and elapsed > 0 else None
-    p50 = {name: stages[name]["p50"] for name in MODEL_STAGES if name in stages}
-    model_ms = p50.get("detect", 0.0) + p50.get("behaviour_model", 0.0)
-    if cfg.every_n_seg > 0 and "segment_model" in p50:
-        model_ms += p50["segment_model"] / cfg.every_n_seg
-    bound = 1000.0 / model_ms if model_ms > 0 else None
-    return {
-        "frames": processed, "seconds": round(elapsed, 3), "fps": round(fps, 2) if fps else None,
-        "model_ms_p50": {k: round(v, 3) for k, v in p50.items()}, "model_ms_per_frame": round(model_ms, 3),
-        "model_bound_fps": round(bound, 2) if bound else None,
-        "efficiency": round(fps / bound, 3) if fps and bound else None,
-        "dropped": int(source_stats.get("frames_dropped", 0)), "stopped": reason,
-        "tracks": tracks, "stages": stages, "source": source_stats,
-        "threads": threads, "pipelined": cfg.pipelined, "every_n_seg": cfg.every_n_seg,
-        "realtime": cfg.realtime, "behaviour": cfg.behaviour, "models": {k: str(v) for k, v in models.items()},
-        "events": cfg.events,
-    }
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The one-line human summary printed at the end of ``toolkit demo``."""
-    stages = summary["stages"]
-    parts = " ".join(f"{name} {stages[name]['p50']:.1f}" for name in SUMMARY_STAGES if name in stages)
-    fps = f"{summary['fps']:.1f} FPS" if summary["fps"] else "n/a FPS"
-    if not summary.get("efficiency"):
-        bound = ""
-    elif summary.get("realtime", False):  # the source sets the pace: an efficiency figure would mean nothing
-        bound = (f" (paced by the source; the models alone allow {summary['model_bound_fps']:.1f}: "
-                 "measure with --no-pacing)")
-    else:
-        bound = f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
-    saved = f"; recorded {summary['record']}" if summary.get("record") else ""
-    fallback = summary.get("fallback") or {}
-    cpu = f"; FALLBACK to the CPU ({', '.join(fallback)}): {next(iter(fallback.values()))}" if fallback else ""
-    line = (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
-            f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}{cpu}")
-    # a model file no convert manifest vouches for (a user's own .tflite): say which check let LiteRT load it
-    checks = {k: v for k, v in (summary.get("model_checks") or {}).items() if v and "convert manifest" not in v}
-    return "\n".join([line, *(f"demo: {kind} {summary['models'][kind]}: {check}" for kind, check in checks.items())])
-
