@@ -20,6 +20,9 @@ BACKENDS: tuple[str, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 
 @dataclass(frozen=True)
 class Backend:
+    """One importable TFLite interpreter package: its name and version, its ``Interpreter`` class,
+    its ``load_delegate`` function and its op-resolver enum (None where the package has none)."""
+
     name: str  # package that provides the interpreter
     version: str
     interpreter_cls: Any

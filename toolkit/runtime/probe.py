@@ -42,6 +42,8 @@ _probed: dict[str, str] = {}  # cache key -> the check that passed, in this proc
 
 
 def probe_mode() -> str:
+    """The probe mode from $TOOLKIT_MODEL_PROBE, lower-cased: one of :data:`MODES` (default ``"auto"``).
+    Raises UsageError for any other value."""
     mode = os.environ.get(PROBE_ENV, "auto").strip().lower() or "auto"
     if mode not in MODES:
         raise UsageError(f"{PROBE_ENV}={mode!r} is not one of auto, always, off")
@@ -49,6 +51,8 @@ def probe_mode() -> str:
 
 
 def probe_timeout_s() -> float:
+    """Seconds a child-process probe may take, from $TOOLKIT_PROBE_TIMEOUT_S (default 60). Raises UsageError
+    unless the value is a number in (0, 3600]."""
     text = os.environ.get(TIMEOUT_ENV, "")
     try:
         value = float(text) if text else DEFAULT_TIMEOUT_S

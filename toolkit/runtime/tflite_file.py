@@ -49,6 +49,9 @@ _ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bo
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One tensor of subgraph 0 as stored in the file: shape, dtype name (e.g. ``"int8"``), buffer index
+    and its quantization (one scale/zero point per tensor, or one per channel along ``quantized_dimension``)."""
+
     index: int
     name: str
     shape: tuple[int, ...]
@@ -64,15 +67,19 @@ class TensorInfo:
 
     @property
     def size(self) -> int:
+        """Number of elements (product of ``shape``; 1 for a scalar)."""
         return int(np.prod(self.shape)) if self.shape else 1
 
     @property
     def per_channel(self) -> bool:
+        """True when the tensor has more than one quantization scale (per-channel quantized)."""
         return len(self.scales) > 1
 
 
 @dataclass(frozen=True)
 class OpInfo:
+    """One operator of subgraph 0: its position, name and version, and its input/output tensor indices."""
+
     index: int
     op: str  # builtin operator name, e.g. CONV_2D, or CUSTOM:<code>
     inputs: tuple[int, ...]
@@ -82,6 +89,9 @@ class OpInfo:
 
 @dataclass(frozen=True)
 class Signature:
+    """A signature def of subgraph 0: its key (``"serving_default"`` when unnamed) and the tensor index of
+    each named input and output."""
+
     key: str
     inputs: dict[str, int]  # signature name -> tensor index
     outputs: dict[str, int]
@@ -89,6 +99,9 @@ class Signature:
 
 @dataclass
 class ModelFile:
+    """A verified ``.tflite`` file as parsed by :func:`read_model_file`: size, schema version, description and
+    the tensors, ops, inputs and outputs of subgraph 0 (the main graph), plus its signatures and metadata names."""
+
     path: Path
     size_bytes: int
     version: int
@@ -102,6 +115,7 @@ class ModelFile:
     metadata: tuple[str, ...] = ()
 
     def tensor(self, index: int) -> TensorInfo:
+        """The :class:`TensorInfo` at tensor ``index`` of subgraph 0 (IndexError when out of range)."""
         return self.tensors[index]
 
     def io_names(self) -> tuple[dict[str, int], dict[str, int]]:
@@ -334,6 +348,7 @@ def _parse(data: bytes, file: Path) -> ModelFile:
 
 
 def itemsize(dtype: str) -> int:
+    """Bytes per element of a dtype name such as ``"int8"``; 4 for names it does not list (string, int4, ...)."""
     return _ITEMSIZE.get(dtype, 4)
 
 
