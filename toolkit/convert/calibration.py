@@ -26,6 +26,9 @@ CalibFormat = Literal["spec", "images", "npy", "npz"]  # a data SPEC, a folder o
 
 @dataclass(frozen=True)
 class CalibrationSet:
+    """Calibration inputs for an int8 conversion, split into the samples that set the ranges and those held
+    back for the parity check, with where they came from and content hashes for the manifest."""
+
     calibrate: dict[str, np.ndarray]  # input name -> (N, *shape) float32 used for the representative dataset
     parity: dict[str, np.ndarray]  # input name -> (M, *shape) float32 held back for the parity check
     source: str
@@ -37,6 +40,7 @@ class CalibrationSet:
 
     @property
     def count(self) -> int:
+        """Number of calibration samples (N of the first input's ``(N, *shape)`` array)."""
         return len(next(iter(self.calibrate.values())))
 
     def samples_sha256(self) -> str:
@@ -47,6 +51,8 @@ class CalibrationSet:
         return digest.hexdigest()
 
     def describe(self) -> dict[str, object]:
+        """The set as a JSON-ready dict for the convert manifest: source, format, sample counts, both hashes,
+        preprocessing and warnings."""
         return {"source": self.source, "format": self.format, "available": self.total, "count": self.count,
                 "held_back_for_parity": len(next(iter(self.parity.values()))), "files_sha256": self.files_sha256,
                 "samples_sha256": self.samples_sha256(), "preprocessing": self.preprocessing,

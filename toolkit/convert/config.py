@@ -16,6 +16,8 @@ Backend = Literal["tflite", "aeq"]
 
 @dataclass(frozen=True)
 class ConvertConfig:
+    """Options of one ``toolkit convert`` run (numeric keys are range-checked on construction)."""
+
     quantize: QuantizeMode = "int8"  # fp32 | fp16 | dynamic | int8 (full integer; needs calibration data)
     io: IoType = "int8"  # input/output tensor type of a full-int8 model; float32 keeps (de)quantize inside
     calib: str | None = None  # folder of images or a .npy/.npz of model inputs; required for int8

@@ -43,16 +43,21 @@ MANIFEST_SCHEMA = "edge-toolkit/convert-manifest@1"
 
 @dataclass(frozen=True)
 class ConvertResult:
+    """What :func:`convert` wrote: the ``.tflite`` path, its JSON manifest path and the manifest as a dict."""
+
     tflite_path: Path
     manifest_path: Path
     manifest: dict[str, Any]
 
 
 def manifest_path_for(tflite_path: Path) -> Path:
+    """The manifest that sits next to a model: ``m.tflite`` -> ``m.json``."""
     return tflite_path.with_suffix(".json")
 
 
 def validate(config: ConvertConfig) -> None:
+    """Check that the options of ``config`` fit together (e.g. int8 has ``calib``, ``--target edgetpu`` is full
+    int8); raise UsageError naming the conflict and how to fix it."""
     if config.quantize not in QUANT_MODES:
         raise UsageError(f"unknown --quantize '{config.quantize}'; choose from {', '.join(QUANT_MODES)}")
     if QUANT_MODES[config.quantize].needs_calibration and not config.calib:

@@ -43,6 +43,7 @@ class CompilerReport:
     log: str | None = None  # the compiler's .log file
 
     def as_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (sizes in bytes, None where the compiler did not say)."""
         return asdict(self)
 
 
@@ -88,6 +89,7 @@ def parse_log(text: str) -> CompilerReport:
 
 
 def find_compiler() -> str | None:
+    """Path of ``edgetpu_compiler`` on $PATH, or None when it is not installed."""
     return shutil.which(COMPILER)
 
 

@@ -41,8 +41,11 @@ BATCH_SIZE = {"classifier": 64, "autoencoder": 64, "segmenter": 8, "detector": 8
 
 @dataclass(frozen=True)
 class QatConfig:
-    epochs: int
-    train_data: str
+    """Quantization-aware fine-tuning before int8 conversion (``toolkit convert --qat EPOCHS``): how many epochs,
+    on which training data SPEC, and its optimizer settings."""
+
+    epochs: int  # fine-tuning epochs
+    train_data: str  # data SPEC of the training items
     learning_rate: float = 1e-4  # fine-tuning a trained model: small steps
     batch_size: int | None = None  # None = per kind: BATCH_SIZE
     limit: int | None = 5000  # training samples drawn from the SPEC (seeded)

@@ -109,6 +109,9 @@ def quantize(model: Any, kind: str, tf_keras: Any, tfmot: Any) -> Any:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the model of ``spec`` in tf_keras with its weights, fine-tune it with tfmot and write the full-int8
+    flatbuffer to ``spec["output"]``; return the loss per epoch and range counts. Raises ValueError when the
+    built model's weight shapes differ from the ones given."""
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras
@@ -168,6 +171,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    """Entry point: read the spec JSON named by ``argv[1]``, run it, print the result as JSON; return 0, or 1
+    after one line on stderr on any failure."""
     import contextlib
     import io
     import warnings

@@ -31,6 +31,9 @@ SUSPECT_RMSE_PER_STEP = 0.7
 
 @dataclass(frozen=True)
 class LayerError:
+    """The int8-vs-float error of one quantized tensor on the calibration data: its scale, RMSE in
+    quantization steps (``rmse_per_step``), mean error and max |error| (the last two in the tensor's float units)."""
+
     index: int  # position in the graph (execution order)
     op: str
     layer: str  # the Keras layer the tensor comes from (best effort from the tensor name)
@@ -43,20 +46,26 @@ class LayerError:
 
     @property
     def suspect(self) -> bool:
+        """True when the layer loses clearly more than rounding: ``rmse_per_step`` above SUSPECT_RMSE_PER_STEP."""
         return self.rmse_per_step > SUSPECT_RMSE_PER_STEP
 
 
 @dataclass
 class QuantReport:
+    """Per-layer int8 error of one model: the model path, the calibration set's description, one
+    :class:`LayerError` per quantized tensor and, when evaluated, the float-vs-int8 metric gate."""
+
     model: str
     calibration: dict[str, Any]
     layers: list[LayerError]  # graph order
     gate: dict[str, Any] | None = None  # float vs int8 on --eval data
 
     def worst_first(self) -> list[LayerError]:
+        """The layers sorted by ``rmse_per_step``, largest first (a new list)."""
         return sorted(self.layers, key=lambda e: -e.rmse_per_step)
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict: thresholds, gate and layers worst first, each with its ``suspect`` flag."""
         return {"model": self.model, "calibration": self.calibration, "ideal_rmse_per_step": IDEAL_RMSE_PER_STEP,
                 "suspect_above": SUSPECT_RMSE_PER_STEP, "gate": self.gate,
                 "layers": [{**asdict(e), "suspect": e.suspect} for e in self.worst_first()]}
@@ -141,6 +150,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
 
 
 def render_text(report: QuantReport, top: int = 15) -> str:
+    """The report as a terminal table of the ``top`` worst layers, followed by the suspects and the gate line."""
     worst = report.worst_first()
     lines = [f"{report.model}: int8 error per layer on {report.calibration['count']} calibration samples, worst "
              f"first (rmse/scale in quantization steps; rounding alone ~{IDEAL_RMSE_PER_STEP:.2f}, suspect above "
@@ -193,6 +203,8 @@ def plot_png(report: QuantReport, path: Path) -> None:
 
 
 def render_markdown(report: QuantReport, png_name: str | None) -> str:
+    """The report as Markdown with every layer worst first; ``png_name`` (relative path of the chart from
+    :func:`plot_png`) is linked when given."""
     lines = [f"# int8 error per layer: `{Path(report.model).name}`", "",
              f"Calibration: `{report.calibration['source']}` ({report.calibration['count']} samples). rmse/scale is "
              f"the error in quantization steps: rounding alone gives ~{IDEAL_RMSE_PER_STEP:.2f}; above "
@@ -211,6 +223,8 @@ def render_markdown(report: QuantReport, png_name: str | None) -> str:
 
 
 def render_html(report: QuantReport, png: Path | None) -> str:
+    """The report as one self-contained HTML page with every layer worst first; the chart at ``png``, when given,
+    is embedded as base64."""
     import base64
     import html
 

@@ -104,9 +104,11 @@ class Graph:
     producer: dict[int, int] = field(default_factory=dict)  # tensor index -> index of the op that writes it
 
     def tensor(self, index: int) -> TensorInfo:
+        """The :class:`TensorInfo` at tensor ``index`` of the main graph."""
         return self.model.tensors[index]
 
     def options(self, op: OpInfo) -> dict[str, object]:
+        """The builtin options of ``op`` as a dict of the schema's camelCase fields (``{}`` when it has none)."""
         return op_options(self.data, op.index)
 
     @cached_property
@@ -153,6 +155,7 @@ class Graph:
         return dequantize(tensor, self.raw(index))
 
     def shape(self, index: int) -> tuple[int, ...]:
+        """The shape the file stores for tensor ``index``."""
         return self.tensor(index).shape
 
 

@@ -256,6 +256,8 @@ def _io(graph: Graph, index: int, keras_shape: tuple | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ImportResult:
+    """What ``toolkit import`` wrote: the ``.keras`` path, its JSON manifest path and the manifest as a dict."""
+
     keras_path: Path
     manifest_path: Path
     manifest: dict[str, Any]

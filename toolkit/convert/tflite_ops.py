@@ -40,6 +40,8 @@ class Context:
     resized_input: bool = False
 
     def x(self, op: OpInfo, k: int = 0) -> Any:
+        """The Keras tensor already built for input ``k`` of ``op``. Raises UsageError when that input is a
+        constant, which the op's builder cannot take as a Keras tensor."""
         index = op.inputs[k]
         if index not in self.values:
             raise UsageError(
@@ -49,6 +51,8 @@ class Context:
         return self.values[index]
 
     def name(self, op: OpInfo, suffix: str = "") -> str:
+        """A layer name for ``op`` not used yet: its output's Keras-safe name plus ``suffix``, then ``_2``, ``_3``...
+        when taken; the name is recorded as used."""
         base = self.graph.layer_names[op.outputs[0]] + suffix
         name, n = base, 1
         while name in self.used:
@@ -58,6 +62,7 @@ class Context:
         return name
 
     def options(self, op: OpInfo) -> dict[str, Any]:
+        """The builtin options of ``op`` (see :meth:`Graph.options`)."""
         return self.graph.options(op)
 
 
