@@ -43,6 +43,8 @@ CONSTANT_VELOCITY = "constant_velocity"
 
 @dataclass(frozen=True)
 class BehaviourConfig:
+    """Sequence lengths and sampling step of the behaviour stage (they must match the model's input and output)."""
+
     observed: int = 8  # samples the model observes (its input length)
     horizon: int = 12  # future samples it predicts (its output length)
     step_seconds: float = STEP_SECONDS  # time between samples, in and out
@@ -59,6 +61,8 @@ class ModelSpace:
 
     @property
     def units(self) -> str:
+        """Units of the model coordinates: ``"m"`` (homography), ``"person_scaled_m"`` (person-height scale) or
+        ``"image_height"`` (fractions of the frame height)."""
         if self.homography is not None:
             return "m"
         return "person_scaled_m" if self.metres_per_pixel else "image_height"
@@ -198,6 +202,7 @@ class BehaviourPredictor:
         return out
 
     def close(self) -> None:
+        """Close the owned runner, if any."""
         if self.runner is not None:
             self.runner.close()
 

@@ -114,6 +114,7 @@ class Detector:
         return detections
 
     def close(self) -> None:
+        """Close the runner (the interpreter and its delegate)."""
         self.runner.close()
 
     def __enter__(self) -> Detector:

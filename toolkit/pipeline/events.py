@@ -237,6 +237,8 @@ class EventWriter:
                             f"complete line ({self.lines} events)")
 
     def close(self) -> None:
+        """Close the file (idempotent; later writes raise ValueError). A file that was empty when opened is
+        removed when a write failed before any complete line."""
         fd = getattr(self, "_fd", None)  # absent when __init__ failed
         if fd is not None:
             self._fd = None

@@ -72,6 +72,7 @@ class Homography:
 
     @property
     def ground_to_image(self) -> np.ndarray:
+        """The inverse (3, 3) matrix: ground-plane metres -> image pixels."""
         return np.linalg.inv(self.image_to_ground)
 
     def to_ground(self, points: np.ndarray) -> np.ndarray:

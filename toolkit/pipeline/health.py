@@ -79,6 +79,7 @@ def read_temperatures(root: Path = Path("/sys/class/thermal")) -> dict[str, floa
 
 
 def read_governor(path: Path = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")) -> str | None:
+    """The CPU frequency governor named in ``path`` (e.g. ``"ondemand"``), or None when it is absent or empty."""
     try:
         return path.read_text().strip() or None
     except OSError:

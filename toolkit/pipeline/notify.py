@@ -89,6 +89,7 @@ class ServiceNotifier:
             self.send("STOPPING=1" + (f"\nSTATUS=stopping: {why}" if why else ""))
 
     def close(self) -> None:
+        """Close the notification socket (idempotent)."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -107,6 +107,7 @@ class OfflineTracker:
 
     @property
     def path(self) -> Path:
+        """The detector's ``.tflite`` file."""
         return Path(self.detector.runner.path)
 
     def frames(self, frames: Iterable[tuple[int, np.ndarray]], fps: float) -> Iterator[FrameResult]:
@@ -115,6 +116,7 @@ class OfflineTracker:
                             self.every_n_seg, CLASSES.index("person"))
 
     def close(self) -> None:
+        """Close the detector and, when there is one, the segmenter."""
         self.detector.close()
         if self.segmenter is not None:
             self.segmenter.close()

@@ -123,6 +123,7 @@ class Segmenter:
         return labels
 
     def close(self) -> None:
+        """Close the runner (the interpreter and its delegate)."""
         self.runner.close()
 
     def __enter__(self) -> Segmenter:

@@ -43,6 +43,8 @@ BOUNDARY = b"frame"
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """Limits and timeouts of the live HTTP server (MJPEG stream, snapshot, status, /healthz)."""
+
     jpeg_quality: int = 80  # JPEG quality (0-100) of the stream and the snapshot
     client_timeout_s: float = 10.0  # a read, or a write (a stream nobody reads), stuck this long drops the client
     request_timeout_s: float = 10.0  # the request line and headers must all arrive within this; else 408 and close
@@ -127,6 +129,7 @@ class LiveServer:
 
     @property
     def url(self) -> str:
+        """The address to open in a browser, e.g. ``http://127.0.0.1:8080/`` (a wildcard bind shown as loopback)."""
         host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         return f"http://{_host_port(host.replace('%', '%25'), self.port)}/"
 

@@ -34,6 +34,7 @@ class StageThread:
             self._thread.start()
 
     def process(self, item: Any) -> None:
+        """Handle one submitted item (in the stage's thread); subclasses override it. An exception stops the stage."""
         raise NotImplementedError
 
     def submit(self, item: Any) -> bool:

@@ -23,6 +23,7 @@ class StageTimes:
         self._lock = threading.Lock()
 
     def add(self, stage_ms: Mapping[str, float]) -> None:
+        """Record one frame's timings, ``{stage name: milliseconds}``; a new name gets its own ring."""
         with self._lock:
             for name, value in stage_ms.items():
                 ring = self._rings.get(name)
@@ -45,6 +46,7 @@ class StageTimes:
             return ring[: min(self._counts[name], self.window)].copy()
 
     def percentile(self, name: str, q: float) -> float | None:
+        """The ``q``-th percentile (0-100) of the kept samples of ``name`` in ms, or None when it never ran."""
         values = self.samples(name)
         return float(np.percentile(values, q)) if values.size else None
 

@@ -70,6 +70,8 @@ class TrackStage(StageThread):
         return self._person
 
     def process(self, item: Detected) -> None:
+        """Track one frame's detections, predict the tracks' paths, record the stage times and submit
+        the resulting :class:`FramePacket` to the output stage."""
         image = item.frame.image
         t0 = time.perf_counter()
         timestamp = self.timestamp(item.frame.source_ts)

@@ -47,6 +47,8 @@ HISTORY_STEPS = 8  # samples the behaviour model observes
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """Thresholds, Kalman noise and hold-back rules of the multi-stage IoU tracker."""
+
     high_score: float = 0.38  # detections at or above this take part in stage 1 and may start tracks (the zoo
     # detector's best-F1 threshold on held-out synthetic scenes is 0.37 float / 0.38 int8: its models/ card)
     low_score: float = 0.1  # detections below this are ignored; [low_score, high_score) only extend tracks
@@ -91,10 +93,12 @@ class BoxKalman:
 
     @property
     def mean(self) -> np.ndarray:
+        """The state vector, (8,) float64: cx, cy, w, h in pixels, then their velocities in pixels per second."""
         return self._mean
 
     @mean.setter
     def mean(self, value: np.ndarray) -> None:
+        """Replace the (8,) state vector; the cached :attr:`box` is recomputed on its next read."""
         self._mean = value
         self._box = None
 
@@ -185,6 +189,7 @@ class Track:
 
     @property
     def confirmed(self) -> bool:
+        """True once the track has had ``min_hits`` matches and been given an id."""
         return self.id is not None
 
     @property
