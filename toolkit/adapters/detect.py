@@ -121,6 +121,9 @@ class Detection:
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    """How detector outputs become detections: score threshold, NMS IoU, peak count, minimum box size
+    and the label given."""
+
     score_threshold: float = 0.1  # keep peaks above this; low scores feed the tracker's second stage
     iou_threshold: float = 0.5  # NMS: a box overlapping a better one of its class by more than this is dropped
     max_detections: int = 50  # at most this many peaks are decoded per frame

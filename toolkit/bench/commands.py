@@ -89,6 +89,8 @@ def _remote(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """``toolkit bench`` with parsed ``args``: measure the models here or on ``--remote``, store the results
+    (unless ``--no-store``) and print a table or JSON; return the exit code (0). UsageError for conflicting flags."""
     from toolkit.bench.host import host_warnings
     from toolkit.bench.report import render_run
     from toolkit.bench.store import BenchStore
@@ -122,6 +124,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """``toolkit bench report`` with parsed ``args``: render stored results in ``args.format`` to stdout or
+    ``--out``, plus an optional ``--plot``; return 0. UsageError when the database holds no matching result."""
     from toolkit.bench.report import build_tables, render
     from toolkit.bench.store import BenchStore
     from toolkit.fileio import atomic_open

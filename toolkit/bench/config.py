@@ -10,6 +10,8 @@ from toolkit.config import SEED_RANGE, THREADS_RANGE, Limits, check_ranges
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """Options of one ``toolkit bench`` run (numeric keys are range-checked on construction)."""
+
     threads: tuple[int, ...] = ()  # interpreter thread counts to measure; () = every core the process may use
     delegate: str = "xnnpack"  # xnnpack | none | edgetpu | path to a delegate .so (capabilities.DELEGATES)
     fallback: str | None = None  # "cpu": measure on the CPU when the delegate is missing (said in the result)

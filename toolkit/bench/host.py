@@ -28,15 +28,19 @@ OCCURRED_SHIFT = 16  # bits 16-19: the same four conditions, "has occurred since
 
 @dataclass(frozen=True)
 class ThrottleState:
+    """A decoded ``vcgencmd get_throttled`` value: the conditions active now and those seen since boot."""
+
     raw: int  # the value vcgencmd printed
     now: tuple[str, ...]  # conditions active at the moment of reading (bits 0-3)
     occurred: tuple[str, ...]  # conditions seen since boot (bits 16-19)
 
     @property
     def throttled_now(self) -> bool:
+        """True when any condition (under-voltage, frequency cap, throttling, soft limit) is active now."""
         return bool(self.now)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``raw`` as a hex string, ``now`` and ``occurred`` as lists of condition names."""
         return {"raw": f"0x{self.raw:x}", "now": list(self.now), "occurred": list(self.occurred)}
 
 
@@ -107,6 +111,8 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_model() -> str:
+    """The CPU or board name from /proc/cpuinfo (e.g. ``"Raspberry Pi 5 Model B Rev 1.0"``), else what
+    :mod:`platform` reports, else ``"unknown"``."""
     info = _cpuinfo()
     # x86: "model name"; Raspberry Pi OS: "Model" (board) and per-core "CPU part"; other ARM: "Hardware".
     for key in ("model name", "Model", "Hardware", "Processor", "cpu model"):
@@ -116,6 +122,7 @@ def cpu_model() -> str:
 
 
 def os_name() -> str:
+    """The distribution's PRETTY_NAME from /etc/os-release, else :func:`platform.platform`."""
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
@@ -127,6 +134,9 @@ def os_name() -> str:
 
 @dataclass(frozen=True)
 class HostInfo:
+    """Fingerprint of the machine a benchmark ran on (CPU, OS, interpreter package, governors, temperature in
+    degrees Celsius, throttling), stored with each benchmark session."""
+
     hostname: str
     cpu_model: str
     cores: int  # logical CPUs in the machine
@@ -143,6 +153,7 @@ class HostInfo:
     throttle_note: str  # why throttle is None
 
     def as_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (``governors`` as a list)."""
         data = asdict(self)
         data["governors"] = list(self.governors)
         return data

@@ -33,6 +33,7 @@ BENCH_DATA: dict[str, str] = {
 
 
 def manifest_path(model: Path) -> Path | None:
+    """The JSON sidecar of ``model``: ``m.json``, else ``m.tflite.json``; None when neither file exists."""
     for candidate in (model.with_suffix(".json"), model.with_name(model.name + ".json")):
         if candidate.is_file():
             return candidate

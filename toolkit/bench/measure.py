@@ -33,6 +33,9 @@ from toolkit.paths import PACKAGE_DIR
 
 @dataclass(frozen=True)
 class MeasureSpec:
+    """One measurement to run: a model at one thread count with one delegate (also the spec sent to the child
+    process when configurations are isolated)."""
+
     model: str  # path to the .tflite file
     threads: int  # interpreter threads
     delegate: str  # xnnpack | none | edgetpu | path to a .so
@@ -74,6 +77,7 @@ def time_invokes(invoke: Callable[[], Any], runs: int = 100, seconds: float | No
 
 
 def current_rss_mb() -> float | None:
+    """This process's resident memory now in MiB, from /proc/self/statm; None where that cannot be read."""
     try:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
     except (OSError, ValueError, IndexError):

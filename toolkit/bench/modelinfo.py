@@ -65,6 +65,8 @@ def model_format(path: str | Path, model_file: Any, manifest: dict[str, Any]) ->
 
 
 def source_sha(manifest: dict[str, Any]) -> str | None:
+    """SHA-256 of the Keras model a ``.tflite`` came from, read from its manifest (``source_sha256`` or
+    ``source.sha256``); None when the manifest records none."""
     value = manifest.get("source_sha256")
     source = manifest.get("source")
     if not value and isinstance(source, dict):
@@ -73,6 +75,8 @@ def source_sha(manifest: dict[str, Any]) -> str | None:
 
 
 def model_family(path: str | Path, manifest: dict[str, Any]) -> str:
+    """The family a model's results are compared within: ``"<kind>@<sha[:12]>"`` from the manifest's source hash,
+    else the file name without its format suffix (``detector_int8.tflite`` -> ``"detector"``)."""
     sha = source_sha(manifest)
     if sha:
         return f"{manifest.get('kind') or 'model'}@{sha[:12]}"

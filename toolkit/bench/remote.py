@@ -53,12 +53,15 @@ _REMOTE = re.compile(r"^(?:(?P<user>[^@\s:/]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@
 
 @dataclass(frozen=True)
 class RemoteTarget:
+    """A parsed ``--remote`` address: optional user, host (IPv6 without brackets) and optional SSH port."""
+
     user: str | None
     host: str
     port: int | None
 
     @property
     def destination(self) -> str:
+        """``user@host`` (or ``host``), the form ssh takes; the port is passed separately."""
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def __str__(self) -> str:
@@ -97,6 +100,8 @@ class SshClient:
         self.timeout = connect_timeout
 
     def ssh(self, command: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` (a remote shell line) on the target; return the finished process with text stdout and
+        stderr, whatever its exit status. subprocess.TimeoutExpired after ``timeout`` seconds."""
         argv = ["ssh", *self.options]
         if self.target.port:
             argv += ["-p", str(self.target.port)]
@@ -104,6 +109,8 @@ class SshClient:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def scp(self, paths: list[Path], remote_dir: str) -> None:
+        """Copy local ``paths`` into the existing folder ``remote_dir`` on the target; DeviceUnavailable with
+        scp's last error line when the copy fails."""
         argv = ["scp", "-q", *self.options]
         if self.target.port:
             argv += ["-P", str(self.target.port)]

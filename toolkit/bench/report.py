@@ -20,6 +20,9 @@ REPORT_FORMATS = ("table", "md", "csv", "json", "html")
 
 @dataclass(frozen=True)
 class Row:
+    """One line of a report table: a model's stored result on one target, thread count and delegate (latencies in
+    ms, size in bytes, peak RSS in MiB), with its speed-up over the fp32 model of its family."""
+
     format: str
     target: str
     threads: int
@@ -40,6 +43,8 @@ class Row:
 
 @dataclass(frozen=True)
 class FamilyTable:
+    """The report table of one model family: its name, the file names in it and its rows, sorted."""
+
     family: str
     models: tuple[str, ...]  # file names in this family
     rows: tuple[Row, ...]
@@ -75,6 +80,7 @@ def build_tables(results: list[dict[str, Any]]) -> list[FamilyTable]:
 
 
 def ms(value: float | None) -> str:
+    """Milliseconds for a table cell with about four significant digits (``"-"`` for None)."""
     if value is None:
         return "-"
     return f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"

@@ -27,6 +27,7 @@ def check_models(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def check_delegate(name: str) -> None:
+    """Accept a delegate name from capabilities.DELEGATES or the path of an existing ``.so``; else UsageError."""
     if name in DELEGATES:
         return
     if not Path(name).is_file():
@@ -35,6 +36,8 @@ def check_delegate(name: str) -> None:
 
 
 def resolve_config(config: BenchConfig) -> BenchConfig:
+    """``config`` with empty ``threads`` replaced by every usable core; UsageError for a thread count < 1, runs < 1,
+    warmup < 0 or seconds <= 0."""
     from toolkit.runtime import default_threads
 
     if not config.threads:

@@ -10,6 +10,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LatencyStats:
+    """Summary of one run's per-invoke latencies, in milliseconds (see :func:`summarize`)."""
+
     count: int  # number of timed invokes
     mean_ms: float
     std_ms: float  # population standard deviation
@@ -21,6 +23,7 @@ class LatencyStats:
     throughput: float  # inferences per second of one stream: 1000 / mean_ms
 
     def as_dict(self) -> dict[str, float]:
+        """All fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -53,6 +56,7 @@ def pack_samples(samples_ms: np.ndarray) -> bytes:
 
 
 def unpack_samples(blob: bytes | None) -> np.ndarray:
+    """Inverse of :func:`pack_samples`: the stored latencies as a float32 array in ms (empty for None or b"")."""
     if not blob:
         return np.zeros(0, dtype=np.float32)
     return np.frombuffer(zlib.decompress(blob), dtype="<f4").astype(np.float32)

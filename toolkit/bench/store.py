@@ -61,6 +61,8 @@ _SCHEMA = (
 
 
 def default_db_path() -> Path:
+    """Where the benchmark database lives unless ``--db`` says otherwise: ``bench.sqlite`` in the state folder
+    (``$TOOLKIT_HOME``, else ``~/.local/share/edge-toolkit``)."""
     return state_dir() / "bench.sqlite"
 
 
@@ -243,6 +245,7 @@ class BenchStore:
         return sorted(out.values(), key=lambda r: r["id"])
 
     def targets(self) -> list[str]:
+        """The distinct target names that have results, sorted."""
         with self._guard():
             return [row[0] for row in self.conn.execute("SELECT DISTINCT target FROM results ORDER BY target")]
 
@@ -293,6 +296,7 @@ class BenchStore:
         return self._corrupt(exc)
 
     def close(self) -> None:
+        """Close the database connection."""
         self.conn.close()
 
     def __enter__(self) -> BenchStore:
