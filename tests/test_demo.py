@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error
 
-from toolkit.errors import UsageError
+from toolkit.errors import ToolkitError, UsageError
 from toolkit.pipeline.config import PipelineConfig, parse_address
 from toolkit.pipeline.demo import _cpu_estimate, format_summary, required_kinds, synthetic_homography
 from toolkit.pipeline.model_files import find_models
@@ -114,6 +114,29 @@ def test_recorder_writes_a_playable_file_only_on_close(tmp_path, suffix):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_webm_recorder_keeps_ffmpeg_tag_notes_off_stderr(tmp_path, capfd):
+    # OpenCV's FFmpeg backend printf()s "tag 'VP80' is not supported ... 'webm'" for every WebM writer.
+    with Recorder(tmp_path / "quiet.webm", fps=10) as recorder:
+        for frame in _frames(3):
+            recorder.write(frame)
+    assert capfd.readouterr().err == ""
+    assert _count_frames(tmp_path / "quiet.webm") == 3
+
+
+def test_recorder_without_the_encoder_says_what_to_use_instead(tmp_path, monkeypatch):
+    # An OpenCV whose FFmpeg lacks an encoder, played by a fourcc no container knows.
+    from toolkit.pipeline import outputs
+
+    monkeypatch.setitem(outputs.RECORD_FORMATS, ".webm", outputs.RecordFormat("QQQQ", "VP8", "test"))
+    recorder = Recorder(tmp_path / "x.webm", fps=10)
+    with pytest.raises(ToolkitError, match=r"cannot open a VP8 \(QQQQ\) video writer .*OpenCV said: .*QQQQ.*"
+                                           r"record to \.mp4, \.avi instead") as error:
+        recorder.write(_frames(1)[0])
+    assert not isinstance(error.value, UsageError)
+    assert recorder.close() is False
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_recorder_discards_on_error_and_when_empty(tmp_path):

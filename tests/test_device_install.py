@@ -66,7 +66,7 @@ def test_help_inspect_and_runtime_work_on_device_install(device_venv: Path, tmp_
 def test_readme_demo_command_runs_on_the_device_install(device_venv: Path, tmp_path: Path) -> None:
     # The README's first command, from a directory outside the checkout: the shipped zoo comes with the package,
     # the default source is the built-in synthetic street, nothing needs a camera, a display or TensorFlow.
-    demo = _run(device_venv, "toolkit", "demo", "--max-frames", "30", "--record", "demo.mp4", "--json", cwd=tmp_path)
+    demo = _run(device_venv, "toolkit", "demo", "--max-frames", "30", "--record", "demo.webm", "--json", cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     import json
 
@@ -74,7 +74,7 @@ def test_readme_demo_command_runs_on_the_device_install(device_venv: Path, tmp_p
     assert summary["frames"] == 30 and summary["stopped"] == "max_frames"
     import cv2
 
-    video = cv2.VideoCapture(str(tmp_path / "demo.mp4"))
+    video = cv2.VideoCapture(str(tmp_path / "demo.webm"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
     ok, frame = video.read()
     video.release()

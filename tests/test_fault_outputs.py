@@ -72,7 +72,7 @@ def _frames(n: int) -> list[np.ndarray]:
 # -- finding 2: a full disk while recording ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+@pytest.mark.parametrize("suffix", [".webm", ".mp4", ".avi"])
 def test_full_disk_while_recording_is_exit_2_and_keeps_the_previous_file(tmp_path, suffix):
     out = tmp_path / f"out{suffix}"
     previous = _run([*DEMO, "--max-frames", 12, "--record", out])
@@ -110,7 +110,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+@pytest.mark.parametrize("suffix", [".webm", ".mp4", ".avi"])
 def test_close_reads_the_file_back_and_refuses_a_truncated_one(tmp_path, suffix):
     """cv2.VideoWriter drops failed writes silently; the read-back on close catches what the room check misses."""
     out = tmp_path / f"rec{suffix}"

@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scene's own camera; other sources without one predict in image units)")
     parser.add_argument("--headless", action="store_true",
                         help="never open a window (the default when there is no display)")
-    parser.add_argument("--record", metavar="OUT.mp4", help="save the annotated video (.mp4 mp4v or .avi MJPG)")
+    parser.add_argument("--record", metavar="OUT.webm",
+                        help="save the annotated video: .webm (VP8, plays in browsers), .mp4 (mp4v) or .avi (MJPG)")
     parser.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per frame (tracks, paths, timings)")
     parser.add_argument("--serve", metavar="HOST:PORT",
                         help="live view: MJPEG stream and status page (e.g. 0.0.0.0:8080; port 0 = any free)")

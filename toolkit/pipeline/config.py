@@ -44,7 +44,8 @@ class PipelineConfig:
     max_frames: int | None = None  # stop after this many processed frames; None = until the source ends
     loop: bool = False  # files: start again at the end instead of stopping
     realtime: bool = True  # pace files / synthetic at their native rate; False: as fast as the pipeline runs
-    record: str | None = None  # write the annotated video here (.mp4 = mp4v, .avi = MJPG), atomically
+    record: str | None = None  # write the annotated video here, atomically: .webm = VP8 (plays in browsers),
+    # .mp4 = mp4v (~20x cheaper to encode; desktop players only), .avi = MJPG (outputs.RECORD_FORMATS)
     record_fps: float | None = None  # frame rate written into the recording; None = the source's own rate
     events: str | None = None  # write one JSON line per frame here (schema in toolkit.pipeline.events)
     serve: str | None = None  # HOST:PORT of the live web view (MJPEG stream + status); None = no server

@@ -41,6 +41,7 @@ from toolkit.pipeline.outputs import (
     Recorder,
     Window,
     display_available,
+    record_suffix_error,
 )
 from toolkit.pipeline.timing import StageTimes
 from toolkit.pipeline.track_stage import Detected, TrackStage
@@ -201,8 +202,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
     cfg = config
     address = parse_address(cfg.serve) if cfg.serve else None
     if cfg.record and Path(cfg.record).suffix.lower() not in FOURCC:
-        raise UsageError(f"--record {cfg.record}: use a .mp4 (mp4v) or .avi (MJPG) file name (H.264 writing is not "
-                         "available in the pip OpenCV builds)")
+        raise record_suffix_error(cfg.record)
     check_writable(cfg.record, "--record")
     check_writable(cfg.events, "--events")
     parse_spec(cfg.source)  # a missing file or a bad spec is reported before anything is opened

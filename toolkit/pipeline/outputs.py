@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ToolkitError, UsageError
+from toolkit.errors import ToolkitError, UsageError, one_line
 from toolkit.fileio import (
     LOW_SPACE_BYTES,
+    captured_fd2,
     commit_partial,
     is_disk_full,
     no_space_error,
@@ -37,8 +38,38 @@ from toolkit.pipeline.config import check_record_fps
 from toolkit.pipeline.stage_thread import StageThread
 from toolkit.pipeline.timing import StageTimes
 
-FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # H.264 (avc1) writing fails with the pip OpenCV builds
 WINDOW = "toolkit demo"
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """A container a recording can be written in, as the file name's suffix picks it."""
+
+    fourcc: str  # cv2.VideoWriter_fourcc code
+    codec: str  # the codec's name, as players show it
+    why: str  # who plays it; what it costs
+
+
+# The recording formats, by suffix (first = the one to recommend). Encode cost with the pip OpenCV 4.14 on a 2-core
+# x86 host, ms per frame (mean) of the real clip at 480x360 / 640x480: mp4v 0.7 / 1.3, MJPG 1.5 / 2.1 (6x the size),
+# VP8 9 / 14, VP9 59 / 95 (too slow to keep up with a camera, so not offered); the demo's annotated synthetic frames
+# cost VP8 25 ms against mp4v 1.1 ms. OpenCV gives no way to set libvpx's speed (OPENCV_FFMPEG_WRITER_OPTIONS does
+# not reach the encoder). Browsers decode VP8/VP9 (WebM) and H.264, never MPEG-4 Part 2 or Motion JPEG; writing
+# H.264 (avc1) fails with the pip OpenCV builds, whose FFmpeg carries libvpx on x86_64 and aarch64 (the manylinux
+# aarch64 wheel wrote a VP8 .webm under qemu).
+RECORD_FORMATS = {
+    ".webm": RecordFormat("VP80", "VP8", "plays in web browsers"),
+    ".mp4": RecordFormat("mp4v", "MPEG-4 Part 2", "the cheapest to encode; desktop players, not browsers"),
+    ".avi": RecordFormat("MJPG", "Motion JPEG", "every frame a JPEG, 6x the size of .mp4; not browsers"),
+}
+FOURCC = {suffix: fmt.fourcc for suffix, fmt in RECORD_FORMATS.items()}
+RECORD_SUFFIXES = ", ".join(f"{suffix} ({fmt.codec}: {fmt.why})" for suffix, fmt in RECORD_FORMATS.items())
+
+
+def record_suffix_error(path: str | Path) -> UsageError:
+    """The UsageError for a ``--record`` file name whose suffix names no format in :data:`RECORD_FORMATS`."""
+    return UsageError(f"--record {path}: use a file name ending in {RECORD_SUFFIXES} "
+                      "(H.264 writing is not available in the pip OpenCV builds)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +99,7 @@ class FramePacket:
 
 
 class Recorder:
-    """Annotated frames -> ``path`` (.mp4 mp4v or .avi MJPG); the file appears only at :meth:`close`.
+    """Annotated frames -> ``path`` (.webm VP8, .mp4 mp4v or .avi MJPG); the file appears only at :meth:`close`.
 
     cv2.VideoWriter reports no write errors: on a full disk it leaves an .mp4 without its index ("moov atom not
     found") or an .avi holding a fraction of its frames. So the recorder watches the room left while it writes
@@ -81,9 +112,8 @@ class Recorder:
     def __init__(self, path: str | Path, fps: float | None = None) -> None:
         self.path = Path(path).expanduser()
         suffix = self.path.suffix.lower()
-        if suffix not in FOURCC:
-            raise UsageError(f"--record {self.path}: use a .mp4 (mp4v) or .avi (MJPG) file name "
-                             "(H.264 writing is not available in the pip OpenCV builds)")
+        if suffix not in RECORD_FORMATS:
+            raise record_suffix_error(self.path)
         if self.path.is_dir():
             raise UsageError(f"--record {self.path} is a directory; give a file name such as out.mp4")
         if fps is not None:
@@ -116,12 +146,20 @@ class Recorder:
 
         fps = check_record_fps(float(self.fps or 30.0))  # an infinite rate makes the writer spin forever
         height, width = frame.shape[:2]
-        fourcc = FOURCC[self.path.suffix.lower()]
+        fmt = RECORD_FORMATS[self.path.suffix.lower()]
         # Its failed writes would print a warning per frame; the failure is reported once, by close().
         self._log_level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        # OpenCV's FFmpeg backend printf()s "tag 'VP80' is not supported with codec id 139 and format 'webm'" to
+        # fd 2 for every WebM writer (WebM has no codec tags; it then writes VP8 all the same): captured here, and
+        # passed on only when the writer does not open.
+        with captured_fd2() as native:
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fmt.fourcc), fps, (width, height))
         if not self._writer.isOpened():
-            raise ToolkitError(f"OpenCV cannot open a {fourcc} video writer for {self.path}")
+            said = one_line(native[0]) if native and native[0].strip() else "no message"
+            others = ", ".join(s for s in RECORD_FORMATS if s != self.path.suffix.lower())
+            raise ToolkitError(f"OpenCV cannot open a {fmt.codec} ({fmt.fourcc}) video writer for {self.path} "
+                               f"(OpenCV said: {said}): its FFmpeg may lack the encoder; record to {others} "
+                               "instead, or use the pip opencv-python-headless build, which has it")
 
     def _check_room(self) -> None:
         """Raise once the disk (or the file size limit) has no room left for the next frames and the index."""
