@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_one_line_error, require_tf
 
-from toolkit.errors import DeviceUnavailable, UsageError
+from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError
 from toolkit.runtime import Runner, read_model_file
 from toolkit.runtime.runner import TensorSpec
 
@@ -41,6 +41,58 @@ def test_tensor_spec_quantize_round_trip() -> None:
     raw = spec.quantize(np.array([[0.0, 1.0, -64.0, 1000.0]]))
     assert raw.tolist() == [[-3, -1, -128, 127]]  # saturates instead of wrapping
     assert spec.dequantize(raw).tolist() == [[0.0, 1.0, -62.5, 65.0]]
+
+
+def test_tensor_spec_dequantize_is_float32_for_every_dtype() -> None:
+    # run() promises float32: integer tensors without quantization (an ARG_MAX's indices) and bools are cast too.
+    cases = [(np.int32, [[0, 7, -3]]), (np.int64, [[2**20, 1, 0]]), (np.bool_, [[True, False, True]]),
+             (np.float16, [[0.5, -1.0, 2.0]]), (np.float32, [[0.25, 3.0, -8.0]])]
+    for dtype, values in cases:
+        spec = TensorSpec("y", 0, (1, 3), np.dtype(dtype), 0.0, 0)
+        out = spec.dequantize(np.array(values, dtype))
+        assert out.dtype == np.float32 and out.tolist() == np.array(values, np.float32).tolist(), dtype
+
+
+def test_closed_runner_says_it_is_closed() -> None:
+    model = REPO / "models" / "mnist_classifier" / "mnist_classifier_int8.tflite"  # tracked in git
+    image = np.zeros((1, 28, 28, 1), np.float32)
+    with Runner(model, num_threads=1) as runner:
+        assert runner.run(image=image)["probs"].shape == (1, 10)
+    raw = {"image": runner.inputs["image"].quantize(image)}
+    calls = [lambda: runner.run(image=image), lambda: runner.run_raw(raw), lambda: runner.set_inputs(raw),
+             runner.invoke, lambda: runner.get_output("probs"), lambda: runner.interpreter]
+    for call in calls:
+        with pytest.raises(ToolkitError, match=r"Runner of mnist_classifier_int8\.tflite is closed.*new Runner"):
+            call()
+    runner.close()  # closing twice is fine
+    assert runner.describe()["outputs"][0]["name"] == "probs"  # what it was stays readable
+
+
+@pytest.mark.tf
+def test_runner_returns_float32_for_an_integer_output(tmp_path: Path) -> None:
+    """A float model whose second output is ARG_MAX indices (int64, no quantization): run() gives them as float32,
+    run_raw() as the model's integers."""
+    require_tf()
+    import tensorflow as tf
+
+    class ArgMax(tf.Module):  # plain TF: keras.ops.argmax lowers to a BitwiseAnd that only Flex runs
+        @tf.function(input_signature=[tf.TensorSpec((1, 6), tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"score": x * 2.0, "best": tf.math.argmax(x, axis=-1)}
+
+    module = ArgMax()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    path = tmp_path / "argmax.tflite"
+    path.write_bytes(converter.convert())
+    x = np.array([[0.1, 0.9, -2.0, 3.5, 0.0, 1.0]], np.float32)
+    with Runner(path, num_threads=1) as runner:
+        best = next(name for name, spec in runner.outputs.items() if np.issubdtype(spec.dtype, np.integer))
+        assert not runner.outputs[best].quantized
+        out = runner.run(x=x)
+        assert all(value.dtype == np.float32 for value in out.values())
+        assert out[best].tolist() == [3.0]
+        raw = runner.run_raw({"x": x})[best]
+        assert np.issubdtype(raw.dtype, np.integer) and raw.tolist() == [3]
 
 
 def test_runner_reads_third_party_model(face_model: Path) -> None:

@@ -61,9 +61,12 @@ class TensorSpec:
         return np.asarray(values, dtype=self.dtype)
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        """This tensor's raw values -> real values, always float32: ``(q - zero_point) * scale`` when quantized,
+        else a cast (float16/64, and integer or bool tensors without quantization parameters such as an ARG_MAX's
+        indices, exact below 2**24). Read integers as they are with ``run_raw`` / ``get_output(raw=True)``."""
         if self.quantized:
             return (raw.astype(np.float32) - self.zero_point) * np.float32(self.scale)
-        return raw if raw.dtype == np.float32 or not np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float32)
+        return np.asarray(raw, dtype=np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name,
@@ -227,6 +230,7 @@ class Runner:
 
     def run(self, *args: np.ndarray, **named: np.ndarray) -> dict[str, np.ndarray]:
         """Real-valued inputs in, real-valued (dequantized, float32) outputs out, keyed by output name."""
+        self._live()
         feeds = self._bind(args, named)
         raw = {}
         for name, values in feeds.items():
@@ -239,9 +243,11 @@ class Runner:
         """Tensors already in the model's dtypes in, raw output tensors out."""
         self.set_inputs(feeds)
         self.invoke()
-        return {name: self._interpreter.get_tensor(spec.index) for name, spec in self.outputs.items()}
+        interpreter = self._live()
+        return {name: interpreter.get_tensor(spec.index) for name, spec in self.outputs.items()}
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        interpreter = self._live()
         for name, value in feeds.items():
             spec = self._input(name)
             array = np.asarray(value)
@@ -253,17 +259,18 @@ class Runner:
                                      f"got {list(array.shape)}")
             if array.dtype != spec.dtype:
                 array = array.astype(spec.dtype)
-            self._interpreter.set_tensor(spec.index, array)
+            interpreter.set_tensor(spec.index, array)
 
     def invoke(self) -> None:
+        interpreter = self._live()
         try:
-            self._interpreter.invoke()
+            interpreter.invoke()
         except RuntimeError as exc:
             raise ToolkitError(f"inference failed in {self.path.name}: {one_line(str(exc), 240)}") from None
 
     def get_output(self, name: str, raw: bool = False) -> np.ndarray:
         spec = self.outputs[name]
-        value = self._interpreter.get_tensor(spec.index)
+        value = self._live().get_tensor(spec.index)
         return value if raw else spec.dequantize(value)
 
     def _input(self, name: str) -> TensorSpec:
@@ -276,7 +283,7 @@ class Runner:
     @property
     def interpreter(self) -> Any:
         """The underlying interpreter, for callers that need what this adapter does not wrap."""
-        return self._interpreter
+        return self._live()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -291,7 +298,15 @@ class Runner:
             "outputs": [s.describe() for s in self.outputs.values()],
         }
 
+    def _live(self) -> Any:
+        """The interpreter; a ToolkitError saying so once :meth:`close` has released it."""
+        if self._interpreter is None:
+            raise ToolkitError(f"the Runner of {self.path.name} is closed: it cannot run after close() (or after "
+                               f"its with-block); make a new Runner({str(self.path)!r}) to run the model again")
+        return self._interpreter
+
     def close(self) -> None:
+        """Release the interpreter; using the runner afterwards raises ToolkitError. Closing again does nothing."""
         if not getattr(self, "_closed", True):
             self._interpreter = None
             self._closed = True
