@@ -53,6 +53,7 @@ class Supervisor:
 
     @property
     def watching(self) -> bool:
+        """True once :meth:`watch` started the watchdog."""
         return self._thread is not None
 
     def start_reader_locked(self) -> None:

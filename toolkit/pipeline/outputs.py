@@ -85,6 +85,8 @@ class TrackView:
 
 @dataclass
 class FramePacket:
+    """One frame handed from the tracking stage to the output stage, with everything drawn and logged for it."""
+
     seq: int  # processed frames before this one (0, 1, 2 ...)
     index: int  # the source's frame index
     image: np.ndarray  # owned by the output stage from here on (drawn on in place)
@@ -132,6 +134,7 @@ class Recorder:
         self._log_level: int | None = None
 
     def write(self, frame: np.ndarray) -> None:
+        """Append a BGR frame (the first one opens the writer at its size); raises once the disk is nearly full."""
         if self._writer is None:
             self._open(frame)
         self._writer.write(frame)
@@ -244,10 +247,12 @@ class OutputWorker(StageThread):
 
     @property
     def fps(self) -> float | None:
+        """Frames finished per second over the last 30, None before there are two."""
         times = self._done_times
         return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
 
     def process(self, packet: FramePacket) -> None:
+        """Segment (when due), draw and hand ``packet``'s image to every sink; record the stage timings."""
         from toolkit.pipeline.draw import draw_frame
 
         image = packet.image
@@ -313,6 +318,7 @@ class Window:
             self.quit_event.set()
 
     def close(self) -> None:
+        """Destroy the window if it was shown."""
         if self._opened:
             import cv2
 

@@ -41,6 +41,8 @@ __all__ = ["Capture", "CaptureState", "CapturedFrame", "EndOfStream", "Opener", 
 
 @dataclass(frozen=True)
 class SourceConfig:
+    """How a source is captured and supervised: watchdog, timeouts, backoff, pacing, looping, requested size."""
+
     stale_after_s: float = 5.0  # watchdog: no new frame for this long -> abandon the reader and reconnect
     open_timeout_s: float = 10.0  # a (re)opened camera/stream must deliver its first frame within this time
     local_open_timeout_s: float = 120.0  # the same for files and the synthetic scene (its setup is slow on a Pi)
@@ -78,6 +80,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class CapturedFrame:
+    """A frame as the consumer gets it from :meth:`Source.read`."""
+
     image: np.ndarray  # H x W x 3 uint8 BGR, owned by the consumer
     index: int  # 0, 1, 2 ... over the whole run (keeps counting across reconnects and loops)
     t_capture: float  # time.monotonic() when the frame became available
@@ -90,9 +94,15 @@ class EndOfStream(Exception):
 
 
 class Capture(Protocol):
-    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    """A capture backend (``cv2.VideoCapture`` is one); only its reader thread calls it."""
 
-    def release(self) -> None: ...
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        """``(True, BGR image)`` for the next frame, ``(False, None)`` when there is none."""
+        ...
+
+    def release(self) -> None:
+        """Free the device or file."""
+        ...
 
 
 Opener = Callable[[], Capture]
@@ -135,15 +145,18 @@ class CaptureState:
         return self.gen
 
     def current(self, gen: int) -> bool:
+        """True while ``gen`` is the live generation and the source is open."""
         return gen == self.gen and not self.closed.is_set()
 
     def wait_for_empty_slot(self, gen: int) -> bool:
+        """Block until the consumer took the last frame; False once ``gen`` is no longer current."""
         with self.cond:
             while self.slot is not None and self.current(gen):
                 self.cond.wait(0.25)
             return self.current(gen)
 
     def post(self, gen: int, image: np.ndarray, source_ts: float, truth: Any) -> None:
+        """Put a frame read by generation ``gen`` in the slot (replacing, and counting, an unread one)."""
         now = time.monotonic()
         with self.cond:
             if not self.current(gen):
@@ -169,11 +182,13 @@ class CaptureState:
             self.cond.notify_all()
 
     def count_loop(self) -> None:
+        """A file started its next pass (``loop``)."""
         with self.cond:
             self.counters["loops"] += 1
             self.file_pos = 0
 
     def end(self, gen: int) -> None:
+        """Generation ``gen`` reached the end of the data: the consumer's next read raises EndOfStream."""
         with self.cond:
             if self.current(gen):
                 self.ended = True
@@ -181,6 +196,7 @@ class CaptureState:
                 self.cond.notify_all()
 
     def report_failure(self, gen: int, reason: str) -> None:
+        """Generation ``gen`` failed with ``reason`` (URLs redacted); the supervisor will replace it."""
         with self.cond:
             if self.current(gen):
                 self.failure = (gen, redact_url(reason))  # an exception's text may quote the stream URL

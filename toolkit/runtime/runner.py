@@ -41,6 +41,8 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """One model input or output: its signature name, interpreter index, shape, dtype and quantization."""
+
     name: str
     index: int
     shape: tuple[int, ...]
@@ -50,6 +52,7 @@ class TensorSpec:
 
     @property
     def quantized(self) -> bool:
+        """True for an integer tensor with a scale: values are ``(q - zero_point) * scale``."""
         return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
 
     def quantize(self, values: np.ndarray) -> np.ndarray:
@@ -69,6 +72,7 @@ class TensorSpec:
         return np.asarray(raw, dtype=np.float32)
 
     def describe(self) -> dict[str, Any]:
+        """``{name, shape, dtype, scale, zero_point}`` as plain JSON values."""
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name,
                 "scale": self.scale, "zero_point": self.zero_point}
 
@@ -247,6 +251,7 @@ class Runner:
         return {name: interpreter.get_tensor(spec.index) for name, spec in self.outputs.items()}
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Copy ``{input name: array}`` (in the model's dtypes; a missing batch-1 axis is added) into the model."""
         interpreter = self._live()
         for name, value in feeds.items():
             spec = self._input(name)
@@ -262,6 +267,7 @@ class Runner:
             interpreter.set_tensor(spec.index, array)
 
     def invoke(self) -> None:
+        """Run the model on the inputs set; a failure inside LiteRT is a one-line ToolkitError."""
         interpreter = self._live()
         try:
             interpreter.invoke()
@@ -269,6 +275,7 @@ class Runner:
             raise ToolkitError(f"inference failed in {self.path.name}: {one_line(str(exc), 240)}") from None
 
     def get_output(self, name: str, raw: bool = False) -> np.ndarray:
+        """Output ``name`` of the last invoke: float32 real values, or the tensor as stored with ``raw``."""
         spec = self.outputs[name]
         value = self._live().get_tensor(spec.index)
         return value if raw else spec.dequantize(value)
@@ -286,6 +293,7 @@ class Runner:
         return self._live()
 
     def describe(self) -> dict[str, Any]:
+        """Path, backend, threads, delegate, the check that vouched for the file and every input and output."""
         return {
             "path": str(self.path),
             "backend": self.backend.name,
