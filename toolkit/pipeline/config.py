@@ -33,7 +33,7 @@ class PipelineConfig:
     models: str | None = None  # folder with detector / behaviour / segmenter .tflite files; None = the shipped zoo
     detector: str | None = None  # a detector .tflite file instead of the folder's (ours, or any with an adapter)
     segmenter: str | None = None  # a segmenter .tflite file instead of the folder's
-    detector_adapter: str | None = None  # TOML reading a third-party detector (toolkit.pipeline.adapters)
+    detector_adapter: str | None = None  # TOML reading a third-party detector (toolkit.adapters.third_party)
     segmenter_adapter: str | None = None  # TOML reading a third-party segmenter and mapping its labels to ours
     homography: str | None = None  # image->ground JSON; None = the synthetic scene's own camera, else pixel space
     threads: int | None = None  # interpreter threads per model; None = half the cores when pipelined, else all

@@ -78,9 +78,9 @@ def locate_models(config: PipelineConfig) -> dict[str, Path]:
 
 
 def locate_adapters(config: PipelineConfig, models: dict[str, Path]) -> dict[str, Any]:
-    """``{kind: AdapterConfig}`` for third-party detector / segmenter files (:mod:`toolkit.pipeline.adapters`);
+    """``{kind: AdapterConfig}`` for third-party detector / segmenter files (:mod:`toolkit.adapters.third_party`);
     our own models need none. A foreign model without an adapter config is a UsageError saying what to pass."""
-    from toolkit.pipeline.adapters import load_adapter
+    from toolkit.adapters.third_party import load_adapter
     from toolkit.pipeline.model_files import model_kind
     from toolkit.pipeline.segment import CLASSES
 
@@ -298,7 +298,7 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
 
 def oracle_detections(truth: Any, min_visibility: float = 0.3) -> list[Any]:
     """The synthetic scene's true person boxes (at least ``min_visibility`` visible) as score-1 detections."""
-    from toolkit.pipeline.detect import Detection
+    from toolkit.adapters.detect import Detection
 
     keep = truth.visibility >= min_visibility
     return [Detection(tuple(float(v) for v in box), 1.0) for box in truth.boxes[keep]]
