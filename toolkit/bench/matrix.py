@@ -32,6 +32,8 @@ REFERENCE = "keras"  # the format name of the float reference row
 
 @dataclass(frozen=True)
 class MatrixConfig:
+    """Settings of one ``bench matrix`` run: formats, calibration, scoring limit and timing."""
+
     modes: tuple[str, ...] = tuple(QUANT_MODES)  # formats to export, in capabilities order (fp32 first)
     calib: str | None = None  # int8 calibration data: folder of images, .npy/.npz or a data SPEC; required for int8
     calib_samples: int = 200  # samples that calibrate the int8 ranges
@@ -46,6 +48,8 @@ class MatrixConfig:
 
 @dataclass(frozen=True)
 class MatrixRow:
+    """One format of the model: its file, size, headline metric against the Keras reference and latency."""
+
     format: str  # "keras" (the float reference) or a quantization mode
     model: str  # path of the scored file
     size_bytes: int  # file size
@@ -62,6 +66,8 @@ class MatrixRow:
 
 @dataclass
 class MatrixResult:
+    """The whole matrix of one model on one data SPEC: its rows plus what was measured and how."""
+
     model: str  # the .keras file
     data: str  # the data SPEC scored
     kind: str  # model kind (decides the evaluator)

@@ -49,6 +49,8 @@ SYNTHETIC_FRAMES = 300  # frames per run of a source that never ends (synthetic,
 
 @dataclass(frozen=True)
 class PipelineBenchConfig:
+    """Settings of ``bench pipeline``: models, sources, frames and the configurations compared."""
+
     models: str | None = None  # model folder (None: the shipped zoo)
     sources: tuple[str, ...] = ()  # demo source specs; () = the shared real clip and the synthetic scene
     frames: int | None = None  # frames per run; None = a file to its end, SYNTHETIC_FRAMES of anything else
@@ -144,6 +146,7 @@ def run_row(label: str, summary: dict[str, Any], isolated: dict[str, Any], every
 
 
 def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages rounded to 0.01, or None where the OS has none."""
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
@@ -151,6 +154,7 @@ def load_average() -> list[float] | None:
 
 
 def host_info() -> dict[str, Any]:
+    """Machine, Python, CPU count and affinity, and the load before the run: the context of every timing."""
     return {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "load_average_before": load_average()}

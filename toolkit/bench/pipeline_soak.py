@@ -39,6 +39,8 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class SoakConfig:
+    """Settings of ``bench pipeline --soak``: frames, RSS sampling interval and warm-up excluded from the fit."""
+
     frames: int = 10_000  # frames to run
     every: int = 250  # sample RSS every N frames
     warmup: int = 1000  # frames excluded from the fit (pools and caches fill up early)

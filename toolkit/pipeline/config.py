@@ -29,6 +29,8 @@ _HOST_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")  # --serve
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """Every setting of one demo run (source, models, stages, outputs); the CLI builds it, run_demo reads it."""
+
     source: str | None = None  # source spec (file, camera index, URL, picamera2, synthetic); None = synthetic scene
     models: str | None = None  # folder with detector / behaviour / segmenter .tflite files; None = the shipped zoo
     detector: str | None = None  # a detector .tflite file instead of the folder's (ours, or any with an adapter)

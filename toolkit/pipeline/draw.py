@@ -37,6 +37,8 @@ WALKING_BGR = (90, 90, 90)  # ... and below it
 
 @dataclass(frozen=True)
 class DrawConfig:
+    """How the overlay looks: mask weight, label sizes, the status bar's edge and legend; checked on creation."""
+
     mask_alpha: float = 0.4  # weight of the class colour where the mask is not background
     crossing_threshold: float = 0.5  # at or above this a track is labelled CROSS in red
     box_thickness: int = 2  # pixels
@@ -54,6 +56,8 @@ class DrawConfig:
 
 
 class HasBox(Protocol):
+    """Anything drawable as a box: a track (with an id) or a bare detection (id None)."""
+
     id: int | None
     box: np.ndarray
 

@@ -218,10 +218,12 @@ class SyntheticCapture:
         self.last_truth: Any = None
 
     def read(self) -> tuple[bool, np.ndarray | None]:
+        """Step the scene; return ``(True, BGR frame)`` and keep its ground truth in ``last_truth``."""
         self.last_truth = self._scene.step()
         return True, self.last_truth.image
 
     def release(self) -> None:
+        """Drop the last ground truth; the scene holds no OS resources."""
         self.last_truth = None
 
 
@@ -245,12 +247,14 @@ class Picamera2Capture:
             raise
 
     def read(self) -> tuple[bool, np.ndarray | None]:
+        """Capture one frame; ``(True, BGR frame)``, or ``(False, None)`` when the camera returned nothing."""
         image = self._camera.capture_array("main")
         if image is None:
             return False, None
         return True, np.ascontiguousarray(image[..., :3])
 
     def release(self) -> None:
+        """Stop and close the camera (close runs even when stop fails)."""
         try:
             self._camera.stop()
         finally:
