@@ -66,8 +66,12 @@ def main() -> int:
     cv2.setNumThreads(args.threads)
     detector = Detector(Runner(model, num_threads=args.threads))
     hogs = {"hog_as_scored": HogPeopleDetector(), "hog_native": HogPeopleDetector(HogConfig(min_height=0))}
-    runs = {"detector": lambda f: detector(f),
-            **{name: (lambda f, h=h: h.detect(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))[0]) for name, h in hogs.items()}}
+    runs = {
+        "detector": lambda f: detector(f),
+        **{
+            name: (lambda f, h=h: h.detect(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))[0]) for name, h in hogs.items()
+        },
+    }
     for frame in frames[:3]:  # warm-up all
         for run in runs.values():
             run(frame)
@@ -78,7 +82,7 @@ def main() -> int:
     split: dict[str, list[float]] = {"pre": [], "infer": [], "post": []}
     names = list(runs)
     for i, frame in enumerate(frames):
-        for name in names[i % len(names):] + names[:i % len(names)]:  # rotate who goes first
+        for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate who goes first
             t0 = clock()
             found = runs[name](frame)
             ms[name].append((clock() - t0) / 1e6)
@@ -91,11 +95,20 @@ def main() -> int:
         return round(float(np.median(values)), 3)
 
     result = {
-        "video": str(video), "frames": len(frames), "frame_size": list(frames[0].shape[1::-1]),
-        "detector": str(model), "detector_input": detector.runner.inputs["image"].describe(),
+        "video": str(video),
+        "frames": len(frames),
+        "frame_size": list(frames[0].shape[1::-1]),
+        "detector": str(model),
+        "detector_input": detector.runner.inputs["image"].describe(),
         "threads": args.threads,
-        **{name: {"p50_ms": p50(ms[name]), "p90_ms": round(float(np.percentile(ms[name], 90)), 3),
-                  "boxes_per_frame": round(float(np.mean(count[name])), 2)} for name in runs},
+        **{
+            name: {
+                "p50_ms": p50(ms[name]),
+                "p90_ms": round(float(np.percentile(ms[name], 90)), 3),
+                "boxes_per_frame": round(float(np.mean(count[name])), 2),
+            }
+            for name in runs
+        },
         "detector_stages_p50_ms": {key: p50(values) for key, values in split.items()},
         "hog_config_as_scored": vars(HogConfig()),
         "p50_ratio_hog_as_scored_over_detector": round(p50(ms["hog_as_scored"]) / p50(ms["detector"]), 2),
@@ -104,13 +117,19 @@ def main() -> int:
     }
     detector.close()
     write_json_atomic(args.out, result)
-    print(f"{len(frames)} frames of {video.name} ({frames[0].shape[1]}x{frames[0].shape[0]}), {args.threads} thread(s)")
+    print(
+        f"{len(frames)} frames of {video.name} ({frames[0].shape[1]}x{frames[0].shape[0]}), {args.threads} thread(s)"
+    )
     stages = result["detector_stages_p50_ms"]
-    print(f"detector (pipeline path)  : p50 {result['detector']['p50_ms']:.2f} ms (pre {stages['pre']:.2f}, "
-          f"invoke {stages['infer']:.2f}, post {stages['post']:.2f}), {result['detector']['boxes_per_frame']} boxes/frame")
+    print(
+        f"detector (pipeline path)  : p50 {result['detector']['p50_ms']:.2f} ms (pre {stages['pre']:.2f}, "
+        f"invoke {stages['infer']:.2f}, post {stages['post']:.2f}), {result['detector']['boxes_per_frame']} boxes/frame"
+    )
     for name in hogs:
-        print(f"{name:<26}: p50 {result[name]['p50_ms']:.2f} ms, {result[name]['boxes_per_frame']} boxes/frame, "
-              f"{result[f'p50_ratio_{name}_over_detector']:.1f}x the detector's time")
+        print(
+            f"{name:<26}: p50 {result[name]['p50_ms']:.2f} ms, {result[name]['boxes_per_frame']} boxes/frame, "
+            f"{result[f'p50_ratio_{name}_over_detector']:.1f}x the detector's time"
+        )
     print(f"wrote {args.out}")
     return 0
 

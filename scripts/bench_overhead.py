@@ -65,7 +65,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a .tflite model (default: build a ~1 ms Keras CNN)")
     parser.add_argument("--width", type=int, default=48, help="channels of the built CNN (sets its latency)")
-    parser.add_argument("--size", type=int, default=128, help="input side of the built CNN (sets its latency)")
+    parser.add_argument(
+        "--size", type=int, default=128, help="input side of the built CNN (sets its latency)"
+    )
     parser.add_argument("--rounds", type=int, default=201)
     parser.add_argument("--runs", type=int, default=50, help="invokes per loop per round")
     parser.add_argument("--threads", type=int, default=1)
@@ -78,8 +80,9 @@ def main() -> int:
             build_model(model, args.width, args.size)
         with Runner(model, num_threads=args.threads) as runner:
             rng = np.random.default_rng(0)
-            runner.set_inputs({n: rng.random(s.shape, dtype=np.float32).astype(s.dtype)
-                               for n, s in runner.inputs.items()})
+            runner.set_inputs(
+                {n: rng.random(s.shape, dtype=np.float32).astype(s.dtype) for n, s in runner.inputs.items()}
+            )
             invoke = runner.interpreter.invoke
             bare_loop(invoke, 200)  # warm-up
             bare, harness, ratios, medians = [], [], [], []
@@ -105,8 +108,13 @@ def main() -> int:
     added_ns = statistics.median(loop_ns)
     overhead = statistics.median(ratios)
     result = {
-        "model": str(args.model) if args.model else f"built Keras CNN {args.size}x{args.size}x3 width {args.width} (fp32)",
-        "model_bytes": size, "threads": args.threads, "rounds": args.rounds, "runs_per_round": args.runs,
+        "model": str(args.model)
+        if args.model
+        else f"built Keras CNN {args.size}x{args.size}x3 width {args.width} (fp32)",
+        "model_bytes": size,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "runs_per_round": args.runs,
         "bare_ms_per_invoke_median": statistics.median(bare),
         "harness_ms_per_invoke_median": statistics.median(harness),
         "harness_reported_p50_ms_median": statistics.median(medians),
@@ -116,18 +124,29 @@ def main() -> int:
         "harness_added_ns_per_invoke_noop": added_ns,
         "harness_added_fraction_noop": added_ns / 1e6 / statistics.median(bare),
         "within_3_percent": abs(overhead) < 0.03,
-        "host": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                 "cores": os.cpu_count()},
+        "host": {
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "cores": os.cpu_count(),
+        },
     }
     write_json_atomic(args.out, result)
-    print(f"bare invoke loop   : {result['bare_ms_per_invoke_median']:.4f} ms per invoke (median of {args.rounds} "
-          f"rounds x {args.runs})")
-    print(f"bench harness loop : {result['harness_ms_per_invoke_median']:.4f} ms per invoke (reported p50 "
-          f"{result['harness_reported_p50_ms_median']:.4f} ms)")
-    print(f"harness overhead   : {overhead * 100:+.2f}% (median of per-round paired ratios; target within 3%)")
+    print(
+        f"bare invoke loop   : {result['bare_ms_per_invoke_median']:.4f} ms per invoke (median of {args.rounds} "
+        f"rounds x {args.runs})"
+    )
+    print(
+        f"bench harness loop : {result['harness_ms_per_invoke_median']:.4f} ms per invoke (reported p50 "
+        f"{result['harness_reported_p50_ms_median']:.4f} ms)"
+    )
+    print(
+        f"harness overhead   : {overhead * 100:+.2f}% (median of per-round paired ratios; target within 3%)"
+    )
     print(f"ratio of medians   : {result['overhead_fraction_of_medians'] * 100:+.2f}%")
-    print(f"harness cost alone : {added_ns:.0f} ns per invoke around a no-op = "
-          f"{result['harness_added_fraction_noop'] * 100:.3f}% of this model's bare latency")
+    print(
+        f"harness cost alone : {added_ns:.0f} ns per invoke around a no-op = "
+        f"{result['harness_added_fraction_noop'] * 100:.3f}% of this model's bare latency"
+    )
     print(f"wrote {args.out}")
     return 0
 

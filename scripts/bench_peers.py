@@ -40,8 +40,13 @@ def build_cnn(keras, size: int = 96):
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu6", **init)(inp)
     for filters, stride in ((64, 2), (64, 1), (128, 2), (128, 1), (256, 2)):
         # he_normal counts all channels as fan-in for a depthwise kernel; each output sees only 3x3 inputs.
-        x = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu6",
-                                         depthwise_initializer=keras.initializers.RandomNormal(stddev=(2 / 9) ** 0.5))(x)
+        x = keras.layers.DepthwiseConv2D(
+            3,
+            strides=stride,
+            padding="same",
+            activation="relu6",
+            depthwise_initializer=keras.initializers.RandomNormal(stddev=(2 / 9) ** 0.5),
+        )(x)
         x = keras.layers.Conv2D(filters, 1, activation="relu6", **init)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inp, keras.layers.Dense(10, name="logits", **init)(x))
@@ -52,8 +57,12 @@ def coco_images(height: int, width: int, count: int) -> np.ndarray:
     import cv2
 
     files = sorted(shared_path("data", "coco128", "images", "train2017").glob("*.jpg"))[:count]
-    out = [cv2.cvtColor(cv2.resize(cv2.imread(str(f)), (width, height), interpolation=cv2.INTER_AREA),
-                        cv2.COLOR_BGR2RGB) for f in files]
+    out = [
+        cv2.cvtColor(
+            cv2.resize(cv2.imread(str(f)), (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+        )
+        for f in files
+    ]
     return np.stack(out).astype(np.float32) / 255.0
 
 
@@ -70,7 +79,7 @@ def convert(tf, model, path: Path, calib: np.ndarray | None) -> None:
 
 def litert(path: Path, threads: int) -> tuple[Callable, Callable]:
     runner = Runner(path, num_threads=threads)
-    (name, spec), = runner.inputs.items()
+    ((name, spec),) = runner.inputs.items()
     out_name = next(iter(runner.outputs))
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -92,7 +101,9 @@ def onnxruntime_peer(tf, model, threads: int) -> tuple[Callable, Callable]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     name = session.get_inputs()[0].name
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -130,6 +141,7 @@ def opencv_peer(path: Path, threads: int, probe: np.ndarray) -> tuple[Callable, 
             def call() -> object:
                 net.setInput(blob)
                 return net.forward()
+
             return call
 
         return predict, timed
@@ -138,7 +150,11 @@ def opencv_peer(path: Path, threads: int, probe: np.ndarray) -> tuple[Callable, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keras", type=Path, help="a .keras model with one image input and one output, e.g. the zoo segmenter (default: build a CNN)")
+    parser.add_argument(
+        "--keras",
+        type=Path,
+        help="a .keras model with one image input and one output, e.g. the zoo segmenter (default: build a CNN)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--per-round", type=int, default=10, help="timed calls per runtime per round")
@@ -151,7 +167,9 @@ def main() -> int:
     model = keras.saving.load_model(args.keras, compile=False) if args.keras else build_cnn(keras)
     if len(model.outputs) != 1:
         raise UsageError(f"{args.keras} has {len(model.outputs)} outputs; give a one-output model")
-    model = keras.Model(model.inputs, model.outputs[0])  # named (dict) outputs -> one plain tensor for every peer
+    model = keras.Model(
+        model.inputs, model.outputs[0]
+    )  # named (dict) outputs -> one plain tensor for every peer
     _, height, width, _ = model.input_shape
     calib = coco_images(height, width, 100)
     evaluation = calib[:16]
@@ -175,8 +193,12 @@ def main() -> int:
             outputs = np.concatenate([np.asarray(predict(img)).reshape(1, -1) for img in evaluation])
             diff = float(np.abs(outputs - reference.reshape(len(evaluation), -1)).max())
             loaded[name] = timed(evaluation[0])
-            table[name] = {"loaded": True, "max_abs_diff_vs_keras": diff,
-                           "max_abs_diff_relative": diff / float(np.abs(reference).max()), "samples_ms": []}
+            table[name] = {
+                "loaded": True,
+                "max_abs_diff_vs_keras": diff,
+                "max_abs_diff_relative": diff / float(np.abs(reference).max()),
+                "samples_ms": [],
+            }
         except Exception as exc:  # a peer that cannot load this model is a result, not a crash
             table[name] = {"loaded": False, "error": f"{type(exc).__name__}: {one_line(str(exc), 200)}"}
 
@@ -186,7 +208,7 @@ def main() -> int:
             call()
     clock = time.perf_counter_ns
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             call, samples = loaded[name], table[name]["samples_ms"]
             for _ in range(args.per_round):
                 t0 = clock()
@@ -197,28 +219,43 @@ def main() -> int:
     for name in names:
         samples = np.asarray(table[name].pop("samples_ms"))
         p50, p90 = np.percentile(samples, [50, 90])
-        table[name].update({"p50_ms": float(p50), "p90_ms": float(p90), "mean_ms": float(samples.mean()),
-                            "count": int(samples.size), "p50_ratio_vs_litert_fp32": float(p50 / base) if base else None})
+        table[name].update(
+            {
+                "p50_ms": float(p50),
+                "p90_ms": float(p90),
+                "mean_ms": float(samples.mean()),
+                "count": int(samples.size),
+                "p50_ratio_vs_litert_fp32": float(p50 / base) if base else None,
+            }
+        )
     result = {
         "model": str(args.keras) if args.keras else "built MobileNet-like Keras CNN 96x96x3",
-        "threads": args.threads, "rounds": args.rounds, "per_round": args.per_round,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "per_round": args.per_round,
         "sizes_bytes": {"tflite_fp32": fp32.stat().st_size, "tflite_int8": int8.stat().st_size},
         "agreement": "max abs difference of the model outputs vs Keras on 16 COCO128 images (relative: divided by "
-                     "the largest |Keras output|)",
+        "the largest |Keras output|)",
         "keras_output_abs_max": float(np.abs(reference).max()),
-        "versions": {p: version(p) for p in ("ai-edge-litert", "onnxruntime", "tf2onnx", "opencv-python-headless",
-                                             "tensorflow")},
+        "versions": {
+            p: version(p)
+            for p in ("ai-edge-litert", "onnxruntime", "tf2onnx", "opencv-python-headless", "tensorflow")
+        },
         "host": {"machine": platform.machine(), "python": platform.python_version(), "cores": os.cpu_count()},
         "runtimes": table,
     }
     write_json_atomic(args.out, result)
-    print(f"{'runtime':18} {'p50 ms':>8} {'p90 ms':>8} {'vs litert fp32':>15} {'max|diff| vs keras':>19} "
-          f"{'relative':>9}")
+    print(
+        f"{'runtime':18} {'p50 ms':>8} {'p90 ms':>8} {'vs litert fp32':>15} {'max|diff| vs keras':>19} "
+        f"{'relative':>9}"
+    )
     for name, row in table.items():
         if row["loaded"]:
             ratio = row["p50_ratio_vs_litert_fp32"]
-            print(f"{name:18} {row['p50_ms']:8.3f} {row['p90_ms']:8.3f} {ratio:14.2f}x "
-                  f"{row['max_abs_diff_vs_keras']:19.2e} {row['max_abs_diff_relative']:9.2e}")
+            print(
+                f"{name:18} {row['p50_ms']:8.3f} {row['p90_ms']:8.3f} {ratio:14.2f}x "
+                f"{row['max_abs_diff_vs_keras']:19.2e} {row['max_abs_diff_relative']:9.2e}"
+            )
         else:
             print(f"{name:18} did not load: {row['error']}")
     print(f"wrote {args.out}")

@@ -35,9 +35,16 @@ def bench_seed(config: SceneConfig, frames: int) -> dict:
         cpu.append((time.process_time() - c0) * 1000)
         people.append(len(frame.person_ids))
     ms = np.array(times)
-    return {"seed": config.seed, "setup_ms": round(setup_ms, 1), "median_ms": round(float(np.median(ms)), 3),
-            "p90_ms": round(float(np.percentile(ms, 90)), 3), "max_ms": round(float(ms.max()), 3),
-            "cpu_median_ms": round(float(np.median(cpu)), 3), "fps_at_median": round(1000.0 / float(np.median(ms)), 1), "mean_people": round(float(np.mean(people)), 1)}
+    return {
+        "seed": config.seed,
+        "setup_ms": round(setup_ms, 1),
+        "median_ms": round(float(np.median(ms)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "max_ms": round(float(ms.max()), 3),
+        "cpu_median_ms": round(float(np.median(cpu)), 3),
+        "fps_at_median": round(1000.0 / float(np.median(ms)), 1),
+        "mean_people": round(float(np.mean(people)), 1),
+    }
 
 
 def main() -> int:
@@ -52,14 +59,26 @@ def main() -> int:
     for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
         row = bench_seed(SceneConfig(seed=seed, width=args.width, height=args.height), args.frames)
         rows.append(row)
-        print(f"seed {row['seed']}: median {row['median_ms']:.2f} ms/frame (p90 {row['p90_ms']:.2f}, "
-              f"{row['fps_at_median']:.0f} FPS; CPU {row['cpu_median_ms']:.2f} ms), setup {row['setup_ms']:.0f} ms, {row['mean_people']} people in view")
+        print(
+            f"seed {row['seed']}: median {row['median_ms']:.2f} ms/frame (p90 {row['p90_ms']:.2f}, "
+            f"{row['fps_at_median']:.0f} FPS; CPU {row['cpu_median_ms']:.2f} ms), setup {row['setup_ms']:.0f} ms, {row['mean_people']} people in view"
+        )
     median = float(np.median([r["median_ms"] for r in rows]))
-    result = {"benchmark": "synthetic_scene_render", "image_size": [args.width, args.height],
-              "frames_per_seed": args.frames, "median_ms": round(median, 3), "per_seed": rows,
-              "host": {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                       "load_avg_1m": round(os.getloadavg()[0], 2)},
-              "numpy": np.__version__, "opencv": __import__("cv2").__version__}
+    result = {
+        "benchmark": "synthetic_scene_render",
+        "image_size": [args.width, args.height],
+        "frames_per_seed": args.frames,
+        "median_ms": round(median, 3),
+        "per_seed": rows,
+        "host": {
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "numpy": np.__version__,
+        "opencv": __import__("cv2").__version__,
+    }
     write_json_atomic(args.out, result)
     print(f"median {median:.2f} ms/frame over {len(rows)} seeds -> {args.out}")
     print(json.dumps({"median_ms": result["median_ms"]}))

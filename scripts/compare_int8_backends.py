@@ -43,15 +43,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "cnn.keras"
         model.save(src)
-        rows["float"] = {"top1": evaluate(src, "mnist:split=test", EvalConfig(baselines=False)).metrics["top1"]}
+        rows["float"] = {
+            "top1": evaluate(src, "mnist:split=test", EvalConfig(baselines=False)).metrics["top1"]
+        }
         outs = {}
         for backend in ("tflite", "aeq"):
             out = Path(tmp) / f"cnn_{backend}.tflite"
-            manifest = convert(src, out, ConvertConfig(calib="mnist:split=train,limit=400", backend=backend)).manifest
+            manifest = convert(
+                src, out, ConvertConfig(calib="mnist:split=train,limit=400", backend=backend)
+            ).manifest
             outs[backend] = out
-            rows[backend] = {"size_bytes": out.stat().st_size,
-                             "top1": evaluate(out, "mnist:split=test", EvalConfig(baselines=False)).metrics["top1"],
-                             "parity_max_abs_error": manifest["parity"]["outputs"]["probs"]["max_abs_error"]}
+            rows[backend] = {
+                "size_bytes": out.stat().st_size,
+                "top1": evaluate(out, "mnist:split=test", EvalConfig(baselines=False)).metrics["top1"],
+                "parity_max_abs_error": manifest["parity"]["outputs"]["probs"]["max_abs_error"],
+            }
         for backend in ("tflite", "aeq"):
             rows[backend]["p50_ms"] = []
         for _ in range(3):  # alternate: the host is shared and noisy

@@ -98,12 +98,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the detector recipe (TOML)")
     parser.add_argument("-o", "--out", required=True, help="output .keras")
-    parser.add_argument("--set", action="append", default=[], help="table.key=value override (as the zoo protocol scripts)")
+    parser.add_argument(
+        "--set", action="append", default=[], help="table.key=value override (as the zoo protocol scripts)"
+    )
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
-    parser.add_argument("--deadline-s", type=float, default=0.0,
-                        help="wall-clock training budget: plan the epochs that fit it (see the module docstring)")
-    parser.add_argument("--prepare-only", action="store_true",
-                        help="only render the synthetic scenes into the cache (run once before parallel trainings)")
+    parser.add_argument(
+        "--deadline-s",
+        type=float,
+        default=0.0,
+        help="wall-clock training budget: plan the epochs that fit it (see the module docstring)",
+    )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="only render the synthetic scenes into the cache (run once before parallel trainings)",
+    )
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args()
 
@@ -122,7 +131,9 @@ def main() -> int:
     sets = parse_sets(args.set)
     config = train_config(recipe, sets)
     model_config = config_for("detector", merged(recipe, sets, "model"))
-    options = apply_overrides(DetectorTaskOptions(), merged(recipe, sets, "task"), where="detector task options")
+    options = apply_overrides(
+        DetectorTaskOptions(), merged(recipe, sets, "task"), where="detector task options"
+    )
     started = time.perf_counter()
     prerender([config.data or "", config.val_data or "", options.extra_data], args.workers)
     if args.prepare_only:
@@ -142,18 +153,31 @@ def main() -> int:
     if args.deadline_s:
         learning_rate: Any = float(config.learning_rate)  # set per epoch by the Deadline callback
     else:
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate,
-                                                               decay_steps=max(1, config.epochs * steps))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=detector_losses(keras, box_weight=options.box_weight))
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=max(1, config.epochs * steps)
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=detector_losses(keras, box_weight=options.box_weight),
+    )
     run_dir = out.with_suffix(".run")
     run_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-                 keras.callbacks.CSVLogger(str(run_dir / "history.csv")), keras.callbacks.TerminateOnNaN(), deadline]
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.TerminateOnNaN(),
+        deadline,
+    ]
     t0 = time.perf_counter()
-    history = model.fit(batches(items, config.epochs, config.batch_size, args.workers), steps_per_epoch=steps,
-                        epochs=config.epochs, validation_data=(x_val, y_val),
-                        validation_batch_size=config.batch_size, callbacks=callbacks, verbose=args.verbose)
+    history = model.fit(
+        batches(items, config.epochs, config.batch_size, args.workers),
+        steps_per_epoch=steps,
+        epochs=config.epochs,
+        validation_data=(x_val, y_val),
+        validation_batch_size=config.batch_size,
+        callbacks=callbacks,
+        verbose=args.verbose,
+    )
     seconds = time.perf_counter() - t0
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best_model = keras.saving.load_model(run_dir / "best.keras", compile=False)
@@ -165,14 +189,21 @@ def main() -> int:
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
         "libraries": library_versions(("keras", "torch", "numpy", "opencv-python-headless")),
         "kind": "detector",
-        "model": {"path": str(out), "parameters": int(model.count_params()),
-                  "config": dataclasses.asdict(model_config)},
+        "model": {
+            "path": str(out),
+            "parameters": int(model.count_params()),
+            "config": dataclasses.asdict(model_config),
+        },
         "train_config": dataclasses.asdict(config),
         "task_options": dataclasses.asdict(options),
         "data": {"train_size": items.train_size, "val_size": len(x_val), **items.describe()},
-        "strategy": {"name": f"keras {keras.backend.backend()} backend", "replicas": 1,
-                     "device": _device(), "workers": args.workers,
-                     "input_pipeline": "forked worker pool, item k of epoch e seeded [seed, e, k]"},
+        "strategy": {
+            "name": f"keras {keras.backend.backend()} backend",
+            "replicas": 1,
+            "device": _device(),
+            "workers": args.workers,
+            "input_pipeline": "forked worker pool, item k of epoch e seeded [seed, e, k]",
+        },
         "epochs_run": len(hist["loss"]),
         "deadline_s": args.deadline_s or None,
         "planned_epochs": deadline.planned,
@@ -185,8 +216,10 @@ def main() -> int:
         "run_dir": str(run_dir),
     }
     out.with_suffix(".train.json").write_text(json.dumps(manifest, indent=2, default=str))
-    print(f"trained {len(hist['loss'])} epochs in {seconds:.0f} s (+{prepared:.0f} s data); best epoch {best + 1} "
-          f"val_loss {hist['val_loss'][best]:.4f}; wrote {out}")
+    print(
+        f"trained {len(hist['loss'])} epochs in {seconds:.0f} s (+{prepared:.0f} s data); best epoch {best + 1} "
+        f"val_loss {hist['val_loss'][best]:.4f}; wrote {out}"
+    )
     return 0
 
 

@@ -47,7 +47,9 @@ def loo_task(recipe: dict[str, Any], sets: dict[str, dict[str, Any]]) -> dict[st
     return {**recipe.get("task", {}), "extra_data": "", "extra_val_data": "", **sets["task"]}
 
 
-def run_scene(scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict:
+def run_scene(
+    scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> dict:
     """Train (unless reused), convert and score one held-out scene; returns its table row."""
     from toolkit.convert import ConvertConfig, convert
     from toolkit.eval import EvalConfig, evaluate
@@ -56,8 +58,9 @@ def run_scene(scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]
     train_spec, val_spec = f"eth_ucy:scene={scene},split=train", f"eth_ucy:scene={scene},split=val"
     test_spec = f"eth_ucy:scene={scene},split=test"
     keras_path, tflite_path = args.work / f"{scene}.keras", args.work / f"{scene}_int8.tflite"
-    config = train_config(recipe, sets, args.epochs, data=train_spec, val_data=val_spec,
-                          run_dir=str(args.work / f"{scene}.run"))
+    config = train_config(
+        recipe, sets, args.epochs, data=train_spec, val_data=val_spec, run_dir=str(args.work / f"{scene}.run")
+    )
     task, model = loo_task(recipe, sets), merged(recipe, sets, "model")
     started = time.perf_counter()
     reused = bool(args.skip_train and keras_path.exists())
@@ -75,21 +78,31 @@ def run_scene(scene: str, recipe: dict[str, Any], sets: dict[str, dict[str, Any]
         if label == "float":
             row |= {f"cv_{m}": report.metrics[f"cv_{m}"] for m in METRICS}
         row |= {f"{label}_{m}": report.metrics[m] for m in METRICS}
-    row |= {"epochs": manifest["epochs_run"], "best_epoch": manifest["best_epoch"],
-            "train_windows": manifest["data"]["train_size"], "train_s": manifest["seconds"],
-            "reused_model": reused, "run_s": round(time.perf_counter() - started, 1)}
-    print(f"[{scene}] " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith(METRICS)), flush=True)
+    row |= {
+        "epochs": manifest["epochs_run"],
+        "best_epoch": manifest["best_epoch"],
+        "train_windows": manifest["data"]["train_size"],
+        "train_s": manifest["seconds"],
+        "reused_model": reused,
+        "run_s": round(time.perf_counter() - started, 1),
+    }
+    print(
+        f"[{scene}] " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith(METRICS)), flush=True
+    )
     return row
 
 
-def summarise(rows: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str, Any], args: argparse.Namespace
-              ) -> dict[str, Any]:
+def summarise(
+    rows: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
     keys = [f"{p}_{m}" for p in ("cv", "float", "int8") for m in METRICS]
     average = {"scenes": len(rows), **{k: sum(r[k] for r in rows) / len(rows) for k in keys}}
     complete = [r["scene"] for r in rows] == list(SCENES)
     better = [r["scene"] for r in rows if r["int8_ade"] < r["float_ade"] - 0.005]
-    verdict = {f"{p}_below_cv": all(average[f"{p}_{m}"] < average[f"cv_{m}"] for m in METRICS)
-               for p in ("float", "int8")}
+    verdict = {
+        f"{p}_below_cv": all(average[f"{p}_{m}"] < average[f"cv_{m}"] for m in METRICS)
+        for p in ("float", "int8")
+    }
     return {
         "title": "ETH/UCY leave-one-scene-out: constant velocity vs float vs int8 (ADE / FDE, metres)",
         "notes": [
@@ -100,26 +113,41 @@ def summarise(rows: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str
             "the same evaluation code on the same windows",
             "LOO models train on ETH/UCY only; the shipped model also sees all five scenes' train parts and the "
             "synthetic street (crossing labels), so its ETH/UCY test figures are not held-out results -- these are",
-            "average = mean of the per-scene figures" + ("" if complete else " (NOT all five scenes were run)"),
+            "average = mean of the per-scene figures"
+            + ("" if complete else " (NOT all five scenes were run)"),
             "reproduce: python scripts/zoo_behaviour.py (about 5 trainings of 1.5-6 minutes on 2 CPU cores)",
-            *([f"int8 below float on {', '.join(better)}: the int8 model's calibrated ranges cap the longest "
-               "extrapolations (fastest walkers), and those walkers cover less ground than constant velocity "
-               "predicts -- an artefact of the ranges, not better modelling"] if better else []),
+            *(
+                [
+                    f"int8 below float on {', '.join(better)}: the int8 model's calibrated ranges cap the longest "
+                    "extrapolations (fastest walkers), and those walkers cover less ground than constant velocity "
+                    "predicts -- an artefact of the ranges, not better modelling"
+                ]
+                if better
+                else []
+            ),
         ],
         "per_scene": rows,
         "average": [average],
         **verdict,
-        "config": {"recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
-                   "train": recipe.get("train", {}), "model": merged(recipe, sets, "model"),
-                   "task": loo_task(recipe, sets),
-                   "overrides": sets, "epochs": args.epochs},
+        "config": {
+            "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
+            "train": recipe.get("train", {}),
+            "model": merged(recipe, sets, "model"),
+            "task": loo_task(recipe, sets),
+            "overrides": sets,
+            "epochs": args.epochs,
+        },
     }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_arguments(parser, RECIPE, WORK, OUT, set_example="model.d_model=48")
-    parser.add_argument("--scenes", default=",".join(SCENES), help="comma-separated held-out scenes (default: all)")
+    parser.add_argument(
+        "--scenes", default=",".join(SCENES), help="comma-separated held-out scenes (default: all)"
+    )
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/<scene>.keras when present")
     args = parser.parse_args()
     try:
@@ -137,9 +165,11 @@ def main() -> int:
     table = summarise(rows, recipe, sets, args)
     write_json_atomic(args.out, table)
     avg = table["average"][0]
-    print(f"average over {avg['scenes']} scene(s): CV {avg['cv_ade']:.3f}/{avg['cv_fde']:.3f}  float "
-          f"{avg['float_ade']:.3f}/{avg['float_fde']:.3f}  int8 {avg['int8_ade']:.3f}/{avg['int8_fde']:.3f}  "
-          f"(float below CV: {table['float_below_cv']}, int8 below CV: {table['int8_below_cv']}) -> {args.out}")
+    print(
+        f"average over {avg['scenes']} scene(s): CV {avg['cv_ade']:.3f}/{avg['cv_fde']:.3f}  float "
+        f"{avg['float_ade']:.3f}/{avg['float_fde']:.3f}  int8 {avg['int8_ade']:.3f}/{avg['int8_fde']:.3f}  "
+        f"(float below CV: {table['float_below_cv']}, int8 below CV: {table['int8_below_cv']}) -> {args.out}"
+    )
     return 0
 
 

@@ -40,8 +40,14 @@ OUT = REPO / "models" / "person_detector" / "coco128_cv.json"
 METRICS = ("ap50", "ap50_95")
 
 
-def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], work: Path,
-             threads: int = 2) -> dict:
+def run_fold(
+    fold: int,
+    folds: int,
+    recipe: dict[str, Any],
+    sets: dict[str, dict[str, Any]],
+    work: Path,
+    threads: int = 2,
+) -> dict:
     """Train, convert and score one fold; returns its row (also written to ``work/fold<k>.json``)."""
     from toolkit.convert import ConvertConfig, convert
     from toolkit.data.detection_samples import load_samples
@@ -56,25 +62,38 @@ def run_fold(fold: int, folds: int, recipe: dict[str, Any], sets: dict[str, dict
     config = train_config(recipe, sets, data=train_spec, run_dir=str(work / f"fold{fold}.run"))
     keras_path, tflite_path = work / f"fold{fold}.keras", work / f"fold{fold}_int8.tflite"
     started = time.perf_counter()
-    result = train("detector", keras_path, config, merged(recipe, sets, "model"), merged(recipe, sets, "task"))
+    result = train(
+        "detector", keras_path, config, merged(recipe, sets, "model"), merged(recipe, sets, "task")
+    )
     convert_opts = {k: v for k, v in recipe.get("convert", {}).items() if k != "calib"}
     convert(keras_path, tflite_path, ConvertConfig(**{**convert_opts, "calib": train_spec}))
 
     scores = EvalConfig(baselines=False, threads=threads)
-    reports = {"float": evaluate(keras_path, val_spec, scores), "int8": evaluate(tflite_path, val_spec, scores)}
+    reports = {
+        "float": evaluate(keras_path, val_spec, scores),
+        "int8": evaluate(tflite_path, val_spec, scores),
+    }
     samples = load_samples(parse_spec(val_spec))
     hog = hog_predictions(samples)
     with load_predictor(keras_path) as f, load_predictor(tflite_path, threads=threads) as q:
         predictions = {"float": predict_samples(f, samples), "int8": predict_samples(q, samples), "hog": hog}
-    row = {"fold": fold, "train": train_spec, "scored": val_spec, "images": len(samples),
-           "images_with_person": samples.describe["images_with_person"],
-           "person_boxes": samples.describe["person_boxes"],
-           **{f"{m}_{name}": reports[name].metrics[m] for name in reports for m in METRICS},
-           **{f"{m}_hog": v for m, v in coco_ap(samples.records, hog).items() if m in METRICS},
-           "epochs_run": result.manifest["epochs_run"], "train_seconds": result.manifest["seconds"],
-           "seconds": round(time.perf_counter() - started, 1)}
-    cached = {"row": row, "predictions": {k: [[b.tolist(), s.tolist()] for b, s in v]
-                                          for k, v in predictions.items()}}
+    row = {
+        "fold": fold,
+        "train": train_spec,
+        "scored": val_spec,
+        "images": len(samples),
+        "images_with_person": samples.describe["images_with_person"],
+        "person_boxes": samples.describe["person_boxes"],
+        **{f"{m}_{name}": reports[name].metrics[m] for name in reports for m in METRICS},
+        **{f"{m}_hog": v for m, v in coco_ap(samples.records, hog).items() if m in METRICS},
+        "epochs_run": result.manifest["epochs_run"],
+        "train_seconds": result.manifest["seconds"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    cached = {
+        "row": row,
+        "predictions": {k: [[b.tolist(), s.tolist()] for b, s in v] for k, v in predictions.items()},
+    }
     write_json_atomic(work / f"fold{fold}.json", cached)
     return cached
 
@@ -91,16 +110,22 @@ def pooled(folds: int, cached: list[dict]) -> dict[str, float]:
     for fold, entry in enumerate(cached):
         records += load_samples(parse_spec(f"coco128:fold={fold},folds={folds},split=val")).records
         for name in preds:
-            preds[name] += [(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32))
-                            for b, s in entry["predictions"][name]]
+            preds[name] += [
+                (np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32))
+                for b, s in entry["predictions"][name]
+            ]
     return {f"{m}_{name}": coco_ap(records, p)[m] for name, p in preds.items() for m in METRICS}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_arguments(parser, RECIPE, WORK, OUT, set_example="task.mosaic=0.3")
     parser.add_argument("--folds", type=int, default=4, help="number of folds (default 4)")
-    parser.add_argument("--folds-to-run", type=int, nargs="*", help="only these folds (no pooled row unless all)")
+    parser.add_argument(
+        "--folds-to-run", type=int, nargs="*", help="only these folds (no pooled row unless all)"
+    )
     parser.add_argument("--redo", action="store_true", help="retrain folds that already have results")
     args = parser.parse_args()
     try:
@@ -126,18 +151,25 @@ def main() -> int:
         print("  " + ", ".join(f"{k} {row[k]:.3f}" for k in row if k.startswith("ap")), flush=True)
     rows = [entry["row"] for entry in cached]
     table: dict[str, Any] = {
-        "protocol": (f"COCO128 {args.folds}-fold cross-validation (stratified by file name, see "
-                     "toolkit.data.detection_samples); each fold's model trains on the other folds' COCO128 images + "
-                     "synthetic street frames and is scored on its held-out fold; int8 calibrated on its own "
-                     "training fold; HOG = OpenCV's default people detector on the same images"),
+        "protocol": (
+            f"COCO128 {args.folds}-fold cross-validation (stratified by file name, see "
+            "toolkit.data.detection_samples); each fold's model trains on the other folds' COCO128 images + "
+            "synthetic street frames and is scored on its held-out fold; int8 calibrated on its own "
+            "training fold; HOG = OpenCV's default people detector on the same images"
+        ),
         "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
-        "overrides": sets, "folds": rows,
+        "overrides": sets,
+        "folds": rows,
     }
     if sorted(todo) == list(range(args.folds)):
-        table["pooled"] = {"images": sum(r["images"] for r in rows), "person_boxes": sum(r["person_boxes"] for r in rows),
-                           **pooled(args.folds, sorted(cached, key=lambda e: e["row"]["fold"]))}
-        table["mean_of_folds"] = {k: round(sum(r[k] for r in rows) / len(rows), 4)
-                                  for k in rows[0] if k.startswith("ap")}
+        table["pooled"] = {
+            "images": sum(r["images"] for r in rows),
+            "person_boxes": sum(r["person_boxes"] for r in rows),
+            **pooled(args.folds, sorted(cached, key=lambda e: e["row"]["fold"])),
+        }
+        table["mean_of_folds"] = {
+            k: round(sum(r[k] for r in rows) / len(rows), 4) for k in rows[0] if k.startswith("ap")
+        }
     write_json_atomic(args.out, table)
     print(f"wrote {args.out}")
     return 0

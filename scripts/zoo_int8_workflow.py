@@ -44,30 +44,47 @@ def run_model(name: str, keras_path: Path, log: Any) -> dict[str, Any]:
     data = recipe["eval"][0]["data"]
     train_data = recipe["train"]["data"]
     config = ConvertConfig(calib=calib, calib_samples=samples)
-    row: dict[str, Any] = {"model": name, "float_model": str(keras_path), "calib": calib, "eval": data,
-                           "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    row: dict[str, Any] = {
+        "model": name,
+        "float_model": str(keras_path),
+        "calib": calib,
+        "eval": data,
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     files: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ptq = Path(tmp) / "ptq.tflite"
         log(f"{name}: PTQ")
         convert(keras_path, ptq, config)
         gate = accuracy_gate(keras_path, ptq, data)
-        row.update(metric=gate.metric, higher_is_better=gate.higher_is_better, float=gate.float_value,
-                   ptq=gate.converted_value, ptq_size=ptq.stat().st_size)
+        row.update(
+            metric=gate.metric,
+            higher_is_better=gate.higher_is_better,
+            float=gate.float_value,
+            ptq=gate.converted_value,
+            ptq_size=ptq.stat().st_size,
+        )
         files["ptq"] = ptq
         log(f"{name}: PTQ + auto-keep-float")
         auto = Path(tmp) / "auto.tflite"
         _, auto_gate, steps = auto_keep_float(keras_path, auto, config, data, None, say=log)
-        row.update(auto=auto_gate.converted_value, auto_kept=steps[-1]["kept_float"], auto_size=auto.stat().st_size)
+        row.update(
+            auto=auto_gate.converted_value, auto_kept=steps[-1]["kept_float"], auto_size=auto.stat().st_size
+        )
         files["auto"] = auto
         kind = json.loads(keras_path.with_suffix(".train.json").read_text())["kind"]
         if kind in QAT_KINDS:
             log(f"{name}: QAT ({QAT_EPOCHS} epochs on {train_data})")
             qat = Path(tmp) / "qat.tflite"
             try:
-                convert(keras_path, qat, replace(config), qat=QatConfig(epochs=QAT_EPOCHS, train_data=train_data))
-                row.update(qat=accuracy_gate(keras_path, qat, data).converted_value, qat_size=qat.stat().st_size,
-                           qat_note=f"{QAT_EPOCHS} epochs on {train_data}")
+                convert(
+                    keras_path, qat, replace(config), qat=QatConfig(epochs=QAT_EPOCHS, train_data=train_data)
+                )
+                row.update(
+                    qat=accuracy_gate(keras_path, qat, data).converted_value,
+                    qat_size=qat.stat().st_size,
+                    qat_note=f"{QAT_EPOCHS} epochs on {train_data}",
+                )
                 files["qat"] = qat
             except ToolkitError as exc:
                 row.update(qat=None, qat_note=str(exc))
@@ -85,8 +102,13 @@ def run_model(name: str, keras_path: Path, log: Any) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], help="zoo model name (repeatable)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="float .keras for NAME (default runs/zoo/NAME/NAME.keras)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="float .keras for NAME (default runs/zoo/NAME/NAME.keras)",
+    )
     args = parser.parse_args()
     paths = {name: REPO / "runs" / "zoo" / name / f"{name}.keras" for name in args.only}
     paths.update({k: Path(v) for k, v in (item.split("=", 1) for item in args.model)})
@@ -96,8 +118,13 @@ def main() -> int:
         if not path.is_file() or not path.with_suffix(".train.json").is_file():
             raise SystemExit(f"zoo_int8_workflow: {path} (and its .train.json) not found; train it first")
         rows[name] = run_model(name, path, lambda text: print(text, flush=True))
-    write_json_atomic(OUT, {"title": "the zoo through the int8 trust workflow (scripts/zoo_int8_workflow.py)",
-                            "rows": [rows[k] for k in sorted(rows)]})
+    write_json_atomic(
+        OUT,
+        {
+            "title": "the zoo through the int8 trust workflow (scripts/zoo_int8_workflow.py)",
+            "rows": [rows[k] for k in sorted(rows)],
+        },
+    )
     print(f"wrote {OUT}")
     return 0
 

@@ -68,13 +68,22 @@ def figures(conf: Any) -> dict[str, Any]:
     from toolkit.adapters.segment import CLASS_NAMES
     from toolkit.eval.segmenter import iou_metrics
 
-    keep = ("person_iou", "miou", "pixel_accuracy", "person_iou_input", "iou_road", "iou_sidewalk", "iou_vehicle")
+    keep = (
+        "person_iou",
+        "miou",
+        "pixel_accuracy",
+        "person_iou_input",
+        "iou_road",
+        "iou_sidewalk",
+        "iou_vehicle",
+    )
     metrics = iou_metrics(conf, CLASS_NAMES)
     return {k: metrics[k] for k in keep if k in metrics}
 
 
-def run_fold(fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], args: argparse.Namespace
-             ) -> dict[str, Any]:
+def run_fold(
+    fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
     """Train (unless reused), convert and score one held-out fold; returns its row and confusion matrices."""
     from toolkit.convert import ConvertConfig, convert
     from toolkit.train.trainer import train
@@ -92,24 +101,38 @@ def run_fold(fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]],
         train("segmenter", keras_path, config, model, task)
     manifest = json.loads(keras_path.with_suffix(".train.json").read_text())
     print(f"[fold {fold}] converting to int8", flush=True)
-    convert(keras_path, tflite_path, apply_overrides(ConvertConfig(), recipe.get("convert", {}), where="[convert]"))
+    convert(
+        keras_path,
+        tflite_path,
+        apply_overrides(ConvertConfig(), recipe.get("convert", {}), where="[convert]"),
+    )
     val = fold_spec(args, fold, "val")
     row: dict[str, Any] = {"fold": fold}
     matrices: dict[str, Any] = {}
     for label, path in (("float", keras_path), ("int8", tflite_path), ("selfie", None)):
         conf = confusions_of(path, val, args.threads)
-        matrices[label] = {"frame": conf.frame.tolist(), "input": conf.input.tolist(),
-                           "images_with": conf.images_with.tolist()}
-        row |= {f"{label}_{k}": v for k, v in figures(conf).items()
-                if label != "selfie" or k == "person_iou"}
+        matrices[label] = {
+            "frame": conf.frame.tolist(),
+            "input": conf.input.tolist(),
+            "images_with": conf.images_with.tolist(),
+        }
+        row |= {f"{label}_{k}": v for k, v in figures(conf).items() if label != "selfie" or k == "person_iou"}
     from toolkit.data.segmentation_samples import load_samples
     from toolkit.data.spec import parse_spec
 
-    row |= {"images": len(load_samples(parse_spec(val))), "epochs": manifest["epochs_run"], "best_epoch": manifest["best_epoch"],
-            "train_items_per_epoch": manifest["data"]["train_size"], "train_s": manifest["seconds"],
-            "total_s": round(time.perf_counter() - started, 1)}
-    print(f"[fold {fold}] float person IoU {row['float_person_iou']:.3f}, int8 {row['int8_person_iou']:.3f}, "
-          f"selfie {row['selfie_person_iou']:.3f}", flush=True)
+    row |= {
+        "images": len(load_samples(parse_spec(val))),
+        "epochs": manifest["epochs_run"],
+        "best_epoch": manifest["best_epoch"],
+        "train_items_per_epoch": manifest["data"]["train_size"],
+        "train_s": manifest["seconds"],
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+    print(
+        f"[fold {fold}] float person IoU {row['float_person_iou']:.3f}, int8 {row['int8_person_iou']:.3f}, "
+        f"selfie {row['selfie_person_iou']:.3f}",
+        flush=True,
+    )
     result = {"row": row, "confusions": matrices}
     write_json_atomic(cached, result)
     return result
@@ -118,8 +141,12 @@ def run_fold(fold: int, recipe: dict[str, Any], sets: dict[str, dict[str, Any]],
 def pooled(results: list[dict[str, Any]], label: str) -> dict[str, Any]:
     from toolkit.eval.segmenter import Confusions
 
-    total = Confusions(*(sum(np.asarray(r["confusions"][label][k], np.int64) for r in results)
-                         for k in ("frame", "input", "images_with")))
+    total = Confusions(
+        *(
+            sum(np.asarray(r["confusions"][label][k], np.int64) for r in results)
+            for k in ("frame", "input", "images_with")
+        )
+    )
     return figures(total)
 
 
@@ -127,19 +154,30 @@ def zero_shot(model: Path, args: argparse.Namespace) -> dict[str, Any]:
     from toolkit.eval.segmenter import Confusions
 
     confs = [confusions_of(model, fold_spec(args, k, "val"), args.threads) for k in range(args.folds)]
-    total = Confusions(sum(c.frame for c in confs), sum(c.input for c in confs), sum(c.images_with for c in confs))
+    total = Confusions(
+        sum(c.frame for c in confs), sum(c.input for c in confs), sum(c.images_with for c in confs)
+    )
     return {"model": str(model), **figures(total)}
 
 
-def summarise(results: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str, Any],
-              args: argparse.Namespace, zero: dict[str, Any] | None) -> dict[str, Any]:
+def summarise(
+    results: list[dict[str, Any]],
+    recipe: dict[str, Any],
+    sets: dict[str, Any],
+    args: argparse.Namespace,
+    zero: dict[str, Any] | None,
+) -> dict[str, Any]:
     rows = [r["row"] for r in results]
     folds = [r["fold"] for r in rows]
     pooled_rows = [{"model": label, **pooled(results, label)} for label in ("float", "int8", "selfie")]
     pooled_rows[2] = {"model": "selfie", "person_iou": pooled_rows[2]["person_iou"]}
-    mean = {"folds": len(rows), **{k: round(float(np.mean([r[k] for r in rows])), 6)
-                                   for k in ("float_person_iou", "int8_person_iou", "selfie_person_iou",
-                                             "float_miou", "int8_miou")}}
+    mean = {
+        "folds": len(rows),
+        **{
+            k: round(float(np.mean([r[k] for r in rows])), 6)
+            for k in ("float_person_iou", "int8_person_iou", "selfie_person_iou", "float_miou", "int8_miou")
+        },
+    }
     complete = sorted(folds) == list(range(args.folds))
     notes = [
         f"{args.folds}-fold cross-validation over the 100 COCO128 photos with semantic masks (stratified by person "
@@ -156,35 +194,54 @@ def summarise(results: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[
     ]
     if not complete:
         notes.append(f"NOT all folds were run: {folds}")
-    changed = {k: v for k, v in {"epochs": args.epochs, **sets["train"], **sets["task"], **sets["model"]}.items()
-               if v is not None}
+    changed = {
+        k: v
+        for k, v in {"epochs": args.epochs, **sets["train"], **sets["task"], **sets["model"]}.items()
+        if v is not None
+    }
     if changed:
         notes.append(f"fold models used these settings instead of the recipe's: {changed}")
-    out = {"title": f"COCO128 {args.folds}-fold cross-validation: person IoU of fold models never trained on the "
-                    "scored photos",
-           "notes": notes, "per_fold": rows, "pooled": pooled_rows, "mean_over_folds": [mean]}
+    out = {
+        "title": f"COCO128 {args.folds}-fold cross-validation: person IoU of fold models never trained on the "
+        "scored photos",
+        "notes": notes,
+        "per_fold": rows,
+        "pooled": pooled_rows,
+        "mean_over_folds": [mean],
+    }
     if zero is not None:
         out["zero_shot"] = [zero]
-        notes.append("zero_shot = a model trained without any COCO128 photo, scored on all 100 (no fold needed)")
-    out["config"] = {"recipe": str(args.recipe), "model": merged(recipe, sets, "model"),
-                     "overrides": changed}
+        notes.append(
+            "zero_shot = a model trained without any COCO128 photo, scored on all 100 (no fold needed)"
+        )
+    out["config"] = {"recipe": str(args.recipe), "model": merged(recipe, sets, "model"), "overrides": changed}
     return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_arguments(parser, RECIPE, WORK, OUT, set_example="task.per_epoch=240")
     parser.add_argument("--folds", type=int, default=FOLDS, help=f"number of folds (default {FOLDS})")
-    parser.add_argument("--folds-to-run", help="comma-separated fold indices (default: all); others are read from "
-                                               "WORK/fold<k>.json when present")
-    parser.add_argument("--zero-shot", type=Path, help="also score this model (never trained on COCO128) on all folds")
+    parser.add_argument(
+        "--folds-to-run",
+        help="comma-separated fold indices (default: all); others are read from "
+        "WORK/fold<k>.json when present",
+    )
+    parser.add_argument(
+        "--zero-shot", type=Path, help="also score this model (never trained on COCO128) on all folds"
+    )
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/fold<k>.keras / fold<k>.json")
     args = parser.parse_args()
     try:
         if args.folds < 2:
             raise UsageError("--folds must be >= 2")
-        run = ([int(k) for k in args.folds_to_run.split(",") if k.strip()] if args.folds_to_run
-               else list(range(args.folds)))
+        run = (
+            [int(k) for k in args.folds_to_run.split(",") if k.strip()]
+            if args.folds_to_run
+            else list(range(args.folds))
+        )
         if any(not 0 <= k < args.folds for k in run):
             raise UsageError(f"--folds-to-run: indices must be 0..{args.folds - 1}, got {run}")
         recipe = load_recipe(args.recipe)

@@ -52,12 +52,24 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600,
-            input: str | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    input: str | None = None,
+) -> CliResult:
     """Run ``python -m toolkit ARGS`` in a child process (the real entry point, real exit codes)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], cwd=cwd or REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, input=input)
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolkit", *map(str, args)],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -43,8 +43,10 @@ def test_bench_two_targets_report_and_plot(cli, face: Path, tmp_path: Path) -> N
     for column in ("load ms", "first ms", "p50", "p90", "p99", "max", "inf/s", "RSS MB", "size KB"):
         assert column in first.stdout
     assert "face_detection_short_range.tflite  fp16" in first.stdout
-    assert ("input of face_detection_short_range.tflite: input float32[1, 128, 128, 3] <- random uniform [0, 1] "
-            "seed 0") in first.stdout
+    assert (
+        "input of face_detection_short_range.tflite: input float32[1, 128, 128, 3] <- random uniform [0, 1] "
+        "seed 0"
+    ) in first.stdout
     assert "stored 1 result(s)" in first.stdout
     second = cli("bench", face, *FAST, "--target", "b", "--db", db)
     assert second.returncode == 0, second.stderr
@@ -55,7 +57,7 @@ def test_bench_two_targets_report_and_plot(cli, face: Path, tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
     assert lines[0] == "== face_detection_short_range (face_detection_short_range.tflite)"
-    table = lines[3:lines.index("")]
+    table = lines[3 : lines.index("")]
     assert [line.split()[1] for line in table] == ["a", "b"]
     assert lines[-3] == "targets:" and lines[-2].startswith("  a: ") and lines[-1].startswith("  b: ")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
@@ -74,12 +76,25 @@ def test_json_no_store(cli, face: Path, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     (row,) = data["results"]
     assert data["db"] is None and not list(tmp_path.iterdir())
-    assert row["count"] == 20 and row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
-    assert row["inputs"] == [{"name": "input", "shape": [1, 128, 128, 3], "dtype": "float32", "scale": 0.0,
-                              "zero_point": 0}]
+    assert (
+        row["count"] == 20
+        and row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    )
+    assert row["inputs"] == [
+        {"name": "input", "shape": [1, 128, 128, 3], "dtype": "float32", "scale": 0.0, "zero_point": 0}
+    ]
     assert row["peak_rss_mb"] > row["baseline_rss_mb"] > 0
     assert row["backend"] == data["host"]["backend"] == "ai_edge_litert"
-    for key in ("cpu_model", "cores", "arch", "os", "python", "backend_version", "governors", "temperature_c"):
+    for key in (
+        "cpu_model",
+        "cores",
+        "arch",
+        "os",
+        "python",
+        "backend_version",
+        "governors",
+        "temperature_c",
+    ):
         assert key in data["host"]
 
 
@@ -109,8 +124,11 @@ def test_fake_vcgencmd_throttled_result_is_flagged(cli, face: Path, tmp_path: Pa
     assert "THROTTLED" in result.stdout and "throttling 0x50005" in result.stdout
     assert "the board is throttling now (under_voltage, throttled)" in result.stdout
     host = json.loads(_rows(db, "SELECT host_json FROM sessions")[0][0])
-    assert host["throttle"] == {"raw": "0x50005", "now": ["under_voltage", "throttled"],
-                                "occurred": ["under_voltage", "throttled"]}
+    assert host["throttle"] == {
+        "raw": "0x50005",
+        "now": ["under_voltage", "throttled"],
+        "occurred": ["under_voltage", "throttled"],
+    }
     assert _rows(db, "SELECT throttled FROM results") == [(1,)]
     assert "THROTTLED" in cli("bench", "report", "--db", db).stdout
 
@@ -130,24 +148,31 @@ def populated_db(populated_template: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(populated_template, tmp_path / "bench.sqlite"))
 
 
-@pytest.mark.parametrize(("make_args", "code", "message"), [
-    (lambda d, face: [d / "not_a_model.tflite"], 2, "not a valid TFLite model"),
-    (lambda d, face: [face, "--delegate", str(d / "libmissing.so")], 2, "delegate library not found"),
-    (lambda d, face: [face, "--threads", "0"], 2, "threads must be integers in 1..1024, got 0"),
-    (lambda d, face: [face, "--threads", "1,x"], 2, "expected comma-separated integers"),
-    (lambda d, face: [face, "--runs", "0"], 2, "runs must be an integer in 1..10000000, got 0"),
-    (lambda d, face: [face, "--runs", "5", "--seconds", "1"], 2, "not allowed with argument"),
-    (lambda d, face: [face, "--delegate", "edgetpu"], 3, "edge tpu"),
-    (lambda d, face: [d / "missing.tflite"], 2, "model file not found"),
-])
-def test_bad_input_one_line_and_store_unchanged(cli, face: Path, tmp_path: Path, populated_db: Path, make_args,
-                                                code: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("make_args", "code", "message"),
+    [
+        (lambda d, face: [d / "not_a_model.tflite"], 2, "not a valid TFLite model"),
+        (lambda d, face: [face, "--delegate", str(d / "libmissing.so")], 2, "delegate library not found"),
+        (lambda d, face: [face, "--threads", "0"], 2, "threads must be integers in 1..1024, got 0"),
+        (lambda d, face: [face, "--threads", "1,x"], 2, "expected comma-separated integers"),
+        (lambda d, face: [face, "--runs", "0"], 2, "runs must be an integer in 1..10000000, got 0"),
+        (lambda d, face: [face, "--runs", "5", "--seconds", "1"], 2, "not allowed with argument"),
+        (lambda d, face: [face, "--delegate", "edgetpu"], 3, "edge tpu"),
+        (lambda d, face: [d / "missing.tflite"], 2, "model file not found"),
+    ],
+)
+def test_bad_input_one_line_and_store_unchanged(
+    cli, face: Path, tmp_path: Path, populated_db: Path, make_args, code: int, message: str
+) -> None:
     (tmp_path / "not_a_model.tflite").write_text("hello, I am text\n" * 10)
     before = populated_db.read_bytes()
     counts = _rows(populated_db, "SELECT (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM sessions)")
     result = cli("bench", *make_args(tmp_path, face), "--db", populated_db)
     assert_one_line_error(result, code, message)
-    assert _rows(populated_db, "SELECT (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM sessions)") == counts
+    assert (
+        _rows(populated_db, "SELECT (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM sessions)")
+        == counts
+    )
     assert populated_db.read_bytes() == before
 
 
@@ -161,7 +186,9 @@ def test_corrupt_database_exit_2_untouched(cli, face: Path, tmp_path: Path) -> N
 
 
 def test_report_usage_errors(cli, tmp_path: Path) -> None:
-    assert_one_line_error(cli("bench", "report", "--db", tmp_path / "none.sqlite"), 2, "no benchmark database")
+    assert_one_line_error(
+        cli("bench", "report", "--db", tmp_path / "none.sqlite"), 2, "no benchmark database"
+    )
     assert_one_line_error(cli("bench", "report", "--format", "xml"), 2, "invalid choice")
     assert not (tmp_path / "none.sqlite").exists()
 
@@ -173,12 +200,30 @@ def test_ctrl_c_keeps_earlier_results(face: Path, tmp_path: Path) -> None:
         shutil.copy(face, models[-1])
     db = tmp_path / "bench.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "bench", *map(str, models), "--seconds", "2",
-                             "--threads", "1", "--db", str(db)], env=env, cwd=REPO, start_new_session=True,
-                            # a test run started in the background (`cmd &`) inherits SIGINT ignored: undo that,
-                            # as a terminal would have it
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "bench",
+            *map(str, models),
+            "--seconds",
+            "2",
+            "--threads",
+            "1",
+            "--db",
+            str(db),
+        ],
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+        # a test run started in the background (`cmd &`) inherits SIGINT ignored: undo that,
+        # as a terminal would have it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
         if db.exists() and _count_or_zero(db) >= 1:
@@ -203,11 +248,18 @@ def _count_or_zero(db: Path) -> int:
 
 
 def test_help_stays_light(cli) -> None:
-    code = ("import argparse, sys; import toolkit.cli.bench_cmd as b; b.add_arguments(argparse.ArgumentParser());"
-            "heavy = [m for m in ('numpy', 'ai_edge_litert', 'cv2', 'matplotlib', 'sqlite3', 'tensorflow')"
-            " if m in sys.modules]; print(heavy)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import argparse, sys; import toolkit.cli.bench_cmd as b; b.add_arguments(argparse.ArgumentParser());"
+        "heavy = [m for m in ('numpy', 'ai_edge_litert', 'cv2', 'matplotlib', 'sqlite3', 'tensorflow')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.stdout.strip() == "[]", proc.stderr
     main_help = cli("bench", "--help")
     assert main_help.returncode == 0 and "toolkit bench report --help" in main_help.stdout
@@ -233,8 +285,15 @@ def test_plot_without_matplotlib_is_a_clear_error(cli, face: Path, tmp_path: Pat
     blocker = tmp_path / "blocked" / "matplotlib"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('matplotlib hidden by the test')\n")
-    result = cli("bench", "report", "--db", db, "--plot", tmp_path / "p.png",
-                 env={"PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"})
+    result = cli(
+        "bench",
+        "report",
+        "--db",
+        db,
+        "--plot",
+        tmp_path / "p.png",
+        env={"PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"},
+    )
     assert_one_line_error(result, 2, "pip install 'edge-toolkit[plot]'")
     assert not (tmp_path / "p.png").exists()
     assert_one_line_error(cli("bench", "report", "--db", db, "extra"), 2, "unrecognized arguments: extra")

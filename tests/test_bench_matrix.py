@@ -23,26 +23,38 @@ def fake_keras(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.keras", "--data", "mnist:split=test"], "model not found: missing.keras"),
-    (["{tflite}", "--data", "mnist:split=test"], "expected a .keras model"),
-    (["{notzip}", "--data", "mnist:split=test"], "not a Keras v3 .keras archive"),
-    (["{keras}", "--data", "mnsit:split=test"], "did you mean 'mnist'"),
-    (["{keras}", "--data", "mnist:splt=test"], "unknown key 'splt'"),
-    (["{keras}", "--data", "mnist:split=test"], "int8 needs calibration data"),
-    (["{keras}", "--data", "mnist:split=test", "--modes", "fp32,in8"], "did you mean 'int8'"),
-    (["{keras}", "--data", "mnist:split=test", "--modes", "fp16", "--calib", "c.npy"], "--calib is only used by int8"),
-    (["{keras}", "--data", "mnist:split=test", "--calib", "nowhere.npy"], "calibration data not found: nowhere.npy"),
-])
-def test_bad_input_is_one_line_before_heavy_work(cli, tmp_path: Path, fake_keras: Path, args: list[str],
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.keras", "--data", "mnist:split=test"], "model not found: missing.keras"),
+        (["{tflite}", "--data", "mnist:split=test"], "expected a .keras model"),
+        (["{notzip}", "--data", "mnist:split=test"], "not a Keras v3 .keras archive"),
+        (["{keras}", "--data", "mnsit:split=test"], "did you mean 'mnist'"),
+        (["{keras}", "--data", "mnist:splt=test"], "unknown key 'splt'"),
+        (["{keras}", "--data", "mnist:split=test"], "int8 needs calibration data"),
+        (["{keras}", "--data", "mnist:split=test", "--modes", "fp32,in8"], "did you mean 'int8'"),
+        (
+            ["{keras}", "--data", "mnist:split=test", "--modes", "fp16", "--calib", "c.npy"],
+            "--calib is only used by int8",
+        ),
+        (
+            ["{keras}", "--data", "mnist:split=test", "--calib", "nowhere.npy"],
+            "calibration data not found: nowhere.npy",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_before_heavy_work(
+    cli, tmp_path: Path, fake_keras: Path, args: list[str], message: str
+) -> None:
     notzip = tmp_path / "broken.keras"
     notzip.write_text("not a zip")
     tflite = tmp_path / "m.tflite"
     tflite.write_bytes(b"\0" * 64)
     names = {"{keras}": str(fake_keras), "{notzip}": str(notzip), "{tflite}": str(tflite)}
     db = tmp_path / "bench.sqlite"
-    result = cli("bench", "matrix", *(names.get(a, a) for a in args), "--db", db, "--out-dir", tmp_path / "out")
+    result = cli(
+        "bench", "matrix", *(names.get(a, a) for a in args), "--db", db, "--out-dir", tmp_path / "out"
+    )
     assert_one_line_error(result, 2, message)
     # Refused before the store was opened and before a folder for conversions was made.
     assert not db.exists() and not (tmp_path / "out").exists()
@@ -52,9 +64,11 @@ def test_missing_tensorflow_is_one_line(fake_keras: Path, tmp_path: Path) -> Non
     import subprocess
 
     # sys.modules[name] = None makes both find_spec() and import see no TensorFlow, as on a device install.
-    code = ("import sys; sys.modules['tensorflow'] = None; from toolkit.cli import main; "
-            f"sys.exit(main(['bench', 'matrix', {str(fake_keras)!r}, '--data', 'mnist:split=test', '--modes', "
-            f"'fp32', '--db', {str(tmp_path / 'b.sqlite')!r}]))")
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; from toolkit.cli import main; "
+        f"sys.exit(main(['bench', 'matrix', {str(fake_keras)!r}, '--data', 'mnist:split=test', '--modes', "
+        f"'fp32', '--db', {str(tmp_path / 'b.sqlite')!r}]))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -65,8 +79,19 @@ def test_missing_tensorflow_is_one_line(fake_keras: Path, tmp_path: Path) -> Non
 def test_out_dir_that_is_a_file(cli, fake_keras: Path, tmp_path: Path) -> None:
     taken = tmp_path / "taken"
     taken.write_text("x")
-    result = cli("bench", "matrix", fake_keras, "--data", "mnist:split=test", "--modes", "fp32", "--out-dir", taken,
-                 "--db", tmp_path / "b.sqlite")
+    result = cli(
+        "bench",
+        "matrix",
+        fake_keras,
+        "--data",
+        "mnist:split=test",
+        "--modes",
+        "fp32",
+        "--out-dir",
+        taken,
+        "--db",
+        tmp_path / "b.sqlite",
+    )
     assert_one_line_error(result, 2, "is a file")
 
 
@@ -85,23 +110,73 @@ def test_help_lists_matrix(cli) -> None:
 
 
 def _result() -> MatrixResult:
-    rows = [MatrixRow("keras", "/m/net.keras", 204800, "top1", 0.99, None, metrics={"top1": 0.99}),
-            MatrixRow("fp32", "/o/net_fp32.tflite", 102400, "top1", 0.99, 0.0, 2.0, 2.5, 4.0, 80.0, 1.0),
-            MatrixRow("int8", "/o/net_int8.tflite", 30720, "top1", 0.985, -0.005, 0.5, 0.6, 1.0, 70.0, 4.0)]
-    return MatrixResult("/m/net.keras", "mnist:split=test", "classifier", 2000, "top1", True, 2, rows,
-                        [{"p50_ms": 2.0, "samples_zlib_b64": "eJw="}])
+    rows = [
+        MatrixRow("keras", "/m/net.keras", 204800, "top1", 0.99, None, metrics={"top1": 0.99}),
+        MatrixRow("fp32", "/o/net_fp32.tflite", 102400, "top1", 0.99, 0.0, 2.0, 2.5, 4.0, 80.0, 1.0),
+        MatrixRow("int8", "/o/net_int8.tflite", 30720, "top1", 0.985, -0.005, 0.5, 0.6, 1.0, 70.0, 4.0),
+    ]
+    return MatrixResult(
+        "/m/net.keras",
+        "mnist:split=test",
+        "classifier",
+        2000,
+        "top1",
+        True,
+        2,
+        rows,
+        [{"p50_ms": 2.0, "samples_zlib_b64": "eJw="}],
+    )
 
 
 def test_render_one_row_per_format_with_deltas_and_speedups() -> None:
     text = render(_result(), "lab", {"cpu_model": "Cortex-A76", "arch": "aarch64"})
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("format"))
-    assert lines[header].split() == ["format", "file", "size", "KiB", "top1", "vs", "keras", "p50", "ms", "p90",
-                                     "ms", "p99", "ms", "RSS", "MB", "vs", "fp32"]
+    assert lines[header].split() == [
+        "format",
+        "file",
+        "size",
+        "KiB",
+        "top1",
+        "vs",
+        "keras",
+        "p50",
+        "ms",
+        "p90",
+        "ms",
+        "p99",
+        "ms",
+        "RSS",
+        "MB",
+        "vs",
+        "fp32",
+    ]
     keras, fp32, int8 = (lines[header + 2 + i].split() for i in range(3))
     assert keras == ["keras", "net.keras", "200.0", "0.9900", "(ref)", "-", "-", "-", "-", "-"]
-    assert fp32 == ["fp32", "net_fp32.tflite", "100.0", "0.9900", "+0.0000", "2.000", "2.500", "4.000", "80", "1.00x"]
-    assert int8 == ["int8", "net_int8.tflite", "30.0", "0.9850", "-0.0050", "0.500", "0.600", "1.000", "70", "4.00x"]
+    assert fp32 == [
+        "fp32",
+        "net_fp32.tflite",
+        "100.0",
+        "0.9900",
+        "+0.0000",
+        "2.000",
+        "2.500",
+        "4.000",
+        "80",
+        "1.00x",
+    ]
+    assert int8 == [
+        "int8",
+        "net_int8.tflite",
+        "30.0",
+        "0.9850",
+        "-0.0050",
+        "0.500",
+        "0.600",
+        "1.000",
+        "70",
+        "4.00x",
+    ]
     assert "2000 samples" in lines[0] and "target lab: Cortex-A76" in text
 
 

@@ -32,8 +32,16 @@ class Server:
     known_hosts: Path
 
     def args(self, port: int | None = None) -> list[str]:
-        return ["--remote", f"{self.user}@127.0.0.1:{port or self.port}", "-i", str(self.key),
-                "--ssh-option", f"UserKnownHostsFile={self.known_hosts}", "--connect-timeout", "5"]
+        return [
+            "--remote",
+            f"{self.user}@127.0.0.1:{port or self.port}",
+            "-i",
+            str(self.key),
+            "--ssh-option",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "--connect-timeout",
+            "5",
+        ]
 
 
 def _free_port() -> int:
@@ -57,12 +65,25 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         Path("/run/sshd").mkdir(mode=0o755, parents=True)
     port = _free_port()
     config = root / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
-        f"AuthorizedKeysFile {authorized}", "PubkeyAuthentication yes", "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "PidFile none",
-        f"AllowUsers {getpass.getuser()}", "Subsystem sftp internal-sftp", "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {root / 'host_key'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "PidFile none",
+                f"AllowUsers {getpass.getuser()}",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
     log = open(root / "sshd.log", "w")  # closed at teardown
     proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-e"], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
@@ -96,13 +117,30 @@ def test_remote_bench_stored_locally_with_target(cli, sshd: Server, face: Path, 
     (tmp_path / "face_fp16.json").write_text('{"kind": "detector"}')  # travels with the model
     db = tmp_path / "local.sqlite"
     before = _leftovers()
-    result = cli("bench", model, "--runs", "20", "--warmup", "2", "--threads", "1", "--db", db, *sshd.args(),
-                 "--remote-toolkit", REMOTE_TOOLKIT, "--target", "lab-device")
+    result = cli(
+        "bench",
+        model,
+        "--runs",
+        "20",
+        "--warmup",
+        "2",
+        "--threads",
+        "1",
+        "--db",
+        db,
+        *sshd.args(),
+        "--remote-toolkit",
+        REMOTE_TOOLKIT,
+        "--target",
+        "lab-device",
+    )
     assert result.returncode == 0, result.stderr
     assert "target lab-device:" in result.stdout and "coco128" in result.stdout
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT r.target, r.model_name, r.count, r.kind, length(r.samples), s.host_json, r.model_path "
-                        "FROM results r JOIN sessions s ON s.id = r.session_id").fetchall()
+    rows = conn.execute(
+        "SELECT r.target, r.model_name, r.count, r.kind, length(r.samples), s.host_json, r.model_path "
+        "FROM results r JOIN sessions s ON s.id = r.session_id"
+    ).fetchall()
     conn.close()
     assert len(rows) == 1
     target, name, count, kind, samples, host, path = rows[0]
@@ -117,10 +155,20 @@ def test_remote_bench_stored_locally_with_target(cli, sshd: Server, face: Path, 
 
 def test_remote_usage_error_comes_back_as_one_line(cli, sshd: Server, face: Path, tmp_path: Path) -> None:
     db = tmp_path / "local.sqlite"
-    result = cli("bench", face, "--delegate", "/nonexistent/libdelegate.so", "--db", db, *sshd.args(),
-                 "--remote-toolkit", REMOTE_TOOLKIT)
-    assert_one_line_error(result, 2, f"on {sshd.user}@127.0.0.1:{sshd.port}: toolkit bench: error: delegate "
-                                     "library not found")
+    result = cli(
+        "bench",
+        face,
+        "--delegate",
+        "/nonexistent/libdelegate.so",
+        "--db",
+        db,
+        *sshd.args(),
+        "--remote-toolkit",
+        REMOTE_TOOLKIT,
+    )
+    assert_one_line_error(
+        result, 2, f"on {sshd.user}@127.0.0.1:{sshd.port}: toolkit bench: error: delegate library not found"
+    )
     assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone() == (0,)
 
 
@@ -130,8 +178,15 @@ def test_unreachable_host_exit_3(cli, sshd: Server, face: Path, tmp_path: Path) 
 
 
 def test_host_without_toolkit_exit_3(cli, sshd: Server, face: Path, tmp_path: Path) -> None:
-    result = cli("bench", face, "--db", tmp_path / "b.sqlite", *sshd.args(),
-                 "--remote-toolkit", "/nonexistent/bin/toolkit")
+    result = cli(
+        "bench",
+        face,
+        "--db",
+        tmp_path / "b.sqlite",
+        *sshd.args(),
+        "--remote-toolkit",
+        "/nonexistent/bin/toolkit",
+    )
     assert_one_line_error(result, 3, "has no working toolkit")
 
 

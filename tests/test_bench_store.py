@@ -22,14 +22,42 @@ def make_result(name: str = "m_int8.tflite", p50: float = 2.0, **extra) -> dict:
     """A result dict shaped like toolkit.bench.measure.measure() output (synthetic numbers)."""
     samples = np.full(50, p50, np.float32)
     return {
-        "model": f"/models/{name}", "model_name": name, "model_sha256": "0" * 64, "family": name.split("_")[0],
-        "format": "int8", "format_source": "name", "kind": None, "size_bytes": 1000, "threads": 1,
-        "delegate": "xnnpack", "backend": "ai_edge_litert", "backend_version": "2.3.0", "warmup": 1, "count": 50,
-        "seconds": None, "load_ms": 1.0, "first_ms": 3.0, "mean_ms": p50, "std_ms": 0.0, "min_ms": p50,
-        "p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "max_ms": p50, "throughput": 1000 / p50, "peak_rss_mb": 40.0,
-        "baseline_rss_mb": 30.0, "throttled": False, "temperature_c": None, "input_source": "random",
-        "inputs": [], "throttle_before": None, "throttle_after": None, "metrics": {},
-        "samples_zlib_b64": base64.b64encode(pack_samples(samples)).decode(), **extra,
+        "model": f"/models/{name}",
+        "model_name": name,
+        "model_sha256": "0" * 64,
+        "family": name.split("_")[0],
+        "format": "int8",
+        "format_source": "name",
+        "kind": None,
+        "size_bytes": 1000,
+        "threads": 1,
+        "delegate": "xnnpack",
+        "backend": "ai_edge_litert",
+        "backend_version": "2.3.0",
+        "warmup": 1,
+        "count": 50,
+        "seconds": None,
+        "load_ms": 1.0,
+        "first_ms": 3.0,
+        "mean_ms": p50,
+        "std_ms": 0.0,
+        "min_ms": p50,
+        "p50_ms": p50,
+        "p90_ms": p50,
+        "p99_ms": p50,
+        "max_ms": p50,
+        "throughput": 1000 / p50,
+        "peak_rss_mb": 40.0,
+        "baseline_rss_mb": 30.0,
+        "throttled": False,
+        "temperature_c": None,
+        "input_source": "random",
+        "inputs": [],
+        "throttle_before": None,
+        "throttle_after": None,
+        "metrics": {},
+        "samples_zlib_b64": base64.b64encode(pack_samples(samples)).decode(),
+        **extra,
     }
 
 
@@ -75,8 +103,10 @@ with BenchStore({db!r}) as store:
 def test_concurrent_writers_do_not_corrupt(tmp_path: Path) -> None:
     db = tmp_path / "bench.sqlite"
     code = WRITER.format(repo=str(REPO), tests=str(REPO / "tests"), db=str(db))
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stderr=subprocess.PIPE, text=True)
-             for i in range(5)]  # all start at once, including the schema creation race
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(5)
+    ]  # all start at once, including the schema creation race
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, errors
     conn = sqlite3.connect(db)
@@ -89,10 +119,13 @@ def test_concurrent_writers_do_not_corrupt(tmp_path: Path) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("content", [
-    np.random.default_rng(1).bytes(8192),  # garbage
-    b"SQLite format 3\x00" + np.random.default_rng(2).bytes(8192),  # right header, garbage pages
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        np.random.default_rng(1).bytes(8192),  # garbage
+        b"SQLite format 3\x00" + np.random.default_rng(2).bytes(8192),  # right header, garbage pages
+    ],
+)
 def test_corrupt_database_left_untouched(tmp_path: Path, content: bytes) -> None:
     db = tmp_path / "bench.sqlite"
     db.write_bytes(content)
@@ -132,8 +165,9 @@ def test_record_accuracy_attaches_to_model_file(tmp_path: Path) -> None:
         session = store.add_session("pi", {}, "")
         store.add_result(session, make_result(model_sha256=sha256_file(model)))
         store.add_result(session, make_result(name="other_int8.tflite", model_sha256="f" * 64))
-        store.add_result(session, make_result(name="z_fp32.tflite", model_sha256="e" * 64,
-                                              metrics={"top1": 0.75}))
+        store.add_result(
+            session, make_result(name="z_fp32.tflite", model_sha256="e" * 64, metrics={"top1": 0.75})
+        )
         store.record_accuracy(model, "map50", 0.42, dataset="coco128")
     record_accuracy(model, "map50", 0.44, dataset="coco128", db=tmp_path / "b.sqlite")  # the newest wins
     with BenchStore(tmp_path / "b.sqlite") as store:

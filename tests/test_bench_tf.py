@@ -51,7 +51,9 @@ convert(keras.Model(track, y), f"{out}/walker_fp32.tflite", "fp32")
 def tf_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_tf()
     out = tmp_path_factory.mktemp("bench_tf_models")
-    proc = subprocess.run([sys.executable, "-c", BUILD, str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILD, str(out)], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (out / "walker_fp32.json").write_text(json.dumps({"kind": "behaviour"}))
     return out
@@ -79,8 +81,19 @@ def test_int8_fp32_family_speedup_and_inference(cli, tf_models: Path, tmp_path: 
 
 
 def test_behaviour_model_gets_a_real_track(cli, tf_models: Path, shared: Path) -> None:
-    result = cli("bench", tf_models / "walker_fp32.tflite", "--runs", "10", "--threads", "1", "--no-store", "--json",
-                 "--in-process")
+    result = cli(
+        "bench",
+        tf_models / "walker_fp32.tflite",
+        "--runs",
+        "10",
+        "--threads",
+        "1",
+        "--no-store",
+        "--json",
+        "--in-process",
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)["results"][0]
-    assert row["input_source"].startswith("eth_ucy:scene=eth,split=test sample") and row["kind"] == "behaviour"
+    assert (
+        row["input_source"].startswith("eth_ucy:scene=eth,split=test sample") and row["kind"] == "behaviour"
+    )

@@ -61,14 +61,20 @@ def test_time_invokes_counts_and_budget() -> None:
     assert len(calls) == latencies.size > 10
 
 
-@pytest.mark.parametrize(("value", "now", "occurred"), [
-    (0x0, (), ()),
-    (0x50005, ("under_voltage", "throttled"), ("under_voltage", "throttled")),
-    (0x80008, ("soft_temperature_limit",), ("soft_temperature_limit",)),
-    (0x20000, (), ("arm_frequency_capped",)),
-    (0xF000F, ("under_voltage", "arm_frequency_capped", "throttled", "soft_temperature_limit"),
-     ("under_voltage", "arm_frequency_capped", "throttled", "soft_temperature_limit")),
-])
+@pytest.mark.parametrize(
+    ("value", "now", "occurred"),
+    [
+        (0x0, (), ()),
+        (0x50005, ("under_voltage", "throttled"), ("under_voltage", "throttled")),
+        (0x80008, ("soft_temperature_limit",), ("soft_temperature_limit",)),
+        (0x20000, (), ("arm_frequency_capped",)),
+        (
+            0xF000F,
+            ("under_voltage", "arm_frequency_capped", "throttled", "soft_temperature_limit"),
+            ("under_voltage", "arm_frequency_capped", "throttled", "soft_temperature_limit"),
+        ),
+    ],
+)
 def test_decode_throttled(value: int, now: tuple, occurred: tuple) -> None:
     state = decode_throttled(value)
     assert state.now == now and state.occurred == occurred
@@ -78,7 +84,7 @@ def test_decode_throttled(value: int, now: tuple, occurred: tuple) -> None:
 def test_parse_throttled_output() -> None:
     assert parse_throttled_output("throttled=0x50005\n").raw == 0x50005
     assert parse_throttled_output("throttled=0x0").now == ()
-    assert parse_throttled_output("error=1 error_msg=\"Command not registered\"") is None
+    assert parse_throttled_output('error=1 error_msg="Command not registered"') is None
 
 
 def _fake_vcgencmd(bin_dir: Path, output: str) -> None:
@@ -87,9 +93,12 @@ def _fake_vcgencmd(bin_dir: Path, output: str) -> None:
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
-@pytest.mark.parametrize(("output", "now"), [("throttled=0x0", []), ("throttled=0x50005", ["under_voltage", "throttled"])])
-def test_read_throttled_with_fake_vcgencmd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str,
-                                           now: list) -> None:
+@pytest.mark.parametrize(
+    ("output", "now"), [("throttled=0x0", []), ("throttled=0x50005", ["under_voltage", "throttled"])]
+)
+def test_read_throttled_with_fake_vcgencmd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, now: list
+) -> None:
     _fake_vcgencmd(tmp_path, output)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     state, note = read_throttled()
@@ -123,7 +132,10 @@ def test_names_formats_and_families() -> None:
     assert model_family("x_int8.tflite", {"kind": "detector", "source_sha256": sha}) == f"detector@{'ab' * 6}"
     assert model_family("y.tflite", {"source": {"sha256": sha}}) == f"model@{'ab' * 6}"
     assert model_format("m_int8.tflite", None, {"quantize": "fp16"}) == ("fp16", "manifest")
-    assert model_format("m.tflite", None, {"mode": "dynamic"}) == ("dynamic", "manifest")  # toolkit convert's key
+    assert model_format("m.tflite", None, {"mode": "dynamic"}) == (
+        "dynamic",
+        "manifest",
+    )  # toolkit convert's key
     enc = {"kind": "vae_encoder", "source": {"sha256": sha}}
     assert model_family("a.tflite", enc) != model_family("a.tflite", {**enc, "kind": "vae_decoder"})
     assert model_format("m_dynamic.tflite", None, {}) == ("dynamic", "name")
@@ -138,9 +150,23 @@ def test_accuracy_from_metrics() -> None:
 
 
 def _result(name: str, fmt: str, target: str, p50: float, threads: int = 1, **extra) -> dict:
-    return {"family": split_name(name)[0], "model_name": name, "format": fmt, "target": target, "threads": threads,
-            "delegate": "xnnpack", "p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.5, "mean_ms": p50,
-            "count": 100, "size_bytes": 2048, "peak_rss_mb": 50.0, "throttled": 0, **extra}
+    return {
+        "family": split_name(name)[0],
+        "model_name": name,
+        "format": fmt,
+        "target": target,
+        "threads": threads,
+        "delegate": "xnnpack",
+        "p50_ms": p50,
+        "p90_ms": p50 * 1.1,
+        "p99_ms": p50 * 1.5,
+        "mean_ms": p50,
+        "count": 100,
+        "size_bytes": 2048,
+        "peak_rss_mb": 50.0,
+        "throttled": 0,
+        **extra,
+    }
 
 
 def test_report_speedup_within_family_target_and_threads() -> None:
@@ -160,7 +186,11 @@ def test_report_speedup_within_family_target_and_threads() -> None:
     assert rows[("int8", "pi", 4)].speedup is None
     # rows are ordered target, threads, then fp32 < fp16 < dynamic < int8
     assert [(r.target, r.threads, r.format) for r in tables[0].rows] == [
-        ("laptop", 1, "int8"), ("pi", 1, "fp32"), ("pi", 1, "int8"), ("pi", 4, "int8")]
+        ("laptop", 1, "int8"),
+        ("pi", 1, "fp32"),
+        ("pi", 1, "int8"),
+        ("pi", 4, "int8"),
+    ]
 
     text = render(tables, "table")
     assert "4.00x" in text and "map50=0.61" in text and "== det (det_fp32.tflite, det_int8.tflite)" in text
@@ -168,8 +198,11 @@ def test_report_speedup_within_family_target_and_threads() -> None:
     assert md.count("### ") == 2 and "| int8 | pi | 1 | xnnpack | 10.00 |" in md
     parsed = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
     assert len(parsed) == 5 and {p["family"] for p in parsed} == {"det", "seg"}
-    assert float(next(p for p in parsed if p["format"] == "int8" and p["target"] == "pi"
-                      and p["threads"] == "1")["speedup"]) == pytest.approx(4.0)
+    assert float(
+        next(p for p in parsed if p["format"] == "int8" and p["target"] == "pi" and p["threads"] == "1")[
+            "speedup"
+        ]
+    ) == pytest.approx(4.0)
     data = json.loads(render(tables, "json"))
     assert data[0]["rows"][2]["speedup"] == pytest.approx(4.0)
 
@@ -180,12 +213,15 @@ def test_report_html_escapes_names() -> None:
     assert "<b>x" not in page
 
 
-@pytest.mark.parametrize(("text", "user", "host", "port"), [
-    ("pi@raspberrypi.local", "pi", "raspberrypi.local", None),
-    ("pi@10.0.0.5:2222", "pi", "10.0.0.5", 2222),
-    ("board", None, "board", None),
-    ("me@[fe80::1]:22", "me", "fe80::1", 22),
-])
+@pytest.mark.parametrize(
+    ("text", "user", "host", "port"),
+    [
+        ("pi@raspberrypi.local", "pi", "raspberrypi.local", None),
+        ("pi@10.0.0.5:2222", "pi", "10.0.0.5", 2222),
+        ("board", None, "board", None),
+        ("me@[fe80::1]:22", "me", "fe80::1", 22),
+    ],
+)
 def test_parse_remote(text: str, user: str | None, host: str, port: int | None) -> None:
     target = parse_remote(text)
     assert (target.user, target.host, target.port) == (user, host, port)

@@ -27,8 +27,14 @@ raise SystemExit(code)
 
 
 def run_no_tf(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", NO_TF, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", NO_TF, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_help_lists_every_command_without_tensorflow() -> None:
@@ -47,7 +53,9 @@ def test_each_subcommand_help_is_tensorflow_free(command: str) -> None:
 
 def test_every_listed_command_module_exists() -> None:
     for _, module in COMMANDS:
-        assert importlib.util.find_spec(f"toolkit.cli.{module}"), f"toolkit.cli.{module} is listed but missing"
+        assert importlib.util.find_spec(f"toolkit.cli.{module}"), (
+            f"toolkit.cli.{module} is listed but missing"
+        )
 
 
 def test_a_listed_command_without_its_module_fails_loudly(monkeypatch) -> None:

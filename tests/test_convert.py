@@ -43,8 +43,20 @@ def test_fp32_matches_keras_and_writes_manifest(cli, tiny, tmp_path: Path) -> No
 
 def test_int8_manifest_has_quantization_and_calibration(cli, tiny, tmp_path: Path) -> None:
     out = tmp_path / "tiny_int8.tflite"
-    result = cli("convert", tiny["model"], "-o", out, "--quantize", "int8", "--calib", tiny["calib"],
-                 "--calib-samples", "40", "--parity-samples", "8")
+    result = cli(
+        "convert",
+        tiny["model"],
+        "-o",
+        out,
+        "--quantize",
+        "int8",
+        "--calib",
+        tiny["calib"],
+        "--calib-samples",
+        "40",
+        "--parity-samples",
+        "8",
+    )
     assert result.returncode == 0, result.stderr
     m = json.loads(out.with_suffix(".json").read_text())
     assert m["calibration"]["count"] == 40 and m["calibration"]["held_back_for_parity"] == 8
@@ -98,16 +110,24 @@ def test_bad_arguments_exit_2_and_write_nothing(cli, tiny, tmp_path: Path, args,
 
 
 def test_missing_and_corrupt_model_files(cli, tmp_path: Path) -> None:
-    assert_one_line_error(cli("convert", tmp_path / "nope.keras", "-o", tmp_path / "x.tflite",
-                              "--quantize", "fp32"), 2, "not found")
+    assert_one_line_error(
+        cli("convert", tmp_path / "nope.keras", "-o", tmp_path / "x.tflite", "--quantize", "fp32"),
+        2,
+        "not found",
+    )
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"garbage" * 10)
-    assert_one_line_error(cli("convert", bad, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2,
-                          "not a Keras v3 .keras archive")
+    assert_one_line_error(
+        cli("convert", bad, "-o", tmp_path / "x.tflite", "--quantize", "fp32"),
+        2,
+        "not a Keras v3 .keras archive",
+    )
     broken = tmp_path / "broken.keras"
     with zipfile.ZipFile(broken, "w") as archive:
         archive.writestr("config.json", "{not json")
-    assert_one_line_error(cli("convert", broken, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2, "cannot load")
+    assert_one_line_error(
+        cli("convert", broken, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2, "cannot load"
+    )
     jpeg = tmp_path / "photo.keras"
     jpeg.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     assert_one_line_error(cli("convert", jpeg, "-o", tmp_path / "x.tflite", "--quantize", "fp32"), 2)
@@ -117,11 +137,16 @@ def test_missing_and_corrupt_model_files(cli, tmp_path: Path) -> None:
 def test_calibration_shape_mismatch_and_pickle(cli, tiny, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((10, 8, 8, 3), np.float32))
-    assert_one_line_error(cli("convert", tiny["model"], "-o", tmp_path / "x.tflite", "--calib", wrong), 2,
-                          "expects samples of shape")
+    assert_one_line_error(
+        cli("convert", tiny["model"], "-o", tmp_path / "x.tflite", "--calib", wrong),
+        2,
+        "expects samples of shape",
+    )
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    assert_one_line_error(cli("convert", tiny["model"], "-o", tmp_path / "x.tflite", "--calib", pickled), 2, "pickle")
+    assert_one_line_error(
+        cli("convert", tiny["model"], "-o", tmp_path / "x.tflite", "--calib", pickled), 2, "pickle"
+    )
     assert not (tmp_path / "x.tflite").exists()
 
 

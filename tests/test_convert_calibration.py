@@ -35,10 +35,15 @@ def test_auto_resize_letterboxes_for_a_detector_and_stretches_for_a_classifier(t
 def test_pixels_in_0_255_are_refused_for_our_image_models(tmp_path: Path) -> None:
     file = tmp_path / "raw.npy"
     np.save(file, np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3)).astype(np.float32))
-    with pytest.raises(UsageError, match=r"calibration images span 0..255, but a detector takes pixels in \[0, 1\] "
-                                         r"\(as the device feeds it\): divide 0-255 pixels by 255"):
+    with pytest.raises(
+        UsageError,
+        match=r"calibration images span 0..255, but a detector takes pixels in \[0, 1\] "
+        r"\(as the device feeds it\): divide 0-255 pixels by 255",
+    ):
         load_calibration(file, {"image": (8, 8, 3)}, 40, 4, kind="detector")
-    other = load_calibration(file, {"image": (8, 8, 3)}, 40, 4, kind=None)  # an unknown model: its own business
+    other = load_calibration(
+        file, {"image": (8, 8, 3)}, 40, 4, kind=None
+    )  # an unknown model: its own business
     assert other.count == 40
 
 
@@ -57,7 +62,9 @@ def test_nan_or_infinite_inputs_are_refused(tmp_path: Path) -> None:
         np.save(tmp_path / f"{name}.npy", data)
         np.savez(tmp_path / f"{name}.npz", input=data)
         for file in (tmp_path / f"{name}.npy", tmp_path / f"{name}.npz"):
-            with pytest.raises(UsageError, match=r"holds NaN or infinite values in 1 sample\(s\) \(first: sample 7\)"):
+            with pytest.raises(
+                UsageError, match=r"holds NaN or infinite values in 1 sample\(s\) \(first: sample 7\)"
+            ):
                 load_calibration(file, {"input": (8, 8, 1)}, 40, 4, kind=None)
 
 
@@ -67,8 +74,9 @@ def test_few_samples_warn_and_the_ordered_hash_is_stable(tmp_path: Path) -> None
     first = load_calibration(file, {"image": (4, 4, 1)}, 200, 4, seed=7, kind="classifier")
     again = load_calibration(file, {"image": (4, 4, 1)}, 200, 4, seed=7, kind="classifier")
     other_seed = load_calibration(file, {"image": (4, 4, 1)}, 200, 4, seed=8, kind="classifier")
-    assert first.describe()["warnings"] == ["only 26 calibration samples: int8 ranges from fewer than 100 are "
-                                            "often too narrow (100-500 advised)"]
+    assert first.describe()["warnings"] == [
+        "only 26 calibration samples: int8 ranges from fewer than 100 are often too narrow (100-500 advised)"
+    ]
     assert first.samples_sha256() == again.samples_sha256() != other_seed.samples_sha256()
     assert first.files_sha256 == other_seed.files_sha256  # the same file; another order of its samples
 

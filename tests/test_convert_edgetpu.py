@@ -83,7 +83,9 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_parse_log_reads_every_field() -> None:
     report = parse_log(REAL_LOG)
     assert report.version == "16.0.384591198" and report.succeeded
-    assert report.on_chip_used_bytes == round(3.42 * 2**20) and report.on_chip_remaining_bytes == round(4.31 * 2**20)
+    assert report.on_chip_used_bytes == round(3.42 * 2**20) and report.on_chip_remaining_bytes == round(
+        4.31 * 2**20
+    )
     assert report.off_chip_bytes == 0 and report.subgraphs == 1 and report.total_ops == 66
     assert (report.edgetpu_ops, report.cpu_ops) == (64, 2)
     assert report.operators[0] == {"op": "CONV_2D", "count": 35, "status": "Mapped to Edge TPU"}
@@ -94,20 +96,29 @@ def test_parse_log_reads_every_field() -> None:
 
 
 @pytest.mark.shared
-def test_compile_model_with_the_stand_in(stand_in: Path, shared: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_model_with_the_stand_in(
+    stand_in: Path, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     coral = shared / "models" / "coral-test-data"
     monkeypatch.setenv("STANDIN_COMPILED", str(coral / "mobilenet_v2_1.0_224_quant_edgetpu.tflite"))
     out = tmp_path / "out"
     out.mkdir()
-    report = compile_model(coral / "mobilenet_v2_1.0_224_quant.tflite", out, str(stand_in / "edgetpu_compiler"))
-    assert Path(report.output).name == "mobilenet_v2_1.0_224_quant_edgetpu.tflite" and Path(report.output).is_file()
+    report = compile_model(
+        coral / "mobilenet_v2_1.0_224_quant.tflite", out, str(stand_in / "edgetpu_compiler")
+    )
+    assert (
+        Path(report.output).name == "mobilenet_v2_1.0_224_quant_edgetpu.tflite"
+        and Path(report.output).is_file()
+    )
     assert report.log and Path(report.log).is_file() and report.edgetpu_ops == 64
     monkeypatch.setenv("STANDIN_FAIL", "1")
     from toolkit.errors import ToolkitError
 
-    with pytest.raises(ToolkitError, match=r"edgetpu_compiler failed on mobilenet_v2_1.0_224_quant.tflite \(exit 1\): "
-                                           r"ERROR: Didn't find op for builtin opcode 'CONV_2D'"):
+    with pytest.raises(
+        ToolkitError,
+        match=r"edgetpu_compiler failed on mobilenet_v2_1.0_224_quant.tflite \(exit 1\): "
+        r"ERROR: Didn't find op for builtin opcode 'CONV_2D'",
+    ):
         compile_model(coral / "mobilenet_v2_1.0_224_quant.tflite", out, str(stand_in / "edgetpu_compiler"))
 
 
@@ -121,15 +132,28 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.tf
-def test_convert_target_edgetpu_without_a_compiler(tiny: dict[str, Path], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_convert_target_edgetpu_without_a_compiler(
+    tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin")
     out = tmp_path / "tiny_int8.tflite"
-    proc = run_cli("convert", str(tiny["model"]), "-o", str(out), "--calib", str(tiny["calib"]), "--target",
-                   "edgetpu", "--io", "uint8")
+    proc = run_cli(
+        "convert",
+        str(tiny["model"]),
+        "-o",
+        str(out),
+        "--calib",
+        str(tiny["calib"]),
+        "--target",
+        "edgetpu",
+        "--io",
+        "uint8",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Edge TPU (offline check):" in proc.stdout
-    assert "edgetpu_compiler not on PATH, so nothing was compiled: install it on an x86-64 Debian" in proc.stdout
+    assert (
+        "edgetpu_compiler not on PATH, so nothing was compiled: install it on an x86-64 Debian" in proc.stdout
+    )
     manifest = json.loads(out.with_suffix(".json").read_text())
     edgetpu = manifest["edgetpu"]
     assert edgetpu["compiler"]["found"] is False
@@ -140,24 +164,41 @@ def test_convert_target_edgetpu_without_a_compiler(tiny: dict[str, Path], tmp_pa
 
 
 @pytest.mark.tf
-def test_convert_target_edgetpu_runs_the_compiler(tiny: dict[str, Path], stand_in: Path, tmp_path: Path) -> None:
+def test_convert_target_edgetpu_runs_the_compiler(
+    tiny: dict[str, Path], stand_in: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "tiny_int8.tflite"
-    proc = run_cli("convert", str(tiny["model"]), "-o", str(out), "--calib", str(tiny["calib"]), "--target",
-                   "edgetpu")
+    proc = run_cli(
+        "convert", str(tiny["model"]), "-o", str(out), "--calib", str(tiny["calib"]), "--target", "edgetpu"
+    )
     assert proc.returncode == 0, proc.stderr
     compiler = json.loads(out.with_suffix(".json").read_text())["edgetpu"]["compiler"]
     assert compiler["found"] and compiler["version"] == "16.0.384591198" and compiler["edgetpu_ops"] == 64
-    assert Path(compiler["output"]) == tmp_path / "tiny_int8_edgetpu.tflite" and Path(compiler["output"]).is_file()
+    assert (
+        Path(compiler["output"]) == tmp_path / "tiny_int8_edgetpu.tflite"
+        and Path(compiler["output"]).is_file()
+    )
     assert Path(compiler["log"]) == tmp_path / "tiny_int8_edgetpu.log"
     # The stand-in copied its input: the toolkit checks the compiled file itself and says nothing was mapped.
     assert compiler["compiled"] is None and "holds no edgetpu-custom-op" in compiler["note"]
-    assert "compiled by edgetpu_compiler 16.0.384591198" in proc.stdout and "warning: the compiled file" in proc.stdout
+    assert (
+        "compiled by edgetpu_compiler 16.0.384591198" in proc.stdout
+        and "warning: the compiled file" in proc.stdout
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.tf
 def test_convert_target_edgetpu_refuses_float(tiny: dict[str, Path], tmp_path: Path) -> None:
-    proc = run_cli("convert", str(tiny["model"]), "-o", str(tmp_path / "m.tflite"), "--quantize", "fp16",
-                   "--target", "edgetpu")
+    proc = run_cli(
+        "convert",
+        str(tiny["model"]),
+        "-o",
+        str(tmp_path / "m.tflite"),
+        "--quantize",
+        "fp16",
+        "--target",
+        "edgetpu",
+    )
     assert_one_line_error(proc, 2, "--target edgetpu needs --quantize int8")
     assert not list(tmp_path.iterdir())

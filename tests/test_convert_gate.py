@@ -36,8 +36,18 @@ def classifier(tmp_path_factory, shared: Path) -> Path:
 
 def test_gate_passes_with_real_calibration(classifier: Path, tmp_path: Path) -> None:
     out = tmp_path / "clf_int8.tflite"
-    proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", "mnist:split=train,limit=300",
-                   "--eval", "mnist:split=test", "--eval-limit", "500")
+    proc = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(out),
+        "--calib",
+        "mnist:split=train,limit=300",
+        "--eval",
+        "mnist:split=test",
+        "--eval-limit",
+        "500",
+    )
     assert proc.returncode == 0, proc.stderr
     gate = json.loads(out.with_suffix(".json").read_text())["accuracy_gate"]
     assert gate["metric"] == "top1" and gate["samples"] == 500 and gate["passed"]
@@ -50,8 +60,20 @@ def test_gate_fails_with_exit_4_and_keeps_the_marked_output(classifier: Path, tm
     calib = tmp_path / "dark.npy"
     np.save(calib, np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32) * 0.02)
     out = tmp_path / "bad_int8.tflite"
-    proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", str(calib), "--eval", "mnist:split=test",
-                   "--eval-limit", "500", "--max-drop", "0.05")
+    proc = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(out),
+        "--calib",
+        str(calib),
+        "--eval",
+        "mnist:split=test",
+        "--eval-limit",
+        "500",
+        "--max-drop",
+        "0.05",
+    )
     assert_one_line_error(proc, 4, "accuracy gate FAILED: top1")
     assert out.is_file()
     manifest = json.loads(out.with_suffix(".json").read_text())
@@ -59,16 +81,34 @@ def test_gate_fails_with_exit_4_and_keeps_the_marked_output(classifier: Path, tm
     assert manifest["accuracy_gate"]["drop"] > 0.05
 
 
-def test_a_gate_that_cannot_run_is_refused_before_anything_is_written(classifier: Path, tmp_path: Path) -> None:
-    bad = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--quantize", "fp32", "--eval",
-                  "bogus:split=test")
+def test_a_gate_that_cannot_run_is_refused_before_anything_is_written(
+    classifier: Path, tmp_path: Path
+) -> None:
+    bad = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "--quantize",
+        "fp32",
+        "--eval",
+        "bogus:split=test",
+    )
     assert_one_line_error(bad, 2, "unknown dataset 'bogus'")
     assert not list(tmp_path.iterdir())
 
 
 def test_max_drop_needs_eval(classifier: Path, tmp_path: Path) -> None:
-    proc = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--quantize", "fp32",
-                   "--max-drop", "0.1")
+    proc = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "--quantize",
+        "fp32",
+        "--max-drop",
+        "0.1",
+    )
     assert_one_line_error(proc, 2, "--max-drop needs --eval DATA")
     assert not list(tmp_path.iterdir())
 
@@ -77,8 +117,20 @@ def test_aeq_backend_gives_a_full_int8_model_as_accurate(classifier: Path, tmp_p
     results = {}
     for backend in ("tflite", "aeq"):
         out = tmp_path / f"clf_{backend}.tflite"
-        proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", "mnist:split=train,limit=300",
-                       "--eval", "mnist:split=test", "--eval-limit", "500", "--backend", backend)
+        proc = run_cli(
+            "convert",
+            str(classifier),
+            "-o",
+            str(out),
+            "--calib",
+            "mnist:split=train,limit=300",
+            "--eval",
+            "mnist:split=test",
+            "--eval-limit",
+            "500",
+            "--backend",
+            backend,
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""  # the quantizer's progress bars and logs are held back
         results[backend] = json.loads(out.with_suffix(".json").read_text())
@@ -86,6 +138,16 @@ def test_aeq_backend_gives_a_full_int8_model_as_accurate(classifier: Path, tmp_p
     assert aeq["config"]["backend"] == "aeq" and aeq["precision"] == "int8"
     assert [t["dtype"] for t in aeq["inputs"] + aeq["outputs"]] == ["int8", "int8"]
     assert abs(aeq["accuracy_gate"]["converted"] - results["tflite"]["accuracy_gate"]["converted"]) <= 0.01
-    refused = run_cli("convert", str(classifier), "-o", str(tmp_path / "x.tflite"), "--calib",
-                      "mnist:split=train,limit=300", "--backend", "aeq", "--io", "uint8")
+    refused = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "--calib",
+        "mnist:split=train,limit=300",
+        "--backend",
+        "aeq",
+        "--io",
+        "uint8",
+    )
     assert_one_line_error(refused, 2, "--backend aeq makes static int8 with int8 I/O")

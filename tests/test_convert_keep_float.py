@@ -26,7 +26,9 @@ def broken(tmp_path_factory, shared: Path) -> Path:
     keras.utils.set_random_seed(0)
     data = load_labelled_images("mnist:split=train", (28, 28, 1), limit=3000)
     image = keras.Input((28, 28, 1), name="image")
-    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(keras.layers.Flatten(name="flat")(image))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(
+        keras.layers.Flatten(name="flat")(image)
+    )
     model = keras.Model(image, keras.layers.Dense(10, activation="softmax", name="probs")(hidden))
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(data.images, data.labels, epochs=3, batch_size=64, verbose=0)
@@ -40,8 +42,18 @@ def broken(tmp_path_factory, shared: Path) -> Path:
 
 
 def test_plain_int8_fails_the_gate_and_the_report_names_the_layer(broken: Path, tmp_path: Path) -> None:
-    plain = run_cli("convert", str(broken), "-o", str(tmp_path / "plain.tflite"), "--calib", CALIB, "--eval", EVAL,
-                    "--eval-limit", "500")
+    plain = run_cli(
+        "convert",
+        str(broken),
+        "-o",
+        str(tmp_path / "plain.tflite"),
+        "--calib",
+        CALIB,
+        "--eval",
+        EVAL,
+        "--eval-limit",
+        "500",
+    )
     assert_one_line_error(plain, 4, "accuracy gate FAILED: top1")
     report = tmp_path / "r.json"
     proc = run_cli("quant-report", str(broken), "--calib", CALIB, "-o", str(report))
@@ -52,22 +64,53 @@ def test_plain_int8_fails_the_gate_and_the_report_names_the_layer(broken: Path, 
 
 def test_keep_float_on_the_culprit_recovers_the_accuracy(broken: Path, tmp_path: Path) -> None:
     out = tmp_path / "kept.tflite"
-    proc = run_cli("convert", str(broken), "-o", str(out), "--calib", CALIB, "--eval", EVAL, "--eval-limit", "500",
-                   "--keep-float", "^hidden$")
+    proc = run_cli(
+        "convert",
+        str(broken),
+        "-o",
+        str(out),
+        "--calib",
+        CALIB,
+        "--eval",
+        EVAL,
+        "--eval-limit",
+        "500",
+        "--keep-float",
+        "^hidden$",
+    )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["accuracy_gate"]["passed"] and manifest["kept_float"]
     assert all("hidden" in name for name in manifest["kept_float"])
     assert manifest["inputs"][0]["dtype"] == "int8"  # the model's I/O stays int8
-    nothing = run_cli("convert", str(broken), "-o", str(tmp_path / "x.tflite"), "--calib", CALIB, "--keep-float",
-                      "^nonexistent$")
+    nothing = run_cli(
+        "convert",
+        str(broken),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "--calib",
+        CALIB,
+        "--keep-float",
+        "^nonexistent$",
+    )
     assert_one_line_error(nothing, 2, "matches no quantized layer; layers:")
 
 
 def test_auto_keep_float_finds_the_layer_and_reports_the_cost(broken: Path, tmp_path: Path) -> None:
     out = tmp_path / "auto.tflite"
-    proc = run_cli("convert", str(broken), "-o", str(out), "--calib", CALIB, "--eval", EVAL, "--eval-limit", "500",
-                   "--auto-keep-float")
+    proc = run_cli(
+        "convert",
+        str(broken),
+        "-o",
+        str(out),
+        "--calib",
+        CALIB,
+        "--eval",
+        EVAL,
+        "--eval-limit",
+        "500",
+        "--auto-keep-float",
+    )
     assert proc.returncode == 0, proc.stderr
     steps = json.loads(out.with_suffix(".json").read_text())["auto_keep_float"]
     assert not steps[0]["passed"] and steps[-1]["passed"] and len(steps) == 2

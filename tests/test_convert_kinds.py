@@ -14,8 +14,15 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 MODES = ("fp32", "fp16", "dynamic", "int8")
 # (kind, part): the VAE converts as two files.
-PARTS = [("classifier", None), ("detector", None), ("segmenter", None), ("behaviour", None),
-         ("autoencoder", None), ("vae", "encoder"), ("vae", "decoder")]
+PARTS = [
+    ("classifier", None),
+    ("detector", None),
+    ("segmenter", None),
+    ("behaviour", None),
+    ("autoencoder", None),
+    ("vae", "encoder"),
+    ("vae", "decoder"),
+]
 # Max |error| allowed, as a fraction of the Keras output's scale (range, or mean magnitude if larger) on the
 # same inputs. fp32 is absolute (1e-4).
 # fp16 weights: ~1e-3 relative. dynamic-range int8 weights: a few %. Full int8 (weights + activations, seeded
@@ -32,8 +39,9 @@ def _inputs(name: str, shape: tuple[int, ...], n: int, rng: np.random.Generator)
     if name == "track":  # walking at ~1.3 m/s sampled every 0.4 s, relative to the last point, in the
         from toolkit.adapters.behaviour import normalise  # heading frame the behaviour model is fed
 
-        steps = rng.normal(0.5, 0.15, (n, 1, 1)) * np.stack([np.cos(a := rng.uniform(0, 6.28, (n, 1))),
-                                                               np.sin(a)], -1)
+        steps = rng.normal(0.5, 0.15, (n, 1, 1)) * np.stack(
+            [np.cos(a := rng.uniform(0, 6.28, (n, 1))), np.sin(a)], -1
+        )
         steps = steps + rng.normal(0, 0.05, (n, 8, 2))
         track = np.cumsum(steps, axis=1)
         return normalise(track - track[:, -1:])[0]
@@ -46,7 +54,9 @@ def _inputs(name: str, shape: tuple[int, ...], n: int, rng: np.random.Generator)
         for _ in range(rng.integers(2, 6)):
             center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
             axes = (int(rng.integers(2, max(3, w // 3))), int(rng.integers(2, max(3, h // 3))))
-            cv2.ellipse(img, center, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 1, 3).tolist(), -1)
+            cv2.ellipse(
+                img, center, axes, float(rng.uniform(0, 180)), 0, 360, rng.uniform(0, 1, 3).tolist(), -1
+            )
         img = cv2.GaussianBlur(img, (3, 3), 0)
         out[i] = img[..., :c] if c == 3 else img.mean(-1, keepdims=True)
     return out
@@ -84,16 +94,21 @@ def test_kind_converts_in_every_mode(saved_models, tmp_path: Path, kind: str, pa
     expected = keras_predict(model, fixed)
     for mode in MODES:
         out = tmp_path / f"{kind}_{part or 'model'}_{mode}.tflite"
-        convert(saved_models[kind], out, ConvertConfig(quantize=mode, part=part, threads=1,
-                                                       calib=str(calib_path) if mode == "int8" else None))
+        convert(
+            saved_models[kind],
+            out,
+            ConvertConfig(
+                quantize=mode, part=part, threads=1, calib=str(calib_path) if mode == "int8" else None
+            ),
+        )
         manifest = json.loads(out.with_suffix(".json").read_text())
         assert manifest["mode"] == mode and manifest["inputs"][0]["shape"][0] == 1
         with Runner(out, num_threads=1) as runner:
             assert set(runner.outputs) == set(expected)
             for i in range(len(next(iter(fixed.values())))):
-                got = runner.run(**{k: v[i:i + 1] for k, v in fixed.items()})
+                got = runner.run(**{k: v[i : i + 1] for k, v in fixed.items()})
                 for name, ref in expected.items():
-                    err = np.abs(got[name].reshape(ref[i:i + 1].shape) - ref[i:i + 1])
+                    err = np.abs(got[name].reshape(ref[i : i + 1].shape) - ref[i : i + 1])
                     # Scale of the output: its range over the fixed inputs, or its typical magnitude when a random-init
                     # model's output barely varies (a sigmoid sitting near 0.5).
                     span = max(float(ref.max() - ref.min()), float(np.abs(ref).mean())) or 1.0
@@ -104,7 +119,12 @@ def test_kind_converts_in_every_mode(saved_models, tmp_path: Path, kind: str, pa
                         step = runner.outputs[name].scale if runner.outputs[name].quantized else 1e-4
                         mean_tol, max_tol = TOLERANCE[mode]
                         assert err.mean() <= max(mean_tol * span, step), (mode, name, float(err.mean()), span)
-                        assert err.max() <= max(max_tol * span, 2 * step), (mode, name, float(err.max()), span)
+                        assert err.max() <= max(max_tol * span, 2 * step), (
+                            mode,
+                            name,
+                            float(err.max()),
+                            span,
+                        )
         if mode == "int8":
             info = json.loads(run_cli("inspect", out, "--json").stdout)
             assert info["precision"] == "int8", info["non_int8_ops"]

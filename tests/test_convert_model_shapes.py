@@ -38,8 +38,14 @@ def _models(folder: Path) -> dict[str, tuple[Path, list[str], list[str]]]:
             return self.a(h), self.b(h)
 
     out: dict[str, tuple[Path, list[str], list[str]]] = {}
-    seq = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-                            keras.layers.Flatten(), keras.layers.Dense(5)])
+    seq = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
     out["sequential"] = (folder / "seq.keras", ["input"], [seq.layers[-1].name])
     seq.save(out["sequential"][0])
 
@@ -48,14 +54,23 @@ def _models(folder: Path) -> dict[str, tuple[Path, list[str], list[str]]]:
     h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))
     j = keras.layers.Concatenate()([h, y])
     functional = keras.Model([x, y], [keras.layers.Dense(3)(j), keras.layers.Dense(1)(j)])
-    out["functional_default_names"] = (folder / "fdef.keras", ["input_0", "input_1"], list(functional.output_names))
+    out["functional_default_names"] = (
+        folder / "fdef.keras",
+        ["input_0", "input_1"],
+        list(functional.output_names),
+    )
     functional.save(out["functional_default_names"][0])
 
     a = keras.Input((8,), name="speed")
     b = keras.Input((6, 2), name="track")
     joined = keras.layers.Concatenate()([a, keras.layers.Flatten()(b)])
-    named = keras.Model({"speed": a, "track": b}, {"path": keras.layers.Dense(4, name="path_head")(joined),
-                                                   "stop": keras.layers.Dense(1, name="stop_head")(joined)})
+    named = keras.Model(
+        {"speed": a, "track": b},
+        {
+            "path": keras.layers.Dense(4, name="path_head")(joined),
+            "stop": keras.layers.Dense(1, name="stop_head")(joined),
+        },
+    )
     out["functional_named_dicts"] = (folder / "fnamed.keras", ["speed", "track"], ["path", "stop"])
     named.save(out["functional_named_dicts"][0])
 
@@ -89,7 +104,9 @@ def test_every_model_shape_converts_in_every_mode(models, mode: str, tmp_path: P
     for name, (path, inputs, outputs) in models.items():
         calib = str(_calibration(path, tmp_path)) if mode == "int8" else None
         out = tmp_path / f"{name}_{mode}.tflite"
-        result = convert(path, out, ConvertConfig(quantize=mode, calib=calib, calib_samples=32, parity_samples=8))
+        result = convert(
+            path, out, ConvertConfig(quantize=mode, calib=calib, calib_samples=32, parity_samples=8)
+        )
         manifest = result.manifest
         assert [t["signature_name"] for t in manifest["inputs"]] == inputs, name
         assert sorted(t["signature_name"] for t in manifest["outputs"]) == sorted(outputs), name
@@ -103,15 +120,34 @@ def test_the_sequential_reproduction_converts_from_the_cli(models, tmp_path: Pat
     # The reproduction: a Sequential MNIST-shaped model calibrated from a data SPEC.
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.save(tmp_path / "m.keras")
-    proc = run_cli("convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m_int8.tflite"), "--calib",
-                   "mnist:split=train,limit=400")
+    proc = run_cli(
+        "convert",
+        str(tmp_path / "m.keras"),
+        "-o",
+        str(tmp_path / "m_int8.tflite"),
+        "--calib",
+        "mnist:split=train,limit=400",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no TensorFlow logging around the result
-    verbose = run_cli("convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "v.tflite"), "--quantize", "fp32",
-                      "--verbose")
+    verbose = run_cli(
+        "convert",
+        str(tmp_path / "m.keras"),
+        "-o",
+        str(tmp_path / "v.tflite"),
+        "--quantize",
+        "fp32",
+        "--verbose",
+    )
     assert verbose.returncode == 0 and verbose.stderr.strip()  # TensorFlow's own log lines, when asked for
     manifest = json.loads((tmp_path / "m_int8.json").read_text())
     assert manifest["precision"] == "int8" and manifest["calibration"]["count"] > 0
@@ -127,14 +163,25 @@ def test_same_seed_and_calibration_give_bit_identical_int8(models, tmp_path: Pat
     results = []
     for run in ("a", "b"):
         out = tmp_path / f"{run}.tflite"
-        manifest = convert(path, out, ConvertConfig(quantize="int8", calib=calib, calib_samples=32, seed=3)).manifest
+        manifest = convert(
+            path, out, ConvertConfig(quantize="int8", calib=calib, calib_samples=32, seed=3)
+        ).manifest
         with Runner(out, num_threads=1) as runner:
-            feeds = {n: np.random.default_rng(5).random((1, *s.shape[1:]), dtype=np.float32)
-                     for n, s in runner.inputs.items()}
+            feeds = {
+                n: np.random.default_rng(5).random((1, *s.shape[1:]), dtype=np.float32)
+                for n, s in runner.inputs.items()
+            }
             raw = runner.run_raw({n: runner.inputs[n].quantize(v) for n, v in feeds.items()})
         quant = [(t["signature_name"], t["quantization"]) for t in manifest["inputs"] + manifest["outputs"]]
-        results.append((raw, quant, manifest["calibration"]["sha256"] if "sha256" in manifest["calibration"]
-                        else json.dumps(manifest["calibration"], sort_keys=True)))
+        results.append(
+            (
+                raw,
+                quant,
+                manifest["calibration"]["sha256"]
+                if "sha256" in manifest["calibration"]
+                else json.dumps(manifest["calibration"], sort_keys=True),
+            )
+        )
     (raw_a, quant_a, calib_a), (raw_b, quant_b, calib_b) = results
     assert quant_a == quant_b and calib_a == calib_b
     assert all(np.array_equal(raw_a[k], raw_b[k]) for k in raw_a)

@@ -33,33 +33,74 @@ def classifier(tmp_path_factory, shared: Path) -> Path:
     path = folder / "clf.keras"
     model.save(path)
     config = dataclasses.asdict(config_for("classifier", OVERRIDES))
-    path.with_suffix(".train.json").write_text(json.dumps({"kind": "classifier", "model": {"config": config}}))
+    path.with_suffix(".train.json").write_text(
+        json.dumps({"kind": "classifier", "model": {"config": config}})
+    )
     return path
 
 
 def test_qat_converts_to_full_int8_and_passes_the_gate(classifier: Path, tmp_path: Path) -> None:
     out = tmp_path / "clf_qat.tflite"
-    proc = run_cli("convert", str(classifier), "-o", str(out), "--calib", "mnist:split=train,limit=200", "--qat", "1",
-                   "--train-data", "mnist:split=train,limit=2000", "--eval", "mnist:split=test", "--eval-limit", "500")
+    proc = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(out),
+        "--calib",
+        "mnist:split=train,limit=200",
+        "--qat",
+        "1",
+        "--train-data",
+        "mnist:split=train,limit=2000",
+        "--eval",
+        "mnist:split=test",
+        "--eval-limit",
+        "500",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     manifest = json.loads(out.with_suffix(".json").read_text())
     qat = manifest["qat"]
-    assert qat["kind"] == "classifier" and qat["epochs"] == 1 and qat["samples"] == 2000 and len(qat["loss"]) == 1
+    assert (
+        qat["kind"] == "classifier"
+        and qat["epochs"] == 1
+        and qat["samples"] == 2000
+        and len(qat["loss"]) == 1
+    )
     assert manifest["precision"] == "int8" and [t["dtype"] for t in manifest["inputs"]] == ["int8"]
     assert manifest["accuracy_gate"]["passed"] and manifest["accuracy_gate"]["float"] > 0.7
     assert "quantization-aware training: 1 epoch(s) on 2000 samples" in proc.stdout
 
 
 def test_qat_needs_the_training_manifest_and_train_data(classifier: Path, tmp_path: Path) -> None:
-    no_data = run_cli("convert", str(classifier), "-o", str(tmp_path / "a.tflite"), "--calib",
-                      "mnist:split=train,limit=200", "--qat", "1")
+    no_data = run_cli(
+        "convert",
+        str(classifier),
+        "-o",
+        str(tmp_path / "a.tflite"),
+        "--calib",
+        "mnist:split=train,limit=200",
+        "--qat",
+        "1",
+    )
     assert_one_line_error(no_data, 2, "--qat needs --train-data SPEC")
     lonely = tmp_path / "lonely.keras"
     lonely.write_bytes(classifier.read_bytes())
-    missing = run_cli("convert", str(lonely), "-o", str(tmp_path / "b.tflite"), "--calib",
-                      "mnist:split=train,limit=200", "--qat", "1", "--train-data", "mnist:split=train")
-    assert_one_line_error(missing, 2, "from its training manifest (lonely.train.json, written by toolkit train)")
+    missing = run_cli(
+        "convert",
+        str(lonely),
+        "-o",
+        str(tmp_path / "b.tflite"),
+        "--calib",
+        "mnist:split=train,limit=200",
+        "--qat",
+        "1",
+        "--train-data",
+        "mnist:split=train",
+    )
+    assert_one_line_error(
+        missing, 2, "from its training manifest (lonely.train.json, written by toolkit train)"
+    )
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tflite"]
 
 
@@ -74,13 +115,27 @@ def test_qat_of_a_segmenter_trains_on_masks_and_converts(tmp_path: Path) -> None
     path.with_suffix(".train.json").write_text(json.dumps({"kind": "segmenter", "model": {"config": config}}))
     frames = "synthetic:split=train,scenes=1,frames=60,every=3"
     out = tmp_path / "seg_qat.tflite"
-    proc = run_cli("convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames)
+    proc = run_cli(
+        "convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames
+    )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["qat"]["kind"] == "segmenter" and manifest["qat"]["samples"] == 20
     assert manifest["precision"] == "int8" and manifest["outputs"][0]["signature_name"] == "mask"
-    refused = run_cli("convert", str(path), "-o", str(tmp_path / "b.tflite"), "--calib", frames, "--qat", "1",
-                      "--train-data", frames, "--keep-float", "mask")
+    refused = run_cli(
+        "convert",
+        str(path),
+        "-o",
+        str(tmp_path / "b.tflite"),
+        "--calib",
+        frames,
+        "--qat",
+        "1",
+        "--train-data",
+        frames,
+        "--keep-float",
+        "mask",
+    )
     assert_one_line_error(refused, 2, "--qat trains for full int8 with the default backend (no --keep-float)")
 
 
@@ -91,8 +146,9 @@ def _untrained(kind: str, overrides: dict, folder: Path, task_options: dict | No
     path = folder / f"{kind}.keras"
     build_model(kind, overrides).save(path)
     config = dataclasses.asdict(config_for(kind, overrides))
-    path.with_suffix(".train.json").write_text(json.dumps({"kind": kind, "model": {"config": config},
-                                                           "task_options": task_options or {}}))
+    path.with_suffix(".train.json").write_text(
+        json.dumps({"kind": kind, "model": {"config": config}, "task_options": task_options or {}})
+    )
     return path
 
 
@@ -101,7 +157,9 @@ def test_qat_of_a_detector_trains_on_its_task_targets_and_converts(tmp_path: Pat
     path = _untrained("detector", {"input_shape": [64, 96, 3], "width": 0.25}, tmp_path, {"box_weight": 4.0})
     frames = "synthetic:split=train,scenes=1,frames=40,every=4"
     out = tmp_path / "det_qat.tflite"
-    proc = run_cli("convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames)
+    proc = run_cli(
+        "convert", str(path), "-o", str(out), "--calib", frames, "--qat", "1", "--train-data", frames
+    )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(out.with_suffix(".json").read_text())
     qat = manifest["qat"]
@@ -114,8 +172,12 @@ def test_qat_of_a_detector_trains_on_its_task_targets_and_converts(tmp_path: Pat
 
 def test_qat_of_the_behaviour_transformer_annotates_dense_layers_and_converts(tmp_path: Path) -> None:
     require_tf()
-    path = _untrained("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 32, "num_blocks": 1}, tmp_path,
-                      {"extra_data": "", "extra_val_data": ""})
+    path = _untrained(
+        "behaviour",
+        {"d_model": 16, "ffn_dim": 32, "head_dim": 32, "num_blocks": 1},
+        tmp_path,
+        {"extra_data": "", "extra_val_data": ""},
+    )
     data = "eth_ucy:scene=eth,split=train"
     out = tmp_path / "beh_qat.tflite"
     proc = run_cli("convert", str(path), "-o", str(out), "--calib", data, "--qat", "1", "--train-data", data)

@@ -27,7 +27,11 @@ def test_letterbox_hand_checked():
     out, lb = letterbox(image, (320, 320))
     assert out.shape == (320, 320, 3) and out.dtype == np.uint8
     assert lb == Letterbox(scale=0.5, pad_x=0, pad_y=40, image_hw=(480, 640))
-    assert out[39, 100].tolist() == [114] * 3 and out[40, 100].tolist() == [200] * 3 and out[280, 5].tolist() == [114] * 3
+    assert (
+        out[39, 100].tolist() == [114] * 3
+        and out[40, 100].tolist() == [200] * 3
+        and out[280, 5].tolist() == [114] * 3
+    )
     boxes = np.array([[100, 50, 300, 250]], np.float32)
     np.testing.assert_allclose(lb.to_input(boxes), [[50, 65, 150, 165]])
     np.testing.assert_allclose(lb.to_image(lb.to_input(boxes)), boxes)
@@ -97,21 +101,29 @@ def test_scale_crop_drops_boxes_pushed_out_and_pads_masks_with_ignore():
     zoom_in = dataclasses.replace(NO_COLOUR, scale=(3.0, 3.0))
     kept = []
     for seed in range(20):
-        _, out_boxes, out_classes, _ = random_scale_crop(image, np.random.default_rng(seed), boxes, np.array([1, 2]),
-                                                         config=zoom_in)
+        _, out_boxes, out_classes, _ = random_scale_crop(
+            image, np.random.default_rng(seed), boxes, np.array([1, 2]), config=zoom_in
+        )
         assert len(out_boxes) == len(out_classes)
         kept.append(tuple(out_classes.tolist()))
         assert np.all(out_boxes[:, 2:] - out_boxes[:, :2] >= DEFAULT.min_box_px)
     assert (2,) in kept or () in kept  # the corner box leaves the 3x zoomed window in most crops
     zoom_out = dataclasses.replace(NO_COLOUR, scale=(0.5, 0.5))
-    _, _, _, out_mask = random_scale_crop(image, np.random.default_rng(0), mask=np.zeros((100, 100), np.uint8),
-                                          config=zoom_out)
+    _, _, _, out_mask = random_scale_crop(
+        image, np.random.default_rng(0), mask=np.zeros((100, 100), np.uint8), config=zoom_out
+    )
     assert (out_mask == 255).mean() == pytest.approx(0.75)
-    clipped, cls = clip_boxes(np.array([[-5, -5, 1, 50], [90, 90, 120, 130]]), np.array([0, 1]), (100, 100),
-                              original_area=np.array([330.0, 1200.0]))
+    clipped, cls = clip_boxes(
+        np.array([[-5, -5, 1, 50], [90, 90, 120, 130]]),
+        np.array([0, 1]),
+        (100, 100),
+        original_area=np.array([330.0, 1200.0]),
+    )
     assert cls.tolist() == [] and clipped.shape == (0, 4)  # 1 px wide; 100 of 1200 px visible (< 10 %)
     # cut_visible relabels the kept boxes that show too little of themselves (a person cut to their legs)
-    boxes = np.array([[10, 10, 20, 50], [90, 10, 110, 50], [95, 60, 115, 100]], np.float32)  # 100 %, 50 %, 25 %
+    boxes = np.array(
+        [[10, 10, 20, 50], [90, 10, 110, 50], [95, 60, 115, 100]], np.float32
+    )  # 100 %, 50 %, 25 %
     area = np.array([400.0, 800.0, 800.0])
     cut = AugmentConfig(cut_visible=0.6, cut_class=9)
     clipped, cls = clip_boxes(boxes, np.array([0, 1, 2]), (100, 100), area, cut)
@@ -125,12 +137,15 @@ def test_color_jitter_dtype_range_and_seed():
     a = color_jitter(rng_image, np.random.default_rng(1))
     b = color_jitter(rng_image, np.random.default_rng(1))
     assert a.dtype == np.uint8 and np.array_equal(a, b) and not np.array_equal(a, rng_image)
-    f = color_jitter(rng_image.astype(np.float32) / 255, np.random.default_rng(2), AugmentConfig(brightness=0.9))
+    f = color_jitter(
+        rng_image.astype(np.float32) / 255, np.random.default_rng(2), AugmentConfig(brightness=0.9)
+    )
     assert f.dtype == np.float32 and 0 <= f.min() and f.max() <= 1
     red = np.zeros((2, 2, 3), np.float32)
     red[..., 0] = 1.0
-    shifted = color_jitter(red, np.random.default_rng(0), AugmentConfig(0, brightness=0, contrast=0, saturation=0,
-                                                                        hue=0.5))
+    shifted = color_jitter(
+        red, np.random.default_rng(0), AugmentConfig(0, brightness=0, contrast=0, saturation=0, hue=0.5)
+    )
     assert not np.allclose(shifted, red)  # hue moves colour around the wheel
     with pytest.raises(Exception, match="RGB"):
         color_jitter(np.zeros((4, 4), np.uint8), np.random.default_rng(0))
@@ -140,13 +155,16 @@ def test_augment_pipelines_keep_labels_consistent():
     box = (30, 20, 90, 100)
     image = white_box_image(box)
     for seed in range(8):
-        out, boxes, classes = augment_detection(image, np.array([box], np.float32), np.array([0]),
-                                                np.random.default_rng(seed), NO_COLOUR)
+        out, boxes, classes = augment_detection(
+            image, np.array([box], np.float32), np.array([0]), np.random.default_rng(seed), NO_COLOUR
+        )
         assert classes.tolist() == [0]
         np.testing.assert_allclose(boxes[0], pixel_box(out), atol=1.5)
         mask = (image[..., 0] > 0).astype(np.uint8)
         seg_image, seg_mask = augment_segmentation(image, mask, np.random.default_rng(seed), NO_COLOUR)
-        np.testing.assert_allclose(pixel_box(seg_image), pixel_box(seg_mask), atol=1)  # edge pixel: blend vs nearest
+        np.testing.assert_allclose(
+            pixel_box(seg_image), pixel_box(seg_mask), atol=1
+        )  # edge pixel: blend vs nearest
     first = augment_detection(image, np.array([box], np.float32), np.array([0]), np.random.default_rng(5))
     again = augment_detection(image, np.array([box], np.float32), np.array([0]), np.random.default_rng(5))
     assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
@@ -158,7 +176,9 @@ def test_augment_detection_without_jitter_keeps_the_colours():
     image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     still = AugmentConfig(flip_p=0.0, scale=(1.0, 1.0))
     box = np.array([[10, 5, 30, 35]], np.float32)
-    plain, boxes, _ = augment_detection(image, box, np.array([0]), np.random.default_rng(1), still, jitter=False)
+    plain, boxes, _ = augment_detection(
+        image, box, np.array([0]), np.random.default_rng(1), still, jitter=False
+    )
     assert np.array_equal(plain, image) and np.array_equal(boxes, box)
     jittered, _, _ = augment_detection(image, box, np.array([0]), np.random.default_rng(1), still)
     assert not np.array_equal(jittered, image)

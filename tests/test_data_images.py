@@ -90,7 +90,9 @@ def test_scan_image_folder(tmp_path):
     fixed = scan_image_folder(tmp_path / "ds", class_names=["dog", "cat"])
     assert fixed.labels.tolist() == [0, 0, 1, 1, 1]
     assert "'cat' is not one of" in one_line_error(scan_image_folder, tmp_path / "ds", ["dog"])
-    assert "no sub-folder for class 'bird'" in one_line_error(scan_image_folder, tmp_path / "ds", ["cat", "dog", "bird"])
+    assert "no sub-folder for class 'bird'" in one_line_error(
+        scan_image_folder, tmp_path / "ds", ["cat", "dog", "bird"]
+    )
     (tmp_path / "ds" / "empty").mkdir()
     assert str(tmp_path / "ds" / "empty") in one_line_error(scan_image_folder, tmp_path / "ds")
     assert len(list_images(tmp_path / "ds")) == 5

@@ -127,7 +127,9 @@ def coco_file(tmp_path, annotations, images=None):
     (tmp_path / "imgs").mkdir(exist_ok=True)
     cv2.imwrite(str(tmp_path / "imgs" / "x.jpg"), np.zeros((30, 60, 3), np.uint8))
     data = {
-        "images": images if images is not None else [{"id": 42, "file_name": "x.jpg", "width": 60, "height": 30}],
+        "images": images
+        if images is not None
+        else [{"id": 42, "file_name": "x.jpg", "width": 60, "height": 30}],
         "annotations": annotations,
         "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
     }
@@ -137,10 +139,13 @@ def coco_file(tmp_path, annotations, images=None):
 
 
 def test_coco_json_records(tmp_path):
-    path = coco_file(tmp_path, [
-        {"id": 1, "image_id": 42, "category_id": 1, "bbox": [10, 5, 20, 10]},
-        {"id": 2, "image_id": 42, "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 1},
-    ])
+    path = coco_file(
+        tmp_path,
+        [
+            {"id": 1, "image_id": 42, "category_id": 1, "bbox": [10, 5, 20, 10]},
+            {"id": 2, "image_id": 42, "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 1},
+        ],
+    )
     records, names = load_coco_detection(path, tmp_path / "imgs")
     assert names == {1: "person", 3: "car"}
     (rec,) = records
@@ -154,12 +159,21 @@ def test_coco_json_records(tmp_path):
 @pytest.mark.parametrize(
     "annotation, expected",
     [
-        ({"id": 9, "image_id": 42, "category_id": 1, "bbox": [1, 2, 3]}, "annotations[0] (id 9) bbox: expected a list of 4"),
+        (
+            {"id": 9, "image_id": 42, "category_id": 1, "bbox": [1, 2, 3]},
+            "annotations[0] (id 9) bbox: expected a list of 4",
+        ),
         ({"id": 9, "image_id": 42, "category_id": 1, "bbox": [1, 2, "a", 4]}, "expected a list of 4 numbers"),
         ({"id": 9, "image_id": 7, "category_id": 1, "bbox": [1, 2, 3, 4]}, "image_id 7 is not in 'images'"),
-        ({"id": 9, "image_id": 42, "category_id": 2, "bbox": [1, 2, 3, 4]}, "category_id 2 is not in 'categories'"),
+        (
+            {"id": 9, "image_id": 42, "category_id": 2, "bbox": [1, 2, 3, 4]},
+            "category_id 2 is not in 'categories'",
+        ),
         ({"id": 9, "image_id": 42, "bbox": [1, 2, 3, 4]}, "missing key 'category_id'"),
-        ({"id": 9, "image_id": "x", "category_id": 1, "bbox": [1, 2, 3, 4]}, "'image_id' must be a whole number"),
+        (
+            {"id": 9, "image_id": "x", "category_id": 1, "bbox": [1, 2, 3, 4]},
+            "'image_id' must be a whole number",
+        ),
         ({"id": 9, "image_id": 42, "category_id": 1, "bbox": [1, 2, -3, 4]}, "must be >= 0"),
     ],
 )
@@ -220,21 +234,32 @@ def test_real_coco128_labels(shared):
     # SOURCE.md counts every label file: 941 boxes, 261 person boxes in 62 files.
     per_file = [read_yolo_boxes(p, valid_classes=80)[0] for p in sorted(labels.glob("*.txt"))]
     assert sum(len(c) for c in per_file) == 941
-    assert sum(int((c == 0).sum()) for c in per_file) == 261 and sum(bool((c == 0).any()) for c in per_file) == 62
+    assert (
+        sum(int((c == 0).sum()) for c in per_file) == 261
+        and sum(bool((c == 0).any()) for c in per_file) == 62
+    )
     # Two of those files (656, 659: 7 persons in one) have no image, and two images (250, 508) have no labels.
     assert [p.stem for p in orphan_labels(images, labels)] == ["000000000656", "000000000659"]
-    records = load_yolo_detection(images, labels, valid_classes=read_class_names(coco / "object_detection" / "config.yaml"))
+    records = load_yolo_detection(
+        images, labels, valid_classes=read_class_names(coco / "object_detection" / "config.yaml")
+    )
     assert len(records) == 128 and sum(len(r.boxes) for r in records) == 929
     assert [r.path.stem for r in records if len(r.boxes) == 0] == ["000000000250", "000000000508"]
     people = load_yolo_detection(images, labels, keep_classes=[0])
     assert sum(len(r.boxes) for r in people) == 254 and sum(len(r.boxes) > 0 for r in people) == 61
     for rec in records:
-        assert np.all(rec.boxes[:, 2:] <= [rec.width, rec.height]) and np.all(rec.boxes[:, :2] < rec.boxes[:, 2:])
+        assert np.all(rec.boxes[:, 2:] <= [rec.width, rec.height]) and np.all(
+            rec.boxes[:, :2] < rec.boxes[:, 2:]
+        )
     seg_labels = coco / "instance_segmentation" / "labels" / "train2017"
     names = read_class_names(coco / "instance_segmentation" / "config.yaml")
     assert names[1] == "person" and len(names) == 80
     seg = load_yolo_segmentation(images, seg_labels, keep_classes=[1], valid_classes=names)
-    assert len(seg) == 100 and sum(len(r.polygons) for r in seg) == 209 and sum(len(r.polygons) > 0 for r in seg) == 51
+    assert (
+        len(seg) == 100
+        and sum(len(r.polygons) for r in seg) == 209
+        and sum(len(r.polygons) > 0 for r in seg) == 51
+    )
     # The person polygons and the semantic masks describe the same people.
     inter = union = 0
     pairs = pair_masks(images, coco / "semantic_segmentation" / "masks" / "train2017")
@@ -252,8 +277,9 @@ def test_real_coco128_labels(shared):
 def test_real_coco128_through_pycocotools(shared):
     pytest.importorskip("pycocotools")
     coco = shared / "data" / "coco128"
-    records = load_yolo_detection(coco / "images" / "train2017", coco / "object_detection" / "labels" / "train2017",
-                                  keep_classes=[0])
+    records = load_yolo_detection(
+        coco / "images" / "train2017", coco / "object_detection" / "labels" / "train2017", keep_classes=[0]
+    )
     gt = coco_ground_truth(records, {0: "person"})
     assert len(gt["images"]) == 128 and len(gt["annotations"]) == 254
     perfect = [(r.boxes, np.ones(len(r.boxes)), r.classes) for r in records]

@@ -96,7 +96,11 @@ def test_split_sizes_exact_and_stratified():
 
 def test_split_reproducible_and_seeded():
     labels = np.repeat(np.arange(4), 50)
-    first, again, other = split_indices(labels, seed=0), split_indices(labels, seed=0), split_indices(labels, seed=1)
+    first, again, other = (
+        split_indices(labels, seed=0),
+        split_indices(labels, seed=0),
+        split_indices(labels, seed=1),
+    )
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[2], other[2])
     two = split_indices(labels, (0.5, 0.5))

@@ -25,7 +25,9 @@ def frames():
     """40 frames of two busy scenes (one with a jittered camera)."""
     out = []
     for seed, jitter in ((0, 0.0), (5, 1.0)):
-        scene = StreetScene(SceneConfig(seed=seed, camera_jitter=jitter, pedestrians_per_min=25, vehicles_per_min=14))
+        scene = StreetScene(
+            SceneConfig(seed=seed, camera_jitter=jitter, pedestrians_per_min=25, vehicles_per_min=14)
+        )
         out += list(scene.frames(20))
     return out
 
@@ -104,7 +106,7 @@ def test_intent_means_crossing_within_the_horizon():
     for t in range(len(states) - horizon):
         state, intent = states[t]
         later = set()
-        for future, _ in states[t + 1:t + 1 + horizon]:
+        for future, _ in states[t + 1 : t + 1 + horizon]:
             later |= set(future.ped_ids[future.ped_behaviour == CROSSING].tolist())
         expected = np.array([pid in later for pid in state.ped_ids.tolist()], bool)
         assert np.array_equal(intent, expected), t
@@ -137,7 +139,9 @@ def test_homography_round_trip_and_agreement_with_the_projection(tmp_path):
     assert np.all(depth > 0)
     path = scene.write_homography(tmp_path / "h.json")
     data = json.loads(path.read_text())
-    assert data["direction"] == "image_to_ground" and data["units"] == "m" and data["image_size"] == [480, 360]
+    assert (
+        data["direction"] == "image_to_ground" and data["units"] == "m" and data["image_size"] == [480, 360]
+    )
     from toolkit.pipeline.geometry import load_homography  # the one reader, the camera pipeline's
 
     loaded = load_homography(path)
@@ -218,7 +222,9 @@ def test_write_video_rejects_h264_containers(tmp_path):
 def test_export_dataset_is_readable_by_the_real_data_loaders(tmp_path):
     from toolkit.data import masks, yolo
 
-    manifest = synthetic.export_dataset(SceneConfig(seed=9, pedestrians_per_min=25), tmp_path, n_frames=6, every=2)
+    manifest = synthetic.export_dataset(
+        SceneConfig(seed=9, pedestrians_per_min=25), tmp_path, n_frames=6, every=2
+    )
     assert manifest["counts"]["images"] == 3 and manifest["counts"]["person_boxes"] > 0
     images = sorted((tmp_path / "images" / "train").iterdir())
     labels = sorted((tmp_path / "object_detection" / "labels" / "train").iterdir())
@@ -232,18 +238,38 @@ def test_export_dataset_is_readable_by_the_real_data_loaders(tmp_path):
             assert all(0.0 <= float(v) <= 1.0 for v in values)
     mask = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
     assert mask.ndim == 2 and mask.dtype == np.uint8 and mask.shape == (360, 480) and mask.max() <= 4
-    records = yolo.load_yolo_detection(tmp_path / "images" / "train", tmp_path / "object_detection" / "labels" / "train")
-    assert len(records) == 3 and sum(int((r.classes == 0).sum()) for r in records) == manifest["counts"]["person_boxes"]
+    records = yolo.load_yolo_detection(
+        tmp_path / "images" / "train", tmp_path / "object_detection" / "labels" / "train"
+    )
+    assert (
+        len(records) == 3
+        and sum(int((r.classes == 0).sum()) for r in records) == manifest["counts"]["person_boxes"]
+    )
     assert yolo.read_class_names(tmp_path / "object_detection" / "config.yaml")[0] == "person"
-    assert yolo.read_class_names(tmp_path / "semantic_segmentation" / "config.yaml") == dict(enumerate(CLASS_NAMES))
-    assert len(masks.pair_masks(tmp_path / "images" / "train", tmp_path / "semantic_segmentation" / "masks" / "train")) == 3
+    assert yolo.read_class_names(tmp_path / "semantic_segmentation" / "config.yaml") == dict(
+        enumerate(CLASS_NAMES)
+    )
+    assert (
+        len(
+            masks.pair_masks(
+                tmp_path / "images" / "train", tmp_path / "semantic_segmentation" / "masks" / "train"
+            )
+        )
+        == 3
+    )
     assert (tmp_path / "synthetic_train_s9.json").is_file()
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"width": 10}, "width"), ({"fps": 0}, "fps"), ({"camera_pitch_deg": 95.0}, "pitch"),
-    ({"p_cross": 0.8, "p_jaywalk": 0.5}, "<= 1"), ({"max_pedestrians": 1000}, "max_pedestrians"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"width": 10}, "width"),
+        ({"fps": 0}, "fps"),
+        ({"camera_pitch_deg": 95.0}, "pitch"),
+        ({"p_cross": 0.8, "p_jaywalk": 0.5}, "<= 1"),
+        ({"max_pedestrians": 1000}, "max_pedestrians"),
+    ],
+)
 def test_bad_config_is_a_one_line_usage_error(override, message):
     with pytest.raises(UsageError, match=message) as info:
         SceneConfig(**override)
@@ -251,8 +277,10 @@ def test_bad_config_is_a_one_line_usage_error(override, message):
 
 
 def test_generator_imports_no_tensorflow():
-    code = ("import sys; from toolkit.data import synthetic; s = synthetic.StreetScene(); s.step(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))")
+    code = (
+        "import sys; from toolkit.data import synthetic; s = synthetic.StreetScene(); s.step(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

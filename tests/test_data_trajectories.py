@@ -58,16 +58,24 @@ def test_empty_and_missing_files(tmp_path):
 def test_windows_respect_gaps_and_pedestrians(tmp_path):
     # ped 1: 22 consecutive frames -> 3 windows; ped 2: 15 frames, a gap, 21 frames -> 0 + 2 windows;
     # ped 3: 19 frames -> none. Rows are shuffled: order in the file must not matter.
-    lines = (track_rows(1, range(0, 220, 10)) + track_rows(2, range(100, 250, 10))
-             + track_rows(2, range(300, 510, 10), x0=5.0) + track_rows(3, range(0, 190, 10)))
+    lines = (
+        track_rows(1, range(0, 220, 10))
+        + track_rows(2, range(100, 250, 10))
+        + track_rows(2, range(300, 510, 10), x0=5.0)
+        + track_rows(3, range(0, 190, 10))
+    )
     rng = np.random.default_rng(0)
     path = tmp_path / "scene.txt"
     path.write_text("\n".join(lines[i] for i in rng.permutation(len(lines))) + "\n")
     w = make_windows(read_trajectory_file(path), scene="scene")
-    assert len(w) == 5 and w.obs.shape == (5, 8, 2) and w.fut.shape == (5, 12, 2) and w.obs.dtype == np.float32
+    assert (
+        len(w) == 5 and w.obs.shape == (5, 8, 2) and w.fut.shape == (5, 12, 2) and w.obs.dtype == np.float32
+    )
     assert w.ped.tolist() == [1, 1, 1, 2, 2] and w.frame.tolist() == [0, 10, 20, 300, 310]
     assert set(w.scene.tolist()) == {"scene"}
-    np.testing.assert_allclose(w.obs[1, :, 0], np.arange(1, 9))  # ped 1 moves 1 m per step, window from frame 10
+    np.testing.assert_allclose(
+        w.obs[1, :, 0], np.arange(1, 9)
+    )  # ped 1 moves 1 m per step, window from frame 10
     np.testing.assert_allclose(w.fut[1, :, 0], np.arange(9, 21))
     np.testing.assert_allclose(w.obs[3, 0], [5.0, 4.0])
     assert len(make_windows(read_trajectory_file(path), stride=2)) == 3  # starts 0, 20 (ped 1); 300 (ped 2)
@@ -101,8 +109,11 @@ def test_rotation_and_flip_keep_the_geometry():
     fut = obs[:, -1:] + rng.normal(size=(6, 12, 2)).cumsum(1).astype(np.float32)
     robs, rfut = random_rotation(obs, fut, np.random.default_rng(1))
     np.testing.assert_allclose(robs[:, -1], obs[:, -1], atol=1e-5)  # rotated about the last observed point
-    np.testing.assert_allclose(np.linalg.norm(np.diff(rfut, axis=1), axis=-1),
-                               np.linalg.norm(np.diff(fut, axis=1), axis=-1), atol=1e-4)
+    np.testing.assert_allclose(
+        np.linalg.norm(np.diff(rfut, axis=1), axis=-1),
+        np.linalg.norm(np.diff(fut, axis=1), axis=-1),
+        atol=1e-4,
+    )
     assert not np.allclose(robs, obs)
     again = random_rotation(obs, fut, np.random.default_rng(1))
     assert np.array_equal(again[0], robs)  # seeded = reproducible
@@ -121,9 +132,14 @@ def test_split_names_are_checked(tmp_path):
 
 
 SOURCE_ROWS = {  # rows / pedestrians / frames per recording, from shared/data/eth_ucy/SOURCE.md
-    "biwi_eth": (5492, 360, 876), "biwi_hotel": (6543, 389, 1168), "crowds_zara01": (5153, 148, 872),
-    "crowds_zara02": (9722, 204, 1052), "crowds_zara03": (5005, 137, 754), "students001": (21813, 415, 444),
-    "students003": (17953, 434, 541), "uni_examples": (2747, 118, 734),
+    "biwi_eth": (5492, 360, 876),
+    "biwi_hotel": (6543, 389, 1168),
+    "crowds_zara01": (5153, 148, 872),
+    "crowds_zara02": (9722, 204, 1052),
+    "crowds_zara03": (5005, 137, 754),
+    "students001": (21813, 415, 444),
+    "students003": (17953, 434, 541),
+    "uni_examples": (2747, 118, 734),
 }
 
 
@@ -132,7 +148,9 @@ def test_real_recordings_match_source_md(shared):
     root = shared / "data" / "eth_ucy"
     for name, (rows, peds, frames) in SOURCE_ROWS.items():
         data = read_trajectory_file(root / "raw" / "all_data" / f"{name}.txt")
-        assert (len(data), len(np.unique(data[:, 1])), len(np.unique(data[:, 0]))) == (rows, peds, frames), name
+        assert (len(data), len(np.unique(data[:, 1])), len(np.unique(data[:, 0]))) == (rows, peds, frames), (
+            name
+        )
         train = read_trajectory_file(root / "raw" / "train" / f"{name}_train.txt")
         val = read_trajectory_file(root / "raw" / "val" / f"{name}_val.txt")
         assert len(train) + len(val) == rows and train[:, 0].max() < val[:, 0].min(), name  # temporal split
@@ -141,8 +159,13 @@ def test_real_recordings_match_source_md(shared):
 @pytest.mark.shared
 def test_real_leave_one_scene_out_splits(shared):
     root = shared / "data" / "eth_ucy"
-    test_files = {"eth": {"biwi_eth"}, "hotel": {"biwi_hotel"}, "univ": {"students001", "students003"},
-                  "zara1": {"crowds_zara01"}, "zara2": {"crowds_zara02"}}
+    test_files = {
+        "eth": {"biwi_eth"},
+        "hotel": {"biwi_hotel"},
+        "univ": {"students001", "students003"},
+        "zara1": {"crowds_zara01"},
+        "zara2": {"crowds_zara02"},
+    }
     test_sizes = {"eth": 364, "hotel": 1197, "univ": 24334, "zara1": 2356, "zara2": 5910}
     cv_ade = {"eth": 1.075, "hotel": 0.319, "univ": 0.524, "zara1": 0.427, "zara2": 0.324}
     for scene in SCENES:

@@ -81,15 +81,19 @@ def test_stage_times_percentiles_keep_a_fixed_window():
     times.add({"segment": 5.0})
     summary = times.summary()
     assert summary["detect"]["count"] == 100
-    assert summary["detect"]["p50"] == pytest.approx(np.percentile(np.arange(84, 100), 50))  # the last 16 only
+    assert summary["detect"]["p50"] == pytest.approx(
+        np.percentile(np.arange(84, 100), 50)
+    )  # the last 16 only
     assert summary["detect"]["mean"] == pytest.approx(49.5)  # mean over the whole run
     assert summary["segment"] == {"count": 1, "p50": 5.0, "p90": 5.0, "mean": 5.0}
 
 
 def _frames(n: int, size=(120, 160)) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [np.full((*size, 3), 40 * (i % 6), np.uint8) + rng.integers(0, 20, (*size, 3), dtype=np.uint8)
-            for i in range(n)]
+    return [
+        np.full((*size, 3), 40 * (i % 6), np.uint8) + rng.integers(0, 20, (*size, 3), dtype=np.uint8)
+        for i in range(n)
+    ]
 
 
 def _count_frames(path: Path) -> int:
@@ -131,8 +135,11 @@ def test_recorder_without_the_encoder_says_what_to_use_instead(tmp_path, monkeyp
 
     monkeypatch.setitem(outputs.RECORD_FORMATS, ".webm", outputs.RecordFormat("QQQQ", "VP8", "test"))
     recorder = Recorder(tmp_path / "x.webm", fps=10)
-    with pytest.raises(ToolkitError, match=r"cannot open a VP8 \(QQQQ\) video writer .*OpenCV said: .*QQQQ.*"
-                                           r"record to \.mp4, \.avi instead") as error:
+    with pytest.raises(
+        ToolkitError,
+        match=r"cannot open a VP8 \(QQQQ\) video writer .*OpenCV said: .*QQQQ.*"
+        r"record to \.mp4, \.avi instead",
+    ) as error:
         recorder.write(_frames(1)[0])
     assert not isinstance(error.value, UsageError)
     assert recorder.close() is False
@@ -173,7 +180,9 @@ def test_output_worker_keeps_order_segments_every_n_and_draws(threaded):
     seen: list[int] = []
     originals = _frames(7)
     segmenter = _FakeSegmenter()
-    worker = OutputWorker(segmenter, 3, [lambda image, packet, ms: seen.append(packet.seq)], StageTimes(), threaded)
+    worker = OutputWorker(
+        segmenter, 3, [lambda image, packet, ms: seen.append(packet.seq)], StageTimes(), threaded
+    )
     for i, frame in enumerate(originals):
         assert worker.submit(_packet(i, frame.copy()))
     worker.close()
@@ -213,9 +222,18 @@ def test_synthetic_homography_maps_the_scene_feet_to_their_ground_positions():
 
 
 def test_format_summary_is_one_line():
-    summary = {"frames": 10, "seconds": 1.0, "fps": 9.0, "model_bound_fps": 20.0, "efficiency": 0.45,
-               "dropped": 0, "tracks": 2, "stopped": "end of stream", "record": "x.mp4",
-               "stages": {"detect": {"p50": 3.0}, "draw": {"p50": 1.0}}}
+    summary = {
+        "frames": 10,
+        "seconds": 1.0,
+        "fps": 9.0,
+        "model_bound_fps": 20.0,
+        "efficiency": 0.45,
+        "dropped": 0,
+        "tracks": 2,
+        "stopped": "end of stream",
+        "record": "x.mp4",
+        "stages": {"detect": {"p50": 3.0}, "draw": {"p50": 1.0}},
+    }
     line = format_summary(summary)
     assert "\n" not in line and "9.0 FPS" in line and "efficiency 0.45" in line and "detect 3.0" in line
     paced = format_summary({**summary, "realtime": True})  # a paced source sets the FPS: no efficiency claim
@@ -226,7 +244,9 @@ def test_format_summary_is_one_line():
 
 
 def test_cli_missing_model_folder(cli, tmp_path):
-    assert_one_line_error(cli("demo", "--headless", "--models", tmp_path / "none"), 2, "model folder not found")
+    assert_one_line_error(
+        cli("demo", "--headless", "--models", tmp_path / "none"), 2, "model folder not found"
+    )
 
 
 def test_cli_model_folder_without_models(cli, tmp_path):
@@ -235,16 +255,19 @@ def test_cli_model_folder_without_models(cli, tmp_path):
     assert "toolkit zoo build" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--serve", "localhost:http"], "HOST:PORT"),
-    (["--record", "out.mkv"], ".mp4"),
-    (["--record", "{file}/out.mp4"], "is a file"),
-    (["--events", "{tmp}"], "is a directory"),
-    (["--source", "{tmp}/missing.avi"], "source not found"),
-    (["--every-n-seg", "-1"], "expected an integer >= 0"),
-    (["--threads", "0"], "positive integer"),
-    (["--homography", "{tmp}/h.json"], "homography file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--serve", "localhost:http"], "HOST:PORT"),
+        (["--record", "out.mkv"], ".mp4"),
+        (["--record", "{file}/out.mp4"], "is a file"),
+        (["--events", "{tmp}"], "is a directory"),
+        (["--source", "{tmp}/missing.avi"], "source not found"),
+        (["--every-n-seg", "-1"], "expected an integer >= 0"),
+        (["--threads", "0"], "positive integer"),
+        (["--homography", "{tmp}/h.json"], "homography file not found"),
+    ],
+)
 def test_cli_bad_arguments(cli, tmp_path, args, message):
     (tmp_path / "file").write_text("x")
     _fake_model(tmp_path / "m" / "d_int8.tflite", "detector")
@@ -258,7 +281,7 @@ def test_cli_bad_arguments(cli, tmp_path, args, message):
 
 def test_cli_config_file_unknown_key_has_a_suggestion(cli, tmp_path):
     config = tmp_path / "demo.toml"
-    config.write_text('every_n_segs = 4\n')
+    config.write_text("every_n_segs = 4\n")
     assert_one_line_error(cli("demo", "--config", config), 2, "did you mean 'every_n_seg'")
 
 
@@ -266,6 +289,7 @@ def test_cpu_estimate_is_bound_by_the_busiest_thread_or_the_total_over_two_cores
     est = _cpu_estimate(8.0, 100, {"detect": 0.3, "track": 0.1, "output": 0.2}, pipelined=True)
     assert est["thread_cpu_ms_per_frame"] == {"detect": 3.0, "track": 1.0, "output": 2.0, "other": 2.0}
     assert est["cpu_bound_fps_2_cores"] == 250.0  # total 8 ms over 2 cores beats the busiest thread's 3 ms
-    assert _cpu_estimate(8.0, 100, {"detect": 0.6}, pipelined=False)["cpu_bound_fps_2_cores"] == pytest.approx(
-        1000 / 6.0, abs=0.1)  # serial: one thread does it all
+    assert _cpu_estimate(8.0, 100, {"detect": 0.6}, pipelined=False)[
+        "cpu_bound_fps_2_cores"
+    ] == pytest.approx(1000 / 6.0, abs=0.1)  # serial: one thread does it all
     assert _cpu_estimate(None, 0, {}, True)["cpu_bound_fps_2_cores"] is None

@@ -40,9 +40,11 @@ def models(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("demo_models")
     rng = np.random.default_rng(0)
-    specs = [("detector", {"width": 0.25, "input_shape": (96, 128, 3), "heatmap_prior": 0.9}, (96, 128, 3)),
-             ("segmenter", {"width": 0.25, "input_shape": (48, 64, 3)}, (48, 64, 3)),
-             ("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 16}, (8, 2))]
+    specs = [
+        ("detector", {"width": 0.25, "input_shape": (96, 128, 3), "heatmap_prior": 0.9}, (96, 128, 3)),
+        ("segmenter", {"width": 0.25, "input_shape": (48, 64, 3)}, (48, 64, 3)),
+        ("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 16}, (8, 2)),
+    ]
     for kind, overrides, shape in specs:
         build_model(kind, overrides).save(root / f"{kind}.keras")
         if kind == "behaviour":
@@ -68,14 +70,31 @@ def _frame_count(path: Path) -> int:
 
 def _popen(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "toolkit", "demo", *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "demo", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_headless_run_records_a_playable_video_and_valid_events(cli, models, tmp_path):
     out, events = tmp_path / "out.mp4", tmp_path / "ev.jsonl"
-    result = cli("demo", "--models", models, "--headless", "--max-frames", 60, "--record", out, "--events", events,
-                 "--json")
+    result = cli(
+        "demo",
+        "--models",
+        models,
+        "--headless",
+        "--max-frames",
+        60,
+        "--record",
+        out,
+        "--events",
+        events,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["frames"] == 60 and summary["stopped"] == "max_frames" and summary["record_frames"] == 60
@@ -94,8 +113,18 @@ def test_headless_run_records_a_playable_video_and_valid_events(cli, models, tmp
 
 
 def test_plain_summary_is_one_line(cli, models, tmp_path):
-    result = cli("demo", "--models", models, "--headless", "--max-frames", 5, "--every-n-seg", 0,
-                 "--behaviour", "constant-velocity")
+    result = cli(
+        "demo",
+        "--models",
+        models,
+        "--headless",
+        "--max-frames",
+        5,
+        "--every-n-seg",
+        0,
+        "--behaviour",
+        "constant-velocity",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("demo: 5 frames")
@@ -165,12 +194,25 @@ def test_live_view_status_shows_frames_increasing(models, tmp_path):
 def test_real_clip_runs_to_the_end_of_the_requested_frames(shared, models, tmp_path):
     clip = shared / "data" / "pedestrian_video" / "pedestrians.avi"
     events = tmp_path / "clip.jsonl"
-    summary = run_demo(PipelineConfig(source=str(clip), models=str(models), realtime=False, max_frames=120,
-                                      events=str(events), validate_events=True))
+    summary = run_demo(
+        PipelineConfig(
+            source=str(clip),
+            models=str(models),
+            realtime=False,
+            max_frames=120,
+            events=str(events),
+            validate_events=True,
+        )
+    )
     assert summary.frames == 120 and summary.dropped == 0
     lines = read_events(events)
     assert [e["frame"] for e in lines] == list(range(120))
-    assert lines[0]["source"] == {"name": str(clip), "width": 480, "height": 360, "fps": lines[0]["source"]["fps"]}
+    assert lines[0]["source"] == {
+        "name": str(clip),
+        "width": 480,
+        "height": 360,
+        "fps": lines[0]["source"]["fps"],
+    }
     assert lines[-1]["timestamp"] > lines[0]["timestamp"]
     assert lines[0]["ground_units"] is None  # no homography for a file: paths in image units
     assert summary.tracks >= 1 and summary.behaviour_calls_per_frame > 0
@@ -185,11 +227,21 @@ def test_pipelined_and_serial_runs_agree(models, tmp_path):
     results = {}
     for pipelined in (True, False):
         events = tmp_path / f"{pipelined}.jsonl"
-        run_demo(PipelineConfig(source=str(clip), models=str(models), realtime=False, pipelined=pipelined,
-                                events=str(events), validate_events=True))
+        run_demo(
+            PipelineConfig(
+                source=str(clip),
+                models=str(models),
+                realtime=False,
+                pipelined=pipelined,
+                events=str(events),
+                validate_events=True,
+            )
+        )
         results[pipelined] = [{k: v for k, v in e.items() if k != "latency_ms"} for e in read_events(events)]
     assert len(results[True]) == 40
-    assert any(t["predictor"] == "model" for e in results[True] for t in e["tracks"])  # not a trivial comparison
+    assert any(
+        t["predictor"] == "model" for e in results[True] for t in e["tracks"]
+    )  # not a trivial comparison
     assert results[True] == results[False]
 
 
@@ -199,8 +251,11 @@ def test_loop_restarts_a_file_with_a_monotonic_clock(models, tmp_path):
 
     write_video(SceneConfig(seed=4), clip, 10)
     events = tmp_path / "loop.jsonl"
-    summary = run_demo(PipelineConfig(source=str(clip), models=str(models), realtime=False, loop=True,
-                                      max_frames=25, events=str(events)))
+    summary = run_demo(
+        PipelineConfig(
+            source=str(clip), models=str(models), realtime=False, loop=True, max_frames=25, events=str(events)
+        )
+    )
     assert summary.frames == 25 and summary.source["loops"] >= 2
     stamps = [e["timestamp"] for e in read_events(events)]
     assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
@@ -209,14 +264,18 @@ def test_loop_restarts_a_file_with_a_monotonic_clock(models, tmp_path):
 def test_corrupt_video_is_exit_2(cli, models, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
-    assert_one_line_error(cli("demo", "--models", models, "--headless", "--source", bad, "--record",
-                              tmp_path / "o.mp4"), 2, "cannot decode")
+    assert_one_line_error(
+        cli("demo", "--models", models, "--headless", "--source", bad, "--record", tmp_path / "o.mp4"),
+        2,
+        "cannot decode",
+    )
     assert not list(tmp_path.glob("*o.mp4*"))
 
 
 def test_missing_camera_is_exit_3(cli, models):
-    assert_one_line_error(cli("demo", "--models", models, "--headless", "--source", "/dev/video99"), 3,
-                          "cannot open camera")
+    assert_one_line_error(
+        cli("demo", "--models", models, "--headless", "--source", "/dev/video99"), 3, "cannot open camera"
+    )
 
 
 def test_camera_lost_mid_run_saves_the_outputs_then_raises_device_unavailable(models, tmp_path, monkeypatch):

@@ -25,10 +25,35 @@ from toolkit.pipeline.timing import StageTimes
 
 # The keys run_demo's dict had, in its order: the JSON output must keep them.
 LEGACY_KEYS = [
-    "frames", "seconds", "fps", "model_ms_p50", "model_ms_per_frame", "model_bound_fps", "efficiency", "dropped",
-    "stopped", "tracks", "stages", "source", "threads", "pipelined", "every_n_seg", "realtime", "behaviour",
-    "models", "events", "cpu_ms_per_frame", "behaviour_calls_per_frame", "thread_cpu_ms_per_frame",
-    "cpu_bound_fps_2_cores", "ground_units", "record", "record_frames", "delegate", "fallback", "model_checks",
+    "frames",
+    "seconds",
+    "fps",
+    "model_ms_p50",
+    "model_ms_per_frame",
+    "model_bound_fps",
+    "efficiency",
+    "dropped",
+    "stopped",
+    "tracks",
+    "stages",
+    "source",
+    "threads",
+    "pipelined",
+    "every_n_seg",
+    "realtime",
+    "behaviour",
+    "models",
+    "events",
+    "cpu_ms_per_frame",
+    "behaviour_calls_per_frame",
+    "thread_cpu_ms_per_frame",
+    "cpu_bound_fps_2_cores",
+    "ground_units",
+    "record",
+    "record_frames",
+    "delegate",
+    "fallback",
+    "model_checks",
 ]
 
 
@@ -36,12 +61,30 @@ def _summary_dict(realtime: bool = False) -> dict:
     times = StageTimes(64)
     for _ in range(10):
         times.add({"detect": 10.0, "behaviour_model": 2.0, "segment_model": 24.0, "draw": 1.0})
-    figures = run_figures(PipelineConfig(realtime=realtime), 11, 0.5, times, {"frames_dropped": 0}, 4,
-                          {"detector": Path("d.tflite")}, 1, "max_frames")
-    return {**figures, "cpu_ms_per_frame": 20.0, "behaviour_calls_per_frame": 1.5,
-            "thread_cpu_ms_per_frame": {"detect": 9.0, "other": 1.0}, "cpu_bound_fps_2_cores": 60.0,
-            "ground_units": None, "record": None, "record_frames": 0, "delegate": "xnnpack", "fallback": None,
-            "model_checks": {"detector": "convert manifest"}}
+    figures = run_figures(
+        PipelineConfig(realtime=realtime),
+        11,
+        0.5,
+        times,
+        {"frames_dropped": 0},
+        4,
+        {"detector": Path("d.tflite")},
+        1,
+        "max_frames",
+    )
+    return {
+        **figures,
+        "cpu_ms_per_frame": 20.0,
+        "behaviour_calls_per_frame": 1.5,
+        "thread_cpu_ms_per_frame": {"detect": 9.0, "other": 1.0},
+        "cpu_bound_fps_2_cores": 60.0,
+        "ground_units": None,
+        "record": None,
+        "record_frames": 0,
+        "delegate": "xnnpack",
+        "fallback": None,
+        "model_checks": {"detector": "convert manifest"},
+    }
 
 
 def test_the_typed_summary_keeps_the_json_keys_order_and_values():
@@ -49,7 +92,9 @@ def test_the_typed_summary_keeps_the_json_keys_order_and_values():
     summary = DemoSummary(**legacy)
     assert list(summary.to_dict()) == LEGACY_KEYS == [f.name for f in dataclasses.fields(DemoSummary)]
     assert json.dumps(summary.to_dict()) == json.dumps(legacy)
-    assert summary.fps == 20.0 and summary.model_bound_fps == 50.0 and summary.efficiency == 0.4  # 1000/(10+2+24/3)
+    assert (
+        summary.fps == 20.0 and summary.model_bound_fps == 50.0 and summary.efficiency == 0.4
+    )  # 1000/(10+2+24/3)
     assert summary["fps"] == summary.fps  # read access for code written against the dict
     with pytest.raises(KeyError):
         summary["fsp"]
@@ -77,9 +122,14 @@ def test_progress_log_writes_a_line_every_interval_from_the_first_frame():
         now[0] = t
         log(DemoProgress(frames, 24.75, 3, 2))
     lines = stream.getvalue().splitlines()
-    assert lines == ["demo: 250 frames, 10 s, 24.8 FPS, 3 tracks in view, 2 dropped",
-                     "demo: 500 frames, 21 s, 24.8 FPS, 3 tracks in view, 2 dropped"]
-    assert progress_line(DemoProgress(1, None, 0, 0), 0.2) == "demo: 1 frames, 0 s, n/a FPS, 0 tracks in view, 0 dropped"
+    assert lines == [
+        "demo: 250 frames, 10 s, 24.8 FPS, 3 tracks in view, 2 dropped",
+        "demo: 500 frames, 21 s, 24.8 FPS, 3 tracks in view, 2 dropped",
+    ]
+    assert (
+        progress_line(DemoProgress(1, None, 0, 0), 0.2)
+        == "demo: 1 frames, 0 s, n/a FPS, 0 tracks in view, 0 dropped"
+    )
 
 
 def _fake_run_demo(calls: list):
@@ -113,4 +163,5 @@ def test_cli_prints_progress_lines_only_where_stderr_is_not_a_terminal(monkeypat
     else:
         assert isinstance(calls[0], ProgressLog)
         assert [line for line in err.splitlines() if "tracks in view" in line] == [
-            f"demo: {n} frames, 0 s, 30.0 FPS, 2 tracks in view, 0 dropped" for n in (1, 2, 3)]
+            f"demo: {n} frames, 0 s, 30.0 FPS, 2 tracks in view, 0 dropped" for n in (1, 2, 3)
+        ]

@@ -25,8 +25,11 @@ def zoo() -> None:
 def test_real_clip_people_become_tracks_with_model_predictions(shared, zoo, tmp_path):
     clip = shared / "data" / "pedestrian_video" / "pedestrians.avi"
     events = tmp_path / "clip.jsonl"
-    summary = run_demo(PipelineConfig(source=str(clip), realtime=False, max_frames=200, events=str(events),
-                                      validate_events=True))
+    summary = run_demo(
+        PipelineConfig(
+            source=str(clip), realtime=False, max_frames=200, events=str(events), validate_events=True
+        )
+    )
     lines = read_events(events)
     assert summary.frames == len(lines) == 200
     # PETS 2009 S2.L1 has several people walking in view from the first frame on.

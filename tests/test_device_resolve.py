@@ -22,8 +22,10 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 # Raspberry Pi OS Bookworm and Debian 12 have glibc 2.36: every manylinux tag up to 2_36 installs there.
-PLATFORMS = {machine: ["manylinux2014_" + machine] + [f"manylinux_2_{minor}_{machine}" for minor in range(17, 37)]
-             for machine in ("aarch64", "x86_64")}
+PLATFORMS = {
+    machine: ["manylinux2014_" + machine] + [f"manylinux_2_{minor}_{machine}" for minor in range(17, 37)]
+    for machine in ("aarch64", "x86_64")
+}
 # Raspberry Pi OS Bookworm ships Python 3.11; 3.12 is what a user builds or gets from uv/pyenv.
 CLAIMED = [("aarch64", "3.11"), ("aarch64", "3.12"), ("x86_64", "3.11"), ("x86_64", "3.12")]
 
@@ -31,9 +33,14 @@ CLAIMED = [("aarch64", "3.11"), ("aarch64", "3.12"), ("x86_64", "3.11"), ("x86_6
 def device_requirements(machine: str, python: str) -> list[str]:
     """The project's core requirements that apply on ``machine`` / ``python``, markers removed."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    env = default_environment() | {"platform_machine": machine, "python_version": python,
-                                    "python_full_version": f"{python}.0", "sys_platform": "linux",
-                                    "platform_system": "Linux", "os_name": "posix"}
+    env = default_environment() | {
+        "platform_machine": machine,
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+    }
     chosen = []
     for line in project["dependencies"]:
         req = Requirement(line)
@@ -46,15 +53,32 @@ def device_requirements(machine: str, python: str) -> list[str]:
 def resolve(machine: str, python: str, requirements: list[str], tmp: Path) -> dict[str, str]:
     """pip's resolution for the target: {distribution name: wheel file name}; AssertionError with pip's words."""
     report = tmp / f"{machine}-{python}.json"
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
-           "--target", str(tmp / "target"), "--report", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--target",
+        str(tmp / "target"),
+        "--report",
+        str(report),
+    ]
     for tag in PLATFORMS[machine]:
         cmd += ["--platform", tag]
     proc = subprocess.run(cmd + requirements, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{machine} cp{python}: {proc.stderr.strip().splitlines()[-1:]}"
     installs = json.loads(report.read_text())["install"]
-    return {item["metadata"]["name"].lower(): item["download_info"]["url"].rsplit("/", 1)[-1] for item in installs}
+    return {
+        item["metadata"]["name"].lower(): item["download_info"]["url"].rsplit("/", 1)[-1] for item in installs
+    }
 
 
 def test_markers_pick_a_litert_line_per_machine() -> None:

@@ -28,14 +28,19 @@ def write(path: Path, text: str) -> Path:
 
 def specs(*present: str):
     """A find_spec that finds only ``present`` (as importlib would: an object with .origin, or None)."""
-    return lambda name: SimpleNamespace(origin=f"/usr/lib/python3/dist-packages/{name}/__init__.py") \
-        if name in present else None
+    return lambda name: (
+        SimpleNamespace(origin=f"/usr/lib/python3/dist-packages/{name}/__init__.py")
+        if name in present
+        else None
+    )
 
 
 # -- system ------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def pi5(tmp_path) -> dict:
-    release = write(tmp_path / "etc/os-release", 'NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 13 (trixie)"\n')
+    release = write(
+        tmp_path / "etc/os-release", 'NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 13 (trixie)"\n'
+    )
     model = write(tmp_path / "proc/device-tree/model", "Raspberry Pi 5 Model B Rev 1.0\x00")
     return {"os_release": release, "model_files": (model, tmp_path / "sys/firmware/devicetree/base/model")}
 
@@ -49,7 +54,9 @@ def test_system_names_os_board_and_python(pi5) -> None:
 
 def test_system_falls_back_to_the_second_model_file(tmp_path) -> None:
     model = write(tmp_path / "sys/firmware/devicetree/base/model", "Raspberry Pi 4 Model B Rev 1.5\x00")
-    assert doctor.board_model((tmp_path / "proc/device-tree/model", model)) == "Raspberry Pi 4 Model B Rev 1.5"
+    assert (
+        doctor.board_model((tmp_path / "proc/device-tree/model", model)) == "Raspberry Pi 4 Model B Rev 1.5"
+    )
     assert doctor.board_model((tmp_path / "absent",)) is None
 
 
@@ -73,7 +80,9 @@ def test_runtime_runs_the_zoo_model_here(monkeypatch) -> None:
     assert doctor.default_model().is_file()
     check = doctor.check_runtime()
     assert check.status == "ok", check
-    assert check.detail.startswith("ai_edge_litert ") and "ran mnist_classifier_int8.tflite once" in check.detail
+    assert (
+        check.detail.startswith("ai_edge_litert ") and "ran mnist_classifier_int8.tflite once" in check.detail
+    )
     assert "numpy 2." in check.detail
 
 
@@ -108,8 +117,10 @@ def test_opencv_version_and_conflicting_wheels() -> None:
     assert missing.status == "missing" and missing.fix == "pip install opencv-python-headless==4.14.0.94"
     both = doctor.check_opencv(installed=lambda dist: dist in ("opencv-python", "opencv-python-headless"))
     assert both.status == "warn"
-    assert both.fix == ("pip uninstall -y opencv-python opencv-python-headless && "
-                        "pip install opencv-python-headless==4.14.0.94")
+    assert both.fix == (
+        "pip uninstall -y opencv-python opencv-python-headless && "
+        "pip install opencv-python-headless==4.14.0.94"
+    )
 
 
 # -- cameras ------------------------------------------------------------------------------------------------------
@@ -124,21 +135,28 @@ def fake_video(tmp_path: Path, nodes: dict[str, tuple[str, str]]) -> tuple[Path,
     return dev, sysfs
 
 
-PI4_INTERNAL = {"video10": ("bcm2835-codec-decode", "0"), "video11": ("bcm2835-codec-encode", "0"),
-                "video13": ("bcm2835-isp", "0"), "video19": ("rpi-hevc-dec", "0")}
+PI4_INTERNAL = {
+    "video10": ("bcm2835-codec-decode", "0"),
+    "video11": ("bcm2835-codec-encode", "0"),
+    "video13": ("bcm2835-isp", "0"),
+    "video19": ("rpi-hevc-dec", "0"),
+}
 
 
 def test_cameras_lists_a_usb_camera_and_ignores_pi_codecs_and_metadata_nodes(tmp_path) -> None:
-    dev, sysfs = fake_video(tmp_path, {"video0": ("HD Pro Webcam C920", "0"), "video1": ("HD Pro Webcam C920", "1"),
-                                       **PI4_INTERNAL})
+    dev, sysfs = fake_video(
+        tmp_path,
+        {"video0": ("HD Pro Webcam C920", "0"), "video1": ("HD Pro Webcam C920", "1"), **PI4_INTERNAL},
+    )
     check = doctor.check_cameras(dev, sysfs)
     assert check.status == "ok" and check.fix is None
     assert check.detail == f"{dev}/video0 (HD Pro Webcam C920); 4 Pi codec/ISP nodes are not cameras"
 
 
 def test_cameras_points_a_ribbon_camera_at_picamera2(tmp_path) -> None:
-    dev, sysfs = fake_video(tmp_path, {"video0": ("unicam-image", "0"), "video1": ("unicam-embedded", "0"),
-                                       **PI4_INTERNAL})
+    dev, sysfs = fake_video(
+        tmp_path, {"video0": ("unicam-image", "0"), "video1": ("unicam-embedded", "0"), **PI4_INTERNAL}
+    )
     check = doctor.check_cameras(dev, sysfs)
     assert check.status == "ok"
     assert check.detail.startswith("Raspberry Pi camera on unicam (open it with --source picamera2)")
@@ -175,8 +193,13 @@ def test_picamera2_hidden_by_a_venv_without_system_site_packages(tmp_path) -> No
     write(venv / "pyvenv.cfg", "home = /usr/bin\ninclude-system-site-packages = false\n")
     system = tmp_path / "dist-packages"
     (system / "picamera2").mkdir(parents=True)
-    check = doctor.check_picamera2(find_spec=specs(), board="Raspberry Pi 4 Model B", prefix=str(venv),
-                                   base_prefix="/usr", system_packages=system)
+    check = doctor.check_picamera2(
+        find_spec=specs(),
+        board="Raspberry Pi 4 Model B",
+        prefix=str(venv),
+        base_prefix="/usr",
+        system_packages=system,
+    )
     assert check.status == "missing" and "hides system packages" in check.detail
     assert check.fix.startswith(f"set include-system-site-packages = true in {venv}/pyvenv.cfg")
 
@@ -190,9 +213,13 @@ def test_picamera2_missing_on_a_pi_and_not_applicable_elsewhere(tmp_path) -> Non
 
 
 def test_libcamera_apps() -> None:
-    found = doctor.check_libcamera_apps(which=lambda t: "/usr/bin/rpicam-hello" if t == "rpicam-hello" else None)
+    found = doctor.check_libcamera_apps(
+        which=lambda t: "/usr/bin/rpicam-hello" if t == "rpicam-hello" else None
+    )
     assert found.status == "ok" and "rpicam-hello --list-cameras" in found.detail
-    old = doctor.check_libcamera_apps(which=lambda t: "/usr/bin/libcamera-hello" if t == "libcamera-hello" else None)
+    old = doctor.check_libcamera_apps(
+        which=lambda t: "/usr/bin/libcamera-hello" if t == "libcamera-hello" else None
+    )
     assert old.status == "ok" and "libcamera-hello --list-cameras" in old.detail
     on_pi = doctor.check_libcamera_apps(which=lambda t: None, board="Raspberry Pi 5")
     assert on_pi.status == "warn" and on_pi.fix == "sudo apt install rpicam-apps"
@@ -201,8 +228,13 @@ def test_libcamera_apps() -> None:
 
 # -- Edge TPU -----------------------------------------------------------------------------------------------------
 def usb_device(root: Path, name: str, vendor: str, product: str, speed: str, bus: int, num: int) -> None:
-    for key, value in (("idVendor", vendor), ("idProduct", product), ("speed", speed), ("busnum", str(bus)),
-                       ("devnum", str(num))):
+    for key, value in (
+        ("idVendor", vendor),
+        ("idProduct", product),
+        ("speed", speed),
+        ("busnum", str(bus)),
+        ("devnum", str(num)),
+    ):
         write(root / name / key, value + "\n")
 
 
@@ -253,7 +285,9 @@ def test_pcie_coral_as_apex_0(trees) -> None:
     scan = doctor.scan_coral(**trees)
     assert scan.apex == (str(trees["dev"] / "apex_0"),) and scan.pci_without_driver == 0
     assert doctor.check_edgetpu_device(scan, "libedgetpu.so.1", board="").status == "ok"
-    blocked = doctor.check_edgetpu_device(doctor.scan_coral(**trees, access=lambda p, m: False), "x", board="")
+    blocked = doctor.check_edgetpu_device(
+        doctor.scan_coral(**trees, access=lambda p, m: False), "x", board=""
+    )
     assert blocked.status == "missing" and "apex" in blocked.fix
 
 
@@ -287,7 +321,9 @@ def test_libedgetpu_loading(tmp_path) -> None:
         raise OSError(f"{name}: cannot open shared object file")
 
     assert doctor.load_libedgetpu(loader=refuse) is None
-    maps = write(tmp_path / "maps", "7f00-7f10 r-xp 00000000 08:02 1 /usr/lib/x86_64-linux-gnu/libedgetpu.so.1.0\n")
+    maps = write(
+        tmp_path / "maps", "7f00-7f10 r-xp 00000000 08:02 1 /usr/lib/x86_64-linux-gnu/libedgetpu.so.1.0\n"
+    )
     loaded = doctor.load_libedgetpu(loader=lambda name: object(), maps=maps)
     assert loaded == "/usr/lib/x86_64-linux-gnu/libedgetpu.so.1.0"
     check = doctor.check_edgetpu_runtime(loaded, CoralScan())
@@ -308,15 +344,19 @@ def test_thermal_under_voltage_now_warns_and_explains_the_supply(tmp_path, therm
     throttled = write(tmp_path / "get_throttled", "50005\n")
     check = doctor.check_thermal(**thermal, throttled_sysfs=throttled)
     assert check.status == "warn"
-    assert check.detail == ("get_throttled 0x50005: under-voltage now, throttled now (the supply sags below ~4.63 V: "
-                            "the CPU slows down and USB devices (Coral, camera) can reset); 52.1 C (cpu-thermal), "
-                            "governor ondemand")
+    assert check.detail == (
+        "get_throttled 0x50005: under-voltage now, throttled now (the supply sags below ~4.63 V: "
+        "the CPU slows down and USB devices (Coral, camera) can reset); 52.1 C (cpu-thermal), "
+        "governor ondemand"
+    )
     assert "5.1 V" in check.fix and "27 W" in check.fix
 
 
 def test_thermal_throttling_only_since_boot_still_warns(tmp_path, thermal) -> None:
     check = doctor.check_thermal(**thermal, throttled_sysfs=write(tmp_path / "t", "40000\n"))  # bit 18
-    assert check.status == "warn" and "throttled since boot (the CPU runs below its full clock" in check.detail
+    assert (
+        check.status == "warn" and "throttled since boot (the CPU runs below its full clock" in check.detail
+    )
     assert "heatsink" in check.fix
 
 
@@ -332,8 +372,12 @@ def test_thermal_ok_hot_and_not_applicable(tmp_path, thermal) -> None:
 
 def test_disk_free_space(tmp_path) -> None:
     Usage = namedtuple("Usage", "total used free")
-    low = doctor.check_disk(tmp_path / "home/not-yet", "toolkit home", usage=lambda p: Usage(8 * GIB, 0, GIB // 2),
-                            alternative="set TOOLKIT_HOME to a bigger disk")
+    low = doctor.check_disk(
+        tmp_path / "home/not-yet",
+        "toolkit home",
+        usage=lambda p: Usage(8 * GIB, 0, GIB // 2),
+        alternative="set TOOLKIT_HOME to a bigger disk",
+    )
     assert low.name == "disk (toolkit home)" and low.status == "warn"
     assert low.detail == f"0.5 GiB free of 8.0 GiB at {tmp_path}/home/not-yet, not created yet: below 1 GiB"
     assert "sudo apt clean" in low.fix and low.fix.endswith("or set TOOLKIT_HOME to a bigger disk")
@@ -342,7 +386,9 @@ def test_disk_free_space(tmp_path) -> None:
 
 
 def test_memory_available(tmp_path) -> None:
-    meminfo = write(tmp_path / "meminfo", "MemTotal:        8245360 kB\nMemFree:  1 kB\nMemAvailable:    6291456 kB\n")
+    meminfo = write(
+        tmp_path / "meminfo", "MemTotal:        8245360 kB\nMemFree:  1 kB\nMemAvailable:    6291456 kB\n"
+    )
     assert doctor.check_memory(meminfo) == Check("memory", "ok", "6.0 GiB available of 7.9 GiB")
     write(meminfo, "MemTotal: 439452 kB\nMemAvailable: 102400 kB\n")
     low = doctor.check_memory(meminfo)
@@ -363,18 +409,24 @@ def test_every_check_runs_fast_here_and_requirements_name_real_checks() -> None:
 
 
 def test_unmet_and_render_align_the_columns() -> None:
-    checks = [Check("runtime", "ok", "ai_edge_litert 2.3.0"),
-              Check("edgetpu runtime", "missing", "libedgetpu.so.1 not found", "sudo apt install libedgetpu1-std"),
-              Check("edgetpu device", "warn", "USB 2", "use a USB 3 port"), Check("picamera2", "n/a", "absent", "apt")]
+    checks = [
+        Check("runtime", "ok", "ai_edge_litert 2.3.0"),
+        Check("edgetpu runtime", "missing", "libedgetpu.so.1 not found", "sudo apt install libedgetpu1-std"),
+        Check("edgetpu device", "warn", "USB 2", "use a USB 3 port"),
+        Check("picamera2", "n/a", "absent", "apt"),
+    ]
     assert doctor.unmet(checks, "edgetpu") == [checks[1]] and doctor.unmet(checks, "camera") == []
     lines = render(checks).splitlines()
     rows = [line for line in lines[2:-2] if line[:1].strip()]
     assert [row.split("  ")[0] for row in rows] == [c.name for c in checks]
     width = len("edgetpu runtime")
-    assert {lines[0].index("status"), *(row.index(c.status, width) for row, c in zip(rows, checks, strict=True))} \
-        == {width + 2}
-    assert {lines[0].index("found"), *(row.index(c.detail) for row, c in zip(rows, checks, strict=True))} \
-        == {width + 11}
+    assert {
+        lines[0].index("status"),
+        *(row.index(c.status, width) for row, c in zip(rows, checks, strict=True)),
+    } == {width + 2}
+    assert {lines[0].index("found"), *(row.index(c.detail) for row, c in zip(rows, checks, strict=True))} == {
+        width + 11
+    }
     assert lines[4] == " " * (width + 11) + "fix: sudo apt install libedgetpu1-std"
     assert lines[8].strip() == "if wanted: apt" and lines[-1] == "1 ok, 1 warn, 1 missing, 1 n/a"
 
@@ -384,7 +436,10 @@ def test_cli_json_end_to_end(cli) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     by_name = {c["name"]: c for c in report["checks"]}
-    assert by_name["runtime"]["status"] == "ok" and "mnist_classifier_int8.tflite" in by_name["runtime"]["detail"]
+    assert (
+        by_name["runtime"]["status"] == "ok"
+        and "mnist_classifier_int8.tflite" in by_name["runtime"]["detail"]
+    )
     assert set(by_name["system"]) == {"name", "status", "detail", "fix"} and report["required"] == {}
     assert sum(report["summary"].values()) == len(report["checks"])
 
@@ -410,4 +465,3 @@ def test_cli_require_edgetpu_without_a_coral_exits_3_with_the_fix(cli) -> None:
 def test_cli_rejects_an_unknown_requirement(cli) -> None:
     result = cli("doctor", "--require", "gpu")
     assert_one_line_error(result, 2, "invalid choice: 'gpu'")
-

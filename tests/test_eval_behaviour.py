@@ -43,6 +43,7 @@ class NumpyBehaviour(Predictor):
 
 # ---- heading frame ---------------------------------------------------------------------------------------------
 
+
 def test_normalise_puts_the_last_step_on_plus_x_and_denormalise_undoes_it():
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(50, 8, 2)).astype(np.float32)
@@ -50,7 +51,9 @@ def test_normalise_puts_the_last_step_on_plus_x_and_denormalise_undoes_it():
     track, rotation = normalise(obs)
     last_step = track[:, -1] - track[:, -2]
     assert np.allclose(last_step[:, 1], 0, atol=1e-5) and (last_step[:, 0] > 0).all()
-    assert np.allclose(np.linalg.norm(track[:, -2:], axis=-1), np.linalg.norm(obs[:, -2:], axis=-1), atol=1e-5)
+    assert np.allclose(
+        np.linalg.norm(track[:, -2:], axis=-1), np.linalg.norm(obs[:, -2:], axis=-1), atol=1e-5
+    )
     back = denormalise(track, rotation)  # undoes the rotation (what the model's future needs)
     assert np.allclose(back[:, -2:], obs[:, -2:], atol=1e-5)
     assert np.allclose(back[:, :-2], OLDER_SCALE * obs[:, :-2], atol=1e-5)  # older points enter scaled
@@ -75,6 +78,7 @@ def test_heading_falls_back_for_standing_people():
 
 # ---- metrics ---------------------------------------------------------------------------------------------------
 
+
 def test_crossing_metrics_hand_checked():
     m = crossing_metrics(np.array([1, 0, 0, 1]), np.array([0.9, 0.6, 0.2, 0.4]))
     assert m["crossing_accuracy"] == pytest.approx(0.5) and m["crossing_positive_rate"] == pytest.approx(0.5)
@@ -90,12 +94,16 @@ def test_spread_is_even_and_bounded():
 
 # ---- data SPECs ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, message", [
-    ("mnist:split=test", "needs trajectories"),
-    ("synthetic:split=test", "synthetic split must be train or val"),
-    ("synthetic:split=val,every=2", "'every' thins rendered frames"),
-    ("eth_ucy:scene=eth", "needs scene=... and split=..."),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("mnist:split=test", "needs trajectories"),
+        ("synthetic:split=test", "synthetic split must be train or val"),
+        ("synthetic:split=val,every=2", "'every' thins rendered frames"),
+        ("eth_ucy:scene=eth", "needs scene=... and split=..."),
+    ],
+)
 def test_bad_specs_are_one_line_usage_errors(text, message):
     with pytest.raises(UsageError) as info:
         load_windows(text)
@@ -130,6 +138,7 @@ def test_synthetic_windows_carry_crossing_labels(synthetic_val):
 
 # ---- evaluate --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.shared
 def test_constant_velocity_row_matches_the_data_module_and_is_repeatable(shared):
     root = shared / "data" / "eth_ucy"
@@ -157,7 +166,9 @@ def test_all_scenes_average_the_per_scene_rows(shared):
     spec = parse_spec(f"eth_ucy:root={shared / 'data' / 'eth_ucy'},scene=all,split=test,stride=3")
     report = evaluate(NumpyBehaviour(shift=0.3), spec, EvalConfig(limit=2000))
     rows = report.tables["per_scene"]
-    assert [r["scene"] for r in rows] == list(traj.SCENES) and sum(r["windows"] for r in rows) == report.samples
+    assert [r["scene"] for r in rows] == list(traj.SCENES) and sum(
+        r["windows"] for r in rows
+    ) == report.samples
     assert report.metrics["ade"] == pytest.approx(np.mean([r["ade"] for r in rows]))
     assert report.metrics["cv_fde"] == pytest.approx(np.mean([r["cv_fde"] for r in rows]))
     assert all(r["ade"] > r["cv_ade"] for r in rows)  # a biased constant velocity is worse everywhere
@@ -165,7 +176,9 @@ def test_all_scenes_average_the_per_scene_rows(shared):
 
 
 def test_crossing_scored_where_labelled(synthetic_val):
-    report = evaluate(NumpyBehaviour(), parse_spec("synthetic:split=val,frames=400"), EvalConfig(baselines=False))
+    report = evaluate(
+        NumpyBehaviour(), parse_spec("synthetic:split=val,frames=400"), EvalConfig(baselines=False)
+    )
     w = synthetic_val
     track, _ = normalise(w.obs)
     sideways = np.abs(track[:, 0, 1])
@@ -189,7 +202,9 @@ def test_model_inputs_are_seeded_heading_frame_tracks(synthetic_val):
     a = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
     b = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=3)["track"]
     c = behaviour_inputs(spec, {"track": (8, 2)}, limit=64, seed=4)["track"]
-    assert a.shape == (64, 8, 2) and a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert (
+        a.shape == (64, 8, 2) and a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, c)
+    )
     step = a[:, -1] - a[:, -2]
     moving = np.linalg.norm(step, axis=-1) >= MIN_STEP_M
     assert np.allclose(a[:, -1], 0) and np.allclose(step[moving, 1], 0, atol=1e-5) and moving.any()

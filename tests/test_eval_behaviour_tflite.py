@@ -25,8 +25,16 @@ def models(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("behaviour")
     keras_path = tmp / "tiny.keras"
-    config = TrainConfig(data=SYNTH, val_data=SYNTH, epochs=2, batch_size=32, learning_rate=3e-3, patience=0,
-                         verbose=0, run_dir=str(tmp / "run"))
+    config = TrainConfig(
+        data=SYNTH,
+        val_data=SYNTH,
+        epochs=2,
+        batch_size=32,
+        learning_rate=3e-3,
+        patience=0,
+        verbose=0,
+        run_dir=str(tmp / "run"),
+    )
     result = train("behaviour", keras_path, config, TINY, {"extra_data": "", "extra_val_data": ""})
     calib = tmp / "tracks.npy"
     np.save(calib, behaviour_inputs(SYNTH, {"track": (8, 2)}, limit=120, seed=0)["track"])
@@ -70,5 +78,6 @@ def test_int8_model_on_an_eth_ucy_scene(models, shared):
     report = evaluate(tflite_path, f"eth_ucy:root={root},scene=hotel,split=test", EvalConfig(threads=1))
     raw = load_split(root, "hotel", "test")
     assert report.samples == len(raw) and report.metrics["cv_ade"] == pytest.approx(
-        ade(constant_velocity(raw.obs), raw.fut), abs=1e-5)
+        ade(constant_velocity(raw.obs), raw.fut), abs=1e-5
+    )
     assert np.isfinite(report.metrics["ade"]) and "crossing_auroc" not in report.metrics

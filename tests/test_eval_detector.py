@@ -20,12 +20,22 @@ pytest.importorskip("pycocotools")
 
 def _record(i: int, boxes: list[list[float]], crowd: list[bool] | None = None) -> DetectionRecord:
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return DetectionRecord(Path(f"img{i}.jpg"), 320, 240, b, np.zeros(len(b), np.int64), image_id=i,
-                           crowd=np.asarray(crowd if crowd is not None else [False] * len(b), bool))
+    return DetectionRecord(
+        Path(f"img{i}.jpg"),
+        320,
+        240,
+        b,
+        np.zeros(len(b), np.int64),
+        image_id=i,
+        crowd=np.asarray(crowd if crowd is not None else [False] * len(b), bool),
+    )
 
 
-RECORDS = [_record(0, [[10, 20, 40, 100], [100, 50, 130, 140]]), _record(1, [[200, 30, 260, 200]]),
-           _record(2, [])]  # an image without people: any detection there is a false positive
+RECORDS = [
+    _record(0, [[10, 20, 40, 100], [100, 50, 130, 140]]),
+    _record(1, [[200, 30, 260, 200]]),
+    _record(2, []),
+]  # an image without people: any detection there is a false positive
 
 
 def _exact(records: list[DetectionRecord]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -58,9 +68,13 @@ def test_ap_counts_misses_false_positives_and_localisation() -> None:
 def test_crowd_boxes_are_ignored() -> None:
     records = [_record(0, [[10, 20, 40, 100], [150, 20, 180, 100]], crowd=[False, True])]
     one = [(np.array([[10, 20, 40, 100]], np.float32), np.array([0.9], np.float32))]
-    on_crowd = [(np.array([[10, 20, 40, 100], [150, 20, 180, 100]], np.float32), np.array([0.5, 0.9], np.float32))]
+    on_crowd = [
+        (np.array([[10, 20, 40, 100], [150, 20, 180, 100]], np.float32), np.array([0.5, 0.9], np.float32))
+    ]
     assert coco_ap(records, one)["ap50"] == pytest.approx(1.0)  # the ignored person is not a miss
-    assert coco_ap(records, on_crowd)["ap50"] == pytest.approx(1.0)  # nor is a detection on it a false positive
+    assert coco_ap(records, on_crowd)["ap50"] == pytest.approx(
+        1.0
+    )  # nor is a detection on it a false positive
 
 
 def test_ap_needs_people() -> None:
@@ -71,20 +85,25 @@ def test_ap_needs_people() -> None:
 def test_fold_rule_is_stratified_and_deterministic() -> None:
     records = [_record(i, [[0, 0, 10, 10]] if i % 3 == 0 else []) for i in range(23)]
     folds = fold_of(records, 4)
-    assert np.array_equal(folds, fold_of(list(reversed(records)), 4)[::-1])  # order of the list does not matter
+    assert np.array_equal(
+        folds, fold_of(list(reversed(records)), 4)[::-1]
+    )  # order of the list does not matter
     people = np.array([len(r.boxes) > 0 for r in records])
     for group in (people, ~people):
         counts = np.bincount(folds[group], minlength=4)
         assert counts.max() - counts.min() <= 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ("coco128:fold=1,folds=4", "split=train or split=val"),
-    ("coco128:fold=4,folds=4,split=val", "0 <= fold < folds"),
-    ("coco128:split=test", "train, val or all"),
-    ("synthetic:split=all", "train or val"),
-    ("mnist:split=test", "detector is trained and scored on"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("coco128:fold=1,folds=4", "split=train or split=val"),
+        ("coco128:fold=4,folds=4,split=val", "0 <= fold < folds"),
+        ("coco128:split=test", "train, val or all"),
+        ("synthetic:split=all", "train or val"),
+        ("mnist:split=test", "detector is trained and scored on"),
+    ],
+)
 def test_bad_specs_are_one_line_usage_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         load_samples(parse_spec(text))
@@ -107,7 +126,11 @@ def test_coco128_folds_partition_the_images(shared: Path, monkeypatch: pytest.Mo
         seen += sorted(val_names)
     assert len(seen) == len(set(seen)) == 128
     first = everything.load(0)
-    assert first.dtype == np.uint8 and first.shape == (everything.records[0].height, everything.records[0].width, 3)
+    assert first.dtype == np.uint8 and first.shape == (
+        everything.records[0].height,
+        everything.records[0].width,
+        3,
+    )
 
 
 @pytest.mark.shared
@@ -120,7 +143,9 @@ def test_hog_baseline_finds_people_on_coco128(shared: Path, monkeypatch: pytest.
     for (boxes, scores), i in zip(found, with_people, strict=True):
         h, w = samples.records[i].height, samples.records[i].width
         assert boxes.dtype == np.float32 and boxes.shape == (len(scores), 4)
-        assert np.all(boxes[:, 2:] > boxes[:, :2]) and np.all(boxes >= 0) and np.all(boxes[:, [2, 3]] <= [w, h])
+        assert (
+            np.all(boxes[:, 2:] > boxes[:, :2]) and np.all(boxes >= 0) and np.all(boxes[:, [2, 3]] <= [w, h])
+        )
         assert np.all((scores > 0) & (scores < 1)) and np.all(np.diff(scores) <= 0)  # best first
 
 
@@ -180,7 +205,9 @@ def test_model_inputs_are_letterboxed_unit_images(toolkit_home: Path) -> None:
     full = detector_inputs(spec, {"image": (96, 160, 3)})["image"]
     assert len(full) == 2
     # 480x360 into 160x96: scale 0.2667 -> 128 columns, 16 columns of grey 114 padding on each side
-    assert np.allclose(full[:, :, :16], 114 / 255, atol=1e-6) and not np.allclose(full[:, :, 16:144], 114 / 255)
+    assert np.allclose(full[:, :, :16], 114 / 255, atol=1e-6) and not np.allclose(
+        full[:, :, 16:144], 114 / 255
+    )
     with pytest.raises(UsageError, match="'image' input"):
         detector_inputs(spec, {"track": (8, 2)})
 

@@ -34,8 +34,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TOOLKIT_HOME", str(tmp_path_factory.getbasetemp() / "toolkit_home"))
         calib_spec = parse_spec("synthetic:split=train,scenes=1,frames=60,every=3")
-        data = TASK.datasets(calib_spec, SCORE, TrainConfig(batch_size=4, seed=0), DetectorTaskOptions(),
-                             config_for("detector", {"input_shape": SHAPE, "width": 0.25}))
+        data = TASK.datasets(
+            calib_spec,
+            SCORE,
+            TrainConfig(batch_size=4, seed=0),
+            DetectorTaskOptions(),
+            config_for("detector", {"input_shape": SHAPE, "width": 0.25}),
+        )
         model = build_model("detector", {"input_shape": SHAPE, "width": 0.25})
         TASK.compile(model, TrainConfig(learning_rate=3e-3), DetectorTaskOptions(), steps_per_epoch=5)
         model.fit(data.train.take(5), epochs=1, verbose=0)  # a few steps: weights move off their init
@@ -63,7 +68,10 @@ def test_keras_evaluation_is_identical_twice(models: tuple[Path, Path]) -> None:
         second = evaluate(predictor, SCORE, EvalConfig(baselines=False)).to_dict()
     assert _strip(first) == _strip(second)
     assert first["kind"] == "detector" and first["primary"] == "ap50" and first["samples"] == 2
-    assert 0.0 <= first["metrics"]["ap50"] <= 1.0 and 0.0 <= first["metrics"]["ap50_95"] <= first["metrics"]["ap50"]
+    assert (
+        0.0 <= first["metrics"]["ap50"] <= 1.0
+        and 0.0 <= first["metrics"]["ap50_95"] <= first["metrics"]["ap50"]
+    )
     assert "baselines" not in first["tables"]
 
 

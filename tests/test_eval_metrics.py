@@ -23,7 +23,9 @@ def test_accuracy_and_top_k_hand_checked():
     assert metrics.accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
     assert metrics.top_k_accuracy([2, 1, 0], scores, 1) == 0.0
-    assert metrics.top_k_accuracy([2, 1, 0], scores, 2) == pytest.approx(2 / 3)  # 2 in top2 of row 0, 1 of row 1
+    assert metrics.top_k_accuracy([2, 1, 0], scores, 2) == pytest.approx(
+        2 / 3
+    )  # 2 in top2 of row 0, 1 of row 1
     assert metrics.top_k_accuracy([2, 1, 0], scores, 3) == 1.0
     assert np.isnan(metrics.accuracy([], []))
 

@@ -77,7 +77,9 @@ def pca_autoencoder(mnist: str, tmp: Path, k: int = ae_eval.PCA_COMPONENTS) -> N
 
     def fn(feeds):
         x = feeds["image"].reshape(len(feeds["image"]), -1) - mean
-        return {"reconstruction": ((x @ basis.T) @ basis + mean).reshape(feeds["image"].shape).astype(np.float32)}
+        return {
+            "reconstruction": ((x @ basis.T) @ basis + mean).reshape(feeds["image"].shape).astype(np.float32)
+        }
 
     return NumpyPredictor(tmp / "pca_ae.keras", "autoencoder", {"image": (28, 28, 1)}, ["reconstruction"], fn)
 
@@ -96,15 +98,20 @@ def pca_vae(mnist: str, tmp: Path, latent: int = 4) -> tuple[NumpyPredictor, Num
         x = (feeds["z"] * scale) @ basis + mean
         return {"image": np.clip(x, 0.0, 1.0).reshape(-1, 28, 28, 1).astype(np.float32)}
 
-    encoder = NumpyPredictor(tmp / "enc.tflite", "vae", {"image": (28, 28, 1)}, ["z_mean", "z_log_var"], encode)
+    encoder = NumpyPredictor(
+        tmp / "enc.tflite", "vae", {"image": (28, 28, 1)}, ["z_mean", "z_log_var"], encode
+    )
     decoder = NumpyPredictor(tmp / "dec.tflite", "vae_decoder", {"z": (latent,)}, ["image"], decode)
     return encoder, decoder
 
 
 # -- the SPEC loader ---------------------------------------------------------------------------------------------
 
+
 def test_documented_split_sizes_and_digit_filters(mnist):
-    sizes = {s: len(cls_eval.load_labelled_images(f"{mnist},split={s}").labels) for s in ("train", "val", "test")}
+    sizes = {
+        s: len(cls_eval.load_labelled_images(f"{mnist},split={s}").labels) for s in ("train", "val", "test")
+    }
     assert sizes == {"train": 7000, "val": 1000, "test": 2000}
     test = cls_eval.load_labelled_images(f"{mnist},split=test")
     assert test.images.dtype == np.float32 and test.images.shape == (2000, 28, 28, 1)
@@ -112,7 +119,8 @@ def test_documented_split_sizes_and_digit_filters(mnist):
     assert np.bincount(test.labels).min() >= 170  # stratified: every digit present in proportion
     no9 = cls_eval.load_labelled_images(f"{mnist},split=train,exclude=9")
     assert 9 not in no9.labels and len(no9.labels) == 7000 - np.sum(
-        cls_eval.load_labelled_images(f"{mnist},split=train").labels == 9)
+        cls_eval.load_labelled_images(f"{mnist},split=train").labels == 9
+    )
     only = cls_eval.load_labelled_images(f"{mnist},split=test,only=89")
     assert set(np.unique(only.labels)) == {8, 9}
     assert "without digits 9" in no9.describe
@@ -128,12 +136,15 @@ def test_limit_is_a_seeded_random_subset(mnist):
     assert len(cls_eval.load_labelled_images(f"{mnist},split=test,limit=50", limit=20).labels) == 20
 
 
-@pytest.mark.parametrize("spec, message", [
-    (",split=dev", "split=dev"),
-    (",exclude=nine", "digits 0-9"),
-    (",exclude=9,only=9", "not both"),
-    (",split=test,only=9,exclude=", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (",split=dev", "split=dev"),
+        (",exclude=nine", "digits 0-9"),
+        (",exclude=9,only=9", "not both"),
+        (",split=test,only=9,exclude=", "expected key=value"),
+    ],
+)
 def test_bad_mnist_specs_are_one_line_usage_errors(mnist, spec, message):
     with pytest.raises(UsageError, match=message) as info:
         cls_eval.load_labelled_images(mnist + spec)
@@ -158,6 +169,7 @@ def test_image_folder_spec_is_split_and_resized(tmp_path):
 
 # -- classifier ---------------------------------------------------------------------------------------------------
 
+
 def test_classifier_report_matches_direct_computation_and_repeats(mnist, centroid):
     predictor = centroid
     config = EvalConfig(limit=400)
@@ -172,8 +184,9 @@ def test_classifier_report_matches_direct_computation_and_repeats(mnist, centroi
     assert sum(v for row in report.tables["confusion"] for k, v in row.items() if k != "true") == 400
     knn = report.tables["baselines"][1]
     assert knn["method"].startswith("3-NN") and knn["top1"] > 0.9
-    assert cls_eval.evaluate(predictor, f"{mnist},split=test", config).to_dict() | {"seconds": 0} == \
-        report.to_dict() | {"seconds": 0}
+    assert cls_eval.evaluate(predictor, f"{mnist},split=test", config).to_dict() | {
+        "seconds": 0
+    } == report.to_dict() | {"seconds": 0}
 
 
 def test_classifier_baseline_skipped_on_training_data(mnist, centroid):
@@ -192,12 +205,15 @@ def test_classifier_model_inputs_default_to_the_training_split(mnist):
 
 # -- autoencoder --------------------------------------------------------------------------------------------------
 
+
 def test_autoencoder_auroc_with_digit_9_anomalous(mnist, pca_ae):
     predictor = pca_ae
     report = ae_eval.evaluate(predictor, f"{mnist},split=test,anomaly=9", EvalConfig(limit=600))
     assert report.primary == "auroc" and report.higher_is_better
     data = cls_eval.load_labelled_images(f"{mnist},split=test", limit=600)
-    scores = ae_eval.reconstruction_mse(data.images, predictor.predict({"image": data.images})["reconstruction"])
+    scores = ae_eval.reconstruction_mse(
+        data.images, predictor.predict({"image": data.images})["reconstruction"]
+    )
     assert report.metrics["auroc"] == pytest.approx(metrics.auroc(scores, data.labels == 9))
     assert report.metrics["recon_mse_anomalous"] == pytest.approx(scores[data.labels == 9].mean())
     assert report.metrics["fpr_at_95tpr"] == pytest.approx(metrics.fpr_at_tpr(scores, data.labels == 9))
@@ -219,6 +235,7 @@ def test_autoencoder_without_anomaly_digits_reports_reconstruction_only(mnist, p
 
 # -- VAE ----------------------------------------------------------------------------------------------------------
 
+
 def test_vae_metrics_grid_and_repeatability(mnist, vae_parts, tmp_path):
     cv2 = pytest.importorskip("cv2")
     encoder, decoder = vae_parts
@@ -227,14 +244,23 @@ def test_vae_metrics_grid_and_repeatability(mnist, vae_parts, tmp_path):
     m = report.metrics
     assert report.primary == "neg_elbo" and not report.higher_is_better
     assert m["neg_elbo"] == pytest.approx(m["recon_nll"] + m["kl"])
-    assert m["kl"] == pytest.approx(vae_eval.kl_per_image(*[encoder.predict(
-        {"image": cls_eval.load_labelled_images(f"{mnist},split=test", limit=200).images})[k]
-        for k in ("z_mean", "z_log_var")]).mean())
+    assert m["kl"] == pytest.approx(
+        vae_eval.kl_per_image(
+            *[
+                encoder.predict(
+                    {"image": cls_eval.load_labelled_images(f"{mnist},split=test", limit=200).images}
+                )[k]
+                for k in ("z_mean", "z_log_var")
+            ]
+        ).mean()
+    )
     assert 0 < m["recon_mse"] < 0.1 and 0 < m["recon_bce"] < 1
     grid = cv2.imread(report.artifacts["samples"], cv2.IMREAD_GRAYSCALE)
     assert grid.shape == (2 * (8 * 30 + 2), 2 * (8 * 30 + 2))
     assert Path(report.artifacts["reconstructions"]).is_file()
-    again = vae_eval.evaluate(encoder, f"{mnist},split=test", replace(config, baselines=False), decoder=decoder)
+    again = vae_eval.evaluate(
+        encoder, f"{mnist},split=test", replace(config, baselines=False), decoder=decoder
+    )
     assert again.metrics == m
     assert report.tables["baselines"][1]["method"].startswith("PCA-4")
 

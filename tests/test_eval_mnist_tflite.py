@@ -59,8 +59,11 @@ def to_int8(keras_path: Path, calib: np.ndarray, part: str | None = None) -> Pat
     npy = keras_path.with_name(f"{stem}_calib.npy")
     np.save(npy, calib)
     out = keras_path.with_name(f"{stem}_int8.tflite")
-    convert(keras_path, out, ConvertConfig(quantize="int8", calib=str(npy), calib_samples=64, parity_samples=4,
-                                           part=part))
+    convert(
+        keras_path,
+        out,
+        ConvertConfig(quantize="int8", calib=str(npy), calib_samples=64, parity_samples=4, part=part),
+    )
     return out
 
 
@@ -91,8 +94,9 @@ def test_classifier_int8_scored_by_the_same_code(mnist, classifier):
 @pytest.fixture(scope="module")
 def autoencoder(mnist, tmp_path_factory) -> tuple[Path, Path]:
 
-    keras_path = train_tiny("autoencoder", mnist, tmp_path_factory.mktemp("autoencoder"),
-                            "split=train,exclude=9,limit=256")
+    keras_path = train_tiny(
+        "autoencoder", mnist, tmp_path_factory.mktemp("autoencoder"), "split=train,exclude=9,limit=256"
+    )
     calib = classifier_inputs(f"{mnist},exclude=9", {"image": (28, 28, 1)}, limit=80)["image"]
     return keras_path, to_int8(keras_path, calib)
 
@@ -121,7 +125,9 @@ def vae(mnist, tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_vae_int8_encoder_decoder_chain(mnist, vae, tmp_path):
     keras_path, encoder_path, decoder_path = vae
     spec = f"{mnist},split=test"
-    config = EvalConfig(limit=60, threads=1, companion=str(decoder_path), out_dir=str(tmp_path), baselines=False)
+    config = EvalConfig(
+        limit=60, threads=1, companion=str(decoder_path), out_dir=str(tmp_path), baselines=False
+    )
     int8 = evaluate(encoder_path, spec, config)
     assert int8.kind == "vae" and int8.model_format == "tflite"
     assert int8.metrics["neg_elbo"] == pytest.approx(int8.metrics["recon_nll"] + int8.metrics["kl"])

@@ -56,19 +56,21 @@ class ColourSegmenter(Predictor):
 
 
 def colour_samples(masks: list[np.ndarray]) -> SegSamples:
-    return SegSamples([f"m{i}" for i in range(len(masks))],
-                      lambda i: (PALETTE[np.where(masks[i] == 255, 0, masks[i])], masks[i]), {"source": "test"})
+    return SegSamples(
+        [f"m{i}" for i in range(len(masks))],
+        lambda i: (PALETTE[np.where(masks[i] == 255, 0, masks[i])], masks[i]),
+        {"source": "test"},
+    )
 
 
 # ---- IoU on hand-made masks ------------------------------------------------------------------------------------
 
+
 def test_iou_from_hand_made_masks_skips_ignore_pixels():
-    truth = np.array([[0, 0, 3, 3],
-                      [0, 0, 3, 3],
-                      [1, 1, 1, 255]], np.uint8)
-    pred = np.array([[0, 3, 3, 3],
-                     [0, 0, 0, 3],
-                     [1, 1, 2, 3]], np.uint8)  # the 255 pixel's prediction (person) must not count
+    truth = np.array([[0, 0, 3, 3], [0, 0, 3, 3], [1, 1, 1, 255]], np.uint8)
+    pred = np.array(
+        [[0, 3, 3, 3], [0, 0, 0, 3], [1, 1, 2, 3]], np.uint8
+    )  # the 255 pixel's prediction (person) must not count
     conf = empty_confusions(5)
     score_labels(conf, pred, pred, truth, truth)
     metrics = iou_metrics(conf, CLASS_NAMES)
@@ -82,7 +84,9 @@ def test_iou_from_hand_made_masks_skips_ignore_pixels():
     assert metrics["miou"] == pytest.approx((3 / 5 + 2 / 3 + 0 + 3 / 5) / 4)
     assert metrics["pixel_accuracy"] == pytest.approx(8 / 11)
     table = {row["class"]: row for row in per_class_table(conf, CLASS_NAMES)}
-    assert table["person"]["gt_pixels"] == 4 and table["person"]["predicted_pixels"] == 4  # not the ignored one
+    assert (
+        table["person"]["gt_pixels"] == 4 and table["person"]["predicted_pixels"] == 4
+    )  # not the ignored one
     assert table["vehicle"]["iou"] is None and table["vehicle"]["images_with_class"] == 0
     assert table["road"]["images_with_class"] == 1
 
@@ -99,26 +103,31 @@ def test_iou_sums_pixels_over_images_not_a_mean_of_images():
 
 def test_mask_with_a_class_the_model_does_not_have_is_a_usage_error():
     samples = colour_samples([np.full((8, 8), 7, np.uint8)])
-    samples = SegSamples(samples.names, lambda i: (np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8)))
+    samples = SegSamples(
+        samples.names, lambda i: (np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8))
+    )
     with pytest.raises(UsageError, match="class 7"):
         predict_labels(ColourSegmenter((8, 8)), samples, 5)
 
 
 # ---- letterbox round trip ---------------------------------------------------------------------------------------
 
+
 def _blocks(h: int, w: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
     mask[: h // 2, : w // 2] = 1
-    mask[: h // 2, w // 2:] = 2
-    mask[h // 2:, 4:10] = 3
-    mask[h // 2:, w - 8:] = 4
+    mask[: h // 2, w // 2 :] = 2
+    mask[h // 2 :, 4:10] = 3
+    mask[h // 2 :, w - 8 :] = 4
     mask[-1, -1] = 255
     return mask
 
 
 def test_a_perfect_segmenter_scores_one_through_letterbox_and_unletterbox():
     masks = [_blocks(32, 48), _blocks(32, 48)[::-1].copy()]
-    conf = predict_labels(ColourSegmenter((48, 48)), colour_samples(masks), 5)  # scale 1, 8 rows padding each side
+    conf = predict_labels(
+        ColourSegmenter((48, 48)), colour_samples(masks), 5
+    )  # scale 1, 8 rows padding each side
     metrics = iou_metrics(conf, CLASS_NAMES)
     assert metrics["miou"] == 1.0 and metrics["miou_input"] == 1.0 and metrics["person_iou"] == 1.0
     assert conf.frame.sum() == 2 * (32 * 48 - 1)  # every frame pixel but the ignore one, padding never scored
@@ -146,14 +155,29 @@ def test_model_input_pads_images_grey_and_masks_with_ignore():
     boxed, boxed_mask, transform = model_input(image, mask, (40, 40))
     assert boxed.shape == (40, 40, 3) and boxed_mask.shape == (40, 40) and transform.pad_y == 10
     assert (boxed[:10] == 114).all() and (boxed[10:30] == 9).all()
-    assert (boxed_mask[:10] == 255).all() and (boxed_mask[10:30] == 3).all() and (boxed_mask[30:] == 255).all()
+    assert (
+        (boxed_mask[:10] == 255).all() and (boxed_mask[10:30] == 3).all() and (boxed_mask[30:] == 255).all()
+    )
 
 
 # ---- COCO128 masks ---------------------------------------------------------------------------------------------
 
+
 def test_panoptic_mapping_to_street_classes():
     lut = STREET_FROM_PANOPTIC.lut()
-    assert [int(lut[i]) for i in (0, 1, 149, 191, 3, 6, 8, 4, 2, 7, 187)] == [255, 3, 1, 2, 4, 4, 4, 4, 4, 0, 0]
+    assert [int(lut[i]) for i in (0, 1, 149, 191, 3, 6, 8, 4, 2, 7, 187)] == [
+        255,
+        3,
+        1,
+        2,
+        4,
+        4,
+        4,
+        4,
+        4,
+        0,
+        0,
+    ]
 
 
 def test_fold_of_is_stratified_and_follows_file_names():
@@ -173,8 +197,10 @@ def test_coco128_folds_partition_the_masked_images(shared):
     train0 = load_samples(parse_spec(f"coco128:{root},fold=0,split=train")).names
     assert not set(train0) & set(vals[0]) and len(train0) + len(vals[0]) == 100
     assert [len(v) for v in vals] == [26, 25, 25, 24]  # 51 images with people (13 13 13 12), 49 without
-    people = [load_samples(parse_spec(f"coco128:{root},fold={k},split=val")).describe["images_with_person"]
-              for k in range(4)]
+    people = [
+        load_samples(parse_spec(f"coco128:{root},fold={k},split=val")).describe["images_with_person"]
+        for k in range(4)
+    ]
     assert people == [13, 13, 13, 12]
 
 
@@ -186,8 +212,15 @@ def test_coco128_masks_carry_our_classes_and_ignore(shared):
     seen = set()
     for i in range(len(samples)):
         image, mask = samples.load(i)
-        raw = read_mask(shared / "data" / "coco128" / "semantic_segmentation" / "masks" / "train2017"
-                        / f"{samples.names[i]}.png")
+        raw = read_mask(
+            shared
+            / "data"
+            / "coco128"
+            / "semantic_segmentation"
+            / "masks"
+            / "train2017"
+            / f"{samples.names[i]}.png"
+        )
         assert image.dtype == np.uint8 and image.shape[:2] == mask.shape == raw.shape
         assert ((raw == 1) == (mask == 3)).all() and ((raw == 0) == (mask == 255)).all()
         seen |= set(np.unique(mask).tolist())
@@ -204,6 +237,7 @@ def test_bad_specs_are_one_line_usage_errors(tmp_path):
 
 
 # ---- synthetic frames ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def synthetic_home(tmp_path, monkeypatch):

@@ -33,9 +33,15 @@ def models(tmp_path_factory):
         from toolkit.train.trainer import train
 
         out = tmp_path_factory.mktemp("seg") / "tiny.keras"
-        train("segmenter", out, TrainConfig(data=DATA, val_data=VAL, epochs=3, batch_size=4, learning_rate=0.01,
-                                            patience=0, verbose=0),
-              {"input_shape": (48, 64, 3), "width": 0.5}, {})
+        train(
+            "segmenter",
+            out,
+            TrainConfig(
+                data=DATA, val_data=VAL, epochs=3, batch_size=4, learning_rate=0.01, patience=0, verbose=0
+            ),
+            {"input_shape": (48, 64, 3), "width": 0.5},
+            {},
+        )
         tflite = out.with_name("tiny_int8.tflite")
         convert(out, tflite, ConvertConfig(calib=DATA, calib_samples=6, parity_samples=2))
         yield out, tflite
@@ -49,8 +55,13 @@ def test_tflite_reports_are_identical_twice_and_complete(models):
     assert first.to_dict() == second.to_dict()
     assert first.model_format == "tflite" and first.kind == "segmenter" and first.samples == 8
     assert 0.0 <= first.metrics["miou"] <= 1.0 and 0.0 < first.metrics["pixel_accuracy"] <= 1.0
-    assert [row["class"] for row in first.tables["per_class"]] == ["background", "road", "sidewalk", "person",
-                                                                   "vehicle"]
+    assert [row["class"] for row in first.tables["per_class"]] == [
+        "background",
+        "road",
+        "sidewalk",
+        "person",
+        "vehicle",
+    ]
 
 
 def test_int8_scores_follow_the_float_model(models):

@@ -16,19 +16,30 @@ from toolkit.eval.track_stability import StabilityConfig, id_stability
 
 
 def _tracks(frames: list[list[tuple[int, list[float]]]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    return {f: (np.asarray([i for i, _ in tracks], np.int64), np.asarray([b for _, b in tracks], np.float64).reshape(-1, 4))
-            for f, tracks in enumerate(frames)}
+    return {
+        f: (
+            np.asarray([i for i, _ in tracks], np.int64),
+            np.asarray([b for _, b in tracks], np.float64).reshape(-1, 4),
+        )
+        for f, tracks in enumerate(frames)
+    }
 
 
 def test_lifetimes_and_interior_births_and_ends() -> None:
     edge, middle = [0.0, 100.0, 20.0, 160.0], [200.0, 100.0, 230.0, 160.0]
     frames = []
-    for frame in range(100):  # 10 fps: id 1 lives the whole clip from the border, id 2 is born and dies mid-frame
+    for frame in range(
+        100
+    ):  # 10 fps: id 1 lives the whole clip from the border, id 2 is born and dies mid-frame
         frames.append([(1, edge)] + ([(2, middle)] if 40 <= frame < 50 else []))
     table = id_stability(_tracks(frames), (480, 360), fps=10.0)
     assert table.ids == 2 and table.ids_living_2s_or_more == 1 and table.frames == 100
     assert table.interior_births == 1 and table.interior_ends == 1
-    assert table.per_id["2"]["first"] == 40 and table.per_id["2"]["last"] == 49 and table.per_id["2"]["frames"] == 10
+    assert (
+        table.per_id["2"]["first"] == 40
+        and table.per_id["2"]["last"] == 49
+        and table.per_id["2"]["frames"] == 10
+    )
     assert (table.people_per_frame_median, table.people_per_frame_max) == (1.0, 2)
     # a track already there in the first 2 s is not an interior birth, wherever it is
     early = _tracks([[(3, middle)] for _ in range(100)])
@@ -64,8 +75,17 @@ def test_snapshot_frames_spread_over_the_sequence() -> None:
 
 # What scripts/track_clip.py printed for the first 120 frames of the shared clip (toolkit demo with the shipped
 # zoo; its event log read back). The demo ran on the video header's 10 fps; toolkit eval uses seqinfo's 7 fps.
-TRACK_CLIP_120 = {"frames": 120, "ids": 18, "ids_living_2s_or_more": 15, "interior_births": 9, "interior_ends": 8,
-                  "static_ids": 0, "static_id_list": [], "people_per_frame_median": 7.0, "people_per_frame_max": 10}
+TRACK_CLIP_120 = {
+    "frames": 120,
+    "ids": 18,
+    "ids_living_2s_or_more": 15,
+    "interior_births": 9,
+    "interior_ends": 8,
+    "static_ids": 0,
+    "static_id_list": [],
+    "people_per_frame_median": 7.0,
+    "people_per_frame_max": 10,
+}
 
 
 @pytest.mark.shared
@@ -79,13 +99,27 @@ def test_the_old_scripts_numbers_on_a_pets_slice(shared: Path, tmp_path: Path) -
 
     # the script's way: the demo on the clip, its event log read back
     events_path = tmp_path / "events.jsonl"
-    run_demo(PipelineConfig(source=str(shared / "data/pedestrian_video/pedestrians.avi"), realtime=False,
-                            events=str(events_path), max_frames=120, threads=1))
+    run_demo(
+        PipelineConfig(
+            source=str(shared / "data/pedestrian_video/pedestrians.avi"),
+            realtime=False,
+            events=str(events_path),
+            max_frames=120,
+            threads=1,
+        )
+    )
     events = read_events(events_path)
     source = events[0]["source"]
-    demo_tracks = {e["frame"]: (np.asarray([t["id"] for t in e["tracks"]], np.int64),
-                                np.asarray([t["box"] for t in e["tracks"]], np.float64).reshape(-1, 4)) for e in events}
-    assert id_stability(demo_tracks, (source["width"], source["height"]), source["fps"]).row() == TRACK_CLIP_120
+    demo_tracks = {
+        e["frame"]: (
+            np.asarray([t["id"] for t in e["tracks"]], np.int64),
+            np.asarray([t["box"] for t in e["tracks"]], np.float64).reshape(-1, 4),
+        )
+        for e in events
+    }
+    assert (
+        id_stability(demo_tracks, (source["width"], source["height"]), source["fps"]).row() == TRACK_CLIP_120
+    )
     # the eval's way (the offline tracker on the MOT sequence) on the same clock gives the same numbers
     sequence = dataclasses.replace(mot_sequence_from_spec("mot:limit=120"), frame_rate=source["fps"])
     with OfflineTracker.open(None, threads=1) as run:
@@ -95,15 +129,29 @@ def test_the_old_scripts_numbers_on_a_pets_slice(shared: Path, tmp_path: Path) -
 
 @pytest.mark.shared
 def test_eval_reports_id_stability_and_writes_frames(shared: Path, tmp_path: Path) -> None:
-    result = run_cli("eval", "--data", "mot:limit=40", "--no-baselines", "--threads", "1", "--out-dir",
-                     tmp_path / "out", "--json")
+    result = run_cli(
+        "eval",
+        "--data",
+        "mot:limit=40",
+        "--no-baselines",
+        "--threads",
+        "1",
+        "--out-dir",
+        tmp_path / "out",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     (row,) = report["tables"]["id_stability"]
     assert row["frames"] == 40 and 0 < row["ids"] <= report["metrics"]["pred_ids"]
     assert row["ids"] == report["metrics"]["pred_ids"]  # the same confirmed tracks the metrics score
     names = sorted(Path(p).name for p in report["artifacts"].values())
-    assert names == ["PETS09-S2L1_frame_0005.png", "PETS09-S2L1_frame_0015.png", "PETS09-S2L1_frame_0025.png",
-                     "PETS09-S2L1_frame_0035.png", "PETS09-S2L1_tracks.json"]
+    assert names == [
+        "PETS09-S2L1_frame_0005.png",
+        "PETS09-S2L1_frame_0015.png",
+        "PETS09-S2L1_frame_0025.png",
+        "PETS09-S2L1_frame_0035.png",
+        "PETS09-S2L1_tracks.json",
+    ]
     per_id = json.loads((tmp_path / "out" / "PETS09-S2L1_tracks.json").read_text())
     assert per_id["frame_rate"] == 7.0 and len(per_id["tracks"]) == row["ids"]

@@ -57,12 +57,15 @@ def test_cli_prints_tracking_metrics_and_json(shared: Path) -> None:
     assert report["kind"] == "tracking" and {"mota", "idf1", "hota", "idsw"} <= set(report["metrics"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "mot:seq=/nonexistent/seq"], "/nonexistent/seq"),
-    (["--data", "mot:limit=zero"], "limit=zero"),
-    (["models/README.md", "--data", "mot:limit=5"], ".tflite"),
-    (["--data", "mnist:split=test"], "give the model"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "mot:seq=/nonexistent/seq"], "/nonexistent/seq"),
+        (["--data", "mot:limit=zero"], "limit=zero"),
+        (["models/README.md", "--data", "mot:limit=5"], ".tflite"),
+        (["--data", "mnist:split=test"], "give the model"),
+    ],
+)
 def test_bad_tracking_input_is_one_line_and_exit_2(shared: Path, args: list[str], message: str) -> None:
     assert_one_line_error(run_cli("eval", *args), contains=message)
 

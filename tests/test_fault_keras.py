@@ -21,15 +21,22 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_tf()
     import keras
 
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     path = tmp_path_factory.mktemp("keras") / "plain.keras"
     model.save(path)
     return path
 
 
-def _variant(plain: Path, out: Path, layer: dict | None = None, activation: dict | None = None,
-             weights_zeros: int = 0) -> Path:
+def _variant(
+    plain: Path, out: Path, layer: dict | None = None, activation: dict | None = None, weights_zeros: int = 0
+) -> Path:
     with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             data = zin.read(info.filename)
@@ -51,8 +58,10 @@ def _variant(plain: Path, out: Path, layer: dict | None = None, activation: dict
 
 def _refused_everywhere(cli, model: Path, tmp_path: Path, message: str, sentinel: Path | None = None) -> None:
     out = tmp_path / "out"
-    for args in (["convert", model, "-o", out / "m.tflite", "--quantize", "fp32"],
-                 ["eval", model, "--data", "mnist:split=test,limit=4", "--task", "classify"]):
+    for args in (
+        ["convert", model, "-o", out / "m.tflite", "--quantize", "fp32"],
+        ["eval", model, "--data", "mnist:split=test,limit=4", "--task", "classify"],
+    ):
         assert_one_line_error(cli(*args), 2, message)
     assert not out.exists() or not list(out.iterdir())
     if sentinel is not None:
@@ -65,7 +74,9 @@ def test_a_lambda_whose_code_writes_a_file_never_runs(cli, tmp_path: Path) -> No
 
     sentinel = tmp_path / "SENTINEL"
     inp = keras.Input((8, 8, 1))
-    code = f"lambda t: t * float(open({str(sentinel)!r}, 'w').write('ran') or 1.0)"  # the path in the bytecode
+    code = (
+        f"lambda t: t * float(open({str(sentinel)!r}, 'w').write('ran') or 1.0)"  # the path in the bytecode
+    )
     out = keras.layers.Lambda(eval(code))(inp)
     path = tmp_path / "lambda.keras"
     keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(out))).save(path)
@@ -73,13 +84,25 @@ def test_a_lambda_whose_code_writes_a_file_never_runs(cli, tmp_path: Path) -> No
     _refused_everywhere(cli, path, tmp_path, "Lambda layer", sentinel)
 
 
-@pytest.mark.parametrize(("name", "entry", "where"), [
-    ("os_system", {"module": "os", "class_name": "system", "config": "touch {sentinel}"}, "layer"),
-    ("builtins_exec", {"module": "builtins", "class_name": "exec", "config": "open('{sentinel}', 'w')"}, "layer"),
-    ("subprocess", {"module": "subprocess", "class_name": "getoutput", "config": "touch {sentinel}"}, "activation"),
-])
-def test_a_config_naming_a_module_outside_keras_is_refused(cli, plain: Path, tmp_path: Path, name: str,
-                                                            entry: dict, where: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "entry", "where"),
+    [
+        ("os_system", {"module": "os", "class_name": "system", "config": "touch {sentinel}"}, "layer"),
+        (
+            "builtins_exec",
+            {"module": "builtins", "class_name": "exec", "config": "open('{sentinel}', 'w')"},
+            "layer",
+        ),
+        (
+            "subprocess",
+            {"module": "subprocess", "class_name": "getoutput", "config": "touch {sentinel}"},
+            "activation",
+        ),
+    ],
+)
+def test_a_config_naming_a_module_outside_keras_is_refused(
+    cli, plain: Path, tmp_path: Path, name: str, entry: dict, where: str
+) -> None:
     sentinel = tmp_path / "SENTINEL"
     entry = {**entry, "config": entry["config"].format(sentinel=sentinel), "registered_name": None}
     path = _variant(plain, tmp_path / f"{name}.keras", **{where: entry})

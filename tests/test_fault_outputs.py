@@ -281,9 +281,27 @@ def test_sigkill_during_demo_keeps_the_previous_recording_and_whole_event_lines(
     assert first.returncode == 0, first.stderr[-2000:]
     previous = video.read_bytes()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    demo = subprocess.Popen([sys.executable, "-m", "toolkit", *DEMO[:2], "--every-n-seg", "0", "--behaviour",
-                             "constant-velocity", "--loop", "--record", str(video), "--events", str(log)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            *DEMO[:2],
+            "--every-n-seg",
+            "0",
+            "--behaviour",
+            "constant-velocity",
+            "--loop",
+            "--record",
+            str(video),
+            "--events",
+            str(log),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 5):
@@ -295,7 +313,9 @@ def test_sigkill_during_demo_keeps_the_previous_recording_and_whole_event_lines(
     assert demo.returncode == -signal.SIGKILL
     assert video.read_bytes() == previous
     leftovers = [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
-    assert leftovers and all(name.startswith(f".out.avi.partial-{demo.pid}-") for name in leftovers), leftovers
+    assert leftovers and all(name.startswith(f".out.avi.partial-{demo.pid}-") for name in leftovers), (
+        leftovers
+    )
     lines = log.read_text().splitlines()
     assert lines and all(json.loads(line)["frame"] >= 0 for line in lines)
     again = run_cli(*DEMO, "--max-frames", "2", "--record", video)

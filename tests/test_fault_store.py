@@ -144,10 +144,24 @@ def test_sigkill_during_bench_keeps_every_stored_result(tmp_path):
         models.append(tmp_path / f"{name}.tflite")
         shutil.copy(MODEL, models[-1])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "bench", *map(str, models), "--db", str(db), "--seconds", "1",
-         "--threads", "1"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "bench",
+            *map(str, models),
+            "--db",
+            str(db),
+            "--seconds",
+            "1",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

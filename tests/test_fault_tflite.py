@@ -190,9 +190,21 @@ def test_a_seeded_300_mutant_fuzz_with_the_probe_never_crashes_or_hangs() -> Non
     """The issue's fuzz floor in CI: 300 structure-aimed mutants of the zoo's models (seed 0), the probe on, as
     eval / demo / bench load a file no manifest vouches for: every case is a clean refusal or a working model."""
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fuzz_tflite.py"), "--cases", "300", "--seed", "0", "--timeout",
-         "30", "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "fuzz_tflite.py"),
+            "--cases",
+            "300",
+            "--seed",
+            "0",
+            "--timeout",
+            "30",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
     )
     summary = json.loads(proc.stdout)
     assert (summary["crash"], summary["hang"]) == (0, 0), summary["findings"]
@@ -240,7 +252,9 @@ def test_eval_and_demo_say_which_check_vouched(shared: Path, tmp_path: Path) -> 
     demo = run_cli("demo", "--headless", "--max-frames", "2", "--detector", detector, env=env)
     assert demo.returncode == 0, demo.stderr[-2000:]
     lines = demo.stdout.strip().splitlines()
-    assert len(lines) == 2 and lines[1].startswith(f"demo: detector {detector}: verified in Python; probed"), lines
+    assert len(lines) == 2 and lines[1].startswith(
+        f"demo: detector {detector}: verified in Python; probed"
+    ), lines
     shipped = run_cli("demo", "--headless", "--max-frames", "2", env=env)
     assert len(shipped.stdout.strip().splitlines()) == 1, shipped.stdout
 

@@ -95,7 +95,10 @@ def test_bad_files_and_arguments_exit_2_and_write_nothing(cli, shared, tmp_path:
         ((mnv2, "-o", out, "--outputs", "input"), "is the model input"),
         ((mnv2, "-o", tmp_path / "m.tflite"), "must end in .keras"),
         ((mnv2, "-o", blocker / "m.keras"), "not a writable folder"),
-        ((mnv2, "-o", "/proc/no_such_dir/m.keras", "--check-samples", "0"), "cannot write"),  # fails at the write
+        (
+            (mnv2, "-o", "/proc/no_such_dir/m.keras", "--check-samples", "0"),
+            "cannot write",
+        ),  # fails at the write
         ((mnv2,), "missing -o"),
         ((mnv2, "-o", out, "--input-size", "192x256"), "RESHAPE"),  # the classifier head needs 224x224
     ]

@@ -40,15 +40,21 @@ def test_inspect_recognises_every_compiled_model(shared: Path) -> None:
     for compiled in _compiled(shared):
         text = run_cli("inspect", str(compiled))
         assert text.returncode == 0, text.stderr
-        assert "Edge TPU: compiled by edgetpu_compiler -- needs an Edge TPU and libedgetpu.so.1" in text.stdout
+        assert (
+            "Edge TPU: compiled by edgetpu_compiler -- needs an Edge TPU and libedgetpu.so.1" in text.stdout
+        )
         assert "on the Edge TPU: 1 edgetpu-custom-op, holding" in text.stdout
         info = json.loads(run_cli("inspect", str(compiled), "--json").stdout)["edgetpu"]
         assert info["compiled"] and info["custom_ops"] == 1
     mobilenet = json.loads(run_cli("inspect", str(_compiled(shared)[-1]), "--json").stdout)["edgetpu"]
     assert mobilenet["cpu_ops"] == [] and mobilenet["edgetpu_holds_ops"] == 66
-    deeplab = run_cli("inspect", str(shared / "models/coral-test-data/deeplabv3_mnv2_pascal_quant_edgetpu.tflite"))
-    assert ("on the CPU: RESIZE_BILINEAR, QUANTIZE, CONCATENATION, CONV_2D x2, RESIZE_BILINEAR x2, ARG_MAX"
-            in deeplab.stdout)
+    deeplab = run_cli(
+        "inspect", str(shared / "models/coral-test-data/deeplabv3_mnv2_pascal_quant_edgetpu.tflite")
+    )
+    assert (
+        "on the CPU: RESIZE_BILINEAR, QUANTIZE, CONCATENATION, CONV_2D x2, RESIZE_BILINEAR x2, ARG_MAX"
+        in deeplab.stdout
+    )
 
 
 def test_zoo_report_cnns_map_the_transformer_does_not() -> None:
@@ -56,9 +62,13 @@ def test_zoo_report_cnns_map_the_transformer_does_not() -> None:
         data, model = read_model_bytes(REPO / "models" / rel)
         return compatibility(model, data)
 
-    for cnn in ("person_detector/person_detector_int8.tflite", "mnist_classifier/mnist_classifier_int8.tflite",
-                "mnist_autoencoder/mnist_autoencoder_int8.tflite", "mnist_vae/mnist_vae_encoder_int8.tflite",
-                "mnist_vae/mnist_vae_decoder_int8.tflite"):
+    for cnn in (
+        "person_detector/person_detector_int8.tflite",
+        "mnist_classifier/mnist_classifier_int8.tflite",
+        "mnist_autoencoder/mnist_autoencoder_int8.tflite",
+        "mnist_vae/mnist_vae_encoder_int8.tflite",
+        "mnist_vae/mnist_vae_decoder_int8.tflite",
+    ):
         assert report(cnn).fully_mapped, cnn
     seg = report("scene_segmenter/scene_segmenter_int8.tflite")
     assert seg.cut is not None and seg.cut.op == "SOFTMAX" and seg.cpu_ops() == ["SOFTMAX"]

@@ -18,7 +18,14 @@ ROOT = Path(__file__).resolve().parents[1] / "toolkit"
 
 # Lowest first. A module may import its own layer and the layers before it, never a later one.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "config", "fileio", "paths", "capabilities", "__init__"),  # foundation: no numpy models, no IO policy
+    (
+        "errors",
+        "config",
+        "fileio",
+        "paths",
+        "capabilities",
+        "__init__",
+    ),  # foundation: no numpy models, no IO policy
     ("runtime",),  # the LiteRT interpreter: load, check, run a .tflite
     ("adapters",),  # pre- and post-processing: letterbox, box decoding, NMS, trajectory frames, label maps
     ("data",),  # datasets and SPECs: loaders, the synthetic street, calibration / benchmark inputs
@@ -74,7 +81,9 @@ def _imports_of(text: str, package: str) -> list[tuple[str, int, bool]]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([node.module] if node.module else []))
             # "from toolkit.data import spec" imports the module toolkit.data.spec
-            names = [f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base for alias in node.names]
+            names = [
+                f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base for alias in node.names
+            ]
         else:
             continue
         for name in names:
@@ -103,7 +112,9 @@ def test_no_import_from_a_higher_layer() -> None:
         for target, line, _ in _imports(path):
             there = _layer(target)
             if here in RANK and there in RANK and RANK[there] > RANK[here]:
-                back_edges.append(f"{path.relative_to(ROOT.parent)}:{line} ({here}) imports {target} ({there})")
+                back_edges.append(
+                    f"{path.relative_to(ROOT.parent)}:{line} ({here}) imports {target} ({there})"
+                )
     assert not back_edges, "imports against the layer order:\n" + "\n".join(back_edges)
 
 
@@ -135,7 +146,7 @@ def test_no_module_level_import_cycle() -> None:
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -149,9 +160,15 @@ def test_no_module_level_import_cycle() -> None:
 
 def test_the_checker_sees_every_kind_of_import() -> None:
     """Relative, lazy and TYPE_CHECKING imports are all seen (else the rules above would pass vacuously)."""
-    text = ("from typing import TYPE_CHECKING\nfrom . import spec\nfrom .. import errors\n"
-            "if TYPE_CHECKING:\n    from toolkit.eval import report\n"
-            "def f():\n    from toolkit.pipeline.detect import Detector\n")
+    text = (
+        "from typing import TYPE_CHECKING\nfrom . import spec\nfrom .. import errors\n"
+        "if TYPE_CHECKING:\n    from toolkit.eval import report\n"
+        "def f():\n    from toolkit.pipeline.detect import Detector\n"
+    )
     found = {(name, top) for name, _, top in _imports_of(text, "toolkit.data")}
-    assert found == {("toolkit.data.spec", True), ("toolkit.errors", True), ("toolkit.eval.report", False),
-                     ("toolkit.pipeline.detect", False)}
+    assert found == {
+        ("toolkit.data.spec", True),
+        ("toolkit.errors", True),
+        ("toolkit.eval.report", False),
+        ("toolkit.pipeline.detect", False),
+    }

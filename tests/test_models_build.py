@@ -87,8 +87,9 @@ def test_vae_parts_sampling_and_kl_loss(models: dict) -> None:
     codes = _numpy(encoder(x, training=False))
     assert set(codes) == {"z_mean", "z_log_var"}
     inference = _numpy(vae(x, training=False))
-    np.testing.assert_allclose(inference["reconstruction"],
-                               np.asarray(decoder(codes["z_mean"])["image"]), atol=1e-6)  # z = z_mean
+    np.testing.assert_allclose(
+        inference["reconstruction"], np.asarray(decoder(codes["z_mean"])["image"]), atol=1e-6
+    )  # z = z_mean
     np.testing.assert_array_equal(inference["reconstruction"], np.asarray(vae(x)["reconstruction"]))
 
     trained = _numpy(vae(x, training=True))  # samples z and adds the KL term
@@ -111,8 +112,10 @@ def test_vae_and_detector_train_one_step_with_fit() -> None:
     detector = build_model("detector", {"input_shape": [64, 64, 3], "width": 0.5})
     boxes = [[[8, 8, 24, 40]], [[30, 10, 50, 60], [2, 2, 10, 20]]]
     targets = [encode_targets(b, (64, 64)) for b in boxes]
-    y = {"heatmap": np.stack([t[0] for t in targets]),
-         "box": np.stack([box_target_for_loss(t[1], t[2]) for t in targets])}
+    y = {
+        "heatmap": np.stack([t[0] for t in targets]),
+        "box": np.stack([box_target_for_loss(t[1], t[2]) for t in targets]),
+    }
     detector.compile(optimizer="adam", loss=detector_losses())
     history = detector.fit(_input("detector", 2)[:, :64, :64], y, epochs=1, batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -130,8 +133,11 @@ def test_detector_losses_hand_computed() -> None:
     heat_ignored[0, 1, 1, 0] = IGNORE
     confident = heat_pred.copy()
     confident[0, 1, 1, 0] = 0.99
-    np.testing.assert_allclose(np.asarray(losses["heatmap"](heat_ignored, confident)),
-                               [-np.log(0.5) * 0.25 + 2 * -np.log(0.9) * 0.01], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(losses["heatmap"](heat_ignored, confident)),
+        [-np.log(0.5) * 0.25 + 2 * -np.log(0.9) * 0.01],
+        rtol=1e-5,
+    )
     box_true = np.full((1, 2, 2, 4), NO_BOX, np.float32)
     box_true[0, 0, 0] = [0.5, 0.5, 0.2, 0.3]
     box_pred = np.full((1, 2, 2, 4), 0.4, np.float32)
@@ -148,8 +154,14 @@ def test_detector_losses_hand_computed() -> None:
 
 def _run(code: str, *args: str, timeout: float = 300) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -258,11 +258,17 @@ def test_segmenter_with_mobilenet_v2_backbone_builds() -> None:
     model = build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (128, 160, 3)})
     assert tuple(model.output["mask"].shape[1:]) == (128, 160, 5)  # logits at stride 8, upsampled 8x
     assert len(mobilenet_v2.conv_layers(model)) == 39  # the 13 pretrained blocks, through stride 16
-    assert tuple(model.get_layer("head_join").output.shape[1:]) == (16, 20, 64 + 32)  # stride 16 up 2x + stride 8
+    assert tuple(model.get_layer("head_join").output.shape[1:]) == (
+        16,
+        20,
+        64 + 32,
+    )  # stride 16 up 2x + stride 8
     x = np.random.default_rng(0).random((1, 128, 160, 3), dtype=np.float32)
     probs = np.asarray(model(x)["mask"])
     assert np.allclose(probs.sum(-1), 1.0, atol=1e-4)
-    fine = build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (128, 160, 3), "fine_filters": 24})
+    fine = build_model(
+        "segmenter", {"backbone": "mobilenet_v2", "input_shape": (128, 160, 3), "fine_filters": 24}
+    )
     assert tuple(fine.get_layer("head_join_fine").output.shape[1:]) == (32, 40, 64 + 24)  # stride 4
     assert tuple(fine.get_layer("logits").output.shape[1:]) == (32, 40, 5)
     assert tuple(fine.output["mask"].shape[1:]) == (128, 160, 5)
@@ -298,8 +304,11 @@ def test_mobilenet_segmenter_converts_to_full_int8(tmp_path: Path) -> None:
     model_path, calib, out = tmp_path / "seg.keras", tmp_path / "calib.npy", tmp_path / "seg.tflite"
     build_model("segmenter", {"backbone": "mobilenet_v2", "input_shape": (64, 96, 3)}).save(model_path)
     np.save(calib, np.random.default_rng(0).random((10, 64, 96, 3), dtype=np.float32))
-    convert(model_path, out, ConvertConfig(quantize="int8", calib=str(calib), calib_samples=8, parity_samples=2,
-                                           threads=1))
+    convert(
+        model_path,
+        out,
+        ConvertConfig(quantize="int8", calib=str(calib), calib_samples=8, parity_samples=2, threads=1),
+    )
     info = analyze(read_model_file(out))
     assert info["precision"] == "int8" and info["non_int8_ops"] == [], info["non_int8_ops"]
     assert [tuple(t["shape"]) for t in info["outputs"]] == [(1, 64, 96, 5)]

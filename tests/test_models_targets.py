@@ -21,13 +21,16 @@ from toolkit.models.detector_targets import (
 )
 
 HW = (192, 256)
-BOXES = np.array([
-    [10, 20, 30, 80],  # small pedestrian
-    [100, 50, 140, 150],
-    [200.5, 10.25, 256, 60],  # touches the right edge
-    [3, 150, 9, 170],  # 6x20 px: very small
-    [60, 100, 120, 190],
-], dtype=np.float32)
+BOXES = np.array(
+    [
+        [10, 20, 30, 80],  # small pedestrian
+        [100, 50, 140, 150],
+        [200.5, 10.25, 256, 60],  # touches the right edge
+        [3, 150, 9, 170],  # 6x20 px: very small
+        [60, 100, 120, 190],
+    ],
+    dtype=np.float32,
+)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,7 +81,11 @@ def test_neighbour_sizes_round_trip_the_targets_the_detector_trains_on() -> None
 def test_neighbour_sizes_are_the_heatmap_weighted_mean_of_the_3x3_cells() -> None:
     heat = np.zeros((4, 4), np.float32)
     regs = np.zeros((4, 4, 4), np.float32)
-    heat[0, 0], heat[0, 1], heat[1, 0] = 0.8, 0.4, 0.2  # a peak in the corner: 5 of its 9 cells are off the map
+    heat[0, 0], heat[0, 1], heat[1, 0] = (
+        0.8,
+        0.4,
+        0.2,
+    )  # a peak in the corner: 5 of its 9 cells are off the map
     regs[0, 0] = (0.5, 0.5, 0.5, 0.5)
     regs[0, 1] = (0.0, 0.0, 0.2, 0.8)
     regs[1, 0] = (0.0, 0.0, 0.8, 0.2)
@@ -88,7 +95,9 @@ def test_neighbour_sizes_are_the_heatmap_weighted_mean_of_the_3x3_cells() -> Non
     sw = (0.8 * 0.5 + 0.4 * 0.2 + 0.2 * 0.8) / 1.4
     sh = (0.8 * 0.5 + 0.4 * 0.8 + 0.2 * 0.2) / 1.4
     centre = 0.5 * 4  # the peak cell's own offset, stride 4
-    np.testing.assert_allclose(own[0], [0, 0, 4, 4], atol=1e-5)  # the peak cell alone: 0.5^2 * 16 = 4 px, centre 2
+    np.testing.assert_allclose(
+        own[0], [0, 0, 4, 4], atol=1e-5
+    )  # the peak cell alone: 0.5^2 * 16 = 4 px, centre 2
     expected = [centre - sw * sw * 8, centre - sh * sh * 8, centre + sw * sw * 8, centre + sh * sh * 8]
     np.testing.assert_allclose(mean[0], np.clip(expected, 0, 16), atol=1e-5)
 
@@ -126,7 +135,11 @@ def test_gaussian_radius_keeps_iou_at_min_overlap() -> None:
     for h, w in [(10, 10), (7, 3), (40, 12)]:
         r = gaussian_radius(h, w, 0.7)
         box = np.array([0, 0, w, h], float)
-        ious = [_iou(box, box + [r, r, r, r]), _iou(box, box + [r, r, -r, -r]), _iou(box, box + [-r, -r, r, r])]
+        ious = [
+            _iou(box, box + [r, r, r, r]),
+            _iou(box, box + [r, r, -r, -r]),
+            _iou(box, box + [-r, -r, r, r]),
+        ]
         assert min(ious) == pytest.approx(0.7, abs=1e-6), (h, w, ious)
     assert gaussian_radius(10, 10) == pytest.approx(0.8166, abs=1e-4)  # hand-computed
 
@@ -188,12 +201,19 @@ def test_config_for_validates_overrides() -> None:
 
 
 def test_package_and_numpy_parts_import_without_tensorflow() -> None:
-    code = ("import sys, toolkit.models as m, toolkit.models.detector_targets; "
-            "[m.config_for(k) for k in ('classifier', 'detector', 'segmenter', 'behaviour', 'autoencoder', 'vae')]; "
-            "heavy = [n for n in ('tensorflow', 'keras', 'tf_keras') if n in sys.modules]; "
-            "assert not heavy, heavy")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, toolkit.models as m, toolkit.models.detector_targets; "
+        "[m.config_for(k) for k in ('classifier', 'detector', 'segmenter', 'behaviour', 'autoencoder', 'vae')]; "
+        "heavy = [n for n in ('tensorflow', 'keras', 'tf_keras') if n in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -59,7 +59,10 @@ def test_emulation_reports_a_missing_emulator_with_its_install_step(tmp_path: Pa
         assert found
         (bindir / tool).symlink_to(found)
     env = {"PATH": str(bindir), "HOME": str(tmp_path), "PI_EMU_DIR": str(tmp_path / "emu")}
-    proc = subprocess.run([str(bindir / "bash"), str(SCRIPT)], capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [str(bindir / "bash"), str(SCRIPT)], capture_output=True, text=True, timeout=60, env=env
+    )
     assert proc.returncode == CANNOT_RUN
-    assert proc.stderr.strip() == ("pi-emu: cannot emulate here: qemu-aarch64-static not found "
-                                   "(apt-get install qemu-user-static)")
+    assert proc.stderr.strip() == (
+        "pi-emu: cannot emulate here: qemu-aarch64-static not found (apt-get install qemu-user-static)"
+    )

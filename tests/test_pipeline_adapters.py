@@ -27,12 +27,14 @@ def _coral(shared: Path, name: str) -> Path:
 
 @pytest.mark.shared
 def test_shipped_label_lists_match_the_model_label_files(shared: Path) -> None:
-    for config, labels in (("coral_deeplab_cityscapes.toml", "cityscapes_segmentation_labels.txt"),
-                           ("coral_deeplab_pascal.toml", "pascal_voc_segmentation_labels.txt"),
-                           ("ssd_coco.toml", "coco_labels.txt")):
+    for config, labels in (
+        ("coral_deeplab_cityscapes.toml", "cityscapes_segmentation_labels.txt"),
+        ("coral_deeplab_pascal.toml", "pascal_voc_segmentation_labels.txt"),
+        ("ssd_coco.toml", "coco_labels.txt"),
+    ):
         adapter = load_adapter(ADAPTERS / config, CLASSES if "deeplab" in config else ("person",))
         names = [n.strip() for n in _coral(shared, labels).read_text().splitlines() if n.strip()]
-        assert list(adapter.labels) == names[:len(adapter.labels)], config
+        assert list(adapter.labels) == names[: len(adapter.labels)], config
 
 
 @pytest.mark.shared
@@ -57,30 +59,61 @@ def test_cityscapes_deeplab_as_our_segmenter(shared: Path) -> None:
 def test_demo_runs_a_third_party_segmenter_and_needs_its_adapter(shared: Path, tmp_path: Path) -> None:
     model = _coral(shared, "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite")
     clip = shared / "data" / "pedestrian_video" / "pedestrians.avi"
-    proc = run_cli("demo", "--source", str(clip), "--max-frames", "4", "--headless", "--no-pacing", "--segmenter",
-                   str(model), "--segmenter-adapter", str(CITYSCAPES), "--json")
+    proc = run_cli(
+        "demo",
+        "--source",
+        str(clip),
+        "--max-frames",
+        "4",
+        "--headless",
+        "--no-pacing",
+        "--segmenter",
+        str(model),
+        "--segmenter-adapter",
+        str(CITYSCAPES),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["models"]["segmenter"] == str(model) and summary["frames"] == 4
     missing = run_cli("demo", "--max-frames", "2", "--headless", "--segmenter", str(model))
     assert_one_line_error(missing, 2, "pass --segmenter-adapter CONFIG.toml")
-    wrong = run_cli("demo", "--max-frames", "2", "--headless", "--segmenter", str(model), "--segmenter-adapter",
-                    str(ADAPTERS / "ssd_coco.toml"))
+    wrong = run_cli(
+        "demo",
+        "--max-frames",
+        "2",
+        "--headless",
+        "--segmenter",
+        str(model),
+        "--segmenter-adapter",
+        str(ADAPTERS / "ssd_coco.toml"),
+    )
     assert_one_line_error(wrong, 2, "describes a detector, not a segmenter")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('kind = "segmenter"\noutput = "argmax"\nlabels = ["a"]\n[classes]\na = "person"\nextra = 1\n',
-     "[classes] names 'extra', which is not one of the model's labels"),
-    ('kind = "segmenter"\noutput = "argmax"\nlabels = ["a"]\n[classes]\na = "pedestrian"\n',
-     "maps 'a' to 'pedestrian'; ours are background, road, sidewalk, person, vehicle"),
-    ('kind = "segmenter"\noutput = "boxes"\nlabels = ["a"]\n[classes]\na = "person"\n',
-     "output of a segmenter must be one of argmax, scores"),
-    ('kind = "segmenter"\noutput = "argmax"\nlabels = "nowhere.txt"\n[classes]\na = "person"\n',
-     "label file not found"),
-    ('kind = "segmenter"\noutput = "argmax"\nlabel = ["a"]\n', "unknown key 'label'"),
-    ('kind = "segmenter"\noutput = [', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'kind = "segmenter"\noutput = "argmax"\nlabels = ["a"]\n[classes]\na = "person"\nextra = 1\n',
+            "[classes] names 'extra', which is not one of the model's labels",
+        ),
+        (
+            'kind = "segmenter"\noutput = "argmax"\nlabels = ["a"]\n[classes]\na = "pedestrian"\n',
+            "maps 'a' to 'pedestrian'; ours are background, road, sidewalk, person, vehicle",
+        ),
+        (
+            'kind = "segmenter"\noutput = "boxes"\nlabels = ["a"]\n[classes]\na = "person"\n',
+            "output of a segmenter must be one of argmax, scores",
+        ),
+        (
+            'kind = "segmenter"\noutput = "argmax"\nlabels = "nowhere.txt"\n[classes]\na = "person"\n',
+            "label file not found",
+        ),
+        ('kind = "segmenter"\noutput = "argmax"\nlabel = ["a"]\n', "unknown key 'label'"),
+        ('kind = "segmenter"\noutput = [', "not valid TOML"),
+    ],
+)
 def test_bad_adapter_configs_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
@@ -100,20 +133,32 @@ def test_ssd_style_detector_keeps_only_mapped_classes(tmp_path: Path) -> None:
     pooled = keras.layers.GlobalAveragePooling2D()(image)
 
     def constant(name: str, values: list[float], shape: tuple[int, ...]) -> keras.KerasTensor:
-        dense = keras.layers.Dense(len(values), kernel_initializer="zeros",
-                                   bias_initializer=keras.initializers.Constant(values), name=f"{name}_dense")
+        dense = keras.layers.Dense(
+            len(values),
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(values),
+            name=f"{name}_dense",
+        )
         return keras.layers.Reshape(shape, name=name)(dense(pooled))
 
-    outputs = {"boxes": constant("boxes", [0.25, 0.5, 0.75, 0.75, 0.1, 0.1, 0.2, 0.2, 0, 0, 0, 0], (3, 4)),
-               "classes": constant("classes", [0.0, 2.0, 0.0], (3,)),
-               "scores": constant("scores", [0.9, 0.8, 0.95], (3,)),
-               "count": constant("count", [2.0], (1,))}
+    outputs = {
+        "boxes": constant("boxes", [0.25, 0.5, 0.75, 0.75, 0.1, 0.1, 0.2, 0.2, 0, 0, 0, 0], (3, 4)),
+        "classes": constant("classes", [0.0, 2.0, 0.0], (3,)),
+        "scores": constant("scores", [0.9, 0.8, 0.95], (3,)),
+        "count": constant("count", [2.0], (1,)),
+    }
     keras.Model(image, outputs).save(tmp_path / "ssd.keras")
-    proc = run_cli("convert", str(tmp_path / "ssd.keras"), "-o", str(tmp_path / "ssd.tflite"), "--quantize", "fp32")
+    proc = run_cli(
+        "convert", str(tmp_path / "ssd.keras"), "-o", str(tmp_path / "ssd.tflite"), "--quantize", "fp32"
+    )
     assert proc.returncode == 0, proc.stderr
     adapter = load_adapter(ADAPTERS / "ssd_coco.toml", ("person",))
-    adapter = type(adapter)(**{**adapter.__dict__, "input": "unit"})  # this float stand-in takes [0, 1] pixels
+    adapter = type(adapter)(
+        **{**adapter.__dict__, "input": "unit"}
+    )  # this float stand-in takes [0, 1] pixels
     with Detector(Runner(tmp_path / "ssd.tflite", num_threads=1), adapter=adapter) as detector:
         found = detector(np.zeros((128, 192, 3), np.uint8))  # twice the model input: boxes scale by 2
     assert len(found) == 1  # the car (id 2) is not mapped; the third slot is beyond the count
-    assert np.allclose(found[0].box, (96.0, 32.0, 144.0, 96.0), atol=0.5) and found[0].score == pytest.approx(0.9)
+    assert np.allclose(found[0].box, (96.0, 32.0, 144.0, 96.0), atol=0.5) and found[0].score == pytest.approx(
+        0.9
+    )

@@ -25,6 +25,7 @@ def _inside(rect, size=FRAME) -> bool:
 
 # -- label placer --------------------------------------------------------------------------------------------------
 
+
 def test_a_lone_label_sits_above_its_box_left_aligned():
     assert place_labels([(100, 100, 120, 150)], [(40, 14)], FRAME) == [(100, 100 - 14 - GAP, 140, 100 - GAP)]
 
@@ -69,8 +70,14 @@ def test_candidates_and_clamp_on_hand_numbers():
 
 
 def test_bar_rows_pack_groups_and_pick_the_free_edge():
-    assert pack_rows([100, 100, 100, 300, 50], 250) == [[0, 1], [2], [3]]  # a 4th row would be needed: 50 dropped
-    assert pack_rows([100, 100, 50, 50], 300, groups=[2]) == [[0, 1, 2, 3]]  # the whole legend fits on the row
+    assert pack_rows([100, 100, 100, 300, 50], 250) == [
+        [0, 1],
+        [2],
+        [3],
+    ]  # a 4th row would be needed: 50 dropped
+    assert pack_rows([100, 100, 50, 50], 300, groups=[2]) == [
+        [0, 1, 2, 3]
+    ]  # the whole legend fits on the row
     assert pack_rows([100, 100, 80, 50], 300, groups=[2]) == [[0, 1], [2, 3]]  # else it starts its own row
     bar = [(0, 0, 400, 16), (0, 16, 300, 32)]
     assert bar_edge([(50, 5, 70, 60)], bar, 360) == "bottom"  # someone under the top strip
@@ -80,8 +87,12 @@ def test_bar_rows_pack_groups_and_pick_the_free_edge():
 
 # -- labels, legend, bar --------------------------------------------------------------------------------------------
 
+
 def test_label_chips_say_the_crossing_probability_floored():
-    assert [t for t, _ in draw.label_chips(7, 0.499)] == ["#7", "49%"]  # never "50%" in grey under a 0.5 threshold
+    assert [t for t, _ in draw.label_chips(7, 0.499)] == [
+        "#7",
+        "49%",
+    ]  # never "50%" in grey under a 0.5 threshold
     assert draw.label_chips(7, 0.5)[1] == ("CROSS 50%", draw.CROSSING_BGR)
     assert [t for t, _ in draw.label_chips(7, None)] == ["#7"]  # constant velocity: no probability
 
@@ -117,8 +128,14 @@ def test_stats_bar_is_slim_and_moves_off_a_track_at_the_top():
 def test_hud_off_and_legend_off_draw_no_bar():
     frame = np.full((120, 160, 3), 100, np.uint8)
     labels = np.ones((120, 160), np.uint8)
-    draw.draw_frame(frame, [], labels=labels, fps=30.0, stage_ms={"detect": 5.0},
-                    config=draw.DrawConfig(hud="off", legend=False, mask_alpha=0.0))
+    draw.draw_frame(
+        frame,
+        [],
+        labels=labels,
+        fps=30.0,
+        stage_ms={"detect": 5.0},
+        config=draw.DrawConfig(hud="off", legend=False, mask_alpha=0.0),
+    )
     assert (frame == 100).all()
     with pytest.raises(ValueError, match="hud must be one of auto, top, bottom, off"):
         draw.DrawConfig(hud="left")
@@ -126,11 +143,15 @@ def test_hud_off_and_legend_off_draw_no_bar():
 
 def test_labels_drawn_in_a_crowd_do_not_cover_each_other():
     frame = np.zeros((360, 480, 3), np.uint8)
-    tracks = [SimpleNamespace(id=i + 1, box=np.array([150.0 + 22 * i, 95, 170 + 22 * i, 145])) for i in range(6)]
+    tracks = [
+        SimpleNamespace(id=i + 1, box=np.array([150.0 + 22 * i, 95, 170 + 22 * i, 145])) for i in range(6)
+    ]
     preds = {t.id: Prediction(t.id, np.full((12, 2), np.nan), None, 0.1 * t.id, "model") for t in tracks}
     draw.draw_tracks(frame, tracks, preds)
     # each label's id chip is drawn in the track's colour: count the pixels of each colour outside the boxes
     outside = frame.copy()
     outside[95 - 1 : 146, 149:283] = 0
     seen = {t.id: int((outside == draw.id_colour(t.id)).all(axis=2).sum()) for t in tracks}
-    assert all(count > 60 for count in seen.values()), seen  # every label's chip is visible, none painted over
+    assert all(count > 60 for count in seen.values()), (
+        seen
+    )  # every label's chip is visible, none painted over

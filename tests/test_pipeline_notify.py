@@ -55,7 +55,9 @@ class Clock:
 def test_ready_once_then_pings_at_half_the_interval(tmp_path: Path) -> None:
     listener = Listener(tmp_path / "notify")
     clock = Clock()
-    notifier = ServiceNotifier(listener.address, watchdog_usec=2_000_000, clock=clock)  # ping every 1 s of frames
+    notifier = ServiceNotifier(
+        listener.address, watchdog_usec=2_000_000, clock=clock
+    )  # ping every 1 s of frames
     for _ in range(25):  # 2.5 s of frames at 10 FPS
         notifier.frame_done()
         clock.t += 0.1
@@ -109,8 +111,9 @@ def test_demo_pings_only_while_frames_flow(tmp_path: Path, monkeypatch: pytest.M
             time.sleep(stall_s)
             window["end"] = time.monotonic()
 
-    summary = run_demo(PipelineConfig(source="synthetic", realtime=False, max_frames=80, threads=1),
-                       on_frame=on_frame)
+    summary = run_demo(
+        PipelineConfig(source="synthetic", realtime=False, max_frames=80, threads=1), on_frame=on_frame
+    )
     messages = listener.close()
     assert summary.frames == 80
     kinds = [m.split("\n")[0] for _, m in messages]

@@ -22,8 +22,10 @@ from toolkit.pipeline.outputs import Recorder
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
 ]
 
 FRAMES = 36  # the synthetic scene runs at 10 FPS: 3.6 s of video
@@ -74,8 +76,9 @@ def page():
     with sync_playwright() as pw:
         # file:// pages are each their own origin: without the flag the canvas copy of the video is "tainted"
         # and getImageData throws a SecurityError.
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, "--allow-file-access-from-files"],
-                                     headless=True)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*ARGS, "--allow-file-access-from-files"], headless=True
+        )
         try:
             yield browser.new_page()
         finally:
@@ -104,7 +107,9 @@ def test_a_webm_demo_recording_plays_in_the_browser(page, tmp_path: Path) -> Non
     assert meta["duration"] == pytest.approx(FRAMES / 10, abs=0.15)
     played = page.evaluate(PLAY)
     assert played["end"] == pytest.approx(meta["duration"], abs=0.15)
-    assert len(played["seen"]) >= 2 and played["seen"] == sorted(played["seen"])  # time advanced while playing
+    assert len(played["seen"]) >= 2 and played["seen"] == sorted(
+        played["seen"]
+    )  # time advanced while playing
 
     # The browser shows the recorded picture, not just a stream it accepted: its first frame matches OpenCV's.
     capture = cv2.VideoCapture(str(out))

@@ -58,7 +58,7 @@ class MjpegReader:
 
     def _headers(self) -> dict[str, str]:
         headers = {}
-        while (line := self.file.readline().strip()):
+        while line := self.file.readline().strip():
             key, _, value = line.decode().partition(":")
             headers[key.strip().lower()] = value.strip()
         return headers
@@ -86,16 +86,24 @@ def test_routes_before_and_after_publishing() -> None:
         assert code == 503 and json.loads(body)["reason"] == "no frame published yet"
         assert get(server.url + "nope")[0] == 404
 
-        status = {"fps": np.float32(9.5), "latency_ms": {"detect": 4.25, "track": np.float64(0.5)},
-                  "source": {"status": "running", "reconnects": 2}, "boxes": np.arange(3)}
+        status = {
+            "fps": np.float32(9.5),
+            "latency_ms": {"detect": 4.25, "track": np.float64(0.5)},
+            "source": {"status": "running", "reconnects": 2},
+            "boxes": np.arange(3),
+        }
         server.publish(frame(7, (60, 80)), status)
         code, headers, jpeg = get(server.url + "snapshot.jpg")
         assert code == 200 and headers["Content-Type"] == "image/jpeg"
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (60, 80, 3) and abs(float(image[-1, -1].mean()) - (40 + 49)) < 4
         doc = json.loads(get(server.url + "status.json")[2])
-        assert doc["pipeline"] == {"fps": 9.5, "latency_ms": {"detect": 4.25, "track": 0.5},
-                                   "source": {"status": "running", "reconnects": 2}, "boxes": [0, 1, 2]}
+        assert doc["pipeline"] == {
+            "fps": 9.5,
+            "latency_ms": {"detect": 4.25, "track": 0.5},
+            "source": {"status": "running", "reconnects": 2},
+            "boxes": [0, 1, 2],
+        }
         assert doc["server"]["frames_published"] == 1 and doc["server"]["stream_clients"] == 0
         assert set(doc["host"]) == {"temperature_c", "thermal_zones", "throttled", "cpu_governor"}
         assert get(server.url + "healthz")[0] == 200
@@ -185,8 +193,13 @@ def test_http_source_reads_the_stream_and_reconnects_after_a_server_restart() ->
     server = LiveServer(port=0).start()
     port = server.port
     threading.Thread(target=publisher, args=(server,), daemon=True).start()
-    source = open_source(server.url + "stream.mjpg", stale_after_s=1.0, backoff_initial_s=0.1,
-                         backoff_max_s=0.4, backoff_jitter=0.0)
+    source = open_source(
+        server.url + "stream.mjpg",
+        stale_after_s=1.0,
+        backoff_initial_s=0.1,
+        backoff_max_s=0.4,
+        backoff_jitter=0.0,
+    )
     try:
         first = [source.read(2.0) for _ in range(3)]
         assert all(f is not None and f.image.shape == (120, 160, 3) for f in first)
@@ -219,7 +232,9 @@ def test_decode_throttled_bits() -> None:
     assert state["now"] == ["under_voltage", "throttled"]
     assert state["since_boot"] == ["under_voltage", "throttled"]
     assert state["under_voltage"] and state["throttled"] and not state["arm_freq_capped"]
-    assert decode_throttled(0x80000)["now"] == [] and decode_throttled(0x80000)["since_boot"] == ["soft_temp_limit"]
+    assert decode_throttled(0x80000)["now"] == [] and decode_throttled(0x80000)["since_boot"] == [
+        "soft_temp_limit"
+    ]
     assert decode_throttled(0)["now"] == [] and decode_throttled(0)["since_boot"] == []
     assert parse_vcgencmd("throttled=0x50005\n") == 0x50005
     assert parse_vcgencmd("throttled=0x0") == 0 and parse_vcgencmd("error=1") is None
@@ -230,7 +245,7 @@ def test_read_throttled_from_sysfs_and_vcgencmd(tmp_path: Path) -> None:
     sysfs.write_text("20002\n")  # the firmware file is hex without 0x
     assert read_throttled(sysfs, vcgencmd=None)["now"] == ["arm_freq_capped"]
     tool = tmp_path / "vcgencmd"
-    tool.write_text("#!/bin/sh\n[ \"$1\" = get_throttled ] && echo throttled=0x4\n")
+    tool.write_text('#!/bin/sh\n[ "$1" = get_throttled ] && echo throttled=0x4\n')
     tool.chmod(0o755)
     assert read_throttled(tmp_path / "absent", vcgencmd=str(tool))["now"] == ["throttled"]
     assert read_throttled(tmp_path / "absent", vcgencmd=str(tmp_path / "no-such-tool")) is None

@@ -16,13 +16,23 @@ import pytest
 from toolkit.pipeline.server import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
 ]
 
 
@@ -42,8 +52,11 @@ def live_pipeline():
         def feed() -> None:
             n = 0
             while not stop.is_set():
-                status = {"fps": 15.0 + (n % 7) / 10, "latency_ms": {"capture": 1.5, "detect": 20.0 + n % 5},
-                          "source": {"status": "running", "frames_dropped": n // 3, "reconnects": 1, "stalls": 0}}
+                status = {
+                    "fps": 15.0 + (n % 7) / 10,
+                    "latency_ms": {"capture": 1.5, "detect": 20.0 + n % 5},
+                    "source": {"status": "running", "frames_dropped": n // 3, "reconnects": 1, "stalls": 0},
+                }
                 server.publish(numbered_frame(n), status)
                 n += 1
                 time.sleep(1 / 15)

@@ -42,8 +42,9 @@ def tag_of(image: np.ndarray) -> tuple[int, int]:
 class FakeCapture:
     """A scripted camera: ``frames`` good frames (None = endless), then fail / block / end."""
 
-    def __init__(self, tag: int, frames: int | None = None, then: str = "fail", period: float = 0.0,
-                 shape=(24, 32)) -> None:
+    def __init__(
+        self, tag: int, frames: int | None = None, then: str = "fail", period: float = 0.0, shape=(24, 32)
+    ) -> None:
         self.tag, self.frames, self.then, self.period, self.shape = tag, frames, then, period, shape
         self.n = 0
         self.released = threading.Event()
@@ -109,12 +110,15 @@ def test_parse_spec_kinds(tmp_path: Path) -> None:
     assert parse_spec(str(video)) == ("file", video, {})
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("missing.avi", "source not found: missing.avi"),
-    ("syntetic", "did you mean 'synthetic'"),
-    ("ftp://host/x", "unsupported URL scheme 'ftp'"),
-    ("synthetic:seed", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("missing.avi", "source not found: missing.avi"),
+        ("syntetic", "did you mean 'synthetic'"),
+        ("ftp://host/x", "unsupported URL scheme 'ftp'"),
+        ("synthetic:seed", "expected key=value"),
+    ],
+)
 def test_bad_specs_are_one_line_usage_errors(spec: str, needle: str) -> None:
     with pytest.raises(UsageError) as err:
         open_source(spec)
@@ -193,8 +197,9 @@ def test_failing_source_backs_off_then_recovers() -> None:
     recovered = FakeCapture(tag=6, period=0.005)
     script = Script(first, refused, refused, refused, refused, recovered)
     frames = []
-    with live_source(script, backoff_initial_s=0.1, backoff_factor=2.0, backoff_max_s=0.4,
-                     stale_after_s=2.0) as source:
+    with live_source(
+        script, backoff_initial_s=0.1, backoff_factor=2.0, backoff_max_s=0.4, stale_after_s=2.0
+    ) as source:
         deadline = time.monotonic() + 10
         while sum(tag_of(f.image)[0] == 6 for f in frames) < 5 and time.monotonic() < deadline:
             frame = source.read(timeout=0.1)
@@ -366,15 +371,24 @@ def test_failed_opens_print_nothing_but_the_error(tmp_path: Path) -> None:
 
     bad = tmp_path / "x.avi"
     bad.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(range(256)) * 20)
-    code = ("import sys\nfrom toolkit.pipeline.sources import open_source\n"
-            "for spec in sys.argv[1:]:\n"
-            "    try:\n        open_source(spec, open_timeout_s=3)\n"
-            "    except Exception as exc:\n        print(type(exc).__name__, exc, file=sys.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(bad), "7", "http://127.0.0.1:1/x"],
-                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys\nfrom toolkit.pipeline.sources import open_source\n"
+        "for spec in sys.argv[1:]:\n"
+        "    try:\n        open_source(spec, open_timeout_s=3)\n"
+        "    except Exception as exc:\n        print(type(exc).__name__, exc, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(bad), "7", "http://127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     lines = proc.stderr.splitlines()
     assert len(lines) == 3, proc.stderr
-    assert lines[0].startswith("UsageError cannot decode") and lines[1].startswith("DeviceUnavailable cannot open camera 7")
+    assert lines[0].startswith("UsageError cannot decode") and lines[1].startswith(
+        "DeviceUnavailable cannot open camera 7"
+    )
     assert lines[2].startswith("DeviceUnavailable cannot open stream http://127.0.0.1:1/x")
 
 
@@ -433,7 +447,9 @@ def test_picamera2_source_configures_and_releases_the_camera(fake_picamera2) -> 
         assert source.kind == "picamera2" and source.live
     camera = fake_picamera2.instances[0]
     config = camera.calls[0][1]
-    assert config["main"] == {"format": "RGB888", "size": (64, 48)} and config["controls"] == {"FrameRate": 15.0}
+    assert config["main"] == {"format": "RGB888", "size": (64, 48)} and config["controls"] == {
+        "FrameRate": 15.0
+    }
     assert [c[0] for c in camera.calls] == ["configure", "start", "stop", "close"]
     assert all(f.image.shape == (48, 64, 3) and f.image[0, 0, 0] == 200 for f in frames)
     counts = [int(f.image[0, 0, 1]) + 256 * int(f.image[0, 0, 2]) for f in frames]
@@ -444,7 +460,9 @@ def test_picamera2_missing_says_how_to_install(monkeypatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "picamera2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "picamera2" else real(name, *a)
+    )
     with pytest.raises(DeviceUnavailable, match="picamera2 is not installed: .*python3-picamera2"):
         open_source("picamera2")
 

@@ -53,6 +53,7 @@ def spec(name, shape, dtype=np.float32, scale=0.0, zero_point=0):
 
 # -- IoU and NMS --------------------------------------------------------------------------------------------------
 
+
 def test_iou_hand_checked():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float)
     b = np.array([[5, 5, 15, 15], [0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 0, 0]], float)
@@ -63,7 +64,9 @@ def test_iou_hand_checked():
 
 
 def test_nms_hand_checked():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 5], [21, 21, 31, 31]], float)
+    boxes = np.array(
+        [[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 5], [21, 21, 31, 31]], float
+    )
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.75])
     # box1 overlaps box0 by 81/119 = 0.68 -> dropped; box3 by exactly 0.5 -> kept (only > threshold drops);
     # box2 overlaps box4 (score 0.75, kept first) by 81/119 -> dropped.
@@ -79,6 +82,7 @@ def test_batched_nms_only_suppresses_within_a_class():
 
 
 # -- detector pre / post ------------------------------------------------------------------------------------------
+
 
 def _detector_outputs(input_boxes: list[tuple[float, float, float, float, float]], hw=(192, 256)):
     """Hand-built model outputs: one heatmap peak per (x1, y1, x2, y2, score) box in model-input pixels."""
@@ -108,9 +112,12 @@ def test_postprocess_maps_boxes_back_to_the_frame_and_applies_nms():
     transform = Letterbox(scale=0.4, pad_x=0, pad_y=24, image_hw=(360, 640))
     # Frame box (100, 50, 300, 350) is (40, 44, 120, 164) in the model input. A weaker duplicate two cells to
     # the right survives peak finding but not NMS; a separate person elsewhere survives both.
-    heat, box = _detector_outputs([(40, 44, 120, 164, 0.9), (48, 44, 128, 164, 0.6), (180, 60, 220, 160, 0.4),
-                                   (0, 0, 10, 10, 0.05)])
-    dets = postprocess(heat, box, transform, (192, 256), DetectorConfig(score_threshold=0.1, iou_threshold=0.5))
+    heat, box = _detector_outputs(
+        [(40, 44, 120, 164, 0.9), (48, 44, 128, 164, 0.6), (180, 60, 220, 160, 0.4), (0, 0, 10, 10, 0.05)]
+    )
+    dets = postprocess(
+        heat, box, transform, (192, 256), DetectorConfig(score_threshold=0.1, iou_threshold=0.5)
+    )
     assert [round(d.score, 2) for d in dets] == [0.9, 0.4]
     np.testing.assert_allclose(dets[0].box, (100, 50, 300, 350), atol=1e-3)
     np.testing.assert_allclose(dets[1].box, (450, 90, 550, 340), atol=1e-3)
@@ -119,10 +126,16 @@ def test_postprocess_maps_boxes_back_to_the_frame_and_applies_nms():
 
 def test_detector_quantizes_input_through_a_lookup_table_and_dequantizes_outputs():
     heat, box = _detector_outputs([(40, 44, 120, 164, 0.9)])
-    hq, bq = spec("heatmap", (1, 48, 64, 1), np.int8, 1 / 255, -128), spec("box", (1, 48, 64, 4), np.int8, 1 / 255, -128)
+    hq, bq = (
+        spec("heatmap", (1, 48, 64, 1), np.int8, 1 / 255, -128),
+        spec("box", (1, 48, 64, 4), np.int8, 1 / 255, -128),
+    )
     image_spec = spec("image", (1, 192, 256, 3), np.int8, 1 / 255, -128)
-    runner = ScriptedRunner({"image": image_spec}, {"heatmap": hq, "box": bq},
-                            lambda feeds: {"heatmap": hq.quantize(heat[None]), "box": bq.quantize(box[None])})
+    runner = ScriptedRunner(
+        {"image": image_spec},
+        {"heatmap": hq, "box": bq},
+        lambda feeds: {"heatmap": hq.quantize(heat[None]), "box": bq.quantize(box[None])},
+    )
     frame = np.full((360, 640, 3), 200, np.uint8)
     frame[0, 0] = (10, 20, 30)
     with Detector(runner) as detector:
@@ -138,11 +151,16 @@ def test_detector_quantizes_input_through_a_lookup_table_and_dequantizes_outputs
 
 
 def test_detector_rejects_a_model_without_detector_outputs_and_bad_frames():
-    runner = ScriptedRunner({"image": spec("image", (1, 192, 256, 3))}, {"probs": spec("probs", (1, 10))}, None)
+    runner = ScriptedRunner(
+        {"image": spec("image", (1, 192, 256, 3))}, {"probs": spec("probs", (1, 10))}, None
+    )
     with pytest.raises(UsageError, match="not a detector"):
         Detector(runner)
-    ok = ScriptedRunner({"image": spec("image", (1, 192, 256, 3))},
-                        {"heatmap": spec("heatmap", (1, 48, 64, 1)), "box": spec("box", (1, 48, 64, 4))}, None)
+    ok = ScriptedRunner(
+        {"image": spec("image", (1, 192, 256, 3))},
+        {"heatmap": spec("heatmap", (1, 48, 64, 1)), "box": spec("box", (1, 48, 64, 4))},
+        None,
+    )
     with pytest.raises(UsageError, match="uint8 BGR"):
         Detector(ok)(np.zeros((360, 480), np.uint8))
 
@@ -156,7 +174,9 @@ def test_model_space_round_trip_without_and_with_homography():
     pixels = np.array([[10.0, 300.0], [240.0, 200.0], [470.0, 359.0]])
     plain = behaviour.model_space((480, 360))
     assert plain.units == "image_height"
-    np.testing.assert_allclose(plain.to_model(pixels), pixels / 360.0)  # divided by the height, nothing flipped
+    np.testing.assert_allclose(
+        plain.to_model(pixels), pixels / 360.0
+    )  # divided by the height, nothing flipped
     ground = behaviour.model_space((480, 360), Homography(H, (480, 360)))
     assert ground.units == "m"
     for space in (plain, ground):
@@ -176,7 +196,13 @@ def test_homography_rescales_to_another_frame_size_of_the_same_aspect():
 
 
 def _hom_file(**keys):
-    return {"homography": H.tolist(), "direction": "image_to_ground", "units": "m", "image_size": [480, 360], **keys}
+    return {
+        "homography": H.tolist(),
+        "direction": "image_to_ground",
+        "units": "m",
+        "image_size": [480, 360],
+        **keys,
+    }
 
 
 def test_load_homography_file(tmp_path):
@@ -195,14 +221,16 @@ def test_load_homography_file(tmp_path):
         load_homography(bad)
     partial = _hom_file()
     del partial["image_size"]
-    for content, message in [(partial, "missing key 'image_size'"),
-                             (_hom_file(image_sise=[4, 3]), "unknown key 'image_sise'; did you mean 'image_size'"),
-                             (_hom_file(homography=[[1, 2], [3, 4]]), "3x3"),
-                             (_hom_file(direction="pixels_to_metres"), "direction"),
-                             (_hom_file(units="yards"), "units"),
-                             (_hom_file(image_size=[480.5, 360]), "image_size"),
-                             (_hom_file(ground_to_image=np.eye(3).tolist()), "not the inverse"),
-                             (_hom_file(homography=np.zeros((3, 3)).tolist()), "singular")]:
+    for content, message in [
+        (partial, "missing key 'image_size'"),
+        (_hom_file(image_sise=[4, 3]), "unknown key 'image_sise'; did you mean 'image_size'"),
+        (_hom_file(homography=[[1, 2], [3, 4]]), "3x3"),
+        (_hom_file(direction="pixels_to_metres"), "direction"),
+        (_hom_file(units="yards"), "units"),
+        (_hom_file(image_size=[480.5, 360]), "image_size"),
+        (_hom_file(ground_to_image=np.eye(3).tolist()), "not the inverse"),
+        (_hom_file(homography=np.zeros((3, 3)).tolist()), "singular"),
+    ]:
         bad.write_text(json.dumps(content))
         with pytest.raises(UsageError, match=message):
             load_homography(bad)
@@ -210,7 +238,9 @@ def test_load_homography_file(tmp_path):
 
 def test_homography_written_by_the_synthetic_camera_loads(tmp_path):
     synthetic_camera = pytest.importorskip("toolkit.data.synthetic.camera")
-    camera = synthetic_camera.Camera(width=480, height=360, height_m=6.0, pitch_deg=30.0, yaw_deg=20.0, focal_px=400.0)
+    camera = synthetic_camera.Camera(
+        width=480, height=360, height_m=6.0, pitch_deg=30.0, yaw_deg=20.0, focal_px=400.0
+    )
     path = synthetic_camera.write_homography(camera, tmp_path / "h.json")
     hom = load_homography(path)
     ground = np.array([[1.0, 2.0], [-3.0, 4.0]])
@@ -255,9 +285,11 @@ def test_model_prediction_is_fed_relative_metres_and_mapped_back():
     from toolkit.adapters.behaviour import denormalise, normalise
 
     future = np.stack([np.arange(1, 13) * 0.5, np.zeros(12)], axis=1).astype(np.float32)  # 0.5 m/step ahead
-    runner = ScriptedRunner({"track": spec("track", (1, 8, 2), np.int8, 0.05, 0)},
-                            {"future": spec("future", (1, 12, 2)), "crossing": spec("crossing", (1, 1))},
-                            lambda feeds: {"future": future[None], "crossing": np.array([[0.83]], np.float32)})
+    runner = ScriptedRunner(
+        {"track": spec("track", (1, 8, 2), np.int8, 0.05, 0)},
+        {"future": spec("future", (1, 12, 2)), "crossing": spec("crossing", (1, 1))},
+        lambda feeds: {"future": future[None], "crossing": np.array([[0.83]], np.float32)},
+    )
     hom = Homography(H, (480, 360))
     (track,) = _tracks(4.0)
     with behaviour.BehaviourPredictor(runner, homography=hom) as predictor:
@@ -285,6 +317,7 @@ def test_without_homography_person_height_sets_the_scale():
 
 
 # -- segmentation -------------------------------------------------------------------------------------------------
+
 
 def test_labels_at_frame_crops_padding_and_resizes_the_scores():
     transform = Letterbox(scale=0.25, pad_x=0, pad_y=15, image_hw=(360, 640))  # 640x360 into 160x120
@@ -314,18 +347,23 @@ def test_segmenter_labels_from_a_quantized_output():
     scores[0, :, :, 1] = 50  # road everywhere ...
     scores[0, 60:, :, 3] = 60  # ... except a person in the bottom half (score 60 vs 50 from model row 60: the
     # interpolated person score passes the road's 15/16 of the way from row 59 to 60, frame row 180.8)
-    runner = ScriptedRunner({"image": spec("image", (1, 120, 160, 3), np.int8, 1 / 255, -128)},
-                            {"mask": spec("mask", (1, 120, 160, 5), np.int8, 1 / 256, -128)},
-                            lambda feeds: {"mask": scores})
+    runner = ScriptedRunner(
+        {"image": spec("image", (1, 120, 160, 3), np.int8, 1 / 255, -128)},
+        {"mask": spec("mask", (1, 120, 160, 5), np.int8, 1 / 256, -128)},
+        lambda feeds: {"mask": scores},
+    )
     with segment.Segmenter(runner) as segmenter:
         labels = segmenter(np.zeros((360, 480, 3), np.uint8))
     assert labels.shape == (360, 480) and labels.dtype == np.uint8
     assert (labels[:181] == 1).all() and (labels[181:] == 3).all()
     tint = segment.colourise(labels)
-    assert tuple(tint[0, 0]) == tuple(segment.PALETTE_BGR[1]) and tuple(tint[-1, -1]) == tuple(segment.PALETTE_BGR[3])
+    assert tuple(tint[0, 0]) == tuple(segment.PALETTE_BGR[1]) and tuple(tint[-1, -1]) == tuple(
+        segment.PALETTE_BGR[3]
+    )
 
 
 # -- drawing ------------------------------------------------------------------------------------------------------
+
 
 def test_draw_frame_changes_pixels_in_place_and_survives_nan_paths():
     frame = np.full((360, 480, 3), 100, np.uint8)
@@ -372,9 +410,21 @@ def test_event_lines_parse_and_match_the_schema(tmp_path):
     pred = behaviour.Prediction(track.id, path, path / 100.0, 0.5, "model")
     file = tmp_path / "events.jsonl"
     with events.EventWriter(file) as writer:
-        writer.write(events.frame_event(0, 1767225600.0, SOURCE, [track], {track.id: pred}, {"detect": 11.0},
-                                        dropped_frames=0, ground_units="m"))
-        writer.write(events.frame_event(1, 1767225600.1, SOURCE, [], latency_ms={"detect": 9.5}, dropped_frames=2))
+        writer.write(
+            events.frame_event(
+                0,
+                1767225600.0,
+                SOURCE,
+                [track],
+                {track.id: pred},
+                {"detect": 11.0},
+                dropped_frames=0,
+                ground_units="m",
+            )
+        )
+        writer.write(
+            events.frame_event(1, 1767225600.1, SOURCE, [], latency_ms={"detect": 9.5}, dropped_frames=2)
+        )
     lines = file.read_text().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
@@ -382,17 +432,22 @@ def test_event_lines_parse_and_match_the_schema(tmp_path):
     (entry,) = first["tracks"]
     assert entry["id"] == track.id and entry["predictor"] == "model" and entry["crossing"] == 0.5
     assert len(entry["path_image"]) == 12 and entry["path_image"][-1] is None  # NaN -> null
-    assert entry["foot"] == [pytest.approx((entry["box"][0] + entry["box"][2]) / 2, abs=0.02), entry["box"][3]]
+    assert entry["foot"] == [
+        pytest.approx((entry["box"][0] + entry["box"][2]) / 2, abs=0.02),
+        entry["box"][3],
+    ]
     assert [e["dropped_frames"] for e in events.read_events(file)] == [0, 2]
 
 
 def test_event_validation_names_the_bad_field(tmp_path):
     event = events.frame_event(3, 1.0, SOURCE, [])
     events.validate_event(event)
-    for mutate, message in [(lambda e: e.pop("frame"), "missing 'frame'"),
-                            (lambda e: e.update(timestamp=float("nan")), "event.timestamp"),
-                            (lambda e: e["source"].update(width="480"), "event.source.width"),
-                            (lambda e: e.update(extra=1), "unexpected key 'extra'")]:
+    for mutate, message in [
+        (lambda e: e.pop("frame"), "missing 'frame'"),
+        (lambda e: e.update(timestamp=float("nan")), "event.timestamp"),
+        (lambda e: e["source"].update(width="480"), "event.source.width"),
+        (lambda e: e.update(extra=1), "unexpected key 'extra'"),
+    ]:
         bad = json.loads(json.dumps(event))
         mutate(bad)
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
@@ -416,7 +471,9 @@ def test_sigterm_while_writing_leaves_only_complete_lines(tmp_path):
         "    i += 1\n"
     )
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", script, str(file)], env={**os.environ, "PYTHONPATH": str(repo)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(file)], env={**os.environ, "PYTHONPATH": str(repo)}
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not file.exists() or file.stat().st_size < 20_000):

@@ -32,9 +32,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("stage_models")
     rng = np.random.default_rng(0)
     out = {}
-    for kind, overrides, shape in [("detector", {"width": 0.25}, (192, 256, 3)),
-                                   ("segmenter", {"width": 0.25}, (120, 160, 3)),
-                                   ("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 16}, (8, 2))]:
+    for kind, overrides, shape in [
+        ("detector", {"width": 0.25}, (192, 256, 3)),
+        ("segmenter", {"width": 0.25}, (120, 160, 3)),
+        ("behaviour", {"d_model": 16, "ffn_dim": 32, "head_dim": 16}, (8, 2)),
+    ]:
         build_model(kind, overrides).save(tmp / f"{kind}.keras")
         if kind == "behaviour":
             walk = np.cumsum(rng.normal(0, 0.3, (30, 8, 2)), axis=1)
@@ -49,7 +51,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 def _frame(seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    frame = cv2.resize(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), (640, 360), interpolation=cv2.INTER_LINEAR)
+    frame = cv2.resize(
+        rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), (640, 360), interpolation=cv2.INTER_LINEAR
+    )
     return frame
 
 
@@ -63,8 +67,9 @@ def test_detector_int8_input_path_matches_the_reference_quantization(models):
         spec = detector.runner.inputs["image"]
         np.testing.assert_array_equal(written[0], spec.quantize(image))
         reference = detector.runner.run(image=image[None])
-        expected = postprocess(reference["heatmap"][0], reference["box"][0], transform, detector.input_hw,
-                               detector.config)
+        expected = postprocess(
+            reference["heatmap"][0], reference["box"][0], transform, detector.input_hw, detector.config
+        )
     assert [(d.box, d.score) for d in found] == [(d.box, d.score) for d in expected]
     assert set(detector.timings) == {"pre", "infer", "post"}
 
@@ -98,7 +103,9 @@ def test_behaviour_model_gets_the_relative_track_and_returns_paths(models):
     assert pred.predictor == "model" and 0.0 <= pred.crossing <= 1.0
     assert pred.path_image.shape == (12, 2) and np.isfinite(pred.path_image).all()
     future = denormalise(direct["future"], rotation)[0]
-    np.testing.assert_allclose(pred.path_image, (future + origin) * 100.0 / behaviour.PERSON_HEIGHT_M, atol=1e-3)
+    np.testing.assert_allclose(
+        pred.path_image, (future + origin) * 100.0 / behaviour.PERSON_HEIGHT_M, atol=1e-3
+    )
     assert pred.crossing == pytest.approx(float(direct["crossing"].reshape(-1)[0]))
 
 
@@ -128,7 +135,9 @@ def test_stage_chain_on_real_video_frames(models, shared, tmp_path):
             before = frame.copy()
             draw.draw_frame(frame, visible, predictions, labels=labels, fps=10.0, stage_ms=detector.timings)
             assert (frame != before).any()
-            writer.write(events.frame_event(index, index / 10.0, source, visible, predictions, detector.timings))
+            writer.write(
+                events.frame_event(index, index / 10.0, source, visible, predictions, detector.timings)
+            )
     capture.release()
     written = events.read_events(tmp_path / "events.jsonl")
     assert [e["frame"] for e in written] == list(range(20))

@@ -45,8 +45,13 @@ def test_tensor_spec_quantize_round_trip() -> None:
 
 def test_tensor_spec_dequantize_is_float32_for_every_dtype() -> None:
     # run() promises float32: integer tensors without quantization (an ARG_MAX's indices) and bools are cast too.
-    cases = [(np.int32, [[0, 7, -3]]), (np.int64, [[2**20, 1, 0]]), (np.bool_, [[True, False, True]]),
-             (np.float16, [[0.5, -1.0, 2.0]]), (np.float32, [[0.25, 3.0, -8.0]])]
+    cases = [
+        (np.int32, [[0, 7, -3]]),
+        (np.int64, [[2**20, 1, 0]]),
+        (np.bool_, [[True, False, True]]),
+        (np.float16, [[0.5, -1.0, 2.0]]),
+        (np.float32, [[0.25, 3.0, -8.0]]),
+    ]
     for dtype, values in cases:
         spec = TensorSpec("y", 0, (1, 3), np.dtype(dtype), 0.0, 0)
         out = spec.dequantize(np.array(values, dtype))
@@ -59,10 +64,18 @@ def test_closed_runner_says_it_is_closed() -> None:
     with Runner(model, num_threads=1) as runner:
         assert runner.run(image=image)["probs"].shape == (1, 10)
     raw = {"image": runner.inputs["image"].quantize(image)}
-    calls = [lambda: runner.run(image=image), lambda: runner.run_raw(raw), lambda: runner.set_inputs(raw),
-             runner.invoke, lambda: runner.get_output("probs"), lambda: runner.interpreter]
+    calls = [
+        lambda: runner.run(image=image),
+        lambda: runner.run_raw(raw),
+        lambda: runner.set_inputs(raw),
+        runner.invoke,
+        lambda: runner.get_output("probs"),
+        lambda: runner.interpreter,
+    ]
     for call in calls:
-        with pytest.raises(ToolkitError, match=r"Runner of mnist_classifier_int8\.tflite is closed.*new Runner"):
+        with pytest.raises(
+            ToolkitError, match=r"Runner of mnist_classifier_int8\.tflite is closed.*new Runner"
+        ):
             call()
     runner.close()  # closing twice is fine
     assert runner.describe()["outputs"][0]["name"] == "probs"  # what it was stays readable
@@ -81,7 +94,9 @@ def test_runner_returns_float32_for_an_integer_output(tmp_path: Path) -> None:
             return {"score": x * 2.0, "best": tf.math.argmax(x, axis=-1)}
 
     module = ArgMax()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.serve.get_concrete_function()], module
+    )
     path = tmp_path / "argmax.tflite"
     path.write_bytes(converter.convert())
     x = np.array([[0.1, 0.9, -2.0, 3.5, 0.0, 1.0]], np.float32)
@@ -201,8 +216,13 @@ def test_damaged_models_never_crash_the_process(face_model: Path, tmp_path: Path
     for i, blob in enumerate(blobs):
         path = tmp_path / f"damaged{i}.tflite"
         path.write_bytes(blob)
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True,
-                              timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
         assert proc.returncode == 0, (i, proc.returncode, proc.stderr[-500:])
         outcomes.append(proc.stdout.strip())
     assert outcomes[:6] == ["refused"] * 6

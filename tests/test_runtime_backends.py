@@ -32,8 +32,11 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_old_tflite_runtime_is_refused_under_numpy_2(fake_site: Path) -> None:
     assert int(np.__version__.split(".")[0]) >= 2
     _fake_tflite_runtime(fake_site, "2.14.0")
-    with pytest.raises(ImportError, match=r"tflite-runtime 2.14 was built for numpy 1.x and cannot run with numpy "
-                                          r".*install ai-edge-litert instead \(1.4.0 on aarch64, 2.3.0 on x86_64"):
+    with pytest.raises(
+        ImportError,
+        match=r"tflite-runtime 2.14 was built for numpy 1.x and cannot run with numpy "
+        r".*install ai-edge-litert instead \(1.4.0 on aarch64, 2.3.0 on x86_64",
+    ):
         backends._load("tflite_runtime")
 
 

@@ -37,8 +37,21 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "TOOLKIT_HOME": str(tmp_path / "home")}
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "train_detector_torch.py"), "--config", str(recipe),
-                           "--workers", "2", *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "train_detector_torch.py"),
+            "--config",
+            str(recipe),
+            "--workers",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_trains_the_recipe_and_writes_the_trainers_manifest(shared: Path, tmp_path: Path) -> None:
@@ -65,6 +78,17 @@ def test_prepare_only_renders_the_scenes_and_trains_nothing(shared: Path, tmp_pa
 def test_a_recipe_of_another_kind_is_one_line_and_exit_2(tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text('kind = "segmenter"\n')
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "train_detector_torch.py"), "--config",
-                             str(recipe), "-o", str(tmp_path / "x.keras")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "train_detector_torch.py"),
+            "--config",
+            str(recipe),
+            "-o",
+            str(tmp_path / "x.keras"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "detector recipes" in result.stderr and "Traceback" not in result.stderr

@@ -56,12 +56,21 @@ def test_bad_options_are_usage_errors():
         TASK.compile(None, TrainConfig(), BehaviourOptions(fde_weight=-1), 10)
 
 
-def _datasets(train: str, val: str, extra: str = "", seed: int = 0, augment: bool = True, balance: float = 0.0,
-              extra_weight: float = 1.0):
+def _datasets(
+    train: str,
+    val: str,
+    extra: str = "",
+    seed: int = 0,
+    augment: bool = True,
+    balance: float = 0.0,
+    extra_weight: float = 1.0,
+):
     from toolkit.models import config_for
 
     config = TrainConfig(batch_size=32, seed=seed, augment=augment)
-    options = BehaviourOptions(extra_data=extra, extra_val_data="", balance=balance, extra_weight=extra_weight)
+    options = BehaviourOptions(
+        extra_data=extra, extra_val_data="", balance=balance, extra_weight=extra_weight
+    )
     return TASK.datasets(parse_spec(train), parse_spec(val), config, options, config_for("behaviour"))
 
 
@@ -103,7 +112,11 @@ def test_augmentation_is_seeded_train_only_and_keeps_the_heading_frame(synth):
     track = np.concatenate(first)
     step = track[:, -1] - track[:, -2]
     moving = np.linalg.norm(step, axis=-1) > 0.05
-    assert np.allclose(track[:, -1], 0) and (step[moving, 0] > 0).all() and np.allclose(step[moving, 1], 0, atol=1e-5)
+    assert (
+        np.allclose(track[:, -1], 0)
+        and (step[moving, 0] > 0).all()
+        and np.allclose(step[moving, 1], 0, atol=1e-5)
+    )
     val = np.concatenate([b[0].numpy() for b in plain.val])
     assert np.allclose(val, training_arrays(synth)[0])  # validation: not shuffled, not augmented
     unaugmented = np.concatenate([b[0].numpy() for b in plain.train])

@@ -68,7 +68,9 @@ def test_box_targets_spread_to_the_neighbour_cells() -> None:
     pair = np.array([[0, 0, 10, 20], [10, 0, 26, 20]], np.float32)  # centres in cells 1 and 4 of row 2
     _, box2, mask2 = encode_targets(pair, (192, 256))
     spread2 = spread_box_targets(pair, box_target_for_loss(box2, mask2), (192, 256))
-    assert spread2[2, 2, 2] == pytest.approx(np.sqrt(10 / 256)) and spread2[2, 3, 2] == pytest.approx(np.sqrt(16 / 256))
+    assert spread2[2, 2, 2] == pytest.approx(np.sqrt(10 / 256)) and spread2[2, 3, 2] == pytest.approx(
+        np.sqrt(16 / 256)
+    )
 
 
 @pytest.mark.tf
@@ -156,7 +158,11 @@ def test_window_training_batches_have_the_window_shape_and_val_the_input() -> No
     options = DetectorTaskOptions(crop_height=64, crop_width=96, person_crop=0.7)
     data, batches = _batches(options=options)
     x, y = batches[0]
-    assert x.shape[1:] == (64, 96, 3) and y["heatmap"].shape[1:] == (16, 24, 1) and y["box"].shape[1:] == (16, 24, 4)
+    assert (
+        x.shape[1:] == (64, 96, 3)
+        and y["heatmap"].shape[1:] == (16, 24, 1)
+        and y["box"].shape[1:] == (16, 24, 4)
+    )
     xv, _ = next(iter(data.val))
     assert xv.shape[1:] == (96, 128, 3) and data.describe["train_hw"] == [64, 96]
 
@@ -204,10 +210,13 @@ def test_compiled_model_trains_a_step_with_finite_losses() -> None:
     assert all(np.isfinite(v[0]) for v in history.values())
 
 
-BAD_PASTE_OPTIONS = [({"paste": 1.5}, "paste must be a number in 0..1"), ({"paste": -0.1}, "paste must be a number in"),
-                     ({"paste_max": 0}, "paste_max must be an integer in 1..64"),
-                     ({"paste_min_height": 50.0, "paste_max_height": 20.0}, "need paste_min_height <= paste_max"),
-                     ({"paste_min_height": 1.0}, "paste_min_height must be a number in 2..8192")]
+BAD_PASTE_OPTIONS = [
+    ({"paste": 1.5}, "paste must be a number in 0..1"),
+    ({"paste": -0.1}, "paste must be a number in"),
+    ({"paste_max": 0}, "paste_max must be an integer in 1..64"),
+    ({"paste_min_height": 50.0, "paste_max_height": 20.0}, "need paste_min_height <= paste_max"),
+    ({"paste_min_height": 1.0}, "paste_min_height must be a number in 2..8192"),
+]
 
 
 def _refuse_loading(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,15 +229,18 @@ def _refuse_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("bad, message", BAD_PASTE_OPTIONS, ids=[str(b) for b, _ in BAD_PASTE_OPTIONS])
-def test_bad_paste_options_fail_before_loading_anything(monkeypatch: pytest.MonkeyPatch, bad: dict,
-                                                        message: str) -> None:
+def test_bad_paste_options_fail_before_loading_anything(
+    monkeypatch: pytest.MonkeyPatch, bad: dict, message: str
+) -> None:
     _refuse_loading(monkeypatch)
     with pytest.raises(UsageError, match=f"detector task options.*{message}"):
         TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), **bad), MODEL)
 
 
 @pytest.mark.parametrize("bad", [{"paste": 0.5}, {"paste": 0.5, "paste_polygons": "/nonexistent/polygons"}])
-def test_paste_without_polygons_fails_before_loading_anything(monkeypatch: pytest.MonkeyPatch, bad: dict) -> None:
+def test_paste_without_polygons_fails_before_loading_anything(
+    monkeypatch: pytest.MonkeyPatch, bad: dict
+) -> None:
     _refuse_loading(monkeypatch)
     with pytest.raises(UsageError, match="paste_polygons"):
         TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), **bad), MODEL)
@@ -237,9 +249,11 @@ def test_paste_without_polygons_fails_before_loading_anything(monkeypatch: pytes
 @pytest.mark.tf
 def test_paste_without_usable_polygons_is_a_usage_error(tmp_path: Path) -> None:
     require_tf()
-    for bad, message in (({}, "paste > 0 needs paste_polygons"),
-                         ({"paste_polygons": str(tmp_path / "missing")}, "paste_polygons folder .*missing not found"),
-                         ({"paste_polygons": str(tmp_path)}, "no usable person polygons for the training images")):
+    for bad, message in (
+        ({}, "paste > 0 needs paste_polygons"),
+        ({"paste_polygons": str(tmp_path / "missing")}, "paste_polygons folder .*missing not found"),
+        ({"paste_polygons": str(tmp_path)}, "no usable person polygons for the training images"),
+    ):
         with pytest.raises(UsageError, match=f"detector task options: {message}"):
             TASK.datasets(TRAIN, VAL, CONFIG, replace(DetectorTaskOptions(), paste=0.5, **bad), MODEL)
 

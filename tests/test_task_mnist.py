@@ -30,8 +30,14 @@ def first_batch(dataset):
     return x.numpy(), {k: v.numpy() for k, v in y.items()}
 
 
-def build(kind: str, mnist: str, config: TrainConfig = CONFIG, train: str = "split=train,limit=64",
-          options=None, model_overrides=None):
+def build(
+    kind: str,
+    mnist: str,
+    config: TrainConfig = CONFIG,
+    train: str = "split=train,limit=64",
+    options=None,
+    model_overrides=None,
+):
     import importlib
 
     from toolkit.models import config_for
@@ -39,8 +45,13 @@ def build(kind: str, mnist: str, config: TrainConfig = CONFIG, train: str = "spl
     task = importlib.import_module(f"toolkit.train.task_{kind}").TASK
     options = options or task.options_type()
     model_config = config_for(kind, model_overrides or {})
-    data = task.datasets(parse_spec(f"{mnist},{train}"), parse_spec(f"{mnist},split=val,limit=32"), config,
-                         options, model_config)
+    data = task.datasets(
+        parse_spec(f"{mnist},{train}"),
+        parse_spec(f"{mnist},split=val,limit=32"),
+        config,
+        options,
+        model_config,
+    )
     return task, options, model_config, data
 
 
@@ -160,4 +171,7 @@ def test_vae_kl_warmup_ramps_and_saves_the_plain_weight(mnist, tmp_path):
     model.save(tmp_path / "vae.keras")
     register_custom_objects()
     loaded = keras.saving.load_model(tmp_path / "vae.keras")
-    assert type(loaded.get_layer("sampling").kl_weight) is float and loaded.get_layer("sampling").kl_weight == base
+    assert (
+        type(loaded.get_layer("sampling").kl_weight) is float
+        and loaded.get_layer("sampling").kl_weight == base
+    )

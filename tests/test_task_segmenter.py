@@ -13,20 +13,27 @@ from toolkit.errors import UsageError
 from toolkit.train.config import TrainConfig
 from toolkit.train.task_segmenter import TASK, SegmenterTaskOptions, check_options
 
-SPEC = "synthetic:frames=6,every=2,width=160,height=120,jitter=0"  # 3 frames of scene 0, 3 of scene 1000 (val)
+SPEC = (
+    "synthetic:frames=6,every=2,width=160,height=120,jitter=0"  # 3 frames of scene 0, 3 of scene 1000 (val)
+)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(class_weights=(1.0, 2.0)), "class_weights needs 5"),
-    (dict(class_weights=(0.0,) * 5), "must not be all 0"),
-    (dict(extra_repeat=0), "extra_repeat"),
-    (dict(scale_min=1.5, scale_max=1.0), "scale_min"),
-    (dict(per_epoch=-1), "per_epoch"),
-    (dict(dice_classes=("people",)), "dice_classes"),
-    (dict(person_crop=1.5), "person_crop"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(class_weights=(1.0, 2.0)), "class_weights needs 5"),
+        (dict(class_weights=(0.0,) * 5), "must not be all 0"),
+        (dict(extra_repeat=0), "extra_repeat"),
+        (dict(scale_min=1.5, scale_max=1.0), "scale_min"),
+        (dict(per_epoch=-1), "per_epoch"),
+        (dict(dice_classes=("people",)), "dice_classes"),
+        (dict(person_crop=1.5), "person_crop"),
+    ],
+)
 def test_bad_options_are_usage_errors(options, message):
-    with pytest.raises(UsageError, match=message):  # refused when built (LIMITS) or when checked against the model
+    with pytest.raises(
+        UsageError, match=message
+    ):  # refused when built (LIMITS) or when checked against the model
         check_options(SegmenterTaskOptions(**options), 5)
 
 
@@ -53,11 +60,18 @@ def _first(ds):
 
 @pytest.mark.tf
 def test_batches_have_model_shapes_and_ignore_padding(synthetic_home, tf_ready):
-    data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2, seed=0),
-                         SegmenterTaskOptions(), _model_config((56, 64)))
+    data = TASK.datasets(
+        parse_spec(SPEC),
+        parse_spec(SPEC + ",split=val"),
+        TrainConfig(batch_size=2, seed=0),
+        SegmenterTaskOptions(),
+        _model_config((56, 64)),
+    )
     assert (data.train_size, data.val_size) == (3, 3)
     image, targets = _first(data.train)
-    assert image.shape == (2, 56, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    assert (
+        image.shape == (2, 56, 64, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    )
     mask = targets["mask"]
     assert mask.shape == (2, 56, 64) and mask.dtype == np.int32
     assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3, 4, 255}
@@ -69,15 +83,21 @@ def test_batches_have_model_shapes_and_ignore_padding(synthetic_home, tf_ready):
     samples = load_samples(parse_spec(SPEC + ",split=val"))
     for j in range(2):
         boxed, boxed_mask, _ = model_input(*samples.load(j), (56, 64))
-        assert np.allclose(val_image[j], boxed / 255.0, atol=1e-6) and np.array_equal(val_targets["mask"][j],
-                                                                                       boxed_mask)
+        assert np.allclose(val_image[j], boxed / 255.0, atol=1e-6) and np.array_equal(
+            val_targets["mask"][j], boxed_mask
+        )
 
 
 @pytest.mark.tf
 def test_same_seed_same_batches_other_seed_other_batches(synthetic_home, tf_ready):
     def first_batch(seed: int) -> np.ndarray:
-        data = TASK.datasets(parse_spec(SPEC), None, TrainConfig(batch_size=3, seed=seed), SegmenterTaskOptions(),
-                             _model_config())
+        data = TASK.datasets(
+            parse_spec(SPEC),
+            None,
+            TrainConfig(batch_size=3, seed=seed),
+            SegmenterTaskOptions(),
+            _model_config(),
+        )
         assert data.val is None
         return _first(data.train)[0]
 
@@ -87,8 +107,13 @@ def test_same_seed_same_batches_other_seed_other_batches(synthetic_home, tf_read
 
 @pytest.mark.tf
 def test_without_augment_training_items_are_the_letterboxed_frames(synthetic_home, tf_ready):
-    data = TASK.datasets(parse_spec(SPEC), None, TrainConfig(batch_size=3, augment=False), SegmenterTaskOptions(),
-                         _model_config())
+    data = TASK.datasets(
+        parse_spec(SPEC),
+        None,
+        TrainConfig(batch_size=3, augment=False),
+        SegmenterTaskOptions(),
+        _model_config(),
+    )
     images = _first(data.train)[0]
     samples = load_samples(parse_spec(SPEC))
     expected = [model_input(*samples.load(i), (48, 64))[0] / 255.0 for i in range(3)]
@@ -152,21 +177,28 @@ def test_crop_must_fit_the_input_in_multiples_of_8():
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_crop_training_batches_are_windows_and_the_saved_model_keeps_its_input(synthetic_home, tmp_path, tf_ready):
+def test_crop_training_batches_are_windows_and_the_saved_model_keeps_its_input(
+    synthetic_home, tmp_path, tf_ready
+):
     from toolkit.convert.keras_export import load_keras_model
     from toolkit.train.trainer import train
 
     options = SegmenterTaskOptions(crop_height=24, crop_width=32)
-    data = TASK.datasets(parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2), options,
-                         _model_config())
+    data = TASK.datasets(
+        parse_spec(SPEC), parse_spec(SPEC + ",split=val"), TrainConfig(batch_size=2), options, _model_config()
+    )
     image, targets = _first(data.train)
     assert image.shape == (2, 24, 32, 3) and targets["mask"].shape == (2, 24, 32)
     assert _first(data.val)[0].shape == (2, 48, 64, 3)  # validation on whole frames
 
     out = tmp_path / "crop.keras"
-    result = train("segmenter", out, TrainConfig(data=SPEC, val_data=SPEC + ",split=val", epochs=1, batch_size=2,
-                                                 verbose=0), {"input_shape": (48, 64, 3)},
-                   {"crop_height": 24, "crop_width": 32})
+    result = train(
+        "segmenter",
+        out,
+        TrainConfig(data=SPEC, val_data=SPEC + ",split=val", epochs=1, batch_size=2, verbose=0),
+        {"input_shape": (48, 64, 3)},
+        {"crop_height": 24, "crop_width": 32},
+    )
     assert result.manifest["data"]["train_hw"] == [24, 32]
     model = load_keras_model(out, None, False)
     assert tuple(model.inputs[0].shape[1:]) == (48, 64, 3)

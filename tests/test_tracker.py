@@ -16,6 +16,7 @@ scipy_optimize = pytest.importorskip("scipy.optimize")
 
 # -- assignment ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 5), (5, 1), (4, 4), (3, 7), (7, 3), (12, 12), (20, 9)])
 def test_linear_sum_assignment_matches_scipy_on_random_matrices(shape):
     rng = np.random.default_rng(sum(shape))
@@ -107,6 +108,7 @@ def test_match_is_optimal_against_brute_force():
 
 # -- Kalman filter ------------------------------------------------------------------------------------------------
 
+
 def test_kalman_first_update_uses_the_hand_computed_gain():
     # New track: position variance (2 * 0.05 * h)^2 = 0.01 h^2, measurement variance (0.05 h)^2 = 0.0025 h^2,
     # so the gain on position is 0.01 / 0.0125 = 0.8: a 10 px shift in the measured centre moves the estimate 8 px.
@@ -143,6 +145,7 @@ def test_kalman_learns_the_velocity_of_a_straight_line_track():
 
 # -- history resampling -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fps", [10, 30])
 def test_resample_history_every_0_4_s(fps):
     times = np.arange(0, 3.5 * fps + 1) / fps  # 0 .. 3.5 s
@@ -165,6 +168,7 @@ def test_resample_history_interpolates_between_irregular_frames():
 
 
 # -- tracker ------------------------------------------------------------------------------------------------------
+
 
 def _box(cx: float, foot_y: float, h: float) -> tuple[float, float, float, float]:
     w = 0.4 * h
@@ -262,7 +266,10 @@ def test_tracker_rejects_time_going_back():
 
 # -- static objects the segmenter does not call person --------------------------------------------------------------
 
-def _mask_with(box: tuple[float, float, float, float] | None, shape: tuple[int, int] = (360, 480)) -> np.ndarray:
+
+def _mask_with(
+    box: tuple[float, float, float, float] | None, shape: tuple[int, int] = (360, 480)
+) -> np.ndarray:
     mask = np.zeros(shape, bool)
     if box is not None:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
@@ -270,7 +277,9 @@ def _mask_with(box: tuple[float, float, float, float] | None, shape: tuple[int, 
     return mask
 
 
-def _run_static(mask: np.ndarray | None, seconds: float = 5.0, fps: float = 10.0, move_after: float | None = None):
+def _run_static(
+    mask: np.ndarray | None, seconds: float = 5.0, fps: float = 10.0, move_after: float | None = None
+):
     """A detection that stays put (1 px of jitter) for ``seconds``; from ``move_after`` on it walks at 60 px/s.
     Returns (ids reported per frame, the tracker)."""
     tracker = Tracker(TrackerConfig(static_seconds=3.0))
@@ -288,10 +297,12 @@ def _run_static(mask: np.ndarray | None, seconds: float = 5.0, fps: float = 10.0
 def test_static_track_that_is_not_a_person_is_held_back_but_kept_alive():
     reported, tracker = _run_static(_mask_with(None))  # the segmenter sees no person anywhere
     fps = 10
-    assert all(ids == [1] for ids in reported[3:int(3 * fps)])  # confirmed, reported while young
-    assert all(ids == [] for ids in reported[int(3 * fps) + 1:])  # static for 3 s: held back
+    assert all(ids == [1] for ids in reported[3 : int(3 * fps)])  # confirmed, reported while young
+    assert all(ids == [] for ids in reported[int(3 * fps) + 1 :])  # static for 3 s: held back
     (track,) = tracker.tracks  # still alive, still id 1: no new track is started on the same object
-    assert track.id == 1 and track.misses == 0 and track.person_share == 0.0 and track.is_static(tracker.config)
+    assert (
+        track.id == 1 and track.misses == 0 and track.person_share == 0.0 and track.is_static(tracker.config)
+    )
 
 
 def test_static_track_the_segmenter_calls_person_is_reported():

@@ -15,7 +15,14 @@ from conftest import REPO, assert_one_line_error
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow, pytest.mark.shared]
 
-TINY = ["--data", "mnist:split=train,limit=256", "--val-data", "mnist:split=val,limit=128", "--batch-size", "64"]
+TINY = [
+    "--data",
+    "mnist:split=train,limit=256",
+    "--val-data",
+    "mnist:split=val,limit=128",
+    "--batch-size",
+    "64",
+]
 
 
 def _manifest(out: Path) -> dict:
@@ -61,8 +68,22 @@ def test_model_and_manifest_land_together(shared, tmp_path: Path, monkeypatch, c
 def test_mirrored_strategy_on_two_logical_cpus(cli, shared, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     # Also the speed trade of long recipes (op determinism off), recorded in the manifest.
-    result = cli("train", "classifier", "-o", out, "--epochs", "1", "--strategy", "mirrored", "--devices", "2",
-                 *TINY, "--set", "train.deterministic=false", "--json")
+    result = cli(
+        "train",
+        "classifier",
+        "-o",
+        out,
+        "--epochs",
+        "1",
+        "--strategy",
+        "mirrored",
+        "--devices",
+        "2",
+        *TINY,
+        "--set",
+        "train.deterministic=false",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads(result.stdout)
     assert manifest["train_config"]["deterministic"] is False
@@ -74,12 +95,31 @@ def test_mirrored_strategy_on_two_logical_cpus(cli, shared, tmp_path: Path) -> N
 def test_interrupted_run_resumes_where_it_stopped(shared, tmp_path: Path) -> None:
     out = tmp_path / "r.keras"
     run_dir = out.with_suffix(".run")
-    cmd = [sys.executable, "-m", "toolkit", "train", "classifier", "-o", str(out), "--epochs", "4", *TINY,
-           "--patience", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolkit",
+        "train",
+        "classifier",
+        "-o",
+        str(out),
+        "--epochs",
+        "4",
+        *TINY,
+        "--patience",
+        "0",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # preexec: a test run started in the background (`cmd &`) inherits SIGINT ignored; a terminal would not
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     history = run_dir / "history.csv"
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:  # wait until the first epoch is logged, then interrupt
@@ -93,8 +133,9 @@ def test_interrupted_run_resumes_where_it_stopped(shared, tmp_path: Path) -> Non
     assert proc.returncode == 1 and "--resume" in err
     assert not out.exists()  # nothing half-written
     done = len(history.read_text().splitlines()) - 1
-    resumed = subprocess.run(cmd + ["--resume", "--json"], cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=600)
+    resumed = subprocess.run(
+        cmd + ["--resume", "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     manifest = json.loads(resumed.stdout)
     assert manifest["epochs_run"] == 4 - done  # only the remaining epochs ran
@@ -106,8 +147,12 @@ def test_bad_training_input_is_one_line_exit_2(cli, tmp_path: Path) -> None:
     assert_one_line_error(cli("train", "clasifier", "-o", out), 2, "invalid choice")
     assert_one_line_error(cli("train", "classifier", "-o", tmp_path / "x.h5"), 2, ".keras")
     assert_one_line_error(cli("train", "classifier", "-o", out, "--resume"), 2, "no backup")
-    assert_one_line_error(cli("train", "classifier", "-o", out, "--set", "model.widht=2"), 2, "did you mean 'width'")
-    assert_one_line_error(cli("train", "classifier", "-o", out, "--data", "mnist:splt=train"), 2, "did you mean")
+    assert_one_line_error(
+        cli("train", "classifier", "-o", out, "--set", "model.widht=2"), 2, "did you mean 'width'"
+    )
+    assert_one_line_error(
+        cli("train", "classifier", "-o", out, "--data", "mnist:splt=train"), 2, "did you mean"
+    )
     cfg = tmp_path / "c.toml"
     cfg.write_text("[train]\nepochz = 3\n")
     assert_one_line_error(cli("train", "classifier", "-o", out, "--config", cfg), 2, "did you mean 'epochs'")

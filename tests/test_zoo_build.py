@@ -17,14 +17,19 @@ from toolkit.zoobuild.build import run_toolkit
 
 ZOO = REPO / "models"
 NAMES = [path.parent.name for path in sorted(ZOO.glob("*/recipe.toml"))]
-GENERATED = ("README.md", "eval.json", "train.json")  # what a build writes beside the recipe (besides .tflite/.json)
+GENERATED = (
+    "README.md",
+    "eval.json",
+    "train.json",
+)  # what a build writes beside the recipe (besides .tflite/.json)
 
 
 def _copy_zoo(target: Path, names: list[str] = NAMES, keep_generated: bool = True) -> Path:
     target.mkdir(parents=True)
     for name in names:
-        shutil.copytree(ZOO / name, target / name,
-                        ignore=None if keep_generated else shutil.ignore_patterns(*GENERATED))
+        shutil.copytree(
+            ZOO / name, target / name, ignore=None if keep_generated else shutil.ignore_patterns(*GENERATED)
+        )
     for extra in ("int8_workflow.json", "README.md"):
         shutil.copy2(ZOO / extra, target / extra)
     return target
@@ -95,10 +100,18 @@ def test_build_runs_the_recipe_and_reproduces_the_shipped_files(tmp_path: Path, 
         assert (models / name / file).read_text() == (ZOO / name / file).read_text(), file
     kinds = [cmd[0] for cmd in fake.commands]
     recipe = find_recipes(models)[0][1]
-    assert fake.commands[0] == ["train", json.loads((ZOO / name / "train.json").read_text())["kind"], "--config",
-                                str(recipe), "-o", str(tmp_path / "runs" / name / f"{name}.keras")]
+    assert fake.commands[0] == [
+        "train",
+        json.loads((ZOO / name / "train.json").read_text())["kind"],
+        "--config",
+        str(recipe),
+        "-o",
+        str(tmp_path / "runs" / name / f"{name}.keras"),
+    ]
     parts = len(list((ZOO / name).glob("*_int8.tflite")))
-    assert kinds == ["train"] + ["convert"] * parts + ["eval"] * 2 * len(fake.evals["evals"]) + ["bench"] * parts
+    assert (
+        kinds == ["train"] + ["convert"] * parts + ["eval"] * 2 * len(fake.evals["evals"]) + ["bench"] * parts
+    )
     for cmd in fake.commands:
         if cmd[0] == "convert":
             assert cmd[4:6] == ["--quantize", "int8"] and "--calib" in cmd
@@ -111,7 +124,9 @@ def test_skip_train_reuses_the_float_model(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     (runs / "mnist_classifier").mkdir(parents=True)
     (runs / "mnist_classifier" / "mnist_classifier.keras").write_bytes(b"")
-    shutil.copy2(ZOO / "mnist_classifier" / "train.json", runs / "mnist_classifier" / "mnist_classifier.train.json")
+    shutil.copy2(
+        ZOO / "mnist_classifier" / "train.json", runs / "mnist_classifier" / "mnist_classifier.train.json"
+    )
     fake = FakeToolkit("mnist_classifier")
     build_zoo(BuildConfig(models_dir=str(models), runs_dir=str(runs), skip_train=True), toolkit=fake)
     assert [cmd[0] for cmd in fake.commands][:2] == ["convert", "eval"]
@@ -129,18 +144,23 @@ def test_every_recipe_is_checked_before_anything_runs(tmp_path: Path) -> None:
 
 def test_a_failing_command_raises_its_exit_codes_error(tmp_path: Path) -> None:
     log = tmp_path / "build.log"
-    with pytest.raises(UsageError, match=r"'toolkit eval --data mnist:split=test' failed \(exit 2\): .*give the model"):
+    with pytest.raises(
+        UsageError, match=r"'toolkit eval --data mnist:split=test' failed \(exit 2\): .*give the model"
+    ):
         run_toolkit("eval", "--data", "mnist:split=test", log=log, cwd=REPO)
     assert "give the model" in log.read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["zoo"], "required: SUBCOMMAND"),
-    (["zoo", "card", "mnist_clasifier"], "did you mean 'mnist_classifier'"),
-    (["zoo", "build", "--only", "nope"], "no recipe for 'nope'"),
-    (["zoo", "build", "--models", "/nonexistent/models"], "model zoo folder not found"),
-    (["zoo", "card", "--models", "toolkit"], "no <name>/recipe.toml"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["zoo"], "required: SUBCOMMAND"),
+        (["zoo", "card", "mnist_clasifier"], "did you mean 'mnist_classifier'"),
+        (["zoo", "build", "--only", "nope"], "no recipe for 'nope'"),
+        (["zoo", "build", "--models", "/nonexistent/models"], "model zoo folder not found"),
+        (["zoo", "card", "--models", "toolkit"], "no <name>/recipe.toml"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
     assert_one_line_error(run_cli(*args), 2, message)
 
@@ -185,13 +205,28 @@ def test_a_tiny_recipe_builds_end_to_end(tmp_path: Path, shared: Path) -> None:
     (models / "tiny").mkdir(parents=True)
     (models / "tiny" / "recipe.toml").write_text(TINY)
     lines: list[str] = []
-    build_zoo(BuildConfig(models_dir=str(models), runs_dir=str(tmp_path / "runs"), bench_threads=(1,), bench_runs=3,
-                          bench_warmup=0), say=lines.append)
+    build_zoo(
+        BuildConfig(
+            models_dir=str(models),
+            runs_dir=str(tmp_path / "runs"),
+            bench_threads=(1,),
+            bench_runs=3,
+            bench_warmup=0,
+        ),
+        say=lines.append,
+    )
     folder = models / "tiny"
-    assert {p.name for p in folder.iterdir()} >= {"tiny_int8.tflite", "tiny_int8.json", "eval.json", "train.json",
-                                                  "README.md"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "tiny_int8.tflite",
+        "tiny_int8.json",
+        "eval.json",
+        "train.json",
+        "README.md",
+    }
     evals = json.loads((folder / "eval.json").read_text())
-    assert evals["evals"][0]["float"]["samples"] == 40 and evals["evals"][0]["int8"]["model_format"] == "tflite"
+    assert (
+        evals["evals"][0]["float"]["samples"] == 40 and evals["evals"][0]["int8"]["model_format"] == "tflite"
+    )
     assert evals["latency"]["model"]["results"][0]["threads"] == 1
     card = (folder / "README.md").read_text()
     assert "tiny_int8.tflite" in card and "toolkit zoo build --only tiny" in card

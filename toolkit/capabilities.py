@@ -21,8 +21,15 @@ QUANT_MODES: dict[str, QuantMode] = {
     for m in (
         QuantMode("fp32", "float32 weights and activations (reference)", False, False),
         QuantMode("fp16", "float16 weights, float32 compute; half the size", False, False),
-        QuantMode("dynamic", "int8 weights, float activations; smaller, often NOT faster on CPU", False, False),
-        QuantMode("int8", "full integer: int8 weights and activations; fastest on CPU, needed by Edge TPU", True, True),
+        QuantMode(
+            "dynamic", "int8 weights, float activations; smaller, often NOT faster on CPU", False, False
+        ),
+        QuantMode(
+            "int8",
+            "full integer: int8 weights and activations; fastest on CPU, needed by Edge TPU",
+            True,
+            True,
+        ),
     )
 }
 
@@ -50,7 +57,9 @@ DELEGATES: dict[str, Delegate] = {
     for d in (
         Delegate("xnnpack", "XNNPACK CPU kernels (the LiteRT default)", None),
         Delegate("none", "reference builtin kernels, no default delegate", None),
-        Delegate("edgetpu", "Coral Edge TPU (needs libedgetpu and an _edgetpu.tflite model)", "libedgetpu.so.1"),
+        Delegate(
+            "edgetpu", "Coral Edge TPU (needs libedgetpu and an _edgetpu.tflite model)", "libedgetpu.so.1"
+        ),
     )
 }
 
@@ -67,17 +76,42 @@ class ModelKind:
 MODEL_KINDS: dict[str, ModelKind] = {
     k.name: k
     for k in (
-        ModelKind("classifier", "MobileNet-style CNN classifier (depthwise separable blocks)", "classifier",
-                  ("image",), ("probs",)),
-        ModelKind("detector", "anchor-free pedestrian detector: centre heatmap + box regression", "detector",
-                  ("image",), ("heatmap", "box")),
+        ModelKind(
+            "classifier",
+            "MobileNet-style CNN classifier (depthwise separable blocks)",
+            "classifier",
+            ("image",),
+            ("probs",),
+        ),
+        ModelKind(
+            "detector",
+            "anchor-free pedestrian detector: centre heatmap + box regression",
+            "detector",
+            ("image",),
+            ("heatmap", "box"),
+        ),
         ModelKind("segmenter", "U-Net-lite semantic segmenter", "segmenter", ("image",), ("mask",)),
-        ModelKind("behaviour", "Transformer: 8 observed positions -> 12 future positions + crossing probability",
-                  "behaviour", ("track",), ("future", "crossing")),
-        ModelKind("autoencoder", "convolutional autoencoder; anomaly score = reconstruction error", "autoencoder",
-                  ("image",), ("reconstruction",)),
-        ModelKind("vae", "variational autoencoder (encoder and decoder export separately)", "vae",
-                  ("image",), ("z_mean", "z_log_var", "reconstruction")),
+        ModelKind(
+            "behaviour",
+            "Transformer: 8 observed positions -> 12 future positions + crossing probability",
+            "behaviour",
+            ("track",),
+            ("future", "crossing"),
+        ),
+        ModelKind(
+            "autoencoder",
+            "convolutional autoencoder; anomaly score = reconstruction error",
+            "autoencoder",
+            ("image",),
+            ("reconstruction",),
+        ),
+        ModelKind(
+            "vae",
+            "variational autoencoder (encoder and decoder export separately)",
+            "vae",
+            ("image",),
+            ("z_mean", "z_log_var", "reconstruction"),
+        ),
     )
 }
 
@@ -94,7 +128,9 @@ MODEL_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def kind_for_io(input_names: list[str] | tuple[str, ...], output_names: list[str] | tuple[str, ...]) -> str | None:
+def kind_for_io(
+    input_names: list[str] | tuple[str, ...], output_names: list[str] | tuple[str, ...]
+) -> str | None:
     """The model kind (or part, e.g. ``vae_decoder``) whose input and output names match; None if foreign."""
     ins, outs = tuple(input_names), set(output_names)
     for kind in MODEL_KINDS.values():
@@ -111,7 +147,10 @@ def kind_for_io(input_names: list[str] | tuple[str, ...], output_names: list[str
 def unknown_kind_error(where: str, declarable: list[str] | tuple[str, ...]) -> str:
     """The message for a model whose kind cannot be told: how to declare it (``--task``, one of ``declarable``)
     or which tensor names make it a toolkit kind."""
-    names = "; ".join(f"{k.name}: {', '.join(k.input_names)} -> {', '.join(k.output_names)}"
-                      for k in MODEL_KINDS.values())
-    return (f"{where}: cannot tell which kind of model this is: declare it with --task KIND "
-            f"({', '.join(declarable)}), or name its tensors as a toolkit kind ({names})")
+    names = "; ".join(
+        f"{k.name}: {', '.join(k.input_names)} -> {', '.join(k.output_names)}" for k in MODEL_KINDS.values()
+    )
+    return (
+        f"{where}: cannot tell which kind of model this is: declare it with --task KIND "
+        f"({', '.join(declarable)}), or name its tensors as a toolkit kind ({names})"
+    )

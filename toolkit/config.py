@@ -52,14 +52,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {file}: expected a .toml or .json file")
     size = file.stat().st_size
     if size > MAX_CONFIG_BYTES:
-        raise UsageError(f"config file {file} is {size / 2**20:.0f} MiB; a config file is at most "
-                         f"{MAX_CONFIG_BYTES >> 20} MiB of keys")
+        raise UsageError(
+            f"config file {file} is {size / 2**20:.0f} MiB; a config file is at most "
+            f"{MAX_CONFIG_BYTES >> 20} MiB of keys"
+        )
     try:
         text = file.read_text()
         data = json.loads(text) if file.suffix.lower() == ".json" else tomllib.loads(text)
     except RecursionError:
-        raise UsageError(f"config file {file}: nested deeper than {MAX_NESTING} levels; a config holds tables of "
-                         "keys, not deep structures") from None
+        raise UsageError(
+            f"config file {file}: nested deeper than {MAX_NESTING} levels; a config holds tables of "
+            "keys, not deep structures"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, TOMLDecodeError, int digit limits
         raise UsageError(f"config file {file} is not valid {file.suffix[1:].upper()}: {exc}") from None
     except OSError as exc:
@@ -77,8 +81,10 @@ def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
         item, depth = stack.pop()
         if isinstance(item, (dict, list, tuple)):
             if depth > limit:
-                raise UsageError(f"{where}: nested deeper than {limit} levels; a config holds tables of keys, "
-                                 "not deep structures")
+                raise UsageError(
+                    f"{where}: nested deeper than {limit} levels; a config holds tables of keys, "
+                    "not deep structures"
+                )
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
 
@@ -117,7 +123,9 @@ def check_ranges(config: Any, where: str) -> None:
     if unknown:  # a typo in a LIMITS table is a bug in this package, not bad input
         raise TypeError(f"{type(config).__name__}.LIMITS names no field: {', '.join(sorted(unknown))}")
     for field in fields:
-        error = range_error(field.name, getattr(config, field.name), hints[field.name], limits.get(field.name))
+        error = range_error(
+            field.name, getattr(config, field.name), hints[field.name], limits.get(field.name)
+        )
         if error:
             raise UsageError(f"{where}: {error}")
 
@@ -195,7 +203,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise UsageError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise UsageError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}{suggest(str(value), map(str, args))}")
+            raise UsageError(
+                f"{where}: {value!r} is not one of {', '.join(map(str, args))}{suggest(str(value), map(str, args))}"
+            )
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):

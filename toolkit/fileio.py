@@ -27,7 +27,9 @@ from toolkit.errors import UsageError
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Native libraries report the errno's text only: TensorFlow "...; No space left on device", "...; File too large".
-_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in sorted(DISK_FULL_ERRNOS)) + ("database or disk is full",)
+_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in sorted(DISK_FULL_ERRNOS)) + (
+    "database or disk is full",
+)
 LOW_SPACE_BYTES = 1 << 20  # less room than this left for a file counts as a full disk (see space_left)
 _swept: set[tuple[str, str]] = set()  # (folder, prefix) pairs already swept by this process
 _swept_lock = threading.Lock()
@@ -40,12 +42,15 @@ def is_disk_full(exc: BaseException) -> bool:
     return any(text in str(exc) for text in _DISK_FULL_TEXTS)
 
 
-def no_space_error(path: str | os.PathLike[str], what: str = "",
-                   hint: str = "free some space or write to another disk") -> UsageError:
+def no_space_error(
+    path: str | os.PathLike[str], what: str = "", hint: str = "free some space or write to another disk"
+) -> UsageError:
     """The one-line UsageError (exit 2) for a write that failed on a full disk, naming ``path``; ``what`` goes
     before it ("recording failed: "), ``hint`` after it."""
-    return UsageError(f"{what}no space left on device writing {path} (disk full, quota or file size limit "
-                      f"reached); nothing was left half-written: {hint}")
+    return UsageError(
+        f"{what}no space left on device writing {path} (disk full, quota or file size limit "
+        f"reached); nothing was left half-written: {hint}"
+    )
 
 
 def space_left(path: str | os.PathLike[str]) -> int:
@@ -124,8 +129,11 @@ def partial_path(path: str | os.PathLike[str], suffix: str | None = None) -> Pat
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(target.parent, PARTIAL_PATTERN)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.partial-{os.getpid()}-",
-                                suffix=suffix if suffix is not None else target.suffix, dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.partial-{os.getpid()}-",
+        suffix=suffix if suffix is not None else target.suffix,
+        dir=target.parent,
+    )
     os.close(fd)
     return Path(name)
 
@@ -229,7 +237,9 @@ class AtomicFiles:
 
     def _commit(self) -> None:
         if self.manifest is not None and self._manifest_tmp is not None and self._manifest_tmp.is_file():
-            with open(self._manifest_tmp, "rb") as handle:  # flushed before anything moves: a full disk fails here
+            with open(
+                self._manifest_tmp, "rb"
+            ) as handle:  # flushed before anything moves: a full disk fails here
                 os.fsync(handle.fileno())
             self.manifest.unlink(missing_ok=True)  # never a moment with the old manifest beside a new model
         pairs = self._all_pairs()

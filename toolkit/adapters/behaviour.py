@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 MIN_STEP_M = 0.02  # shorter last steps (metres, 0.05 m/s at 0.4 s/step) give no reliable heading
-OLDER_SCALE = 0.25  # points before the last observed step enter the model scaled by this (int8 input precision)
+OLDER_SCALE = (
+    0.25  # points before the last observed step enter the model scaled by this (int8 input precision)
+)
 
 
 def headings(tracks: np.ndarray, min_step: float = MIN_STEP_M) -> np.ndarray:
@@ -40,8 +42,11 @@ def headings(tracks: np.ndarray, min_step: float = MIN_STEP_M) -> np.ndarray:
     overall = t[:, -1] - t[:, 0]
     last_len = np.linalg.norm(last, axis=-1)
     overall_len = np.linalg.norm(overall, axis=-1)
-    direction = np.where((last_len >= min_step)[:, None], last,
-                         np.where((overall_len >= min_step)[:, None], overall, [1.0, 0.0]))
+    direction = np.where(
+        (last_len >= min_step)[:, None],
+        last,
+        np.where((overall_len >= min_step)[:, None], overall, [1.0, 0.0]),
+    )
     return direction / np.linalg.norm(direction, axis=-1, keepdims=True)
 
 

@@ -28,8 +28,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     """(..., 4) corners -> (..., 4) centre x, centre y, width, height."""
     b = np.asarray(boxes, dtype=np.float64)
-    return np.stack([(b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2,
-                     b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], axis=-1)
+    return np.stack(
+        [
+            (b[..., 0] + b[..., 2]) / 2,
+            (b[..., 1] + b[..., 3]) / 2,
+            b[..., 2] - b[..., 0],
+            b[..., 3] - b[..., 1],
+        ],
+        axis=-1,
+    )
 
 
 def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -50,21 +57,29 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     if len(b) != len(s):
         raise ValueError(f"nms: {len(b)} boxes but {len(s)} scores")
     order = np.argsort(-s, kind="stable")
-    overlaps = iou_matrix(b[order], b[order]) > iou_threshold  # one (n, n) matrix: n is at most max_detections
+    overlaps = (
+        iou_matrix(b[order], b[order]) > iou_threshold
+    )  # one (n, n) matrix: n is at most max_detections
     suppressed = np.zeros(len(order), dtype=bool)
     keep = []
     for i in range(len(order)):
         if not suppressed[i]:
             keep.append(order[i])
-            suppressed |= overlaps[i]  # later boxes overlapping a kept one go; earlier ones are already decided
+            suppressed |= overlaps[
+                i
+            ]  # later boxes overlapping a kept one go; earlier ones are already decided
     return np.asarray(keep, dtype=np.intp)
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
+def batched_nms(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float
+) -> np.ndarray:
     """Class-wise NMS: boxes only suppress boxes of the same label. Returns kept indices, best score first."""
     lab = np.asarray(labels)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    keep = [np.flatnonzero(lab == value)[nms(np.asarray(boxes)[lab == value], s[lab == value], iou_threshold)]
-            for value in np.unique(lab)]
+    keep = [
+        np.flatnonzero(lab == value)[nms(np.asarray(boxes)[lab == value], s[lab == value], iou_threshold)]
+        for value in np.unique(lab)
+    ]
     merged = np.concatenate(keep) if keep else np.zeros(0, np.intp)
     return merged[np.argsort(-s[merged], kind="stable")]

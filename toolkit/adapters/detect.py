@@ -49,8 +49,9 @@ def peak_cells(heatmap: np.ndarray, score_threshold: float) -> tuple[np.ndarray,
     return ys[keep], xs[keep]
 
 
-def _neighbour_sizes(heat: np.ndarray, regs: np.ndarray, ys: np.ndarray,
-                     xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _neighbour_sizes(
+    heat: np.ndarray, regs: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Size channels ``(sw, sh)`` for the peaks (ys, xs): their mean over each peak's 3x3 cells, weighted by the
     heatmap (cells off the map weigh nothing; a peak whose cells all score 0 keeps its own size)."""
     h, w = heat.shape
@@ -69,8 +70,14 @@ def _neighbour_sizes(heat: np.ndarray, regs: np.ndarray, ys: np.ndarray,
     return np.where(own, regs[ys, xs, 2], sw / total), np.where(own, regs[ys, xs, 3], sh / total)
 
 
-def decode(heatmap: np.ndarray, box: np.ndarray, input_hw: tuple[int, int], score_threshold: float = 0.3,
-           max_detections: int = 100, neighbour_sizes: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    heatmap: np.ndarray,
+    box: np.ndarray,
+    input_hw: tuple[int, int],
+    score_threshold: float = 0.3,
+    max_detections: int = 100,
+    neighbour_sizes: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Detector outputs for ONE image -> (boxes_xyxy (N, 4) float32 pixels, scores (N,) float32), best first.
 
     ``heatmap``: (h, w, 1) or (h, w); ``box``: (h, w, 4); ``input_hw``: the model input (H, W) the boxes are
@@ -89,8 +96,10 @@ def decode(heatmap: np.ndarray, box: np.ndarray, input_hw: tuple[int, int], scor
         heat = heat[..., 0]
     regs = np.asarray(box, dtype=np.float32)
     if heat.ndim != 2 or regs.shape != (*heat.shape, 4):
-        raise ValueError(f"expected heatmap (h, w, 1) and box (h, w, 4) for one image, got {np.shape(heatmap)} "
-                         f"and {np.shape(box)}")
+        raise ValueError(
+            f"expected heatmap (h, w, 1) and box (h, w, 4) for one image, got {np.shape(heatmap)} "
+            f"and {np.shape(box)}"
+        )
     height, width = (int(v) for v in input_hw)
     stride = height // heat.shape[0]
     if stride < 1 or (heat.shape[0] * stride, heat.shape[1] * stride) != (height, width):
@@ -125,20 +134,28 @@ class DetectorConfig:
     and the label given."""
 
     score_threshold: float = 0.1  # keep peaks above this; low scores feed the tracker's second stage
-    iou_threshold: float = 0.5  # NMS: a box overlapping a better one of its class by more than this is dropped
+    iou_threshold: float = (
+        0.5  # NMS: a box overlapping a better one of its class by more than this is dropped
+    )
     max_detections: int = 50  # at most this many peaks are decoded per frame
     min_box_px: float = 2.0  # boxes narrower or shorter than this (after mapping to the frame) are dropped
     label: str = "person"  # the detector's single class
-    neighbour_sizes: bool = True  # box size = heatmap-weighted mean over the peak's 3x3 cells (decode); the detector
+    neighbour_sizes: bool = (
+        True  # box size = heatmap-weighted mean over the peak's 3x3 cells (decode); the detector
+    )
 
 
 def postprocess(
-    heatmap: np.ndarray, box: np.ndarray, transform: Letterbox, input_hw: tuple[int, int],
+    heatmap: np.ndarray,
+    box: np.ndarray,
+    transform: Letterbox,
+    input_hw: tuple[int, int],
     config: DetectorConfig = DetectorConfig(),
 ) -> list[Detection]:
     """Model outputs for one image (heatmap (h, w, 1), box (h, w, 4)) -> detections in frame pixels, best first."""
-    boxes, scores = decode(heatmap, box, input_hw, config.score_threshold, config.max_detections,
-                           config.neighbour_sizes)
+    boxes, scores = decode(
+        heatmap, box, input_hw, config.score_threshold, config.max_detections, config.neighbour_sizes
+    )
     if len(boxes) == 0:
         return []
     keep = nms(boxes, scores, config.iou_threshold)  # one class: class-wise NMS is plain NMS
@@ -146,5 +163,7 @@ def postprocess(
     widths = frame_boxes[:, 2] - frame_boxes[:, 0]
     heights = frame_boxes[:, 3] - frame_boxes[:, 1]
     ok = (widths >= config.min_box_px) & (heights >= config.min_box_px) & (box_area(frame_boxes) > 0)
-    return [Detection(tuple(float(v) for v in frame_boxes[i]), float(scores[keep][i]), config.label)
-            for i in np.flatnonzero(ok)]
+    return [
+        Detection(tuple(float(v) for v in frame_boxes[i]), float(scores[keep][i]), config.label)
+        for i in np.flatnonzero(ok)
+    ]

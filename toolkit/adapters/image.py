@@ -122,8 +122,9 @@ def _check_frame(frame: np.ndarray) -> None:
         raise UsageError(f"expected a uint8 BGR frame of shape (H, W, 3), got {got}")
 
 
-
-_CV_LUT_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64))
+_CV_LUT_DTYPES = tuple(
+    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+)
 
 
 class ImageInput:
@@ -161,7 +162,7 @@ class ImageInput:
             self._canvas[:] = PAD_VALUE
             self._layout = (frame_hw, transform, resized_hw)
         _, transform, (nh, nw) = self._layout
-        region = self._canvas[transform.pad_y:transform.pad_y + nh, transform.pad_x:transform.pad_x + nw]
+        region = self._canvas[transform.pad_y : transform.pad_y + nh, transform.pad_x : transform.pad_x + nw]
         source = frame_bgr if (nh, nw) == frame_hw else resize_image(frame_bgr, (nh, nw))
         if region.flags.c_contiguous:  # full-width region (the usual camera case): convert straight into it
             cv2.cvtColor(source, cv2.COLOR_BGR2RGB, dst=region)

@@ -28,5 +28,7 @@ def labels_at_frame(scores: np.ndarray, transform: Letterbox, frame_hw: tuple[in
     inner_h = min(scores.shape[0] - transform.pad_y, max(1, round(frame_h * transform.scale)))
     inner_w = min(scores.shape[1] - transform.pad_x, max(1, round(frame_w * transform.scale)))
     inner = scores[transform.pad_y : transform.pad_y + inner_h, transform.pad_x : transform.pad_x + inner_w]
-    up = cv2.resize(np.ascontiguousarray(inner, dtype=np.float32), (frame_w, frame_h), interpolation=cv2.INTER_LINEAR)
+    up = cv2.resize(
+        np.ascontiguousarray(inner, dtype=np.float32), (frame_w, frame_h), interpolation=cv2.INTER_LINEAR
+    )
     return np.argmax(up.reshape(frame_h, frame_w, -1), axis=-1).astype(np.uint8)

@@ -77,15 +77,18 @@ def load_adapter(path: str | Path, ours: tuple[str, ...]) -> AdapterConfig:
         raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     output = data.get("output")
     if output not in KINDS[kind]:
-        raise UsageError(f"{where}: output of a {kind} must be one of {', '.join(KINDS[kind])}, got {output!r}")
+        raise UsageError(
+            f"{where}: output of a {kind} must be one of {', '.join(KINDS[kind])}, got {output!r}"
+        )
     value_range = data.get("input", "unit")
     if value_range not in INPUT_RANGES:
         raise UsageError(f"{where}: input must be one of {', '.join(INPUT_RANGES)}, got {value_range!r}")
     labels = _labels(data.get("labels"), file, where)
     classes = data.get("classes", {})
     if not isinstance(classes, dict) or not classes:
-        raise UsageError(f"{where}: [classes] must map at least one of the model's labels to ours "
-                         f"({', '.join(ours)})")
+        raise UsageError(
+            f"{where}: [classes] must map at least one of the model's labels to ours ({', '.join(ours)})"
+        )
     for theirs, mine in classes.items():
         if theirs not in labels:
             raise UsageError(f"{where}: [classes] names '{theirs}', which is not one of the model's labels")
@@ -114,13 +117,14 @@ def pixel_levels(value_range: InputRange) -> tuple[float, float] | None:
     return {"raw": None, "unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}[value_range]
 
 
-def labels_from_ids(ids: np.ndarray, lookup: np.ndarray, transform: Letterbox,
-                    frame_hw: tuple[int, int]) -> np.ndarray:
+def labels_from_ids(
+    ids: np.ndarray, lookup: np.ndarray, transform: Letterbox, frame_hw: tuple[int, int]
+) -> np.ndarray:
     """(h, w) class ids on the letterboxed input -> (H, W) uint8 labels of ours on the frame (nearest)."""
     frame_h, frame_w = (int(v) for v in frame_hw)
     inner_h = min(ids.shape[0] - transform.pad_y, max(1, round(frame_h * transform.scale)))
     inner_w = min(ids.shape[1] - transform.pad_x, max(1, round(frame_w * transform.scale)))
-    inner = ids[transform.pad_y:transform.pad_y + inner_h, transform.pad_x:transform.pad_x + inner_w]
+    inner = ids[transform.pad_y : transform.pad_y + inner_h, transform.pad_x : transform.pad_x + inner_w]
     ours = lookup[np.clip(inner.astype(np.int64), 0, len(lookup) - 1)].astype(np.uint8)
     return cv2.resize(ours, (frame_w, frame_h), interpolation=cv2.INTER_NEAREST)
 
@@ -138,25 +142,39 @@ class SsdOutputs:
 def ssd_outputs(names: list[str], shapes: dict[str, tuple[int, ...]], model: str) -> SsdOutputs:
     """Identify boxes / classes / scores / count among a model's outputs; UsageError when they are not those."""
     if len(names) != 4:
-        raise UsageError(f"{model}: an 'ssd' detector has 4 outputs (boxes, classes, scores, count), it has "
-                         f"{len(names)}")
+        raise UsageError(
+            f"{model}: an 'ssd' detector has 4 outputs (boxes, classes, scores, count), it has {len(names)}"
+        )
     by_word = {}
-    for role, words in (("boxes", ("box",)), ("classes", ("class",)), ("scores", ("score",)),
-                        ("count", ("count", "num"))):
+    for role, words in (
+        ("boxes", ("box",)),
+        ("classes", ("class",)),
+        ("scores", ("score",)),
+        ("count", ("count", "num")),
+    ):
         hits = [n for n in names if any(w in n.lower() for w in words)]
         if len(hits) == 1:
             by_word[role] = hits[0]
     roles = SsdOutputs(**by_word) if len(set(by_word.values())) == 4 else SsdOutputs(*names)
     boxes = shapes[roles.boxes]
     if len(boxes) != 3 or boxes[-1] != 4 or int(np.prod(shapes[roles.count])) != 1:
-        raise UsageError(f"{model}: outputs {names} are not boxes (1, N, 4), classes, scores, count (1,) "
-                         "(the TFLite_Detection_PostProcess layout)")
+        raise UsageError(
+            f"{model}: outputs {names} are not boxes (1, N, 4), classes, scores, count (1,) "
+            "(the TFLite_Detection_PostProcess layout)"
+        )
     return roles
 
 
-def detections_from_ssd(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count: np.ndarray,
-                        keep_class: np.ndarray, threshold: float, transform: Letterbox,
-                        input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def detections_from_ssd(
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    count: np.ndarray,
+    keep_class: np.ndarray,
+    threshold: float,
+    transform: Letterbox,
+    input_hw: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The four outputs of one image -> (xyxy frame boxes, scores, our class index) of the kept detections.
 
     ``keep_class[their id]`` is our class index, or -1 for classes the config does not map.
@@ -167,6 +185,9 @@ def detections_from_ssd(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarr
     ok = (np.asarray(scores[:n]) >= threshold) & (ours >= 0)
     h, w = input_hw
     yx = np.asarray(boxes[:n][ok], dtype=np.float64)
-    xyxy = np.stack([yx[:, 1] * w, yx[:, 0] * h, yx[:, 3] * w, yx[:, 2] * h], axis=1) if len(yx) else \
-        np.zeros((0, 4))
+    xyxy = (
+        np.stack([yx[:, 1] * w, yx[:, 0] * h, yx[:, 3] * w, yx[:, 2] * h], axis=1)
+        if len(yx)
+        else np.zeros((0, 4))
+    )
     return transform.to_image(xyxy), np.asarray(scores[:n][ok], dtype=np.float64), ours[ok]

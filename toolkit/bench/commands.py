@@ -16,9 +16,15 @@ from toolkit.errors import UsageError
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:
-    return BenchConfig(threads=tuple(args.threads or ()), delegate=args.delegate, fallback=args.fallback,
-                       warmup=args.warmup,
-                       runs=args.runs, seconds=args.seconds, isolate=not args.in_process)
+    return BenchConfig(
+        threads=tuple(args.threads or ()),
+        delegate=args.delegate,
+        fallback=args.fallback,
+        warmup=args.warmup,
+        runs=args.runs,
+        seconds=args.seconds,
+        isolate=not args.in_process,
+    )
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -43,7 +49,7 @@ def _status(text: str) -> None:
 def _command_line() -> str:
     """The bench command as typed, for the session record (argv after 'bench', when called from the CLI)."""
     argv = sys.argv[1:]
-    return shlex.join(["toolkit", *argv[argv.index("bench"):]]) if "bench" in argv else "toolkit bench"
+    return shlex.join(["toolkit", *argv[argv.index("bench") :]]) if "bench" in argv else "toolkit bench"
 
 
 def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -60,8 +66,7 @@ def _local(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str,
         if store is None:
             return
         if not session:
-            session.append(store.add_session(target, host, _command_line(),
-                                             __version__))
+            session.append(store.add_session(target, host, _command_line(), __version__))
         store.add_result(session[0], result)  # committed now: Ctrl-C later keeps it
 
     return host, bench_models(args.models, config, on_result=keep, log=_status)
@@ -73,16 +78,18 @@ def _remote(args: argparse.Namespace, store: Any, target: str) -> tuple[dict[str
 
     models = check_models(args.models)
     remote = parse_remote(args.remote)
-    toolkit_cmd = args.remote_toolkit or (f"{args.remote_python} -m toolkit" if args.remote_python else "toolkit")
-    client = SshClient(remote, identity=args.identity, options=tuple(args.ssh_option),
-                       connect_timeout=args.connect_timeout)
+    toolkit_cmd = args.remote_toolkit or (
+        f"{args.remote_python} -m toolkit" if args.remote_python else "toolkit"
+    )
+    client = SshClient(
+        remote, identity=args.identity, options=tuple(args.ssh_option), connect_timeout=args.connect_timeout
+    )
     _status(f"bench: running on {remote} with '{toolkit_cmd}' ...")
     reply = bench_remote(client, models, _forwarded(args), toolkit_cmd)
     host = reply.get("host") or {}
     results = reply["results"]
     if store is not None:
-        session = store.add_session(target, host, _command_line(),
-                                    str(reply.get("toolkit_version", "")))
+        session = store.add_session(target, host, _command_line(), str(reply.get("toolkit_version", "")))
         for result in results:
             store.add_result(session, result)
     return host, results
@@ -95,8 +102,12 @@ def run_bench(args: argparse.Namespace) -> int:
     from toolkit.bench.report import render_run
     from toolkit.bench.store import BenchStore
 
-    if args.remote is None and (args.identity or args.remote_toolkit or args.remote_python or args.ssh_option):
-        raise UsageError("--identity, --remote-toolkit, --remote-python and --ssh-option need --remote USER@HOST")
+    if args.remote is None and (
+        args.identity or args.remote_toolkit or args.remote_python or args.ssh_option
+    ):
+        raise UsageError(
+            "--identity, --remote-toolkit, --remote-python and --ssh-option need --remote USER@HOST"
+        )
     if args.remote_toolkit and args.remote_python:
         raise UsageError("give --remote-toolkit or --remote-python, not both")
     if args.remote is not None:
@@ -111,15 +122,27 @@ def run_bench(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if args.json:
-        print(json.dumps({"target": target, "toolkit_version": __version__, "host": host, "results": results,
-                          "db": None if store is None else str(store.path)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "target": target,
+                    "toolkit_version": __version__,
+                    "host": host,
+                    "results": results,
+                    "db": None if store is None else str(store.path),
+                },
+                indent=2,
+            )
+        )
         return 0
     print(render_run(results, host, target))
     for warning in host_warnings(host):
         print(f"warning: {warning}")
     if store is not None:
-        print(f"stored {len(results)} result(s) in {store.path} (target '{target}'); see: toolkit bench report"
-              + (f" --db {args.db}" if args.db else ""))
+        print(
+            f"stored {len(results)} result(s) in {store.path} (target '{target}'); see: toolkit bench report"
+            + (f" --db {args.db}" if args.db else "")
+        )
     return 0
 
 
@@ -134,13 +157,21 @@ def run_report(args: argparse.Namespace) -> int:
         results = store.results(target=args.target, latest=not args.all, with_samples=bool(args.plot))
         targets = store.targets()
     if not results:
-        where = f"target '{args.target}' (stored targets: {', '.join(targets) or 'none'})" if args.target else "it"
-        raise UsageError(f"no benchmark results in {store.path} for {where}; run 'toolkit bench MODEL.tflite' first")
+        where = (
+            f"target '{args.target}' (stored targets: {', '.join(targets) or 'none'})"
+            if args.target
+            else "it"
+        )
+        raise UsageError(
+            f"no benchmark results in {store.path} for {where}; run 'toolkit bench MODEL.tflite' first"
+        )
     if args.plot:
         from toolkit.bench.plot import plot_results
 
         plot_results(results, args.plot)
-    hosts = {r["target"]: r["host"] for r in results}  # newest fingerprint per target (results are oldest first)
+    hosts = {
+        r["target"]: r["host"] for r in results
+    }  # newest fingerprint per target (results are oldest first)
     text = render(build_tables(results), args.format, hosts)
     if args.out:
         with atomic_open(Path(args.out), "w") as handle:

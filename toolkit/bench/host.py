@@ -167,10 +167,20 @@ def fingerprint(backend: str = "", backend_version: str = "") -> HostInfo:
         usable = os.cpu_count() or 1
     state, note = read_throttled()
     return HostInfo(
-        hostname=platform.node(), cpu_model=cpu_model(), cores=os.cpu_count() or 1, usable_cores=usable,
-        arch=platform.machine(), os=os_name(), kernel=platform.release(), python=platform.python_version(),
-        backend=backend, backend_version=backend_version, governors=tuple(read_governors()),
-        temperature_c=read_temperature_c(), throttle=state.as_dict() if state else None, throttle_note=note,
+        hostname=platform.node(),
+        cpu_model=cpu_model(),
+        cores=os.cpu_count() or 1,
+        usable_cores=usable,
+        arch=platform.machine(),
+        os=os_name(),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        backend=backend,
+        backend_version=backend_version,
+        governors=tuple(read_governors()),
+        temperature_c=read_temperature_c(),
+        throttle=state.as_dict() if state else None,
+        throttle_note=note,
     )
 
 
@@ -179,9 +189,11 @@ def host_warnings(host: dict[str, Any]) -> list[str]:
     out = []
     governors = host.get("governors") or []
     if governors and governors != ["performance"]:
-        out.append(f"CPU governor is {'/'.join(governors)}, not 'performance': latencies may vary with frequency "
-                   "scaling (set it with: echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
-                   "scaling_governor)")
+        out.append(
+            f"CPU governor is {'/'.join(governors)}, not 'performance': latencies may vary with frequency "
+            "scaling (set it with: echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
+            "scaling_governor)"
+        )
     throttle = host.get("throttle") or {}
     if throttle.get("now"):
         out.append(f"the board is throttling now ({', '.join(throttle['now'])}): results are flagged")

@@ -48,7 +48,9 @@ def read_manifest(model: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: manifest is not valid JSON ({exc.msg}); fix or remove it") from None
+        raise UsageError(
+            f"{path}:{exc.lineno}: manifest is not valid JSON ({exc.msg}); fix or remove it"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read manifest {path}: {exc}") from None
     if not isinstance(data, dict):
@@ -56,7 +58,9 @@ def read_manifest(model: str | Path) -> dict[str, Any]:
     return data
 
 
-def _real_sample(kind: str, name: str, shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, str] | None:
+def _real_sample(
+    kind: str, name: str, shape: tuple[int, ...], seed: int = 0
+) -> tuple[np.ndarray, str] | None:
     """One sample for input ``name`` of a ``kind`` model from its evaluator, or None when none can be made."""
     spec_text = BENCH_DATA.get(kind)
     if spec_text is None:

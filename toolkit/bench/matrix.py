@@ -35,7 +35,9 @@ class MatrixConfig:
     """Settings of one ``bench matrix`` run: formats, calibration, scoring limit and timing."""
 
     modes: tuple[str, ...] = tuple(QUANT_MODES)  # formats to export, in capabilities order (fp32 first)
-    calib: str | None = None  # int8 calibration data: folder of images, .npy/.npz or a data SPEC; required for int8
+    calib: str | None = (
+        None  # int8 calibration data: folder of images, .npy/.npz or a data SPEC; required for int8
+    )
     calib_samples: int = 200  # samples that calibrate the int8 ranges
     limit: int | None = None  # score at most this many samples of the data SPEC (None: the whole split)
     threads: int | None = None  # interpreter threads for scoring and timing (None: every usable core)
@@ -86,8 +88,10 @@ def parse_modes(text: str) -> tuple[str, ...]:
         raise UsageError(f"--modes needs at least one of {', '.join(QUANT_MODES)}")
     for name in names:
         if name not in QUANT_MODES:
-            raise UsageError(f"unknown mode '{name}' in --modes{suggest(name, QUANT_MODES)} "
-                             f"(choose from {', '.join(QUANT_MODES)})")
+            raise UsageError(
+                f"unknown mode '{name}' in --modes{suggest(name, QUANT_MODES)} "
+                f"(choose from {', '.join(QUANT_MODES)})"
+            )
     return tuple(m for m in QUANT_MODES if m in names)
 
 
@@ -100,28 +104,36 @@ def check_request(model: str | Path, data: str, config: MatrixConfig) -> None:
     if not path.exists():
         raise UsageError(f"model not found: {path}")
     if path.suffix != ".keras" or not path.is_file():
-        raise UsageError(f"{path}: expected a .keras model (bench matrix converts it to every format); to "
-                         "benchmark existing .tflite files use 'toolkit bench FILE...'")
+        raise UsageError(
+            f"{path}: expected a .keras model (bench matrix converts it to every format); to "
+            "benchmark existing .tflite files use 'toolkit bench FILE...'"
+        )
     if not zipfile.is_zipfile(path):
-        raise UsageError(f"{path} is not a Keras v3 .keras archive (not a zip); save the model with "
-                         "model.save('m.keras')")
+        raise UsageError(
+            f"{path} is not a Keras v3 .keras archive (not a zip); save the model with model.save('m.keras')"
+        )
     parse_spec(data)
     if not config.modes or any(m not in QUANT_MODES for m in config.modes):
         raise UsageError(f"modes must be some of {', '.join(QUANT_MODES)}, got {list(config.modes)}")
     if "int8" in config.modes and not config.calib:
         others = ",".join(m for m in config.modes if m != "int8") or "fp32,fp16,dynamic"
-        raise UsageError("int8 needs calibration data that looks like the real inputs: pass --calib DIR|FILE.npy|"
-                         f"SPEC (e.g. --calib mnist:split=train,limit=400), or leave int8 out: --modes {others}")
+        raise UsageError(
+            "int8 needs calibration data that looks like the real inputs: pass --calib DIR|FILE.npy|"
+            f"SPEC (e.g. --calib mnist:split=train,limit=400), or leave int8 out: --modes {others}"
+        )
     if config.calib and "int8" not in config.modes:
         raise UsageError(f"--calib is only used by int8, which is not in --modes {','.join(config.modes)}")
     if config.calib and not Path(config.calib).exists():
         if not is_data_spec(config.calib):
-            raise UsageError(f"calibration data not found: {config.calib} (pass a folder of images, a .npy/.npz "
-                             "file or a data SPEC such as mnist:split=train)")
+            raise UsageError(
+                f"calibration data not found: {config.calib} (pass a folder of images, a .npy/.npz "
+                "file or a data SPEC such as mnist:split=train)"
+            )
         parse_spec(config.calib)
     if importlib.util.find_spec("tensorflow") is None:
-        raise UsageError("bench matrix converts the Keras model, which needs TensorFlow: "
-                         "pip install 'edge-toolkit[train]'")
+        raise UsageError(
+            "bench matrix converts the Keras model, which needs TensorFlow: pip install 'edge-toolkit[train]'"
+        )
 
 
 def run_matrix(
@@ -149,8 +161,15 @@ def run_matrix(
     threads = config.threads or default_threads()
     show = say or (lambda _text: None)
     steps = 1 + 3 * len(config.modes)
-    eval_config = EvalConfig(limit=config.limit, threads=threads, baselines=False, seed=config.seed,
-                             out_dir=str(out_dir), task=config.task, trust_model=config.trust_model)
+    eval_config = EvalConfig(
+        limit=config.limit,
+        threads=threads,
+        baselines=False,
+        seed=config.seed,
+        out_dir=str(out_dir),
+        task=config.task,
+        trust_model=config.trust_model,
+    )
     # TensorFlow (Keras scoring, conversion) runs in a child process: this process, which launches the benchmark
     # workers, stays as small as a device install, and their peak RSS is not inflated by a 0.7 GB parent.
     reference, files = _export_isolated(src, data, config, eval_config, out_dir, steps, show)
@@ -172,8 +191,15 @@ def run_matrix(
     return _table(src, data, threads, reference, reports, files, timed)
 
 
-def export_reference(model: Path, data: str, config: MatrixConfig, eval_config: Any, out_dir: Path, steps: int,
-                     say: Callable[[str], None]) -> tuple[Any, dict[str, Path]]:
+def export_reference(
+    model: Path,
+    data: str,
+    config: MatrixConfig,
+    eval_config: Any,
+    out_dir: Path,
+    steps: int,
+    say: Callable[[str], None],
+) -> tuple[Any, dict[str, Path]]:
     """(EvalReport of the Keras model, {mode: converted .tflite}); imports TensorFlow. Scores first, so a bad data
     root fails before any conversion."""
     from toolkit.convert import ConvertConfig, convert
@@ -186,17 +212,33 @@ def export_reference(model: Path, data: str, config: MatrixConfig, eval_config: 
         text = f"[{2 + i}/{steps}] converting to {mode}"
         say(text)
         out = out_dir / f"{model.stem}_{mode}.tflite"
-        convert(model, out, ConvertConfig(quantize=mode, calib=config.calib if mode == "int8" else None,
-                                          calib_samples=config.calib_samples, seed=config.seed,
-                                          threads=eval_config.threads or 0, task=config.task,
-                                          trust_model=config.trust_model),
-                progress=lambda detail, text=text: say(f"{text}: {detail}"))
+        convert(
+            model,
+            out,
+            ConvertConfig(
+                quantize=mode,
+                calib=config.calib if mode == "int8" else None,
+                calib_samples=config.calib_samples,
+                seed=config.seed,
+                threads=eval_config.threads or 0,
+                task=config.task,
+                trust_model=config.trust_model,
+            ),
+            progress=lambda detail, text=text: say(f"{text}: {detail}"),
+        )
         files[mode] = out
     return reference, files
 
 
-def _export_isolated(model: Path, data: str, config: MatrixConfig, eval_config: Any, out_dir: Path, steps: int,
-                     say: Callable[[str], None]) -> tuple[Any, dict[str, Path]]:
+def _export_isolated(
+    model: Path,
+    data: str,
+    config: MatrixConfig,
+    eval_config: Any,
+    out_dir: Path,
+    steps: int,
+    say: Callable[[str], None],
+) -> tuple[Any, dict[str, Path]]:
     """:func:`export_reference` in ``python -m toolkit.bench.matrix``: JSON job on stdin; progress, then the result
     (or the error and its class) as JSON lines on stdout."""
     import json
@@ -210,12 +252,28 @@ def _export_isolated(model: Path, data: str, config: MatrixConfig, eval_config: 
     from toolkit.paths import PACKAGE_DIR
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(PACKAGE_DIR.parent) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    job = {"model": str(model), "data": data, "config": asdict(config), "eval": asdict(eval_config),
-           "out_dir": str(out_dir), "steps": steps}
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bench.matrix"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    errors: deque[str] = deque(maxlen=50)  # TensorFlow's log lines: drained so the pipe never fills, tail kept
+    env["PYTHONPATH"] = str(PACKAGE_DIR.parent) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    job = {
+        "model": str(model),
+        "data": data,
+        "config": asdict(config),
+        "eval": asdict(eval_config),
+        "out_dir": str(out_dir),
+        "steps": steps,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.bench.matrix"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    errors: deque[str] = deque(
+        maxlen=50
+    )  # TensorFlow's log lines: drained so the pipe never fills, tail kept
     drain = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
     drain.start()
     reply: dict[str, Any] = {}
@@ -265,8 +323,15 @@ def _worker() -> int:
         job = json.loads(sys.stdin.read())
         config = job["config"]
         config = MatrixConfig(**{**config, "modes": tuple(config["modes"])})
-        reference, files = export_reference(Path(job["model"]), job["data"], config, EvalConfig(**job["eval"]),
-                                            Path(job["out_dir"]), job["steps"], lambda text: send({"say": text}))
+        reference, files = export_reference(
+            Path(job["model"]),
+            job["data"],
+            config,
+            EvalConfig(**job["eval"]),
+            Path(job["out_dir"]),
+            job["steps"],
+            lambda text: send({"say": text}),
+        )
         send({"reference": reference.to_dict(), "files": {m: str(p) for m, p in files.items()}})
         return 0
     except KeyboardInterrupt:
@@ -279,26 +344,74 @@ def _worker() -> int:
         return 1
 
 
-def _table(src: Path, data: str, threads: int, reference: Any, reports: dict[str, Any], files: dict[str, Path],
-           timed: dict[str, dict[str, Any]]) -> MatrixResult:
+def _table(
+    src: Path,
+    data: str,
+    threads: int,
+    reference: Any,
+    reports: dict[str, Any],
+    files: dict[str, Path],
+    timed: dict[str, dict[str, Any]],
+) -> MatrixResult:
     metric = reference.primary
     base = reference.metrics[metric]
     fp32 = timed.get("fp32", {}).get("p50_ms")
-    rows = [MatrixRow(REFERENCE, str(src), src.stat().st_size, metric, float(base), None,
-                      metrics=dict(reference.metrics))]
+    rows = [
+        MatrixRow(
+            REFERENCE,
+            str(src),
+            src.stat().st_size,
+            metric,
+            float(base),
+            None,
+            metrics=dict(reference.metrics),
+        )
+    ]
     for mode, path in files.items():
         value = float(reports[mode].metrics[metric])
         t = timed[mode]
-        rows.append(MatrixRow(
-            mode, str(path), path.stat().st_size, metric, value, value - float(base), t["p50_ms"], t["p90_ms"],
-            t["p99_ms"], t.get("peak_rss_mb"), fp32 / t["p50_ms"] if fp32 and t["p50_ms"] else None,
-            dict(reports[mode].metrics)))
-    return MatrixResult(str(src), data, reference.kind, reference.samples, metric, reference.higher_is_better,
-                        threads, rows, [timed[m] for m in files])
+        rows.append(
+            MatrixRow(
+                mode,
+                str(path),
+                path.stat().st_size,
+                metric,
+                value,
+                value - float(base),
+                t["p50_ms"],
+                t["p90_ms"],
+                t["p99_ms"],
+                t.get("peak_rss_mb"),
+                fp32 / t["p50_ms"] if fp32 and t["p50_ms"] else None,
+                dict(reports[mode].metrics),
+            )
+        )
+    return MatrixResult(
+        str(src),
+        data,
+        reference.kind,
+        reference.samples,
+        metric,
+        reference.higher_is_better,
+        threads,
+        rows,
+        [timed[m] for m in files],
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------------------------
-HEADER = ["format", "file", "size KiB", "{metric}", "vs keras", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "vs fp32"]
+HEADER = [
+    "format",
+    "file",
+    "size KiB",
+    "{metric}",
+    "vs keras",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "RSS MB",
+    "vs fp32",
+]
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -310,15 +423,27 @@ def render(result: MatrixResult, target: str = "", host: dict[str, Any] | None =
     from toolkit.bench.report import describe_host, ms
 
     header = [h.format(metric=result.metric) for h in HEADER]
-    cells = [[
-        r.format, Path(r.model).name, f"{r.size_bytes / 1024:.1f}", f"{r.value:.4f}",
-        "(ref)" if r.delta is None else f"{r.delta:+.4f}", ms(r.p50_ms), ms(r.p90_ms), ms(r.p99_ms),
-        _num(r.peak_rss_mb, ".0f"), "-" if r.speedup is None else f"{r.speedup:.2f}x",
-    ] for r in result.rows]
+    cells = [
+        [
+            r.format,
+            Path(r.model).name,
+            f"{r.size_bytes / 1024:.1f}",
+            f"{r.value:.4f}",
+            "(ref)" if r.delta is None else f"{r.delta:+.4f}",
+            ms(r.p50_ms),
+            ms(r.p90_ms),
+            ms(r.p99_ms),
+            _num(r.peak_rss_mb, ".0f"),
+            "-" if r.speedup is None else f"{r.speedup:.2f}x",
+        ]
+        for r in result.rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
 
     def line(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
 
     direction = "higher" if result.higher_is_better else "lower"
     lines = [
@@ -327,9 +452,15 @@ def render(result: MatrixResult, target: str = "", host: dict[str, Any] | None =
     ]
     if host:
         lines.append(f"target {target}: {describe_host(host)}")
-    lines += ["", line(header), line(["-" * w for w in widths]), *(line(c).rstrip() for c in cells), "",
-              "keras row: the float model scored by Keras (not timed: the device runtime runs the .tflite rows); "
-              "RSS = peak of the process that timed that file"]
+    lines += [
+        "",
+        line(header),
+        line(["-" * w for w in widths]),
+        *(line(c).rstrip() for c in cells),
+        "",
+        "keras row: the float model scored by Keras (not timed: the device runtime runs the .tflite rows); "
+        "RSS = peak of the process that timed that file",
+    ]
     return "\n".join(lines)
 
 
@@ -353,9 +484,17 @@ def run_command(args: Any, say: Callable[[str], None] = lambda message: None) ->
     from toolkit.bench.store import BenchStore
     from toolkit.runtime import select_backend
 
-    config = MatrixConfig(modes=parse_modes(args.modes), calib=args.calib, limit=args.limit, threads=args.threads,
-                          runs=args.runs, warmup=args.warmup, seed=args.seed, task=args.task,
-                          trust_model=args.trust_model)
+    config = MatrixConfig(
+        modes=parse_modes(args.modes),
+        calib=args.calib,
+        limit=args.limit,
+        threads=args.threads,
+        runs=args.runs,
+        warmup=args.warmup,
+        seed=args.seed,
+        task=args.task,
+        trust_model=args.trust_model,
+    )
     out_dir = Path(args.out_dir) if args.out_dir else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} is a file; give a folder for the converted models")
@@ -373,8 +512,13 @@ def run_command(args: Any, say: Callable[[str], None] = lambda message: None) ->
 
     def keep_eval(path: Path, report: Any) -> None:
         if store is not None:
-            store.record_accuracy(path, report.primary, report.metrics[report.primary], dataset=args.data,
-                                  detail={"metrics": report.metrics, "samples": report.samples, "kind": report.kind})
+            store.record_accuracy(
+                path,
+                report.primary,
+                report.metrics[report.primary],
+                dataset=args.data,
+                detail={"metrics": report.metrics, "samples": report.samples, "kind": report.kind},
+            )
 
     def keep_bench(result: dict[str, Any], report: Any) -> None:
         result["accuracy"], result["accuracy_metric"] = report.metrics[report.primary], report.primary
@@ -385,30 +529,43 @@ def run_command(args: Any, say: Callable[[str], None] = lambda message: None) ->
         store.add_result(session[0], result)
 
     try:
-        result = run_matrix(args.model, args.data, config, out_dir, on_bench=keep_bench, on_eval=keep_eval,
-                            say=say)
+        result = run_matrix(
+            args.model, args.data, config, out_dir, on_bench=keep_bench, on_eval=keep_eval, say=say
+        )
     finally:
         if store is not None:
             store.close()
         if not keep:
             shutil.rmtree(out_dir, ignore_errors=True)
-    where = {"target": target, "host": host, "db": None if store is None else str(store.path),
-             "out_dir": str(out_dir) if keep else None, "toolkit_version": __version__}
+    where = {
+        "target": target,
+        "host": host,
+        "db": None if store is None else str(store.path),
+        "out_dir": str(out_dir) if keep else None,
+        "toolkit_version": __version__,
+    }
     if args.json:
         return json.dumps(to_json(result, **where), indent=2)
     lines = [render(result, target, host), *(f"warning: {warning}" for warning in host_warnings(host))]
-    lines.append(f"converted models in {out_dir}" if keep else "converted models deleted (pass --keep or --out-dir "
-                 "DIR to keep them)")
+    lines.append(
+        f"converted models in {out_dir}"
+        if keep
+        else "converted models deleted (pass --keep or --out-dir DIR to keep them)"
+    )
     if store is not None:
-        lines.append(f"stored {len(result.bench)} result(s) with accuracy in {store.path} (target '{target}'); "
-                     "see: toolkit bench report" + (f" --db {args.db}" if args.db else ""))
+        lines.append(
+            f"stored {len(result.bench)} result(s) with accuracy in {store.path} (target '{target}'); "
+            "see: toolkit bench report" + (f" --db {args.db}" if args.db else "")
+        )
     return "\n".join(lines)
 
 
 def _command_line() -> str:
     """The command as typed, for the session record (argv after 'bench', when called from the CLI)."""
     argv = sys.argv[1:]
-    return shlex.join(["toolkit", *argv[argv.index("bench"):]]) if "bench" in argv else "toolkit bench matrix"
+    return (
+        shlex.join(["toolkit", *argv[argv.index("bench") :]]) if "bench" in argv else "toolkit bench matrix"
+    )
 
 
 if __name__ == "__main__":

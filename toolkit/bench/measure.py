@@ -121,7 +121,9 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
     manifest = read_manifest(path)
     throttle_before, temp_before = _throttle_now()
 
-    check_model(path, spec.delegate)  # the model probe (if one is due) runs before the clock: load_ms is LiteRT's
+    check_model(
+        path, spec.delegate
+    )  # the model probe (if one is due) runs before the clock: load_ms is LiteRT's
     start = time.perf_counter()
     runner = Runner(path, num_threads=spec.threads, delegate=spec.delegate, fallback=spec.fallback)
     path = runner.path  # the CPU original when --fallback cpu replaced an Edge TPU model
@@ -142,31 +144,52 @@ def measure(spec: MeasureSpec) -> dict[str, Any]:
             raise ToolkitError(f"inference failed in {path.name}: {one_line(str(exc), 240)}") from None
         fmt, fmt_source = model_format(path, runner.model_file, manifest)
         result = {
-            "model": str(path.resolve()), "model_name": path.name, "model_sha256": sha256_file(path),
-            "size_bytes": path.stat().st_size, "kind": manifest.get("kind"), "format": fmt,
-            "format_source": fmt_source, "family": model_family(path, manifest),
-            "inputs": [s.describe() for s in runner.inputs.values()], "input_source": source,
-            "threads": runner.num_threads, "delegate": runner.delegate, "backend": runner.backend.name,
-            "fallback": runner.fallback_reason, "model_check": runner.model_check,
-            "backend_version": runner.backend.version, "warmup": spec.warmup, "seconds": spec.seconds,
-            "load_ms": load_ms, "first_ms": first_ms, **summarize(samples).as_dict(),
+            "model": str(path.resolve()),
+            "model_name": path.name,
+            "model_sha256": sha256_file(path),
+            "size_bytes": path.stat().st_size,
+            "kind": manifest.get("kind"),
+            "format": fmt,
+            "format_source": fmt_source,
+            "family": model_family(path, manifest),
+            "inputs": [s.describe() for s in runner.inputs.values()],
+            "input_source": source,
+            "threads": runner.num_threads,
+            "delegate": runner.delegate,
+            "backend": runner.backend.name,
+            "fallback": runner.fallback_reason,
+            "model_check": runner.model_check,
+            "backend_version": runner.backend.version,
+            "warmup": spec.warmup,
+            "seconds": spec.seconds,
+            "load_ms": load_ms,
+            "first_ms": first_ms,
+            **summarize(samples).as_dict(),
         }
     finally:
         runner.close()
     throttle_after, temp_after = _throttle_now()
-    result.update({
-        "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
-        "throttle_before": throttle_before, "throttle_after": throttle_after,
-        "temperature_c": temp_after if temp_after is not None else temp_before,
-        "throttled": bool((throttle_before or {}).get("now") or (throttle_after or {}).get("now")),
-        "samples_zlib_b64": base64.b64encode(pack_samples(thin(samples, spec.max_samples))).decode("ascii"),
-        "metrics": manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {},
-    })
+    result.update(
+        {
+            "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline,
+            "throttle_before": throttle_before,
+            "throttle_after": throttle_after,
+            "temperature_c": temp_after if temp_after is not None else temp_before,
+            "throttled": bool((throttle_before or {}).get("now") or (throttle_after or {}).get("now")),
+            "samples_zlib_b64": base64.b64encode(pack_samples(thin(samples, spec.max_samples))).decode(
+                "ascii"
+            ),
+            "metrics": manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {},
+        }
+    )
     return result
 
 
 _ERRORS: dict[str, type[ToolkitError]] = {
-    "UsageError": UsageError, "DeviceUnavailable": DeviceUnavailable, "ToolkitError": ToolkitError,
+    "UsageError": UsageError,
+    "DeviceUnavailable": DeviceUnavailable,
+    "ToolkitError": ToolkitError,
 }
 
 
@@ -179,8 +202,14 @@ def measure_isolated(spec: MeasureSpec, timeout_s: float | None = None) -> dict[
     env[PROBE_ENV] = "worker"  # the child is the isolation: no second process to probe the model
     root = str(PACKAGE_DIR.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bench.measure"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.bench.measure"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         out, err = proc.communicate(json.dumps(asdict(spec)), timeout=timeout_s)
     except BaseException:  # Ctrl-C or timeout: never leave the child running
@@ -197,13 +226,16 @@ def measure_isolated(spec: MeasureSpec, timeout_s: float | None = None) -> dict[
         raise _ERRORS.get(reply.get("type", ""), ToolkitError)(reply["error"])
     if proc.returncode in (130, -2):
         raise KeyboardInterrupt
-    if proc.returncode < 0:  # killed by a signal: when the model itself crashes LiteRT, that is bad input (exit 2)
+    if (
+        proc.returncode < 0
+    ):  # killed by a signal: when the model itself crashes LiteRT, that is bad input (exit 2)
         from toolkit.runtime import check_model
 
         check_model(spec.model, spec.delegate, force=True)
     tail = err.strip().splitlines()[-1] if err.strip() else "no output"
-    raise ToolkitError(f"benchmark worker for {Path(spec.model).name} died (exit {proc.returncode}): "
-                       f"{one_line(tail, 200)}")
+    raise ToolkitError(
+        f"benchmark worker for {Path(spec.model).name} died (exit {proc.returncode}): {one_line(tail, 200)}"
+    )
 
 
 def _worker() -> int:
@@ -222,7 +254,9 @@ def _worker() -> int:
         print(json.dumps({"error": one_line(str(exc)), "type": kind}))
         return exc.exit_code
     except Exception as exc:  # report, one line, to the parent
-        print(json.dumps({"error": f"{type(exc).__name__}: {one_line(str(exc), 300)}", "type": "ToolkitError"}))
+        print(
+            json.dumps({"error": f"{type(exc).__name__}: {one_line(str(exc), 300)}", "type": "ToolkitError"})
+        )
         return 1
 
 

@@ -41,7 +41,9 @@ def split_name(path: str | Path) -> tuple[str, str | None]:
 def infer_format(model_file: Any) -> str:
     """Guess the quantization mode from a parsed :class:`toolkit.runtime.ModelFile`'s tensor dtypes."""
     weights = Counter(t.dtype for t in model_file.tensors if t.constant)
-    activations = Counter(t.dtype for t in model_file.tensors if not t.constant and t.dtype not in ("int32", "bool"))
+    activations = Counter(
+        t.dtype for t in model_file.tensors if not t.constant and t.dtype not in ("int32", "bool")
+    )
     if weights.get("float16"):
         return "fp16"
     integer_acts = activations.get("int8", 0) + activations.get("uint8", 0)

@@ -40,8 +40,20 @@ from toolkit.errors import UsageError
 from toolkit.paths import shared_dir
 
 Say = Callable[[str], None]
-STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "behaviour_model", "segment", "segment_model",
-          "draw", "output", "latency")
+STAGES = (
+    "wait",
+    "pre",
+    "detect",
+    "post",
+    "track",
+    "behaviour",
+    "behaviour_model",
+    "segment",
+    "segment_model",
+    "draw",
+    "output",
+    "latency",
+)
 MODES = ("pipelined", "serial")
 SHARED_CLIP = ("data", "pedestrian_video", "pedestrians.avi")
 SYNTHETIC_FRAMES = 300  # frames per run of a source that never ends (synthetic, cameras) unless told
@@ -80,8 +92,10 @@ def default_sources() -> tuple[str, ...]:
     """The shared real clip and the synthetic scene; UsageError naming the fix when the clip is missing."""
     clip = shared_dir().joinpath(*SHARED_CLIP)
     if not clip.is_file():
-        raise UsageError(f"clip not found: {clip} (set TOOLKIT_SHARED, or name the sources: --source FILE / "
-                         "--source synthetic)")
+        raise UsageError(
+            f"clip not found: {clip} (set TOOLKIT_SHARED, or name the sources: --source FILE / "
+            "--source synthetic)"
+        )
     return (str(clip), "synthetic")
 
 
@@ -101,7 +115,9 @@ def isolated_latency(models: dict[str, Path], threads: tuple[int, ...], runs: in
             with quiet_stderr():
                 runner = Runner(path, num_threads=n)
             with runner:
-                runner.set_inputs({name: np.zeros(spec.shape, spec.dtype) for name, spec in runner.inputs.items()})
+                runner.set_inputs(
+                    {name: np.zeros(spec.shape, spec.dtype) for name, spec in runner.inputs.items()}
+                )
                 for _ in range(10):
                     runner.invoke()
                 times = []
@@ -113,11 +129,16 @@ def isolated_latency(models: dict[str, Path], threads: tuple[int, ...], runs: in
     return out
 
 
-def run_row(label: str, summary: dict[str, Any], isolated: dict[str, Any], every_n_seg: int) -> dict[str, Any]:
+def run_row(
+    label: str, summary: dict[str, Any], isolated: dict[str, Any], every_n_seg: int
+) -> dict[str, Any]:
     """One JSON row from one run's :func:`run_demo` summary (and the isolated invoke times, if measured)."""
     stages = summary["stages"]
-    picked = {name: {"p50": stages[name]["p50"], "p90": stages[name]["p90"], "count": stages[name]["count"]}
-              for name in STAGES if name in stages}
+    picked = {
+        name: {"p50": stages[name]["p50"], "p90": stages[name]["p90"], "count": stages[name]["count"]}
+        for name in STAGES
+        if name in stages
+    }
     threads = summary["threads"]
     key = f"threads_{threads}"
     iso_bound = None
@@ -129,18 +150,31 @@ def run_row(label: str, summary: dict[str, Any], isolated: dict[str, Any], every
             iso_ms += isolated["behaviour"][key] * summary["behaviour_calls_per_frame"]
         iso_bound = 1000.0 / iso_ms if iso_ms else None
     return {
-        "run": label, "frames": summary["frames"], "seconds": summary["seconds"], "fps": summary["fps"],
-        "dropped": summary["dropped"], "tracks": summary["tracks"], "threads": threads,
+        "run": label,
+        "frames": summary["frames"],
+        "seconds": summary["seconds"],
+        "fps": summary["fps"],
+        "dropped": summary["dropped"],
+        "tracks": summary["tracks"],
+        "threads": threads,
         "behaviour_calls_per_frame": summary["behaviour_calls_per_frame"],
-        "pipelined": summary["pipelined"], "model_ms_p50": summary["model_ms_p50"],
-        "model_ms_per_frame": summary["model_ms_per_frame"], "model_bound_fps": summary["model_bound_fps"],
-        "efficiency": summary["efficiency"], "cpu_ms_per_frame": summary["cpu_ms_per_frame"],
+        "pipelined": summary["pipelined"],
+        "model_ms_p50": summary["model_ms_p50"],
+        "model_ms_per_frame": summary["model_ms_per_frame"],
+        "model_bound_fps": summary["model_bound_fps"],
+        "efficiency": summary["efficiency"],
+        "cpu_ms_per_frame": summary["cpu_ms_per_frame"],
         "thread_cpu_ms_per_frame": summary["thread_cpu_ms_per_frame"],
         "cpu_bound_fps_2_cores": summary["cpu_bound_fps_2_cores"],
-        "cpu_efficiency_2_cores": (round(summary["cpu_bound_fps_2_cores"] / summary["model_bound_fps"], 3)
-                                   if summary["cpu_bound_fps_2_cores"] and summary["model_bound_fps"] else None),
+        "cpu_efficiency_2_cores": (
+            round(summary["cpu_bound_fps_2_cores"] / summary["model_bound_fps"], 3)
+            if summary["cpu_bound_fps_2_cores"] and summary["model_bound_fps"]
+            else None
+        ),
         "isolated_model_bound_fps": round(iso_bound, 2) if iso_bound else None,
-        "efficiency_vs_isolated": round(summary["fps"] / iso_bound, 3) if iso_bound and summary["fps"] else None,
+        "efficiency_vs_isolated": round(summary["fps"] / iso_bound, 3)
+        if iso_bound and summary["fps"]
+        else None,
         "stages": picked,
     }
 
@@ -155,12 +189,18 @@ def load_average() -> list[float] | None:
 
 def host_info() -> dict[str, Any]:
     """Machine, Python, CPU count and affinity, and the load before the run: the context of every timing."""
-    return {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "load_average_before": load_average()}
+    return {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_before": load_average(),
+    }
 
 
-def bench_pipeline(config: PipelineBenchConfig = PipelineBenchConfig(), say: Say = lambda _: None) -> dict[str, Any]:
+def bench_pipeline(
+    config: PipelineBenchConfig = PipelineBenchConfig(), say: Say = lambda _: None
+) -> dict[str, Any]:
     """Run every configuration on every source; return the report (host, models, isolated times, one row per
     run). ``say`` gets one progress line per run."""
     from toolkit.pipeline.config import PipelineConfig
@@ -187,23 +227,39 @@ def bench_pipeline(config: PipelineBenchConfig = PipelineBenchConfig(), say: Say
             frames = config.frames or (None if Path(spec).is_file() else SYNTHETIC_FRAMES)
             oracle = config.oracle and spec.split(":")[0] == "synthetic"
             for threads, pipelined in sweep:
-                run = PipelineConfig(models=config.models, source=spec, realtime=False, max_frames=frames,
-                                     threads=threads, pipelined=pipelined, every_n_seg=config.every_n_seg,
-                                     oracle_detections=oracle)
+                run = PipelineConfig(
+                    models=config.models,
+                    source=spec,
+                    realtime=False,
+                    max_frames=frames,
+                    threads=threads,
+                    pipelined=pipelined,
+                    every_n_seg=config.every_n_seg,
+                    oracle_detections=oracle,
+                )
                 summary = run_demo(run)
-                label = (f"{source_label(spec)}{' (oracle boxes)' if oracle else ''} threads={summary['threads']} "
-                         f"{'pipelined' if pipelined else 'serial'}")
+                label = (
+                    f"{source_label(spec)}{' (oracle boxes)' if oracle else ''} threads={summary['threads']} "
+                    f"{'pipelined' if pipelined else 'serial'}"
+                )
                 row = run_row(label, summary, isolated, config.every_n_seg)
                 row["repeat"] = repeat
                 rows.append(row)
-                say(f"{label}: {format_summary(summary)}; CPU {summary['cpu_ms_per_frame']} ms/frame "
+                say(
+                    f"{label}: {format_summary(summary)}; CPU {summary['cpu_ms_per_frame']} ms/frame "
                     f"{summary['thread_cpu_ms_per_frame']} -> quiet 2-core estimate "
                     f"{summary['cpu_bound_fps_2_cores']} FPS (efficiency {row['cpu_efficiency_2_cores']}); "
-                    f"vs isolated bound {row['efficiency_vs_isolated']}")
+                    f"vs isolated bound {row['efficiency_vs_isolated']}"
+                )
     return {
-        "host": host, "models": {k: str(v) for k, v in models.items()}, "sources": list(sources),
-        "clip": next((s for s in sources if Path(s).is_file()), None), "every_n_seg": config.every_n_seg,
-        "isolated_invoke_ms": isolated, "runs": rows, "load_average_after": load_average(),
+        "host": host,
+        "models": {k: str(v) for k, v in models.items()},
+        "sources": list(sources),
+        "clip": next((s for s in sources if Path(s).is_file()), None),
+        "every_n_seg": config.every_n_seg,
+        "isolated_invoke_ms": isolated,
+        "runs": rows,
+        "load_average_after": load_average(),
         "note": "each row is one run; medians and ratios in a row come from that run",
     }
 
@@ -212,8 +268,10 @@ def render(report: dict[str, Any]) -> str:
     """One line per run: the row label, FPS, efficiency and CPU per frame."""
     lines = []
     for row in report["runs"]:
-        lines.append(f"{row['run']}: {row['frames']} frames at {row['fps']} FPS (model bound {row['model_bound_fps']}, "
-                     f"efficiency {row['efficiency']}); CPU {row['cpu_ms_per_frame']} ms/frame -> quiet 2-core "
-                     f"estimate {row['cpu_bound_fps_2_cores']} FPS; detect p50 "
-                     f"{row['stages'].get('detect', {}).get('p50')} ms")
+        lines.append(
+            f"{row['run']}: {row['frames']} frames at {row['fps']} FPS (model bound {row['model_bound_fps']}, "
+            f"efficiency {row['efficiency']}); CPU {row['cpu_ms_per_frame']} ms/frame -> quiet 2-core "
+            f"estimate {row['cpu_bound_fps_2_cores']} FPS; detect p50 "
+            f"{row['stages'].get('detect', {}).get('p50')} ms"
+        )
     return "\n".join(lines)

@@ -61,8 +61,10 @@ class SoakConfig:
     def __post_init__(self) -> None:
         check_ranges(self, "soak config")
         if self.warmup + 4 * self.every > self.frames:
-            raise UsageError(f"soak: {self.frames} frames leave fewer than 4 samples (every {self.every}) after "
-                             f"the {self.warmup}-frame warm-up; run more frames or sample more often")
+            raise UsageError(
+                f"soak: {self.frames} frames leave fewer than 4 samples (every {self.every}) after "
+                f"the {self.warmup}-frame warm-up; run more frames or sample more often"
+            )
 
 
 def rss_mb() -> float:
@@ -104,36 +106,60 @@ def soak_pipeline(config: SoakConfig = SoakConfig(), say: Say = lambda _: None) 
                 say(f"  {n} frames, RSS {samples[-1][2]:.1f} MB")
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        run = PipelineConfig(source=config.source, models=config.models, realtime=False, max_frames=config.frames,
-                             every_n_seg=config.every_n_seg,
-                             record=str(Path(tmp) / "soak.mp4") if config.record else None,
-                             events=str(Path(tmp) / "soak.jsonl"))
+        run = PipelineConfig(
+            source=config.source,
+            models=config.models,
+            realtime=False,
+            max_frames=config.frames,
+            every_n_seg=config.every_n_seg,
+            record=str(Path(tmp) / "soak.mp4") if config.record else None,
+            events=str(Path(tmp) / "soak.jsonl"),
+        )
         summary = run_demo(run, on_frame=on_frame)
     data = np.array([(n, rss) for n, _, rss in samples if n >= config.warmup], dtype=np.float64)
     if len(data) < 2:
-        raise UsageError(f"soak: the source ended after {summary['frames']} frames, too few samples after the "
-                         f"{config.warmup}-frame warm-up (a file source: --source FILE ends; use synthetic)")
+        raise UsageError(
+            f"soak: the source ended after {summary['frames']} frames, too few samples after the "
+            f"{config.warmup}-frame warm-up (a file source: --source FILE ends; use synthetic)"
+        )
     ols, r2 = fit_slope(data[:, 0], data[:, 1])
     slope = theil_sen(data[:, 0], data[:, 1])
     return {
-        "frames": summary["frames"], "fps": summary["fps"], "tracks": summary["tracks"],
+        "frames": summary["frames"],
+        "fps": summary["fps"],
+        "tracks": summary["tracks"],
         "behaviour_calls_per_frame": summary["behaviour_calls_per_frame"],
-        "slope_mb_per_1000_frames": round(slope, 4), "least_squares_slope": round(ols, 4), "r2": round(r2, 3),
-        "threshold_mb_per_1000_frames": config.threshold_mb, "passed": slope <= config.threshold_mb,
+        "slope_mb_per_1000_frames": round(slope, 4),
+        "least_squares_slope": round(ols, 4),
+        "r2": round(r2, 3),
+        "threshold_mb_per_1000_frames": config.threshold_mb,
+        "passed": slope <= config.threshold_mb,
         "warmup_frames": config.warmup,
-        "rss_first_mb": round(samples[0][2], 1), "rss_after_warmup_mb": round(float(data[0, 1]), 1),
-        "rss_last_mb": round(samples[-1][2], 1), "rss_max_mb": round(max(s[2] for s in samples), 1),
-        "samples": [{"frame": n, "seconds": round(t - samples[0][1], 2), "rss_mb": round(rss, 2)}
-                    for n, t, rss in samples],
-        "config": {"source": config.source, "models": summary["models"], "record": config.record,
-                   "events": True, "every_n_seg": config.every_n_seg, "threads": summary["threads"]},
+        "rss_first_mb": round(samples[0][2], 1),
+        "rss_after_warmup_mb": round(float(data[0, 1]), 1),
+        "rss_last_mb": round(samples[-1][2], 1),
+        "rss_max_mb": round(max(s[2] for s in samples), 1),
+        "samples": [
+            {"frame": n, "seconds": round(t - samples[0][1], 2), "rss_mb": round(rss, 2)}
+            for n, t, rss in samples
+        ],
+        "config": {
+            "source": config.source,
+            "models": summary["models"],
+            "record": config.record,
+            "events": True,
+            "every_n_seg": config.every_n_seg,
+            "threads": summary["threads"],
+        },
         "summary": format_summary(summary),
     }
 
 
 def render(result: dict[str, Any]) -> str:
     """The one-line verdict."""
-    return (f"soak: {result['frames']} frames at {result['fps']} FPS; RSS {result['rss_after_warmup_mb']} -> "
-            f"{result['rss_last_mb']} MB after warm-up; slope {result['slope_mb_per_1000_frames']:+.4f} MB/1000 "
-            f"frames (Theil-Sen; least squares {result['least_squares_slope']:+.4f}, R^2 {result['r2']:.2f}); "
-            f"threshold {result['threshold_mb_per_1000_frames']} -> {'PASS' if result['passed'] else 'FAIL'}")
+    return (
+        f"soak: {result['frames']} frames at {result['fps']} FPS; RSS {result['rss_after_warmup_mb']} -> "
+        f"{result['rss_last_mb']} MB after warm-up; slope {result['slope_mb_per_1000_frames']:+.4f} MB/1000 "
+        f"frames (Theil-Sen; least squares {result['least_squares_slope']:+.4f}, R^2 {result['r2']:.2f}); "
+        f"threshold {result['threshold_mb_per_1000_frames']} -> {'PASS' if result['passed'] else 'FAIL'}"
+    )

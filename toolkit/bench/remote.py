@@ -24,9 +24,25 @@ from toolkit.errors import DeviceUnavailable, ToolkitError, UsageError, one_line
 # local library; ProxyJump, HostName, User, Include and Match change where or how ssh connects (use --remote);
 # ForwardAgent, *Forward, SendEnv/SetEnv, ControlMaster/ControlPath hand local credentials or state to the remote.
 SAFE_SSH_OPTIONS = (
-    "AddressFamily", "BatchMode", "CheckHostIP", "Ciphers", "Compression", "ConnectionAttempts", "ConnectTimeout",
-    "GlobalKnownHostsFile", "HostKeyAlgorithms", "HostKeyAlias", "IdentitiesOnly", "KexAlgorithms", "LogLevel",
-    "MACs", "Port", "ServerAliveCountMax", "ServerAliveInterval", "StrictHostKeyChecking", "TCPKeepAlive",
+    "AddressFamily",
+    "BatchMode",
+    "CheckHostIP",
+    "Ciphers",
+    "Compression",
+    "ConnectionAttempts",
+    "ConnectTimeout",
+    "GlobalKnownHostsFile",
+    "HostKeyAlgorithms",
+    "HostKeyAlias",
+    "IdentitiesOnly",
+    "KexAlgorithms",
+    "LogLevel",
+    "MACs",
+    "Port",
+    "ServerAliveCountMax",
+    "ServerAliveInterval",
+    "StrictHostKeyChecking",
+    "TCPKeepAlive",
     "UserKnownHostsFile",
 )
 _SAFE_KEYS = {key.lower(): key for key in SAFE_SSH_OPTIONS}  # ssh matches option names case-insensitively
@@ -41,14 +57,18 @@ def check_ssh_option(option: str) -> str:
         raise UsageError(f"--ssh-option {option!r}: expected KEY=VALUE, e.g. UserKnownHostsFile=/tmp/kh")
     key, value = match[1], match[2].strip()
     if key.lower() not in _SAFE_KEYS:
-        raise UsageError(f"--ssh-option {key[:24]}: not allowed (may run commands or redirect ssh); "
-                         f"allowed: {', '.join(SAFE_SSH_OPTIONS)}")
+        raise UsageError(
+            f"--ssh-option {key[:24]}: not allowed (may run commands or redirect ssh); "
+            f"allowed: {', '.join(SAFE_SSH_OPTIONS)}"
+        )
     if not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise UsageError(f"--ssh-option {key}: expected KEY=VALUE with a value of printable characters")
     return f"{_SAFE_KEYS[key.lower()]}={value}"
 
 
-_REMOTE = re.compile(r"^(?:(?P<user>[^@\s:/]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@\s:/\[\]]+)(?::(?P<port>\d+))?$")
+_REMOTE = re.compile(
+    r"^(?:(?P<user>[^@\s:/]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@\s:/\[\]]+)(?::(?P<port>\d+))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -82,17 +102,30 @@ def parse_remote(text: str) -> RemoteTarget:
 class SshClient:
     """Runs commands on and copies files to one remote target with the OpenSSH client binaries."""
 
-    def __init__(self, target: RemoteTarget, identity: str | Path | None = None, options: tuple[str, ...] = (),
-                 connect_timeout: int = 10) -> None:
+    def __init__(
+        self,
+        target: RemoteTarget,
+        identity: str | Path | None = None,
+        options: tuple[str, ...] = (),
+        connect_timeout: int = 10,
+    ) -> None:
         extra = [item for option in options for item in ("-o", check_ssh_option(option))]  # bad input first
         if identity is not None and not Path(identity).is_file():
             raise UsageError(f"identity file not found: {identity}")
         for tool in ("ssh", "scp"):
             if shutil.which(tool) is None:
-                raise DeviceUnavailable(f"'{tool}' not found: install the OpenSSH client (apt install openssh-client)")
+                raise DeviceUnavailable(
+                    f"'{tool}' not found: install the OpenSSH client (apt install openssh-client)"
+                )
         self.target = target
-        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout)}",
-                "-o", "StrictHostKeyChecking=accept-new"]
+        opts = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={int(connect_timeout)}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ]
         if identity is not None:
             opts += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
         opts += extra
@@ -105,8 +138,13 @@ class SshClient:
         argv = ["ssh", *self.options]
         if self.target.port:
             argv += ["-p", str(self.target.port)]
-        return subprocess.run([*argv, self.target.destination, command], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [*argv, self.target.destination, command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def scp(self, paths: list[Path], remote_dir: str) -> None:
         """Copy local ``paths`` into the existing folder ``remote_dir`` on the target; DeviceUnavailable with
@@ -116,8 +154,13 @@ class SshClient:
             argv += ["-P", str(self.target.port)]
         dest = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
         dest = f"{self.target.user}@{dest}" if self.target.user else dest
-        proc = subprocess.run([*argv, *map(str, paths), f"{dest}:{remote_dir}/"], capture_output=True, text=True,
-                              timeout=None, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [*argv, *map(str, paths), f"{dest}:{remote_dir}/"],
+            capture_output=True,
+            text=True,
+            timeout=None,
+            stdin=subprocess.DEVNULL,
+        )
         if proc.returncode != 0:
             raise DeviceUnavailable(f"copying models to {self.target} failed: {_last_line(proc.stderr)}")
 
@@ -126,14 +169,17 @@ class SshClient:
         try:
             proc = self.ssh(f"{remote_toolkit} --version", timeout=self.timeout + 60)
         except subprocess.TimeoutExpired:
-            raise DeviceUnavailable(f"cannot reach {self.target}: no answer within {self.timeout + 60} s") from None
+            raise DeviceUnavailable(
+                f"cannot reach {self.target}: no answer within {self.timeout + 60} s"
+            ) from None
         if proc.returncode == 255:
             raise DeviceUnavailable(f"cannot reach {self.target}: {_last_line(proc.stderr)}")
         if proc.returncode != 0:
             raise DeviceUnavailable(
                 f"{self.target} has no working toolkit ('{remote_toolkit} --version' failed: "
                 f"{_last_line(proc.stderr or proc.stdout)}); install the device install there "
-                "(pip install edge-toolkit) or point --remote-toolkit / --remote-python at it")
+                "(pip install edge-toolkit) or point --remote-toolkit / --remote-python at it"
+            )
         return proc.stdout.strip()
 
 
@@ -142,7 +188,9 @@ def _last_line(text: str) -> str:
     return one_line(lines[-1], 240) if lines else "no error output"
 
 
-def bench_remote(client: SshClient, models: list[Path], bench_args: list[str], remote_toolkit: str) -> dict[str, Any]:
+def bench_remote(
+    client: SshClient, models: list[Path], bench_args: list[str], remote_toolkit: str
+) -> dict[str, Any]:
     """Copy ``models`` (and their manifest sidecars) to a temporary folder on the remote, run
     ``REMOTE_TOOLKIT bench MODELS BENCH_ARGS --json --no-store`` there, delete the folder; returns the parsed JSON.
     """
@@ -150,20 +198,30 @@ def bench_remote(client: SshClient, models: list[Path], bench_args: list[str], r
 
     client.check(remote_toolkit)
     folders = " ".join(f'"$d/{i}"' for i in range(len(models)))
-    proc = client.ssh(f'd=$(mktemp -d -t toolkit-bench.XXXXXX) && mkdir {folders} && echo "$d"',
-                      timeout=client.timeout + 60)
+    proc = client.ssh(
+        f'd=$(mktemp -d -t toolkit-bench.XXXXXX) && mkdir {folders} && echo "$d"', timeout=client.timeout + 60
+    )
     remote_dir = proc.stdout.strip()
     if proc.returncode != 0 or not remote_dir.startswith("/"):
-        raise DeviceUnavailable(f"cannot create a temporary folder on {client.target}: "
-                                f"{_last_line(proc.stderr or proc.stdout)}")
+        raise DeviceUnavailable(
+            f"cannot create a temporary folder on {client.target}: {_last_line(proc.stderr or proc.stdout)}"
+        )
     try:
         remote_models = []
         for i, model in enumerate(models):
             sidecar = manifest_path(model)
             client.scp([model, *([sidecar] if sidecar else [])], f"{remote_dir}/{i}")
             remote_models.append(f"{remote_dir}/{i}/{model.name}")
-        command = " ".join([remote_toolkit, "bench", *map(shlex.quote, remote_models),
-                            *map(shlex.quote, bench_args), "--json", "--no-store"])
+        command = " ".join(
+            [
+                remote_toolkit,
+                "bench",
+                *map(shlex.quote, remote_models),
+                *map(shlex.quote, bench_args),
+                "--json",
+                "--no-store",
+            ]
+        )
         proc = client.ssh(command)
     finally:
         try:
@@ -180,13 +238,17 @@ def bench_remote(client: SshClient, models: list[Path], bench_args: list[str], r
     try:
         reply = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise ToolkitError(f"{client.target} answered with something that is not the bench JSON: "
-                           f"{one_line(proc.stdout, 120)}") from None
+        raise ToolkitError(
+            f"{client.target} answered with something that is not the bench JSON: "
+            f"{one_line(proc.stdout, 120)}"
+        ) from None
     if not isinstance(reply, dict) or not isinstance(reply.get("results"), list):
         raise ToolkitError(f"{client.target} answered with JSON without 'results'")
     for result in reply["results"]:  # store the local file's path; the remote copy is gone
         for local, remote in zip(models, remote_models, strict=True):
-            if result.get("model") == remote or str(result.get("model", "")).endswith(remote.split(remote_dir, 1)[1]):
+            if result.get("model") == remote or str(result.get("model", "")).endswith(
+                remote.split(remote_dir, 1)[1]
+            ):
                 result["remote_model"] = result["model"]
                 result["model"] = str(local.resolve())
                 break

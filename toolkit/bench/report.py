@@ -66,14 +66,29 @@ def build_tables(results: list[dict[str, Any]]) -> list[FamilyTable]:
         for r in members:
             base = baseline.get((r["target"], r["threads"], r["delegate"]))
             speedup = base / r["p50_ms"] if base and r["p50_ms"] else None
-            rows.append(Row(
-                format=r["format"], target=r["target"], threads=int(r["threads"]), delegate=r["delegate"],
-                model_name=r["model_name"], p50_ms=r["p50_ms"], p90_ms=r["p90_ms"], p99_ms=r["p99_ms"],
-                mean_ms=r["mean_ms"], count=int(r["count"] or 0), size_bytes=r["size_bytes"],
-                peak_rss_mb=r["peak_rss_mb"], accuracy=r.get("accuracy"), accuracy_metric=r.get("accuracy_metric"),
-                speedup=speedup, throttled=bool(r["throttled"]),
-            ))
-        rows.sort(key=lambda x: (x.target, x.threads, FORMAT_ORDER.get(x.format, 9), x.delegate, x.model_name))
+            rows.append(
+                Row(
+                    format=r["format"],
+                    target=r["target"],
+                    threads=int(r["threads"]),
+                    delegate=r["delegate"],
+                    model_name=r["model_name"],
+                    p50_ms=r["p50_ms"],
+                    p90_ms=r["p90_ms"],
+                    p99_ms=r["p99_ms"],
+                    mean_ms=r["mean_ms"],
+                    count=int(r["count"] or 0),
+                    size_bytes=r["size_bytes"],
+                    peak_rss_mb=r["peak_rss_mb"],
+                    accuracy=r.get("accuracy"),
+                    accuracy_metric=r.get("accuracy_metric"),
+                    speedup=speedup,
+                    throttled=bool(r["throttled"]),
+                )
+            )
+        rows.sort(
+            key=lambda x: (x.target, x.threads, FORMAT_ORDER.get(x.format, 9), x.delegate, x.model_name)
+        )
         models = tuple(sorted({r["model_name"] for r in members}))
         tables.append(FamilyTable(family, models, tuple(rows)))
     return tables
@@ -89,16 +104,39 @@ def ms(value: float | None) -> str:
 def _cells(row: Row) -> list[str]:
     accuracy = "-" if row.accuracy is None else f"{row.accuracy_metric}={row.accuracy:.4g}"
     return [
-        row.format, row.target, str(row.threads), row.delegate, ms(row.p50_ms), ms(row.p90_ms), ms(row.p99_ms),
-        ms(row.mean_ms), "-" if row.size_bytes is None else f"{row.size_bytes / 1024:.0f}",
-        "-" if row.peak_rss_mb is None else f"{row.peak_rss_mb:.0f}", accuracy,
-        "-" if row.speedup is None else f"{row.speedup:.2f}x", str(row.count),
+        row.format,
+        row.target,
+        str(row.threads),
+        row.delegate,
+        ms(row.p50_ms),
+        ms(row.p90_ms),
+        ms(row.p99_ms),
+        ms(row.mean_ms),
+        "-" if row.size_bytes is None else f"{row.size_bytes / 1024:.0f}",
+        "-" if row.peak_rss_mb is None else f"{row.peak_rss_mb:.0f}",
+        accuracy,
+        "-" if row.speedup is None else f"{row.speedup:.2f}x",
+        str(row.count),
         "THROTTLED" if row.throttled else "",
     ]
 
 
-HEADER = ["format", "target", "threads", "delegate", "p50 ms", "p90 ms", "p99 ms", "mean ms", "size KB",
-          "RSS MB", "accuracy", "vs fp32", "runs", "flag"]
+HEADER = [
+    "format",
+    "target",
+    "threads",
+    "delegate",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean ms",
+    "size KB",
+    "RSS MB",
+    "accuracy",
+    "vs fp32",
+    "runs",
+    "flag",
+]
 
 
 def _title(table: FamilyTable) -> str:
@@ -107,26 +145,44 @@ def _title(table: FamilyTable) -> str:
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i >= 4 and i != 13 else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i >= 4 and i != 13 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def describe_host(host: dict[str, Any]) -> str:
     """One line: CPU, architecture, cores, OS, Python and interpreter of a stored fingerprint."""
     governors = "/".join(host.get("governors") or []) or "n/a"
-    return (f"{host.get('cpu_model', '?')} ({host.get('arch', '?')}, {host.get('usable_cores', '?')}/"
-            f"{host.get('cores', '?')} cores), {host.get('os', '?')}, Python {host.get('python', '?')}, "
-            f"{host.get('backend', '?')} {host.get('backend_version', '')}, governor {governors}".rstrip())
+    return (
+        f"{host.get('cpu_model', '?')} ({host.get('arch', '?')}, {host.get('usable_cores', '?')}/"
+        f"{host.get('cores', '?')} cores), {host.get('os', '?')}, Python {host.get('python', '?')}, "
+        f"{host.get('backend', '?')} {host.get('backend_version', '')}, governor {governors}".rstrip()
+    )
 
 
-def render(tables: list[FamilyTable], fmt: str = "table", hosts: dict[str, dict[str, Any]] | None = None) -> str:
+def render(
+    tables: list[FamilyTable], fmt: str = "table", hosts: dict[str, dict[str, Any]] | None = None
+) -> str:
     """Render the family tables in one of REPORT_FORMATS; ``hosts`` (target -> fingerprint) adds a target legend."""
     hosts = hosts or {}
     if fmt == "json":
-        return json.dumps([{"family": t.family, "models": list(t.models), "rows": [asdict(r) for r in t.rows],
-                            "targets": {r.target: hosts.get(r.target) for r in t.rows}} for t in tables], indent=2)
+        return json.dumps(
+            [
+                {
+                    "family": t.family,
+                    "models": list(t.models),
+                    "rows": [asdict(r) for r in t.rows],
+                    "targets": {r.target: hosts.get(r.target) for r in t.rows},
+                }
+                for t in tables
+            ],
+            indent=2,
+        )
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -139,12 +195,18 @@ def render(tables: list[FamilyTable], fmt: str = "table", hosts: dict[str, dict[
     if fmt == "md":
         parts = []
         for t in tables:
-            lines = [f"### {_title(t)}", "", "| " + " | ".join(HEADER) + " |",
-                     "|" + "|".join("---:" if i >= 4 and i != 13 else "---" for i in range(len(HEADER))) + "|"]
+            lines = [
+                f"### {_title(t)}",
+                "",
+                "| " + " | ".join(HEADER) + " |",
+                "|" + "|".join("---:" if i >= 4 and i != 13 else "---" for i in range(len(HEADER))) + "|",
+            ]
             lines += ["| " + " | ".join(_cells(r)) + " |" for r in t.rows]
             parts.append("\n".join(lines))
         if hosts:
-            parts.append("targets:\n\n" + "\n".join(f"- **{name}**: {describe_host(h)}" for name, h in hosts.items()))
+            parts.append(
+                "targets:\n\n" + "\n".join(f"- **{name}**: {describe_host(h)}" for name, h in hosts.items())
+            )
         return "\n\n".join(parts)
     if fmt == "html":
         return _html(tables, hosts)
@@ -162,35 +224,83 @@ def _html(tables: list[FamilyTable], hosts: dict[str, dict[str, Any]]) -> str:
     for t in tables:
         head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
         rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in t.rows)
-        body.append(f"<h2>{esc(_title(t))}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        body.append(
+            f"<h2>{esc(_title(t))}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        )
     if hosts:
         items = "".join(f"<li><b>{esc(n)}</b>: {esc(describe_host(h))}</li>" for n, h in hosts.items())
         body.append(f"<h2>targets</h2>\n<ul>{items}</ul>")
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+4),th{text-align:left}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>toolkit bench report</title>"
-            f"<style>{style}</style></head><body>\n<h1>toolkit bench report</h1>\n" + "\n".join(body)
-            + "\n</body></html>")
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+4),th{text-align:left}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>toolkit bench report</title>'
+        f"<style>{style}</style></head><body>\n<h1>toolkit bench report</h1>\n"
+        + "\n".join(body)
+        + "\n</body></html>"
+    )
 
 
 # -- the table printed by `toolkit bench MODEL...` -------------------------------------------------------------
-RUN_HEADER = ["model", "format", "threads", "delegate", "load ms", "first ms", "mean ms", "std", "min", "p50",
-              "p90", "p99", "max", "inf/s", "RSS MB", "size KB", "flag"]
+RUN_HEADER = [
+    "model",
+    "format",
+    "threads",
+    "delegate",
+    "load ms",
+    "first ms",
+    "mean ms",
+    "std",
+    "min",
+    "p50",
+    "p90",
+    "p99",
+    "max",
+    "inf/s",
+    "RSS MB",
+    "size KB",
+    "flag",
+]
 
 
 def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str) -> str:
     """The per-configuration table of one bench run, with the host line and the input source of each model."""
-    rows = [[
-        r["model_name"], r["format"], str(r["threads"]), r["delegate"], ms(r["load_ms"]), ms(r["first_ms"]),
-        ms(r["mean_ms"]), ms(r["std_ms"]), ms(r["min_ms"]), ms(r["p50_ms"]), ms(r["p90_ms"]), ms(r["p99_ms"]),
-        ms(r["max_ms"]), f"{r['throughput']:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r['size_bytes'] / 1024:.0f}",
-        " ".join(f for f in ("THROTTLED" if r.get("throttled") else "", "FALLBACK" if r.get("fallback") else "") if f),
-    ] for r in results]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(RUN_HEADER)]
+    rows = [
+        [
+            r["model_name"],
+            r["format"],
+            str(r["threads"]),
+            r["delegate"],
+            ms(r["load_ms"]),
+            ms(r["first_ms"]),
+            ms(r["mean_ms"]),
+            ms(r["std_ms"]),
+            ms(r["min_ms"]),
+            ms(r["p50_ms"]),
+            ms(r["p90_ms"]),
+            ms(r["p99_ms"]),
+            ms(r["max_ms"]),
+            f"{r['throughput']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['size_bytes'] / 1024:.0f}",
+            " ".join(
+                f
+                for f in ("THROTTLED" if r.get("throttled") else "", "FALLBACK" if r.get("fallback") else "")
+                if f
+            ),
+        ]
+        for r in results
+    ]
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(RUN_HEADER)
+    ]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 4 or i == 16 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 4 or i == 16 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     temp = host.get("temperature_c")
     throttle = host.get("throttle")
@@ -201,7 +311,10 @@ def render_run(results: list[dict[str, Any]], host: dict[str, Any], target: str)
         "latencies in ms over the timed runs (percentiles of per-invoke times); RSS = peak of the process "
         "measuring that configuration",
         "",
-        line(RUN_HEADER), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
+        line(RUN_HEADER),
+        line(["-" * w for w in widths]),
+        *(line(r) for r in rows),
+        "",
     ]
     seen = set()
     for r in results:

@@ -31,8 +31,10 @@ def check_delegate(name: str) -> None:
     if name in DELEGATES:
         return
     if not Path(name).is_file():
-        raise UsageError(f"delegate library not found: {name} (give the path of a delegate .so, or one of "
-                         f"{', '.join(DELEGATES)})")
+        raise UsageError(
+            f"delegate library not found: {name} (give the path of a delegate .so, or one of "
+            f"{', '.join(DELEGATES)})"
+        )
 
 
 def resolve_config(config: BenchConfig) -> BenchConfig:
@@ -67,9 +69,15 @@ def bench_models(
     for path in paths:
         for threads in config.threads:
             spec = MeasureSpec(
-                model=str(path), threads=threads, delegate=config.delegate, fallback=config.fallback,
+                model=str(path),
+                threads=threads,
+                delegate=config.delegate,
+                fallback=config.fallback,
                 warmup=config.warmup,
-                runs=config.runs, seconds=config.seconds, seed=config.seed, max_samples=config.max_samples_stored,
+                runs=config.runs,
+                seconds=config.seconds,
+                seed=config.seed,
+                max_samples=config.max_samples_stored,
             )
             what = f"{config.seconds:g} s" if config.seconds else f"{config.runs} runs"
             say(f"bench: {path.name} threads={threads} delegate={config.delegate} ({what}) ...")
@@ -78,8 +86,10 @@ def bench_models(
                 say(f"bench: {path.name}: {result['model_check']}")
             if result.get("fallback"):
                 say(f"bench: warning: {result['fallback']}")
-            say(f"bench: {path.name} threads={threads}: p50 {result['p50_ms']:.3f} ms, p99 "
-                f"{result['p99_ms']:.3f} ms over {result['count']} runs")
+            say(
+                f"bench: {path.name} threads={threads}: p50 {result['p50_ms']:.3f} ms, p99 "
+                f"{result['p99_ms']:.3f} ms over {result['count']} runs"
+            )
             results.append(result)
             if on_result is not None:
                 on_result(result)

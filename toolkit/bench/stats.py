@@ -35,8 +35,14 @@ def summarize(samples_ms: np.ndarray) -> LatencyStats:
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     mean = float(values.mean())
     return LatencyStats(
-        count=int(values.size), mean_ms=mean, std_ms=float(values.std()), min_ms=float(values.min()),
-        p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(values.max()),
+        count=int(values.size),
+        mean_ms=mean,
+        std_ms=float(values.std()),
+        min_ms=float(values.min()),
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        max_ms=float(values.max()),
         throughput=1000.0 / mean if mean > 0 else float("inf"),
     )
 

@@ -34,14 +34,38 @@ BUSY_TIMEOUT_MS = 30_000
 ACCURACY_KEYS = ("accuracy", "top1", "map50_95", "mAP50-95", "map", "mAP", "miou", "mIoU", "ade")
 
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("model_path", "TEXT"), ("model_name", "TEXT NOT NULL"), ("model_sha256", "TEXT NOT NULL"),
-    ("family", "TEXT NOT NULL"), ("format", "TEXT NOT NULL"), ("format_source", "TEXT"), ("kind", "TEXT"),
-    ("size_bytes", "INTEGER"), ("threads", "INTEGER NOT NULL"), ("delegate", "TEXT NOT NULL"),
-    ("backend", "TEXT"), ("backend_version", "TEXT"), ("warmup", "INTEGER"), ("count", "INTEGER"),
-    ("seconds", "REAL"), ("load_ms", "REAL"), ("first_ms", "REAL"), ("mean_ms", "REAL"), ("std_ms", "REAL"),
-    ("min_ms", "REAL"), ("p50_ms", "REAL"), ("p90_ms", "REAL"), ("p99_ms", "REAL"), ("max_ms", "REAL"),
-    ("throughput", "REAL"), ("peak_rss_mb", "REAL"), ("baseline_rss_mb", "REAL"), ("throttled", "INTEGER"),
-    ("temperature_c", "REAL"), ("input_source", "TEXT"), ("accuracy", "REAL"), ("accuracy_metric", "TEXT"),
+    ("model_path", "TEXT"),
+    ("model_name", "TEXT NOT NULL"),
+    ("model_sha256", "TEXT NOT NULL"),
+    ("family", "TEXT NOT NULL"),
+    ("format", "TEXT NOT NULL"),
+    ("format_source", "TEXT"),
+    ("kind", "TEXT"),
+    ("size_bytes", "INTEGER"),
+    ("threads", "INTEGER NOT NULL"),
+    ("delegate", "TEXT NOT NULL"),
+    ("backend", "TEXT"),
+    ("backend_version", "TEXT"),
+    ("warmup", "INTEGER"),
+    ("count", "INTEGER"),
+    ("seconds", "REAL"),
+    ("load_ms", "REAL"),
+    ("first_ms", "REAL"),
+    ("mean_ms", "REAL"),
+    ("std_ms", "REAL"),
+    ("min_ms", "REAL"),
+    ("p50_ms", "REAL"),
+    ("p90_ms", "REAL"),
+    ("p99_ms", "REAL"),
+    ("max_ms", "REAL"),
+    ("throughput", "REAL"),
+    ("peak_rss_mb", "REAL"),
+    ("baseline_rss_mb", "REAL"),
+    ("throttled", "INTEGER"),
+    ("temperature_c", "REAL"),
+    ("input_source", "TEXT"),
+    ("accuracy", "REAL"),
+    ("accuracy_metric", "TEXT"),
 )
 DETAIL_KEYS = ("inputs", "throttle_before", "throttle_after", "metrics")
 
@@ -72,7 +96,9 @@ def _now() -> str:
 
 def accuracy_from_metrics(metrics: dict[str, Any]) -> tuple[float | None, str | None]:
     """Pick the headline metric from a metrics dict: a key of ACCURACY_KEYS, or the only numeric value."""
-    numeric = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numeric = {
+        k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     for key in ACCURACY_KEYS:
         if key in numeric:
             return float(numeric[key]), key
@@ -88,12 +114,16 @@ class BenchStore:
     def __init__(self, path: str | Path | None = None, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         if self.path.is_dir():
-            raise UsageError(f"--db {self.path} is a directory; give a file path such as {self.path}/bench.sqlite")
+            raise UsageError(
+                f"--db {self.path} is a directory; give a file path such as {self.path}/bench.sqlite"
+            )
         created = not self.path.exists()
         if created:
             if not create:
-                raise UsageError(f"no benchmark database at {self.path}; run 'toolkit bench MODEL.tflite' first "
-                                 "or pass --db")
+                raise UsageError(
+                    f"no benchmark database at {self.path}; run 'toolkit bench MODEL.tflite' first "
+                    "or pass --db"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
         else:
             self._check_header()
@@ -106,7 +136,9 @@ class BenchStore:
             # Reads first: a damaged, foreign or newer file is refused before anything is written to it.
             self._check_tables()
             self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+            self.conn.execute(
+                "PRAGMA synchronous = NORMAL"
+            )  # WAL + NORMAL: durable at checkpoints, never corrupt
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -125,12 +157,16 @@ class BenchStore:
         except OSError as exc:
             raise UsageError(f"cannot read benchmark database {self.path}: {exc.strerror}") from None
         if head and head != SQLITE_HEADER:
-            raise UsageError(f"{self.path} is not an SQLite database (corrupt or another kind of file); it was left "
-                             "untouched: move it away or pass --db NEW_PATH")
+            raise UsageError(
+                f"{self.path} is not an SQLite database (corrupt or another kind of file); it was left "
+                "untouched: move it away or pass --db NEW_PATH"
+            )
 
     def _corrupt(self, exc: Exception) -> UsageError:
-        return UsageError(f"benchmark database {self.path} is damaged ({one_line(str(exc), 120)}); it was left "
-                          "untouched: move it away or pass --db NEW_PATH")
+        return UsageError(
+            f"benchmark database {self.path} is damaged ({one_line(str(exc), 120)}); it was left "
+            "untouched: move it away or pass --db NEW_PATH"
+        )
 
     def _check_tables(self) -> bool:
         """Refuse a database that is not ours or is newer than this code; True when the schema exists."""
@@ -139,12 +175,16 @@ class BenchStore:
             row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             version = row[0] if row else None
             if version is None or version > SCHEMA_VERSION:
-                raise UsageError(f"benchmark database {self.path} has schema version {version}; this toolkit "
-                                 f"reads version {SCHEMA_VERSION}: upgrade edge-toolkit or pass --db NEW_PATH")
+                raise UsageError(
+                    f"benchmark database {self.path} has schema version {version}; this toolkit "
+                    f"reads version {SCHEMA_VERSION}: upgrade edge-toolkit or pass --db NEW_PATH"
+                )
             return True
         if tables:
-            raise UsageError(f"{self.path} is an SQLite database but not a toolkit benchmark database "
-                             f"(tables: {', '.join(sorted(tables))[:120]}); pass --db NEW_PATH")
+            raise UsageError(
+                f"{self.path} is an SQLite database but not a toolkit benchmark database "
+                f"(tables: {', '.join(sorted(tables))[:120]}); pass --db NEW_PATH"
+            )
         return False
 
     def _init_schema(self) -> None:
@@ -167,12 +207,15 @@ class BenchStore:
         self.conn.execute("COMMIT")
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def add_session(self, target: str, host: dict[str, Any], command: str = "", toolkit_version: str = "") -> int:
+    def add_session(
+        self, target: str, host: dict[str, Any], command: str = "", toolkit_version: str = ""
+    ) -> int:
         """One ``toolkit bench`` invocation on one target; returns its id."""
         with self._guard(), self.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO sessions (created_utc, target, host_json, command, toolkit_version) VALUES (?,?,?,?,?)",
-                (_now(), target, json.dumps(host, sort_keys=True), command, toolkit_version))
+                (_now(), target, json.dumps(host, sort_keys=True), command, toolkit_version),
+            )
             return int(cur.lastrowid)
 
     def add_result(self, session_id: int, result: dict[str, Any]) -> int:
@@ -190,12 +233,19 @@ class BenchStore:
                 raise UsageError(f"no benchmark session {session_id} in {self.path}")
             names = ["session_id", "created_utc", "target", *row, "detail_json", "samples"]
             values = [session_id, _now(), target[0], *row.values(), json.dumps(detail), samples]
-            cur = conn.execute(f"INSERT INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                               values)
+            cur = conn.execute(
+                f"INSERT INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values
+            )
             return int(cur.lastrowid)
 
-    def record_accuracy(self, model: str | Path, metric: str, value: float, dataset: str | None = None,
-                        detail: dict[str, Any] | None = None) -> int:
+    def record_accuracy(
+        self,
+        model: str | Path,
+        metric: str,
+        value: float,
+        dataset: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
         """Attach an accuracy figure to the model file ``model`` (matched by SHA-256); returns the row id."""
         from toolkit.fileio import sha256_file
 
@@ -206,11 +256,22 @@ class BenchStore:
             cur = conn.execute(
                 "INSERT INTO accuracy (created_utc, model_sha256, model_name, metric, value, dataset, detail_json) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (_now(), sha256_file(path), path.name, metric, float(value), dataset, json.dumps(detail or {})))
+                (
+                    _now(),
+                    sha256_file(path),
+                    path.name,
+                    metric,
+                    float(value),
+                    dataset,
+                    json.dumps(detail or {}),
+                ),
+            )
             return int(cur.lastrowid)
 
     # -- reading --------------------------------------------------------------------------------------------------
-    def results(self, target: str | None = None, latest: bool = True, with_samples: bool = False) -> list[dict]:
+    def results(
+        self, target: str | None = None, latest: bool = True, with_samples: bool = False
+    ) -> list[dict]:
         """Stored results, oldest first. ``latest`` keeps the newest per (model file, target, threads, delegate).
 
         Each dict has the RESULT_COLUMNS plus id, target, created_utc, host (the session's fingerprint), detail,
@@ -219,8 +280,14 @@ class BenchStore:
         """
         from toolkit.bench.stats import unpack_samples
 
-        columns = ["r.id", "r.target", "r.created_utc", *(f"r.{n}" for n, _ in RESULT_COLUMNS), "r.detail_json",
-                   "s.host_json"] + (["r.samples"] if with_samples else [])
+        columns = [
+            "r.id",
+            "r.target",
+            "r.created_utc",
+            *(f"r.{n}" for n, _ in RESULT_COLUMNS),
+            "r.detail_json",
+            "s.host_json",
+        ] + (["r.samples"] if with_samples else [])
         sql = f"SELECT {', '.join(columns)} FROM results r JOIN sessions s ON s.id = r.session_id"
         params: tuple[Any, ...] = ()
         if target is not None:
@@ -228,8 +295,12 @@ class BenchStore:
             params = (target,)
         with self._guard():
             rows = self.conn.execute(sql + " ORDER BY r.id", params).fetchall()
-            accuracy = {sha: (value, metric) for sha, value, metric in self.conn.execute(
-                "SELECT model_sha256, value, metric FROM accuracy ORDER BY id")}
+            accuracy = {
+                sha: (value, metric)
+                for sha, value, metric in self.conn.execute(
+                    "SELECT model_sha256, value, metric FROM accuracy ORDER BY id"
+                )
+            }
         names = [c.split(".", 1)[1] for c in columns]
         out: dict[tuple, dict] = {}
         for index, values in enumerate(rows):
@@ -247,7 +318,9 @@ class BenchStore:
     def targets(self) -> list[str]:
         """The distinct target names that have results, sorted."""
         with self._guard():
-            return [row[0] for row in self.conn.execute("SELECT DISTINCT target FROM results ORDER BY target")]
+            return [
+                row[0] for row in self.conn.execute("SELECT DISTINCT target FROM results ORDER BY target")
+            ]
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -265,8 +338,10 @@ class BenchStore:
             return True
         if "disk I/O error" not in str(exc):
             return False
-        return min(space_left(self.path.with_name(self.path.name + suffix)) for suffix in ("", "-wal", "-shm")) \
+        return (
+            min(space_left(self.path.with_name(self.path.name + suffix)) for suffix in ("", "-wal", "-shm"))
             < LOW_SPACE_BYTES
+        )
 
     def _remove_empty(self) -> None:
         """Remove the database this process was creating when the disk filled up: an empty file (no schema
@@ -285,14 +360,21 @@ class BenchStore:
         if self._disk_full(exc):
             from toolkit.fileio import no_space_error
 
-            return no_space_error(self.path, "benchmark database: ", "free some space or pass --db PATH on another "
-                                  "disk; the results committed before are kept")
+            return no_space_error(
+                self.path,
+                "benchmark database: ",
+                "free some space or pass --db PATH on another disk; the results committed before are kept",
+            )
         if "locked" in text or "busy" in text:
-            return ToolkitError(f"benchmark database {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by "
-                                "another process; retry when it finishes")
+            return ToolkitError(
+                f"benchmark database {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by "
+                "another process; retry when it finishes"
+            )
         if "readonly" in text or "unable to open" in text or "disk I/O" in text:
-            return UsageError(f"cannot write benchmark database {self.path} ({text}); check its permissions or "
-                              "pass --db PATH")
+            return UsageError(
+                f"cannot write benchmark database {self.path} ({text}); check its permissions or "
+                "pass --db PATH"
+            )
         return self._corrupt(exc)
 
     def close(self) -> None:
@@ -306,8 +388,14 @@ class BenchStore:
         self.close()
 
 
-def record_accuracy(model: str | Path, metric: str, value: float, dataset: str | None = None,
-                    db: str | Path | None = None, detail: dict[str, Any] | None = None) -> int:
+def record_accuracy(
+    model: str | Path,
+    metric: str,
+    value: float,
+    dataset: str | None = None,
+    db: str | Path | None = None,
+    detail: dict[str, Any] | None = None,
+) -> int:
     """Attach an accuracy figure (e.g. from ``toolkit eval``) to ``model`` in the store ``db`` (default location);
     ``toolkit bench report`` then shows it beside every benchmark row of that exact file. Returns the row id."""
     with BenchStore(db) as store:

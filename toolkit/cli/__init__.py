@@ -45,15 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="toolkit",
         description="Keras -> int8 TFLite -> edge devices: convert, inspect, evaluate, benchmark and run.",
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 device/accelerator unavailable, "
-               "4 a quality gate failed (output written, marked failed).",
+        "4 a quality gate failed (output written, marked failed).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, module_name in COMMANDS:
         module = _command_module(name, module_name)
-        cmd = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
@@ -67,9 +71,11 @@ def _command_module(name: str, module_name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != f"toolkit.cli.{module_name}":
             raise
-        raise RuntimeError(f"toolkit: the '{name}' command's module toolkit.cli.{module_name} is missing from this "
-                           "install (a packaging defect: reinstall edge-toolkit, or restore the file in a "
-                           "checkout)") from exc
+        raise RuntimeError(
+            f"toolkit: the '{name}' command's module toolkit.cli.{module_name} is missing from this "
+            "install (a packaging defect: reinstall edge-toolkit, or restore the file in a "
+            "checkout)"
+        ) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text = one_line(redact_url(str(exc)), 300)
-        print(f"toolkit {args.command}: internal error: {type(exc).__name__}: {text} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"toolkit {args.command}: internal error: {type(exc).__name__}: {text} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE

@@ -73,62 +73,129 @@ EVAL_CONFIG = "toolkit.eval.config:EvalConfig"  # bench matrix scores with toolk
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="PATH",
-                        help="results database (default: $TOOLKIT_HOME/bench.sqlite, else "
-                             "~/.local/share/edge-toolkit/bench.sqlite)")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="results database (default: $TOOLKIT_HOME/bench.sqlite, else "
+        "~/.local/share/edge-toolkit/bench.sqlite)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help=".tflite files to measure")
-    parser.add_argument("--threads", type=config_type(BENCH_CONFIG, "threads"), metavar="N[,N...]",
-                        help="interpreter thread counts to measure, e.g. 1,2,4 (default: all usable cores)")
-    parser.add_argument("--delegate", default="xnnpack", metavar="NAME|PATH.so",
-                        help="xnnpack (default), none (reference kernels), edgetpu, or a delegate library path")
-    parser.add_argument("--fallback", choices=["cpu"],
-                        help="when the delegate (e.g. the Edge TPU) is missing, measure on the CPU instead of "
-                             "exiting 3 (an _edgetpu.tflite runs as its CPU original beside it); said in the "
-                             "result")
-    parser.add_argument("--warmup", type=config_type(BENCH_CONFIG, "warmup"), default=10, metavar="N",
-                        help="untimed invokes after the first one (default 10)")
+    parser.add_argument(
+        "--threads",
+        type=config_type(BENCH_CONFIG, "threads"),
+        metavar="N[,N...]",
+        help="interpreter thread counts to measure, e.g. 1,2,4 (default: all usable cores)",
+    )
+    parser.add_argument(
+        "--delegate",
+        default="xnnpack",
+        metavar="NAME|PATH.so",
+        help="xnnpack (default), none (reference kernels), edgetpu, or a delegate library path",
+    )
+    parser.add_argument(
+        "--fallback",
+        choices=["cpu"],
+        help="when the delegate (e.g. the Edge TPU) is missing, measure on the CPU instead of "
+        "exiting 3 (an _edgetpu.tflite runs as its CPU original beside it); said in the "
+        "result",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=config_type(BENCH_CONFIG, "warmup"),
+        default=10,
+        metavar="N",
+        help="untimed invokes after the first one (default 10)",
+    )
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--runs", type=config_type(BENCH_CONFIG, "runs"), default=100, metavar="N",
-                        help="timed invokes (default 100)")
-    amount.add_argument("--seconds", type=config_type(BENCH_CONFIG, "seconds"), metavar="S",
-                        help="time each configuration for S seconds")
-    parser.add_argument("--target", metavar="NAME", help="name of the machine in the store (default: its hostname)")
+    amount.add_argument(
+        "--runs",
+        type=config_type(BENCH_CONFIG, "runs"),
+        default=100,
+        metavar="N",
+        help="timed invokes (default 100)",
+    )
+    amount.add_argument(
+        "--seconds",
+        type=config_type(BENCH_CONFIG, "seconds"),
+        metavar="S",
+        help="time each configuration for S seconds",
+    )
+    parser.add_argument(
+        "--target", metavar="NAME", help="name of the machine in the store (default: its hostname)"
+    )
     _add_db(parser)
-    parser.add_argument("--no-store", action="store_true", help="measure and print only; do not write the store")
-    parser.add_argument("--in-process", action="store_true",
-                        help="measure in this process (faster start; peak RSS then covers all models so far)")
+    parser.add_argument(
+        "--no-store", action="store_true", help="measure and print only; do not write the store"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process (faster start; peak RSS then covers all models so far)",
+    )
     remote = parser.add_argument_group("remote target (SSH)")
-    remote.add_argument("--remote", metavar="USER@HOST[:PORT]", help="run the benchmark on this host over SSH")
+    remote.add_argument(
+        "--remote", metavar="USER@HOST[:PORT]", help="run the benchmark on this host over SSH"
+    )
     remote.add_argument("--identity", "-i", metavar="FILE", help="SSH private key")
-    remote.add_argument("--remote-toolkit", metavar="CMD", help="command that runs the toolkit there (default: toolkit)")
-    remote.add_argument("--remote-python", metavar="PY", help="shorthand for --remote-toolkit 'PY -m toolkit'")
-    remote.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra ssh -o option, repeatable (e.g. UserKnownHostsFile=~/.ssh/lab_hosts)")
-    remote.add_argument("--connect-timeout", type=config_type(BENCH_CONFIG, "connect_timeout"), default=10,
-                        metavar="S", help="SSH connect timeout in seconds (default 10)")
+    remote.add_argument(
+        "--remote-toolkit", metavar="CMD", help="command that runs the toolkit there (default: toolkit)"
+    )
+    remote.add_argument(
+        "--remote-python", metavar="PY", help="shorthand for --remote-toolkit 'PY -m toolkit'"
+    )
+    remote.add_argument(
+        "--ssh-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra ssh -o option, repeatable (e.g. UserKnownHostsFile=~/.ssh/lab_hosts)",
+    )
+    remote.add_argument(
+        "--connect-timeout",
+        type=config_type(BENCH_CONFIG, "connect_timeout"),
+        default=10,
+        metavar="S",
+        help="SSH connect timeout in seconds (default 10)",
+    )
     add_json_flag(parser)
-    parser.epilog = ("subcommands: 'toolkit bench report --help' renders stored results; 'toolkit bench matrix "
-                     "--help' exports a Keras model to every format, scores and times each; 'toolkit bench pipeline "
-                     "--help' measures the camera demo end to end.")
+    parser.epilog = (
+        "subcommands: 'toolkit bench report --help' renders stored results; 'toolkit bench matrix "
+        "--help' exports a Keras model to every format, scores and times each; 'toolkit bench pipeline "
+        "--help' measures the camera demo end to end."
+    )
 
     report = type(parser)(prog=f"{parser.prog} report", description=REPORT_DESCRIPTION)
     _add_db(report)
-    report.add_argument("--format", choices=("table", "md", "csv", "json", "html"), default="table",
-                        help="output format (default table)")
+    report.add_argument(
+        "--format",
+        choices=("table", "md", "csv", "json", "html"),
+        default="table",
+        help="output format (default table)",
+    )
     report.add_argument("--target", metavar="NAME", help="only results of this target")
-    report.add_argument("--all", action="store_true", help="every stored run, not just the newest per configuration")
-    report.add_argument("--plot", metavar="OUT.png", help="also write latency distributions and per-target bars")
+    report.add_argument(
+        "--all", action="store_true", help="every stored run, not just the newest per configuration"
+    )
+    report.add_argument(
+        "--plot", metavar="OUT.png", help="also write latency distributions and per-target bars"
+    )
     report.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
     report.set_defaults(_run=run_report)
-    matrix = type(parser)(prog=f"{parser.prog} matrix", description=MATRIX_DESCRIPTION,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    matrix = type(parser)(
+        prog=f"{parser.prog} matrix",
+        description=MATRIX_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_matrix_arguments(matrix)
     matrix.set_defaults(_run=run_matrix)
-    pipeline = type(parser)(prog=f"{parser.prog} pipeline", description=PIPELINE_DESCRIPTION,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    pipeline = type(parser)(
+        prog=f"{parser.prog} pipeline",
+        description=PIPELINE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_pipeline_arguments(pipeline)
     pipeline.set_defaults(_run=run_pipeline)
     _dispatch_first_positional(parser, {"report": report, "matrix": matrix, "pipeline": pipeline})
@@ -137,68 +204,155 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soak", action="store_true", help="memory soak instead of the speed runs")
     parser.add_argument("--models", metavar="DIR", help="model folder (default: the shipped zoo)")
-    parser.add_argument("--source", action="append", metavar="SPEC",
-                        help="demo source: a video file, synthetic[:...], a camera (repeatable; default: the shared "
-                             "clip and synthetic; --soak: synthetic)")
-    parser.add_argument("--frames", type=config_type(PIPELINE_BENCH, "frames"), metavar="N",
-                        help="frames per run (default: a file to its end, 300 of anything else; --soak: 10000)")
-    parser.add_argument("--every-n-seg", type=config_type(PIPELINE_BENCH, "every_n_seg"), default=3, metavar="N",
-                        help="segment every N-th frame, as the demo (default 3)")
-    parser.add_argument("--out", metavar="FILE", help="JSON output (default build/bench/bench_pipeline.json; "
-                                                      "--soak: build/bench/soak_pipeline.json)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="SPEC",
+        help="demo source: a video file, synthetic[:...], a camera (repeatable; default: the shared "
+        "clip and synthetic; --soak: synthetic)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=config_type(PIPELINE_BENCH, "frames"),
+        metavar="N",
+        help="frames per run (default: a file to its end, 300 of anything else; --soak: 10000)",
+    )
+    parser.add_argument(
+        "--every-n-seg",
+        type=config_type(PIPELINE_BENCH, "every_n_seg"),
+        default=3,
+        metavar="N",
+        help="segment every N-th frame, as the demo (default 3)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="JSON output (default build/bench/bench_pipeline.json; --soak: build/bench/soak_pipeline.json)",
+    )
     add_json_flag(parser)
     speed = parser.add_argument_group("speed runs")
-    speed.add_argument("--threads", type=config_type(PIPELINE_BENCH, "threads"), metavar="N[,N...]",
-                       help="interpreter threads to sweep besides the default configuration, e.g. 1,2")
+    speed.add_argument(
+        "--threads",
+        type=config_type(PIPELINE_BENCH, "threads"),
+        metavar="N[,N...]",
+        help="interpreter threads to sweep besides the default configuration, e.g. 1,2",
+    )
     speed.add_argument("--modes", metavar="M[,M...]", help="modes to sweep: pipelined,serial")
-    speed.add_argument("--repeats", type=config_type(PIPELINE_BENCH, "repeats"), metavar="N",
-                       help="runs per configuration, not merged (default 1)")
-    speed.add_argument("--oracle", action="store_true",
-                       help="synthetic runs track the scene's true boxes (the detector still runs): tracking and "
-                            "behaviour at real crowd sizes even with untrained models")
-    speed.add_argument("--isolated-runs", type=config_type(PIPELINE_BENCH, "isolated_runs"), metavar="N",
-                       help="invokes per model for the isolated-latency bound (default 200; 0 skips it)")
+    speed.add_argument(
+        "--repeats",
+        type=config_type(PIPELINE_BENCH, "repeats"),
+        metavar="N",
+        help="runs per configuration, not merged (default 1)",
+    )
+    speed.add_argument(
+        "--oracle",
+        action="store_true",
+        help="synthetic runs track the scene's true boxes (the detector still runs): tracking and "
+        "behaviour at real crowd sizes even with untrained models",
+    )
+    speed.add_argument(
+        "--isolated-runs",
+        type=config_type(PIPELINE_BENCH, "isolated_runs"),
+        metavar="N",
+        help="invokes per model for the isolated-latency bound (default 200; 0 skips it)",
+    )
     soak = parser.add_argument_group("memory soak (--soak)")
-    soak.add_argument("--every", type=config_type(SOAK, "every"), metavar="N", help="sample RSS every N frames "
-                      "(default 250)")
-    soak.add_argument("--warmup", type=config_type(SOAK, "warmup"), metavar="N",
-                      help="frames left out of the fit (default 1000)")
-    soak.add_argument("--threshold-mb", type=config_type(SOAK, "threshold_mb"), metavar="X",
-                      help="largest passing slope, MB per 1000 frames (default 0.25)")
+    soak.add_argument(
+        "--every",
+        type=config_type(SOAK, "every"),
+        metavar="N",
+        help="sample RSS every N frames (default 250)",
+    )
+    soak.add_argument(
+        "--warmup",
+        type=config_type(SOAK, "warmup"),
+        metavar="N",
+        help="frames left out of the fit (default 1000)",
+    )
+    soak.add_argument(
+        "--threshold-mb",
+        type=config_type(SOAK, "threshold_mb"),
+        metavar="X",
+        help="largest passing slope, MB per 1000 frames (default 0.25)",
+    )
     soak.add_argument("--no-record", action="store_true", help="leave the video recording out of the loop")
 
 
 def _add_matrix_arguments(matrix: argparse.ArgumentParser) -> None:
-    matrix.add_argument("model", metavar="MODEL.keras", help="the float Keras model to export, score and time")
-    matrix.add_argument("--data", required=True, metavar="SPEC", help="data scored for every row, e.g. mnist:split=test")
-    matrix.add_argument("--calib", metavar="DATA",
-                        help="int8 calibration data: a folder of images, a .npy/.npz or a data SPEC (required for int8)")
-    matrix.add_argument("--modes", default="fp32,fp16,dynamic,int8", metavar="M[,M...]",
-                        help="formats to export (default fp32,fp16,dynamic,int8)")
-    matrix.add_argument("--threads", type=config_type(EVAL_CONFIG, "threads"), metavar="N",
-                        help="interpreter threads for scoring and timing (default: all usable cores)")
-    matrix.add_argument("--limit", type=config_type(EVAL_CONFIG, "limit"), metavar="N",
-                        help="score at most N samples of --data")
-    matrix.add_argument("--runs", type=config_type(BENCH_CONFIG, "runs"), default=100, metavar="N",
-                        help="timed invokes (default 100)")
-    matrix.add_argument("--warmup", type=config_type(BENCH_CONFIG, "warmup"), default=10, metavar="N",
-                        help="untimed invokes before timing (default 10)")
-    matrix.add_argument("--seed", type=config_type(BENCH_CONFIG, "seed"), default=0,
-                        help="calibration sampling and random inputs (default 0)")
-    matrix.add_argument("--trust-model", action="store_true",
-                        help="load a .keras file with unsafe deserialization (Lambda layers run Python code); only for "
-                             "files you trust (as toolkit convert --trust-model)")
+    matrix.add_argument(
+        "model", metavar="MODEL.keras", help="the float Keras model to export, score and time"
+    )
+    matrix.add_argument(
+        "--data", required=True, metavar="SPEC", help="data scored for every row, e.g. mnist:split=test"
+    )
+    matrix.add_argument(
+        "--calib",
+        metavar="DATA",
+        help="int8 calibration data: a folder of images, a .npy/.npz or a data SPEC (required for int8)",
+    )
+    matrix.add_argument(
+        "--modes",
+        default="fp32,fp16,dynamic,int8",
+        metavar="M[,M...]",
+        help="formats to export (default fp32,fp16,dynamic,int8)",
+    )
+    matrix.add_argument(
+        "--threads",
+        type=config_type(EVAL_CONFIG, "threads"),
+        metavar="N",
+        help="interpreter threads for scoring and timing (default: all usable cores)",
+    )
+    matrix.add_argument(
+        "--limit",
+        type=config_type(EVAL_CONFIG, "limit"),
+        metavar="N",
+        help="score at most N samples of --data",
+    )
+    matrix.add_argument(
+        "--runs",
+        type=config_type(BENCH_CONFIG, "runs"),
+        default=100,
+        metavar="N",
+        help="timed invokes (default 100)",
+    )
+    matrix.add_argument(
+        "--warmup",
+        type=config_type(BENCH_CONFIG, "warmup"),
+        default=10,
+        metavar="N",
+        help="untimed invokes before timing (default 10)",
+    )
+    matrix.add_argument(
+        "--seed",
+        type=config_type(BENCH_CONFIG, "seed"),
+        default=0,
+        help="calibration sampling and random inputs (default 0)",
+    )
+    matrix.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load a .keras file with unsafe deserialization (Lambda layers run Python code); only for "
+        "files you trust (as toolkit convert --trust-model)",
+    )
     add_task_flag(matrix)
-    matrix.add_argument("--out-dir", metavar="DIR", help="write the converted models here and keep them "
-                                                         "(default: a temporary folder, deleted unless --keep)")
+    matrix.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write the converted models here and keep them "
+        "(default: a temporary folder, deleted unless --keep)",
+    )
     matrix.add_argument("--keep", action="store_true", help="keep the temporary folder of converted models")
-    matrix.add_argument("--target", metavar="NAME", help="name of this machine in the store (default: its hostname)")
+    matrix.add_argument(
+        "--target", metavar="NAME", help="name of this machine in the store (default: its hostname)"
+    )
     _add_db(matrix)
     matrix.add_argument("--no-store", action="store_true", help="print only; do not write the store")
     add_json_flag(matrix)
 
 
-def _dispatch_first_positional(parser: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser]) -> None:
+def _dispatch_first_positional(
+    parser: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser]
+) -> None:
     """Route 'toolkit bench report ...' to its own parser; anything else is 'toolkit bench MODEL...'.
 
     argparse has no optional sub-subcommand, so this parser's parse_known_args is wrapped: when the first argument
@@ -235,7 +389,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from toolkit.errors import QualityGateFailed, UsageError
     from toolkit.fileio import check_writable, write_json_atomic
 
-    wrong = [name for name in (SPEED_FLAGS if args.soak else SOAK_FLAGS) if getattr(args, name) not in (None, False)]
+    wrong = [
+        name
+        for name in (SPEED_FLAGS if args.soak else SOAK_FLAGS)
+        if getattr(args, name) not in (None, False)
+    ]
     if wrong:
         flag = "--" + wrong[0].replace("_", "-")
         raise UsageError(f"{flag} applies to {'the speed runs, not --soak' if args.soak else '--soak'}")
@@ -246,19 +404,35 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
         if args.source and len(args.source) > 1:
             raise UsageError("--soak runs one --source")
-        given = {"frames": args.frames, "every": args.every, "warmup": args.warmup, "source": (args.source or [None])[0],
-                 "threshold_mb": args.threshold_mb}
-        config = SoakConfig(models=args.models, every_n_seg=args.every_n_seg, record=not args.no_record,
-                            **{k: v for k, v in given.items() if v is not None})
+        given = {
+            "frames": args.frames,
+            "every": args.every,
+            "warmup": args.warmup,
+            "source": (args.source or [None])[0],
+            "threshold_mb": args.threshold_mb,
+        }
+        config = SoakConfig(
+            models=args.models,
+            every_n_seg=args.every_n_seg,
+            record=not args.no_record,
+            **{k: v for k, v in given.items() if v is not None},
+        )
         result = soak_pipeline(config, say=_say)
     else:
         from toolkit.bench.pipeline_bench import PipelineBenchConfig, bench_pipeline, render
 
         modes = tuple(m.strip() for m in args.modes.split(",")) if args.modes else ()
         given = {"repeats": args.repeats, "isolated_runs": args.isolated_runs}
-        config = PipelineBenchConfig(models=args.models, sources=tuple(args.source or ()), frames=args.frames,
-                                     threads=tuple(args.threads or ()), modes=modes, every_n_seg=args.every_n_seg,
-                                     oracle=args.oracle, **{k: v for k, v in given.items() if v is not None})
+        config = PipelineBenchConfig(
+            models=args.models,
+            sources=tuple(args.source or ()),
+            frames=args.frames,
+            threads=tuple(args.threads or ()),
+            modes=modes,
+            every_n_seg=args.every_n_seg,
+            oracle=args.oracle,
+            **{k: v for k, v in given.items() if v is not None},
+        )
         result = bench_pipeline(config, say=_say)
     write_json_atomic(out, result)
     if args.json:
@@ -268,8 +442,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     else:
         print(f"{render(result)}\nwrote {out}")
     if args.soak and not result["passed"]:
-        raise QualityGateFailed(f"memory grew {result['slope_mb_per_1000_frames']:+.4f} MB per 1000 frames, above "
-                                f"--threshold-mb {config.threshold_mb}; {out} holds the samples")
+        raise QualityGateFailed(
+            f"memory grew {result['slope_mb_per_1000_frames']:+.4f} MB per 1000 frames, above "
+            f"--threshold-mb {config.threshold_mb}; {out} holds the samples"
+        )
     return 0
 
 

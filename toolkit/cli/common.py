@@ -13,7 +13,9 @@ from typing import Any
 
 from toolkit.fileio import to_jsonable
 
-INT_MAX = 2**31 - 1  # the largest integer a generic count flag takes (a flag of a config key has its own range)
+INT_MAX = (
+    2**31 - 1
+)  # the largest integer a generic count flag takes (a flag of a config key has its own range)
 
 
 def positive_int(text: str) -> int:
@@ -105,8 +107,9 @@ def check_folder_writable(path: str | Path | None, flag: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise UsageError(f"{flag} {target}: cannot write in {existing} ({exc.strerror or exc}); give a writable "
-                         "folder") from None
+        raise UsageError(
+            f"{flag} {target}: cannot write in {existing} ({exc.strerror or exc}); give a writable folder"
+        ) from None
 
 
 def _int(text: str, what: str) -> int:
@@ -130,16 +133,19 @@ def _ints(text: str) -> list[int]:
             raise ValueError(text)
         return [int(part) for part in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4, got {text[:40]!r}") \
-            from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 1,2,4, got {text[:40]!r}"
+        ) from None
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-TASK_HELP = ("score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, autoencoder, "
-             "vae_encoder, vae_decoder): its inputs and outputs are matched to that kind's by position")
+TASK_HELP = (
+    "score a model of no toolkit kind as KIND (classifier, detector, segmenter, behaviour, autoencoder, "
+    "vae_encoder, vae_decoder): its inputs and outputs are matched to that kind's by position"
+)
 
 
 def add_task_flag(parser: argparse.ArgumentParser) -> None:
@@ -149,8 +155,9 @@ def add_task_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     """``--verbose``: TensorFlow's own logging (silenced by default); apply with :func:`apply_verbose`."""
-    parser.add_argument("--verbose", action="store_true",
-                        help="let TensorFlow's own logging through (silenced by default)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="let TensorFlow's own logging through (silenced by default)"
+    )
 
 
 def apply_verbose(args: argparse.Namespace) -> None:

@@ -39,55 +39,112 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", metavar="SPEC",
-                        help="video file, camera index (0), /dev/videoN, rtsp:// or http:// URL, 'picamera2', or "
-                             "'synthetic[:seed=N,fps=F,...]' (default: the synthetic street scene)")
-    parser.add_argument("--models", metavar="DIR",
-                        help="folder with the detector, behaviour and segmenter .tflite files (default: models/)")
-    parser.add_argument("--homography", metavar="FILE",
-                        help="image->ground homography JSON: behaviour runs in metres (default: the synthetic "
-                             "scene's own camera; other sources without one predict in image units)")
-    parser.add_argument("--headless", action="store_true",
-                        help="never open a window (the default when there is no display)")
-    parser.add_argument("--record", metavar="OUT.webm",
-                        help="save the annotated video: .webm (VP8, plays in browsers), .mp4 (mp4v) or .avi (MJPG)")
-    parser.add_argument("--events", metavar="OUT.jsonl", help="write one JSON line per frame (tracks, paths, timings)")
-    parser.add_argument("--serve", metavar="HOST:PORT",
-                        help="live view: MJPEG stream and status page (e.g. 0.0.0.0:8080; port 0 = any free)")
+    parser.add_argument(
+        "--source",
+        metavar="SPEC",
+        help="video file, camera index (0), /dev/videoN, rtsp:// or http:// URL, 'picamera2', or "
+        "'synthetic[:seed=N,fps=F,...]' (default: the synthetic street scene)",
+    )
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        help="folder with the detector, behaviour and segmenter .tflite files (default: models/)",
+    )
+    parser.add_argument(
+        "--homography",
+        metavar="FILE",
+        help="image->ground homography JSON: behaviour runs in metres (default: the synthetic "
+        "scene's own camera; other sources without one predict in image units)",
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="never open a window (the default when there is no display)"
+    )
+    parser.add_argument(
+        "--record",
+        metavar="OUT.webm",
+        help="save the annotated video: .webm (VP8, plays in browsers), .mp4 (mp4v) or .avi (MJPG)",
+    )
+    parser.add_argument(
+        "--events", metavar="OUT.jsonl", help="write one JSON line per frame (tracks, paths, timings)"
+    )
+    parser.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="live view: MJPEG stream and status page (e.g. 0.0.0.0:8080; port 0 = any free)",
+    )
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
-    parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="interpreter threads per model (default: half the usable cores: the pipeline "
-                             "stages already run in parallel)")
-    parser.add_argument("--every-n-seg", type=non_negative_int, metavar="N",
-                        help="segment every N-th frame, reuse the mask in between (default 3; 0 = off)")
-    parser.add_argument("--behaviour", choices=("model", "constant-velocity"),
-                        help="model (default) or the constant-velocity baseline (no behaviour model needed)")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="interpreter threads per model (default: half the usable cores: the pipeline "
+        "stages already run in parallel)",
+    )
+    parser.add_argument(
+        "--every-n-seg",
+        type=non_negative_int,
+        metavar="N",
+        help="segment every N-th frame, reuse the mask in between (default 3; 0 = off)",
+    )
+    parser.add_argument(
+        "--behaviour",
+        choices=("model", "constant-velocity"),
+        help="model (default) or the constant-velocity baseline (no behaviour model needed)",
+    )
     parser.add_argument("--loop", action="store_true", help="restart a file source at its end")
-    parser.add_argument("--no-pacing", action="store_true",
-                        help="process files and the synthetic scene as fast as possible instead of at their frame "
-                             "rate (for benchmarking; nothing is dropped)")
-    parser.add_argument("--record-fps", type=positive_float, metavar="F",
-                        help="frame rate written into the recording, 0.01-240 (default: the source's own)")
-    parser.add_argument("--detector", metavar="FILE.tflite",
-                        help="use this detector instead of the model folder's: ours, or a third-party one with "
-                             "--detector-adapter")
-    parser.add_argument("--segmenter", metavar="FILE.tflite",
-                        help="use this segmenter instead of the model folder's: ours, or a third-party one with "
-                             "--segmenter-adapter")
-    parser.add_argument("--detector-adapter", metavar="CONFIG.toml",
-                        help="how to read a third-party detector (output 'ssd': boxes, classes, scores, count) and "
-                             "which of its labels are people; see deploy/adapters/")
-    parser.add_argument("--segmenter-adapter", metavar="CONFIG.toml",
-                        help="how to read a third-party segmenter (argmax ids or scores) and map its labels to "
-                             "ours; see deploy/adapters/coral_deeplab_cityscapes.toml")
-    parser.add_argument("--delegate", metavar="NAME|PATH.so",
-                        help="xnnpack (default), none, edgetpu (Coral: takes *_edgetpu.tflite models from the model "
-                             "folder first), or a delegate library path")
-    parser.add_argument("--fallback", choices=["cpu"],
-                        help="when the delegate is missing, run on the CPU (Edge TPU models as their CPU originals) "
-                             "instead of exiting 3; the summary says so")
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML/JSON file with PipelineConfig keys; command-line flags override it")
+    parser.add_argument(
+        "--no-pacing",
+        action="store_true",
+        help="process files and the synthetic scene as fast as possible instead of at their frame "
+        "rate (for benchmarking; nothing is dropped)",
+    )
+    parser.add_argument(
+        "--record-fps",
+        type=positive_float,
+        metavar="F",
+        help="frame rate written into the recording, 0.01-240 (default: the source's own)",
+    )
+    parser.add_argument(
+        "--detector",
+        metavar="FILE.tflite",
+        help="use this detector instead of the model folder's: ours, or a third-party one with "
+        "--detector-adapter",
+    )
+    parser.add_argument(
+        "--segmenter",
+        metavar="FILE.tflite",
+        help="use this segmenter instead of the model folder's: ours, or a third-party one with "
+        "--segmenter-adapter",
+    )
+    parser.add_argument(
+        "--detector-adapter",
+        metavar="CONFIG.toml",
+        help="how to read a third-party detector (output 'ssd': boxes, classes, scores, count) and "
+        "which of its labels are people; see deploy/adapters/",
+    )
+    parser.add_argument(
+        "--segmenter-adapter",
+        metavar="CONFIG.toml",
+        help="how to read a third-party segmenter (argmax ids or scores) and map its labels to "
+        "ours; see deploy/adapters/coral_deeplab_cityscapes.toml",
+    )
+    parser.add_argument(
+        "--delegate",
+        metavar="NAME|PATH.so",
+        help="xnnpack (default), none, edgetpu (Coral: takes *_edgetpu.tflite models from the model "
+        "folder first), or a delegate library path",
+    )
+    parser.add_argument(
+        "--fallback",
+        choices=["cpu"],
+        help="when the delegate is missing, run on the CPU (Edge TPU models as their CPU originals) "
+        "instead of exiting 3; the summary says so",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML/JSON file with PipelineConfig keys; command-line flags override it",
+    )
     add_json_flag(parser)
 
 
@@ -100,13 +157,25 @@ def _config(args: argparse.Namespace) -> Any:
     if from_file:
         config = apply_overrides(config, from_file, where=f"config file {args.config}")
     flags = {
-        "source": args.source, "models": args.models, "homography": args.homography, "record": args.record,
-        "events": args.events, "serve": args.serve, "max_frames": args.max_frames, "threads": args.threads,
-        "every_n_seg": args.every_n_seg, "record_fps": args.record_fps, "delegate": args.delegate,
-        "fallback": args.fallback, "detector": args.detector, "segmenter": args.segmenter,
-        "detector_adapter": args.detector_adapter, "segmenter_adapter": args.segmenter_adapter,
+        "source": args.source,
+        "models": args.models,
+        "homography": args.homography,
+        "record": args.record,
+        "events": args.events,
+        "serve": args.serve,
+        "max_frames": args.max_frames,
+        "threads": args.threads,
+        "every_n_seg": args.every_n_seg,
+        "record_fps": args.record_fps,
+        "delegate": args.delegate,
+        "fallback": args.fallback,
+        "detector": args.detector,
+        "segmenter": args.segmenter,
+        "detector_adapter": args.detector_adapter,
+        "segmenter_adapter": args.segmenter_adapter,
         "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
-        "loop": True if args.loop else None, "realtime": False if args.no_pacing else None,
+        "loop": True if args.loop else None,
+        "realtime": False if args.no_pacing else None,
         # A window unless --headless (or the file says no); run_demo opens one only where a display exists.
         "window": False if args.headless else (None if "window" in from_file else True),
     }

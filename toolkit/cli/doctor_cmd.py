@@ -12,7 +12,9 @@ from toolkit.cli.common import add_json_flag, emit
 REQUIRABLE = ("edgetpu", "camera", "picamera2")
 
 HELP = "check this machine: runtime, cameras, picamera2, Edge TPU, throttling, disk, memory; what to install"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 Every line says what was found and, for anything missing, the exact step that installs it. Nothing is opened:
 cameras and Edge TPUs are found through /dev and /sys; the runtime runs one tiny zoo model on zeros.
@@ -23,12 +25,20 @@ Exit 0, or 3 when a --require'd piece is missing (with a one-line error naming t
   toolkit doctor --require edgetpu          # in a setup script: stop early without a usable Coral
   toolkit doctor --json | jq '.checks[] | select(.status == "missing")'
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--require (repeatable, choices REQUIRABLE) and --json."""
-    parser.add_argument("--require", action="extend", nargs="+", choices=REQUIRABLE, default=[], metavar="WHAT",
-                        help=f"exit 3 unless these work here: {', '.join(REQUIRABLE)} (repeatable)")
+    parser.add_argument(
+        "--require",
+        action="extend",
+        nargs="+",
+        choices=REQUIRABLE,
+        default=[],
+        metavar="WHAT",
+        help=f"exit 3 unless these work here: {', '.join(REQUIRABLE)} (repeatable)",
+    )
     add_json_flag(parser)
 
 
@@ -56,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     checks = run_checks()
     failing = {req: unmet(checks, req) for req in dict.fromkeys(args.require)}
-    result = {"checks": [asdict(c) for c in checks],
-              "summary": {s: sum(c.status == s for c in checks) for s in ("ok", "warn", "missing", "n/a")},
-              "required": {req: not bad for req, bad in failing.items()}}
+    result = {
+        "checks": [asdict(c) for c in checks],
+        "summary": {s: sum(c.status == s for c in checks) for s in ("ok", "warn", "missing", "n/a")},
+        "required": {req: not bad for req, bad in failing.items()},
+    }
     emit(result, args.json, lambda _: render(checks))
     missing = [req for req, bad in failing.items() if bad]
     if missing:
@@ -66,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         others = f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""
         # Printed here rather than raised as DeviceUnavailable: the CLI's error line stops at 400 characters and
         # a Coral fix (apt repo + key + install) is longer; it must arrive whole, still on one line, exit 3.
-        print(f"toolkit doctor: error: --require {missing[0]}: {first.name}: "
-              f"{one_line(first.detail)}{others}; fix: {one_line(first.fix or 'see toolkit doctor', 1000)}",
-              file=sys.stderr)
+        print(
+            f"toolkit doctor: error: --require {missing[0]}: {first.name}: "
+            f"{one_line(first.detail)}{others}; fix: {one_line(first.fix or 'see toolkit doctor', 1000)}",
+            file=sys.stderr,
+        )
         return EXIT_DEVICE
     return 0

@@ -17,7 +17,9 @@ from toolkit.cli.common import (
 EVAL_CONFIG = "toolkit.eval.config:EvalConfig"  # the ranges of --limit, --threads and --seed
 
 HELP = "score a .keras or .tflite model on real data with the same metric code (baselines beside it)"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
   toolkit eval models/mnist_classifier/classifier_int8.tflite --data mnist:split=test
   toolkit eval behaviour.keras --data eth_ucy:scene=all,split=test
@@ -27,28 +29,42 @@ DESCRIPTION = HELP + """
 
 Data SPECs (NAME[:key=value,...] or a path):
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from toolkit.data.spec import specs_help
 
     parser.description = DESCRIPTION + specs_help()
-    parser.add_argument("model", nargs="?", help=".keras or .tflite model; for --data mot: a detector .tflite or a "
-                        "model folder (default: the shipped zoo)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help=".keras or .tflite model; for --data mot: a detector .tflite or a "
+        "model folder (default: the shipped zoo)",
+    )
     parser.add_argument("--data", required=True, help="data SPEC, e.g. mnist:split=test")
     parser.add_argument("--limit", type=config_type(EVAL_CONFIG, "limit"), help="score at most N samples")
-    parser.add_argument("--threads", type=config_type(EVAL_CONFIG, "threads"),
-                        help="interpreter threads for .tflite (default: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=config_type(EVAL_CONFIG, "threads"),
+        help="interpreter threads for .tflite (default: all cores)",
+    )
     parser.add_argument("--part", help="a named sub-model of a .keras file (e.g. decoder)")
     add_task_flag(parser)
     parser.add_argument("--companion", help="a second model some kinds need (e.g. the VAE decoder .tflite)")
     parser.add_argument("--out-dir", help="where artifacts such as sample grids are written")
-    parser.add_argument("--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)")
-    parser.add_argument("--seed", type=config_type(EVAL_CONFIG, "seed"), default=0,
-                        help="seed for any sampling (default 0)")
-    parser.add_argument("--trust-model", action="store_true",
-                        help="load a .keras file with unsafe deserialization (Lambda layers run Python code) or a "
-                             "SavedModel directory; only for files you trust (as toolkit convert --trust-model)")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip baseline rows (HOG, constant velocity)"
+    )
+    parser.add_argument(
+        "--seed", type=config_type(EVAL_CONFIG, "seed"), default=0, help="seed for any sampling (default 0)"
+    )
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load a .keras file with unsafe deserialization (Lambda layers run Python code) or a "
+        "SavedModel directory; only for files you trust (as toolkit convert --trust-model)",
+    )
     add_json_flag(parser)
 
 
@@ -57,9 +73,17 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.errors import UsageError
     from toolkit.eval import EvalConfig, evaluate
 
-    config = EvalConfig(limit=args.limit, threads=args.threads, out_dir=args.out_dir, seed=args.seed,
-                        baselines=not args.no_baselines, part=args.part, companion=args.companion, task=args.task,
-                        trust_model=args.trust_model)
+    config = EvalConfig(
+        limit=args.limit,
+        threads=args.threads,
+        out_dir=args.out_dir,
+        seed=args.seed,
+        baselines=not args.no_baselines,
+        part=args.part,
+        companion=args.companion,
+        task=args.task,
+        trust_model=args.trust_model,
+    )
     check_folder_writable(args.out_dir, "--out-dir")  # before any scoring: not after minutes of work
     spec = parse_spec(args.data)
     with StatusLine("eval") as status:
@@ -70,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
             report = evaluate_sequence(args.model, spec, config)
         else:
             if not args.model:
-                raise UsageError(f"--data {args.data}: give the model to score (toolkit eval MODEL --data ...); only "
-                                 "tracking data (--data mot:...) defaults to the shipped zoo")
+                raise UsageError(
+                    f"--data {args.data}: give the model to score (toolkit eval MODEL --data ...); only "
+                    "tracking data (--data mot:...) defaults to the shipped zoo"
+                )
             status.show(f"scoring {args.model} on {args.data}")
             report = evaluate(args.model, spec, config)
     emit(report.to_dict(), args.json, render)
@@ -79,11 +105,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"{report['model']} ({report['kind']}, {report['model_format']}) on {report['data']}: "
-             f"{report['samples']} samples, {report['seconds']:.1f}s"]
+    lines = [
+        f"{report['model']} ({report['kind']}, {report['model_format']}) on {report['data']}: "
+        f"{report['samples']} samples, {report['seconds']:.1f}s"
+    ]
     for name, value in report["metrics"].items():
         mark = "  <- primary" if name == report["primary"] else ""
-        lines.append(f"  {name:<28} {value:.4f}{mark}" if isinstance(value, float) else f"  {name:<28} {value}{mark}")
+        lines.append(
+            f"  {name:<28} {value:.4f}{mark}" if isinstance(value, float) else f"  {name:<28} {value}{mark}"
+        )
     for title, rows in report["tables"].items():
         if not rows:
             continue

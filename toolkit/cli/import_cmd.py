@@ -91,8 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=4,
         help="inputs in the agreement check (default 4; 0 skips it)",
     )
-    parser.add_argument("--seed", type=config_type(IMPORT_CONFIG, "seed"), default=0,
-                        help="seed of the random check inputs (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=config_type(IMPORT_CONFIG, "seed"),
+        default=0,
+        help="seed of the random check inputs (default 0)",
+    )
     add_json_flag(parser)
 
 

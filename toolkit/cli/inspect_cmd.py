@@ -6,9 +6,13 @@ import argparse
 
 from toolkit.cli.common import add_json_flag, emit
 
-HELP = ("show a .tflite model's I/O, quantization, op histogram with dtypes, non-int8 ops, MACs and what a Coral "
-        "Edge TPU can run of it")
-DESCRIPTION = HELP + """
+HELP = (
+    "show a .tflite model's I/O, quantization, op histogram with dtypes, non-int8 ops, MACs and what a Coral "
+    "Edge TPU can run of it"
+)
+DESCRIPTION = (
+    HELP
+    + """
 
 Works on any TFLite file, ours or third-party; nothing is executed (the flatbuffer is parsed and verified:
 structure, buffer ranges, shapes, quantization parameters, op inputs -- what LiteRT's loader trusts; a file that
@@ -21,13 +25,19 @@ map, where the compiler will cut the graph, whether the parameters fit its on-ch
   toolkit inspect models/detector/detector_int8.tflite
   toolkit inspect pose_detection.tflite --json | jq .op_histogram
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="+", help=".tflite file(s)")
-    parser.add_argument("--ops", action="store_true", help="also list every op with its output shape and MACs")
-    parser.add_argument("--probe", action="store_true",
-                        help="also load each model with LiteRT in a child process (a crash is reported, exit 2)")
+    parser.add_argument(
+        "--ops", action="store_true", help="also list every op with its output shape and MACs"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also load each model with LiteRT in a child process (a crash is reported, exit 2)",
+    )
     add_json_flag(parser)
 
 

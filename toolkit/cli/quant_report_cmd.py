@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from toolkit.convert.quant_report import QuantReport
 
 HELP = "int8 error of every layer against float (TFLite's quantization debugger), worst first, with a plot"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
   toolkit quant-report model.keras --calib images/
   toolkit quant-report model.keras --calib mnist:split=train,limit=400 --eval mnist:split=test -o report.html
@@ -29,16 +31,24 @@ For each quantized tensor: rmse/scale (the int8 error in quantization steps; rou
 a layer is a suspect), max |err|, mean error, scale. With --eval, also the model's metric float vs int8 (the
 accuracy gate's code). -o writes .md (+ a .png plot beside it), .html (plot embedded) or .json.
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help=".keras file")
-    parser.add_argument("--calib", required=True, help="calibration data: a folder of images, .npy/.npz, or a SPEC")
+    parser.add_argument(
+        "--calib", required=True, help="calibration data: a folder of images, .npy/.npz, or a SPEC"
+    )
     parser.add_argument("--calib-samples", type=positive_int, default=200, help="samples used (default 200)")
-    parser.add_argument("--calib-resize", choices=["auto", "stretch", "letterbox"], default="auto",
-                        help="how calibration images are fitted (default auto: as the device feeds the kind)")
-    parser.add_argument("--eval", metavar="DATA", dest="eval_data",
-                        help="also score the float and int8 models on DATA")
+    parser.add_argument(
+        "--calib-resize",
+        choices=["auto", "stretch", "letterbox"],
+        default="auto",
+        help="how calibration images are fitted (default auto: as the device feeds the kind)",
+    )
+    parser.add_argument(
+        "--eval", metavar="DATA", dest="eval_data", help="also score the float and int8 models on DATA"
+    )
     add_task_flag(parser)
     parser.add_argument("-o", "--output", help="write the full report: .md (+ .png), .html or .json")
     parser.add_argument("--top", type=positive_int, default=15, help="layers printed (default 15)")
@@ -62,8 +72,13 @@ def run(args: argparse.Namespace) -> int:
         from toolkit.eval.gate import check_gate
 
         check_gate(args.model, args.eval_data, args.task)
-    config = ConvertConfig(calib=args.calib, calib_samples=args.calib_samples, calib_resize=args.calib_resize,
-                           seed=args.seed, task=args.task)
+    config = ConvertConfig(
+        calib=args.calib,
+        calib_samples=args.calib_samples,
+        calib_resize=args.calib_resize,
+        seed=args.seed,
+        task=args.task,
+    )
     with StatusLine("quant-report") as status:
         status.show(f"debugging the int8 layers of {args.model}")
         report = quant_report(Path(args.model), args.calib, config)
@@ -81,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
             _write(report, out)
         except OSError as exc:
             raise UsageError(f"-o {out}: cannot write the report ({exc.strerror or exc})") from None
-    emit(report.as_dict(), args.json,
-         lambda _: render_text(report, args.top) + (f"\nwrote {out}" if out is not None else ""))
+    emit(
+        report.as_dict(),
+        args.json,
+        lambda _: render_text(report, args.top) + (f"\nwrote {out}" if out is not None else ""),
+    )
     return 0
 
 

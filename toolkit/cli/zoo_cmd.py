@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "rebuild the shipped model zoo (train, convert, evaluate, benchmark, cards) or re-render its cards"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 Every models/<name>/recipe.toml is one shipped model: 'zoo build' trains it, converts it to int8, scores the float
 and int8 models on each [[eval]] data SPEC with the same metric code, benchmarks the int8 file and writes the model
@@ -18,20 +20,34 @@ card; 'zoo card' re-renders the cards and models/README.md from the JSON files a
 
 Needs a source checkout (or --models DIR); 'zoo build' needs the train extra (TensorFlow).
 """
+)
 BUILD_HELP = "train, convert, evaluate and benchmark each recipe, then write its card"
 CARD_HELP = "re-render model cards and models/README.md from the files beside them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="zoo_command", metavar="SUBCOMMAND", required=True, parser_class=type(parser))
+    sub = parser.add_subparsers(
+        dest="zoo_command", metavar="SUBCOMMAND", required=True, parser_class=type(parser)
+    )
     build = sub.add_parser("build", help=BUILD_HELP, description=BUILD_HELP[0].upper() + BUILD_HELP[1:] + ".")
-    build.add_argument("--only", action="append", default=[], metavar="NAME",
-                       help="build only this model (its folder name under models/; repeatable)")
-    build.add_argument("--skip-train", action="store_true",
-                       help="reuse RUNS/<name>/<name>.keras when it exists (convert, evaluate, bench, card only)")
+    build.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="build only this model (its folder name under models/; repeatable)",
+    )
+    build.add_argument(
+        "--skip-train",
+        action="store_true",
+        help="reuse RUNS/<name>/<name>.keras when it exists (convert, evaluate, bench, card only)",
+    )
     _add_models(build)
-    build.add_argument("--runs", metavar="DIR",
-                       help="float models, build logs and bench store (default: runs/zoo beside the models folder)")
+    build.add_argument(
+        "--runs",
+        metavar="DIR",
+        help="float models, build logs and bench store (default: runs/zoo beside the models folder)",
+    )
     build.set_defaults(_run=run_build)
     card = sub.add_parser("card", help=CARD_HELP, description=CARD_HELP[0].upper() + CARD_HELP[1:] + ".")
     card.add_argument("names", nargs="*", metavar="NAME", help="models to re-render (default: all)")
@@ -40,8 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_models(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", metavar="DIR",
-                        help="the zoo folder holding <name>/recipe.toml (default: models/ of this checkout)")
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        help="the zoo folder holding <name>/recipe.toml (default: models/ of this checkout)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:  # only reached without a subcommand, which argparse refuses first
@@ -57,8 +76,12 @@ def _say(text: str) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from toolkit.zoobuild import BuildConfig, build_zoo
 
-    build_zoo(BuildConfig(models_dir=args.models, runs_dir=args.runs, only=tuple(args.only),
-                          skip_train=args.skip_train), say=_say)
+    build_zoo(
+        BuildConfig(
+            models_dir=args.models, runs_dir=args.runs, only=tuple(args.only), skip_train=args.skip_train
+        ),
+        say=_say,
+    )
     return 0
 
 

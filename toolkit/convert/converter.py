@@ -61,30 +61,42 @@ def validate(config: ConvertConfig) -> None:
     if config.quantize not in QUANT_MODES:
         raise UsageError(f"unknown --quantize '{config.quantize}'; choose from {', '.join(QUANT_MODES)}")
     if QUANT_MODES[config.quantize].needs_calibration and not config.calib:
-        raise UsageError("int8 needs calibration data that looks like the real inputs: pass --calib DIR_OF_IMAGES "
-                         "or --calib SAMPLES.npy (100-500 samples), or choose --quantize fp32/fp16/dynamic")
+        raise UsageError(
+            "int8 needs calibration data that looks like the real inputs: pass --calib DIR_OF_IMAGES "
+            "or --calib SAMPLES.npy (100-500 samples), or choose --quantize fp32/fp16/dynamic"
+        )
     if config.quantize != "int8" and config.io != "int8" and config.io != "float32":
         raise UsageError(f"--io {config.io} only applies to --quantize int8")
     if config.calib_samples < 1 or config.parity_samples < 0:
         raise UsageError("--calib-samples must be >= 1 and --parity-samples >= 0")
     if config.backend not in ("tflite", "aeq"):
         raise UsageError(f"unknown --backend '{config.backend}'; choose tflite or aeq")
-    if config.backend == "aeq" and (config.quantize != "int8" or config.io != "int8" or config.keep_float
-                                    or config.target == "edgetpu"):
-        raise UsageError("--backend aeq makes static int8 with int8 I/O; other --io types, --keep-float and "
-                         "--target edgetpu (whose compiler expects the classic converter's model) need the default "
-                         "backend")
+    if config.backend == "aeq" and (
+        config.quantize != "int8" or config.io != "int8" or config.keep_float or config.target == "edgetpu"
+    ):
+        raise UsageError(
+            "--backend aeq makes static int8 with int8 I/O; other --io types, --keep-float and "
+            "--target edgetpu (whose compiler expects the classic converter's model) need the default "
+            "backend"
+        )
     if config.keep_float and config.quantize != "int8":
         raise UsageError("--keep-float applies to --quantize int8 (the other modes keep everything float)")
     if config.target not in ("cpu", "edgetpu"):
         raise UsageError(f"unknown --target '{config.target}'; choose cpu or edgetpu")
     if config.target == "edgetpu" and (config.quantize != "int8" or config.io == "float32"):
-        raise UsageError("--target edgetpu needs --quantize int8 with --io int8 or uint8: the Edge TPU runs "
-                         "full-integer models only")
+        raise UsageError(
+            "--target edgetpu needs --quantize int8 with --io int8 or uint8: the Edge TPU runs "
+            "full-integer models only"
+        )
 
 
-def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig = ConvertConfig(),
-            progress: Callable[[str], None] | None = None, qat: Any = None) -> ConvertResult:
+def convert(
+    model_path: str | Path,
+    out_path: str | Path,
+    config: ConvertConfig = ConvertConfig(),
+    progress: Callable[[str], None] | None = None,
+    qat: Any = None,
+) -> ConvertResult:
     """Convert ``model_path`` to ``out_path`` (+ ``.json`` manifest). Nothing is written unless all steps pass."""
     from toolkit.convert import keras_export as kx
 
@@ -100,8 +112,10 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
         from toolkit.convert.calibration import is_data_spec
 
         if not is_data_spec(config.calib):
-            raise UsageError(f"calibration data not found: {config.calib} (pass a folder of images, a .npy/.npz "
-                             "file or a data SPEC such as mnist:split=train)")
+            raise UsageError(
+                f"calibration data not found: {config.calib} (pass a folder of images, a .npy/.npz "
+                "file or a data SPEC such as mnist:split=train)"
+            )
     started = time.perf_counter()
     say(f"loading {src}")
     model = kx.load_keras_model(src, config.part, config.trust_model)
@@ -110,9 +124,15 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
     calib: CalibrationSet | None = None
     if config.calib:
         say(f"reading calibration data {config.calib}")
-        calib = load_calibration(config.calib, inputs, config.calib_samples, config.parity_samples,
-                                 config.calib_resize, config.seed,
-                                 kind=kind_for_io(list(inputs), outputs) or config.task)
+        calib = load_calibration(
+            config.calib,
+            inputs,
+            config.calib_samples,
+            config.parity_samples,
+            config.calib_resize,
+            config.seed,
+            kind=kind_for_io(list(inputs), outputs) or config.task,
+        )
     with exit_on_sigterm():  # SIGTERM, like Ctrl-C, removes the temporary files on its way out
         try:
             with temp_folder("toolkit-convert") as tmp:
@@ -126,8 +146,12 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
                     from toolkit.convert.qat import qat_flatbuffer
 
                     if config.quantize != "int8" or config.keep_float or config.backend != "tflite":
-                        raise UsageError("--qat trains for full int8 with the default backend (no --keep-float)")
-                    flatbuffer, qat_record = qat_flatbuffer(src, model, calib, config.io, qat, config.seed, say)
+                        raise UsageError(
+                            "--qat trains for full int8 with the default backend (no --keep-float)"
+                        )
+                    flatbuffer, qat_record = qat_flatbuffer(
+                        src, model, calib, config.io, qat, config.seed, say
+                    )
                 elif config.keep_float and calib is not None:
                     from toolkit.convert.quant_report import layer_names
                     from toolkit.convert.selective import selective_int8
@@ -135,27 +159,51 @@ def convert(model_path: str | Path, out_path: str | Path, config: ConvertConfig 
                     say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
                     names = list(calib.calibrate)
                     flatbuffer, kept = selective_int8(
-                        saved, config.io, _representative(calib),
-                        lambda: ([calib.calibrate[k][i:i + 1] for k in names] for i in range(calib.count)),
-                        tuple(config.keep_float), layer_names(model))
+                        saved,
+                        config.io,
+                        _representative(calib),
+                        lambda: ([calib.calibrate[k][i : i + 1] for k in names] for i in range(calib.count)),
+                        tuple(config.keep_float),
+                        layer_names(model),
+                    )
                 elif config.backend == "aeq" and calib is not None:
                     say("converting (fp32), then quantizing with ai-edge-quantizer (static int8)")
-                    flatbuffer = kx.quantize_with_aeq(kx.convert_savedmodel(saved, "fp32", "float32", None),
-                                                      _representative(calib))
+                    flatbuffer = kx.quantize_with_aeq(
+                        kx.convert_savedmodel(saved, "fp32", "float32", None), _representative(calib)
+                    )
                 else:
-                    flatbuffer = kx.convert_savedmodel(saved, config.quantize, config.io, _representative(calib))
+                    flatbuffer = kx.convert_savedmodel(
+                        saved, config.quantize, config.io, _representative(calib)
+                    )
         except Exception as exc:
-            if is_disk_full(exc):  # TensorFlow says "No space left on device" / "File too large" in its own errors
-                raise no_space_error(f"{tempfile.gettempdir()} (the temporary folder)", "converting failed: ",
-                                     "free some space there or set TMPDIR to a folder on a disk with room") from None
+            if is_disk_full(
+                exc
+            ):  # TensorFlow says "No space left on device" / "File too large" in its own errors
+                raise no_space_error(
+                    f"{tempfile.gettempdir()} (the temporary folder)",
+                    "converting failed: ",
+                    "free some space there or set TMPDIR to a folder on a disk with room",
+                ) from None
             raise
-        return _write_outputs(out, src, flatbuffer, model, inputs, outputs, calib, config, kept, qat_record,
-                              started, say)
+        return _write_outputs(
+            out, src, flatbuffer, model, inputs, outputs, calib, config, kept, qat_record, started, say
+        )
 
 
-def _write_outputs(out: Path, src: Path, flatbuffer: bytes, model: Any, inputs: dict[str, tuple[int, ...]],
-                   outputs: list[str], calib: CalibrationSet | None, config: ConvertConfig, kept: list[str],
-                   qat_record: Any, started: float, say: Callable[[str], None]) -> ConvertResult:
+def _write_outputs(
+    out: Path,
+    src: Path,
+    flatbuffer: bytes,
+    model: Any,
+    inputs: dict[str, tuple[int, ...]],
+    outputs: list[str],
+    calib: CalibrationSet | None,
+    config: ConvertConfig,
+    kept: list[str],
+    qat_record: Any,
+    started: float,
+    say: Callable[[str], None],
+) -> ConvertResult:
     """Verify the flatbuffer, check parity from a temporary file beside ``out``, then put the files in place model
     first and manifest last (:class:`~toolkit.fileio.AtomicFiles`): a manifest on disk always describes the model
     beside it, and a failure (a full disk, a signal) leaves the previous files as they were and nothing partial."""
@@ -167,8 +215,18 @@ def _write_outputs(out: Path, src: Path, flatbuffer: bytes, model: Any, inputs: 
         tmp_tflite.write_bytes(flatbuffer)
         say("checking parity against the Keras model")
         parity = _parity(model, tmp_tflite, inputs, calib, config)
-        manifest = _manifest(src, out, flatbuffer, parsed, config, calib, parity, inputs, outputs,
-                             time.perf_counter() - started)
+        manifest = _manifest(
+            src,
+            out,
+            flatbuffer,
+            parsed,
+            config,
+            calib,
+            parity,
+            inputs,
+            outputs,
+            time.perf_counter() - started,
+        )
         if config.keep_float:
             manifest["kept_float"] = kept
         if qat_record is not None:
@@ -179,7 +237,9 @@ def _write_outputs(out: Path, src: Path, flatbuffer: bytes, model: Any, inputs: 
     return ConvertResult(out, manifest_path_for(out), manifest)
 
 
-def _edgetpu_compile(model: Path, out: Path, files: AtomicFiles, say: Callable[[str], None]) -> dict[str, Any]:
+def _edgetpu_compile(
+    model: Path, out: Path, files: AtomicFiles, say: Callable[[str], None]
+) -> dict[str, Any]:
     """Run edgetpu_compiler on ``model`` (the temporary copy of ``out``) when it is on PATH; the compiled file and
     its log are added to ``files``, to land beside ``out`` with it."""
     from toolkit.convert.edgetpu_compiler import INSTALL, compile_model, find_compiler
@@ -203,9 +263,13 @@ def _edgetpu_compile(model: Path, out: Path, files: AtomicFiles, say: Callable[[
             log = out.with_name(Path(report.log).name)
             shutil.copyfile(report.log, files.add(log))
             report.log = str(log)
-    return {"found": True, "path": compiler, **report.as_dict(),
-            "compiled": summary.as_dict() if summary else None,
-            "note": None if summary else "the compiled file holds no edgetpu-custom-op: nothing was mapped"}
+    return {
+        "found": True,
+        "path": compiler,
+        **report.as_dict(),
+        "compiled": summary.as_dict() if summary else None,
+        "note": None if summary else "the compiled file holds no edgetpu-custom-op: nothing was mapped",
+    }
 
 
 def _representative(calib: CalibrationSet | None) -> Callable[[], Any] | None:
@@ -214,13 +278,18 @@ def _representative(calib: CalibrationSet | None) -> Callable[[], Any] | None:
 
     def gen() -> Any:
         for i in range(calib.count):
-            yield {name: values[i:i + 1] for name, values in calib.calibrate.items()}
+            yield {name: values[i : i + 1] for name, values in calib.calibrate.items()}
 
     return gen
 
 
-def _parity(model: Any, tflite: Path, inputs: dict[str, tuple[int, ...]], calib: CalibrationSet | None,
-            config: ConvertConfig) -> dict[str, Any]:
+def _parity(
+    model: Any,
+    tflite: Path,
+    inputs: dict[str, tuple[int, ...]],
+    calib: CalibrationSet | None,
+    config: ConvertConfig,
+) -> dict[str, Any]:
     """Max / mean absolute error of the TFLite model's (dequantized) outputs against the Keras model."""
     from toolkit.convert.keras_export import keras_predict
     from toolkit.runtime.runner import Runner
@@ -238,21 +307,35 @@ def _parity(model: Any, tflite: Path, inputs: dict[str, tuple[int, ...]], calib:
     with Runner(tflite, num_threads=config.threads or None) as runner:
         backend = f"{runner.backend.name} {runner.backend.version}"
         for i in range(n):
-            got = runner.run(**{k: v[i:i + 1] for k, v in feeds.items()})
+            got = runner.run(**{k: v[i : i + 1] for k, v in feeds.items()})
             for name in expected:
-                errors[name].append(np.abs(got[name].reshape(expected[name][i:i + 1].shape) - expected[name][i:i + 1]))
+                errors[name].append(
+                    np.abs(got[name].reshape(expected[name][i : i + 1].shape) - expected[name][i : i + 1])
+                )
     per_output = {}
     for name, errs in errors.items():
         err = np.concatenate(errs)
         ref = expected[name]
-        per_output[name] = {"max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
-                            "keras_output_range": [float(ref.min()), float(ref.max())]}
+        per_output[name] = {
+            "max_abs_error": float(err.max()),
+            "mean_abs_error": float(err.mean()),
+            "keras_output_range": [float(ref.min()), float(ref.max())],
+        }
     return {"samples": n, "inputs": source, "runtime": backend, "outputs": per_output}
 
 
-def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: ConvertConfig,
-              calib: CalibrationSet | None, parity: dict[str, Any], inputs: dict[str, tuple[int, ...]],
-              outputs: list[str], seconds: float) -> dict[str, Any]:
+def _manifest(
+    src: Path,
+    out: Path,
+    flatbuffer: bytes,
+    parsed: Any,
+    config: ConvertConfig,
+    calib: CalibrationSet | None,
+    parity: dict[str, Any],
+    inputs: dict[str, tuple[int, ...]],
+    outputs: list[str],
+    seconds: float,
+) -> dict[str, Any]:
     from toolkit.inspect.analysis import analyze
 
     info = analyze(parsed, flatbuffer if config.target == "edgetpu" else None)
@@ -263,8 +346,12 @@ def _manifest(src: Path, out: Path, flatbuffer: bytes, parsed: Any, config: Conv
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
         "libraries": library_versions(),
         "kind": kind_for_io(list(inputs), outputs),
-        "source": {"path": str(src), "sha256": src_hash, "format": "saved_model" if src.is_dir() else "keras",
-                   "part": config.part},
+        "source": {
+            "path": str(src),
+            "sha256": src_hash,
+            "format": "saved_model" if src.is_dir() else "keras",
+            "part": config.part,
+        },
         "output": {"path": str(out), "sha256": sha256_bytes(flatbuffer), "size_bytes": len(flatbuffer)},
         "mode": config.quantize,
         "io": config.io if config.quantize == "int8" else "float32",

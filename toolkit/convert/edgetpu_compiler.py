@@ -19,8 +19,10 @@ from typing import Any
 from toolkit.errors import ToolkitError, one_line
 
 COMPILER = "edgetpu_compiler"
-INSTALL = ("install it on an x86-64 Debian/Ubuntu host: add Coral's apt repository (deb https://packages.cloud."
-           "google.com/apt coral-edgetpu-stable main) and sudo apt-get install edgetpu-compiler")
+INSTALL = (
+    "install it on an x86-64 Debian/Ubuntu host: add Coral's apt repository (deb https://packages.cloud."
+    "google.com/apt coral-edgetpu-stable main) and sudo apt-get install edgetpu-compiler"
+)
 TIMEOUT_S = 600
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
 
@@ -65,14 +67,19 @@ def parse_log(text: str) -> CompilerReport:
     version = re.search(r"Edge TPU Compiler version\s+(\S+)", text)
     report.version = version.group(1) if version else None
     report.succeeded = bool(re.search(r"Model compiled successfully|Compilation succeeded", text))
-    for attr, label in (("on_chip_used_bytes", "On-chip memory used for caching model parameters"),
-                        ("on_chip_remaining_bytes", "On-chip memory remaining for caching model parameters"),
-                        ("off_chip_bytes", "Off-chip memory used for streaming uncached model parameters")):
+    for attr, label in (
+        ("on_chip_used_bytes", "On-chip memory used for caching model parameters"),
+        ("on_chip_remaining_bytes", "On-chip memory remaining for caching model parameters"),
+        ("off_chip_bytes", "Off-chip memory used for streaming uncached model parameters"),
+    ):
         value = field_of(label)
         setattr(report, attr, _size(value) if value else None)
-    for attr, label in (("subgraphs", "Number of Edge TPU subgraphs"), ("total_ops", "Total number of operations"),
-                        ("edgetpu_ops", "Number of operations that will run on Edge TPU"),
-                        ("cpu_ops", "Number of operations that will run on CPU")):
+    for attr, label in (
+        ("subgraphs", "Number of Edge TPU subgraphs"),
+        ("total_ops", "Total number of operations"),
+        ("edgetpu_ops", "Number of operations that will run on Edge TPU"),
+        ("cpu_ops", "Number of operations that will run on CPU"),
+    ):
         value = field_of(label)
         setattr(report, attr, int(value) if value and value.isdigit() else None)
     if report.edgetpu_ops is None and report.succeeded and report.total_ops is not None:
@@ -84,7 +91,9 @@ def parse_log(text: str) -> CompilerReport:
         for line in table.group(1).splitlines():
             row = re.match(r"^([A-Z][A-Z0-9_]*)\s+(\d+)\s+(\S.*?)\s*$", line)
             if row:
-                report.operators.append({"op": row.group(1), "count": int(row.group(2)), "status": row.group(3)})
+                report.operators.append(
+                    {"op": row.group(1), "count": int(row.group(2)), "status": row.group(3)}
+                )
     return report
 
 
@@ -96,8 +105,12 @@ def find_compiler() -> str | None:
 def compile_model(model: Path, out_dir: Path, compiler: str) -> CompilerReport:
     """``edgetpu_compiler -s -o OUT_DIR MODEL``; ToolkitError (exit 1) with the compiler's own words on failure."""
     try:
-        proc = subprocess.run([compiler, "-s", "-o", str(out_dir), str(model)], capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+        proc = subprocess.run(
+            [compiler, "-s", "-o", str(out_dir), str(model)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         raise ToolkitError(f"{COMPILER} did not finish in {TIMEOUT_S} s on {model.name}") from None
     except OSError as exc:
@@ -106,8 +119,10 @@ def compile_model(model: Path, out_dir: Path, compiler: str) -> CompilerReport:
     expected = out_dir / f"{model.stem}_edgetpu.tflite"
     if proc.returncode != 0 or not expected.is_file():
         said = [line for line in (proc.stderr + "\n" + proc.stdout).splitlines() if line.strip()]
-        raise ToolkitError(f"{COMPILER} failed on {model.name} (exit {proc.returncode}): "
-                           f"{one_line(said[-1] if said else 'no output', 240)}")
+        raise ToolkitError(
+            f"{COMPILER} failed on {model.name} (exit {proc.returncode}): "
+            f"{one_line(said[-1] if said else 'no output', 240)}"
+        )
     report.output = str(expected)
     log = out_dir / f"{model.stem}_edgetpu.log"
     report.log = str(log) if log.is_file() else None

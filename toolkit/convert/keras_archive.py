@@ -29,7 +29,9 @@ SAFE_MODULES = ("keras", "toolkit")  # top-level packages a config may name in s
 TRUST_HINT = "pass --trust-model only if you trust the file"
 
 
-def check_keras_archive(path: Path, trust: bool, registered: Callable[[str], bool] = lambda name: False) -> None:
+def check_keras_archive(
+    path: Path, trust: bool, registered: Callable[[str], bool] = lambda name: False
+) -> None:
     """UsageError for an archive that would unpack to more than it should, or (unless ``trust``) a config that
     names a module outside Keras and this toolkit. ``registered(name)``: the class is already registered in this
     process (``keras.saving.register_keras_serializable``), so Keras takes it from the registry, importing nothing;
@@ -56,7 +58,9 @@ def check_keras_archive(path: Path, trust: bool, registered: Callable[[str], boo
             f"cannot load {path}: config.json is not valid JSON ({type(exc).__name__}); save the model again"
         ) from None
     if not trust:  # the compile config (losses, metrics) is never read: models load with compile=False
-        model = {k: v for k, v in config.items() if k != "compile_config"} if isinstance(config, dict) else config
+        model = (
+            {k: v for k, v in config.items() if k != "compile_config"} if isinstance(config, dict) else config
+        )
         _check_modules(path, model, registered)
 
 

@@ -40,17 +40,23 @@ def load_keras_model(path: Path, part: str | None, trust: bool) -> Any:
     except ValueError as exc:
         text = one_line(str(exc), 300)
         if "lambda" in text.lower() or "safe_mode" in text:
-            raise UsageError(f"{path} contains a Lambda layer (arbitrary Python code), refused in safe mode; "
-                             "rewrite it as a registered layer, or pass --trust-model if you trust the file") from None
+            raise UsageError(
+                f"{path} contains a Lambda layer (arbitrary Python code), refused in safe mode; "
+                "rewrite it as a registered layer, or pass --trust-model if you trust the file"
+            ) from None
         raise UsageError(f"cannot load {path}: {text}") from None
     except Exception as exc:  # zip errors, bad configs, unknown classes: all mean "not a model we can load"
-        raise UsageError(f"cannot load {path} as a Keras model: {type(exc).__name__}: {one_line(str(exc), 200)}") from None
+        raise UsageError(
+            f"cannot load {path} as a Keras model: {type(exc).__name__}: {one_line(str(exc), 200)}"
+        ) from None
     if part:
         try:
             model = model.get_layer(part)
         except ValueError:
             names = [layer.name for layer in model.layers if hasattr(layer, "layers")]
-            raise UsageError(f"{path} has no sub-model '{part}'; sub-models: {', '.join(names) or 'none'}") from None
+            raise UsageError(
+                f"{path} has no sub-model '{part}'; sub-models: {', '.join(names) or 'none'}"
+            ) from None
     return model
 
 
@@ -59,17 +65,29 @@ def _check_model_path(path: Path, trust: bool) -> None:
         raise UsageError(f"model not found: {path}")
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise UsageError(f"{path} is a directory without saved_model.pb; expected a .keras file or a SavedModel")
+            raise UsageError(
+                f"{path} is a directory without saved_model.pb; expected a .keras file or a SavedModel"
+            )
         if not trust:
-            raise UsageError(f"{path} is a SavedModel, which can run arbitrary graph code; pass --trust-model "
-                             "if you trust its source")
+            raise UsageError(
+                f"{path} is a SavedModel, which can run arbitrary graph code; pass --trust-model "
+                "if you trust its source"
+            )
         return
     if path.suffix != ".keras":
         raise UsageError(f"{path}: expected a .keras file (or a SavedModel directory with --trust-model)")
     if not zipfile.is_zipfile(path):
         head = path.read_bytes()[:8]
-        what = "a TFLite model" if head[4:8] == b"TFL3" else "a JPEG image" if head[:3] == b"\xff\xd8\xff" else "not a zip"
-        raise UsageError(f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')")
+        what = (
+            "a TFLite model"
+            if head[4:8] == b"TFL3"
+            else "a JPEG image"
+            if head[:3] == b"\xff\xd8\xff"
+            else "not a zip"
+        )
+        raise UsageError(
+            f"{path} is not a Keras v3 .keras archive ({what}); save the model with model.save('m.keras')"
+        )
     check_keras_archive(path, trust=True)  # sizes only (a zip bomb); the modules once Keras' registry is up
 
 
@@ -102,8 +120,10 @@ def _raw_inputs(model: Any) -> tuple[list[tuple[str | None, tuple[Any, ...]]], b
         return [(_input_name(t), tuple(t.shape[1:])) for t in tensors], False
     shape = (model.get_build_config() or {}).get("input_shape") if getattr(model, "built", False) else None
     if shape is None:
-        raise UsageError(f"{type(model).__name__} has no known input shape: a subclassed model must be called once "
-                         "on a sample (or built) before it is saved")
+        raise UsageError(
+            f"{type(model).__name__} has no known input shape: a subclassed model must be called once "
+            "on a sample (or built) before it is saved"
+        )
     if isinstance(shape, dict):
         return [(str(k), tuple(v[1:])) for k, v in shape.items()], True
     if isinstance(shape, list | tuple) and shape and isinstance(shape[0], list | tuple):
@@ -120,10 +140,12 @@ def input_specs(model: Any) -> dict[str, tuple[int, ...]]:
     raw, _ = _raw_inputs(model)
     out = {}
     for i, (name, shape) in enumerate(raw):
-        key = (("input" if len(raw) == 1 else f"input_{i}") if _is_default(name) else str(name))
+        key = ("input" if len(raw) == 1 else f"input_{i}") if _is_default(name) else str(name)
         if any(d is None for d in shape):
-            raise UsageError(f"input '{key}' has an unknown dimension {[None, *shape]}; build the model with a fixed "
-                             "input size")
+            raise UsageError(
+                f"input '{key}' has an unknown dimension {[None, *shape]}; build the model with a fixed "
+                "input size"
+            )
         out[key] = tuple(int(d) for d in shape)
     return out
 
@@ -185,7 +207,7 @@ def keras_predict(model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndar
     outputs = output_names(model)
     results: dict[str, list[np.ndarray]] = {}
     for i in range(n):
-        sample = {k: v[i:i + 1] for k, v in feeds.items()}
+        sample = {k: v[i : i + 1] for k, v in feeds.items()}
         for key, value in call_model(model, sample, outputs).items():
             results.setdefault(key, []).append(np.asarray(value, np.float32))
     return {k: np.concatenate(v) for k, v in results.items()}
@@ -216,7 +238,9 @@ def convert_savedmodel(
 ) -> bytes:
     """Run the TFLite converter in ``mode``; raise UsageError naming unsupported ops."""
     tf = quiet_tensorflow()
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=["serving_default"]
+    )
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
     converter.target_spec.supported_ops = [builtins]
     if mode == "fp16":
@@ -226,7 +250,9 @@ def convert_savedmodel(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode == "int8":
         if representative is None:
-            raise UsageError("int8 conversion needs calibration data: pass --calib DIR_OF_IMAGES or --calib FILE.npy")
+            raise UsageError(
+                "int8 conversion needs calibration data: pass --calib DIR_OF_IMAGES or --calib FILE.npy"
+            )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -248,7 +274,9 @@ _UNSUPPORTED = re.compile(r"'(?:tf|tfl)\.(\w+)' op is neither a custom op nor a 
 _NO_INT8 = re.compile(r"'(?:tfl)\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
 
 
-def quantize_with_aeq(float_flatbuffer: bytes, representative: Callable[[], Iterator[dict[str, np.ndarray]]]) -> bytes:
+def quantize_with_aeq(
+    float_flatbuffer: bytes, representative: Callable[[], Iterator[dict[str, np.ndarray]]]
+) -> bytes:
     """Static int8 (int8 weights and activations, int8 I/O) of a float ``.tflite`` with ai-edge-quantizer, from the
     same calibration samples as the classic converter (``--backend aeq``)."""
     import io as _io
@@ -259,8 +287,12 @@ def quantize_with_aeq(float_flatbuffer: bytes, representative: Callable[[], Iter
         raise UsageError("--backend aeq needs ai-edge-quantizer: pip install 'edge-toolkit[quant]'") from None
     samples = [{k: np.asarray(v, np.float32) for k, v in sample.items()} for sample in representative()]
     try:
-        with warnings.catch_warnings(), captured_native_stderr(), contextlib.redirect_stderr(_io.StringIO()), \
-                contextlib.redirect_stdout(_io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            captured_native_stderr(),
+            contextlib.redirect_stderr(_io.StringIO()),
+            contextlib.redirect_stdout(_io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             qt = quantizer.Quantizer(float_flatbuffer, recipe.static_wi8_ai8())
             calibration = qt.calibrate({"serving_default": samples})
@@ -274,11 +306,15 @@ def _conversion_error(exc: Exception, log: str) -> ToolkitError:
     text = f"{exc}\n{log}"
     ops = sorted(set(_UNSUPPORTED.findall(text)))
     if ops:
-        return UsageError(f"the model uses op(s) that TFLite builtins do not support: {', '.join(ops)}; replace "
-                          "those layers (builtin ops only, no Flex/SELECT_TF_OPS)")
+        return UsageError(
+            f"the model uses op(s) that TFLite builtins do not support: {', '.join(ops)}; replace "
+            "those layers (builtin ops only, no Flex/SELECT_TF_OPS)"
+        )
     quant = sorted(set(_NO_INT8.findall(text)))
     if quant:
-        return UsageError(f"op(s) without an int8 kernel: {', '.join(quant)}; use --quantize dynamic or fp16, or "
-                          "replace those layers")
+        return UsageError(
+            f"op(s) without an int8 kernel: {', '.join(quant)}; use --quantize dynamic or fp16, or "
+            "replace those layers"
+        )
     lines = [line for line in str(exc).splitlines() if "error" in line.lower()] or [str(exc)]
     return ToolkitError(f"TFLite conversion failed: {one_line(lines[0], 300)}")

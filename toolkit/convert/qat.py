@@ -36,7 +36,13 @@ QAT_KINDS = ("classifier", "autoencoder", "segmenter", "detector", "behaviour")
 FRAME_LIMIT = 300  # full-size training items held for detector/segmenter QAT (384x480x3 uint8: 0.55 MB each)
 WHY_NOT: dict[str, str] = {}  # kinds --qat refuses, and why
 TIMEOUT_S = 3600
-BATCH_SIZE = {"classifier": 64, "autoencoder": 64, "segmenter": 8, "detector": 8, "behaviour": 64}  # full frames: small batches
+BATCH_SIZE = {
+    "classifier": 64,
+    "autoencoder": 64,
+    "segmenter": 8,
+    "detector": 8,
+    "behaviour": 64,
+}  # full frames: small batches
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,18 @@ def builder_config(model_path: Path) -> tuple[str, dict[str, Any]]:
     """(kind, builder config) from ``MODEL.train.json``; UsageError saying what QAT needs when it is missing."""
     manifest = model_path.with_suffix(".train.json")
     if not manifest.is_file():
-        raise UsageError(f"--qat rebuilds {model_path.name} in tf_keras from its training manifest "
-                         f"({manifest.name}, written by toolkit train) and it is not there; QAT of models trained "
-                         "elsewhere is not supported yet")
+        raise UsageError(
+            f"--qat rebuilds {model_path.name} in tf_keras from its training manifest "
+            f"({manifest.name}, written by toolkit train) and it is not there; QAT of models trained "
+            "elsewhere is not supported yet"
+        )
     data = json.loads(manifest.read_text())
     return str(data["kind"]), dict(data["model"]["config"])
 
 
-def _task_items(kind: str, qat: QatConfig, model_path: Path, input_hw: tuple[int, int], seed: int,
-                count: int) -> list[tuple[np.ndarray, Any]]:
+def _task_items(
+    kind: str, qat: QatConfig, model_path: Path, input_hw: tuple[int, int], seed: int, count: int
+) -> list[tuple[np.ndarray, Any]]:
     """The first ``count`` augmented items (at most one epoch) of the training task itself -- its extra data,
     augmentation and targets -- at the whole model input: the network fine-tunes on what it was trained on, at
     the size it is converted at."""
@@ -130,12 +139,18 @@ def _behaviour_arrays(qat: QatConfig, model_path: Path, seed: int) -> dict[str, 
     track, future, crossing = training_arrays(windows)
     count = min(len(track), qat.limit or len(track))
     pick = np.sort(np.random.default_rng(seed).choice(len(track), count, replace=False))
-    return {"x": track[pick], "y:future": future[pick], "y:crossing": crossing[pick],
-            "sw:future": future_w[pick], "sw:crossing": crossing_w[pick]}
+    return {
+        "x": track[pick],
+        "y:future": future[pick],
+        "y:crossing": crossing[pick],
+        "sw:future": future_w[pick],
+        "sw:crossing": crossing_w[pick],
+    }
 
 
-def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: tuple[int, ...],
-                     seed: int) -> dict[str, np.ndarray]:
+def _training_arrays(
+    kind: str, qat: QatConfig, model_path: Path, input_shape: tuple[int, ...], seed: int
+) -> dict[str, np.ndarray]:
     """The worker's arrays: ``x`` (float32 [0, 1], or uint8 it scales) and ``y:NAME`` per output trained.
 
     Classifier and autoencoder: labelled images of the SPEC. Detector and segmenter: items of their own training
@@ -157,13 +172,15 @@ def _training_arrays(kind: str, qat: QatConfig, model_path: Path, input_shape: t
     return {"x": data.images, f"y:{output}": data.labels if kind == "classifier" else data.images}
 
 
-def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int,
-                   say: Any = lambda _: None) -> tuple[bytes, dict[str, Any]]:
+def qat_flatbuffer(
+    model_path: Path, model: Any, calib: Any, io: str, qat: QatConfig, seed: int, say: Any = lambda _: None
+) -> tuple[bytes, dict[str, Any]]:
     """Run the worker; returns the full-int8 flatbuffer and what the fine-tuning did."""
     kind, config = builder_config(model_path)
     if kind not in QAT_KINDS:
-        raise UsageError(f"--qat supports {', '.join(QAT_KINDS)} models, not {kind}: "
-                         f"{WHY_NOT.get(kind, 'not wired')}")
+        raise UsageError(
+            f"--qat supports {', '.join(QAT_KINDS)} models, not {kind}: {WHY_NOT.get(kind, 'not wired')}"
+        )
     if calib is None:
         raise UsageError("--qat needs --calib DATA for the int8 conversion after training")
     name, samples = next(iter(calib.calibrate.items()))
@@ -172,26 +189,54 @@ def qat_flatbuffer(model_path: Path, model: Any, calib: Any, io: str, qat: QatCo
     batch_size = qat.batch_size or BATCH_SIZE[kind]
     with temp_folder("toolkit-qat") as tmp:
         folder = Path(tmp)
-        np.savez(folder / "arrays.npz", calib=calib.calibrate[name], **arrays,
-                 **{f"w{i}": w for i, w in enumerate(weights)})
-        spec = {"kind": kind, "config": config, "arrays": str(folder / "arrays.npz"), "weights": len(weights),
-                "epochs": qat.epochs, "learning_rate": qat.learning_rate, "batch_size": batch_size,
-                "seed": seed, "io": io, "output": str(folder / "qat.tflite"), "input": name,
-                "task_options": task_options(model_path),
-                # a backbone the training run kept frozen stays frozen (its ranges are still observed)
-                "freeze_prefix": "mnv2_" if task_options(model_path).get("freeze_backbone") else None}
+        np.savez(
+            folder / "arrays.npz",
+            calib=calib.calibrate[name],
+            **arrays,
+            **{f"w{i}": w for i, w in enumerate(weights)},
+        )
+        spec = {
+            "kind": kind,
+            "config": config,
+            "arrays": str(folder / "arrays.npz"),
+            "weights": len(weights),
+            "epochs": qat.epochs,
+            "learning_rate": qat.learning_rate,
+            "batch_size": batch_size,
+            "seed": seed,
+            "io": io,
+            "output": str(folder / "qat.tflite"),
+            "input": name,
+            "task_options": task_options(model_path),
+            # a backbone the training run kept frozen stays frozen (its ranges are still observed)
+            "freeze_prefix": "mnv2_" if task_options(model_path).get("freeze_backbone") else None,
+        }
         (folder / "spec.json").write_text(json.dumps(spec))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        say(f"quantization-aware training: {qat.epochs} epoch(s) on {len(arrays['x'])} samples (tf_keras + tfmot)")
+        say(
+            f"quantization-aware training: {qat.epochs} epoch(s) on {len(arrays['x'])} samples (tf_keras + tfmot)"
+        )
         try:
-            proc = subprocess.run([sys.executable, "-m", "toolkit.convert.qat_worker", str(folder / "spec.json")],
-                                  capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+            proc = subprocess.run(
+                [sys.executable, "-m", "toolkit.convert.qat_worker", str(folder / "spec.json")],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                env=env,
+            )
         except subprocess.TimeoutExpired:
             raise ToolkitError(f"quantization-aware training did not finish in {TIMEOUT_S} s") from None
         if proc.returncode != 0:
             lines = [line for line in proc.stderr.splitlines() if line.strip()]
-            raise ToolkitError(f"quantization-aware training failed: {one_line(lines[-1] if lines else 'no output')}")
+            raise ToolkitError(
+                f"quantization-aware training failed: {one_line(lines[-1] if lines else 'no output')}"
+            )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         flatbuffer = (folder / "qat.tflite").read_bytes()
-    return flatbuffer, {"kind": kind, "train_data": qat.train_data, "learning_rate": qat.learning_rate,
-                        "batch_size": batch_size, **result}
+    return flatbuffer, {
+        "kind": kind,
+        "train_data": qat.train_data,
+        "learning_rate": qat.learning_rate,
+        "batch_size": batch_size,
+        **result,
+    }

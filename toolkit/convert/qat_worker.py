@@ -26,8 +26,10 @@ def losses(kind: str, options: dict[str, Any], tf_keras: Any) -> tuple[dict[str,
         from toolkit.train.task_behaviour import _displacement_loss
 
         task = recorded_options(kind, options)
-        return ({"future": _displacement_loss(task.fde_weight), "crossing": tf_keras.losses.BinaryCrossentropy()},
-                {"future": 1.0, "crossing": task.crossing_weight})
+        return (
+            {"future": _displacement_loss(task.fde_weight), "crossing": tf_keras.losses.BinaryCrossentropy()},
+            {"future": 1.0, "crossing": task.crossing_weight},
+        )
     return _single_losses(kind, options, tf_keras), {}
 
 
@@ -66,11 +68,13 @@ def set_ranges(qat: Any, calib: np.ndarray, batch_size: int) -> int:
     original = quant_ops.MovingAvgQuantize
     moving = [w for w in qat.weights if "moving_" in w.name]
     saved = [w.numpy() for w in moving]
-    batches = [calib[i:i + batch_size] for i in range(0, len(calib), batch_size)][:RANGE_BATCHES]
+    batches = [calib[i : i + batch_size] for i in range(0, len(calib), batch_size)][:RANGE_BATCHES]
     try:
         for k, batch in enumerate(batches):
             decay = tf.constant(k / (k + 1), tf.float32)
-            quant_ops.MovingAvgQuantize = lambda *a, ema_decay=None, _d=decay, **kw: original(*a, ema_decay=_d, **kw)
+            quant_ops.MovingAvgQuantize = lambda *a, ema_decay=None, _d=decay, **kw: original(
+                *a, ema_decay=_d, **kw
+            )
             qat(batch, training=True)
     finally:
         quant_ops.MovingAvgQuantize = original
@@ -100,8 +104,11 @@ def quantize(model: Any, kind: str, tf_keras: Any, tfmot: Any) -> Any:
     from toolkit.models.layers import custom_objects
 
     def annotate(layer: Any) -> Any:
-        return tfmot.quantization.keras.quantize_annotate_layer(layer) if isinstance(
-            layer, tf_keras.layers.Dense) else layer
+        return (
+            tfmot.quantization.keras.quantize_annotate_layer(layer)
+            if isinstance(layer, tf_keras.layers.Dense)
+            else layer
+        )
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)
     with tf_keras.utils.custom_object_scope(custom_objects(tf_keras)):
@@ -124,8 +131,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     weights = [arrays[f"w{i}"] for i in range(spec["weights"])]
     theirs = [w.shape for w in model.get_weights()]
     if [w.shape for w in weights] != theirs:
-        raise ValueError(f"the tf_keras build of {spec['kind']} has weights {theirs[:4]}..., the model has "
-                         f"{[w.shape for w in weights][:4]}...: the config does not describe this model")
+        raise ValueError(
+            f"the tf_keras build of {spec['kind']} has weights {theirs[:4]}..., the model has "
+            f"{[w.shape for w in weights][:4]}...: the config does not describe this model"
+        )
     model.set_weights(weights)
     qat = quantize(model, spec["kind"], tf_keras, tfmot)
     prefix = spec.get("freeze_prefix")
@@ -140,12 +149,24 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     x = arrays["x"]
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
     y = {name.removeprefix("y:"): arrays[name] for name in arrays.files if name.startswith("y:")}
-    sample_weight = {name.removeprefix("sw:"): arrays[name] for name in arrays.files if name.startswith("sw:")}
-    qat.compile(tf_keras.optimizers.Adam(spec["learning_rate"]), {k: loss[k] for k in y},
-                loss_weights={k: loss_weights[k] for k in y} if loss_weights else None)
+    sample_weight = {
+        name.removeprefix("sw:"): arrays[name] for name in arrays.files if name.startswith("sw:")
+    }
+    qat.compile(
+        tf_keras.optimizers.Adam(spec["learning_rate"]),
+        {k: loss[k] for k in y},
+        loss_weights={k: loss_weights[k] for k in y} if loss_weights else None,
+    )
     tf_keras.utils.set_random_seed(spec["seed"])
-    history = qat.fit(x, y, sample_weight=sample_weight or None, epochs=spec["epochs"],
-                      batch_size=spec["batch_size"], verbose=0, shuffle=True)
+    history = qat.fit(
+        x,
+        y,
+        sample_weight=sample_weight or None,
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        verbose=0,
+        shuffle=True,
+    )
     names = list(model.output_names)
 
     # Export with the model's own input and output names (tfmot renames layers "quant_*"): a batch-1 signature.
@@ -158,16 +179,20 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], qat)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
+    converter.representative_dataset = lambda: ([calib[i : i + 1]] for i in range(len(calib)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     dtype = {"int8": tf.int8, "uint8": tf.uint8}[spec["io"]]
     converter.inference_input_type = dtype
     converter.inference_output_type = dtype
     Path(spec["output"]).write_bytes(bytes(converter.convert()))
-    return {"loss": [float(v) for v in history.history["loss"]], "epochs": spec["epochs"], "samples": int(len(x)),
-            "range_batches": range_batches,
-            "ranges_from_calibration": sum(1 for lo, hi in started.values() if (lo, hi) != (-6.0, 6.0)),
-            "ranges": len(started)}
+    return {
+        "loss": [float(v) for v in history.history["loss"]],
+        "epochs": spec["epochs"],
+        "samples": int(len(x)),
+        "range_batches": range_batches,
+        "ranges_from_calibration": sum(1 for lo, hi in started.values() if (lo, hi) != (-6.0, 6.0)),
+        "ranges": len(started),
+    }
 
 
 def main() -> int:

@@ -66,9 +66,14 @@ class QuantReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict: thresholds, gate and layers worst first, each with its ``suspect`` flag."""
-        return {"model": self.model, "calibration": self.calibration, "ideal_rmse_per_step": IDEAL_RMSE_PER_STEP,
-                "suspect_above": SUSPECT_RMSE_PER_STEP, "gate": self.gate,
-                "layers": [{**asdict(e), "suspect": e.suspect} for e in self.worst_first()]}
+        return {
+            "model": self.model,
+            "calibration": self.calibration,
+            "ideal_rmse_per_step": IDEAL_RMSE_PER_STEP,
+            "suspect_above": SUSPECT_RMSE_PER_STEP,
+            "gate": self.gate,
+            "layers": [{**asdict(e), "suspect": e.suspect} for e in self.worst_first()],
+        }
 
 
 def _layer_name(tensor: str, known: frozenset[str] = frozenset()) -> str:
@@ -99,10 +104,19 @@ def parse_layer_statistics(text: str, known: frozenset[str] = frozenset()) -> li
     for i, row in enumerate(csv.DictReader(io.StringIO(text))):
         scale = float(row["scale"])
         mse = float(row["mean_squared_error"])
-        rows.append(LayerError(i, row["op_name"], _layer_name(row["tensor_name"], known), row["tensor_name"],
-                               int(float(row["num_elements"])), scale,
-                               math.sqrt(mse) / scale if scale > 0 else float("inf"), float(row["mean_error"]),
-                               float(row["max_abs_error"])))
+        rows.append(
+            LayerError(
+                i,
+                row["op_name"],
+                _layer_name(row["tensor_name"], known),
+                row["tensor_name"],
+                int(float(row["num_elements"])),
+                scale,
+                math.sqrt(mse) / scale if scale > 0 else float("inf"),
+                float(row["mean_error"]),
+                float(row["max_abs_error"]),
+            )
+        )
     return rows
 
 
@@ -115,32 +129,43 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
     model = kx.load_keras_model(src, config.part, config.trust_model)
     inputs = kx.input_specs(model)
     outputs = kx.output_names(model)
-    data = load_calibration(calib, inputs, config.calib_samples, 0, config.calib_resize, config.seed,
-                            kind=kind_for_io(list(inputs), outputs) or config.task)
+    data = load_calibration(
+        calib,
+        inputs,
+        config.calib_samples,
+        0,
+        config.calib_resize,
+        config.seed,
+        kind=kind_for_io(list(inputs), outputs) or config.task,
+    )
     tf = quiet_tensorflow()
     names = list(inputs)
 
     def representative() -> Any:
         for i in range(data.count):
-            yield {k: data.calibrate[k][i:i + 1] for k in names}
+            yield {k: data.calibrate[k][i : i + 1] for k in names}
 
     def debug_dataset() -> Any:
         for i in range(data.count):
-            yield [data.calibrate[k][i:i + 1] for k in names]
+            yield [data.calibrate[k][i : i + 1] for k in names]
 
     with temp_folder("toolkit-quant-report") as tmp:
         kx.write_batch1_savedmodel(model, inputs, Path(tmp) / "saved_model")
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"),
-                                                             signature_keys=["serving_default"])
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(Path(tmp) / "saved_model"), signature_keys=["serving_default"]
+        )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         try:
             with captured_native_stderr():
-                debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
-                                                                     debug_dataset=debug_dataset)
+                debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=debug_dataset
+                )
                 debugger.run()
         except Exception as exc:  # the debugger's own failures carry their reason in the text
-            raise ToolkitError(f"quantization debugger failed on {src.name}: {one_line(str(exc), 240)}") from None
+            raise ToolkitError(
+                f"quantization debugger failed on {src.name}: {one_line(str(exc), 240)}"
+            ) from None
         dump = io.StringIO()
         debugger.layer_statistics_dump(dump)
     layers = parse_layer_statistics(dump.getvalue(), layer_names(model))
@@ -152,25 +177,35 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
 def render_text(report: QuantReport, top: int = 15) -> str:
     """The report as a terminal table of the ``top`` worst layers, followed by the suspects and the gate line."""
     worst = report.worst_first()
-    lines = [f"{report.model}: int8 error per layer on {report.calibration['count']} calibration samples, worst "
-             f"first (rmse/scale in quantization steps; rounding alone ~{IDEAL_RMSE_PER_STEP:.2f}, suspect above "
-             f"{SUSPECT_RMSE_PER_STEP})", ""]
+    lines = [
+        f"{report.model}: int8 error per layer on {report.calibration['count']} calibration samples, worst "
+        f"first (rmse/scale in quantization steps; rounding alone ~{IDEAL_RMSE_PER_STEP:.2f}, suspect above "
+        f"{SUSPECT_RMSE_PER_STEP})",
+        "",
+    ]
     header = f"{'#':>4}  {'op':<22} {'layer':<28} {'rmse/scale':>10} {'max|err|':>10} {'mean err':>10} {'scale':>10}"
     lines += [header, "-" * len(header)]
     for e in worst[:top]:
         flag = "  SUSPECT" if e.suspect else ""
-        lines.append(f"{e.index:>4}  {e.op:<22} {e.layer[:28]:<28} {e.rmse_per_step:>10.3f} {e.max_abs_error:>10.4g} "
-                     f"{e.mean_error:>10.3g} {e.scale:>10.4g}{flag}")
+        lines.append(
+            f"{e.index:>4}  {e.op:<22} {e.layer[:28]:<28} {e.rmse_per_step:>10.3f} {e.max_abs_error:>10.4g} "
+            f"{e.mean_error:>10.3g} {e.scale:>10.4g}{flag}"
+        )
     if len(worst) > top:
         lines.append(f"... {len(worst) - top} more layers (-o report.md|.html|.json for all)")
     suspects = [e for e in worst if e.suspect]
     lines.append("")
-    lines.append(f"suspects: {', '.join(e.layer for e in suspects)} -- try --keep-float or QAT" if suspects else
-                 "no suspect layer: every int8 layer is within a few rounding steps of float")
+    lines.append(
+        f"suspects: {', '.join(e.layer for e in suspects)} -- try --keep-float or QAT"
+        if suspects
+        else "no suspect layer: every int8 layer is within a few rounding steps of float"
+    )
     if report.gate:
         g = report.gate
-        lines.append(f"model: {g['metric']} {g['float']:.4f} float -> {g['converted']:.4f} int8 on {g['samples']} "
-                     f"samples of {g['data']} (drop {g['drop']:+.4f})")
+        lines.append(
+            f"model: {g['metric']} {g['float']:.4f} float -> {g['converted']:.4f} int8 on {g['samples']} "
+            f"samples of {g['data']} (drop {g['drop']:+.4f})"
+        )
     return "\n".join(lines)
 
 
@@ -181,10 +216,14 @@ def plot_png(report: QuantReport, path: Path) -> None:
     values = np.array([e.rmse_per_step for e in report.layers])
     width, height, margin = max(480, 12 * len(values) + 80), 300, 50
     image = np.full((height, width, 3), 255, np.uint8)
-    top = max(float(np.nanmax(values[np.isfinite(values)])) if np.isfinite(values).any() else 1.0,
-              SUSPECT_RMSE_PER_STEP * 1.2)
+    top = max(
+        float(np.nanmax(values[np.isfinite(values)])) if np.isfinite(values).any() else 1.0,
+        SUSPECT_RMSE_PER_STEP * 1.2,
+    )
+
     def y(v: float) -> int:
         return int(height - margin - (height - 2 * margin) * min(v, top) / top)
+
     bar = (width - 2 * margin) / max(len(values), 1)
     for i, (v, layer) in enumerate(zip(values, report.layers, strict=True)):
         x0 = int(margin + i * bar + 1)
@@ -194,9 +233,19 @@ def plot_png(report: QuantReport, path: Path) -> None:
         for x in range(margin, width - margin, 8):
             cv2.line(image, (x, y(level)), (x + 4, y(level)), style, 1)
     cv2.line(image, (margin, y(0.0)), (width - margin, y(0.0)), (0, 0, 0), 1)
-    cv2.putText(image, "int8 error per layer (rmse / scale, graph order)", (margin, 25), cv2.FONT_HERSHEY_SIMPLEX,
-                0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, f"{top:.2f}", (5, margin + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        "int8 error per layer (rmse / scale, graph order)",
+        (margin, 25),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    cv2.putText(
+        image, f"{top:.2f}", (5, margin + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+    )
     cv2.putText(image, "0", (20, y(0.0) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"cannot write {path}")
@@ -205,20 +254,32 @@ def plot_png(report: QuantReport, path: Path) -> None:
 def render_markdown(report: QuantReport, png_name: str | None) -> str:
     """The report as Markdown with every layer worst first; ``png_name`` (relative path of the chart from
     :func:`plot_png`) is linked when given."""
-    lines = [f"# int8 error per layer: `{Path(report.model).name}`", "",
-             f"Calibration: `{report.calibration['source']}` ({report.calibration['count']} samples). rmse/scale is "
-             f"the error in quantization steps: rounding alone gives ~{IDEAL_RMSE_PER_STEP:.2f}; above "
-             f"{SUSPECT_RMSE_PER_STEP} a layer is a suspect.", ""]
+    lines = [
+        f"# int8 error per layer: `{Path(report.model).name}`",
+        "",
+        f"Calibration: `{report.calibration['source']}` ({report.calibration['count']} samples). rmse/scale is "
+        f"the error in quantization steps: rounding alone gives ~{IDEAL_RMSE_PER_STEP:.2f}; above "
+        f"{SUSPECT_RMSE_PER_STEP} a layer is a suspect.",
+        "",
+    ]
     if png_name:
         lines += [f"![rmse/scale per layer]({png_name})", ""]
     if report.gate:
         g = report.gate
-        lines += [f"Model: {g['metric']} {g['float']:.4f} float, {g['converted']:.4f} int8 on {g['samples']} samples "
-                  f"of `{g['data']}` (drop {g['drop']:+.4f}).", ""]
-    lines += ["| # | op | layer | rmse/scale | max abs err | mean err | scale | |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Model: {g['metric']} {g['float']:.4f} float, {g['converted']:.4f} int8 on {g['samples']} samples "
+            f"of `{g['data']}` (drop {g['drop']:+.4f}).",
+            "",
+        ]
+    lines += [
+        "| # | op | layer | rmse/scale | max abs err | mean err | scale | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for e in report.worst_first():
-        lines.append(f"| {e.index} | {e.op} | `{e.layer}` | {e.rmse_per_step:.3f} | {e.max_abs_error:.4g} | "
-                     f"{e.mean_error:.3g} | {e.scale:.4g} | {'suspect' if e.suspect else ''} |")
+        lines.append(
+            f"| {e.index} | {e.op} | `{e.layer}` | {e.rmse_per_step:.3f} | {e.max_abs_error:.4g} | "
+            f"{e.mean_error:.3g} | {e.scale:.4g} | {'suspect' if e.suspect else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -228,21 +289,31 @@ def render_html(report: QuantReport, png: Path | None) -> str:
     import base64
     import html
 
-    image = (f'<img alt="rmse/scale per layer" src="data:image/png;base64,'
-             f'{base64.b64encode(png.read_bytes()).decode()}">' if png else "")
+    image = (
+        f'<img alt="rmse/scale per layer" src="data:image/png;base64,'
+        f'{base64.b64encode(png.read_bytes()).decode()}">'
+        if png
+        else ""
+    )
     rows = "".join(
         f"<tr{' class=suspect' if e.suspect else ''}><td>{e.index}</td><td>{e.op}</td><td>{html.escape(e.layer)}</td>"
         f"<td>{e.rmse_per_step:.3f}</td><td>{e.max_abs_error:.4g}</td><td>{e.mean_error:.3g}</td>"
-        f"<td>{e.scale:.4g}</td></tr>" for e in report.worst_first())
+        f"<td>{e.scale:.4g}</td></tr>"
+        for e in report.worst_first()
+    )
     gate = ""
     if report.gate:
         g = report.gate
-        gate = (f"<p>Model: {g['metric']} {g['float']:.4f} float, {g['converted']:.4f} int8 on {g['samples']} samples "
-                f"(drop {g['drop']:+.4f}).</p>")
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>int8 error per layer</title><style>"
-            "body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}tr.suspect{background:#fdd}"
-            f"</style></head><body><h1>int8 error per layer: {html.escape(Path(report.model).name)}</h1>"
-            f"<p>{report.calibration['count']} calibration samples; rmse/scale is the error in quantization steps "
-            f"(rounding alone ~{IDEAL_RMSE_PER_STEP:.2f}, suspect above {SUSPECT_RMSE_PER_STEP}).</p>{gate}{image}"
-            "<table><tr><th>#</th><th>op</th><th>layer</th><th>rmse/scale</th><th>max abs err</th><th>mean err</th>"
-            f"<th>scale</th></tr>{rows}</table></body></html>\n")
+        gate = (
+            f"<p>Model: {g['metric']} {g['float']:.4f} float, {g['converted']:.4f} int8 on {g['samples']} samples "
+            f"(drop {g['drop']:+.4f}).</p>"
+        )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>int8 error per layer</title><style>'
+        "body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}tr.suspect{background:#fdd}"
+        f"</style></head><body><h1>int8 error per layer: {html.escape(Path(report.model).name)}</h1>"
+        f"<p>{report.calibration['count']} calibration samples; rmse/scale is the error in quantization steps "
+        f"(rounding alone ~{IDEAL_RMSE_PER_STEP:.2f}, suspect above {SUSPECT_RMSE_PER_STEP}).</p>{gate}{image}"
+        "<table><tr><th>#</th><th>op</th><th>layer</th><th>rmse/scale</th><th>max abs err</th><th>mean err</th>"
+        f"<th>scale</th></tr>{rows}</table></body></html>\n"
+    )

@@ -20,9 +20,14 @@ from toolkit.errors import ToolkitError, UsageError, one_line
 from toolkit.models.tf_env import captured_native_stderr, quiet_tensorflow
 
 
-def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable[[], Iterator[dict[str, Any]]],
-                   debug_dataset: Callable[[], Iterator[list[np.ndarray]]],
-                   patterns: tuple[str, ...], known: frozenset[str] = frozenset()) -> tuple[bytes, list[str]]:
+def selective_int8(
+    saved_model_dir: Path,
+    io_type: str,
+    representative: Callable[[], Iterator[dict[str, Any]]],
+    debug_dataset: Callable[[], Iterator[list[np.ndarray]]],
+    patterns: tuple[str, ...],
+    known: frozenset[str] = frozenset(),
+) -> tuple[bytes, list[str]]:
     """Convert to int8 with the tensors whose layer matches any of ``patterns`` kept in float.
 
     Returns the flatbuffer and the kept tensor names; UsageError when a pattern matches nothing (listing layers).
@@ -36,7 +41,9 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
         raise UsageError(f"--keep-float: not a regular expression ({exc})") from None
 
     def converter() -> Any:
-        conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+        conv = tf.lite.TFLiteConverter.from_saved_model(
+            str(saved_model_dir), signature_keys=["serving_default"]
+        )
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative
         dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_type]
@@ -46,7 +53,9 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
 
     try:
         with captured_native_stderr():
-            probe = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_dataset)
+            probe = tf.lite.experimental.QuantizationDebugger(
+                converter=converter(), debug_dataset=debug_dataset
+            )
             probe.run()
             dump = io.StringIO()
             probe.layer_statistics_dump(dump)
@@ -54,15 +63,18 @@ def selective_int8(saved_model_dir: Path, io_type: str, representative: Callable
         raise ToolkitError(f"selective quantization failed: {one_line(str(exc), 240)}") from None
     layers = parse_layer_statistics(dump.getvalue(), known)
     kept = [e.tensor for e in layers if any(p.search(e.layer) or p.search(e.tensor) for p in compiled)]
-    unmatched = [p.pattern for p in compiled if not any(p.search(e.layer) or p.search(e.tensor) for e in layers)]
+    unmatched = [
+        p.pattern for p in compiled if not any(p.search(e.layer) or p.search(e.tensor) for e in layers)
+    ]
     if unmatched:
         names = ", ".join(dict.fromkeys(e.layer for e in layers))
         raise UsageError(f"--keep-float {unmatched[0]!r} matches no quantized layer; layers: {names}")
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept, fully_quantize=True)
     try:
         with captured_native_stderr():
-            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_dataset,
-                                                                 debug_options=options)
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter(), debug_dataset=debug_dataset, debug_options=options
+            )
             flatbuffer = bytes(debugger.get_nondebug_quantized_model())
     except Exception as exc:
         raise ToolkitError(f"selective quantization failed: {one_line(str(exc), 240)}") from None

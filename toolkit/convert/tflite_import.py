@@ -317,8 +317,12 @@ def import_to_file(
         with AtomicFiles(manifest=target.with_suffix(".json")) as files:
             tmp = files.add(target)
             imported.model.save(tmp)
-            output = {"path": str(target), "sha256": sha256_file(tmp), "size_bytes": tmp.stat().st_size,
-                      "load": _load_hint(imported.model)}
+            output = {
+                "path": str(target),
+                "sha256": sha256_file(tmp),
+                "size_bytes": tmp.stat().st_size,
+                "load": _load_hint(imported.model),
+            }
             manifest = {
                 "schema": MANIFEST_SCHEMA,
                 "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -26,14 +26,20 @@ class AugmentConfig:
     flip_p: float = 0.5  # probability of a horizontal flip
     scale: tuple[float, float] = (0.6, 1.4)  # random zoom range for random_scale_crop (1 = unchanged)
     min_box_px: float = 2.0  # boxes narrower or shorter than this after cropping are dropped
-    min_box_visible: float = 0.1  # ...and so are boxes keeping less than this share of their area (Ultralytics' 0.1)
+    min_box_visible: float = (
+        0.1  # ...and so are boxes keeping less than this share of their area (Ultralytics' 0.1)
+    )
     cut_visible: float = 0.0  # kept boxes showing less than this share of their area get class cut_class
-    cut_class: int = -1  # ...e.g. an "ignore" class: a person cut down to their legs is not a person-shaped box
+    cut_class: int = (
+        -1
+    )  # ...e.g. an "ignore" class: a person cut down to their legs is not a person-shaped box
     brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
     contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
     saturation: float = 0.3  # saturation factor drawn from [1 - s, 1 + s]
     hue: float = 0.02  # hue shift drawn from [-h, h], as a fraction of the colour wheel
-    pad_value: int = PAD_VALUE  # uint8 grey used where a crop or letterbox runs past the image (Ultralytics' 114)
+    pad_value: int = (
+        PAD_VALUE  # uint8 grey used where a crop or letterbox runs past the image (Ultralytics' 114)
+    )
 
 
 DEFAULT = AugmentConfig()
@@ -61,7 +67,10 @@ def flip_trajectories(obs: np.ndarray, fut: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def clip_boxes(
-    boxes: np.ndarray, classes: np.ndarray, size_hw: tuple[int, int], original_area: np.ndarray | None = None,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    size_hw: tuple[int, int],
+    original_area: np.ndarray | None = None,
     config: AugmentConfig = DEFAULT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clip xyxy boxes to the image; drop those thinner than ``min_box_px`` or keeping less than
@@ -77,13 +86,19 @@ def clip_boxes(
         area = np.maximum(np.asarray(original_area, np.float64), 1e-9)
         keep &= bw * bh >= config.min_box_visible * area
         if config.cut_visible > 0:
-            classes = np.where(bw * bh < config.cut_visible * area, config.cut_class, classes).astype(classes.dtype)
+            classes = np.where(bw * bh < config.cut_visible * area, config.cut_class, classes).astype(
+                classes.dtype
+            )
     return clipped[keep], classes[keep]
 
 
 def random_scale_crop(
-    image: np.ndarray, rng: np.random.Generator, boxes: np.ndarray | None = None,
-    classes: np.ndarray | None = None, mask: np.ndarray | None = None, config: AugmentConfig = DEFAULT,
+    image: np.ndarray,
+    rng: np.random.Generator,
+    boxes: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    config: AugmentConfig = DEFAULT,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Zoom by a random factor in ``config.scale`` and take a same-size window at a random offset.
 
@@ -149,8 +164,12 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentCon
 
 
 def augment_detection(
-    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
-    config: AugmentConfig = DEFAULT, jitter: bool = True,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentConfig = DEFAULT,
+    jitter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flip (p = flip_p), scale-crop and colour-jitter an image with its xyxy boxes. Returns (image, boxes,
     classes); boxes that end up tiny or mostly outside are dropped with their classes.
@@ -164,7 +183,10 @@ def augment_detection(
 
 
 def augment_segmentation(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: AugmentConfig = DEFAULT,
+    image: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentConfig = DEFAULT,
     jitter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flip, scale-crop (mask nearest-neighbour, padding = 255 ignore) and colour-jitter. Returns (image, mask).

@@ -34,11 +34,19 @@ class BehaviourWindows:
         return len(self.obs)
 
     def take(self, index: np.ndarray) -> BehaviourWindows:
-        return BehaviourWindows(self.obs[index], self.fut[index], self.crossing[index], self.labelled[index],
-                                self.group[index], self.source)
+        return BehaviourWindows(
+            self.obs[index],
+            self.fut[index],
+            self.crossing[index],
+            self.labelled[index],
+            self.group[index],
+            self.source,
+        )
 
 
-def load_windows(spec: str | DataSpec, observed: int = traj.OBS_LEN, horizon: int = traj.PRED_LEN) -> BehaviourWindows:
+def load_windows(
+    spec: str | DataSpec, observed: int = traj.OBS_LEN, horizon: int = traj.PRED_LEN
+) -> BehaviourWindows:
     """Windows from an ``eth_ucy`` or ``synthetic`` SPEC (see the module docstring); UsageError for other data."""
     spec = parse_spec(spec)
     if spec.name == "eth_ucy":
@@ -46,8 +54,10 @@ def load_windows(spec: str | DataSpec, observed: int = traj.OBS_LEN, horizon: in
     elif spec.name == "synthetic":
         windows = _synthetic(spec, observed, horizon)
     else:
-        raise UsageError(f"data '{spec}': the behaviour model needs trajectories: eth_ucy:scene=...,split=... or "
-                         "synthetic:split=...")
+        raise UsageError(
+            f"data '{spec}': the behaviour model needs trajectories: eth_ucy:scene=...,split=... or "
+            "synthetic:split=..."
+        )
     if not len(windows):
         raise UsageError(f"data '{spec}' has no {observed}+{horizon}-step windows")
     limit = spec.get_int("limit")
@@ -74,7 +84,9 @@ def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     root = Path(spec.get("root") or shared_path("data", "eth_ucy"))
     scene, split = spec.get("scene"), spec.get("split")
     if scene is None or split is None:
-        raise UsageError(f"data '{spec}': eth_ucy needs scene=... and split=... (e.g. eth_ucy:scene=all,split=test)")
+        raise UsageError(
+            f"data '{spec}': eth_ucy needs scene=... and split=... (e.g. eth_ucy:scene=all,split=test)"
+        )
     stride = spec.get_int("stride", 1)
     if scene != "all":
         w = traj.load_split(root, scene, split, observed, horizon, stride)
@@ -91,10 +103,14 @@ def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     files = {f.name: f for s in traj.SCENES for f in sorted((root / s / split).glob("*.txt"))}
     if not files:
         raise UsageError(f"no trajectory files (*.txt) in {root}/<scene>/{split}")
-    parts = [traj.make_windows(traj.read_trajectory_file(f), f.stem, observed, horizon, stride=stride)
-             for _, f in sorted(files.items())]
+    parts = [
+        traj.make_windows(traj.read_trajectory_file(f), f.stem, observed, horizon, stride=stride)
+        for _, f in sorted(files.items())
+    ]
     w = traj.concat_windows(parts)
-    return _from_trajectories(w, _recordings(w), f"ETH/UCY every recording's {split} part ({len(files)} files)")
+    return _from_trajectories(
+        w, _recordings(w), f"ETH/UCY every recording's {split} part ({len(files)} files)"
+    )
 
 
 def _recordings(w: traj.Windows) -> np.ndarray:
@@ -105,15 +121,19 @@ def _recordings(w: traj.Windows) -> np.ndarray:
 def _from_trajectories(w: traj.Windows, groups: np.ndarray, source: str) -> BehaviourWindows:
     obs, fut = _relative(w.obs, w.fut)
     n = len(obs)
-    return BehaviourWindows(obs, fut, np.zeros(n, np.float32), np.zeros(n, bool), np.asarray(groups, str), source)
+    return BehaviourWindows(
+        obs, fut, np.zeros(n, np.float32), np.zeros(n, bool), np.asarray(groups, str), source
+    )
 
 
 def _synthetic(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     from toolkit.data.synthetic import SceneConfig, trajectory_windows
 
     if spec.get("every") is not None:
-        raise UsageError(f"data '{spec}': 'every' thins rendered frames; trajectory windows are always sampled every "
-                         "0.4 s -- drop it")
+        raise UsageError(
+            f"data '{spec}': 'every' thins rendered frames; trajectory windows are always sampled every "
+            "0.4 s -- drop it"
+        )
     split = spec.get("split", "train")
     if split not in ("train", "val"):
         raise UsageError(f"data '{spec}': synthetic split must be train or val, got '{split}'")
@@ -129,12 +149,20 @@ def _synthetic(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
         raise UsageError(f"data '{spec}': jitter={spec.get('jitter')} is not a number") from None
     obs, fut, crossing, groups = [], [], [], []
     for s in range(seed, seed + scenes):
-        w = trajectory_windows(SceneConfig(seed=s, camera_jitter=jitter, **size), frames, "ground", observed, horizon)
+        w = trajectory_windows(
+            SceneConfig(seed=s, camera_jitter=jitter, **size), frames, "ground", observed, horizon
+        )
         obs.append(w["obs"])
         fut.append(w["fut"])
         crossing.append(w["crossing"].astype(np.float32))
         groups.append(np.full(len(w["obs"]), f"synthetic_s{s}"))
     o, f = _relative(np.concatenate(obs), np.concatenate(fut))
     c = np.concatenate(crossing)
-    return BehaviourWindows(o, f, c, np.ones(len(c), bool), np.concatenate(groups),
-                            f"synthetic street seeds {seed}..{seed + scenes - 1}, {frames} frames each")
+    return BehaviourWindows(
+        o,
+        f,
+        c,
+        np.ones(len(c), bool),
+        np.concatenate(groups),
+        f"synthetic street seeds {seed}..{seed + scenes - 1}, {frames} frames each",
+    )

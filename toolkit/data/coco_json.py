@@ -30,7 +30,12 @@ def _number_list(value: Any, length: int, where: str) -> list[float]:
 
 def _int(entry: dict[str, Any], key: str, where: str) -> int:
     value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise UsageError(f"{where}: '{key}' must be a whole number, got {json.dumps(value)[:40]}")
     return int(value)
 
@@ -44,7 +49,9 @@ def _require(entry: Any, keys: Sequence[str], where: str) -> None:
 
 
 def load_coco_detection(
-    json_path: str | Path, images_dir: str | Path | None = None, keep_categories: Collection[int] | None = None
+    json_path: str | Path,
+    images_dir: str | Path | None = None,
+    keep_categories: Collection[int] | None = None,
 ) -> tuple[list[DetectionRecord], dict[int, str]]:
     """Read COCO ``images`` / ``annotations`` (bbox x y w h) / ``categories`` into records.
 
@@ -75,7 +82,12 @@ def load_coco_detection(
         image_id = _int(img, "id", where)
         if image_id in images:
             raise UsageError(f"{where}: duplicate image id {image_id}")
-        images[image_id] = {"path": path, "w": _int(img, "width", where), "h": _int(img, "height", where), "ann": []}
+        images[image_id] = {
+            "path": path,
+            "w": _int(img, "width", where),
+            "h": _int(img, "height", where),
+            "ann": [],
+        }
     keep = None if keep_categories is None else {int(c) for c in keep_categories}
     for i, ann in enumerate(data["annotations"]):
         where = f"{file}: annotations[{i}] (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
@@ -96,8 +108,13 @@ def load_coco_detection(
         rows = np.asarray(img["ann"], dtype=np.float64).reshape(-1, 6)
         records.append(
             DetectionRecord(
-                img["path"], img["w"], img["h"], rows[:, :4].astype(np.float32), rows[:, 4].astype(np.int64),
-                image_id=image_id, crowd=rows[:, 5].astype(bool),
+                img["path"],
+                img["w"],
+                img["h"],
+                rows[:, :4].astype(np.float32),
+                rows[:, 4].astype(np.int64),
+                image_id=image_id,
+                crowd=rows[:, 5].astype(bool),
             )
         )
     return records, categories
@@ -119,17 +136,29 @@ def coco_ground_truth(records: Sequence[DetectionRecord], categories: Mapping[in
         if rec.image_id in seen:
             raise UsageError(f"coco_ground_truth: image id {rec.image_id} ({rec.path}) appears twice")
         seen.add(rec.image_id)
-        images.append({"id": int(rec.image_id), "file_name": Path(rec.path).name,
-                       "width": int(rec.width), "height": int(rec.height)})
+        images.append(
+            {
+                "id": int(rec.image_id),
+                "file_name": Path(rec.path).name,
+                "width": int(rec.width),
+                "height": int(rec.height),
+            }
+        )
         for box, cls, crowd in zip(_xywh(rec.boxes), rec.classes, rec.crowd, strict=True):
             if int(cls) not in categories:
-                raise UsageError(f"coco_ground_truth: {rec.path} has class {int(cls)}, not in the categories given")
-            annotations.append({
-                "id": len(annotations) + 1,  # pycocotools treats id 0 as "no match": start at 1
-                "image_id": int(rec.image_id), "category_id": int(cls),
-                "bbox": [round(float(v), 3) for v in box], "area": round(float(box[2] * box[3]), 3),
-                "iscrowd": int(crowd),
-            })
+                raise UsageError(
+                    f"coco_ground_truth: {rec.path} has class {int(cls)}, not in the categories given"
+                )
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,  # pycocotools treats id 0 as "no match": start at 1
+                    "image_id": int(rec.image_id),
+                    "category_id": int(cls),
+                    "bbox": [round(float(v), 3) for v in box],
+                    "area": round(float(box[2] * box[3]), 3),
+                    "iscrowd": int(crowd),
+                }
+            )
     cats = [{"id": int(k), "name": str(v)} for k, v in sorted(categories.items())]
     return {"info": {}, "licenses": [], "images": images, "annotations": annotations, "categories": cats}
 
@@ -152,6 +181,12 @@ def coco_detections(
                 f"coco_detections: {rec.path}: {len(xywh)} boxes, {len(scores)} scores, {len(classes)} classes"
             )
         for box, score, cls in zip(xywh, scores, classes, strict=True):
-            out.append({"image_id": int(rec.image_id), "category_id": int(cls),
-                        "bbox": [round(float(v), 3) for v in box], "score": round(float(score), 5)})
+            out.append(
+                {
+                    "image_id": int(rec.image_id),
+                    "category_id": int(cls),
+                    "bbox": [round(float(v), 3) for v in box],
+                    "score": round(float(score), 5),
+                }
+            )
     return out

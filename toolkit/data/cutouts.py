@@ -42,12 +42,19 @@ class Cutout:
 class PasteConfig:
     max_people: int = 3  # pasted people per image: 1..max_people
     heights: tuple[float, float] = (12.0, 320.0)  # pasted height in pixels, drawn log-uniformly
-    cover_ignore: float = 0.6  # existing boxes covered more than this by a pasted person become ignore regions
+    cover_ignore: float = (
+        0.6  # existing boxes covered more than this by a pasted person become ignore regions
+    )
     min_alpha: float = 0.5  # a pixel belongs to the pasted person's box where its alpha exceeds this
 
 
-def person_cutouts(records: Sequence[DetectionRecord], polygon_dir: str | Path, min_height: int = 40,
-                   min_fill: float = 0.3, border: int = 2) -> list[Cutout]:
+def person_cutouts(
+    records: Sequence[DetectionRecord],
+    polygon_dir: str | Path,
+    min_height: int = 40,
+    min_fill: float = 0.3,
+    border: int = 2,
+) -> list[Cutout]:
     """Cutouts of the people in ``records``' images that have a polygon file in ``polygon_dir``.
 
     Kept: polygons at least ``min_height`` px tall, filling at least ``min_fill`` of their box (not mostly
@@ -81,9 +88,16 @@ def person_cutouts(records: Sequence[DetectionRecord], polygon_dir: str | Path, 
     return out
 
 
-def paste_people(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, cutouts: Sequence[Cutout],
-                 rng: np.random.Generator, config: PasteConfig = PasteConfig(), target: int = 0,
-                 ignored: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def paste_people(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    cutouts: Sequence[Cutout],
+    rng: np.random.Generator,
+    config: PasteConfig = PasteConfig(),
+    target: int = 0,
+    ignored: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paste 1..``max_people`` random cutouts into a copy of ``image`` (uint8 (H, W, 3)).
 
     ``boxes`` (K, 4) xyxy and ``classes`` (K,) (``target`` / ``ignored``) are the image's labels; returns the
@@ -107,12 +121,16 @@ def paste_people(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, cuto
         if rng.random() < 0.5:
             rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
         x, y = int(rng.integers(0, w - pw + 1)), int(rng.integers(0, h - ph + 1))
-        region = out[y:y + ph, x:x + pw].astype(np.float32)
+        region = out[y : y + ph, x : x + pw].astype(np.float32)
         a = alpha[..., None]
-        out[y:y + ph, x:x + pw] = np.clip(region * (1 - a) + rgb.astype(np.float32) * a, 0, 255).astype(np.uint8)
+        out[y : y + ph, x : x + pw] = np.clip(region * (1 - a) + rgb.astype(np.float32) * a, 0, 255).astype(
+            np.uint8
+        )
         rows, cols = np.nonzero(alpha > config.min_alpha)
         if len(rows):
-            pasted.append((x, y, alpha, [x + cols.min(), y + rows.min(), x + cols.max() + 1, y + rows.max() + 1]))
+            pasted.append(
+                (x, y, alpha, [x + cols.min(), y + rows.min(), x + cols.max() + 1, y + rows.max() + 1])
+            )
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     all_boxes = np.concatenate([b, np.asarray([p[3] for p in pasted], np.float32).reshape(-1, 4)])
     all_cls = np.concatenate([np.asarray(classes, np.int64), np.full(len(pasted), target, np.int64)])
@@ -122,14 +140,15 @@ def paste_people(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, cuto
     for k in range(len(pasted) - 1, -1, -1):
         _check_hidden(all_boxes, all_cls, len(b) + k, hidden, config.cover_ignore, ignored)
         x, y, alpha, _ = pasted[k]
-        hidden[y:y + alpha.shape[0], x:x + alpha.shape[1]] |= alpha > config.min_alpha
+        hidden[y : y + alpha.shape[0], x : x + alpha.shape[1]] |= alpha > config.min_alpha
     for i in range(len(b)):
         _check_hidden(all_boxes, all_cls, i, hidden, config.cover_ignore, ignored)
     return out, all_boxes, all_cls
 
 
-def _check_hidden(boxes: np.ndarray, classes: np.ndarray, i: int, hidden: np.ndarray, limit: float,
-                  ignored: int) -> None:
+def _check_hidden(
+    boxes: np.ndarray, classes: np.ndarray, i: int, hidden: np.ndarray, limit: float, ignored: int
+) -> None:
     h, w = hidden.shape
     x1, y1, x2, y2 = np.clip(np.round(boxes[i]).astype(int), 0, [w, h, w, h])
     if x2 > x1 and y2 > y1 and hidden[y1:y2, x1:x2].mean() > limit:

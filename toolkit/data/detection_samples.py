@@ -61,8 +61,12 @@ class Samples:
 
     def subset(self, indices: np.ndarray | list[int]) -> Samples:
         idx = [int(i) for i in indices]
-        return Samples([self.records[i] for i in idx], [self.visibility[i] for i in idx],
-                       lambda j: self.load(idx[j]), {**self.describe, "images": len(idx)})
+        return Samples(
+            [self.records[i] for i in idx],
+            [self.visibility[i] for i in idx],
+            lambda j: self.load(idx[j]),
+            {**self.describe, "images": len(idx)},
+        )
 
 
 def model_input(image_rgb: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
@@ -72,16 +76,25 @@ def model_input(image_rgb: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.nd
 
 def load_samples(spec: DataSpec, limit: int | None = None) -> Samples:
     """The person-detection samples of a SPEC (see the module docstring); at most ``limit`` images, in order."""
-    loaders = {"coco128": _coco128, "synthetic": _synthetic, "yolo": _yolo, "coco-json": _coco_json,
-               "pseudo": _pseudo}
+    loaders = {
+        "coco128": _coco128,
+        "synthetic": _synthetic,
+        "yolo": _yolo,
+        "coco-json": _coco_json,
+        "pseudo": _pseudo,
+    }
     if spec.name not in loaders:
-        raise UsageError(f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, "
-                         f"not {spec.name}")
+        raise UsageError(
+            f"data '{spec}': the detector is trained and scored on {', '.join(loaders)} data, not {spec.name}"
+        )
     samples = loaders[spec.name](spec)
     samples, _ = sample_sets.first_items(samples, spec, limit)
     boxes = sum(int((~r.crowd).sum()) for r in samples.records)
-    samples.describe.update(images=len(samples), person_boxes=boxes,
-                            images_with_person=sum(1 for r in samples.records if (~r.crowd).any()))
+    samples.describe.update(
+        images=len(samples),
+        person_boxes=boxes,
+        images_with_person=sum(1 for r in samples.records if (~r.crowd).any()),
+    )
     return samples
 
 
@@ -94,17 +107,32 @@ def fold_of(records: list[DetectionRecord], folds: int) -> np.ndarray:
 def _photo_samples(records: list[DetectionRecord], describe: dict[str, Any]) -> Samples:
     from toolkit.data.image_folder import read_rgb
 
-    people = [DetectionRecord(r.path, r.width, r.height, r.boxes[r.classes == PERSON],
-                              np.zeros(int((r.classes == PERSON).sum()), np.int64), image_id=i,
-                              crowd=r.crowd[r.classes == PERSON]) for i, r in enumerate(records)]
-    return Samples(people, [np.ones(len(r.boxes), np.float32) for r in people],
-                   lambda i: _checked_size(read_rgb(people[i].path), people[i]), describe)
+    people = [
+        DetectionRecord(
+            r.path,
+            r.width,
+            r.height,
+            r.boxes[r.classes == PERSON],
+            np.zeros(int((r.classes == PERSON).sum()), np.int64),
+            image_id=i,
+            crowd=r.crowd[r.classes == PERSON],
+        )
+        for i, r in enumerate(records)
+    ]
+    return Samples(
+        people,
+        [np.ones(len(r.boxes), np.float32) for r in people],
+        lambda i: _checked_size(read_rgb(people[i].path), people[i]),
+        describe,
+    )
 
 
 def _checked_size(image: np.ndarray, record: DetectionRecord) -> np.ndarray:
     if image.shape[:2] != (record.height, record.width):
-        raise UsageError(f"{record.path}: image is {image.shape[1]}x{image.shape[0]} but its labels were made for "
-                         f"{record.width}x{record.height}")
+        raise UsageError(
+            f"{record.path}: image is {image.shape[1]}x{image.shape[0]} but its labels were made for "
+            f"{record.width}x{record.height}"
+        )
     return image
 
 
@@ -114,18 +142,27 @@ def _yolo_folder(spec: DataSpec, images: Path, labels: Path, folds: int, name: s
     records = load_yolo_detection(images, labels, keep_classes=[PERSON])
     split = sample_sets.parse_fold_split(spec, folds)
     selected = [records[int(i)] for i in split.keep(fold_of(records, split.folds))]
-    rule = (f"stratified {split.folds}-fold split by file name (person / no person, i-th image -> fold "
-            f"i % {split.folds}); {split.rule_tail()}")
-    return _photo_samples(selected, {"source": name, "spec": str(spec), "images_dir": str(images),
-                                     **split.describe(), "rule": rule})
+    rule = (
+        f"stratified {split.folds}-fold split by file name (person / no person, i-th image -> fold "
+        f"i % {split.folds}); {split.rule_tail()}"
+    )
+    return _photo_samples(
+        selected,
+        {"source": name, "spec": str(spec), "images_dir": str(images), **split.describe(), "rule": rule},
+    )
 
 
 def _coco128(spec: DataSpec) -> Samples:
     from toolkit.paths import shared_path
 
     root = Path(spec.get("root")) if spec.get("root") else shared_path("data", "coco128")
-    return _yolo_folder(spec, root / "images" / "train2017", root / "object_detection" / "labels" / "train2017",
-                        COCO128_FOLDS, "coco128")
+    return _yolo_folder(
+        spec,
+        root / "images" / "train2017",
+        root / "object_detection" / "labels" / "train2017",
+        COCO128_FOLDS,
+        "coco128",
+    )
 
 
 def _yolo(spec: DataSpec) -> Samples:
@@ -139,9 +176,21 @@ def _coco_json(spec: DataSpec) -> Samples:
     records, names = load_coco_detection(file, spec.get("images") or file.parent)
     person = [cid for cid, name in names.items() if name.strip().lower() == "person"]
     if not person:
-        raise UsageError(f"{file}: no category named 'person' (categories: {', '.join(sorted(names.values()))})")
-    records = [DetectionRecord(r.path, r.width, r.height, r.boxes, np.where(r.classes == person[0], PERSON, -1),
-                               image_id=r.image_id, crowd=r.crowd) for r in records]
+        raise UsageError(
+            f"{file}: no category named 'person' (categories: {', '.join(sorted(names.values()))})"
+        )
+    records = [
+        DetectionRecord(
+            r.path,
+            r.width,
+            r.height,
+            r.boxes,
+            np.where(r.classes == person[0], PERSON, -1),
+            image_id=r.image_id,
+            crowd=r.crowd,
+        )
+        for r in records
+    ]
     return _photo_samples(records, {"source": "coco-json", "spec": str(spec), "category_id": person[0]})
 
 
@@ -161,10 +210,19 @@ def _synthetic(spec: DataSpec) -> Samples:
     for p, (folder, boxes, vis, counts, hw) in enumerate(parts):
         starts = np.concatenate([[0], np.cumsum(counts)])
         for f in range(len(counts)):
-            b, v = boxes[starts[f]:starts[f + 1]], vis[starts[f]:starts[f + 1]]
+            b, v = boxes[starts[f] : starts[f + 1]], vis[starts[f] : starts[f + 1]]
             ignore = (v < IGNORE_VISIBILITY) | (b[:, 3] - b[:, 1] < IGNORE_HEIGHT_PX)
-            records.append(DetectionRecord(folder / f"frame{f * scenes.every:05d}", hw[1], hw[0], b,
-                                           np.zeros(len(b), np.int64), image_id=len(records), crowd=ignore))
+            records.append(
+                DetectionRecord(
+                    folder / f"frame{f * scenes.every:05d}",
+                    hw[1],
+                    hw[0],
+                    b,
+                    np.zeros(len(b), np.int64),
+                    image_id=len(records),
+                    crowd=ignore,
+                )
+            )
             visibility.append(v)
             where.append((p, f))
     arrays = [np.load(folder / "frames.npy", mmap_mode="r") for folder, *_ in parts]
@@ -173,9 +231,11 @@ def _synthetic(spec: DataSpec) -> Samples:
         p, f = where[i]
         return cv2.cvtColor(np.ascontiguousarray(arrays[p][f]), cv2.COLOR_BGR2RGB)
 
-    describe = {**scenes.describe(spec),
-                "rule": f"people with visibility < {IGNORE_VISIBILITY} or shorter than {IGNORE_HEIGHT_PX:g} px are "
-                        "ignore regions"}
+    describe = {
+        **scenes.describe(spec),
+        "rule": f"people with visibility < {IGNORE_VISIBILITY} or shorter than {IGNORE_HEIGHT_PX:g} px are "
+        "ignore regions",
+    }
     return Samples(records, visibility, load, describe)
 
 
@@ -185,13 +245,19 @@ def cache_root() -> Path:
     return state_dir() / "cache" / "synthetic"
 
 
-def _render_cached(config: Any, frames: int, every: int) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray,
-                                                                   tuple[int, int]]:
+def _render_cached(
+    config: Any, frames: int, every: int
+) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """Render (or reuse) one scene: (folder, boxes (M, 4), visibility (M,), boxes per frame (F,), frame hw)."""
     folder = sample_sets.cached_scene(cache_root(), config, frames, every, "labels.npz", _write_scene)
     with np.load(folder / "labels.npz") as labels:
-        return (folder, labels["boxes"], labels["visibility"], labels["counts"],
-                (int(config.height), int(config.width)))
+        return (
+            folder,
+            labels["boxes"],
+            labels["visibility"],
+            labels["counts"],
+            (int(config.height), int(config.width)),
+        )
 
 
 def _write_scene(folder: Path, config: Any, frames: int, every: int) -> None:
@@ -206,5 +272,9 @@ def _write_scene(folder: Path, config: Any, frames: int, every: int) -> None:
         counts.append(len(frame.boxes))
     images.flush()
     del images
-    np.savez(folder / "labels.npz", boxes=np.concatenate(boxes).astype(np.float32),
-             visibility=np.concatenate(vis).astype(np.float32), counts=np.asarray(counts, np.int64))
+    np.savez(
+        folder / "labels.npz",
+        boxes=np.concatenate(boxes).astype(np.float32),
+        visibility=np.concatenate(vis).astype(np.float32),
+        counts=np.asarray(counts, np.int64),
+    )

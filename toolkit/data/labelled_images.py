@@ -33,8 +33,9 @@ def parse_digits(spec: DataSpec, key: str) -> tuple[int, ...]:
     if value is None:
         return ()
     if not value.isdigit():
-        raise UsageError(f"data spec '{spec}': {key}={value} must be digits 0-9 written together, e.g. {key}=9 "
-                         f"or {key}=89")
+        raise UsageError(
+            f"data spec '{spec}': {key}={value} must be digits 0-9 written together, e.g. {key}=9 or {key}=89"
+        )
     return tuple(sorted({int(c) for c in value}))
 
 
@@ -71,8 +72,12 @@ def subset(count: int, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:limit]).astype(np.int64)
 
 
-def load_labelled_images(spec: str | DataSpec, input_shape: tuple[int, ...] = (28, 28, 1),
-                         default_split: str = "test", limit: int | None = None) -> LabelledImages:
+def load_labelled_images(
+    spec: str | DataSpec,
+    input_shape: tuple[int, ...] = (28, 28, 1),
+    default_split: str = "test",
+    limit: int | None = None,
+) -> LabelledImages:
     """Images and labels for a ``mnist`` or ``images`` SPEC, shaped for a model input ``(H, W, C)``.
 
     Order: split (documented stratified 70/10/20, seed 0; ``default_split`` when the SPEC has none) -> digit
@@ -89,16 +94,19 @@ def load_labelled_images(spec: str | DataSpec, input_shape: tuple[int, ...] = (2
         return _load_mnist(spec, shape, split, min(caps) if caps else None)
     if spec.name == "images":
         return _load_folder(spec, shape, split, min(caps) if caps else None)
-    raise UsageError(f"data spec '{spec}': {spec.name} data has no class labels for images; use mnist:... or "
-                     "images:path=DIR (one sub-folder per class)")
+    raise UsageError(
+        f"data spec '{spec}': {spec.name} data has no class labels for images; use mnist:... or "
+        "images:path=DIR (one sub-folder per class)"
+    )
 
 
 def _load_mnist(spec: DataSpec, shape: tuple[int, ...], split: str, limit: int | None) -> LabelledImages:
     from toolkit.paths import shared_path
 
     if shape != (28, 28, 1):
-        raise UsageError(f"data spec '{spec}': MNIST images are 28x28x1 but the model input is "
-                         f"{'x'.join(map(str, shape))}")
+        raise UsageError(
+            f"data spec '{spec}': MNIST images are 28x28x1 but the model input is {'x'.join(map(str, shape))}"
+        )
     root = spec.get("root") or str(shared_path("data", "mnist"))
     images, labels = _mnist_arrays(str(Path(root).resolve()))
     index = _split(labels, split, spec)
@@ -113,8 +121,9 @@ def _load_mnist(spec: DataSpec, shape: tuple[int, ...], split: str, limit: int |
         raise UsageError(f"data spec '{spec}': no images left after the digit filters")
     index = index[subset(len(index), limit)]
     rule = f"split={split} of the documented 7000/1000/2000 stratified split (seed 0)"
-    filters = (f", without digits {''.join(map(str, exclude))}" if exclude else "") + \
-              (f", only digits {''.join(map(str, only))}" if only else "")
+    filters = (f", without digits {''.join(map(str, exclude))}" if exclude else "") + (
+        f", only digits {''.join(map(str, only))}" if only else ""
+    )
     return LabelledImages(
         images=(images[index].astype(np.float32) / 255.0)[..., None],
         labels=labels[index].astype(np.int64),
@@ -128,11 +137,17 @@ def _load_folder(spec: DataSpec, shape: tuple[int, ...], split: str, limit: int 
 
     height, width, channels = shape
     if channels not in (1, 3):
-        raise UsageError(f"data spec '{spec}': the model input has {channels} channels; image folders give 1 or 3")
+        raise UsageError(
+            f"data spec '{spec}': the model input has {channels} channels; image folders give 1 or 3"
+        )
     folder = scan_image_folder(spec.get("path") or "")
     index = _split(folder.labels, split, spec)
     index = index[subset(len(index), limit)]
     images = load_images([folder.paths[i] for i in index], (height, width), channels=channels)
-    return LabelledImages(images, folder.labels[index], folder.class_names,
-                          f"image folder {spec.get('path')}: split={split} of a stratified 70/10/20 split "
-                          f"(seed 0), {len(index)} images, {len(folder.class_names)} classes")
+    return LabelledImages(
+        images,
+        folder.labels[index],
+        folder.class_names,
+        f"image folder {spec.get('path')}: split={split} of a stratified 70/10/20 split "
+        f"(seed 0), {len(index)} images, {len(folder.class_names)} classes",
+    )

@@ -81,7 +81,9 @@ def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 
 def load_mask(
-    path: str | Path, mapping: MaskMapping | None = None, size_hw: tuple[int, int] | None = None,
+    path: str | Path,
+    mapping: MaskMapping | None = None,
+    size_hw: tuple[int, int] | None = None,
     expect_hw: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """:func:`read_mask`, checked against the image size ``expect_hw``, remapped, then resized to ``size_hw``."""
@@ -97,7 +99,9 @@ def load_mask(
 
 
 def load_image_and_mask(
-    image_path: str | Path, mask_path: str | Path, size_hw: tuple[int, int] | None = None,
+    image_path: str | Path,
+    mask_path: str | Path,
+    size_hw: tuple[int, int] | None = None,
     mapping: MaskMapping | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """An image and its mask, checked to be the same size, optionally resized together.
@@ -121,7 +125,9 @@ def pair_masks(images_dir: str | Path, masks_dir: str | Path) -> list[tuple[Path
     for folder, what in ((images_root, "image"), (masks_root, "mask")):
         if not folder.is_dir():
             raise UsageError(f"{what} folder not found: {folder}")
-    images = {p.stem: p for p in images_root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()}
+    images = {
+        p.stem: p for p in images_root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    }
     masks = sorted(masks_root.glob("*.png"))
     orphans = [m for m in masks if m.stem not in images]
     if orphans:

@@ -46,18 +46,24 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> np.ndarray:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error) as exc:
             # A cut-off download is the usual cause: gzip raises EOFError on a truncated stream.
-            raise UsageError(f"{file}: corrupt or truncated gzip data ({exc or type(exc).__name__})") from None
+            raise UsageError(
+                f"{file}: corrupt or truncated gzip data ({exc or type(exc).__name__})"
+            ) from None
     if len(raw) < 4:
         raise UsageError(f"{file}: truncated IDX file ({len(raw)} bytes, the header alone is at least 4)")
     magic = int.from_bytes(raw[:4], "big")
     if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] == 0:
-        raise UsageError(f"{file}: not a uint8 IDX file (magic 0x{magic:08x}; expected 0x801 labels or 0x803 images)")
+        raise UsageError(
+            f"{file}: not a uint8 IDX file (magic 0x{magic:08x}; expected 0x801 labels or 0x803 images)"
+        )
     if expect_magic is not None and magic != expect_magic:
         raise UsageError(f"{file}: IDX magic 0x{magic:x}, expected 0x{expect_magic:x}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise UsageError(f"{file}: truncated IDX header ({len(raw)} bytes, expected {header} for {ndim} dimensions)")
+        raise UsageError(
+            f"{file}: truncated IDX header ({len(raw)} bytes, expected {header} for {ndim} dimensions)"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape, dtype=np.int64))
     found = len(raw) - header

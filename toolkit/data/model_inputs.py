@@ -29,8 +29,14 @@ PRIOR_CALIB = 400  # prior samples vae_inputs returns for a decoder when no limi
 InputMaker = Callable[..., dict[str, np.ndarray]]  # (spec, input_shapes, limit, seed) -> {input name: array}
 
 
-def model_inputs(kind: str | None, spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]],
-                 limit: int | None = None, seed: int = 0, where: str = "model") -> dict[str, np.ndarray]:
+def model_inputs(
+    kind: str | None,
+    spec: str | DataSpec,
+    input_shapes: dict[str, tuple[int, ...]],
+    limit: int | None = None,
+    seed: int = 0,
+    where: str = "model",
+) -> dict[str, np.ndarray]:
     """``{input name: float32 array}`` for a ``kind`` model (see :data:`KINDS`) from ``spec``: ``limit`` samples
     at most, drawn with ``seed`` and kept in order (the same call gives the same arrays). ``where`` names the
     model in the error for an unknown kind."""
@@ -42,9 +48,14 @@ def model_inputs(kind: str | None, spec: str | DataSpec, input_shapes: dict[str,
 ImageSource = tuple[Callable[[int], np.ndarray], int]  # (i -> original uint8 RGB image, number of images)
 
 
-def letterboxed_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]], kind: str,
-                       from_samples: Callable[[DataSpec], ImageSource], limit: int | None = None,
-                       seed: int = 0) -> dict[str, np.ndarray]:
+def letterboxed_inputs(
+    spec: DataSpec,
+    input_shapes: dict[str, tuple[int, ...]],
+    kind: str,
+    from_samples: Callable[[DataSpec], ImageSource],
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Realistic ``image`` inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3).
 
     The images come from an ``images:path=...`` folder of frames, or else from ``from_samples(spec)`` (the
@@ -69,8 +80,9 @@ def letterboxed_inputs(spec: DataSpec, input_shapes: dict[str, tuple[int, ...]],
     return {"image": unit_float(np.stack([letterbox(load(int(i)), input_hw)[0] for i in pick]))}
 
 
-def classifier_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+def classifier_inputs(
+    spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """``{"image": float32 (N, H, W, C)}`` from a labelled-image SPEC (default split: train), preprocessed as in
     training and evaluation; ``limit`` takes a random subset seeded by ``seed``."""
     if "image" not in input_shapes:
@@ -79,8 +91,9 @@ def classifier_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, .
     return {"image": data.images[subset(len(data.images), limit, seed)]}
 
 
-def behaviour_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+def behaviour_inputs(
+    spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Realistic ``track`` inputs (relative, heading frame) from a SPEC, for int8 calibration and benchmarks.
 
     ``limit`` samples drawn at random with ``seed`` (all windows when None).
@@ -95,8 +108,13 @@ def behaviour_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ..
     return {"track": model_track(windows.obs[index])[0]}
 
 
-def vae_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                 seed: int = 0, encoder: Any = None) -> dict[str, np.ndarray]:
+def vae_inputs(
+    spec: str | DataSpec,
+    input_shapes: dict[str, tuple[int, ...]],
+    limit: int | None = None,
+    seed: int = 0,
+    encoder: Any = None,
+) -> dict[str, np.ndarray]:
     """Realistic inputs for a VAE part: ``{"image": ...}`` images from the SPEC (default split: train) for the
     encoder; ``{"z": ...}`` latent codes for the decoder.
 
@@ -119,15 +137,18 @@ def vae_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], l
     total = limit or 2 * len(data.images)
     images = data.images[subset(len(data.images), total - total // 2, seed)]
     codes = encoder.predict({"image": images})
-    posterior = codes["z_mean"] + np.exp(0.5 * codes["z_log_var"]) * rng.standard_normal(codes["z_mean"].shape)
+    posterior = codes["z_mean"] + np.exp(0.5 * codes["z_log_var"]) * rng.standard_normal(
+        codes["z_mean"].shape
+    )
     prior = rng.standard_normal((total // 2, latent))
     if posterior.shape[1] != latent:
         raise UsageError(f"encoder codes have {posterior.shape[1]} dimensions but the decoder takes {latent}")
     return {"z": np.concatenate([posterior, prior]).astype(np.float32)}
 
 
-def detector_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                    seed: int = 0) -> dict[str, np.ndarray]:
+def detector_inputs(
+    spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Realistic detector inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a detection SPEC
     or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
     from toolkit.data.detection_samples import load_samples
@@ -139,8 +160,9 @@ def detector_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...
     return letterboxed_inputs(parse_spec(spec), input_shapes, "detector", frames, limit, seed)
 
 
-def segmenter_inputs(spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+def segmenter_inputs(
+    spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Realistic segmenter inputs: letterboxed RGB in [0, 1], float32 (N, H, W, 3), from a segmentation SPEC
     or an ``images:path=...`` folder of frames. ``limit`` images at most, drawn with ``seed``."""
     from toolkit.data.segmentation_samples import load_samples

@@ -60,8 +60,9 @@ class FoldSplit:
 
     def keep(self, assigned: np.ndarray) -> np.ndarray:
         """Indices of the items on this side, given each item's fold (:func:`stratified_folds`)."""
-        return np.flatnonzero({"all": assigned >= 0, "val": assigned == self.fold,
-                               "train": assigned != self.fold}[self.split])
+        return np.flatnonzero(
+            {"all": assigned >= 0, "val": assigned == self.fold, "train": assigned != self.fold}[self.split]
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"split": self.split, "fold": self.fold, "folds": self.folds}
@@ -76,13 +77,17 @@ def parse_fold_split(spec: DataSpec, default_folds: int, default_fold: int = 0) 
     split = spec.get("split")
     if split is None:
         if "fold" in spec.options or "folds" in spec.options:
-            raise UsageError(f"data '{spec}': say which side of the fold you want: add split=train or split=val")
+            raise UsageError(
+                f"data '{spec}': say which side of the fold you want: add split=train or split=val"
+            )
         split = "all"
     if split not in ("train", "val", "all"):
         raise UsageError(f"data '{spec}': split must be train, val or all, got '{split}'")
     folds, fold = spec.get_int("folds", default_folds), spec.get_int("fold", default_fold)
     if folds < 2 or not 0 <= fold < folds:
-        raise UsageError(f"data '{spec}': need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+        raise UsageError(
+            f"data '{spec}': need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}"
+        )
     return FoldSplit(split, fold, folds)
 
 
@@ -115,12 +120,21 @@ class SceneSet:
         """One :class:`~toolkit.data.synthetic.SceneConfig` per scene."""
         from toolkit.data.synthetic import SceneConfig
 
-        return [SceneConfig(seed=self.base + s, camera_jitter=self.jitter, **self.size) for s in range(self.scenes)]
+        return [
+            SceneConfig(seed=self.base + s, camera_jitter=self.jitter, **self.size)
+            for s in range(self.scenes)
+        ]
 
     def describe(self, spec: DataSpec) -> dict[str, Any]:
-        return {"source": "synthetic", "spec": str(spec), "split": self.split,
-                "scene_seeds": [self.base, self.base + self.scenes - 1], "frames_per_scene": self.frames,
-                "every": self.every, "camera_jitter": self.jitter}
+        return {
+            "source": "synthetic",
+            "spec": str(spec),
+            "split": self.split,
+            "scene_seeds": [self.base, self.base + self.scenes - 1],
+            "frames_per_scene": self.frames,
+            "every": self.every,
+            "camera_jitter": self.jitter,
+        }
 
 
 def parse_scene_set(spec: DataSpec) -> SceneSet:
@@ -184,15 +198,18 @@ def publish_folder(folder: Path, key_src: str, done: str, fill: Callable[[Path],
             shutil.rmtree(tmp)
 
 
-def cached_scene(root: Path, config: Any, frames: int, every: int, done: str,
-                 write: Callable[[Path, Any, int, int], None]) -> Path:
+def cached_scene(
+    root: Path, config: Any, frames: int, every: int, done: str, write: Callable[[Path, Any, int, int], None]
+) -> Path:
     """The cache folder of one rendered scene under ``root``; rendered first when its file ``done`` is missing.
 
     ``write(folder, config, frames, every)`` fills an empty temporary folder, which then replaces the cache
     folder in one rename (a concurrent process that rendered the same scene first wins).
     """
-    key_src = json.dumps({"config": asdict(config), "frames": frames, "every": every,
-                          "generator": _generator_hash()}, sort_keys=True)
+    key_src = json.dumps(
+        {"config": asdict(config), "frames": frames, "every": every, "generator": _generator_hash()},
+        sort_keys=True,
+    )
     folder = root / hashlib.sha256(key_src.encode()).hexdigest()[:20]
     if (folder / done).is_file():
         return folder

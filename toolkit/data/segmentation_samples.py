@@ -46,9 +46,16 @@ COCO128_FOLDS = 4  # default number of cross-validation folds
 
 # COCO panoptic ids (COCO128 semantic masks, shared data/coco128/semantic_segmentation/config.yaml) -> our classes.
 STREET_FROM_PANOPTIC = MaskMapping(
-    {0: IGNORE, 1: PERSON, 149: CLASS_NAMES.index("road"), 191: CLASS_NAMES.index("sidewalk"),
-     **{cid: CLASS_NAMES.index("vehicle") for cid in (2, 3, 4, 6, 8)}},  # bicycle car motorcycle bus truck
-    default=0, class_names=CLASS_NAMES)
+    {
+        0: IGNORE,
+        1: PERSON,
+        149: CLASS_NAMES.index("road"),
+        191: CLASS_NAMES.index("sidewalk"),
+        **{cid: CLASS_NAMES.index("vehicle") for cid in (2, 3, 4, 6, 8)},
+    },  # bicycle car motorcycle bus truck
+    default=0,
+    class_names=CLASS_NAMES,
+)
 
 
 @dataclass
@@ -64,12 +71,14 @@ class SegSamples:
 
     def subset(self, indices: np.ndarray | list[int] | range) -> SegSamples:
         idx = [int(i) for i in indices]
-        return SegSamples([self.names[i] for i in idx], lambda j: self.load(idx[j]), {**self.describe,
-                                                                                     "images": len(idx)})
+        return SegSamples(
+            [self.names[i] for i in idx], lambda j: self.load(idx[j]), {**self.describe, "images": len(idx)}
+        )
 
 
-def model_input(image_rgb: np.ndarray, mask: np.ndarray | None, input_hw: tuple[int, int]) -> tuple[
-        np.ndarray, np.ndarray | None, Letterbox]:
+def model_input(
+    image_rgb: np.ndarray, mask: np.ndarray | None, input_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray | None, Letterbox]:
     """Letterbox an original RGB image (grey 114) and its mask (nearest, 255 padding) to the model input size.
 
     Returns (uint8 (H, W, 3) image -- divide by 255 to feed --, uint8 (H, W) mask or None, the transform).
@@ -83,8 +92,10 @@ def load_samples(spec: DataSpec, limit: int | None = None) -> SegSamples:
     """The segmentation samples of a SPEC (see the module docstring); at most ``limit`` images, in order."""
     loaders = {"synthetic": _synthetic, "coco128": _coco128, "pseudo": _pseudo}
     if spec.name not in loaders:
-        raise UsageError(f"data '{spec}': the segmenter is trained and scored on {', '.join(loaders)} data "
-                         f"(images with class-index masks), not {spec.name}")
+        raise UsageError(
+            f"data '{spec}': the segmenter is trained and scored on {', '.join(loaders)} data "
+            f"(images with class-index masks), not {spec.name}"
+        )
     samples = loaders[spec.name](spec)
     samples, cut = sample_sets.first_items(samples, spec, limit)
     if cut is not None:
@@ -122,12 +133,19 @@ def _coco128(spec: DataSpec) -> SegSamples:
         image = read_rgb(image_path)
         return image, lut[load_mask(mask_path, expect_hw=image.shape[:2])]
 
-    rule = (f"stratified {split.folds}-fold split of the {len(pairs)} masked images by file name (person pixels / "
-            f"none, i-th image -> fold i % {split.folds}); {split.rule_tail()}")
-    describe = {"source": "coco128", "spec": str(spec), **split.describe(), "rule": rule,
-                "images_with_person": int(sum(has_person[int(i)] for i in keep)),
-                "mapping": "COCO panoptic person->person, road->road, pavement->sidewalk, "
-                           "car/bus/truck/motorcycle/bicycle->vehicle, unlabeled->ignore, rest->background"}
+    rule = (
+        f"stratified {split.folds}-fold split of the {len(pairs)} masked images by file name (person pixels / "
+        f"none, i-th image -> fold i % {split.folds}); {split.rule_tail()}"
+    )
+    describe = {
+        "source": "coco128",
+        "spec": str(spec),
+        **split.describe(),
+        "rule": rule,
+        "images_with_person": int(sum(has_person[int(i)] for i in keep)),
+        "mapping": "COCO panoptic person->person, road->road, pavement->sidewalk, "
+        "car/bus/truck/motorcycle/bicycle->vehicle, unlabeled->ignore, rest->background",
+    }
     return SegSamples([chosen[i][1].stem for i in range(len(chosen))], load, describe)
 
 
@@ -151,8 +169,9 @@ def _synthetic(spec: DataSpec) -> SegSamples:
         p, f = where[i]
         return cv2.cvtColor(np.ascontiguousarray(images[p][f]), cv2.COLOR_BGR2RGB), np.array(masks[p][f])
 
-    return SegSamples([f"scene{scenes.base + p}/frame{f * scenes.every:05d}" for p, f in where], load,
-                      scenes.describe(spec))
+    return SegSamples(
+        [f"scene{scenes.base + p}/frame{f * scenes.every:05d}" for p, f in where], load, scenes.describe(spec)
+    )
 
 
 def cache_root() -> Path:

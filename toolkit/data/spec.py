@@ -53,52 +53,96 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
         "MNIST IDX files (the shared 10k test set split 7k/1k/2k, stratified, seed 0)",
-        {"root": "folder with the IDX files (default: shared data/mnist)",
-         "split": "train | val | test | all (default depends on the command)",
-         "exclude": "comma-free list of digits to leave out, e.g. 9 or 89 (anomaly set-ups)",
-         "only": "keep only these digits, e.g. 9 (the anomalous set)",
-         "anomaly": "digits scored as anomalous by autoencoder evaluation (AUROC), e.g. 9",
-         "limit": "use at most this many samples"}),
+        {
+            "root": "folder with the IDX files (default: shared data/mnist)",
+            "split": "train | val | test | all (default depends on the command)",
+            "exclude": "comma-free list of digits to leave out, e.g. 9 or 89 (anomaly set-ups)",
+            "only": "keep only these digits, e.g. 9 (the anomalous set)",
+            "anomaly": "digits scored as anomalous by autoencoder evaluation (AUROC), e.g. 9",
+            "limit": "use at most this many samples",
+        },
+    ),
     "images": DatasetInfo(
         "an image folder with one sub-folder per class",
-        {"path": "the folder", "split": "train | val | test | all (seeded 70/10/20 split)", "limit": "max samples"},
-        required=("path",)),
+        {
+            "path": "the folder",
+            "split": "train | val | test | all (seeded 70/10/20 split)",
+            "limit": "max samples",
+        },
+        required=("path",),
+    ),
     "coco128": DatasetInfo(
         "COCO128 (shared data/coco128): person boxes, polygons and semantic masks",
-        {"root": "folder (default: shared data/coco128)", "fold": "cross-validation fold index (default 0)",
-         "folds": "number of folds (default 4)", "split": "train | val | all (val = the held-out fold)",
-         "limit": "max images"}),
+        {
+            "root": "folder (default: shared data/coco128)",
+            "fold": "cross-validation fold index (default 0)",
+            "folds": "number of folds (default 4)",
+            "split": "train | val | all (val = the held-out fold)",
+            "limit": "max images",
+        },
+    ),
     "yolo": DatasetInfo(
         "YOLO txt labels beside an image folder",
-        {"images": "image folder", "labels": "label folder", "split": "train | val | all", "limit": "max images"},
-        required=("images", "labels")),
+        {
+            "images": "image folder",
+            "labels": "label folder",
+            "split": "train | val | all",
+            "limit": "max images",
+        },
+        required=("images", "labels"),
+    ),
     "coco-json": DatasetInfo(
         "COCO JSON detection annotations",
-        {"json": "annotation file", "images": "image folder (default: beside the JSON)", "limit": "max images"},
-        required=("json",)),
+        {
+            "json": "annotation file",
+            "images": "image folder (default: beside the JSON)",
+            "limit": "max images",
+        },
+        required=("json",),
+    ),
     "eth_ucy": DatasetInfo(
         "ETH/UCY trajectories, leave-one-scene-out (shared data/eth_ucy)",
-        {"root": "folder (default: shared data/eth_ucy)",
-         "scene": "eth | hotel | univ | zara1 | zara2 | all (all + split=test: each held-out scene; "
-                  "all + train/val: every recording's part once)",
-         "split": "train | val | test", "stride": "window stride in steps (default 1)", "limit": "max windows"}),
+        {
+            "root": "folder (default: shared data/eth_ucy)",
+            "scene": "eth | hotel | univ | zara1 | zara2 | all (all + split=test: each held-out scene; "
+            "all + train/val: every recording's part once)",
+            "split": "train | val | test",
+            "stride": "window stride in steps (default 1)",
+            "limit": "max windows",
+        },
+    ),
     "synthetic": DatasetInfo(
         "the seeded synthetic street scene (toolkit.data.synthetic)",
-        {"seed": "scene seed (default 0)", "frames": "frames to render (default 400)",
-         "every": "keep every n-th frame (default 2)", "split": "train | val (val uses seed + 1000)",
-         "width": "frame width", "height": "frame height", "scenes": "number of scenes (seeds) to render",
-         "jitter": "per-seed camera view change, 0-2 (default 1 = the training spread; 0 = the demo's view)"}),
+        {
+            "seed": "scene seed (default 0)",
+            "frames": "frames to render (default 400)",
+            "every": "keep every n-th frame (default 2)",
+            "split": "train | val (val uses seed + 1000)",
+            "width": "frame width",
+            "height": "frame height",
+            "scenes": "number of scenes (seeds) to render",
+            "jitter": "per-seed camera view change, 0-2 (default 1 = the training spread; 0 = the demo's view)",
+        },
+    ),
     "pseudo": DatasetInfo(
         "real frames labelled by the pretrained teachers (toolkit.data.teachers_pseudo), cached",
-        {"path": "an image folder or a video file", "teacher": "pascal | cityscapes | both (default both)",
-         "every": "video: keep every n-th frame (default 10)", "limit": "label at most this many frames"},
-        required=("path",)),
+        {
+            "path": "an image folder or a video file",
+            "teacher": "pascal | cityscapes | both (default both)",
+            "every": "video: keep every n-th frame (default 10)",
+            "limit": "label at most this many frames",
+        },
+        required=("path",),
+    ),
     "mot": DatasetInfo(
         "a MOTChallenge sequence (seqinfo.ini + gt.txt) for tracking metrics (toolkit.data.mot)",
-        {"seq": "sequence folder (default: shared data/pedestrian_video/PETS09-S2L1)",
-         "video": "frames video when the folder has no image folder (default for the shared PETS folder: "
-                  "its pedestrians.avi beside it)",
-         "limit": "score only the first N frames"}),
+        {
+            "seq": "sequence folder (default: shared data/pedestrian_video/PETS09-S2L1)",
+            "video": "frames video when the folder has no image folder (default for the shared PETS folder: "
+            "its pedestrians.avi beside it)",
+            "limit": "score only the first N frames",
+        },
+    ),
 }
 
 
@@ -154,10 +198,14 @@ def parse_spec(text: str | DataSpec) -> DataSpec:
         if path.is_dir():
             return DataSpec("images", {"path": raw}, raw)
         if path.exists() or "/" in raw:
-            raise UsageError(f"data '{raw}': not a dataset name and not a usable path (a folder of class "
-                             "sub-folders or a COCO .json)")
-        raise UsageError(f"unknown dataset '{name}'{suggest(name, DATASETS)} (choose from {', '.join(DATASETS)}, "
-                         "or give a path)")
+            raise UsageError(
+                f"data '{raw}': not a dataset name and not a usable path (a folder of class "
+                "sub-folders or a COCO .json)"
+            )
+        raise UsageError(
+            f"unknown dataset '{name}'{suggest(name, DATASETS)} (choose from {', '.join(DATASETS)}, "
+            "or give a path)"
+        )
     info = DATASETS[name]
     options: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in body.split(","))):
@@ -165,8 +213,10 @@ def parse_spec(text: str | DataSpec) -> DataSpec:
         if not eq or not value:
             raise UsageError(f"data spec '{raw}': expected key=value, got '{part}'")
         if key not in info.keys:
-            raise UsageError(f"data spec '{raw}': unknown key '{key}' for {name}{suggest(key, info.keys)} "
-                             f"(keys: {', '.join(info.keys)})")
+            raise UsageError(
+                f"data spec '{raw}': unknown key '{key}' for {name}{suggest(key, info.keys)} "
+                f"(keys: {', '.join(info.keys)})"
+            )
         options[key] = value
     missing = [k for k in info.required if k not in options]
     if missing:
@@ -175,4 +225,6 @@ def parse_spec(text: str | DataSpec) -> DataSpec:
 
 
 def specs_help() -> str:
-    return "\n".join(f"  {name:<10} {info.summary}; keys: {', '.join(info.keys)}" for name, info in DATASETS.items())
+    return "\n".join(
+        f"  {name:<10} {info.summary}; keys: {', '.join(info.keys)}" for name, info in DATASETS.items()
+    )

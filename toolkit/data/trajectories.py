@@ -51,7 +51,9 @@ def read_trajectory_file(path: str | Path) -> np.ndarray:
             raise UsageError(f"{where}: expected 4 columns 'frame_id ped_id x y', got {len(fields)}")
         values = to_floats(fields, where)
         if values[0] != int(values[0]) or values[1] != int(values[1]):
-            raise UsageError(f"{where}: frame_id and ped_id must be whole numbers, got {fields[0]} {fields[1]}")
+            raise UsageError(
+                f"{where}: frame_id and ped_id must be whole numbers, got {fields[0]} {fields[1]}"
+            )
         rows.append(values)
     if not rows:
         raise UsageError(f"trajectory file {path} has no rows")
@@ -59,8 +61,12 @@ def read_trajectory_file(path: str | Path) -> np.ndarray:
 
 
 def make_windows(
-    rows: np.ndarray, scene: str = "", obs_len: int = OBS_LEN, pred_len: int = PRED_LEN,
-    frame_step: int = FRAME_STEP, stride: int = 1,
+    rows: np.ndarray,
+    scene: str = "",
+    obs_len: int = OBS_LEN,
+    pred_len: int = PRED_LEN,
+    frame_step: int = FRAME_STEP,
+    stride: int = 1,
 ) -> Windows:
     """Cut every pedestrian's track into windows of ``obs_len + pred_len`` consecutive annotated frames.
 
@@ -70,10 +76,14 @@ def make_windows(
     """
     total = obs_len + pred_len
     if obs_len < 2 or pred_len < 1 or stride < 1:
-        raise UsageError(f"make_windows: need obs_len >= 2, pred_len >= 1, stride >= 1; got {obs_len}, {pred_len}, {stride}")
+        raise UsageError(
+            f"make_windows: need obs_len >= 2, pred_len >= 1, stride >= 1; got {obs_len}, {pred_len}, {stride}"
+        )
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] != 4:
-        raise UsageError(f"make_windows: expected rows of 'frame_id ped_id x y' shaped (R, 4), got {rows.shape}")
+        raise UsageError(
+            f"make_windows: expected rows of 'frame_id ped_id x y' shaped (R, 4), got {rows.shape}"
+        )
     order = np.lexsort((rows[:, 0], rows[:, 1]))  # by pedestrian, then frame
     data = rows[order]
     starts: list[int] = []
@@ -85,8 +95,11 @@ def make_windows(
     xy = data[:, 2:4][index].astype(np.float32).reshape(-1, total, 2)
     first = data[index[:, 0]]
     return Windows(
-        obs=xy[:, :obs_len], fut=xy[:, obs_len:], scene=np.full(len(xy), scene),
-        ped=first[:, 1].astype(np.int64), frame=first[:, 0].astype(np.int64),
+        obs=xy[:, :obs_len],
+        fut=xy[:, obs_len:],
+        scene=np.full(len(xy), scene),
+        ped=first[:, 1].astype(np.int64),
+        frame=first[:, 0].astype(np.int64),
     )
 
 
@@ -94,11 +107,18 @@ def concat_windows(parts: list[Windows]) -> Windows:
     """Join several :class:`Windows` (e.g. one per recording) into one."""
     if not parts:
         raise UsageError("concat_windows: nothing to join")
-    return Windows(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "fut", "scene", "ped", "frame")))
+    return Windows(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "fut", "scene", "ped", "frame"))
+    )
 
 
 def load_split(
-    root: str | Path, scene: str, split: str, obs_len: int = OBS_LEN, pred_len: int = PRED_LEN, stride: int = 1
+    root: str | Path,
+    scene: str,
+    split: str,
+    obs_len: int = OBS_LEN,
+    pred_len: int = PRED_LEN,
+    stride: int = 1,
 ) -> Windows:
     """Windows from every ``root/<scene>/<split>/*.txt`` (leave-one-scene-out: ``scene`` is the held-out one).
 
@@ -106,7 +126,9 @@ def load_split(
     Unknown scene or split names are UsageErrors with a suggestion.
     """
     if scene not in SCENES:
-        raise UsageError(f"unknown ETH/UCY scene '{scene}'{suggest(scene, SCENES)} (choose from {', '.join(SCENES)})")
+        raise UsageError(
+            f"unknown ETH/UCY scene '{scene}'{suggest(scene, SCENES)} (choose from {', '.join(SCENES)})"
+        )
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'{suggest(split, SPLITS)} (choose from {', '.join(SPLITS)})")
     folder = Path(root) / scene / split
@@ -118,7 +140,9 @@ def load_split(
     )
 
 
-def to_relative(obs: np.ndarray, fut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def to_relative(
+    obs: np.ndarray, fut: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Shift tracks so each window's last observed point is the origin.
 
     Returns (obs_rel, fut_rel or None, origin (N, 2)); ``from_relative(x_rel, origin)`` undoes it.
@@ -165,6 +189,8 @@ def random_rotation(
     """
     angle = rng.uniform(0.0, 2.0 * np.pi, size=len(obs))
     cos, sin = np.cos(angle), np.sin(angle)
-    rot = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2).astype(obs.dtype)  # row-vector form
+    rot = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2).astype(
+        obs.dtype
+    )  # row-vector form
     origin = obs[:, -1:, :]
     return (obs - origin) @ rot + origin, (fut - origin) @ rot + origin

@@ -36,7 +36,9 @@ def _valid_set(valid_classes: int | Collection[int] | None) -> set[int] | None:
 def _check_class(value: float, valid: set[int] | None, where: str) -> int:
     cls = to_int(value, "class id", where)
     if cls < 0 or (valid is not None and cls not in valid):
-        allowed = f"0-{max(valid)}" if valid and valid == set(range(max(valid) + 1)) else "one of the dataset's ids"
+        allowed = (
+            f"0-{max(valid)}" if valid and valid == set(range(max(valid) + 1)) else "one of the dataset's ids"
+        )
         raise UsageError(f"{where}: class {cls} out of range (expected {allowed})")
     return cls
 
@@ -87,7 +89,9 @@ def read_yolo_polygons(
         values = to_floats(fields, where)
         coords = values[1:]
         if len(coords) % 2:
-            raise UsageError(f"{where}: expected 'class x1 y1 x2 y2 ...' with pairs of coordinates, got {len(coords)}")
+            raise UsageError(
+                f"{where}: expected 'class x1 y1 x2 y2 ...' with pairs of coordinates, got {len(coords)}"
+            )
         if len(coords) < 6:
             raise UsageError(f"{where}: a polygon needs at least 3 points, got {len(coords) // 2}")
         classes.append(_check_class(values[0], valid, where))
@@ -123,7 +127,9 @@ def _select(classes: np.ndarray, keep_classes: Collection[int] | None) -> np.nda
 
 
 def load_yolo_detection(
-    images_dir: str | Path, labels_dir: str | Path, keep_classes: Collection[int] | None = None,
+    images_dir: str | Path,
+    labels_dir: str | Path,
+    keep_classes: Collection[int] | None = None,
     valid_classes: int | Collection[int] | None = None,
 ) -> list[DetectionRecord]:
     """Every image in ``images_dir`` with its boxes from ``labels_dir/<stem>.txt`` (missing file = no objects;
@@ -147,12 +153,16 @@ def load_yolo_detection(
         half = cxcywh[:, 2:] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
         xyxy = np.clip(xyxy * np.array([width, height, width, height], np.float32), 0, [width, height] * 2)
-        records.append(DetectionRecord(image, width, height, xyxy.astype(np.float32), classes, image_id=index))
+        records.append(
+            DetectionRecord(image, width, height, xyxy.astype(np.float32), classes, image_id=index)
+        )
     return records
 
 
 def load_yolo_segmentation(
-    images_dir: str | Path, labels_dir: str | Path, keep_classes: Collection[int] | None = None,
+    images_dir: str | Path,
+    labels_dir: str | Path,
+    keep_classes: Collection[int] | None = None,
     valid_classes: int | Collection[int] | None = None,
 ) -> list[PolygonRecord]:
     """Images that HAVE a YOLO-seg label file, with their instance polygons in pixels.
@@ -196,7 +206,9 @@ def read_class_names(config_path: str | Path) -> dict[int, str]:
                 names.update(enumerate(items))
                 in_block = False
             elif inline:
-                raise UsageError(f"{config_path} line {lineno}: cannot read '{inline}' as a list of class names")
+                raise UsageError(
+                    f"{config_path} line {lineno}: cannot read '{inline}' as a list of class names"
+                )
             continue
         if not in_block:
             continue
@@ -205,7 +217,9 @@ def read_class_names(config_path: str | Path) -> dict[int, str]:
             continue
         item = re.match(r"^\s+(\d+)\s*:\s*(.+)$", text) or re.match(r"^\s+-\s*(.+)$", text)
         if item is None:
-            raise UsageError(f"{config_path} line {lineno}: expected '  <id>: <name>' or '  - <name>', got {text.strip()!r}")
+            raise UsageError(
+                f"{config_path} line {lineno}: expected '  <id>: <name>' or '  - <name>', got {text.strip()!r}"
+            )
         if item.re.groups == 2:
             names[int(item.group(1))] = item.group(2).strip().strip("'\"")
         else:

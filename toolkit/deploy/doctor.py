@@ -34,14 +34,20 @@ MODEL_FILES = (Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/b
 AARCH64_PYTHONS = ((3, 11), (3, 12))
 OPENCV_PIN = "opencv-python-headless==4.14.0.94"
 FIX_LIBEDGETPU = f"{CORAL_APT} && sudo apt install libedgetpu1-std"
-FIX_GASKET = ("sudo apt install gasket-dkms (Coral's apt repo, as for libedgetpu1-std) && echo 'SUBSYSTEM==\"apex\", "
-              "MODE=\"0660\", GROUP=\"apex\"' | sudo tee /etc/udev/rules.d/65-apex.rules && sudo groupadd -f apex "
-              "&& sudo usermod -aG apex $USER && sudo reboot (if gasket-dkms fails to build on a recent kernel, "
-              "build the package from https://github.com/google/gasket-driver)")
-FIX_PICAMERA2 = ("on Raspberry Pi OS: sudo apt install python3-picamera2, and create the virtualenv with "
-                 "python3 -m venv --system-site-packages (libcamera's Python bindings are not on PyPI)")
-USB_CORAL = {("1a6e", "089a"): "before first use: the runtime loads its firmware on first open",
-             ("18d1", "9302"): "firmware loaded"}
+FIX_GASKET = (
+    "sudo apt install gasket-dkms (Coral's apt repo, as for libedgetpu1-std) && echo 'SUBSYSTEM==\"apex\", "
+    'MODE="0660", GROUP="apex"\' | sudo tee /etc/udev/rules.d/65-apex.rules && sudo groupadd -f apex '
+    "&& sudo usermod -aG apex $USER && sudo reboot (if gasket-dkms fails to build on a recent kernel, "
+    "build the package from https://github.com/google/gasket-driver)"
+)
+FIX_PICAMERA2 = (
+    "on Raspberry Pi OS: sudo apt install python3-picamera2, and create the virtualenv with "
+    "python3 -m venv --system-site-packages (libcamera's Python bindings are not on PyPI)"
+)
+USB_CORAL = {
+    ("1a6e", "089a"): "before first use: the runtime loads its firmware on first open",
+    ("18d1", "9302"): "firmware loaded",
+}
 PCI_CORAL = ("0x1ac1", "0x089a")
 # V4L2 nodes that every Raspberry Pi has (codecs, ISP): not cameras. CSI receivers: a ribbon camera, via picamera2.
 PI_INTERNAL_V4L2 = ("bcm2835-codec", "bcm2835-isp", "pispbe", "rpi-hevc-dec", "rpivid", "bcm2835-jpeg")
@@ -53,9 +59,13 @@ class Check:
     """One line of the report."""
 
     name: str  # what was checked: "runtime", "cameras", "edgetpu device", ...
-    status: Status  # ok | warn (works, with a caveat) | missing (absent or unusable) | n/a (not relevant here)
+    status: (
+        Status  # ok | warn (works, with a caveat) | missing (absent or unusable) | n/a (not relevant here)
+    )
     detail: str  # what was found, in words
-    fix: str | None = None  # the exact step for a warn / missing (an install command); None when nothing to do
+    fix: str | None = (
+        None  # the exact step for a warn / missing (an install command); None when nothing to do
+    )
 
 
 # Each requirement is met when all of its checks are "ok" or "warn".
@@ -94,16 +104,22 @@ def _group_fix(group: str, why: str) -> str:
     try:
         entry = grp.getgrnam(group)
     except KeyError:
-        return f"sudo groupadd -f {group} && sudo usermod -aG {group} {user}, then log out and back in ({why})"
+        return (
+            f"sudo groupadd -f {group} && sudo usermod -aG {group} {user}, then log out and back in ({why})"
+        )
     if user in entry.gr_mem and entry.gr_gid not in os.getgroups():
         return f"{user} was added to group {group} after logging in: log out and back in (or run: newgrp {group})"
     return f"sudo usermod -aG {group} {user}, then log out and back in ({why})"
 
 
 # -- system and runtime ----------------------------------------------------------------------------------------------
-def check_system(os_release: Path = Path("/etc/os-release"), model_files: Iterable[Path] = MODEL_FILES,
-                 machine: str | None = None, python: tuple[int, int, int] | None = None,
-                 pointer_bits: int | None = None) -> Check:
+def check_system(
+    os_release: Path = Path("/etc/os-release"),
+    model_files: Iterable[Path] = MODEL_FILES,
+    machine: str | None = None,
+    python: tuple[int, int, int] | None = None,
+    pointer_bits: int | None = None,
+) -> Check:
     """OS, board, CPU architecture and Python; warns on 32-bit ARM and on aarch64 Pythons without LiteRT wheels."""
     from toolkit import __version__
 
@@ -111,19 +127,37 @@ def check_system(os_release: Path = Path("/etc/os-release"), model_files: Iterab
     python = python or sys.version_info[:3]
     bits = pointer_bits or struct.calcsize("P") * 8
     text = _read(os_release) or ""
-    pretty = next((line.split("=", 1)[1].strip().strip('"') for line in text.splitlines()
-                   if line.startswith("PRETTY_NAME=")), None) or platform.system()
+    pretty = (
+        next(
+            (
+                line.split("=", 1)[1].strip().strip('"')
+                for line in text.splitlines()
+                if line.startswith("PRETTY_NAME=")
+            ),
+            None,
+        )
+        or platform.system()
+    )
     board = board_model(model_files)
     py = ".".join(map(str, python))
-    detail = ", ".join(filter(None, (board, pretty, machine, f"Python {py} ({bits}-bit)",
-                                     f"edge-toolkit {__version__}")))
+    detail = ", ".join(
+        filter(None, (board, pretty, machine, f"Python {py} ({bits}-bit)", f"edge-toolkit {__version__}"))
+    )
     if machine.startswith(("armv6", "armv7")) or (machine == "aarch64" and bits == 32):
-        return Check("system", "warn", f"{detail}: a 32-bit ARM userland has no ai-edge-litert wheel",
-                     "install Raspberry Pi OS (64-bit) with Raspberry Pi Imager, then reinstall the toolkit")
+        return Check(
+            "system",
+            "warn",
+            f"{detail}: a 32-bit ARM userland has no ai-edge-litert wheel",
+            "install Raspberry Pi OS (64-bit) with Raspberry Pi Imager, then reinstall the toolkit",
+        )
     if machine == "aarch64" and tuple(python[:2]) not in AARCH64_PYTHONS:
-        return Check("system", "warn", f"{detail}: ai-edge-litert 1.4.0 has aarch64 wheels for Python 3.11/3.12 only",
-                     "create the venv with Python 3.11 or 3.12: uv venv --python 3.12 (Raspberry Pi OS bookworm's "
-                     "python3 is 3.11)")
+        return Check(
+            "system",
+            "warn",
+            f"{detail}: ai-edge-litert 1.4.0 has aarch64 wheels for Python 3.11/3.12 only",
+            "create the venv with Python 3.11 or 3.12: uv venv --python 3.12 (Raspberry Pi OS bookworm's "
+            "python3 is 3.11)",
+        )
     return Check("system", "ok", detail)
 
 
@@ -139,8 +173,12 @@ def _litert_fix(machine: str | None = None) -> str:
     return f"pip install 'ai-edge-litert=={pin}'"
 
 
-def check_runtime(model: Path | None = None, backend: str | None = None,
-                  find_spec: Callable[[str], Any] = importlib.util.find_spec, machine: str | None = None) -> Check:
+def check_runtime(
+    model: Path | None = None,
+    backend: str | None = None,
+    find_spec: Callable[[str], Any] = importlib.util.find_spec,
+    machine: str | None = None,
+) -> Check:
     """The TFLite interpreter the toolkit would use, and proof that it runs: one invoke of ``model`` on zeros.
 
     Never imports TensorFlow: when only tf.lite is installed the check warns instead of loading it.
@@ -155,12 +193,24 @@ def check_runtime(model: Path | None = None, backend: str | None = None,
         light = [name for name in ("ai_edge_litert", "tflite_runtime") if find_spec(name) is not None]
     if not light:
         if wanted == "tensorflow":
-            return Check("runtime", "warn", "TOOLKIT_BACKEND=tensorflow: not loaded by doctor (it stays "
-                         "TensorFlow-free); tf.lite is the heavy host path, not the device runtime", fix)
+            return Check(
+                "runtime",
+                "warn",
+                "TOOLKIT_BACKEND=tensorflow: not loaded by doctor (it stays "
+                "TensorFlow-free); tf.lite is the heavy host path, not the device runtime",
+                fix,
+            )
         if find_spec("tensorflow") is not None:
-            return Check("runtime", "warn", "only TensorFlow's tf.lite is installed (2 s import, ~600 MB); the "
-                         "device runtime is ai-edge-litert", fix)
-        return Check("runtime", "missing", "no TFLite interpreter (ai_edge_litert, tflite_runtime, tensorflow)", fix)
+            return Check(
+                "runtime",
+                "warn",
+                "only TensorFlow's tf.lite is installed (2 s import, ~600 MB); the "
+                "device runtime is ai-edge-litert",
+                fix,
+            )
+        return Check(
+            "runtime", "missing", "no TFLite interpreter (ai_edge_litert, tflite_runtime, tensorflow)", fix
+        )
     import numpy as np
 
     from toolkit.runtime import Runner, select_backend
@@ -177,8 +227,12 @@ def check_runtime(model: Path | None = None, backend: str | None = None,
     path = model or default_model()
     label = f"{chosen.name} {chosen.version}"
     if not path.is_file():
-        return Check("runtime", "warn", f"{label} imports, but the test model {path} is missing (an incomplete "
-                     "install?)", "pip install --force-reinstall edge-toolkit")
+        return Check(
+            "runtime",
+            "warn",
+            f"{label} imports, but the test model {path} is missing (an incomplete install?)",
+            "pip install --force-reinstall edge-toolkit",
+        )
     try:
         with Runner(path, num_threads=1, backend=chosen.name) as runner:
             feeds = {n: np.zeros(s.shape, s.dtype) for n, s in runner.inputs.items()}
@@ -189,13 +243,17 @@ def check_runtime(model: Path | None = None, backend: str | None = None,
         return Check("runtime", "warn", f"{label} is installed but cannot run {path.name}: {exc}", fix)
     if not all(np.isfinite(np.asarray(v, np.float64)).all() for v in outputs.values()):
         return Check("runtime", "warn", f"{label} ran {path.name} but returned non-finite outputs", fix)
-    return Check("runtime", "ok", f"{label}: ran {path.name} once ({ms:.1f} ms, 1 thread); numpy {np.__version__}")
+    return Check(
+        "runtime", "ok", f"{label}: ran {path.name} once ({ms:.1f} ms, 1 thread); numpy {np.__version__}"
+    )
 
 
-def check_opencv(importer: Callable[[str], Any] = importlib.import_module,
-                 installed: Callable[[str], bool] | None = None) -> Check:
+def check_opencv(
+    importer: Callable[[str], Any] = importlib.import_module, installed: Callable[[str], bool] | None = None
+) -> Check:
     """OpenCV's version and origin; warns when two OpenCV wheels overwrite each other's ``cv2``."""
     if installed is None:
+
         def installed(dist: str) -> bool:
             from importlib.metadata import PackageNotFoundError, version
 
@@ -203,6 +261,7 @@ def check_opencv(importer: Callable[[str], Any] = importlib.import_module,
                 return bool(version(dist))
             except PackageNotFoundError:
                 return False
+
     try:
         cv2 = importer("cv2")
     except ImportError as exc:
@@ -211,14 +270,21 @@ def check_opencv(importer: Callable[[str], Any] = importlib.import_module,
     detail = f"OpenCV {cv2.__version__} ({where})"
     wheels = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python") if installed(d)]
     if len(wheels) > 1:
-        return Check("opencv", "warn", f"{detail}; {' and '.join(wheels)} are both installed and share one cv2",
-                     f"pip uninstall -y {' '.join(wheels)} && pip install {OPENCV_PIN}")
+        return Check(
+            "opencv",
+            "warn",
+            f"{detail}; {' and '.join(wheels)} are both installed and share one cv2",
+            f"pip uninstall -y {' '.join(wheels)} && pip install {OPENCV_PIN}",
+        )
     return Check("opencv", "ok", detail)
 
 
 # -- cameras ---------------------------------------------------------------------------------------------------------
-def check_cameras(dev: Path = Path("/dev"), sysfs: Path = Path("/sys/class/video4linux"),
-                  access: Callable[[Path, int], bool] = os.access) -> Check:
+def check_cameras(
+    dev: Path = Path("/dev"),
+    sysfs: Path = Path("/sys/class/video4linux"),
+    access: Callable[[Path, int], bool] = os.access,
+) -> Check:
     """V4L2 camera nodes (names from sysfs; a Pi's codec/ISP nodes and metadata nodes are not cameras)."""
     cameras, csi, blocked, internal = [], set(), [], 0
     for node in sorted(dev.glob("video[0-9]*"), key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else 0):
@@ -237,49 +303,85 @@ def check_cameras(dev: Path = Path("/dev"), sysfs: Path = Path("/sys/class/video
     note = f"; {internal} Pi codec/ISP nodes are not cameras" if internal else ""
     if found:
         extra = f"; not accessible: {', '.join(blocked)}" if blocked else ""
-        return Check("cameras", "ok", ", ".join(found) + extra + note,
-                     _group_fix("video", "camera access") if blocked else None)
+        return Check(
+            "cameras",
+            "ok",
+            ", ".join(found) + extra + note,
+            _group_fix("video", "camera access") if blocked else None,
+        )
     if blocked:
-        return Check("cameras", "missing", f"{', '.join(blocked)} present but not readable by "
-                     f"{getpass.getuser()}{note}", _group_fix("video", "camera access"))
-    return Check("cameras", "missing", f"no camera under {dev}/video*{note} (--source synthetic and video files "
-                 "work without one)", "connect a USB (UVC) camera or a Raspberry Pi camera module; for a ribbon "
-                 "camera check the cable, then: rpicam-hello --list-cameras")
+        return Check(
+            "cameras",
+            "missing",
+            f"{', '.join(blocked)} present but not readable by {getpass.getuser()}{note}",
+            _group_fix("video", "camera access"),
+        )
+    return Check(
+        "cameras",
+        "missing",
+        f"no camera under {dev}/video*{note} (--source synthetic and video files work without one)",
+        "connect a USB (UVC) camera or a Raspberry Pi camera module; for a ribbon "
+        "camera check the cable, then: rpicam-hello --list-cameras",
+    )
 
 
-def check_picamera2(find_spec: Callable[[str], Any] = importlib.util.find_spec, board: str | None = None,
-                    prefix: str = sys.prefix, base_prefix: str = sys.base_prefix,
-                    system_packages: Path = Path("/usr/lib/python3/dist-packages")) -> Check:
+def check_picamera2(
+    find_spec: Callable[[str], Any] = importlib.util.find_spec,
+    board: str | None = None,
+    prefix: str = sys.prefix,
+    base_prefix: str = sys.base_prefix,
+    system_packages: Path = Path("/usr/lib/python3/dist-packages"),
+) -> Check:
     """Whether ``import picamera2`` would work here (found with its libcamera bindings), without importing it."""
     pi = _is_pi(board if board is not None else board_model())
     picam, libcam = find_spec("picamera2"), find_spec("libcamera")
     if picam is not None and libcam is not None:
         return Check("picamera2", "ok", f"picamera2 importable ({Path(picam.origin or '').parent})")
     if picam is not None:
-        return Check("picamera2", "missing", "picamera2 found but not libcamera's Python bindings (pip's picamera2 "
-                     "needs apt's python3-libcamera)", f"pip uninstall -y picamera2; {FIX_PICAMERA2}")
+        return Check(
+            "picamera2",
+            "missing",
+            "picamera2 found but not libcamera's Python bindings (pip's picamera2 "
+            "needs apt's python3-libcamera)",
+            f"pip uninstall -y picamera2; {FIX_PICAMERA2}",
+        )
     venv_cfg = _read(Path(prefix) / "pyvenv.cfg") or ""
     hides_system = prefix != base_prefix and "include-system-site-packages = true" not in venv_cfg
     if hides_system and (system_packages / "picamera2").is_dir():
-        return Check("picamera2", "missing", f"apt's picamera2 is in {system_packages} but this venv ({prefix}) "
-                     "hides system packages", f"set include-system-site-packages = true in {prefix}/pyvenv.cfg "
-                     "(or recreate the venv with --system-site-packages)")
+        return Check(
+            "picamera2",
+            "missing",
+            f"apt's picamera2 is in {system_packages} but this venv ({prefix}) hides system packages",
+            f"set include-system-site-packages = true in {prefix}/pyvenv.cfg "
+            "(or recreate the venv with --system-site-packages)",
+        )
     if pi:
-        return Check("picamera2", "missing", "picamera2 not installed (needed for a ribbon camera; USB cameras "
-                     "work without it)", FIX_PICAMERA2)
-    return Check("picamera2", "n/a", "picamera2 not installed; it drives the Raspberry Pi camera only",
-                 FIX_PICAMERA2)
+        return Check(
+            "picamera2",
+            "missing",
+            "picamera2 not installed (needed for a ribbon camera; USB cameras work without it)",
+            FIX_PICAMERA2,
+        )
+    return Check(
+        "picamera2", "n/a", "picamera2 not installed; it drives the Raspberry Pi camera only", FIX_PICAMERA2
+    )
 
 
-def check_libcamera_apps(which: Callable[[str], str | None] = shutil.which, board: str | None = None) -> Check:
+def check_libcamera_apps(
+    which: Callable[[str], str | None] = shutil.which, board: str | None = None
+) -> Check:
     """rpicam-apps (libcamera-apps before bookworm) on PATH: the tool that lists ribbon cameras."""
     for tool in ("rpicam-hello", "libcamera-hello"):
         path = which(tool)
         if path:
             return Check("libcamera apps", "ok", f"{path} (list Pi cameras: {tool} --list-cameras)")
     if _is_pi(board if board is not None else board_model()):
-        return Check("libcamera apps", "warn", "rpicam-hello not on PATH (lists and tests ribbon cameras)",
-                     "sudo apt install rpicam-apps")
+        return Check(
+            "libcamera apps",
+            "warn",
+            "rpicam-hello not on PATH (lists and tests ribbon cameras)",
+            "sudo apt install rpicam-apps",
+        )
     return Check("libcamera apps", "n/a", "rpicam-hello not on PATH (Raspberry Pi camera tools)")
 
 
@@ -301,8 +403,12 @@ class CoralScan:
         return bool(self.usb or self.usb_blocked or self.apex or self.apex_blocked or self.pci_without_driver)
 
 
-def scan_coral(usb_root: Path = Path("/sys/bus/usb/devices"), pci_root: Path = Path("/sys/bus/pci/devices"),
-               dev: Path = Path("/dev"), access: Callable[[Path, int], bool] = os.access) -> CoralScan:
+def scan_coral(
+    usb_root: Path = Path("/sys/bus/usb/devices"),
+    pci_root: Path = Path("/sys/bus/pci/devices"),
+    dev: Path = Path("/dev"),
+    access: Callable[[Path, int], bool] = os.access,
+) -> CoralScan:
     """USB Corals by vendor:product in sysfs, PCIe/M.2 Corals as /dev/apex_N and by PCI id."""
     usb, slow, usb_blocked = [], [], []
     for device in sorted(usb_root.glob("*")):
@@ -312,8 +418,11 @@ def scan_coral(usb_root: Path = Path("/sys/bus/usb/devices"), pci_root: Path = P
         speed = _read(device / "speed") or "?"
         text = f"USB {device.name} {':'.join(ids)} ({USB_CORAL[ids]}), {speed} Mb/s"
         bus, num = _read(device / "busnum"), _read(device / "devnum")
-        node = (dev / "bus" / "usb" / f"{int(bus):03d}" / f"{int(num):03d}"
-                if bus and num and bus.isdigit() and num.isdigit() else None)
+        node = (
+            dev / "bus" / "usb" / f"{int(bus):03d}" / f"{int(num):03d}"
+            if bus and num and bus.isdigit() and num.isdigit()
+            else None
+        )
         if node is not None and node.exists() and not access(node, os.R_OK | os.W_OK):
             usb_blocked.append(text)
             continue
@@ -324,11 +433,19 @@ def scan_coral(usb_root: Path = Path("/sys/bus/usb/devices"), pci_root: Path = P
     apex = sorted(dev.glob("apex_[0-9]*"))
     usable = [str(p) for p in apex if access(p, os.R_OK | os.W_OK)]
     pci = sum(1 for d in pci_root.glob("*") if (_read(d / "vendor"), _read(d / "device")) == PCI_CORAL)
-    return CoralScan(tuple(usb), tuple(slow), tuple(usb_blocked), tuple(usable),
-                     tuple(str(p) for p in apex if str(p) not in usable), max(0, pci - len(apex)))
+    return CoralScan(
+        tuple(usb),
+        tuple(slow),
+        tuple(usb_blocked),
+        tuple(usable),
+        tuple(str(p) for p in apex if str(p) not in usable),
+        max(0, pci - len(apex)),
+    )
 
 
-def load_libedgetpu(loader: Callable[[str], Any] = ctypes.CDLL, maps: Path = Path("/proc/self/maps")) -> str | None:
+def load_libedgetpu(
+    loader: Callable[[str], Any] = ctypes.CDLL, maps: Path = Path("/proc/self/maps")
+) -> str | None:
     """Load libedgetpu.so.1 the way the delegate does (dlopen); its file path, or None when it does not load."""
     try:
         loader("libedgetpu.so.1")
@@ -344,7 +461,9 @@ def check_edgetpu_runtime(library: str | None, scan: CoralScan) -> Check:
     if library:
         return Check("edgetpu runtime", "ok", f"libedgetpu loads ({library})")
     status: Status = "missing" if scan.found else "n/a"
-    return Check("edgetpu runtime", status, "libedgetpu.so.1 not found (the Coral Edge TPU runtime)", FIX_LIBEDGETPU)
+    return Check(
+        "edgetpu runtime", status, "libedgetpu.so.1 not found (the Coral Edge TPU runtime)", FIX_LIBEDGETPU
+    )
 
 
 def check_edgetpu_device(scan: CoralScan, library: str | None, board: str | None = None) -> Check:
@@ -352,45 +471,82 @@ def check_edgetpu_device(scan: CoralScan, library: str | None, board: str | None
     board = board if board is not None else board_model()
     usable = list(scan.usb) + list(scan.apex)
     if scan.usb_blocked:
-        return Check("edgetpu device", "missing", f"{'; '.join(scan.usb_blocked)}: this user cannot open it",
-                     _group_fix("plugdev", "libedgetpu1-std's udev rule gives plugdev the Coral; replug it after"))
+        return Check(
+            "edgetpu device",
+            "missing",
+            f"{'; '.join(scan.usb_blocked)}: this user cannot open it",
+            _group_fix("plugdev", "libedgetpu1-std's udev rule gives plugdev the Coral; replug it after"),
+        )
     if scan.apex_blocked and not usable:
-        return Check("edgetpu device", "missing", f"{', '.join(scan.apex_blocked)} not accessible",
-                     _group_fix("apex", "gasket-dkms's udev rule gives group apex /dev/apex_*"))
+        return Check(
+            "edgetpu device",
+            "missing",
+            f"{', '.join(scan.apex_blocked)} not accessible",
+            _group_fix("apex", "gasket-dkms's udev rule gives group apex /dev/apex_*"),
+        )
     if scan.pci_without_driver and not usable:
-        pi5 = (" On a Pi 5, /boot/firmware/config.txt also needs dtparam=pciex1, kernel=kernel8.img (gasket needs 4K "
-               "pages) and dtoverlay=pciex1-compat-pi5,no-mip" if board and board.startswith("Raspberry Pi 5") else "")
-        return Check("edgetpu device", "missing", f"PCIe Coral found (lspci 1ac1:089a) but no /dev/apex_0: the "
-                     f"gasket/apex driver is not loaded.{pi5}", FIX_GASKET)
+        pi5 = (
+            " On a Pi 5, /boot/firmware/config.txt also needs dtparam=pciex1, kernel=kernel8.img (gasket needs 4K "
+            "pages) and dtoverlay=pciex1-compat-pi5,no-mip"
+            if board and board.startswith("Raspberry Pi 5")
+            else ""
+        )
+        return Check(
+            "edgetpu device",
+            "missing",
+            f"PCIe Coral found (lspci 1ac1:089a) but no /dev/apex_0: the "
+            f"gasket/apex driver is not loaded.{pi5}",
+            FIX_GASKET,
+        )
     if usable:
         if scan.usb_slow:
-            return Check("edgetpu device", "warn", f"{'; '.join(usable)}: on a USB 2 port, inference is several "
-                         "times slower", "plug the Coral into a USB 3 port (blue) with a USB 3 cable")
+            return Check(
+                "edgetpu device",
+                "warn",
+                f"{'; '.join(usable)}: on a USB 2 port, inference is several times slower",
+                "plug the Coral into a USB 3 port (blue) with a USB 3 cable",
+            )
         return Check("edgetpu device", "ok", "; ".join(usable))
     status: Status = "missing" if library else "n/a"
-    return Check("edgetpu device", status, "no Coral: no USB 1a6e:089a / 18d1:9302, no /dev/apex_0",
-                 "plug the Coral USB Accelerator into a USB 3 port; an M.2/PCIe Coral should show in lspci -nn | grep "
-                 "089a")
+    return Check(
+        "edgetpu device",
+        status,
+        "no Coral: no USB 1a6e:089a / 18d1:9302, no /dev/apex_0",
+        "plug the Coral USB Accelerator into a USB 3 port; an M.2/PCIe Coral should show in lspci -nn | grep "
+        "089a",
+    )
 
 
 # -- health, disk, memory --------------------------------------------------------------------------------------------
-THROTTLE_NAMES = {"under_voltage": "under-voltage", "arm_freq_capped": "ARM frequency capped",
-                  "throttled": "throttled", "soft_temp_limit": "soft temperature limit"}
+THROTTLE_NAMES = {
+    "under_voltage": "under-voltage",
+    "arm_freq_capped": "ARM frequency capped",
+    "throttled": "throttled",
+    "soft_temp_limit": "soft temperature limit",
+}
 UNDER_VOLTAGE = "the supply sags below ~4.63 V: the CPU slows down and USB devices (Coral, camera) can reset"
 THROTTLING = "the CPU runs below its full clock: models run slower and timings are not comparable"
-FIX_SUPPLY = ("use a supply that holds 5.1 V under load (the official 27 W USB-C one for a Pi 5, 15 W for a Pi 4) "
-              "with its own short cable, and a powered USB hub for a Coral USB")
+FIX_SUPPLY = (
+    "use a supply that holds 5.1 V under load (the official 27 W USB-C one for a Pi 5, 15 W for a Pi 4) "
+    "with its own short cable, and a powered USB hub for a Coral USB"
+)
 FIX_COOLING = "cool the board: a heatsink and fan (the Active Cooler on a Pi 5) or a ventilated case"
 
 
-def check_thermal(thermal_root: Path = Path("/sys/class/thermal"), throttled_sysfs: Path | None = None,
-                  vcgencmd: str | None = "vcgencmd",
-                  governor: Path = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-                  hot_c: float = 80.0) -> Check:
+def check_thermal(
+    thermal_root: Path = Path("/sys/class/thermal"),
+    throttled_sysfs: Path | None = None,
+    vcgencmd: str | None = "vcgencmd",
+    governor: Path = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+    hot_c: float = 80.0,
+) -> Check:
     """Temperatures, Raspberry Pi throttling (get_throttled) and CPU governor; warns on throttling and heat."""
     temps = health.read_temperatures(thermal_root)
-    throttled = (health.read_throttled(throttled_sysfs, vcgencmd) if throttled_sysfs is not None
-                 else health.read_throttled(vcgencmd=vcgencmd))
+    throttled = (
+        health.read_throttled(throttled_sysfs, vcgencmd)
+        if throttled_sysfs is not None
+        else health.read_throttled(vcgencmd=vcgencmd)
+    )
     gov = health.read_governor(governor)
     parts = []
     if temps:
@@ -405,19 +561,30 @@ def check_thermal(thermal_root: Path = Path("/sys/class/thermal"), throttled_sys
     else:
         now, past = throttled["now"], [f for f in throttled["since_boot"] if f not in throttled["now"]]
         if now or past:
-            said = [f"{THROTTLE_NAMES[f]} now" for f in now] + [f"{THROTTLE_NAMES[f]} since boot" for f in past]
+            said = [f"{THROTTLE_NAMES[f]} now" for f in now] + [
+                f"{THROTTLE_NAMES[f]} since boot" for f in past
+            ]
             undervolt = "under_voltage" in now + throttled["since_boot"]
-            return Check("thermal", "warn", f"get_throttled {throttled['raw']}: {', '.join(said)} "
-                         f"({UNDER_VOLTAGE if undervolt else THROTTLING}); {', '.join(parts)}",
-                         FIX_SUPPLY if undervolt else FIX_COOLING)
+            return Check(
+                "thermal",
+                "warn",
+                f"get_throttled {throttled['raw']}: {', '.join(said)} "
+                f"({UNDER_VOLTAGE if undervolt else THROTTLING}); {', '.join(parts)}",
+                FIX_SUPPLY if undervolt else FIX_COOLING,
+            )
         parts.append(f"not throttled ({throttled['raw']})")
     if temps and max(temps.values()) >= hot_c:
         return Check("thermal", "warn", f"{', '.join(parts)}: hot, a Pi throttles at 80-85 C", FIX_COOLING)
     return Check("thermal", "ok", ", ".join(parts))
 
 
-def check_disk(path: Path, label: str, min_free: int = GIB, usage: Callable[[Path], Any] = shutil.disk_usage,
-               alternative: str = "") -> Check:
+def check_disk(
+    path: Path,
+    label: str,
+    min_free: int = GIB,
+    usage: Callable[[Path], Any] = shutil.disk_usage,
+    alternative: str = "",
+) -> Check:
     """Free space where ``path`` lives (its nearest existing parent when it does not exist yet); ``alternative``
     is added to the fix ("or set TOOLKIT_HOME to a bigger disk")."""
     where = Path(path).expanduser()
@@ -427,8 +594,12 @@ def check_disk(path: Path, label: str, min_free: int = GIB, usage: Callable[[Pat
     detail = f"{du.free / GIB:.1f} GiB free of {du.total / GIB:.1f} GiB at {where}{created}"
     if du.free < min_free:
         also = f", or {alternative}" if alternative else ""
-        return Check(f"disk ({label})", "warn", f"{detail}: below {min_free / GIB:.0f} GiB",
-                     f"free space: sudo apt clean && pip cache purge && sudo journalctl --vacuum-size=100M{also}")
+        return Check(
+            f"disk ({label})",
+            "warn",
+            f"{detail}: below {min_free / GIB:.0f} GiB",
+            f"free space: sudo apt clean && pip cache purge && sudo journalctl --vacuum-size=100M{also}",
+        )
     return Check(f"disk ({label})", "ok", detail)
 
 
@@ -445,8 +616,12 @@ def check_memory(meminfo: Path = Path("/proc/meminfo"), min_available: int = 256
     avail, total = values["MemAvailable"], values.get("MemTotal", 0)
     detail = f"{avail / GIB:.1f} GiB available of {total / GIB:.1f} GiB"
     if avail < min_available:
-        return Check("memory", "warn", f"{detail}: below {min_available // MIB} MiB",
-                     "close other programs (or services) before running models; check with: free -h")
+        return Check(
+            "memory",
+            "warn",
+            f"{detail}: below {min_available // MIB} MiB",
+            "close other programs (or services) before running models; check with: free -h",
+        )
     return Check("memory", "ok", detail)
 
 
@@ -479,8 +654,11 @@ def run_checks(cwd: Path | None = None, home: Path | None = None) -> list[Check]
         _guard("edgetpu device", lambda: check_edgetpu_device(scan, library, board=board)),
         _guard("thermal", check_thermal),
         _guard("disk (cwd)", lambda: check_disk(cwd or Path.cwd(), "cwd")),
-        _guard("disk (toolkit home)", lambda: check_disk(home or state_dir(), "toolkit home",
-                                                         alternative="set TOOLKIT_HOME to a bigger disk")),
+        _guard(
+            "disk (toolkit home)",
+            lambda: check_disk(
+                home or state_dir(), "toolkit home", alternative="set TOOLKIT_HOME to a bigger disk"
+            ),
+        ),
         _guard("memory", check_memory),
     ]
-

@@ -51,8 +51,9 @@ def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalC
     started = time.perf_counter()
     from toolkit.eval.predictor import as_task
 
-    with as_task(load_predictor(model, part=config.part, threads=config.threads,
-                                 trust=config.trust_model), config.task) as predictor:
+    with as_task(
+        load_predictor(model, part=config.part, threads=config.threads, trust=config.trust_model), config.task
+    ) as predictor:
         report = evaluator_for(predictor.kind, model).evaluate(predictor, spec, config)
         runner = getattr(getattr(predictor, "inner", predictor), "runner", None)
         check = getattr(runner, "model_check", "")
@@ -62,4 +63,12 @@ def evaluate(model: str | Path, data: str | DataSpec, config: EvalConfig = EvalC
     return report
 
 
-__all__ = ["EVALUATORS", "EvalConfig", "EvalReport", "Predictor", "evaluate", "evaluator_for", "load_predictor"]
+__all__ = [
+    "EVALUATORS",
+    "EvalConfig",
+    "EvalReport",
+    "Predictor",
+    "evaluate",
+    "evaluator_for",
+    "load_predictor",
+]

@@ -35,9 +35,16 @@ def p50_ms(path: Path, runs: int = 50) -> float:
     return float(np.median(times))
 
 
-def auto_keep_float(model: Path, out: Path, config: Any, eval_data: str, max_drop: float | None,
-                    limit: int | None = None, task: str | None = None,
-                    say: Callable[[str], None] = lambda _: None) -> tuple[Any, Any, list[dict[str, Any]]]:
+def auto_keep_float(
+    model: Path,
+    out: Path,
+    config: Any,
+    eval_data: str,
+    max_drop: float | None,
+    limit: int | None = None,
+    task: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> tuple[Any, Any, list[dict[str, Any]]]:
     """Returns (the final ConvertResult, its GateResult, the steps); the final model is written to ``out``."""
     from toolkit.convert import convert
     from toolkit.convert.quant_report import quant_report
@@ -47,8 +54,14 @@ def auto_keep_float(model: Path, out: Path, config: Any, eval_data: str, max_dro
         say(f"auto-keep-float: converting with {len(kept)} layer(s) in float")
         result = convert(model, out, replace(config, keep_float=kept))
         gate = accuracy_gate(model, out, eval_data, max_drop, limit, task=task)
-        record = {"kept_float": [p.strip("^$").replace("\\", "") for p in kept], "metric": gate.metric,
-                  "converted": gate.converted_value, "drop": gate.drop, "passed": gate.passed, "p50_ms": p50_ms(out)}
+        record = {
+            "kept_float": [p.strip("^$").replace("\\", "") for p in kept],
+            "metric": gate.metric,
+            "converted": gate.converted_value,
+            "drop": gate.drop,
+            "passed": gate.passed,
+            "p50_ms": p50_ms(out),
+        }
         return result, gate, record
 
     result, gate, first = step(())

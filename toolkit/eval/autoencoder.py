@@ -78,39 +78,69 @@ def evaluate(predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig()) 
     per_class = []
     for c in np.unique(data.labels):
         member = data.labels == c
-        per_class.append({"class": data.class_names[c], "count": int(member.sum()),
-                          "recon_mse": float(scores[member].mean()),
-                          "anomalous": bool(c in anomalous_digits)})
-    report = EvalReport(kind="autoencoder", model=str(predictor.path), model_format=predictor.format,
-                        data=str(spec), samples=len(scores), primary="recon_mse", higher_is_better=False,
-                        metrics=result, tables={"per_class": per_class}, notes=[data.describe])
+        per_class.append(
+            {
+                "class": data.class_names[c],
+                "count": int(member.sum()),
+                "recon_mse": float(scores[member].mean()),
+                "anomalous": bool(c in anomalous_digits),
+            }
+        )
+    report = EvalReport(
+        kind="autoencoder",
+        model=str(predictor.path),
+        model_format=predictor.format,
+        data=str(spec),
+        samples=len(scores),
+        primary="recon_mse",
+        higher_is_better=False,
+        metrics=result,
+        tables={"per_class": per_class},
+        notes=[data.describe],
+    )
     if not anomalous_digits:
-        report.notes.append("no anomaly= digits in the data SPEC: reconstruction error only (add e.g. anomaly=9 "
-                            "to score anomaly AUROC)")
+        report.notes.append(
+            "no anomaly= digits in the data SPEC: reconstruction error only (add e.g. anomaly=9 "
+            "to score anomaly AUROC)"
+        )
         return report
     if anomalous.all() or not anomalous.any():
-        raise UsageError(f"data spec '{spec}': AUROC needs both normal and anomalous images; the selection has "
-                         f"{int(anomalous.sum())} anomalous of {len(anomalous)}")
-    result.update({
-        "auroc": metrics.auroc(scores, anomalous),
-        "fpr_at_95tpr": metrics.fpr_at_tpr(scores, anomalous, 0.95),
-        "recon_mse_normal": float(scores[~anomalous].mean()),
-        "recon_mse_anomalous": float(scores[anomalous].mean()),
-    })
+        raise UsageError(
+            f"data spec '{spec}': AUROC needs both normal and anomalous images; the selection has "
+            f"{int(anomalous.sum())} anomalous of {len(anomalous)}"
+        )
+    result.update(
+        {
+            "auroc": metrics.auroc(scores, anomalous),
+            "fpr_at_95tpr": metrics.fpr_at_tpr(scores, anomalous, 0.95),
+            "recon_mse_normal": float(scores[~anomalous].mean()),
+            "recon_mse_anomalous": float(scores[anomalous].mean()),
+        }
+    )
     report.primary, report.higher_is_better = "auroc", True
-    report.notes.append(f"anomaly score = per-image reconstruction MSE; anomalous = digit(s) "
-                        f"{''.join(map(str, anomalous_digits))} ({int(anomalous.sum())} images), normal = the other "
-                        f"{int((~anomalous).sum())}")
+    report.notes.append(
+        f"anomaly score = per-image reconstruction MSE; anomalous = digit(s) "
+        f"{''.join(map(str, anomalous_digits))} ({int(anomalous.sum())} images), normal = the other "
+        f"{int((~anomalous).sum())}"
+    )
     if config.baselines:
         _baseline(report, spec, shape, data.images, anomalous, anomalous_digits)
     return report
 
 
-def _baseline(report: EvalReport, spec: DataSpec, shape: tuple[int, ...], images: np.ndarray,
-              anomalous: np.ndarray, anomalous_digits: tuple[int, ...]) -> None:
+def _baseline(
+    report: EvalReport,
+    spec: DataSpec,
+    shape: tuple[int, ...],
+    images: np.ndarray,
+    anomalous: np.ndarray,
+    anomalous_digits: tuple[int, ...],
+) -> None:
     ref_spec = reference_split(spec)
     if ref_spec is None:
-        report.notes.append("baseline skipped: the scored samples are training data (score split=val or test)")
+        report.notes.append(
+            "baseline skipped: the scored samples are training data (score split=val or test)"
+        )
         return
     excluded = sorted(set(parse_digits(ref_spec, "exclude")) | set(anomalous_digits))
     options = {k: v for k, v in ref_spec.options.items() if k != "anomaly"}
@@ -119,8 +149,16 @@ def _baseline(report: EvalReport, spec: DataSpec, shape: tuple[int, ...], images
     mean, basis = pca_fit(reference.images, PCA_COMPONENTS)
     scores = pca_scores(images, mean, basis)
     report.tables["baselines"] = [
-        {"method": "model", "auroc": report.metrics["auroc"], "fpr_at_95tpr": report.metrics["fpr_at_95tpr"],
-         "recon_mse": report.metrics["recon_mse"]},
-        {"method": f"PCA-{PCA_COMPONENTS} reconstruction (fit on {ref_spec})", "auroc": metrics.auroc(scores, anomalous),
-         "fpr_at_95tpr": metrics.fpr_at_tpr(scores, anomalous, 0.95), "recon_mse": float(scores.mean())},
+        {
+            "method": "model",
+            "auroc": report.metrics["auroc"],
+            "fpr_at_95tpr": report.metrics["fpr_at_95tpr"],
+            "recon_mse": report.metrics["recon_mse"],
+        },
+        {
+            "method": f"PCA-{PCA_COMPONENTS} reconstruction (fit on {ref_spec})",
+            "auroc": metrics.auroc(scores, anomalous),
+            "fpr_at_95tpr": metrics.fpr_at_tpr(scores, anomalous, 0.95),
+            "recon_mse": float(scores.mean()),
+        },
     ]

@@ -33,12 +33,16 @@ from toolkit.eval.predictor import Predictor
 from toolkit.eval.report import EvalReport
 
 
-def predict_windows(predictor: Predictor, obs_rel: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict_windows(
+    predictor: Predictor, obs_rel: np.ndarray, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the model on (N, T, 2) relative tracks -> (future (N, H, 2) relative to the last point, crossing (N,))."""
     track, rotation = model_track(obs_rel)
     out = predictor.predict({"track": track}, batch_size=batch_size)
     if "future" not in out or "crossing" not in out:
-        raise UsageError(f"{predictor.path}: outputs {sorted(out)}; a behaviour model has 'future' and 'crossing'")
+        raise UsageError(
+            f"{predictor.path}: outputs {sorted(out)}; a behaviour model has 'future' and 'crossing'"
+        )
     return denormalise(out["future"], rotation), np.asarray(out["crossing"], np.float64).reshape(len(track))
 
 
@@ -46,7 +50,9 @@ def _model_shape(predictor: Predictor) -> tuple[int, int]:
     """(observed, horizon) of a behaviour model, from its input shape and one probe prediction."""
     shape = tuple(predictor.input_shapes.get("track", ()))
     if len(shape) != 2 or shape[1] != 2 or shape[0] < 2:
-        raise UsageError(f"{predictor.path}: input 'track' is {list(shape)}; a behaviour model takes (T >= 2, 2)")
+        raise UsageError(
+            f"{predictor.path}: input 'track' is {list(shape)}; a behaviour model takes (T >= 2, 2)"
+        )
     future = predictor.predict({"track": np.zeros((1, *shape), np.float32)})["future"]
     return shape[0], int(future.shape[1])
 
@@ -61,16 +67,22 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
     rows = []
     for group in dict.fromkeys(windows.group.tolist()):  # first-seen order: the scene order of the SPEC
         m = windows.group == group
-        row = {"scene": group, "windows": int(m.sum()), "ade": traj.ade(future[m], windows.fut[m]),
-               "fde": traj.fde(future[m], windows.fut[m])}
+        row = {
+            "scene": group,
+            "windows": int(m.sum()),
+            "ade": traj.ade(future[m], windows.fut[m]),
+            "fde": traj.fde(future[m], windows.fut[m]),
+        }
         if config.baselines:
             row |= {"cv_ade": traj.ade(cv[m], windows.fut[m]), "cv_fde": traj.fde(cv[m], windows.fut[m])}
         rows.append(row)
     per_scene = spec.name == "eth_ucy" and spec.get("scene") == "all" and spec.get("split") == "test"
-    notes = [f"data: {windows.source}; {len(windows)} windows of {observed} observed + {horizon} future steps "
-             "(0.4 s each)",
-             "deterministic single prediction per window (not best-of-20); tracks enter the model in the heading "
-             "frame (toolkit.adapters.behaviour)"]
+    notes = [
+        f"data: {windows.source}; {len(windows)} windows of {observed} observed + {horizon} future steps "
+        "(0.4 s each)",
+        "deterministic single prediction per window (not best-of-20); tracks enter the model in the heading "
+        "frame (toolkit.adapters.behaviour)",
+    ]
 
     def summary(key: str, pred: np.ndarray) -> float:
         if per_scene:  # the ETH/UCY convention: mean of the per-scene figures
@@ -83,28 +95,50 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
         notes.append("ade / fde: mean over the five held-out scenes (each scene weighs the same)")
     if config.baselines:
         metrics |= {"cv_ade": summary("cv_ade", cv), "cv_fde": summary("cv_fde", cv)}
-        tables["baselines"] = [{"baseline": "constant_velocity", "ade": metrics["cv_ade"], "fde": metrics["cv_fde"],
-                                "windows": len(windows)}]
+        tables["baselines"] = [
+            {
+                "baseline": "constant_velocity",
+                "ade": metrics["cv_ade"],
+                "fde": metrics["cv_fde"],
+                "windows": len(windows),
+            }
+        ]
     labelled = windows.labelled
     if labelled.any():
         metrics |= crossing_metrics(windows.crossing[labelled], crossing[labelled])
         if config.baselines:
-            tables["baselines"].append({"baseline": "majority_class", "crossing_accuracy":
-                                        max(metrics["crossing_positive_rate"], 1 - metrics["crossing_positive_rate"]),
-                                        "windows": int(labelled.sum())})
+            tables["baselines"].append(
+                {
+                    "baseline": "majority_class",
+                    "crossing_accuracy": max(
+                        metrics["crossing_positive_rate"], 1 - metrics["crossing_positive_rate"]
+                    ),
+                    "windows": int(labelled.sum()),
+                }
+            )
     else:
         notes.append("no crossing labels in this data (only the synthetic street scenes have them)")
-    return EvalReport(kind="behaviour", model=str(predictor.path), model_format=predictor.format, data=str(spec),
-                      samples=len(windows), primary="ade", metrics=metrics, higher_is_better=False, tables=tables,
-                      notes=notes)
+    return EvalReport(
+        kind="behaviour",
+        model=str(predictor.path),
+        model_format=predictor.format,
+        data=str(spec),
+        samples=len(windows),
+        primary="ade",
+        metrics=metrics,
+        higher_is_better=False,
+        tables=tables,
+        notes=notes,
+    )
 
 
 def crossing_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Binary crossing intent: accuracy at ``threshold``, AUROC (NaN with one class), positive rate, count."""
     labels = np.asarray(labels) > 0.5
     scores = np.asarray(scores, np.float64)
-    return {"crossing_accuracy": float(np.mean((scores >= threshold) == labels)),
-            "crossing_auroc": auroc(scores, labels), "crossing_positive_rate": float(labels.mean()),
-            "crossing_windows": int(len(labels))}
-
-
+    return {
+        "crossing_accuracy": float(np.mean((scores >= threshold) == labels)),
+        "crossing_auroc": auroc(scores, labels),
+        "crossing_positive_rate": float(labels.mean()),
+        "crossing_windows": int(len(labels)),
+    }

@@ -45,8 +45,20 @@ class ScoringConfig:
 
 SCORING = ScoringConfig()
 # pycocotools' COCOeval.stats order, the names we report them under (-1 = undefined, e.g. no small people)
-_STATS = ("ap50_95", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small",
-          "ar_medium", "ar_large")
+_STATS = (
+    "ap50_95",
+    "ap50",
+    "ap75",
+    "ap_small",
+    "ap_medium",
+    "ap_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)
 
 
 def coco_ap(records: Sequence[DetectionRecord], predictions: Sequence[Prediction]) -> dict[str, float]:
@@ -66,8 +78,10 @@ def coco_ap(records: Sequence[DetectionRecord], predictions: Sequence[Prediction
         raise UsageError(f"coco_ap: {len(predictions)} predictions for {len(records)} images")
     if not any((~r.crowd).any() for r in records):
         raise UsageError("no person boxes in the selected images: AP is undefined (choose data with people)")
-    ids = [DetectionRecord(r.path, r.width, r.height, r.boxes, r.classes, image_id=i, crowd=r.crowd)
-           for i, r in enumerate(records)]  # unique ids whatever the source numbering
+    ids = [
+        DetectionRecord(r.path, r.width, r.height, r.boxes, r.classes, image_id=i, crowd=r.crowd)
+        for i, r in enumerate(records)
+    ]  # unique ids whatever the source numbering
     dets = coco_detections(ids, [(b, s, np.full(len(s), PERSON)) for b, s in predictions])
     if not dets:
         return {"ap50_95": 0.0, "ap50": 0.0, "ap75": 0.0, "ar100": 0.0}
@@ -79,8 +93,11 @@ def coco_ap(records: Sequence[DetectionRecord], predictions: Sequence[Prediction
         result.evaluate()
         result.accumulate()
         result.summarize()
-    metrics = {name: round(float(v), 6) for name, v in zip(_STATS, result.stats, strict=True)
-               if v >= 0 or name in ("ap50_95", "ap50", "ap75", "ar100")}
+    metrics = {
+        name: round(float(v), 6)
+        for name, v in zip(_STATS, result.stats, strict=True)
+        if v >= 0 or name in ("ap50_95", "ap50", "ap75", "ar100")
+    }
     return {**metrics, **_operating_point(result)}
 
 
@@ -95,18 +112,26 @@ def _operating_point(result: Any) -> dict[str, float]:
         return {}
     f1 = np.where(valid, 2 * precision * recall / np.maximum(precision + recall, 1e-12), -1.0)
     k = int(np.argmax(f1))
-    return {"f1_50": round(float(f1[k]), 6), "f1_50_score": round(float(scores[k]), 6),
-            "f1_50_precision": round(float(precision[k]), 6), "f1_50_recall": round(float(recall[k]), 6)}
+    return {
+        "f1_50": round(float(f1[k]), 6),
+        "f1_50_score": round(float(scores[k]), 6),
+        "f1_50_precision": round(float(precision[k]), 6),
+        "f1_50_recall": round(float(recall[k]), 6),
+    }
 
 
-def predict_samples(predictor: Predictor, samples: Samples, scoring: ScoringConfig = SCORING,
-                    batch_size: int = 64) -> list[Prediction]:
+def predict_samples(
+    predictor: Predictor, samples: Samples, scoring: ScoringConfig = SCORING, batch_size: int = 64
+) -> list[Prediction]:
     """Run the detector on every image of ``samples``: letterbox, predict, decode + NMS, back to image pixels."""
     from toolkit.adapters.detect import DetectorConfig, postprocess
 
     input_hw = input_hw_of(predictor)
-    post = DetectorConfig(score_threshold=scoring.score_threshold, iou_threshold=scoring.iou_threshold,
-                          max_detections=scoring.max_detections)
+    post = DetectorConfig(
+        score_threshold=scoring.score_threshold,
+        iou_threshold=scoring.iou_threshold,
+        max_detections=scoring.max_detections,
+    )
     out: list[Prediction] = []
     for start in range(0, len(samples), scoring.chunk):
         idx = range(start, min(start + scoring.chunk, len(samples)))
@@ -137,15 +162,32 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
     samples = load_samples(spec, config.limit)
     metrics = coco_ap(samples.records, predict_samples(predictor, samples, batch_size=config.batch_size))
     d = samples.describe
-    notes = [f"{d['images']} images ({d['images_with_person']} with people), {d['person_boxes']} person boxes "
-             f"scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
-             "boxes are mapped back through the letterbox and scored in original image pixels "
-             f"(pycocotools bbox AP, detections kept down to score {SCORING.score_threshold}, NMS IoU "
-             f"{SCORING.iou_threshold}, at most {SCORING.max_detections} per image)"]
+    notes = [
+        f"{d['images']} images ({d['images_with_person']} with people), {d['person_boxes']} person boxes "
+        f"scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
+        "boxes are mapped back through the letterbox and scored in original image pixels "
+        f"(pycocotools bbox AP, detections kept down to score {SCORING.score_threshold}, NMS IoU "
+        f"{SCORING.iou_threshold}, at most {SCORING.max_detections} per image)",
+    ]
     tables: dict[str, list[dict]] = {}
     if config.baselines:
         hog = coco_ap(samples.records, hog_predictions(samples))
-        tables["baselines"] = [{"baseline": "hog", "description": "OpenCV HOG + linear SVM people detector "
-                                "(cv2.HOGDescriptor_getDefaultPeopleDetector), same images", **hog}]
-    return EvalReport(kind="detector", model=str(predictor.path), model_format=predictor.format, data=str(spec),
-                      samples=len(samples), primary="ap50", metrics=metrics, tables=tables, notes=notes)
+        tables["baselines"] = [
+            {
+                "baseline": "hog",
+                "description": "OpenCV HOG + linear SVM people detector "
+                "(cv2.HOGDescriptor_getDefaultPeopleDetector), same images",
+                **hog,
+            }
+        ]
+    return EvalReport(
+        kind="detector",
+        model=str(predictor.path),
+        model_format=predictor.format,
+        data=str(spec),
+        samples=len(samples),
+        primary="ap50",
+        metrics=metrics,
+        tables=tables,
+        notes=notes,
+    )

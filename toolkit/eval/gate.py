@@ -52,14 +52,24 @@ class GateResult:
         return self.drop <= self.max_drop
 
     def as_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "metric": self.metric, "higher_is_better": self.higher_is_better,
-                "float": self.float_value, "converted": self.converted_value, "drop": self.drop,
-                "max_drop": self.max_drop, "samples": self.samples, "passed": self.passed}
+        return {
+            "data": self.data,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "float": self.float_value,
+            "converted": self.converted_value,
+            "drop": self.drop,
+            "max_drop": self.max_drop,
+            "samples": self.samples,
+            "passed": self.passed,
+        }
 
     def line(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
-        return (f"accuracy gate {verdict}: {self.metric} {self.float_value:.4f} float -> {self.converted_value:.4f} "
-                f"converted on {self.samples} samples of {self.data} (drop {self.drop:+.4f}, limit {self.max_drop:g})")
+        return (
+            f"accuracy gate {verdict}: {self.metric} {self.float_value:.4f} float -> {self.converted_value:.4f} "
+            f"converted on {self.samples} samples of {self.data} (drop {self.drop:+.4f}, limit {self.max_drop:g})"
+        )
 
 
 def check_gate(float_model: str | Path, data: str, task: str | None = None) -> None:
@@ -74,8 +84,15 @@ def check_gate(float_model: str | Path, data: str, task: str | None = None) -> N
         evaluator_for(predictor.kind, float_model)
 
 
-def accuracy_gate(float_model: str | Path, converted: str | Path, data: str, max_drop: float | None = None,
-                  limit: int | None = None, threads: int | None = None, task: str | None = None) -> GateResult:
+def accuracy_gate(
+    float_model: str | Path,
+    converted: str | Path,
+    data: str,
+    max_drop: float | None = None,
+    limit: int | None = None,
+    threads: int | None = None,
+    task: str | None = None,
+) -> GateResult:
     """Score both models on ``data`` (the same samples) and compare their headline metric."""
     from toolkit.eval import evaluate
     from toolkit.eval.config import EvalConfig
@@ -84,13 +101,23 @@ def accuracy_gate(float_model: str | Path, converted: str | Path, data: str, max
     before = evaluate(float_model, data, config)
     after = evaluate(converted, data, config)
     if before.primary != after.primary or before.samples != after.samples:
-        raise UsageError(f"--eval {data}: the float and converted models were scored differently "
-                         f"({before.primary} on {before.samples} vs {after.primary} on {after.samples})")
+        raise UsageError(
+            f"--eval {data}: the float and converted models were scored differently "
+            f"({before.primary} on {before.samples} vs {after.primary} on {after.samples})"
+        )
     kind = before.kind
     allowed = DEFAULT_MAX_DROP.get(kind, 0.01) if max_drop is None else max_drop
     if allowed < 0:
         raise UsageError(f"--max-drop must be >= 0, got {allowed}")
     a, b = before.metrics[before.primary], after.metrics[after.primary]
     drop = (a - b) if before.higher_is_better else (b - a)
-    return GateResult(str(data), before.primary, before.higher_is_better, float(a), float(b), float(drop),
-                      float(allowed), int(before.samples))
+    return GateResult(
+        str(data),
+        before.primary,
+        before.higher_is_better,
+        float(a),
+        float(b),
+        float(drop),
+        float(allowed),
+        int(before.samples),
+    )

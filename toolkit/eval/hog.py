@@ -20,13 +20,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class HogConfig:
-    min_height: int = 720  # enlarge images shorter than this (px) so that small people fill the 128-row window
+    min_height: int = (
+        720  # enlarge images shorter than this (px) so that small people fill the 128-row window
+    )
     win_stride: int = 8  # window step in pixels of the (enlarged) image; 8 = one HOG cell
     padding: int = 8  # pixels added around the image so that windows can reach the border
     scale: float = 1.05  # pyramid step; OpenCV's default
     hit_threshold: float = 0.0  # SVM margin a window needs; 0 is the trained boundary
     group_threshold: int = 2  # overlapping windows needed to keep a detection (OpenCV's grouping)
-    box_height: float = 0.8  # share of the window's height kept as the person box (INRIA people: 96 of 128 rows)
+    box_height: float = (
+        0.8  # share of the window's height kept as the person box (INRIA people: 96 of 128 rows)
+    )
     box_width: float = 0.6  # share of the window's width kept (people are narrower than the 64-px window)
 
 
@@ -42,11 +46,19 @@ class HogPeopleDetector:
         c = self.config
         h = image_rgb.shape[0]
         factor = max(1.0, c.min_height / h)
-        image = image_rgb if factor == 1.0 else cv2.resize(image_rgb, None, fx=factor, fy=factor,
-                                                           interpolation=cv2.INTER_LINEAR)
+        image = (
+            image_rgb
+            if factor == 1.0
+            else cv2.resize(image_rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+        )
         rects, weights = self.hog.detectMultiScale(
-            image, hitThreshold=c.hit_threshold, winStride=(c.win_stride, c.win_stride),
-            padding=(c.padding, c.padding), scale=c.scale, groupThreshold=c.group_threshold)
+            image,
+            hitThreshold=c.hit_threshold,
+            winStride=(c.win_stride, c.win_stride),
+            padding=(c.padding, c.padding),
+            scale=c.scale,
+            groupThreshold=c.group_threshold,
+        )
         if len(rects) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         r = np.asarray(rects, np.float64).reshape(-1, 4) / factor

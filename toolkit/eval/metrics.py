@@ -53,8 +53,12 @@ def top_k_accuracy(labels: np.ndarray | list[int], scores: np.ndarray, k: int) -
     return float(np.mean(np.any(top == y[:, None], axis=1)))
 
 
-def confusion_matrix(labels: np.ndarray | list[int], predictions: np.ndarray | list[int], num_classes: int,
-                     ignore_index: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    labels: np.ndarray | list[int],
+    predictions: np.ndarray | list[int],
+    num_classes: int,
+    ignore_index: int | None = None,
+) -> np.ndarray:
     """(num_classes, num_classes) int64 counts: row = true class, column = predicted class.
 
     Inputs of any shape are flattened (so segmentation masks work directly). Pixels/samples whose label equals
@@ -72,7 +76,9 @@ def confusion_matrix(labels: np.ndarray | list[int], predictions: np.ndarray | l
         if values.size and (values.min() < 0 or values.max() >= num_classes):
             bad = values[(values < 0) | (values >= num_classes)][0]
             raise UsageError(f"confusion_matrix: {name} hold {bad}, outside 0..{num_classes - 1}")
-    return np.bincount(y * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(y * num_classes + p, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def recall_per_class(cm: np.ndarray) -> np.ndarray:
@@ -155,8 +161,9 @@ def auroc(scores: np.ndarray | list[float], positives: np.ndarray | list[int] | 
     return float(u / (n_pos * n_neg))
 
 
-def fpr_at_tpr(scores: np.ndarray | list[float], positives: np.ndarray | list[int] | list[bool],
-               tpr: float = 0.95) -> float:
+def fpr_at_tpr(
+    scores: np.ndarray | list[float], positives: np.ndarray | list[int] | list[bool], tpr: float = 0.95
+) -> float:
     """False-positive rate at the highest threshold that still flags at least ``tpr`` of the positives.
 
     A sample is flagged when its score >= the threshold (so tied scores are flagged together). The usual

@@ -30,8 +30,13 @@ class Predictor:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.format, "kind": self.kind,
-                "inputs": {k: list(v) for k, v in self.input_shapes.items()}, "outputs": self.output_names}
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "kind": self.kind,
+            "inputs": {k: list(v) for k, v in self.input_shapes.items()},
+            "outputs": self.output_names,
+        }
 
     def close(self) -> None:
         """Release the interpreter or model."""
@@ -67,7 +72,7 @@ class TFLitePredictor(Predictor):
         n = _count(feeds)
         out: dict[str, np.ndarray] = {}
         for i in range(n):  # the converted models have a fixed batch of 1
-            result = self.runner.run(**{k: v[i:i + 1] for k, v in feeds.items()})
+            result = self.runner.run(**{k: v[i : i + 1] for k, v in feeds.items()})
             for name, value in result.items():
                 if name not in out:
                     out[name] = np.empty((n, *value.shape[1:]), np.float32)
@@ -94,7 +99,7 @@ class KerasPredictor(Predictor):
         n = _count(feeds)
         chunks: dict[str, list[np.ndarray]] = {}
         for start in range(0, n, batch_size):
-            batch = {k: np.asarray(v[start:start + batch_size], np.float32) for k, v in feeds.items()}
+            batch = {k: np.asarray(v[start : start + batch_size], np.float32) for k, v in feeds.items()}
             from toolkit.convert.keras_export import call_model
 
             result = call_model(self.model, batch, self.output_names)
@@ -110,16 +115,21 @@ class DeclaredTask(Predictor):
     def __init__(self, inner: Predictor, task: str) -> None:
         from toolkit.capabilities import MODEL_KINDS, MODEL_PARTS
 
-        names = ((MODEL_KINDS[task].input_names, MODEL_KINDS[task].output_names) if task in MODEL_KINDS
-                 else MODEL_PARTS.get(task))
+        names = (
+            (MODEL_KINDS[task].input_names, MODEL_KINDS[task].output_names)
+            if task in MODEL_KINDS
+            else MODEL_PARTS.get(task)
+        )
         if names is None:
             raise UsageError(f"--task {task}: choose one of {', '.join([*MODEL_KINDS, *MODEL_PARTS])}")
         ins, outs = names
         if len(ins) != len(inner.input_shapes) or len(outs) != len(inner.output_names):
-            raise UsageError(f"--task {task} needs {len(ins)} input(s) and {len(outs)} output(s) ({', '.join(ins)} -> "
-                             f"{', '.join(outs)}); {inner.path.name} has {len(inner.input_shapes)} and "
-                             f"{len(inner.output_names)} ({', '.join(inner.input_shapes)} -> "
-                             f"{', '.join(inner.output_names)})")
+            raise UsageError(
+                f"--task {task} needs {len(ins)} input(s) and {len(outs)} output(s) ({', '.join(ins)} -> "
+                f"{', '.join(outs)}); {inner.path.name} has {len(inner.input_shapes)} and "
+                f"{len(inner.output_names)} ({', '.join(inner.input_shapes)} -> "
+                f"{', '.join(inner.output_names)})"
+            )
         self.inner, self.path, self.format, self.kind = inner, inner.path, inner.format, task
         self._in = dict(zip(ins, inner.input_shapes, strict=True))  # ours -> theirs
         self._out = dict(zip(inner.output_names, outs, strict=True))  # theirs -> ours
@@ -139,7 +149,9 @@ def as_task(predictor: Predictor, task: str | None) -> Predictor:
     if task is None or predictor.kind == task:
         return predictor
     if predictor.kind is not None:
-        raise UsageError(f"{predictor.path.name} is a {predictor.kind} by its names; --task {task} contradicts it")
+        raise UsageError(
+            f"{predictor.path.name} is a {predictor.kind} by its names; --task {task} contradicts it"
+        )
     return DeclaredTask(predictor, task)
 
 
@@ -150,8 +162,9 @@ def _count(feeds: dict[str, np.ndarray]) -> int:
     return counts.pop()
 
 
-def load_predictor(path: str | Path, part: str | None = None, threads: int | None = None,
-                   trust: bool = False) -> Predictor:
+def load_predictor(
+    path: str | Path, part: str | None = None, threads: int | None = None, trust: bool = False
+) -> Predictor:
     """A predictor for a ``.tflite`` (device runtime, no TensorFlow) or a ``.keras`` file (needs TensorFlow)."""
     file = Path(path)
     if not file.exists():

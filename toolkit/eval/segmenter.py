@@ -52,8 +52,13 @@ class Confusions:
     images_with: np.ndarray  # (C,) int64 images whose ground truth holds the class
 
 
-def score_labels(confusions: Confusions, labels: np.ndarray, labels_input: np.ndarray | None, mask: np.ndarray,
-                 mask_input: np.ndarray | None) -> None:
+def score_labels(
+    confusions: Confusions,
+    labels: np.ndarray,
+    labels_input: np.ndarray | None,
+    mask: np.ndarray,
+    mask_input: np.ndarray | None,
+) -> None:
     """Add one image's predicted labels (frame and optional input resolution) against its masks (255 = ignore)."""
     classes = len(confusions.images_with)
     if labels.shape != mask.shape:
@@ -66,19 +71,25 @@ def score_labels(confusions: Confusions, labels: np.ndarray, labels_input: np.nd
 
 
 def empty_confusions(classes: int) -> Confusions:
-    return Confusions(np.zeros((classes, classes), np.int64), np.zeros((classes, classes), np.int64),
-                      np.zeros(classes, np.int64))
+    return Confusions(
+        np.zeros((classes, classes), np.int64),
+        np.zeros((classes, classes), np.int64),
+        np.zeros(classes, np.int64),
+    )
 
 
 def check_masks(mask: np.ndarray, classes: int, name: str) -> None:
     bad = np.unique(mask[(mask >= classes) & (mask != IGNORE)])
     if bad.size:
-        raise UsageError(f"{name}: mask holds class {int(bad[0])}; the model predicts {classes} classes "
-                         f"(0-{classes - 1}, 255 = ignore)")
+        raise UsageError(
+            f"{name}: mask holds class {int(bad[0])}; the model predicts {classes} classes "
+            f"(0-{classes - 1}, 255 = ignore)"
+        )
 
 
-def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int = 64,
-                 classes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def label_images(
+    predictor: Predictor, images: list[np.ndarray], batch_size: int = 64, classes: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment original uint8 RGB images as the camera pipeline does: letterbox, predict, crop the padding, resize
     the scores to the image (bilinear) and argmax. Returns per image (labels at input resolution, labels at
     image size).
@@ -90,14 +101,18 @@ def label_images(predictor: Predictor, images: list[np.ndarray], batch_size: int
     batch = unit_float(np.stack([b[0] for b in boxed]))
     scores = predictor.predict({"image": batch}, batch_size=batch_size)["mask"]
     if classes is not None and scores.shape[-1] != classes:
-        raise UsageError(f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}")
+        raise UsageError(
+            f"{predictor.path}: output 'mask' has {scores.shape[-1]} classes, expected {classes}"
+        )
     out = []
     for image, (_, _, transform), score in zip(images, boxed, scores, strict=True):
         out.append((labels_from_scores(score), labels_at_frame(score, transform, image.shape[:2])))
     return out
 
 
-def predict_labels(predictor: Predictor, samples: SegSamples, classes: int, batch_size: int = 64) -> Confusions:
+def predict_labels(
+    predictor: Predictor, samples: SegSamples, classes: int, batch_size: int = 64
+) -> Confusions:
     """Run the segmenter on every sample (:func:`label_images`) and accumulate both confusion matrices."""
     input_hw = input_hw_of(predictor)
     confusions = empty_confusions(classes)
@@ -123,10 +138,15 @@ def selfie_baseline(samples: SegSamples, classes: int, model: Path) -> Confusion
         for i in range(len(samples)):
             image, mask = samples.load(i)
             boxed, mask_input, transform = model_input(image, mask, input_hw)
-            out = next(iter(runner.run(**{name: boxed[None].astype(np.float32) / np.float32(255.0)}).values()))
+            out = next(
+                iter(runner.run(**{name: boxed[None].astype(np.float32) / np.float32(255.0)}).values())
+            )
             person = out[0, ..., :1].astype(np.float32)  # scores of (rest, person), upsampled like ours
-            labels = labels_at_frame(np.concatenate([np.full_like(person, SELFIE_THRESHOLD), person], axis=-1),
-                                     transform, image.shape[:2]) * np.uint8(PERSON)
+            labels = labels_at_frame(
+                np.concatenate([np.full_like(person, SELFIE_THRESHOLD), person], axis=-1),
+                transform,
+                image.shape[:2],
+            ) * np.uint8(PERSON)
             score_labels(confusions, labels, None, mask, None)
     return confusions
 
@@ -158,9 +178,17 @@ def _round(value: float) -> float | None:
 
 def per_class_table(confusions: Confusions, names: tuple[str, ...]) -> list[dict]:
     iou, iou_in = m.iou_per_class(confusions.frame), m.iou_per_class(confusions.input)
-    return [{"class": name, "iou": _round(iou[c]), "iou_input": _round(iou_in[c]),
-             "gt_pixels": int(confusions.frame[c].sum()), "predicted_pixels": int(confusions.frame[:, c].sum()),
-             "images_with_class": int(confusions.images_with[c])} for c, name in enumerate(names)]
+    return [
+        {
+            "class": name,
+            "iou": _round(iou[c]),
+            "iou_input": _round(iou_in[c]),
+            "gt_pixels": int(confusions.frame[c].sum()),
+            "predicted_pixels": int(confusions.frame[:, c].sum()),
+            "images_with_class": int(confusions.images_with[c]),
+        }
+        for c, name in enumerate(names)
+    ]
 
 
 def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConfig()) -> EvalReport:
@@ -170,13 +198,15 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
     confusions = predict_labels(predictor, samples, len(names), config.batch_size)
     d = samples.describe
     absent = [n for n, row in zip(names, confusions.frame, strict=True) if not row.any()]
-    notes = [f"{len(samples)} images scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
-             f"frame-resolution figures: scores of the {'x'.join(map(str, input_hw_of(predictor)))} input, padding "
-             "cropped, resized bilinearly to the original image, then argmax (the camera pipeline's output); "
-             "'_input' figures: argmax at the input against the mask letterboxed with nearest neighbour; "
-             "255 = ignore",
-             "IoU sums pixels over all images; mean IoU averages the classes present in the ground truth or the "
-             "predictions" + (f"; no ground-truth pixels of: {', '.join(absent)}" if absent else "")]
+    notes = [
+        f"{len(samples)} images scored; source {d['source']}" + (f"; {d['rule']}" if "rule" in d else ""),
+        f"frame-resolution figures: scores of the {'x'.join(map(str, input_hw_of(predictor)))} input, padding "
+        "cropped, resized bilinearly to the original image, then argmax (the camera pipeline's output); "
+        "'_input' figures: argmax at the input against the mask letterboxed with nearest neighbour; "
+        "255 = ignore",
+        "IoU sums pixels over all images; mean IoU averages the classes present in the ground truth or the "
+        "predictions" + (f"; no ground-truth pixels of: {', '.join(absent)}" if absent else ""),
+    ]
     tables = {"per_class": per_class_table(confusions, names)}
     if config.baselines:
         from toolkit.paths import shared_path
@@ -185,11 +215,26 @@ def evaluate(predictor: Predictor, spec: DataSpec, config: EvalConfig = EvalConf
         if selfie.is_file():
             base = selfie_baseline(samples, len(names), selfie)
             iou = m.iou_per_class(base.frame)
-            tables["baselines"] = [{"baseline": "mediapipe_selfie", "description": (
-                "MediaPipe selfie segmentation 0.10.14 (256x256, person = confidence > 0.5; a close-up person "
-                "segmenter, the pretrained peer on the same images)"), "person_iou": _round(iou[PERSON])}]
+            tables["baselines"] = [
+                {
+                    "baseline": "mediapipe_selfie",
+                    "description": (
+                        "MediaPipe selfie segmentation 0.10.14 (256x256, person = confidence > 0.5; a close-up person "
+                        "segmenter, the pretrained peer on the same images)"
+                    ),
+                    "person_iou": _round(iou[PERSON]),
+                }
+            ]
         else:
             notes.append(f"baseline skipped: {selfie} not found (shared MediaPipe models)")
-    return EvalReport(kind="segmenter", model=str(predictor.path), model_format=predictor.format, data=str(spec),
-                      samples=len(samples), primary="person_iou", metrics=iou_metrics(confusions, names),
-                      tables=tables, notes=notes)
+    return EvalReport(
+        kind="segmenter",
+        model=str(predictor.path),
+        model_format=predictor.format,
+        data=str(spec),
+        samples=len(samples),
+        primary="person_iou",
+        metrics=iou_metrics(confusions, names),
+        tables=tables,
+        notes=notes,
+    )

@@ -22,11 +22,14 @@ SNAPSHOTS = 4  # annotated frames per sequence
 
 def snapshot_frames(length: int, count: int = SNAPSHOTS) -> list[int]:
     """``count`` frame indices spread evenly over ``length`` frames (the middles of equal parts)."""
-    return sorted({min(length - 1, (2 * k + 1) * length // (2 * count)) for k in range(count)}) if length else []
+    return (
+        sorted({min(length - 1, (2 * k + 1) * length // (2 * count)) for k in range(count)}) if length else []
+    )
 
 
-def write_track_artifacts(sequence: MotSequence, tracks: Tracks, stability: IdStability,
-                          out_dir: str | Path) -> dict[str, str]:
+def write_track_artifacts(
+    sequence: MotSequence, tracks: Tracks, stability: IdStability, out_dir: str | Path
+) -> dict[str, str]:
     """Write the PNG frames and the per-id JSON into ``out_dir``; return {artifact name: path}."""
     import cv2
 
@@ -37,8 +40,9 @@ def write_track_artifacts(sequence: MotSequence, tracks: Tracks, stability: IdSt
     stem = sequence.name.replace("/", "_") or "sequence"
     artifacts: dict[str, str] = {}
     per_id = folder / f"{stem}_tracks.json"
-    write_json_atomic(per_id, {"sequence": sequence.name, "frame_rate": sequence.frame_rate,
-                               "tracks": stability.per_id})
+    write_json_atomic(
+        per_id, {"sequence": sequence.name, "frame_rate": sequence.frame_rate, "tracks": stability.per_id}
+    )
     artifacts["tracks"] = str(per_id)
     wanted = snapshot_frames(sequence.length)
     for index, frame in sequence.frames() if wanted else ():

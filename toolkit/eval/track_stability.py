@@ -54,15 +54,22 @@ class IdStability:
 
     def row(self) -> dict[str, Any]:
         """One table row (everything but ``per_id``)."""
-        return {"frames": self.frames, "ids": self.ids, "ids_living_2s_or_more": self.ids_living_2s_or_more,
-                "interior_births": self.interior_births, "interior_ends": self.interior_ends,
-                "static_ids": len(self.static_ids), "static_id_list": list(self.static_ids),
-                "people_per_frame_median": self.people_per_frame_median,
-                "people_per_frame_max": self.people_per_frame_max}
+        return {
+            "frames": self.frames,
+            "ids": self.ids,
+            "ids_living_2s_or_more": self.ids_living_2s_or_more,
+            "interior_births": self.interior_births,
+            "interior_ends": self.interior_ends,
+            "static_ids": len(self.static_ids),
+            "static_id_list": list(self.static_ids),
+            "people_per_frame_median": self.people_per_frame_median,
+            "people_per_frame_max": self.people_per_frame_max,
+        }
 
 
-def id_stability(tracks: Tracks, size: tuple[int, int], fps: float,
-                 config: StabilityConfig = StabilityConfig()) -> IdStability:
+def id_stability(
+    tracks: Tracks, size: tuple[int, int], fps: float, config: StabilityConfig = StabilityConfig()
+) -> IdStability:
     """Per-id lifetimes, interior births / ends and static ids of ``tracks`` (every processed frame a key, in
     any order; a frame with no confirmed track maps to empty arrays) in a ``size`` = (width, height) frame."""
     width, height = size
@@ -72,8 +79,9 @@ def id_stability(tracks: Tracks, size: tuple[int, int], fps: float,
     for frame in sorted(tracks):
         frame_ids, boxes = tracks[frame]
         per_frame.append(len(frame_ids))
-        for track_id, box in zip(np.asarray(frame_ids).tolist(), np.asarray(boxes, np.float64).reshape(-1, 4).tolist(),
-                                 strict=True):
+        for track_id, box in zip(
+            np.asarray(frame_ids).tolist(), np.asarray(boxes, np.float64).reshape(-1, 4).tolist(), strict=True
+        ):
             entry = ids.setdefault(track_id, {"first": frame, "frames": 0, "first_box": box})
             entry["last"], entry["last_box"] = frame, box
             entry["frames"] += 1
@@ -95,12 +103,22 @@ def id_stability(tracks: Tracks, size: tuple[int, int], fps: float,
     births = [i for i, e in ids.items() if e["first"] > settle and interior(e["first_box"])]
     ends = [i for i, e in ids.items() if e["last"] < last_frame - settle and interior(e["last_box"])]
     long_lived = [i for i, e in ids.items() if e["frames"] >= 2 * fps]
-    static = [i for i, e in ids.items()
-              if e["frames"] >= config.static_s * fps and max(e["centre_range"]) < config.static_px]
+    static = [
+        i
+        for i, e in ids.items()
+        if e["frames"] >= config.static_s * fps and max(e["centre_range"]) < config.static_px
+    ]
     return IdStability(
-        frames=len(per_frame), ids=len(ids), ids_living_2s_or_more=len(long_lived),
-        interior_births=len(births), interior_ends=len(ends), static_ids=sorted(static),
+        frames=len(per_frame),
+        ids=len(ids),
+        ids_living_2s_or_more=len(long_lived),
+        interior_births=len(births),
+        interior_ends=len(ends),
+        static_ids=sorted(static),
         people_per_frame_median=float(np.median(per_frame)) if per_frame else 0.0,
         people_per_frame_max=int(max(per_frame, default=0)),
-        per_id={str(i): {k: (v if not isinstance(v, list) else [round(c, 1) for c in v]) for k, v in e.items()}
-                for i, e in sorted(ids.items())})
+        per_id={
+            str(i): {k: (v if not isinstance(v, list) else [round(c, 1) for c in v]) for k, v in e.items()}
+            for i, e in sorted(ids.items())
+        },
+    )

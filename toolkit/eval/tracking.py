@@ -36,8 +36,26 @@ from toolkit.eval.track_artifacts import write_track_artifacts
 from toolkit.eval.track_stability import id_stability
 
 # Headline metrics, in the order reports list them (field names of TrackingMetrics).
-HEADLINE = ("mota", "idf1", "hota", "deta", "assa", "motp", "precision", "recall", "idsw", "frag", "mt", "pt", "ml",
-            "fp", "fn", "gt_boxes", "gt_ids", "pred_ids")
+HEADLINE = (
+    "mota",
+    "idf1",
+    "hota",
+    "deta",
+    "assa",
+    "motp",
+    "precision",
+    "recall",
+    "idsw",
+    "frag",
+    "mt",
+    "pt",
+    "ml",
+    "fp",
+    "fn",
+    "gt_boxes",
+    "gt_ids",
+    "pred_ids",
+)
 
 
 def track_sequence(sequence: MotSequence, tracker: object) -> tuple[dict, dict, dict, float]:
@@ -65,12 +83,24 @@ def box_ap(sequence: MotSequence, boxes: dict[int, tuple[np.ndarray, np.ndarray]
     for frame in range(sequence.length):
         _, gt_boxes = sequence.gt[frame]
         extra = [b for b in (sequence.distractors.get(frame), sequence.ignored.get(frame)) if b is not None]
-        crowd_boxes = np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in extra]) if extra else \
-            np.zeros((0, 4), np.float32)
+        crowd_boxes = (
+            np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in extra])
+            if extra
+            else np.zeros((0, 4), np.float32)
+        )
         all_boxes = np.concatenate([np.asarray(gt_boxes, np.float32).reshape(-1, 4), crowd_boxes])
         crowd = np.concatenate([np.zeros(len(gt_boxes), bool), np.ones(len(crowd_boxes), bool)])
-        records.append(DetectionRecord(sequence.root / f"frame{frame:06d}", width, height, all_boxes,
-                                       np.zeros(len(all_boxes), np.int64), image_id=frame, crowd=crowd))
+        records.append(
+            DetectionRecord(
+                sequence.root / f"frame{frame:06d}",
+                width,
+                height,
+                all_boxes,
+                np.zeros(len(all_boxes), np.int64),
+                image_id=frame,
+                crowd=crowd,
+            )
+        )
         b, s = boxes.get(frame, (np.zeros((0, 4)), np.zeros(0)))
         predictions.append((np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32)))
     return coco_ap(records, predictions)
@@ -94,7 +124,9 @@ def score(sequence: MotSequence, tracks: dict, track_scores: dict, detections: d
     return {k: round(float(v), 6) if isinstance(v, float) else int(v) for k, v in values.items()}
 
 
-def evaluate_sequence(models: str | Path | None, spec: DataSpec, config: EvalConfig = EvalConfig()) -> EvalReport:
+def evaluate_sequence(
+    models: str | Path | None, spec: DataSpec, config: EvalConfig = EvalConfig()
+) -> EvalReport:
     """Score the pipeline (detector from ``models``: None = the shipped zoo, a folder or a ``.tflite``) on a
     MOTChallenge sequence SPEC; the HOG baseline through the same tracker in ``tables["baselines"]``."""
     from toolkit.pipeline.offline import OfflineTracker
@@ -110,18 +142,38 @@ def evaluate_sequence(models: str | Path | None, spec: DataSpec, config: EvalCon
     tables: dict[str, list[dict]] = {"id_stability": [stability.row()]}
     artifacts = write_track_artifacts(sequence, tracks, stability, config.out_dir) if config.out_dir else {}
     if config.baselines:
-        tables["baselines"] = [{"baseline": "hog", "description": "OpenCV HOG people detector "
-                                "(cv2.HOGDescriptor_getDefaultPeopleDetector) + the same tracker", **_hog(sequence)}]
-    notes = [f"{sequence.name}: {sequence.length} frames at {sequence.frame_rate:g} fps (seqinfo.ini), "
-             f"{sequence.size[0]}x{sequence.size[1]} (ground truth x{sequence.scale:g}), "
-             f"{metrics['gt_boxes']} scored boxes of {metrics['gt_ids']} people",
-             "confirmed tracks of the demo's detector + tracker (default configs), every frame, scored as "
-             "TrackEval does (IoU 0.5; HOTA over IoU 0.05-0.95)"]
+        tables["baselines"] = [
+            {
+                "baseline": "hog",
+                "description": "OpenCV HOG people detector "
+                "(cv2.HOGDescriptor_getDefaultPeopleDetector) + the same tracker",
+                **_hog(sequence),
+            }
+        ]
+    notes = [
+        f"{sequence.name}: {sequence.length} frames at {sequence.frame_rate:g} fps (seqinfo.ini), "
+        f"{sequence.size[0]}x{sequence.size[1]} (ground truth x{sequence.scale:g}), "
+        f"{metrics['gt_boxes']} scored boxes of {metrics['gt_ids']} people",
+        "confirmed tracks of the demo's detector + tracker (default configs), every frame, scored as "
+        "TrackEval does (IoU 0.5; HOTA over IoU 0.05-0.95)",
+    ]
     if not has_coco_ap():
-        notes.append("AP50 of the boxes not reported: it needs pycocotools (pip install 'edge-toolkit[eval]')")
-    return EvalReport(kind="tracking", model=str(model_path), model_format="tflite", data=str(spec),
-                      samples=sequence.length, primary="mota", metrics=metrics, tables=tables, notes=notes,
-                      artifacts=artifacts, seconds=round(time.perf_counter() - started, 2))
+        notes.append(
+            "AP50 of the boxes not reported: it needs pycocotools (pip install 'edge-toolkit[eval]')"
+        )
+    return EvalReport(
+        kind="tracking",
+        model=str(model_path),
+        model_format="tflite",
+        data=str(spec),
+        samples=sequence.length,
+        primary="mota",
+        metrics=metrics,
+        tables=tables,
+        notes=notes,
+        artifacts=artifacts,
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def _hog(sequence: MotSequence) -> dict[str, float]:

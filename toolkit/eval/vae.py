@@ -56,25 +56,34 @@ def _parts(predictor: Any, config: EvalConfig, stack: contextlib.ExitStack, deco
     from toolkit.eval.predictor import load_predictor
 
     if predictor.kind == "vae_decoder":
-        raise UsageError(f"{predictor.path} is a VAE decoder; evaluate the encoder and pass this file as "
-                         "--companion (or evaluate the full .keras VAE)")
+        raise UsageError(
+            f"{predictor.path} is a VAE decoder; evaluate the encoder and pass this file as "
+            "--companion (or evaluate the full .keras VAE)"
+        )
     if not {"z_mean", "z_log_var"} <= set(predictor.output_names) or "image" not in predictor.input_shapes:
         raise UsageError(f"{predictor.path}: not a VAE encoder (outputs {predictor.output_names})")
     if decoder is not None:
         pass
     elif config.companion:
-        decoder = stack.enter_context(load_predictor(config.companion, threads=config.threads,
-                                                         trust=config.trust_model))
+        decoder = stack.enter_context(
+            load_predictor(config.companion, threads=config.threads, trust=config.trust_model)
+        )
     elif predictor.format == "keras" and "reconstruction" in predictor.output_names:
-        decoder = stack.enter_context(load_predictor(predictor.path, part="decoder", trust=config.trust_model))
+        decoder = stack.enter_context(
+            load_predictor(predictor.path, part="decoder", trust=config.trust_model)
+        )
     else:
-        raise UsageError(f"{predictor.path} is a VAE encoder: pass its decoder with --companion decoder.tflite")
+        raise UsageError(
+            f"{predictor.path} is a VAE encoder: pass its decoder with --companion decoder.tflite"
+        )
     if decoder.kind != "vae_decoder":
         raise UsageError(f"companion {decoder.path} is not a VAE decoder (input z -> output image)")
     return predictor, decoder
 
 
-def evaluate(predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig(), decoder: Any = None) -> EvalReport:
+def evaluate(
+    predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig(), decoder: Any = None
+) -> EvalReport:
     """Negative ELBO (primary), reconstruction BCE/MSE and KL of a VAE on an image SPEC (default split: test);
     writes ``<model>_samples.png`` (prior samples) and ``<model>_reconstructions.png`` into ``config.out_dir``
     (default: beside the model) and lists them in ``report.artifacts``.
@@ -91,7 +100,9 @@ def evaluate(predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig(), 
         codes = encoder.predict({"image": data.images}, config.batch_size)
         z_mean, z_log_var = codes["z_mean"], codes["z_log_var"]
         if z_mean.shape[1] != latent:
-            raise UsageError(f"encoder codes have {z_mean.shape[1]} dimensions but the decoder takes {latent}")
+            raise UsageError(
+                f"encoder codes have {z_mean.shape[1]} dimensions but the decoder takes {latent}"
+            )
         decode = lambda z: decoder.predict({"z": z.astype(np.float32)}, config.batch_size)["image"]  # noqa: E731
         mean_recon = decode(z_mean).reshape(data.images.shape)
         rng = np.random.default_rng([config.seed, 0])
@@ -111,33 +122,53 @@ def evaluate(predictor: Any, spec: DataSpec, config: EvalConfig = EvalConfig(), 
         "recon_bce": float(bce_per_image(data.images, mean_recon).mean() / pixels),
         "recon_mse": mse,
     }
-    report = EvalReport(kind="vae", model=str(predictor.path), model_format=predictor.format, data=str(spec),
-                        samples=len(data.images), primary="neg_elbo", higher_is_better=False, metrics=result,
-                        notes=[data.describe, f"decoder: {Path(decoder.path).name} ({decoder.format})",
-                               f"neg_elbo = recon_nll + kl in nats per image; recon_nll = summed pixel BCE averaged "
-                               f"over {ELBO_SAMPLES} seeded draws z ~ q(z|x) (seed {config.seed}); recon_bce / "
-                               "recon_mse per pixel at z = z_mean"])
+    report = EvalReport(
+        kind="vae",
+        model=str(predictor.path),
+        model_format=predictor.format,
+        data=str(spec),
+        samples=len(data.images),
+        primary="neg_elbo",
+        higher_is_better=False,
+        metrics=result,
+        notes=[
+            data.describe,
+            f"decoder: {Path(decoder.path).name} ({decoder.format})",
+            f"neg_elbo = recon_nll + kl in nats per image; recon_nll = summed pixel BCE averaged "
+            f"over {ELBO_SAMPLES} seeded draws z ~ q(z|x) (seed {config.seed}); recon_bce / "
+            "recon_mse per pixel at z = z_mean",
+        ],
+    )
     out_dir = Path(config.out_dir) if config.out_dir else Path(predictor.path).parent
     stem = Path(predictor.path).stem
     report.artifacts["samples"] = str(write_grid(out_dir / f"{stem}_samples.png", samples, GRID))
-    report.artifacts["reconstructions"] = str(write_grid(out_dir / f"{stem}_reconstructions.png",
-                                                         _pair_rows(data.images, mean_recon, GRID, 2), GRID))
+    report.artifacts["reconstructions"] = str(
+        write_grid(
+            out_dir / f"{stem}_reconstructions.png", _pair_rows(data.images, mean_recon, GRID, 2), GRID
+        )
+    )
     if config.baselines:
         _baseline(report, spec, shape, data.images, latent)
     return report
 
 
-def _baseline(report: EvalReport, spec: DataSpec, shape: tuple[int, ...], images: np.ndarray, latent: int) -> None:
+def _baseline(
+    report: EvalReport, spec: DataSpec, shape: tuple[int, ...], images: np.ndarray, latent: int
+) -> None:
     ref_spec = reference_split(spec)
     if ref_spec is None:
-        report.notes.append("baseline skipped: the scored samples are training data (score split=val or test)")
+        report.notes.append(
+            "baseline skipped: the scored samples are training data (score split=val or test)"
+        )
         return
     reference = load_labelled_images(ref_spec, shape, "train")
     mean, basis = pca_fit(reference.images, latent)
     report.tables["baselines"] = [
         {"method": "model (decoder at z_mean)", "recon_mse": report.metrics["recon_mse"]},
-        {"method": f"PCA-{latent} reconstruction (fit on {ref_spec})",
-         "recon_mse": float(pca_scores(images, mean, basis).mean())},
+        {
+            "method": f"PCA-{latent} reconstruction (fit on {ref_spec})",
+            "recon_mse": float(pca_scores(images, mean, basis).mean()),
+        },
     ]
 
 
@@ -146,7 +177,7 @@ def _pair_rows(images: np.ndarray, recon: np.ndarray, columns: int, pairs: int) 
     rows = []
     for start in range(0, min(len(images), columns * pairs), columns):
         for source in (images, recon):
-            row = source[start:start + columns]
+            row = source[start : start + columns]
             rows.append(np.concatenate([row, np.zeros((columns - len(row), *row.shape[1:]), row.dtype)]))
     return np.concatenate(rows)
 
@@ -165,7 +196,9 @@ def write_grid(path: Path, images: np.ndarray, columns: int, zoom: int = 2) -> P
     tiles = np.clip(np.rint(images.reshape(n, h, w, channels) * 255.0), 0, 255).astype(np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        canvas[gap + r * (h + gap):gap + r * (h + gap) + h, gap + c * (w + gap):gap + c * (w + gap) + w] = tile
+        canvas[
+            gap + r * (h + gap) : gap + r * (h + gap) + h, gap + c * (w + gap) : gap + c * (w + gap) + w
+        ] = tile
     canvas = cv2.resize(canvas, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
     if channels == 3:
         canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
@@ -174,5 +207,3 @@ def write_grid(path: Path, images: np.ndarray, columns: int, zoom: int = 2) -> P
         raise UsageError(f"cannot encode {path}")
     write_bytes_atomic(path, encoded.tobytes())
     return path
-
-

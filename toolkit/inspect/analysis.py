@@ -17,11 +17,15 @@ from toolkit.runtime.tflite_file import ModelFile, OpInfo, TensorInfo, itemsize
 FLOAT_TYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 QUANT_TYPES = frozenset({"int8", "uint8", "int16", "int4"})
 
-WHY_FLOAT = ("runs in float: the int8 graph pays DEQUANTIZE/QUANTIZE around it and loses the integer speed-up; "
-             "the Edge TPU compiler stops mapping at the first such op and runs the rest on the CPU")
+WHY_FLOAT = (
+    "runs in float: the int8 graph pays DEQUANTIZE/QUANTIZE around it and loses the integer speed-up; "
+    "the Edge TPU compiler stops mapping at the first such op and runs the rest on the CPU"
+)
 WHY_INDEX = "an index output (argmax): integer by design; it runs on the CPU after an Edge TPU part"
-WHY_INT32 = ("integer index/shape math, usually from a dynamic batch dimension: re-export with a fixed batch-1 "
-             "signature; the Edge TPU does not map it")
+WHY_INT32 = (
+    "integer index/shape math, usually from a dynamic batch dimension: re-export with a fixed batch-1 "
+    "signature; the Edge TPU does not map it"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,11 @@ def _activation_tensors(model: ModelFile, op: OpInfo) -> tuple[list[TensorInfo],
 
 def op_dtype(model: ModelFile, op: OpInfo) -> str:
     ins, outs = _activation_tensors(model, op)
-    src = ins[0].dtype if ins else (model.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else "")
+    src = (
+        ins[0].dtype
+        if ins
+        else (model.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else "")
+    )
     dst = outs[0].dtype if outs else src
     return src if src == dst or not src else f"{src}->{dst}"
 
@@ -76,15 +84,25 @@ def _mac_count(model: ModelFile, op: OpInfo) -> int:
 
 
 def op_costs(model: ModelFile) -> list[OpCost]:
-    return [OpCost(op.index, op.op, op_dtype(model, op), _mac_count(model, op),
-                   model.tensors[op.outputs[0]].shape if op.outputs else ()) for op in model.ops]
+    return [
+        OpCost(
+            op.index,
+            op.op,
+            op_dtype(model, op),
+            _mac_count(model, op),
+            model.tensors[op.outputs[0]].shape if op.outputs else (),
+        )
+        for op in model.ops
+    ]
 
 
 def op_histogram(model: ModelFile) -> list[dict[str, Any]]:
     """[{op, dtype, count}] sorted by count, then name."""
     counts = Counter((op.op, op_dtype(model, op)) for op in model.ops)
-    return [{"op": op, "dtype": dtype, "count": n}
-            for (op, dtype), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [
+        {"op": op, "dtype": dtype, "count": n}
+        for (op, dtype), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def _documented_island(model: ModelFile, op: OpInfo) -> bool:
@@ -117,13 +135,19 @@ def non_int8_ops(model: ModelFile) -> list[dict[str, Any]]:
             continue  # fp16 weights dequantized once at load
         if types & FLOAT_TYPES:
             documented = op.op in DOCUMENTED_FLOAT_OPS or _documented_island(model, op)
-            why = DOCUMENTED_FLOAT_OPS.get(op.op, "enters/leaves a documented float op") if documented else WHY_FLOAT
+            why = (
+                DOCUMENTED_FLOAT_OPS.get(op.op, "enters/leaves a documented float op")
+                if documented
+                else WHY_FLOAT
+            )
         elif op.op in ("ARG_MAX", "ARG_MIN") and set(op.outputs) & graph_out:
             why, documented = WHY_INDEX, True
         else:
             why, documented = WHY_INT32, False
-        entry = groups.setdefault((op.op, dtype), {"op": op.op, "dtype": dtype, "count": 0, "indices": [],
-                                                    "documented": documented, "why": why})
+        entry = groups.setdefault(
+            (op.op, dtype),
+            {"op": op.op, "dtype": dtype, "count": 0, "indices": [], "documented": documented, "why": why},
+        )
         entry["count"] += 1
         entry["documented"] = entry["documented"] and documented
         entry["indices"].append(op.index)
@@ -151,8 +175,12 @@ def tensor_summary(t: TensorInfo) -> dict[str, Any]:
         if len(t.scales) == 1:
             quant = {"scale": t.scales[0], "zero_point": t.zero_points[0] if t.zero_points else 0}
         else:
-            quant = {"per_channel": len(t.scales), "axis": t.quantized_dimension,
-                     "scale_min": min(t.scales), "scale_max": max(t.scales)}
+            quant = {
+                "per_channel": len(t.scales),
+                "axis": t.quantized_dimension,
+                "scale_min": min(t.scales),
+                "scale_max": max(t.scales),
+            }
     return {"name": t.name, "index": t.index, "shape": list(t.shape), "dtype": t.dtype, "quantization": quant}
 
 
@@ -179,8 +207,10 @@ def analyze(model: ModelFile, data: bytes | None = None) -> dict[str, Any]:
     ins, outs = model.io_names()
     costs = op_costs(model)
     params, param_bytes = parameter_count(model)
-    per_op = [{"index": c.index, "op": c.op, "dtype": c.dtype, "macs": c.macs, "output_shape": list(c.output_shape)}
-              for c in costs]
+    per_op = [
+        {"index": c.index, "op": c.op, "dtype": c.dtype, "macs": c.macs, "output_shape": list(c.output_shape)}
+        for c in costs
+    ]
     macs_by_op: Counter[str] = Counter()
     for c in costs:
         macs_by_op[c.op] += c.macs

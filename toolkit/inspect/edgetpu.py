@@ -19,7 +19,14 @@ from typing import Any
 from toolkit.runtime.edgetpu import CUSTOM_OP, cpu_original, is_compiled
 from toolkit.runtime.tflite_file import ModelFile, OpInfo, itemsize, op_options
 
-__all__ = ["Compatibility", "CompiledSummary", "compatibility", "compiled_summary", "cpu_original", "is_compiled"]
+__all__ = [
+    "Compatibility",
+    "CompiledSummary",
+    "compatibility",
+    "compiled_summary",
+    "cpu_original",
+    "is_compiled",
+]
 # On-chip memory for caching parameters, as edgetpu_compiler 16 reports it for one Edge TPU ("used" + "remaining"
 # on Coral's MobileNetV2: 3.42 + 4.31 MiB). Parameters beyond it stream from host memory on every inference.
 ON_CHIP_BYTES = int(7.73 * 2**20)
@@ -28,8 +35,18 @@ SOFTMAX_MAX = 16000
 
 # Supported operations and their documented limits (checked below where the file tells).
 SUPPORTED: dict[str, str] = {
-    "ADD": "", "SUB": "", "MUL": "", "MAXIMUM": "", "MINIMUM": "", "SQUARED_DIFFERENCE": "",
-    "LOGISTIC": "", "RELU": "", "RELU6": "", "RELU_N1_TO_1": "", "TANH": "", "RSQRT": "",
+    "ADD": "",
+    "SUB": "",
+    "MUL": "",
+    "MAXIMUM": "",
+    "MINIMUM": "",
+    "SQUARED_DIFFERENCE": "",
+    "LOGISTIC": "",
+    "RELU": "",
+    "RELU6": "",
+    "RELU_N1_TO_1": "",
+    "TANH": "",
+    "RSQRT": "",
     "AVERAGE_POOL_2D": "no fused activation function",
     "MAX_POOL_2D": "no fused activation function",
     "CONCATENATION": "no fused activation function; a constant input must be all zeros (padding) with 2 inputs",
@@ -46,7 +63,12 @@ SUPPORTED: dict[str, str] = {
     "PACK": "no packing in the batch dimension",
     "SPLIT": "no splitting of the batch dimension",
     "RESHAPE": "large reshapes may not be mapped",
-    "EXPAND_DIMS": "", "SQUEEZE": "", "SLICE": "", "TRANSPOSE": "", "SPACE_TO_DEPTH": "", "TILE": "",
+    "EXPAND_DIMS": "",
+    "SQUEEZE": "",
+    "SLICE": "",
+    "TRANSPOSE": "",
+    "SPACE_TO_DEPTH": "",
+    "TILE": "",
     "STRIDED_SLICE": "all strides 1",
     "RESIZE_BILINEAR": "3-dimensional input and output; some sizes are left on the CPU to keep precision",
     "RESIZE_NEAREST_NEIGHBOR": "3-dimensional input and output; some sizes are left on the CPU",
@@ -65,11 +87,11 @@ FIXES: dict[str, str] = {
     "GATHER": "move embedding lookups out of the model",
     "CUSTOM": "custom ops never map: replace them with builtin ops",
     "FULLY_CONNECTED": "a Dense layer on a sequence ([1, T, C]) has a 2-D output: use a 1x1 Conv2D on [1, 1, T, C] "
-                       "(or flatten first)",
+    "(or flatten first)",
     "SOFTMAX": "a softmax over a whole image is not mapped: drop it from the model and take the argmax of the "
-               "logits on the CPU (the order of the classes is the same)",
+    "logits on the CPU (the order of the classes is the same)",
     "RESIZE_BILINEAR": "resize by integer factors of at most 8 (e.g. two 4x steps instead of one 16x), or keep "
-                       "the upsampling after the last convolution",
+    "the upsampling after the last convolution",
 }
 FUSED_NONE = 0
 QUANTIZED = frozenset({"int8", "uint8"})
@@ -90,7 +112,9 @@ class Compatibility:
     path: str
     ops: list[OpVerdict]
     cut: OpVerdict | None  # the first op the compiler cannot map (None: the whole graph maps)
-    model_problems: list[str] = field(default_factory=list)  # blockers for the whole model (I/O, batch, shapes)
+    model_problems: list[str] = field(
+        default_factory=list
+    )  # blockers for the whole model (I/O, batch, shapes)
     parameter_bytes: int = 0  # constants read by the mapped ops
     fix: str | None = None
 
@@ -111,12 +135,19 @@ class Compatibility:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "ops": len(self.ops), "mapped_ops": self.mapped_ops,
-            "fully_mapped": self.fully_mapped, "model_problems": self.model_problems,
-            "cut": None if self.cut is None else {"index": self.cut.index, "op": self.cut.op,
-                                                  "reason": self.cut.reason},
-            "cpu_ops": self.cpu_ops(), "parameter_bytes": self.parameter_bytes,
-            "on_chip_bytes": ON_CHIP_BYTES, "fits_on_chip": self.fits_on_chip, "fix": self.fix,
+            "path": self.path,
+            "ops": len(self.ops),
+            "mapped_ops": self.mapped_ops,
+            "fully_mapped": self.fully_mapped,
+            "model_problems": self.model_problems,
+            "cut": None
+            if self.cut is None
+            else {"index": self.cut.index, "op": self.cut.op, "reason": self.cut.reason},
+            "cpu_ops": self.cpu_ops(),
+            "parameter_bytes": self.parameter_bytes,
+            "on_chip_bytes": ON_CHIP_BYTES,
+            "fits_on_chip": self.fits_on_chip,
+            "fix": self.fix,
         }
 
 
@@ -138,8 +169,10 @@ def _resize_reason(model: ModelFile, op: OpInfo) -> str:
         if b == a:
             continue
         if b % a or not 1 < b // a <= MAX_RESIZE_FACTOR:
-            return (f"resize {src[0]}x{src[1]} -> {dst[0]}x{dst[1]} is not an integer factor of at most "
-                    f"{MAX_RESIZE_FACTOR}: the compiler leaves such resizes on the CPU")
+            return (
+                f"resize {src[0]}x{src[1]} -> {dst[0]}x{dst[1]} is not an integer factor of at most "
+                f"{MAX_RESIZE_FACTOR}: the compiler leaves such resizes on the CPU"
+            )
     return ""
 
 
@@ -152,8 +185,11 @@ def _op_reason(model: ModelFile, data: bytes, op: OpInfo) -> str:
         return f"{name} is not an Edge TPU operation"
     tensors = [model.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
     for t in tensors:
-        if t.constant and t.dtype == "int32" and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-                                                           "TRANSPOSE_CONV"):
+        if (
+            t.constant
+            and t.dtype == "int32"
+            and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+        ):
             continue  # int32 biases are what the int8 kernels use
         if t.constant and t.dtype == "int32":
             continue  # shapes, axes, paddings
@@ -162,11 +198,14 @@ def _op_reason(model: ModelFile, data: bytes, op: OpInfo) -> str:
         if not t.constant and _big_dims(t.shape):
             return f"tensor '{t.name}' {list(t.shape)} has more than 3 dimensions larger than 1"
     options = op_options(data, op.index)
-    if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION") and \
-            options.get("fusedActivationFunction", FUSED_NONE) != FUSED_NONE:
+    if (
+        name in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION")
+        and options.get("fusedActivationFunction", FUSED_NONE) != FUSED_NONE
+    ):
         return f"{name} with a fused activation"
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and \
-            options.get("dilationWFactor", 1) != options.get("dilationHFactor", 1):
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and options.get("dilationWFactor", 1) != options.get(
+        "dilationHFactor", 1
+    ):
         return f"{name} with different dilations in x and y"
     if name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
         return _resize_reason(model, op)
@@ -174,7 +213,9 @@ def _op_reason(model: ModelFile, data: bytes, op: OpInfo) -> str:
         shape = model.tensors[op.inputs[0]].shape
         inner = [d for d in shape if d > 1]
         if len(inner) > 1 or (inner and inner[0] > SOFTMAX_MAX):
-            return f"SOFTMAX over {list(shape)}: only one-dimensional inputs of at most {SOFTMAX_MAX} elements"
+            return (
+                f"SOFTMAX over {list(shape)}: only one-dimensional inputs of at most {SOFTMAX_MAX} elements"
+            )
     if name == "FULLY_CONNECTED":
         out = model.tensors[op.outputs[0]].shape
         if len([d for d in out if d > 1]) > 1:
@@ -190,8 +231,11 @@ def _model_problems(model: ModelFile) -> list[str]:
             problems.append(f"'{t.name}' has batch {t.shape[0]}: export with a fixed batch of 1")
         if any(d < 1 for d in t.shape):
             problems.append(f"'{t.name}' has a dynamic shape {list(t.shape)}: export with static shapes")
-    quantized = [op for op in model.ops if op.op != CUSTOM_OP and
-                 any(model.tensors[j].dtype in QUANTIZED for j in op.outputs if j >= 0)]
+    quantized = [
+        op
+        for op in model.ops
+        if op.op != CUSTOM_OP and any(model.tensors[j].dtype in QUANTIZED for j in op.outputs if j >= 0)
+    ]
     if not quantized:
         problems.append("the model is not quantized: convert with --quantize int8 (full integer)")
     return problems
@@ -213,22 +257,32 @@ def compatibility(model: ModelFile, data: bytes) -> Compatibility:
         else:
             mapped_inputs.update(i for i in op.inputs if i >= 0)
         verdicts.append(verdict)
-    params = sum(model.tensors[i].size * itemsize(model.tensors[i].dtype)
-                 for i in mapped_inputs if model.tensors[i].constant)
+    params = sum(
+        model.tensors[i].size * itemsize(model.tensors[i].dtype)
+        for i in mapped_inputs
+        if model.tensors[i].constant
+    )
     fix = None
     if cut is not None:
         key = "CUSTOM" if cut.op.startswith("CUSTOM:") else cut.op
         fix = FIXES.get(key)
         if fix is None and cut.op in SUPPORTED and SUPPORTED[cut.op]:
             fix = f"keep {cut.op} within its Edge TPU limits: {SUPPORTED[cut.op]}"
-        later = next((f"{op.op} at op {op.index}" for op in model.ops[cut.index + 1:]
-                      if op.op != cut.op and _op_reason(model, data, op)), None)
+        later = next(
+            (
+                f"{op.op} at op {op.index}"
+                for op in model.ops[cut.index + 1 :]
+                if op.op != cut.op and _op_reason(model, data, op)
+            ),
+            None,
+        )
         if later is not None and fix is not None:
             fix += f"; the next blocker would be {later}"
         tail = len(model.ops) - cut.index
         if tail <= 2:
-            fix = (f"only the last {tail} op(s) run on the CPU, a small cost"
-                   + (f"; to map everything: {fix}" if fix else ""))
+            fix = f"only the last {tail} op(s) run on the CPU, a small cost" + (
+                f"; to map everything: {fix}" if fix else ""
+            )
     return Compatibility(str(model.path), verdicts, cut, _model_problems(model), params, fix)
 
 
@@ -243,8 +297,13 @@ class CompiledSummary:
 
     def as_dict(self) -> dict[str, Any]:
         held = None if self.original_ops is None else self.original_ops - len(self.cpu_ops)
-        return {"custom_ops": self.custom_ops, "cpu_ops": self.cpu_ops, "original": self.original,
-                "original_ops": self.original_ops, "edgetpu_holds_ops": held}
+        return {
+            "custom_ops": self.custom_ops,
+            "cpu_ops": self.cpu_ops,
+            "original": self.original,
+            "original_ops": self.original_ops,
+            "edgetpu_holds_ops": held,
+        }
 
 
 def compiled_summary(model: ModelFile) -> CompiledSummary | None:
@@ -255,6 +314,9 @@ def compiled_summary(model: ModelFile) -> CompiledSummary | None:
 
     original = cpu_original(model.path)
     original_ops = len(read_model_file(original).ops) if original is not None else None
-    return CompiledSummary(sum(1 for op in model.ops if op.op == CUSTOM_OP),
-                           [op.op for op in model.ops if op.op != CUSTOM_OP],
-                           str(original) if original else None, original_ops)
+    return CompiledSummary(
+        sum(1 for op in model.ops if op.op == CUSTOM_OP),
+        [op.op for op in model.ops if op.op != CUSTOM_OP],
+        str(original) if original else None,
+        original_ops,
+    )

@@ -30,8 +30,9 @@ __all__ = ["build_model", "builder", "config_for", "register_custom_objects"]
 def builder(kind: str) -> ModuleType:
     """The builder module of ``kind`` (e.g. ``toolkit.models.detector``); UsageError for an unknown kind."""
     if kind not in MODEL_KINDS:
-        raise UsageError(f"unknown model kind '{kind}'{suggest(kind, MODEL_KINDS)} "
-                         f"(choose from {', '.join(MODEL_KINDS)})")
+        raise UsageError(
+            f"unknown model kind '{kind}'{suggest(kind, MODEL_KINDS)} (choose from {', '.join(MODEL_KINDS)})"
+        )
     return importlib.import_module(f"toolkit.models.{MODEL_KINDS[kind].module}")
 
 

@@ -22,7 +22,9 @@ class Config:
     latent_dim: int = 16  # size of the bottleneck code
     bottleneck_relu: bool = False  # ReLU on the code (False: a linear code, better spread for int8)
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "input_shape": (1, 4096),  # each of height, width, channels
         "filters": (1, 4096),
         "latent_dim": (1, 65_536),
@@ -37,8 +39,10 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     keras = resolve_keras(keras)
     height, width, channels = check_image_shape(config.input_shape, 4, "autoencoder")
     if len(config.filters) != 2 or min(config.filters) < 1 or config.latent_dim < 1:
-        raise UsageError(f"autoencoder: filters needs 2 positive entries and latent_dim >= 1, got "
-                         f"{config.filters} and {config.latent_dim}")
+        raise UsageError(
+            f"autoencoder: filters needs 2 positive entries and latent_dim >= 1, got "
+            f"{config.filters} and {config.latent_dim}"
+        )
     layers = keras.layers
     f1, f2 = config.filters
 
@@ -46,7 +50,9 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     x = conv_bn(keras, image, f1, "enc1", stride=2)
     x = conv_bn(keras, x, f2, "enc2", stride=2)
     x = layers.Flatten(name="enc_flatten")(x)
-    code = layers.Dense(config.latent_dim, activation="relu" if config.bottleneck_relu else None, name="code")(x)
+    code = layers.Dense(
+        config.latent_dim, activation="relu" if config.bottleneck_relu else None, name="code"
+    )(x)
 
     x = layers.Dense((height // 4) * (width // 4) * f2, activation="relu", name="dec_dense")(code)
     x = layers.Reshape((height // 4, width // 4, f2), name="dec_reshape")(x)

@@ -33,7 +33,9 @@ class Config:
     head_dim: int = 64  # hidden width of the output heads
     dropout: float = 0.1  # dropout in attention and FFN (training only)
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "observed": (1, 10_000),
         "horizon": (1, 10_000),
         "d_model": (1, 4096),
@@ -52,11 +54,15 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     """Build the model: {"track"} -> {"future", "crossing"}; ``keras`` None = Keras 3, or the tf_keras module."""
     keras = resolve_keras(keras)
     if config.observed < 2:
-        raise UsageError(f"behaviour: observed must be at least 2 (velocity needs two points), got {config.observed}")
+        raise UsageError(
+            f"behaviour: observed must be at least 2 (velocity needs two points), got {config.observed}"
+        )
     if config.horizon < 1 or config.num_blocks < 1 or config.num_heads < 1:
         raise UsageError("behaviour: horizon, num_blocks and num_heads must be at least 1")
     if config.d_model % config.num_heads:
-        raise UsageError(f"behaviour: d_model {config.d_model} must be divisible by num_heads {config.num_heads}")
+        raise UsageError(
+            f"behaviour: d_model {config.d_model} must be divisible by num_heads {config.num_heads}"
+        )
     layers = keras.layers
     custom = custom_layers(keras)
 
@@ -66,8 +72,12 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     for i in range(config.num_blocks):
         name = f"block{i + 1}"
         h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_ln1")(x)
-        h = layers.MultiHeadAttention(config.num_heads, config.d_model // config.num_heads,
-                                      dropout=config.dropout, name=f"{name}_attention")(h, h)
+        h = layers.MultiHeadAttention(
+            config.num_heads,
+            config.d_model // config.num_heads,
+            dropout=config.dropout,
+            name=f"{name}_attention",
+        )(h, h)
         x = layers.Add(name=f"{name}_add1")([x, h])
         h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_ln2")(x)
         h = layers.Dense(config.ffn_dim, activation=config.activation, name=f"{name}_ffn1")(h)

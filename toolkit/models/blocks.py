@@ -44,7 +44,9 @@ def check_image_shape(shape: Sequence[int], multiple: int, where: str) -> tuple[
     """Validate an (H, W, C) input shape whose H and W must divide by ``multiple``; returns it as a tuple."""
     shape = tuple(int(v) for v in shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise UsageError(f"{where}: input_shape must be (height, width, channels) of positive ints, got {shape}")
+        raise UsageError(
+            f"{where}: input_shape must be (height, width, channels) of positive ints, got {shape}"
+        )
     height, width, _ = shape
     if height % multiple or width % multiple:
         raise UsageError(
@@ -55,10 +57,13 @@ def check_image_shape(shape: Sequence[int], multiple: int, where: str) -> tuple[
     return shape  # type: ignore[return-value]
 
 
-def conv_bn(keras: Any, x: Any, filters: int, name: str, kernel: int = 3, stride: int = 1,
-            relu6: bool = True) -> Any:
+def conv_bn(
+    keras: Any, x: Any, filters: int, name: str, kernel: int = 3, stride: int = 1, relu6: bool = True
+) -> Any:
     """Conv2D (no bias) -> BatchNorm -> ReLU6: one fused CONV_2D after conversion."""
-    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x) if relu6 else x
 
@@ -79,8 +84,9 @@ def upsample(keras: Any, x: Any, mode: str, name: str, filters: int | None = Non
     if mode == "transpose":
         if filters is None:
             raise ValueError("upsample(mode='transpose') needs filters")
-        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", use_bias=False,
-                                         name=f"{name}_tconv")(x)
+        x = keras.layers.Conv2DTranspose(
+            filters, 2, strides=2, padding="same", use_bias=False, name=f"{name}_tconv"
+        )(x)
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
         return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
     return keras.layers.UpSampling2D(2, interpolation=mode, name=name)(x)

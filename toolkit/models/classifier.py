@@ -24,7 +24,9 @@ class Config:
     strides: tuple[int, ...] = (1, 2, 1, 2, 1)  # depthwise stride of each separable block (same length)
     dropout: float = 0.1  # dropout before the classifier Dense (training only)
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "input_shape": (1, 4096),  # each of height, width, channels
         "num_classes": (1, 100_000),
         "width": (0.01, 10.0),
@@ -42,8 +44,10 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     """Build the classifier as a functional model: {"image"} -> {"probs"}; ``keras`` None = Keras 3."""
     keras = resolve_keras(keras)
     if len(config.filters) != len(config.strides) or not config.filters:
-        raise UsageError(f"classifier: filters {config.filters} and strides {config.strides} must be non-empty "
-                         "and of the same length")
+        raise UsageError(
+            f"classifier: filters {config.filters} and strides {config.strides} must be non-empty "
+            "and of the same length"
+        )
     if any(s not in (1, 2) for s in config.strides):
         raise UsageError(f"classifier: strides must be 1 or 2, got {config.strides}")
     if config.num_classes < 2:

@@ -41,19 +41,32 @@ class Config:
     width: float = 1.0  # width multiplier for every backbone, FPN and head channel count
     stem_filters: int = 16  # channels of the stride-2 stem convolution
     stage_filters: tuple[int, int, int, int] = (24, 48, 96, 128)  # backbone channels at strides 4, 8, 16, 32
-    stage_blocks: tuple[int, int, int, int] = (2, 3, 3, 2)  # separable blocks per stage (the first is strided)
+    stage_blocks: tuple[int, int, int, int] = (
+        2,
+        3,
+        3,
+        2,
+    )  # separable blocks per stage (the first is strided)
     fpn_filters: int = 48  # channels of the top-down path
     head_filters: int = 48  # channels of the 3x3 separable block in each head
     upsample: Literal["bilinear", "nearest"] = "bilinear"  # top-down 2x upsampling (see the module docstring)
     heatmap_prior: float = 0.1  # initial heatmap probability (bias init; CenterNet uses 0.1)
-    backbone: Literal["compact", "mobilenet_v2"] = "compact"  # compact: the stages above, trained from scratch;
+    backbone: Literal["compact", "mobilenet_v2"] = (
+        "compact"  # compact: the stages above, trained from scratch;
+    )
     # mobilenet_v2: MobileNetV2 1.0 blocks (toolkit.models.mobilenet_v2, loadable from a pretrained .tflite via
     # `toolkit import` + the detector task's `pretrained` option) up to stride 16, then top_blocks of our own
-    backbone_blocks: int = 13  # mobilenet_v2: inverted-residual blocks used (13 = through the stride-16 stage)
-    top_filters: int = 160  # mobilenet_v2: channels of the stride-32 blocks added on top of the pretrained ones
+    backbone_blocks: int = (
+        13  # mobilenet_v2: inverted-residual blocks used (13 = through the stride-16 stage)
+    )
+    top_filters: int = (
+        160  # mobilenet_v2: channels of the stride-32 blocks added on top of the pretrained ones
+    )
     top_blocks: int = 2  # mobilenet_v2: separable blocks at stride 32 (context for people up to ~400 px tall)
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "input_shape": (1, 4096),  # each of height, width, channels
         "width": (0.01, 10.0),
         "stem_filters": (1, 4096),
@@ -76,8 +89,10 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     keras = resolve_keras(keras)
     shape = check_image_shape(config.input_shape, 32, "detector")
     if len(config.stage_filters) != 4 or len(config.stage_blocks) != 4 or min(config.stage_blocks) < 1:
-        raise UsageError("detector: stage_filters and stage_blocks need 4 entries each (strides 4, 8, 16, 32), "
-                         f"blocks >= 1; got {config.stage_filters} and {config.stage_blocks}")
+        raise UsageError(
+            "detector: stage_filters and stage_blocks need 4 entries each (strides 4, 8, 16, 32), "
+            f"blocks >= 1; got {config.stage_filters} and {config.stage_blocks}"
+        )
     if not 0 < config.heatmap_prior < 1:
         raise UsageError(f"detector: heatmap_prior must be in (0, 1), got {config.heatmap_prior}")
     if config.width <= 0:
@@ -87,8 +102,11 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
         return make_divisible(n * config.width)
 
     image = keras.Input(shape=shape, name="image")
-    features = (_mobilenet_features(keras, image, config, ch) if config.backbone == "mobilenet_v2"
-                else _compact_features(keras, image, config, ch))  # strides 4, 8, 16, 32
+    features = (
+        _mobilenet_features(keras, image, config, ch)
+        if config.backbone == "mobilenet_v2"
+        else _compact_features(keras, image, config, ch)
+    )  # strides 4, 8, 16, 32
 
     fpn = ch(config.fpn_filters)
     p = conv_bn(keras, features[-1], fpn, "fpn_top", kernel=1)
@@ -100,8 +118,9 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
 
     prior_bias = -math.log((1 - config.heatmap_prior) / config.heatmap_prior)
     h = separable(keras, p, ch(config.head_filters), "heatmap_head")
-    heatmap = keras.layers.Conv2D(1, 1, activation="sigmoid", name="heatmap",
-                                  bias_initializer=keras.initializers.Constant(prior_bias))(h)
+    heatmap = keras.layers.Conv2D(
+        1, 1, activation="sigmoid", name="heatmap", bias_initializer=keras.initializers.Constant(prior_bias)
+    )(h)
     b = separable(keras, p, ch(config.head_filters), "box_head")
     box = keras.layers.Conv2D(4, 1, activation="sigmoid", name="box")(b)
     return keras.Model(inputs=image, outputs={"heatmap": heatmap, "box": box}, name="detector")
@@ -123,8 +142,10 @@ def _mobilenet_features(keras: Any, image: Any, config: Config, ch: Any) -> list
     from toolkit.models import mobilenet_v2
 
     if not 7 <= config.backbone_blocks <= 13:
-        raise UsageError(f"detector: backbone_blocks must be 7-13 for mobilenet_v2 (block 6, the 7th, reaches stride 16; "
-                         f"stride 32 comes from the top blocks), got {config.backbone_blocks}")
+        raise UsageError(
+            f"detector: backbone_blocks must be 7-13 for mobilenet_v2 (block 6, the 7th, reaches stride 16; "
+            f"stride 32 comes from the top blocks), got {config.backbone_blocks}"
+        )
     if config.top_blocks < 1:
         raise UsageError(f"detector: top_blocks must be >= 1, got {config.top_blocks}")
     by_stride = dict(mobilenet_v2.features(keras, image, config.backbone_blocks))  # strides 4, 8, 16
@@ -134,8 +155,9 @@ def _mobilenet_features(keras: Any, image: Any, config: Config, ch: Any) -> list
     return [by_stride[4], by_stride[8], by_stride[16], x]
 
 
-def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,
-                    box_weight: float = 1.0) -> dict[str, Any]:
+def detector_losses(
+    keras: Any = None, alpha: float = 2.0, beta: float = 4.0, box_weight: float = 1.0
+) -> dict[str, Any]:
     """Training losses keyed by output name, for ``model.compile(loss=...)`` or a custom loop.
 
     * ``heatmap``: CenterNet focal loss (penalty-reduced near centres by ``(1 - target) ** beta``), summed per
@@ -158,7 +180,7 @@ def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,
         pos = ops.cast(y_true >= 1.0 - 1e-4, "float32")
         neg = ops.cast(y_true >= 0.0, "float32") * (1.0 - pos)  # ignored cells (target < 0) are neither
         pos_loss = -ops.log(y_pred) * (1.0 - y_pred) ** alpha * pos
-        neg_loss = -ops.log(1.0 - y_pred) * y_pred ** alpha * (1.0 - ops.clip(y_true, 0.0, 1.0)) ** beta * neg
+        neg_loss = -ops.log(1.0 - y_pred) * y_pred**alpha * (1.0 - ops.clip(y_true, 0.0, 1.0)) ** beta * neg
         num_pos = ops.maximum(ops.sum(pos, axis=(1, 2, 3)), 1.0)
         return ops.sum(pos_loss + neg_loss, axis=(1, 2, 3)) / num_pos
 
@@ -169,7 +191,9 @@ def detector_losses(keras: Any = None, alpha: float = 2.0, beta: float = 4.0,
         offset = ops.abs(y_pred[..., :2] - y_true[..., :2])
         # Sizes: L1 of log(sqrt size) = half the relative error of the size, the same for a 10 px and a 100 px
         # person (plain L1 on sqrt(size / input) gave a 10 px-wide person a sixth of the signal per % error).
-        size = ops.abs(ops.log(ops.clip(y_pred[..., 2:], eps, 1.0)) - ops.log(ops.clip(y_true[..., 2:], eps, 1.0)))
+        size = ops.abs(
+            ops.log(ops.clip(y_pred[..., 2:], eps, 1.0)) - ops.log(ops.clip(y_true[..., 2:], eps, 1.0))
+        )
         l1 = ops.sum(ops.concatenate([offset, size], axis=-1) * mask, axis=(1, 2, 3))
         return box_weight * l1 / ops.maximum(ops.sum(mask, axis=(1, 2, 3)), 1.0)
 
@@ -180,9 +204,23 @@ def _ops(keras: Any) -> types.SimpleNamespace:
     """The tensor ops the losses use, from keras.ops (Keras 3) or TensorFlow (tf_keras)."""
     if is_keras3(keras):
         o = keras.ops
-        return types.SimpleNamespace(cast=o.cast, clip=o.clip, log=o.log, sum=o.sum, abs=o.abs, maximum=o.maximum,
-                                     concatenate=o.concatenate)
+        return types.SimpleNamespace(
+            cast=o.cast,
+            clip=o.clip,
+            log=o.log,
+            sum=o.sum,
+            abs=o.abs,
+            maximum=o.maximum,
+            concatenate=o.concatenate,
+        )
     import tensorflow as tf
 
-    return types.SimpleNamespace(cast=tf.cast, clip=tf.clip_by_value, log=tf.math.log, sum=tf.reduce_sum,
-                                 abs=tf.abs, maximum=tf.maximum, concatenate=tf.concat)
+    return types.SimpleNamespace(
+        cast=tf.cast,
+        clip=tf.clip_by_value,
+        log=tf.math.log,
+        sum=tf.reduce_sum,
+        abs=tf.abs,
+        maximum=tf.maximum,
+        concatenate=tf.concat,
+    )

@@ -53,14 +53,19 @@ def _splat(heatmap: np.ndarray, ix: int, iy: int, radius: int) -> None:
     h, w = heatmap.shape
     left, right = min(ix, radius), min(w - ix, radius + 1)
     top, bottom = min(iy, radius), min(h - iy, radius + 1)
-    region = heatmap[iy - top:iy + bottom, ix - left:ix + right]
-    np.maximum(region, gauss[radius - top:radius + bottom, radius - left:radius + right], out=region)
+    region = heatmap[iy - top : iy + bottom, ix - left : ix + right]
+    np.maximum(region, gauss[radius - top : radius + bottom, radius - left : radius + right], out=region)
 
 
-def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], stride: int = 4,
-                   min_overlap: float = 0.7, min_radius: int = 1,
-                   size_hw: tuple[int, int] | None = None,
-                   ignore_boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def encode_targets(
+    boxes_xyxy_pixels: np.ndarray,
+    input_hw: tuple[int, int],
+    stride: int = 4,
+    min_overlap: float = 0.7,
+    min_radius: int = 1,
+    size_hw: tuple[int, int] | None = None,
+    ignore_boxes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes -> (heatmap_target (h, w, 1), box_target (h, w, 4), box_mask (h, w, 1)), float32, h = H / stride.
 
     ``boxes_xyxy_pixels``: (N, 4) pixel boxes in the (H, W) model input; N may be 0. Boxes are clipped to the
@@ -99,7 +104,12 @@ def encode_targets(boxes_xyxy_pixels: np.ndarray, input_hw: tuple[int, int], str
         ix, iy = min(int(fx), out_w - 1), min(int(fy), out_h - 1)
         radius = max(int(min_radius), int(gaussian_radius(bh / stride, bw / stride, min_overlap)))
         _splat(heatmap, ix, iy, radius)
-        box_target[iy, ix] = (min(fx - ix, 1.0), min(fy - iy, 1.0), math.sqrt(bw / norm_w), math.sqrt(bh / norm_h))
+        box_target[iy, ix] = (
+            min(fx - ix, 1.0),
+            min(fy - iy, 1.0),
+            math.sqrt(bw / norm_w),
+            math.sqrt(bh / norm_h),
+        )
         box_mask[iy, ix] = 1.0
     if ignore_boxes is not None:
         _mark_ignored(heatmap, ignore_boxes, (height, width), stride)
@@ -117,8 +127,10 @@ def _mark_ignored(heatmap: np.ndarray, boxes: np.ndarray, input_hw: tuple[int, i
     for x1, y1, x2, y2 in b[((b[:, 2:] - b[:, :2]) > 0).all(axis=1)]:
         c0, c1 = int(np.ceil(x1 / stride - 0.5)), int(np.floor(x2 / stride - 0.5))
         r0, r1 = int(np.ceil(y1 / stride - 0.5)), int(np.floor(y2 / stride - 0.5))
-        ignore[max(r0, 0):min(r1, out_h - 1) + 1, max(c0, 0):min(c1, out_w - 1) + 1] = True
-        ignore[min(int((y1 + y2) / 2 / stride), out_h - 1), min(int((x1 + x2) / 2 / stride), out_w - 1)] = True
+        ignore[max(r0, 0) : min(r1, out_h - 1) + 1, max(c0, 0) : min(c1, out_w - 1) + 1] = True
+        ignore[min(int((y1 + y2) / 2 / stride), out_h - 1), min(int((x1 + x2) / 2 / stride), out_w - 1)] = (
+            True
+        )
     heatmap[ignore & (heatmap < 1.0)] = IGNORE
 
 
@@ -128,5 +140,3 @@ def box_target_for_loss(box_target: np.ndarray, box_mask: np.ndarray) -> np.ndar
     Keras passes a loss only its own output's target, so the box loss finds the positive cells this way.
     """
     return np.where(np.asarray(box_mask) > 0, box_target, np.float32(NO_BOX)).astype(np.float32)
-
-

@@ -45,12 +45,14 @@ def _ops(keras: Any) -> types.SimpleNamespace:
     """The few tensor ops the layers need, from ``keras.ops`` (Keras 3) or TensorFlow (tf_keras)."""
     if is_keras3(keras):
         ops = keras.ops
-        return types.SimpleNamespace(exp=ops.exp, square=ops.square, sum=ops.sum, mean=ops.mean,
-                                     shape=ops.shape)
+        return types.SimpleNamespace(
+            exp=ops.exp, square=ops.square, sum=ops.sum, mean=ops.mean, shape=ops.shape
+        )
     import tensorflow as tf
 
-    return types.SimpleNamespace(exp=tf.exp, square=tf.square, sum=tf.reduce_sum, mean=tf.reduce_mean,
-                                 shape=tf.shape)
+    return types.SimpleNamespace(
+        exp=tf.exp, square=tf.square, sum=tf.reduce_sum, mean=tf.reduce_mean, shape=tf.shape
+    )
 
 
 def _make_classes(keras: Any) -> types.SimpleNamespace:
@@ -66,8 +68,12 @@ def _make_classes(keras: Any) -> types.SimpleNamespace:
 
         def build(self, input_shape: Any) -> None:
             length, features = int(input_shape[-2]), int(input_shape[-1])
-            self.embedding = self.add_weight(name="embedding", shape=(length, features),
-                                             initializer=keras.initializers.get(self.initializer), trainable=True)
+            self.embedding = self.add_weight(
+                name="embedding",
+                shape=(length, features),
+                initializer=keras.initializers.get(self.initializer),
+                trainable=True,
+            )
             super().build(input_shape)
 
         def call(self, inputs: Any) -> Any:
@@ -134,5 +140,6 @@ def _make_classes(keras: Any) -> types.SimpleNamespace:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "kl_weight": self.kl_weight, "seed": self.seed}
 
-    return types.SimpleNamespace(PositionEmbedding=PositionEmbedding, ConstantVelocity=ConstantVelocity,
-                                 Sampling=Sampling)
+    return types.SimpleNamespace(
+        PositionEmbedding=PositionEmbedding, ConstantVelocity=ConstantVelocity, Sampling=Sampling
+    )

@@ -22,7 +22,14 @@ from toolkit.errors import UsageError
 
 # (expansion t, output channels c, repeats n, first stride s) per stage, as in the paper's Table 2.
 STAGES: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 MAX_BLOCKS = sum(n for _, _, n, _ in STAGES)  # 17 inverted-residual blocks
 
 
@@ -66,12 +73,16 @@ def features(keras: Any, image: Any, blocks: int = 13, prefix: str = "mnv2_") ->
 
 def conv_layers(model: Any, prefix: str = "mnv2_") -> list[Any]:
     """The backbone's convolution layers in build order (the order of the pretrained graph's conv ops)."""
-    return [layer for layer in model.layers if layer.name.startswith(prefix)
-            and type(layer).__name__ in ("Conv2D", "DepthwiseConv2D")]
+    return [
+        layer
+        for layer in model.layers
+        if layer.name.startswith(prefix) and type(layer).__name__ in ("Conv2D", "DepthwiseConv2D")
+    ]
 
 
-def fold_input_scaling(kernel: np.ndarray, bias: np.ndarray, scale: float,
-                       offset: float) -> tuple[np.ndarray, np.ndarray]:
+def fold_input_scaling(
+    kernel: np.ndarray, bias: np.ndarray, scale: float, offset: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A first convolution trained on ``x * scale + offset`` rewritten to take ``x`` directly.
 
     conv(x * s + o) = conv_{W s}(x) + o * sum(W) per output channel (exact away from the zero-padded border).

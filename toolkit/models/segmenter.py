@@ -41,12 +41,20 @@ class Config:
     encoder_filters: tuple[int, int, int] = (24, 40, 64)  # channels after each of the 3 downsamplings
     upsample: Literal["bilinear", "nearest", "transpose"] = "bilinear"  # unet: decoder 2x upsampling
     backbone: Literal["unet", "mobilenet_v2"] = "unet"  # see the module docstring
-    head_filters: int = 64  # mobilenet_v2: channels of the stride-16 projection and of the fused stride-8 block
-    skip_filters: int = 32  # mobilenet_v2: channels of the stride-8 projection joined to the upsampled features
-    fine_filters: int = 0  # mobilenet_v2: > 0 adds a stride-4 stage (the fused features upsampled 2x, joined with
+    head_filters: int = (
+        64  # mobilenet_v2: channels of the stride-16 projection and of the fused stride-8 block
+    )
+    skip_filters: int = (
+        32  # mobilenet_v2: channels of the stride-8 projection joined to the upsampled features
+    )
+    fine_filters: int = (
+        0  # mobilenet_v2: > 0 adds a stride-4 stage (the fused features upsampled 2x, joined with
+    )
     # a projection of the stride-4 features to this many channels, a separable 3x3): sharper masks of small people
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "input_shape": (1, 4096),  # each of height, width, channels
         "num_classes": (1, 100_000),
         "width": (0.01, 10.0),
@@ -70,8 +78,9 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
         return _build_mobilenet(config, keras)
     shape = check_image_shape(config.input_shape, 8, "segmenter")
     if len(config.encoder_filters) != 3:
-        raise UsageError(f"segmenter: encoder_filters needs 3 entries (one per downsampling), "
-                         f"got {config.encoder_filters}")
+        raise UsageError(
+            f"segmenter: encoder_filters needs 3 entries (one per downsampling), got {config.encoder_filters}"
+        )
     if config.num_classes < 2:
         raise UsageError(f"segmenter: num_classes must be at least 2, got {config.num_classes}")
     if config.width <= 0:
@@ -108,8 +117,10 @@ def _build_mobilenet(config: Config, keras: Any) -> Any:
     if config.num_classes < 2:
         raise UsageError(f"segmenter: num_classes must be at least 2, got {config.num_classes}")
     if config.head_filters < 8 or config.skip_filters < 8 or config.fine_filters < 0:
-        raise UsageError(f"segmenter: head_filters and skip_filters must be >= 8 and fine_filters >= 0, got "
-                         f"{config.head_filters}, {config.skip_filters} and {config.fine_filters}")
+        raise UsageError(
+            f"segmenter: head_filters and skip_filters must be >= 8 and fine_filters >= 0, got "
+            f"{config.head_filters}, {config.skip_filters} and {config.fine_filters}"
+        )
     image = keras.Input(shape=shape, name="image")
     by_stride = dict(mobilenet_v2.features(keras, image, 13))
     x = conv_bn(keras, by_stride[16], config.head_filters, "head_s16", kernel=1)

@@ -28,8 +28,10 @@ def quiet_tensorflow(purpose: str = "converting") -> Any:
             warnings.simplefilter("ignore")
             import tensorflow as tf
     except ImportError:
-        raise UsageError(f"{purpose} needs TensorFlow, which a device install does not have: "
-                         f"pip install 'edge-toolkit[train]'") from None
+        raise UsageError(
+            f"{purpose} needs TensorFlow, which a device install does not have: "
+            f"pip install 'edge-toolkit[train]'"
+        ) from None
     tf.get_logger().setLevel("INFO" if VERBOSE else "ERROR")
     with contextlib.suppress(Exception):
         import absl.logging

@@ -31,7 +31,9 @@ class Config:
     latent_dim: int = 8  # size of z
     beta: float = 1.0  # weight of the KL term relative to the summed reconstruction loss (1 = the ELBO)
 
-    LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (config files, --set); build() checks combinations
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values of numeric keys (config files, --set); build() checks combinations
         "input_shape": (1, 4096),  # each of height, width, channels
         "filters": (1, 4096),
         "hidden": (1, 65_536),
@@ -46,8 +48,10 @@ class Config:
 def _validate(config: Config) -> tuple[int, int, int]:
     shape = check_image_shape(config.input_shape, 4, "vae")
     if len(config.filters) != 2 or min(config.filters) < 1 or config.latent_dim < 1 or config.hidden < 1:
-        raise UsageError(f"vae: filters needs 2 positive entries, hidden and latent_dim >= 1; got {config.filters}, "
-                         f"{config.hidden}, {config.latent_dim}")
+        raise UsageError(
+            f"vae: filters needs 2 positive entries, hidden and latent_dim >= 1; got {config.filters}, "
+            f"{config.hidden}, {config.latent_dim}"
+        )
     if config.beta < 0:
         raise UsageError(f"vae: beta must be >= 0, got {config.beta}")
     return shape
@@ -88,7 +92,9 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     height, width, channels = _validate(config)
     encoder = build_encoder(config, keras)
     decoder = build_decoder(config, keras)
-    sampling = custom_layers(keras).Sampling(kl_weight=config.beta / (height * width * channels), name="sampling")
+    sampling = custom_layers(keras).Sampling(
+        kl_weight=config.beta / (height * width * channels), name="sampling"
+    )
 
     image = keras.Input(shape=(height, width, channels), name="image")
     codes = encoder(image)

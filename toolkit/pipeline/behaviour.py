@@ -81,8 +81,9 @@ class ModelSpace:
         return self.homography.to_image(p) if self.homography is not None else p / self._scale()
 
 
-def model_space(frame_size: tuple[int, int], homography: Homography | None = None,
-                person_height_px: float | None = None) -> ModelSpace:
+def model_space(
+    frame_size: tuple[int, int], homography: Homography | None = None, person_height_px: float | None = None
+) -> ModelSpace:
     """The :class:`ModelSpace` for frames of ``frame_size`` = (width, height); without a homography, a track's box
     height ``person_height_px`` (>= 4 px) sets its scale to ~metres."""
     width, height = (int(v) for v in frame_size)
@@ -101,7 +102,9 @@ def to_relative(points_px: np.ndarray, space: ModelSpace) -> tuple[np.ndarray, n
     return absolute - origin, origin
 
 
-def from_relative(relative: np.ndarray, origin: np.ndarray, space: ModelSpace) -> tuple[np.ndarray, np.ndarray]:
+def from_relative(
+    relative: np.ndarray, origin: np.ndarray, space: ModelSpace
+) -> tuple[np.ndarray, np.ndarray]:
     """(n, 2) relative model coordinates + origin -> ((n, 2) frame pixels, (n, 2) absolute model coordinates)."""
     absolute = np.asarray(relative, dtype=np.float64) + np.asarray(origin, dtype=np.float64)
     return space.to_image(absolute), absolute
@@ -137,7 +140,10 @@ class BehaviourPredictor:
     """
 
     def __init__(
-        self, runner: Runner | None, config: BehaviourConfig = BehaviourConfig(), homography: Homography | None = None
+        self,
+        runner: Runner | None,
+        config: BehaviourConfig = BehaviourConfig(),
+        homography: Homography | None = None,
     ) -> None:
         self.runner = runner
         self.config = config
@@ -148,7 +154,7 @@ class BehaviourPredictor:
 
     @property
     def ground_units(self) -> str | None:
-        """"m" when predictions carry ground-plane paths (a homography was given), else None (for events)."""
+        """ "m" when predictions carry ground-plane paths (a homography was given), else None (for events)."""
         return "m" if self.homography is not None else None
 
     def _check_model(self, runner: Runner) -> None:
@@ -156,15 +162,19 @@ class BehaviourPredictor:
         names = {**runner.inputs, **runner.outputs}
         missing = [n for n in (*kind.input_names, *kind.output_names) if n not in names]
         if missing:
-            raise UsageError(f"{runner.path.name} is not a behaviour model: no tensor '{missing[0]}' (expected "
-                             f"input {', '.join(kind.input_names)}, outputs {', '.join(kind.output_names)})")
+            raise UsageError(
+                f"{runner.path.name} is not a behaviour model: no tensor '{missing[0]}' (expected "
+                f"input {', '.join(kind.input_names)}, outputs {', '.join(kind.output_names)})"
+            )
         cfg = self.config
         want = {"track": (1, cfg.observed, 2), "future": (1, cfg.horizon, 2)}
         for name, shape in want.items():
             got = tuple(names[name].shape)
             if got != shape:
-                raise UsageError(f"{runner.path.name}: tensor '{name}' is {list(got)}, the pipeline expects "
-                                 f"{list(shape)} (observed={cfg.observed}, horizon={cfg.horizon})")
+                raise UsageError(
+                    f"{runner.path.name}: tensor '{name}' is {list(got)}, the pipeline expects "
+                    f"{list(shape)} (observed={cfg.observed}, horizon={cfg.horizon})"
+                )
 
     def predict(self, tracks: Sequence[Track], frame_size: tuple[int, int]) -> dict[int, Prediction]:
         """Confirmed tracks and the frame (width, height) -> {track id: Prediction} for tracks with >= 2 samples."""
@@ -196,8 +206,9 @@ class BehaviourPredictor:
             else:
                 continue  # a foot point above the homography's horizon: no ground position to work from
             path_image, absolute = from_relative(future, origin, space)
-            out[track.id] = Prediction(track.id, path_image, absolute if space.homography is not None else None,
-                                       crossing, predictor)
+            out[track.id] = Prediction(
+                track.id, path_image, absolute if space.homography is not None else None, crossing, predictor
+            )
         self.timings = {"model": model_ms, "total": (time.perf_counter() - start) * 1e3}
         return out
 

@@ -29,8 +29,17 @@ class FrameReader:
     sources when ``config.realtime`` (``config.fps`` overrides it).
     """
 
-    def __init__(self, state: CaptureState, gen: int, opener: Opener, *, name: str, live: bool,
-                 config: SourceConfig, fps: float | None) -> None:
+    def __init__(
+        self,
+        state: CaptureState,
+        gen: int,
+        opener: Opener,
+        *,
+        name: str,
+        live: bool,
+        config: SourceConfig,
+        fps: float | None,
+    ) -> None:
         self.state = state
         self.gen = gen
         self.live = live

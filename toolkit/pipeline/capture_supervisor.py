@@ -38,8 +38,17 @@ class Supervisor:
     last.
     """
 
-    def __init__(self, state: CaptureState, config: SourceConfig, *, name: str, live: bool, open_timeout_s: float,
-                 new_reader: Callable[[int], threading.Thread], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        state: CaptureState,
+        config: SourceConfig,
+        *,
+        name: str,
+        live: bool,
+        open_timeout_s: float,
+        new_reader: Callable[[int], threading.Thread],
+        seed: int | None = None,
+    ) -> None:
         self.state = state
         self.config = config
         self.name = name
@@ -66,7 +75,9 @@ class Supervisor:
 
     def watch(self) -> None:
         """Start the watchdog thread (after the first frame is in hand)."""
-        self._thread = threading.Thread(target=self._supervise, name=f"source-watchdog[{self.name}]", daemon=True)
+        self._thread = threading.Thread(
+            target=self._supervise, name=f"source-watchdog[{self.name}]", daemon=True
+        )
         self._thread.start()
 
     def threads(self) -> list[threading.Thread]:
@@ -137,10 +148,13 @@ class Supervisor:
         stuck = self.stuck_locked()
         cfg = self.config
         if cfg.max_retries is not None and state.attempt >= cfg.max_retries:
-            return self._give_up_locked(f"gave up after {state.attempt} reconnect attempts; last error: {reason}")
+            return self._give_up_locked(
+                f"gave up after {state.attempt} reconnect attempts; last error: {reason}"
+            )
         if stuck > cfg.max_stuck_readers:
-            return self._give_up_locked(f"{stuck} capture threads are stuck inside the driver; "
-                                        f"last error: {reason}")
+            return self._give_up_locked(
+                f"{stuck} capture threads are stuck inside the driver; last error: {reason}"
+            )
         delay = backoff_delay(state.attempt, cfg, self._rng)
         state.attempt += 1
         self.backoff_history.append(delay)

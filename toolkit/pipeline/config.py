@@ -31,18 +31,36 @@ _HOST_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")  # --serve
 class PipelineConfig:
     """Every setting of one demo run (source, models, stages, outputs); the CLI builds it, run_demo reads it."""
 
-    source: str | None = None  # source spec (file, camera index, URL, picamera2, synthetic); None = synthetic scene
-    models: str | None = None  # folder with detector / behaviour / segmenter .tflite files; None = the shipped zoo
-    detector: str | None = None  # a detector .tflite file instead of the folder's (ours, or any with an adapter)
+    source: str | None = (
+        None  # source spec (file, camera index, URL, picamera2, synthetic); None = synthetic scene
+    )
+    models: str | None = (
+        None  # folder with detector / behaviour / segmenter .tflite files; None = the shipped zoo
+    )
+    detector: str | None = (
+        None  # a detector .tflite file instead of the folder's (ours, or any with an adapter)
+    )
     segmenter: str | None = None  # a segmenter .tflite file instead of the folder's
     detector_adapter: str | None = None  # TOML reading a third-party detector (toolkit.adapters.third_party)
-    segmenter_adapter: str | None = None  # TOML reading a third-party segmenter and mapping its labels to ours
-    homography: str | None = None  # image->ground JSON; None = the synthetic scene's own camera, else pixel space
-    threads: int | None = None  # interpreter threads per model; None = half the cores when pipelined, else all
-    delegate: str = "xnnpack"  # xnnpack | none | edgetpu (takes *_edgetpu.tflite models first) | a delegate .so
-    fallback: Literal["cpu"] | None = None  # "cpu": run on the CPU when the delegate is missing instead of exit 3
+    segmenter_adapter: str | None = (
+        None  # TOML reading a third-party segmenter and mapping its labels to ours
+    )
+    homography: str | None = (
+        None  # image->ground JSON; None = the synthetic scene's own camera, else pixel space
+    )
+    threads: int | None = (
+        None  # interpreter threads per model; None = half the cores when pipelined, else all
+    )
+    delegate: str = (
+        "xnnpack"  # xnnpack | none | edgetpu (takes *_edgetpu.tflite models first) | a delegate .so
+    )
+    fallback: Literal["cpu"] | None = (
+        None  # "cpu": run on the CPU when the delegate is missing instead of exit 3
+    )
     every_n_seg: int = 3  # run the segmenter on every N-th frame (its mask is reused in between); 0 = never
-    behaviour: Literal["model", "constant_velocity"] = "model"  # constant_velocity: the baseline, no model file
+    behaviour: Literal["model", "constant_velocity"] = (
+        "model"  # constant_velocity: the baseline, no model file
+    )
     max_frames: int | None = None  # stop after this many processed frames; None = until the source ends
     loop: bool = False  # files: start again at the end instead of stopping
     realtime: bool = True  # pace files / synthetic at their native rate; False: as fast as the pipeline runs
@@ -54,8 +72,12 @@ class PipelineConfig:
     window: bool = False  # show an OpenCV window (needs a display and an OpenCV build with GUI support)
     pipelined: bool = True  # segment/draw/write frame k in a worker thread while frame k+1 is detected
     queue_depth: int = 2  # frames in flight between the inference thread and the output worker
-    validate_events: bool = False  # check every event against the schema before writing (tests; costs ~0.2 ms)
-    oracle_detections: bool = False  # synthetic source only: track the scene's true person boxes (the detector
+    validate_events: bool = (
+        False  # check every event against the schema before writing (tests; costs ~0.2 ms)
+    )
+    oracle_detections: bool = (
+        False  # synthetic source only: track the scene's true person boxes (the detector
+    )
     # still runs and is timed); isolates tracking/behaviour from detector errors, and benchmarks them at real crowd sizes
     stats_window: int = 8192  # per-stage timings kept for percentiles (a fixed ring: no growth on long runs)
 
@@ -71,7 +93,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         check_ranges(self, "demo config")
         checks = [
-            (self.fallback in (None, "cpu"), "fallback must be \"cpu\" or unset"),
+            (self.fallback in (None, "cpu"), 'fallback must be "cpu" or unset'),
             (self.behaviour in BEHAVIOUR_MODES, f"behaviour must be one of {', '.join(BEHAVIOUR_MODES)}"),
         ]
         for ok, message in checks:
@@ -88,8 +110,10 @@ def check_record_fps(fps: float, what: str = "record_fps") -> float:
     """``fps`` when :func:`record_fps_ok`, else a UsageError naming ``what`` and the valid range."""
     if not record_fps_ok(fps):
         low, high = RECORD_FPS_RANGE
-        raise UsageError(f"{what} must be a number in {low:g}..{high:g} frames per second, got {fps:g}; "
-                         "pass --record-fps F")
+        raise UsageError(
+            f"{what} must be a number in {low:g}..{high:g} frames per second, got {fps:g}; "
+            "pass --record-fps F"
+        )
     return fps
 
 
@@ -109,18 +133,23 @@ def parse_address(text: str) -> tuple[str, int]:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise UsageError(f"--serve {text!r}: [{host}] is not an IPv6 address; brackets are for IPv6 only "
-                             "(e.g. [::1]:8080), IPv4 addresses and host names go without them") from None
+            raise UsageError(
+                f"--serve {text!r}: [{host}] is not an IPv6 address; brackets are for IPv6 only "
+                "(e.g. [::1]:8080), IPv4 addresses and host names go without them"
+            ) from None
     elif value.count(":") > 1 or "]" in value:
-        raise UsageError(f"--serve {text!r}: write an IPv6 address in brackets with a port, e.g. [::1]:8080 "
-                         "or [::]:8080")
+        raise UsageError(
+            f"--serve {text!r}: write an IPv6 address in brackets with a port, e.g. [::1]:8080 or [::]:8080"
+        )
     else:
         host, sep, port_text = value.rpartition(":")
         if not sep:
             host, port_text = "", value
         if not set(host) <= _HOST_CHARS:
-            raise UsageError(f"--serve {text!r}: {host!r} is not a host name or IPv4 address (letters, digits, "
-                             "'.', '-'), e.g. 0.0.0.0:8080")
+            raise UsageError(
+                f"--serve {text!r}: {host!r} is not a host name or IPv4 address (letters, digits, "
+                "'.', '-'), e.g. 0.0.0.0:8080"
+            )
         host = host or "127.0.0.1"
     if not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
         raise UsageError(usage)

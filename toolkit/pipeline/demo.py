@@ -49,7 +49,6 @@ from toolkit.pipeline.track_stage import Detected, TrackStage
 __all__ = ["DemoSummary", "format_summary", "run_demo"]  # format_summary: its home before demo_summary
 
 
-
 def required_kinds(config: PipelineConfig) -> list[str]:
     """The model kinds this configuration needs."""
     kinds = ["detector"]
@@ -66,14 +65,22 @@ def locate_models(config: PipelineConfig) -> dict[str, Path]:
     from toolkit.paths import zoo_dir
     from toolkit.pipeline.model_files import find_models
 
-    chosen = {kind: Path(path).expanduser() for kind, path in (("detector", config.detector),
-                                                               ("segmenter", config.segmenter)) if path}
+    chosen = {
+        kind: Path(path).expanduser()
+        for kind, path in (("detector", config.detector), ("segmenter", config.segmenter))
+        if path
+    }
     for kind, path in chosen.items():
         if not path.is_file():
             raise UsageError(f"--{kind} {path}: file not found")
     needed = [kind for kind in required_kinds(config) if kind not in chosen]
-    found = find_models(Path(config.models) if config.models else zoo_dir(), needed,
-                        edgetpu=config.delegate == "edgetpu") if needed else {}
+    found = (
+        find_models(
+            Path(config.models) if config.models else zoo_dir(), needed, edgetpu=config.delegate == "edgetpu"
+        )
+        if needed
+        else {}
+    )
     return {kind: chosen.get(kind) or found[kind] for kind in required_kinds(config)}
 
 
@@ -94,9 +101,11 @@ def locate_adapters(config: PipelineConfig, models: dict[str, Path]) -> dict[str
                 raise UsageError(f"--{kind}-adapter {given} describes a {adapter.kind}, not a {kind}")
             adapters[kind] = adapter
         elif model_kind(models[kind]) != kind:
-            raise UsageError(f"{models[kind].name} is not one of this toolkit's {kind}s (no manifest kind or "
-                             f"signature names): pass --{kind}-adapter CONFIG.toml to read it (deploy/adapters/ "
-                             "has configs for Coral's DeepLab segmenters and SSD detectors)")
+            raise UsageError(
+                f"{models[kind].name} is not one of this toolkit's {kind}s (no manifest kind or "
+                f"signature names): pass --{kind}-adapter CONFIG.toml to read it (deploy/adapters/ "
+                "has configs for Coral's DeepLab segmenters and SSD detectors)"
+            )
     return adapters
 
 
@@ -133,8 +142,18 @@ class _Events:
 
         if self.source["width"] is None:
             self.source.update(width=int(image.shape[1]), height=int(image.shape[0]))
-        self.writer.write(frame_event(packet.index, packet.timestamp, self.source, packet.tracks,  # type: ignore[arg-type]
-                                      packet.predictions, event_ms, packet.dropped, self.ground_units))
+        self.writer.write(
+            frame_event(
+                packet.index,
+                packet.timestamp,
+                self.source,
+                packet.tracks,  # type: ignore[arg-type]
+                packet.predictions,
+                event_ms,
+                packet.dropped,
+                self.ground_units,
+            )
+        )
 
     def close(self) -> None:
         self.writer.close()
@@ -143,10 +162,17 @@ class _Events:
 def _server_sink(server: Any, worker: OutputWorker) -> Callable[..., None]:
     def publish(image: Any, packet: FramePacket, event_ms: dict[str, float]) -> None:
         src = packet.source_stats
-        status = {"fps": worker.fps, "frames": packet.seq + 1, "latency_ms": {k: round(v, 2) for k, v in
-                                                                             event_ms.items()},
-                  "frames_dropped": packet.dropped, "reconnects": src.get("reconnects"), "stalls": src.get("stalls"),
-                  "source_status": src.get("status"), "tracks": len(packet.tracks), "source": src}
+        status = {
+            "fps": worker.fps,
+            "frames": packet.seq + 1,
+            "latency_ms": {k: round(v, 2) for k, v in event_ms.items()},
+            "frames_dropped": packet.dropped,
+            "reconnects": src.get("reconnects"),
+            "stalls": src.get("stalls"),
+            "source_status": src.get("status"),
+            "tracks": len(packet.tracks),
+            "source": src,
+        }
         server.publish(image, status)
 
     return publish
@@ -178,9 +204,13 @@ def auto_threads(config: PipelineConfig) -> int:
     return max(1, default_threads() // 2) if config.pipelined else default_threads()
 
 
-def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
-             on_frame: Callable[[int], None] | None = None, on_start: Callable[[dict[str, Any]], None] | None = None,
-             on_progress: Callable[[DemoProgress], None] | None = None) -> DemoSummary:
+def run_demo(
+    config: PipelineConfig,
+    stop: threading.Event | None = None,
+    on_frame: Callable[[int], None] | None = None,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[DemoProgress], None] | None = None,
+) -> DemoSummary:
     """Run the pipeline until the source ends, ``max_frames``, ``stop`` is set or the window is closed.
 
     ``on_frame(entered)`` is called after each frame is detected and handed on (soak tests sample memory there); ``on_start(info)`` once everything is open (info has the server URL); ``on_progress(DemoProgress)``
@@ -219,27 +249,42 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         if address is not None:
             from toolkit.pipeline.server import LiveServer
 
-            server = stack.enter_context(LiveServer(*address))  # a taken port fails here, before the models load
+            server = stack.enter_context(
+                LiveServer(*address)
+            )  # a taken port fails here, before the models load
         with quiet_stderr():
-            runners = {kind: Runner(path, num_threads=threads, delegate=cfg.delegate, fallback=cfg.fallback)
-                       for kind, path in models.items()}
+            runners = {
+                kind: Runner(path, num_threads=threads, delegate=cfg.delegate, fallback=cfg.fallback)
+                for kind, path in models.items()
+            }
             detector = stack.enter_context(Detector(runners["detector"], adapter=adapters.get("detector")))
-            predictor = stack.enter_context(BehaviourPredictor(runners.get("behaviour"), homography=homography))
-            segmenter = (stack.enter_context(Segmenter(runners["segmenter"], adapter=adapters.get("segmenter")))
-                         if "segmenter" in runners else None)
+            predictor = stack.enter_context(
+                BehaviourPredictor(runners.get("behaviour"), homography=homography)
+            )
+            segmenter = (
+                stack.enter_context(Segmenter(runners["segmenter"], adapter=adapters.get("segmenter")))
+                if "segmenter" in runners
+                else None
+            )
         models = {kind: runner.path for kind, runner in runners.items()}  # the CPU originals after a fallback
         fallbacks = {kind: r.fallback_reason for kind, r in runners.items() if r.fallback_reason}
         checks = {kind: r.model_check for kind, r in runners.items()}  # which check vouched for each file
         source = stack.enter_context(open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop))
-        if recorder is not None and recorder.fps is None:  # live cameras do not report a rate: 30 is their usual
+        if (
+            recorder is not None and recorder.fps is None
+        ):  # live cameras do not report a rate: 30 is their usual
             recorder.fps = check_record_fps(source.fps or 30.0, f"the frame rate of {source.name}")
         times = StageTimes(cfg.stats_window)
         worker = OutputWorker(segmenter, cfg.every_n_seg, [], times, cfg.pipelined, cfg.queue_depth)
         if recorder is not None:
             worker.sinks.append(lambda image, packet, ms: recorder.write(image))
         if cfg.events:
-            events = _Events(cfg.events, cfg.validate_events, {"name": source.name, "width": None, "height": None,
-                                                              "fps": source.fps}, predictor.ground_units)
+            events = _Events(
+                cfg.events,
+                cfg.validate_events,
+                {"name": source.name, "width": None, "height": None, "fps": source.fps},
+                predictor.ground_units,
+            )
             stack.callback(events.close)
             worker.sinks.append(events)
         if server is not None:
@@ -248,15 +293,26 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         if window is not None:
             worker.sinks.append(window)
         if on_progress is not None:
-            worker.sinks.append(lambda image, packet, ms: on_progress(DemoProgress(
-                packet.seq + 1, worker.fps, len(packet.tracks), packet.dropped)))
-        notifier = ServiceNotifier.from_env()  # systemd Type=notify: READY once frames flow, WATCHDOG per frame
+            worker.sinks.append(
+                lambda image, packet, ms: on_progress(
+                    DemoProgress(packet.seq + 1, worker.fps, len(packet.tracks), packet.dropped)
+                )
+            )
+        notifier = (
+            ServiceNotifier.from_env()
+        )  # systemd Type=notify: READY once frames flow, WATCHDOG per frame
         if notifier.enabled:
             stack.callback(notifier.close)
             worker.sinks.append(notifier.frame_done)
         if on_start is not None:
-            on_start({"url": server.url if server else None, "source": source.name, "models": models,
-                      "window": window is not None})
+            on_start(
+                {
+                    "url": server.url if server else None,
+                    "source": source.name,
+                    "models": models,
+                    "window": window is not None,
+                }
+            )
         track = TrackStage(Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth)
         loop = _Loop(cfg, source, detector, segmenter is not None, track, worker, times)
         try:
@@ -277,14 +333,32 @@ def run_demo(config: PipelineConfig, stop: threading.Event | None = None,
         record_kept = recorder.close(keep=True) if recorder is not None else False
 
     elapsed = (worker.last_done - loop.t_first) if (loop.t_first is not None and worker.last_done) else 0.0
-    summary = run_figures(cfg, worker.frames_done, elapsed, times, source_stats, track.max_track_id, models,
-                          threads, loop.reason)
+    summary = run_figures(
+        cfg,
+        worker.frames_done,
+        elapsed,
+        times,
+        source_stats,
+        track.max_track_id,
+        models,
+        threads,
+        loop.reason,
+    )
     done = worker.frames_done
-    summary["cpu_ms_per_frame"] = (round((loop.cpu_end - loop.cpu_start) * 1e3 / done, 3)
-                                   if done and loop.cpu_start is not None else None)
+    summary["cpu_ms_per_frame"] = (
+        round((loop.cpu_end - loop.cpu_start) * 1e3 / done, 3)
+        if done and loop.cpu_start is not None
+        else None
+    )
     summary["behaviour_calls_per_frame"] = round(track.behaviour_calls / max(done, 1), 3)
-    summary.update(_cpu_estimate(summary["cpu_ms_per_frame"], done, {
-        "detect": loop.thread_cpu_s, "track": track.cpu_s, "output": worker.cpu_s}, cfg.pipelined))
+    summary.update(
+        _cpu_estimate(
+            summary["cpu_ms_per_frame"],
+            done,
+            {"detect": loop.thread_cpu_s, "track": track.cpu_s, "output": worker.cpu_s},
+            cfg.pipelined,
+        )
+    )
     summary["ground_units"] = predictor.ground_units  # "m" with a homography; None: paths in image units
     summary["record"] = str(cfg.record) if record_kept else None
     summary["record_frames"] = recorder.frames if recorder is not None else 0
@@ -307,8 +381,16 @@ def oracle_detections(truth: Any, min_visibility: float = 0.3) -> list[Any]:
 class _Loop:
     """The detection stage, in the calling thread: read the newest frame, detect, hand over to tracking."""
 
-    def __init__(self, cfg: PipelineConfig, source: Any, detector: Any, segment: bool, track: TrackStage,
-                 output: OutputWorker, times: StageTimes) -> None:
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        source: Any,
+        detector: Any,
+        segment: bool,
+        track: TrackStage,
+        output: OutputWorker,
+        times: StageTimes,
+    ) -> None:
         self.cfg, self.source, self.detector, self.segment = cfg, source, detector, segment
         self.track, self.output, self.times = track, output, times
         self.processed = 0  # frames that entered the pipeline
@@ -354,10 +436,17 @@ class _Loop:
             if cfg.oracle_detections:
                 detections = oracle_detections(frame.truth)
             det = detector.timings
-            stage_ms = {"wait": (t1 - t0) * 1e3, "pre": det["pre"], "detect": det["infer"], "post": det["post"]}
+            stage_ms = {
+                "wait": (t1 - t0) * 1e3,
+                "pre": det["pre"],
+                "detect": det["infer"],
+                "post": det["post"],
+            }
             self.times.add(stage_ms)
             seg_due = self.segment and self.processed % cfg.every_n_seg == 0
-            if not self.track.submit(Detected(self.processed, frame, detections, stage_ms, seg_due, source.stats())):
+            if not self.track.submit(
+                Detected(self.processed, frame, detections, stage_ms, seg_due, source.stats())
+            ):
                 reason = "stage error"
                 break
             self.processed += 1

@@ -29,9 +29,11 @@ from toolkit.pipeline.timing import StageTimes
 MODEL_STAGES = ("detect", "behaviour_model", "segment_model")
 SUMMARY_STAGES = ("wait", "pre", "detect", "post", "track", "behaviour", "segment", "draw", "output")
 PROGRESS_EVERY_S = 10.0  # a progress line this often where the live status line cannot show (not a terminal)
-BOUND_NOTE = ("demo: model-bound = the FPS the models alone would reach, run one after another (detector + "
-              "behaviour model + segmenter / N, p50 ms); efficiency = achieved FPS / model-bound (above 1: the "
-              "pipeline's threads overlap the models)")
+BOUND_NOTE = (
+    "demo: model-bound = the FPS the models alone would reach, run one after another (detector + "
+    "behaviour model + segmenter / N, p50 ms); efficiency = achieved FPS / model-bound (above 1: the "
+    "pipeline's threads overlap the models)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class DemoSummary:
     frames: int  # frames processed: detected, tracked, drawn and written
     seconds: float  # from the first frame read to the last frame written (start-up not counted)
     fps: float | None  # (frames - 1) / seconds; None below 2 frames
-    model_ms_p50: dict[str, float]  # p50 ms of each model stage that ran (detect, behaviour_model, segment_model)
+    model_ms_p50: dict[
+        str, float
+    ]  # p50 ms of each model stage that ran (detect, behaviour_model, segment_model)
     model_ms_per_frame: float  # detector + behaviour model + segmenter / every_n_seg, p50 ms
     model_bound_fps: float | None  # 1000 / model_ms_per_frame: the models alone, one after another
     efficiency: float | None  # fps / model_bound_fps (above 1: the stage threads overlap the models)
@@ -81,8 +85,9 @@ class DemoSummary:
         return getattr(self, key)
 
 
-def cpu_estimate(cpu_ms: float | None, frames: int, thread_cpu_s: dict[str, float], pipelined: bool,
-                 cores: int = 2) -> dict[str, Any]:
+def cpu_estimate(
+    cpu_ms: float | None, frames: int, thread_cpu_s: dict[str, float], pipelined: bool, cores: int = 2
+) -> dict[str, Any]:
     """CPU ms per frame of each pipeline thread ("other" = capture and library pools) and the FPS a quiet
     ``cores``-core machine would reach: limited by the busiest thread and by the total work spread over the cores.
     Load-independent, unlike wall-clock FPS on a shared host (it ignores GIL waits and cache effects)."""
@@ -95,9 +100,17 @@ def cpu_estimate(cpu_ms: float | None, frames: int, thread_cpu_s: dict[str, floa
     return {"thread_cpu_ms_per_frame": per_thread, "cpu_bound_fps_2_cores": round(1000.0 / bound, 1)}
 
 
-def run_figures(cfg: PipelineConfig, processed: int, elapsed: float, times: StageTimes,
-                source_stats: dict[str, Any], tracks: int, models: dict[str, Path], threads: int,
-                reason: str) -> dict[str, Any]:
+def run_figures(
+    cfg: PipelineConfig,
+    processed: int,
+    elapsed: float,
+    times: StageTimes,
+    source_stats: dict[str, Any],
+    tracks: int,
+    models: dict[str, Path],
+    threads: int,
+    reason: str,
+) -> dict[str, Any]:
     """The summary's first fields (frames .. events), from the run's counters and stage timings."""
     stages = times.summary()
     # Frames processed over the time from the first frame read to the last frame written (not counting start-up).
@@ -108,14 +121,24 @@ def run_figures(cfg: PipelineConfig, processed: int, elapsed: float, times: Stag
         model_ms += p50["segment_model"] / cfg.every_n_seg
     bound = 1000.0 / model_ms if model_ms > 0 else None
     return {
-        "frames": processed, "seconds": round(elapsed, 3), "fps": round(fps, 2) if fps else None,
-        "model_ms_p50": {k: round(v, 3) for k, v in p50.items()}, "model_ms_per_frame": round(model_ms, 3),
+        "frames": processed,
+        "seconds": round(elapsed, 3),
+        "fps": round(fps, 2) if fps else None,
+        "model_ms_p50": {k: round(v, 3) for k, v in p50.items()},
+        "model_ms_per_frame": round(model_ms, 3),
         "model_bound_fps": round(bound, 2) if bound else None,
         "efficiency": round(fps / bound, 3) if fps and bound else None,
-        "dropped": int(source_stats.get("frames_dropped", 0)), "stopped": reason,
-        "tracks": tracks, "stages": stages, "source": source_stats,
-        "threads": threads, "pipelined": cfg.pipelined, "every_n_seg": cfg.every_n_seg,
-        "realtime": cfg.realtime, "behaviour": cfg.behaviour, "models": {k: str(v) for k, v in models.items()},
+        "dropped": int(source_stats.get("frames_dropped", 0)),
+        "stopped": reason,
+        "tracks": tracks,
+        "stages": stages,
+        "source": source_stats,
+        "threads": threads,
+        "pipelined": cfg.pipelined,
+        "every_n_seg": cfg.every_n_seg,
+        "realtime": cfg.realtime,
+        "behaviour": cfg.behaviour,
+        "models": {k: str(v) for k, v in models.items()},
         "events": cfg.events,
     }
 
@@ -132,20 +155,29 @@ def format_summary(summary: DemoSummary | Mapping[str, Any], explain: bool = Fal
     if not summary.get("efficiency"):
         bound = ""
     elif summary.get("realtime", False):  # the source sets the pace: an efficiency figure would mean nothing
-        bound = (f" (paced by the source; the models alone allow {summary['model_bound_fps']:.1f}: "
-                 "measure with --no-pacing)")
+        bound = (
+            f" (paced by the source; the models alone allow {summary['model_bound_fps']:.1f}: "
+            "measure with --no-pacing)"
+        )
     else:
         bound = f" (model-bound {summary['model_bound_fps']:.1f}, efficiency {summary['efficiency']:.2f})"
     saved = f"; recorded {summary['record']}" if summary.get("record") else ""
     fallback = summary.get("fallback") or {}
-    cpu = f"; FALLBACK to the CPU ({', '.join(fallback)}): {next(iter(fallback.values()))}" if fallback else ""
-    line = (f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
-            f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}{cpu}")
+    cpu = (
+        f"; FALLBACK to the CPU ({', '.join(fallback)}): {next(iter(fallback.values()))}" if fallback else ""
+    )
+    line = (
+        f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {fps}{bound}; p50 ms {parts}; "
+        f"dropped {summary['dropped']}; {summary['tracks']} tracks; stopped: {summary['stopped']}{saved}{cpu}"
+    )
     note = [BOUND_NOTE] if explain and "efficiency " in bound else []
     # a model file no convert manifest vouches for (a user's own .tflite): say which check let LiteRT load it
-    checks = {k: v for k, v in (summary.get("model_checks") or {}).items() if v and "convert manifest" not in v}
-    return "\n".join([line, *note,
-                      *(f"demo: {kind} {summary['models'][kind]}: {check}" for kind, check in checks.items())])
+    checks = {
+        k: v for k, v in (summary.get("model_checks") or {}).items() if v and "convert manifest" not in v
+    }
+    return "\n".join(
+        [line, *note, *(f"demo: {kind} {summary['models'][kind]}: {check}" for kind, check in checks.items())]
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +193,10 @@ class DemoProgress:
 def progress_line(progress: DemoProgress, seconds: float) -> str:
     """``demo: 1234 frames, 61 s, 24.8 FPS, 5 tracks in view, 0 dropped``"""
     fps = f"{progress.fps:.1f} FPS" if progress.fps else "n/a FPS"
-    return (f"demo: {progress.frames} frames, {seconds:.0f} s, {fps}, {progress.tracks} tracks in view, "
-            f"{progress.dropped} dropped")
+    return (
+        f"demo: {progress.frames} frames, {seconds:.0f} s, {fps}, {progress.tracks} tracks in view, "
+        f"{progress.dropped} dropped"
+    )
 
 
 class ProgressLog:
@@ -170,8 +204,12 @@ class ProgressLog:
     seconds, counted from the first frame written (so a run that fails while starting still reports its error
     on one line). For a stderr that is not a terminal, where a live status line would not show."""
 
-    def __init__(self, stream: Any = None, every_s: float = PROGRESS_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: Any = None,
+        every_s: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self.clock = clock

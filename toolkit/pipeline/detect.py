@@ -27,7 +27,6 @@ from toolkit.runtime.runner import Runner
 if TYPE_CHECKING:
     from toolkit.adapters.third_party import AdapterConfig
 
-
     # task trains sizes on those cells (box_neighbours = true); a model trained without that needs False
 
 
@@ -36,20 +35,27 @@ class Detector:
 
     ``adapter`` reads a third-party detector (:mod:`toolkit.adapters.third_party`, output ``ssd``)."""
 
-    def __init__(self, runner: Runner, config: DetectorConfig = DetectorConfig(),
-                 adapter: AdapterConfig | None = None) -> None:
+    def __init__(
+        self, runner: Runner, config: DetectorConfig = DetectorConfig(), adapter: AdapterConfig | None = None
+    ) -> None:
         self.adapter = adapter
         if adapter is not None:
             self._init_adapted(runner, config, adapter)
             return
         kind = MODEL_KINDS["detector"]
-        missing = [n for n in (*kind.input_names, *kind.output_names) if n not in {**runner.inputs, **runner.outputs}]
+        missing = [
+            n for n in (*kind.input_names, *kind.output_names) if n not in {**runner.inputs, **runner.outputs}
+        ]
         if missing:
-            raise UsageError(f"{runner.path.name} is not a detector: no tensor '{missing[0]}' (a detector has "
-                             f"input {', '.join(kind.input_names)} and outputs {', '.join(kind.output_names)})")
+            raise UsageError(
+                f"{runner.path.name} is not a detector: no tensor '{missing[0]}' (a detector has "
+                f"input {', '.join(kind.input_names)} and outputs {', '.join(kind.output_names)})"
+            )
         spec = runner.inputs["image"]
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
-            raise UsageError(f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}")
+            raise UsageError(
+                f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}"
+            )
         self.runner = runner
         self.config = config
         self._writer = ImageInput(spec)
@@ -60,12 +66,15 @@ class Detector:
         from toolkit.adapters.third_party import pixel_levels, ssd_outputs
 
         if len(runner.inputs) != 1:
-            raise UsageError(f"{runner.path.name}: a detector takes one image input, it has {len(runner.inputs)}")
+            raise UsageError(
+                f"{runner.path.name}: a detector takes one image input, it has {len(runner.inputs)}"
+            )
         self._input_name, spec = next(iter(runner.inputs.items()))
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise UsageError(f"{runner.path.name}: the input must be (1, H, W, 3), got {list(spec.shape)}")
-        self._roles = ssd_outputs(list(runner.outputs), {n: tuple(s.shape) for n, s in runner.outputs.items()},
-                                  runner.path.name)
+        self._roles = ssd_outputs(
+            list(runner.outputs), {n: tuple(s.shape) for n, s in runner.outputs.items()}, runner.path.name
+        )
         lookup = adapter.lookup(("person",), unmapped=-1)
         self._keep = lookup
         self.runner, self.config = runner, config
@@ -78,18 +87,30 @@ class Detector:
 
         roles, adapter = self._roles, self.adapter
         assert adapter is not None
-        out = {n: self.runner.get_output(n)[0] if n != roles.count else self.runner.get_output(n)
-               for n in (roles.boxes, roles.classes, roles.scores, roles.count)}
-        boxes, scores, _ = detections_from_ssd(out[roles.boxes], out[roles.classes], out[roles.scores],
-                                               out[roles.count], self._keep, adapter.score_threshold, transform,
-                                               self.input_hw)
+        out = {
+            n: self.runner.get_output(n)[0] if n != roles.count else self.runner.get_output(n)
+            for n in (roles.boxes, roles.classes, roles.scores, roles.count)
+        }
+        boxes, scores, _ = detections_from_ssd(
+            out[roles.boxes],
+            out[roles.classes],
+            out[roles.scores],
+            out[roles.count],
+            self._keep,
+            adapter.score_threshold,
+            transform,
+            self.input_hw,
+        )
         if len(boxes) == 0:
             return []
         keep = nms(boxes, scores, self.config.iou_threshold)
-        wide = (boxes[keep, 2] - boxes[keep, 0] >= self.config.min_box_px) & \
-            (boxes[keep, 3] - boxes[keep, 1] >= self.config.min_box_px)
-        return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), self.config.label)
-                for i in keep[wide]]
+        wide = (boxes[keep, 2] - boxes[keep, 0] >= self.config.min_box_px) & (
+            boxes[keep, 3] - boxes[keep, 1] >= self.config.min_box_px
+        )
+        return [
+            Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), self.config.label)
+            for i in keep[wide]
+        ]
 
     def __call__(self, frame_bgr: np.ndarray) -> list[Detection]:
         """A uint8 BGR frame (H, W, 3) -> detections in frame pixels, best score first."""

@@ -44,7 +44,9 @@ class DrawConfig:
     box_thickness: int = 2  # pixels
     font_scale: float = 0.45  # OpenCV Hershey scale for labels
     dot_radius: int = 4  # radius of the first predicted point; later points shrink and fade
-    hud: str = "auto"  # the status bar's edge: auto (the one covering fewer tracks) | top | bottom | off (no stats)
+    hud: str = (
+        "auto"  # the status bar's edge: auto (the one covering fewer tracks) | top | bottom | off (no stats)
+    )
     legend: bool = True  # segmentation colours present and the meaning of the label's number, in the bar
     bar_font_scale: float = 0.38  # Hershey scale of the bar's text
 
@@ -69,10 +71,14 @@ def id_colour(track_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def draw_mask(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.4, palette: np.ndarray = PALETTE_BGR) -> np.ndarray:
+def draw_mask(
+    frame: np.ndarray, labels: np.ndarray, alpha: float = 0.4, palette: np.ndarray = PALETTE_BGR
+) -> np.ndarray:
     """Blend class colours over ``frame`` where ``labels`` (H, W) is not 0 (background stays untouched)."""
     if labels.shape != frame.shape[:2]:
-        raise ValueError(f"mask is {labels.shape}, frame is {frame.shape[:2]}: resize the labels to the frame")
+        raise ValueError(
+            f"mask is {labels.shape}, frame is {frame.shape[:2]}: resize the labels to the frame"
+        )
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     blended = cv2.addWeighted(frame, 1.0 - alpha, _tint(labels, palette), alpha, 0.0)
     cv2.copyTo(blended, labels, frame)  # labels double as the mask: copy only where label != 0
@@ -109,7 +115,9 @@ def label_chips(track_id: int, crossing: float | None, threshold: float = 0.5) -
     chips: list[Chip] = [(f"#{track_id}", id_colour(track_id))]
     if crossing is not None:
         percent = int(crossing * 100 + 1e-9)  # floor: a grey label never reads 50% under a 0.5 threshold
-        chips.append((f"CROSS {percent}%", CROSSING_BGR) if crossing >= threshold else (f"{percent}%", WALKING_BGR))
+        chips.append(
+            (f"CROSS {percent}%", CROSSING_BGR) if crossing >= threshold else (f"{percent}%", WALKING_BGR)
+        )
     return chips
 
 
@@ -148,8 +156,13 @@ def _box_rect(box: np.ndarray, thickness: int) -> Rect:
     return x1 - pad, y1 - pad, x2 + pad + 1, y2 + pad + 1
 
 
-def draw_path(frame: np.ndarray, path: np.ndarray, colour: tuple[int, int, int], origin: np.ndarray | None = None,
-              radius: int = 4) -> np.ndarray:
+def draw_path(
+    frame: np.ndarray,
+    path: np.ndarray,
+    colour: tuple[int, int, int],
+    origin: np.ndarray | None = None,
+    radius: int = 4,
+) -> np.ndarray:
     """A predicted path (n, 2) pixels as a polyline with dots that shrink and fade toward the far future.
 
     ``origin`` (the current foot point) starts the line. NaN points (beyond the horizon) end the path.
@@ -169,14 +182,23 @@ def draw_path(frame: np.ndarray, path: np.ndarray, colour: tuple[int, int, int],
     for i, (x, y) in enumerate(pts[len(pts) - n :]):
         fade = 1.0 - 0.7 * i / max(n - 1, 1)  # 1 -> 0.3 brightness along the path
         dot = tuple(int(c * fade) for c in colour)
-        cv2.circle(frame, (int(x), int(y)), max(1, round(radius * (1.0 - 0.6 * i / max(n - 1, 1)))), dot, -1,
-                   cv2.LINE_AA)
+        cv2.circle(
+            frame,
+            (int(x), int(y)),
+            max(1, round(radius * (1.0 - 0.6 * i / max(n - 1, 1)))),
+            dot,
+            -1,
+            cv2.LINE_AA,
+        )
     return frame
 
 
 def draw_tracks(
-    frame: np.ndarray, tracks: Sequence[HasBox], predictions: Mapping[int, Prediction] | None = None,
-    config: DrawConfig = DrawConfig(), blocked: Sequence[Rect] = (),
+    frame: np.ndarray,
+    tracks: Sequence[HasBox],
+    predictions: Mapping[int, Prediction] | None = None,
+    config: DrawConfig = DrawConfig(),
+    blocked: Sequence[Rect] = (),
 ) -> np.ndarray:
     """Boxes and predicted paths, then one label per track (:func:`label_chips`), placed inside the frame where it
     covers no other label and nothing in ``blocked`` (the status bar). Crossing tracks are labelled first, then
@@ -192,25 +214,42 @@ def draw_tracks(
         boxes.append(_box_rect(track.box, config.box_thickness))
         pred = predictions.get(track.id)  # type: ignore[arg-type]
         if pred is not None:
-            draw_path(frame, pred.path_image, colour, np.array([(x1 + x2) / 2, y2], np.float64), config.dot_radius)
-        chips.append(label_chips(track.id, pred.crossing if pred is not None else None,  # type: ignore[arg-type]
-                                 config.crossing_threshold))
+            draw_path(
+                frame, pred.path_image, colour, np.array([(x1 + x2) / 2, y2], np.float64), config.dot_radius
+            )
+        chips.append(
+            label_chips(
+                track.id,
+                pred.crossing if pred is not None else None,  # type: ignore[arg-type]
+                config.crossing_threshold,
+            )
+        )
     if not shown:
         return frame
-    order = sorted(range(len(shown)), key=lambda i: (len(chips[i]) < 2 or chips[i][1][1] != CROSSING_BGR,
-                                                     shown[i].id))
+    order = sorted(
+        range(len(shown)), key=lambda i: (len(chips[i]) < 2 or chips[i][1][1] != CROSSING_BGR, shown[i].id)
+    )
     full = [_chips_size(chips[i], config.font_scale) for i in order]
     short = [_chips_size(chips[i][:1], config.font_scale) if len(chips[i]) > 1 else None for i in order]
     rects = place_labels([boxes[i] for i in order], full, (frame.shape[1], frame.shape[0]), blocked, short)
     for i, size, rect in zip(order, full, rects, strict=True):
         _leader(frame, rect, boxes[i], id_colour(shown[i].id))  # type: ignore[arg-type]
-        _draw_chips(frame, rect, chips[i] if rect[2] - rect[0] == size[0] else chips[i][:1], config.font_scale)
+        _draw_chips(
+            frame, rect, chips[i] if rect[2] - rect[0] == size[0] else chips[i][:1], config.font_scale
+        )
     return frame
 
 
 # -- the status bar: stats and legend -----------------------------------------------------------------------------
 
-SHORT_STAGE = {"detect": "det", "track": "trk", "behav": "beh", "behaviour": "beh", "segment": "seg", "output": "out"}
+SHORT_STAGE = {
+    "detect": "det",
+    "track": "trk",
+    "behav": "beh",
+    "behaviour": "beh",
+    "segment": "seg",
+    "output": "out",
+}
 BAR_DIM = (170, 170, 170)  # ink of the bar's captions
 LEGEND_MIN_SHARE = 0.002  # a class enters the legend from this share of the frame (a few stray pixels do not)
 
@@ -233,9 +272,13 @@ def stats_items(fps: float | None, stage_ms: Mapping[str, float] | None) -> list
     return items
 
 
-def legend_items(labels: np.ndarray | None, predictions: Mapping[int, Prediction] | None = None,
-                 threshold: float = 0.5, palette: np.ndarray = PALETTE_BGR,
-                 classes: Sequence[str] = CLASSES) -> list[BarItem]:
+def legend_items(
+    labels: np.ndarray | None,
+    predictions: Mapping[int, Prediction] | None = None,
+    threshold: float = 0.5,
+    palette: np.ndarray = PALETTE_BGR,
+    classes: Sequence[str] = CLASSES,
+) -> list[BarItem]:
     """The segmentation classes present in ``labels`` (a colour swatch and the name each; background is never
     tinted), then what a label's number means where any prediction has a crossing probability."""
     items: list[BarItem] = []
@@ -243,8 +286,11 @@ def legend_items(labels: np.ndarray | None, predictions: Mapping[int, Prediction
         sample = labels[::4, ::4]  # 1/16 of the pixels: ~20 us instead of ~0.3 ms, and enough to see a class
         counts = np.bincount(sample.ravel(), minlength=len(palette))
         least = max(1, LEGEND_MIN_SHARE * sample.size)
-        items += [BarItem(classes[c], swatch=tuple(int(v) for v in palette[c]))  # type: ignore[arg-type]
-                  for c in range(1, min(len(classes), len(palette))) if counts[c] >= least]
+        items += [
+            BarItem(classes[c], swatch=tuple(int(v) for v in palette[c]))  # type: ignore[arg-type]
+            for c in range(1, min(len(classes), len(palette)))
+            if counts[c] >= least
+        ]
     if any(p.crossing is not None for p in (predictions or {}).values()):
         # The behaviour model's probability that the person will be crossing the road within its horizon
         # (4.8 s for the shipped model: toolkit.data.synthetic, intent_horizon_s). Red text, not a red swatch:
@@ -257,8 +303,13 @@ def legend_items(labels: np.ndarray | None, predictions: Mapping[int, Prediction
 BarRow = tuple[Rect, list[tuple[BarItem, int]]]  # a row's rectangle and each item with its x
 
 
-def layout_bar(groups: Sequence[Sequence[BarItem]], frame_size: tuple[int, int], scale: float,
-               mode: str = "auto", boxes: Sequence[Rect] = ()) -> list[BarRow]:
+def layout_bar(
+    groups: Sequence[Sequence[BarItem]],
+    frame_size: tuple[int, int],
+    scale: float,
+    mode: str = "auto",
+    boxes: Sequence[Rect] = (),
+) -> list[BarRow]:
     """Rows of the items of ``groups`` (stats, legend: each starts a row unless it fits on the previous one) along
     the top or bottom edge (``mode``; auto: the edge covering less of ``boxes``), each row as wide as its content,
     the first row at the edge."""
@@ -271,7 +322,9 @@ def layout_bar(groups: Sequence[Sequence[BarItem]], frame_size: tuple[int, int],
     text_h = max(h for (_, h), _ in metrics)
     row_h = text_h + max(base for _, base in metrics) + 5
     swatch = text_h + 1
-    widths = [w + (swatch + 3 if item.swatch else 0) + 6 for item, ((w, _), _) in zip(items, metrics, strict=True)]
+    widths = [
+        w + (swatch + 3 if item.swatch else 0) + 6 for item, ((w, _), _) in zip(items, metrics, strict=True)
+    ]
     rows: list[BarRow] = []
     for r, indices in enumerate(pack_rows(widths, width - 4, groups=starts)):
         x, placed = 4, []
@@ -303,8 +356,12 @@ def _bar_text(frame: np.ndarray, rows: Sequence[BarRow], scale: float) -> None:
 
 
 def draw_frame(
-    frame: np.ndarray, tracks: Sequence[HasBox], predictions: Mapping[int, Prediction] | None = None,
-    labels: np.ndarray | None = None, fps: float | None = None, stage_ms: Mapping[str, float] | None = None,
+    frame: np.ndarray,
+    tracks: Sequence[HasBox],
+    predictions: Mapping[int, Prediction] | None = None,
+    labels: np.ndarray | None = None,
+    fps: float | None = None,
+    stage_ms: Mapping[str, float] | None = None,
     config: DrawConfig = DrawConfig(),
 ) -> np.ndarray:
     """Everything, back to front: mask tint, the bar's dark strip, boxes and paths, labels, the bar's text
@@ -316,8 +373,13 @@ def draw_frame(
     stats = stats_items(fps, stage_ms) if config.hud != "off" else []
     legend = legend_items(labels, predictions, config.crossing_threshold) if config.legend else []
     boxes = [_box_rect(t.box, config.box_thickness) for t in tracks if t.id is not None]
-    rows = layout_bar([stats, legend], (frame.shape[1], frame.shape[0]), config.bar_font_scale,
-                      "auto" if config.hud == "off" else config.hud, boxes)
+    rows = layout_bar(
+        [stats, legend],
+        (frame.shape[1], frame.shape[0]),
+        config.bar_font_scale,
+        "auto" if config.hud == "off" else config.hud,
+        boxes,
+    )
     _darken(frame, rows)
     draw_tracks(frame, tracks, predictions, config, blocked=[rect for rect, _ in rows])
     _bar_text(frame, rows, config.bar_font_scale)

@@ -29,12 +29,18 @@ def candidates(box: Rect, size: tuple[int, int], gap: int = GAP) -> list[Rect]:
     x1, y1, x2, y2 = box
     w, h = size
     corners = [
-        (x1, y1 - h - gap), (x2 - w, y1 - h - gap),  # above
-        (x2 + gap, y1), (x1 - w - gap, y1),  # beside the head
-        (x1, y2 + gap), (x2 - w, y2 + gap),  # below (where the predicted path starts: later)
-        (x2 + gap, y2 - h), (x1 - w - gap, y2 - h),  # beside the feet
-        (x1, y1 - 2 * (h + gap)), (x2 - w, y1 - 2 * (h + gap)),  # a second row above
-        (x1, y2 + h + 2 * gap), (x2 - w, y2 + h + 2 * gap),  # a second row below
+        (x1, y1 - h - gap),
+        (x2 - w, y1 - h - gap),  # above
+        (x2 + gap, y1),
+        (x1 - w - gap, y1),  # beside the head
+        (x1, y2 + gap),
+        (x2 - w, y2 + gap),  # below (where the predicted path starts: later)
+        (x2 + gap, y2 - h),
+        (x1 - w - gap, y2 - h),  # beside the feet
+        (x1, y1 - 2 * (h + gap)),
+        (x2 - w, y1 - 2 * (h + gap)),  # a second row above
+        (x1, y2 + h + 2 * gap),
+        (x2 - w, y2 + h + 2 * gap),  # a second row below
     ]
     return [(x, y, x + w, y + h) for x, y in corners]
 
@@ -58,9 +64,13 @@ def overlap_areas(rects: np.ndarray, others: np.ndarray) -> np.ndarray:
     return (np.maximum(w, 0) * np.maximum(h, 0)).sum(axis=1)
 
 
-def place_labels(boxes: Sequence[Rect], sizes: Sequence[tuple[int, int]], frame_size: tuple[int, int],
-                 blocked: Sequence[Rect] = (), fallback_sizes: Sequence[tuple[int, int] | None] | None = None,
-                 ) -> list[Rect]:
+def place_labels(
+    boxes: Sequence[Rect],
+    sizes: Sequence[tuple[int, int]],
+    frame_size: tuple[int, int],
+    blocked: Sequence[Rect] = (),
+    fallback_sizes: Sequence[tuple[int, int] | None] | None = None,
+) -> list[Rect]:
     """One label rectangle per box, inside the frame, placed greedily in the given order (see the module doc).
 
     ``sizes``: (w, h) of each label; ``blocked``: areas no label may cover (the status bar);
@@ -90,8 +100,13 @@ def _area(a: Rect, b: Rect) -> int:
     return w * h if w > 0 and h > 0 else 0
 
 
-def _first_free(box: Rect, forms: Sequence[tuple[int, int]], frame_size: tuple[int, int], taken: Sequence[Rect],
-                others: Sequence[Rect]) -> Rect:
+def _first_free(
+    box: Rect,
+    forms: Sequence[tuple[int, int]],
+    frame_size: tuple[int, int],
+    taken: Sequence[Rect],
+    others: Sequence[Rect],
+) -> Rect:
     """The first candidate (of each form in turn) clear of ``taken`` and ``others``; else the one clear of
     ``taken`` covering least of ``others``; else the one overlapping ``taken`` least. Plain Python with early
     exits: a few microseconds where the first candidate is free, the usual case (numpy costs more on 10 boxes)."""
@@ -115,7 +130,9 @@ def _first_free(box: Rect, forms: Sequence[tuple[int, int]], frame_size: tuple[i
     return least_taken[1]  # type: ignore[index]
 
 
-def pack_rows(widths: Sequence[int], max_width: int, max_rows: int = 3, groups: Sequence[int] = ()) -> list[list[int]]:
+def pack_rows(
+    widths: Sequence[int], max_width: int, max_rows: int = 3, groups: Sequence[int] = ()
+) -> list[list[int]]:
     """Item indices per row: items (in order) fill a row up to ``max_width`` and then start the next; at most
     ``max_rows`` rows (items that do not fit are left out; an item wider than a row gets a row of its own).
 
@@ -143,7 +160,7 @@ def pack_rows(widths: Sequence[int], max_width: int, max_rows: int = 3, groups: 
 
 
 def bar_edge(boxes: Sequence[Rect], bar: Sequence[Rect], frame_height: int, prefer: str = "top") -> str:
-    """"top" or "bottom": the edge where the bar's rectangles (laid out from the top, y from 0) cover less of
+    """ "top" or "bottom": the edge where the bar's rectangles (laid out from the top, y from 0) cover less of
     the boxes; ``prefer`` on a tie."""
     if not len(boxes) or not len(bar):
         return prefer
@@ -152,6 +169,9 @@ def bar_edge(boxes: Sequence[Rect], bar: Sequence[Rect], frame_height: int, pref
     flipped = rects.copy()
     flipped[:, 1], flipped[:, 3] = frame_height - rects[:, 3], frame_height - rects[:, 1]
     box_array = np.array(boxes, np.int64).reshape(-1, 4)
-    cover = {"top": int(overlap_areas(rects, box_array).sum()), "bottom": int(overlap_areas(flipped, box_array).sum())}
+    cover = {
+        "top": int(overlap_areas(rects, box_array).sum()),
+        "bottom": int(overlap_areas(flipped, box_array).sum()),
+    }
     other = "bottom" if prefer == "top" else "top"
     return other if cover[other] < cover[prefer] and depth < frame_height else prefer

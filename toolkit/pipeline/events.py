@@ -52,14 +52,27 @@ SCHEMA_ID = "edge-toolkit/pipeline-frame/1"
 
 _NUMBER = {"type": "number"}
 _POINT = {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}
-_PATH = {"type": "array", "items": {"type": ["array", "null"], "items": _NUMBER, "minItems": 2, "maxItems": 2}}
+_PATH = {
+    "type": "array",
+    "items": {"type": ["array", "null"], "items": _NUMBER, "minItems": 2, "maxItems": 2},
+}
 
 # A JSON-Schema-like description (the subset :func:`validate_event` understands: type, properties, required,
 # items, minItems, maxItems, enum, additionalProperties as a schema for map values).
 TRACK_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "label", "box", "score", "age", "foot", "predictor", "crossing", "path_image",
-                 "path_ground"],
+    "required": [
+        "id",
+        "label",
+        "box",
+        "score",
+        "age",
+        "foot",
+        "predictor",
+        "crossing",
+        "path_image",
+        "path_ground",
+    ],
     "properties": {
         "id": {"type": "integer"},
         "label": {"type": "string"},
@@ -75,8 +88,16 @@ TRACK_SCHEMA: dict[str, Any] = {
 }
 FRAME_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["schema", "timestamp", "frame", "source", "dropped_frames", "latency_ms", "ground_units",
-                 "tracks"],
+    "required": [
+        "schema",
+        "timestamp",
+        "frame",
+        "source",
+        "dropped_frames",
+        "latency_ms",
+        "ground_units",
+        "tracks",
+    ],
     "properties": {
         "schema": {"type": "string", "enum": [SCHEMA_ID]},
         "timestamp": _NUMBER,
@@ -84,8 +105,12 @@ FRAME_SCHEMA: dict[str, Any] = {
         "source": {
             "type": "object",
             "required": ["name", "width", "height", "fps"],
-            "properties": {"name": {"type": "string"}, "width": {"type": "integer"},
-                           "height": {"type": "integer"}, "fps": {"type": ["number", "null"]}},
+            "properties": {
+                "name": {"type": "string"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "fps": {"type": ["number", "null"]},
+            },
         },
         "dropped_frames": {"type": "integer"},
         "latency_ms": {"type": "object", "additionalProperties": _NUMBER},
@@ -95,8 +120,13 @@ FRAME_SCHEMA: dict[str, Any] = {
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
-    "null": (type(None),), "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "null": (type(None),),
+    "boolean": (bool,),
 }
 
 
@@ -105,8 +135,10 @@ def validate_event(value: Any, schema: Mapping[str, Any] = FRAME_SCHEMA, where: 
     types = schema.get("type")
     if types is not None:
         allowed = [types] if isinstance(types, str) else list(types)
-        ok = any(isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
-                 for t in allowed)
+        ok = any(
+            isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
+            for t in allowed
+        )
         if not ok:
             raise ValueError(f"{where}: expected {' or '.join(allowed)}, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -138,8 +170,10 @@ def _points(array: np.ndarray | None) -> list[list[float] | None] | None:
     """(n, 2) float array -> JSON list; rows with NaN (beyond the horizon) become null."""
     if array is None:
         return None
-    return [[round(float(x), 3), round(float(y), 3)] if math.isfinite(x) and math.isfinite(y) else None
-            for x, y in np.asarray(array, dtype=np.float64).reshape(-1, 2)]
+    return [
+        [round(float(x), 3), round(float(y), 3)] if math.isfinite(x) and math.isfinite(y) else None
+        for x, y in np.asarray(array, dtype=np.float64).reshape(-1, 2)
+    ]
 
 
 def track_record(track: Track, prediction: Prediction | None) -> dict[str, Any]:
@@ -160,9 +194,14 @@ def track_record(track: Track, prediction: Prediction | None) -> dict[str, Any]:
 
 
 def frame_event(
-    frame: int, timestamp: float, source: Mapping[str, Any], tracks: Sequence[Track],
-    predictions: Mapping[int, Prediction] | None = None, latency_ms: Mapping[str, float] | None = None,
-    dropped_frames: int = 0, ground_units: str | None = None,
+    frame: int,
+    timestamp: float,
+    source: Mapping[str, Any],
+    tracks: Sequence[Track],
+    predictions: Mapping[int, Prediction] | None = None,
+    latency_ms: Mapping[str, float] | None = None,
+    dropped_frames: int = 0,
+    ground_units: str | None = None,
 ) -> dict[str, Any]:
     """Build one frame's event (schema in the module docstring). ``source`` has name, width, height, fps."""
     predictions = predictions or {}
@@ -170,8 +209,12 @@ def frame_event(
         "schema": SCHEMA_ID,
         "timestamp": round(float(timestamp), 6),
         "frame": int(frame),
-        "source": {"name": str(source["name"]), "width": int(source["width"]), "height": int(source["height"]),
-                   "fps": None if source.get("fps") is None else float(source["fps"])},
+        "source": {
+            "name": str(source["name"]),
+            "width": int(source["width"]),
+            "height": int(source["height"]),
+            "fps": None if source.get("fps") is None else float(source["fps"]),
+        },
         "dropped_frames": int(dropped_frames),
         "latency_ms": {str(k): round(float(v), 3) for k, v in (latency_ms or {}).items()},
         "ground_units": ground_units,
@@ -213,7 +256,9 @@ class EventWriter:
         # process never leaves half a line (nothing is buffered in Python either).
         try:
             written = os.write(self._fd, data)
-            while written < len(data):  # only on a full disk or similar: the next write raises, or finishes it
+            while written < len(
+                data
+            ):  # only on a full disk or similar: the next write raises, or finishes it
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
             self._failed = True
@@ -233,8 +278,10 @@ class EventWriter:
 
         if is_disk_full(exc):
             return no_space_error(self.path, f"events stopped after {self.lines} complete lines: ")
-        return ToolkitError(f"cannot write events to {self.path}: {exc.strerror or exc}; the file ends at its last "
-                            f"complete line ({self.lines} events)")
+        return ToolkitError(
+            f"cannot write events to {self.path}: {exc.strerror or exc}; the file ends at its last "
+            f"complete line ({self.lines} events)"
+        )
 
     def close(self) -> None:
         """Close the file (idempotent; later writes raise ValueError). A file that was empty when opened is

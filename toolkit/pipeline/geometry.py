@@ -89,15 +89,21 @@ class Homography:
         if (width, height) == (cal_w, cal_h):
             return self
         if abs(width / height - cal_w / cal_h) > 0.01 * cal_w / cal_h:
-            raise UsageError(f"homography {self.source or ''} is calibrated for {cal_w}x{cal_h} frames, the source "
-                             f"gives {width}x{height} (another aspect ratio); calibrate for this camera mode")
+            raise UsageError(
+                f"homography {self.source or ''} is calibrated for {cal_w}x{cal_h} frames, the source "
+                f"gives {width}x{height} (another aspect ratio); calibrate for this camera mode"
+            )
         scale = np.diag([cal_w / width, cal_h / height, 1.0])  # frame pixels -> calibration pixels
         return Homography(self.image_to_ground @ scale, (int(width), int(height)), self.source)
 
     def to_dict(self) -> dict[str, Any]:
         """The file format of :func:`load_homography` (metres)."""
-        return {"homography": self.image_to_ground.tolist(), "direction": "image_to_ground", "units": "m",
-                "image_size": list(self.image_size)}
+        return {
+            "homography": self.image_to_ground.tolist(),
+            "direction": "image_to_ground",
+            "units": "m",
+            "image_size": list(self.image_size),
+        }
 
 
 def load_homography(path: str | os.PathLike[str]) -> Homography:
@@ -151,13 +157,18 @@ def homography_from_dict(data: Any, where: str = "homography") -> Homography:
         inverse = _matrix(data["ground_to_image"], where, "ground_to_image")
         product = inverse @ matrix
         if not np.allclose(product / product[2, 2], np.eye(3), atol=1e-6):
-            raise UsageError(f"{where}: 'ground_to_image' is not the inverse of 'homography'; fix or remove it")
+            raise UsageError(
+                f"{where}: 'ground_to_image' is not the inverse of 'homography'; fix or remove it"
+            )
     units = data["units"]
     if units not in UNITS_TO_METRES:
         raise UsageError(f"{where}: units must be one of {', '.join(UNITS_TO_METRES)}, got {units!r}")
     size = data["image_size"]
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
         raise UsageError(f"{where}: image_size must be [width, height] in pixels (positive integers)")
     to_metres = np.diag([UNITS_TO_METRES[units], UNITS_TO_METRES[units], 1.0])
     return Homography(to_metres @ matrix, (size[0], size[1]), where)

@@ -32,9 +32,12 @@ _THROTTLED_SYSFS = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
 def decode_throttled(value: int) -> dict[str, Any]:
     """``get_throttled`` bit field -> {"raw": "0x50005", "now": [...], "since_boot": [...], <flag>: bool}."""
     flags = {name: bool(value >> bit & 1) for bit, name in THROTTLE_BITS.items()}
-    return {"raw": hex(value), "now": [n for b, n in THROTTLE_BITS.items() if b < 16 and flags[n]],
-            "since_boot": [n.removesuffix("_occurred") for b, n in THROTTLE_BITS.items() if b >= 16 and flags[n]],
-            **flags}
+    return {
+        "raw": hex(value),
+        "now": [n for b, n in THROTTLE_BITS.items() if b < 16 and flags[n]],
+        "since_boot": [n.removesuffix("_occurred") for b, n in THROTTLE_BITS.items() if b >= 16 and flags[n]],
+        **flags,
+    }
 
 
 def parse_vcgencmd(text: str) -> int | None:
@@ -43,7 +46,9 @@ def parse_vcgencmd(text: str) -> int | None:
     return int(match.group(1), 0) if match else None
 
 
-def read_throttled(sysfs: Path = _THROTTLED_SYSFS, vcgencmd: str | None = "vcgencmd") -> dict[str, Any] | None:
+def read_throttled(
+    sysfs: Path = _THROTTLED_SYSFS, vcgencmd: str | None = "vcgencmd"
+) -> dict[str, Any] | None:
     """Decoded throttling state, or None on hosts that are not a Raspberry Pi (or cannot tell)."""
     try:
         return decode_throttled(int(sysfs.read_text().strip(), 16))
@@ -90,5 +95,9 @@ def host_health() -> dict[str, Any]:
     """What the status panel shows: temperature_c (hottest zone), zones, throttled, cpu_governor; "n/a"s."""
     temps = read_temperatures()
     throttled = read_throttled()
-    return {"temperature_c": max(temps.values()) if temps else NA, "thermal_zones": temps or NA,
-            "throttled": throttled if throttled is not None else NA, "cpu_governor": read_governor() or NA}
+    return {
+        "temperature_c": max(temps.values()) if temps else NA,
+        "thermal_zones": temps or NA,
+        "throttled": throttled if throttled is not None else NA,
+        "cpu_governor": read_governor() or NA,
+    }

@@ -17,14 +17,18 @@ from toolkit.capabilities import MODEL_KINDS, kind_for_io
 from toolkit.errors import UsageError
 
 PIPELINE_KINDS = ("detector", "behaviour", "segmenter")
-HOW_TO_GET = ("build the zoo with 'toolkit zoo build', or pass --models DIR holding int8 .tflite files "
-              "made by 'toolkit convert'")
+HOW_TO_GET = (
+    "build the zoo with 'toolkit zoo build', or pass --models DIR holding int8 .tflite files "
+    "made by 'toolkit convert'"
+)
 
 
 def model_kind(path: Path) -> str | None:
     """The kind of the ``.tflite`` at ``path`` (manifest first, then I/O names); None for a foreign model."""
     manifest = path.with_suffix(".json")
-    if not manifest.is_file() and path.stem.endswith("_edgetpu"):  # a compilation: the CPU original's manifest
+    if not manifest.is_file() and path.stem.endswith(
+        "_edgetpu"
+    ):  # a compilation: the CPU original's manifest
         manifest = path.with_name(path.stem.removesuffix("_edgetpu") + ".json")
     if manifest.is_file():
         try:
@@ -45,8 +49,9 @@ def _candidates(folder: Path) -> list[Path]:
     return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
 
 
-def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS,
-                edgetpu: bool = False) -> dict[str, Path]:
+def find_models(
+    folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS, edgetpu: bool = False
+) -> dict[str, Path]:
     """``{kind: path}`` for each of ``kinds`` found in ``folder``; UsageError (one line) for missing/ambiguous ones.
 
     When a folder holds several files of one kind, the ``*_int8.tflite`` one is taken if it is the only one;
@@ -70,8 +75,10 @@ def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS,
     missing = [k for k in wanted if not found[k]]
     if missing:
         names = ", ".join(missing)
-        raise UsageError(f"no {names} model in {root} (a .tflite whose manifest 'kind' or signature names say what "
-                         f"it is); {HOW_TO_GET}")
+        raise UsageError(
+            f"no {names} model in {root} (a .tflite whose manifest 'kind' or signature names say what "
+            f"it is); {HOW_TO_GET}"
+        )
     chosen = {}
     for kind in wanted:
         compiled = [p for p in found[kind] if p.stem.endswith("_edgetpu")]
@@ -82,6 +89,8 @@ def find_models(folder: str | Path, kinds: Iterable[str] = PIPELINE_KINDS,
         int8 = [p for p in paths if p.name.endswith("_int8.tflite")]
         if len(paths) > 1 and len(int8) != 1:
             listed = ", ".join(str(p.relative_to(root)) for p in paths)
-            raise UsageError(f"{root} holds {len(paths)} {kind} models ({listed}); keep one per kind in the folder")
+            raise UsageError(
+                f"{root} holds {len(paths)} {kind} models ({listed}); keep one per kind in the folder"
+            )
         chosen[kind] = int8[0] if len(paths) > 1 else paths[0]
     return chosen

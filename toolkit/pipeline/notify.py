@@ -26,8 +26,12 @@ def _address(value: str) -> str | bytes:
 class ServiceNotifier:
     """Sends sd_notify messages for one service process; thread-safe; inert when not run by systemd."""
 
-    def __init__(self, socket_path: str | None, watchdog_usec: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        socket_path: str | None,
+        watchdog_usec: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = bool(socket_path)
         self.interval_s = watchdog_usec / 1e6 / 2 if watchdog_usec else None  # ping twice per interval
         self._clock = clock
@@ -77,7 +81,9 @@ class ServiceNotifier:
                 self.ready_sent = self.send(f"READY=1\nSTATUS=frames flowing\nMAINPID={os.getpid()}")
                 self._last_ping = now
                 return
-            if self.interval_s is not None and (self._last_ping is None or now - self._last_ping >= self.interval_s):
+            if self.interval_s is not None and (
+                self._last_ping is None or now - self._last_ping >= self.interval_s
+            ):
                 fps = (self.frames - 1) / (now - self._t0) if now > self._t0 else 0.0
                 if self.send(f"WATCHDOG=1\nSTATUS={self.frames} frames, {fps:.1f} FPS"):
                     self.pings += 1

@@ -49,9 +49,15 @@ def _as_arrays(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]
     return boxes, np.asarray([d.score for d in detections], np.float64)
 
 
-def track_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detect: DetectFn, tracker: Tracker,
-                 segment: Callable[[np.ndarray], np.ndarray] | None = None, every_n_seg: int = 3,
-                 person_class: int = 0) -> Iterator[FrameResult]:
+def track_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    fps: float,
+    detect: DetectFn,
+    tracker: Tracker,
+    segment: Callable[[np.ndarray], np.ndarray] | None = None,
+    every_n_seg: int = 3,
+    person_class: int = 0,
+) -> Iterator[FrameResult]:
     """Run ``detect`` and ``tracker`` on ``(index, BGR frame)`` pairs in order; yield one result per frame.
 
     The tracker's clock is ``index / fps`` seconds (the recording's own rate), so a sequence scores the same on
@@ -74,24 +80,36 @@ def track_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detect: D
             ids=np.asarray([t.id for t in confirmed], np.int64),
             boxes=np.asarray([t.box for t in confirmed], np.float64).reshape(-1, 4),
             scores=np.asarray([t.score for t in confirmed], np.float64),
-            detection_boxes=det_boxes, detection_scores=det_scores,
-            timings_ms=dict(getattr(detect, "timings", {}) or {}))
+            detection_boxes=det_boxes,
+            detection_scores=det_scores,
+            timings_ms=dict(getattr(detect, "timings", {}) or {}),
+        )
 
 
 class OfflineTracker:
     """The demo's detector and segmenter (``.tflite`` files from a model folder) and tracker, default configs."""
 
-    def __init__(self, detector: Detector, tracker_config: TrackerConfig = TrackerConfig(),
-                 segmenter: Segmenter | None = None, every_n_seg: int = 3) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        tracker_config: TrackerConfig = TrackerConfig(),
+        segmenter: Segmenter | None = None,
+        every_n_seg: int = 3,
+    ) -> None:
         self.detector = detector
         self.tracker_config = tracker_config
         self.segmenter = segmenter
         self.every_n_seg = every_n_seg
 
     @classmethod
-    def open(cls, models: str | Path | None = None, threads: int | None = None,
-             detector_config: DetectorConfig = DetectorConfig(),
-             tracker_config: TrackerConfig = TrackerConfig(), every_n_seg: int = 3) -> OfflineTracker:
+    def open(
+        cls,
+        models: str | Path | None = None,
+        threads: int | None = None,
+        detector_config: DetectorConfig = DetectorConfig(),
+        tracker_config: TrackerConfig = TrackerConfig(),
+        every_n_seg: int = 3,
+    ) -> OfflineTracker:
         """``models``: None (the shipped zoo) or a folder holding a detector and a segmenter ``.tflite``, or a
         detector ``.tflite`` alone (then no segmenter: nothing is held back as static). ``every_n_seg`` 0: no
         segmenter."""
@@ -101,8 +119,9 @@ class OfflineTracker:
         paths = model_paths(models, every_n_seg > 0)
         with quiet_stderr():
             detector = Detector(Runner(paths["detector"], num_threads=threads), detector_config)
-            segmenter = (Segmenter(Runner(paths["segmenter"], num_threads=threads)) if "segmenter" in paths
-                         else None)
+            segmenter = (
+                Segmenter(Runner(paths["segmenter"], num_threads=threads)) if "segmenter" in paths else None
+            )
         return cls(detector, tracker_config, segmenter, every_n_seg)
 
     @property
@@ -112,8 +131,15 @@ class OfflineTracker:
 
     def frames(self, frames: Iterable[tuple[int, np.ndarray]], fps: float) -> Iterator[FrameResult]:
         """Track a fresh sequence (a new tracker: ids start at 1); see :func:`track_frames`."""
-        return track_frames(frames, fps, self.detector, Tracker(self.tracker_config), self.segmenter,
-                            self.every_n_seg, CLASSES.index("person"))
+        return track_frames(
+            frames,
+            fps,
+            self.detector,
+            Tracker(self.tracker_config),
+            self.segmenter,
+            self.every_n_seg,
+            CLASSES.index("person"),
+        )
 
     def close(self) -> None:
         """Close the detector and, when there is one, the segmenter."""
@@ -156,6 +182,8 @@ def detector_path(models: str | Path | None) -> Path:
     if not path.is_file():
         raise UsageError(f"model not found: {path} (give a detector .tflite or a folder holding one)")
     if path.suffix.lower() != ".tflite":
-        raise UsageError(f"{path}: tracking evaluation runs the device pipeline, which needs a .tflite detector "
-                         "(convert a .keras model first: toolkit convert MODEL.keras --quantize int8 ...)")
+        raise UsageError(
+            f"{path}: tracking evaluation runs the device pipeline, which needs a .tflite detector "
+            "(convert a .keras model first: toolkit convert MODEL.keras --quantize int8 ...)"
+        )
     return path

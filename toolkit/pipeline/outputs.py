@@ -68,8 +68,10 @@ RECORD_SUFFIXES = ", ".join(f"{suffix} ({fmt.codec}: {fmt.why})" for suffix, fmt
 
 def record_suffix_error(path: str | Path) -> UsageError:
     """The UsageError for a ``--record`` file name whose suffix names no format in :data:`RECORD_FORMATS`."""
-    return UsageError(f"--record {path}: use a file name ending in {RECORD_SUFFIXES} "
-                      "(H.264 writing is not available in the pip OpenCV builds)")
+    return UsageError(
+        f"--record {path}: use a file name ending in {RECORD_SUFFIXES} "
+        "(H.264 writing is not available in the pip OpenCV builds)"
+    )
 
 
 @dataclass(frozen=True)
@@ -156,13 +158,17 @@ class Recorder:
         # fd 2 for every WebM writer (WebM has no codec tags; it then writes VP8 all the same): captured here, and
         # passed on only when the writer does not open.
         with captured_fd2() as native:
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fmt.fourcc), fps, (width, height))
+            self._writer = cv2.VideoWriter(
+                str(self._tmp), cv2.VideoWriter_fourcc(*fmt.fourcc), fps, (width, height)
+            )
         if not self._writer.isOpened():
             said = one_line(native[0]) if native and native[0].strip() else "no message"
             others = ", ".join(s for s in RECORD_FORMATS if s != self.path.suffix.lower())
-            raise ToolkitError(f"OpenCV cannot open a {fmt.codec} ({fmt.fourcc}) video writer for {self.path} "
-                               f"(OpenCV said: {said}): its FFmpeg may lack the encoder; record to {others} "
-                               "instead, or use the pip opencv-python-headless build, which has it")
+            raise ToolkitError(
+                f"OpenCV cannot open a {fmt.codec} ({fmt.fourcc}) video writer for {self.path} "
+                f"(OpenCV said: {said}): its FFmpeg may lack the encoder; record to {others} "
+                "instead, or use the pip opencv-python-headless build, which has it"
+            )
 
     def _check_room(self) -> None:
         """Raise once the disk (or the file size limit) has no room left for the next frames and the index."""
@@ -207,15 +213,19 @@ class Recorder:
         capture = cv2.VideoCapture(str(self._tmp))
         try:
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-            last_ok = count == self.frames and capture.set(cv2.CAP_PROP_POS_FRAMES, count - 1) and capture.read()[0]
+            last_ok = (
+                count == self.frames and capture.set(cv2.CAP_PROP_POS_FRAMES, count - 1) and capture.read()[0]
+            )
         finally:
             capture.release()
         if size > 0 and last_ok:
             return
         if space_left(self._tmp) < LOW_SPACE_BYTES:
             raise no_space_error(self.path, "recording failed: ")
-        raise ToolkitError(f"recording failed: {self.path} reads back {count} of its {self.frames} frames "
-                           f"({size} bytes written), so it was not kept")
+        raise ToolkitError(
+            f"recording failed: {self.path} reads back {count} of its {self.frames} frames "
+            f"({size} bytes written), so it was not kept"
+        )
 
     def __enter__(self) -> Recorder:
         return self
@@ -231,8 +241,15 @@ class OutputWorker(StageThread):
     run in order after drawing.
     """
 
-    def __init__(self, segmenter: Any, every_n_seg: int, sinks: list[Callable[..., None]], times: StageTimes,
-                 threaded: bool = True, depth: int = 2) -> None:
+    def __init__(
+        self,
+        segmenter: Any,
+        every_n_seg: int,
+        sinks: list[Callable[..., None]],
+        times: StageTimes,
+        threaded: bool = True,
+        depth: int = 2,
+    ) -> None:
         self.segmenter = segmenter
         self.every_n_seg = every_n_seg
         self.sinks = sinks
@@ -266,8 +283,12 @@ class OutputWorker(StageThread):
         labels = self.labels if self.labels is not None and self.labels.shape == image.shape[:2] else None
         t1 = time.perf_counter()
         s = packet.stage_ms
-        panel = {"detect": s["pre"] + s["detect"] + s["post"], "track": s["track"], "behav": s["behaviour"],
-                 **self._panel}  # segment (last run), draw and output (previous frame)
+        panel = {
+            "detect": s["pre"] + s["detect"] + s["post"],
+            "track": s["track"],
+            "behav": s["behaviour"],
+            **self._panel,
+        }  # segment (last run), draw and output (previous frame)
         draw_frame(image, packet.tracks, packet.predictions, labels=labels, fps=self.fps, stage_ms=panel)
         t2 = time.perf_counter()
         timings["draw"] = (t2 - t1) * 1e3
@@ -291,7 +312,9 @@ def display_available() -> bool:
 
     import cv2
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         return False
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GUI:"):

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 CLASSES: tuple[str, ...] = CLASS_NAMES  # the segmenter's classes, in output-channel order
 # BGR colours per class for tinting; background is never drawn.
-PALETTE_BGR = np.array([[0, 0, 0], [160, 80, 80], [60, 200, 230], [60, 60, 230], [230, 160, 40]], dtype=np.uint8)
+PALETTE_BGR = np.array(
+    [[0, 0, 0], [160, 80, 80], [60, 200, 230], [60, 60, 230], [230, 160, 40]], dtype=np.uint8
+)
 
 
 def colourise(labels: np.ndarray, palette: np.ndarray = PALETTE_BGR) -> np.ndarray:
@@ -51,8 +53,9 @@ class Segmenter:
     ``adapter`` reads a third-party segmenter (:mod:`toolkit.adapters.third_party`: ``argmax`` class ids or per-class
     ``scores``) and maps its labels onto ``classes``."""
 
-    def __init__(self, runner: Runner, classes: tuple[str, ...] = CLASSES,
-                 adapter: AdapterConfig | None = None) -> None:
+    def __init__(
+        self, runner: Runner, classes: tuple[str, ...] = CLASSES, adapter: AdapterConfig | None = None
+    ) -> None:
         self.adapter = adapter
         if adapter is not None:
             self._init_adapted(runner, classes, adapter)
@@ -61,15 +64,21 @@ class Segmenter:
         names = {**runner.inputs, **runner.outputs}
         missing = [n for n in (*kind.input_names, *kind.output_names) if n not in names]
         if missing:
-            raise UsageError(f"{runner.path.name} is not a segmenter: no tensor '{missing[0]}' (expected "
-                             f"input {', '.join(kind.input_names)}, output {', '.join(kind.output_names)})")
+            raise UsageError(
+                f"{runner.path.name} is not a segmenter: no tensor '{missing[0]}' (expected "
+                f"input {', '.join(kind.input_names)}, output {', '.join(kind.output_names)})"
+            )
         spec = runner.inputs["image"]
         out = runner.outputs["mask"]
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
-            raise UsageError(f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}")
+            raise UsageError(
+                f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}"
+            )
         if out.shape[-1] != len(classes):
-            raise UsageError(f"{runner.path.name}: output 'mask' has {out.shape[-1]} classes, expected "
-                             f"{len(classes)} ({', '.join(classes)})")
+            raise UsageError(
+                f"{runner.path.name}: output 'mask' has {out.shape[-1]} classes, expected "
+                f"{len(classes)} ({', '.join(classes)})"
+            )
         self.runner = runner
         self.classes = classes
         self.input_hw = (int(spec.shape[1]), int(spec.shape[2]))
@@ -80,8 +89,10 @@ class Segmenter:
         from toolkit.adapters.third_party import pixel_levels
 
         if len(runner.inputs) != 1 or len(runner.outputs) != 1:
-            raise UsageError(f"{runner.path.name}: a segmenter has one image input and one output, it has "
-                             f"{len(runner.inputs)} and {len(runner.outputs)}")
+            raise UsageError(
+                f"{runner.path.name}: a segmenter has one image input and one output, it has "
+                f"{len(runner.inputs)} and {len(runner.outputs)}"
+            )
         self._input_name, spec = next(iter(runner.inputs.items()))
         self._output_name, out = next(iter(runner.outputs.items()))
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
@@ -89,8 +100,10 @@ class Segmenter:
         want = 3 if adapter.output == "argmax" else 4
         if len(out.shape) != want or (want == 4 and out.shape[-1] != len(adapter.labels)):
             shape = "(1, h, w) class ids" if want == 3 else f"(1, h, w, {len(adapter.labels)}) scores"
-            raise UsageError(f"{runner.path.name}: output '{self._output_name}' {list(out.shape)} is not "
-                             f"{shape} as {Path(adapter.source).name} declares")
+            raise UsageError(
+                f"{runner.path.name}: output '{self._output_name}' {list(out.shape)} is not "
+                f"{shape} as {Path(adapter.source).name} declares"
+            )
         self.runner, self.classes = runner, classes
         self._lookup = adapter.lookup(classes)
         self._input = ImageInput(spec, pixel_levels(adapter.input))
@@ -117,7 +130,9 @@ class Segmenter:
         else:
             raw = self.runner.run_raw({"image": self._input.buffer})["mask"][0]
             t2 = time.perf_counter()
-            labels = labels_at_frame(self.runner.outputs["mask"].dequantize(raw), transform, frame_bgr.shape[:2])
+            labels = labels_at_frame(
+                self.runner.outputs["mask"].dequantize(raw), transform, frame_bgr.shape[:2]
+            )
             t3 = time.perf_counter()
         self.timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
         return labels

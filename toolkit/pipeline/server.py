@@ -46,11 +46,17 @@ class ServerConfig:
     """Limits and timeouts of the live HTTP server (MJPEG stream, snapshot, status, /healthz)."""
 
     jpeg_quality: int = 80  # JPEG quality (0-100) of the stream and the snapshot
-    client_timeout_s: float = 10.0  # a read, or a write (a stream nobody reads), stuck this long drops the client
-    request_timeout_s: float = 10.0  # the request line and headers must all arrive within this; else 408 and close
+    client_timeout_s: float = (
+        10.0  # a read, or a write (a stream nobody reads), stuck this long drops the client
+    )
+    request_timeout_s: float = (
+        10.0  # the request line and headers must all arrive within this; else 408 and close
+    )
     max_connections: int = 32  # concurrent connections of every kind (one thread each); more get 503 at once
     max_stream_clients: int = 8  # concurrent /stream.mjpg clients (within max_connections); more get 503
-    listen_backlog: int = 128  # connections the kernel queues before accept: a burst of browsers opens at once
+    listen_backlog: int = (
+        128  # connections the kernel queues before accept: a burst of browsers opens at once
+    )
     health_every_s: float = 2.0  # re-read host temperature / throttling at most this often
     healthz_max_age_s: float = 10.0  # /healthz is 503 when no frame was published for this long
 
@@ -141,16 +147,25 @@ class LiveServer:
         try:
             httpd = _HTTPServer((self.host, self._requested_port), family, self.config.listen_backlog)
         except OSError as exc:
-            fix = {errno.EADDRINUSE: "pick another port (0 = any free port)",
-                   errno.EACCES: "ports below 1024 need root: pick a higher one"}.get(
-                exc.errno, "listen on an address of this machine (0.0.0.0 or [::] = all, 127.0.0.1 or [::1])")
-            raise UsageError(f"cannot listen on {_host_port(self.host, self._requested_port)}: "
-                             f"{exc.strerror or exc}; {fix}") from None
+            fix = {
+                errno.EADDRINUSE: "pick another port (0 = any free port)",
+                errno.EACCES: "ports below 1024 need root: pick a higher one",
+            }.get(
+                exc.errno, "listen on an address of this machine (0.0.0.0 or [::] = all, 127.0.0.1 or [::1])"
+            )
+            raise UsageError(
+                f"cannot listen on {_host_port(self.host, self._requested_port)}: "
+                f"{exc.strerror or exc}; {fix}"
+            ) from None
         httpd.live = self
         self._httpd = httpd
         self.port = int(httpd.server_address[1])
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"live-server:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"live-server:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -161,7 +176,9 @@ class LiveServer:
         source_status, source (a Source.stats() dict); any others are listed as details.
         """
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise ValueError(f"publish expects an H x W x 3 uint8 BGR image, got {frame_bgr.shape} {frame_bgr.dtype}")
+            raise ValueError(
+                f"publish expects an H x W x 3 uint8 BGR image, got {frame_bgr.shape} {frame_bgr.dtype}"
+            )
         self._hub.publish(frame_bgr, status)
 
     def status(self) -> dict[str, Any]:
@@ -174,9 +191,16 @@ class LiveServer:
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
         age = time.monotonic() - published_at if published_at is not None else None
         with self._conns_lock:
-            server = {"frames_published": seq, "frames_encoded": hub.encoded, "publish_fps": fps,
-                      "last_publish_age_s": age, "stream_clients": self._stream_clients,
-                      "connections": len(self._conns), "refused": self._refused, "timed_out": self._timed_out}
+            server = {
+                "frames_published": seq,
+                "frames_encoded": hub.encoded,
+                "publish_fps": fps,
+                "last_publish_age_s": age,
+                "stream_clients": self._stream_clients,
+                "connections": len(self._conns),
+                "refused": self._refused,
+                "timed_out": self._timed_out,
+            }
         return {"pipeline": pipeline, "server": server, "host": self._host_health(), "time": time.time()}
 
     def _host_health(self) -> dict[str, Any]:
@@ -252,8 +276,10 @@ def _host_port(host: str, port: int) -> str:
 def _reply_and_close(conn: socket.socket, status: HTTPStatus, body: bytes) -> None:
     """Send a tiny response without blocking (it fits an empty send buffer; if not, the client just sees the
     close), then shut the socket down. Used from the accept loop, which must never wait on a client."""
-    head = (f"HTTP/1.0 {status.value} {status.phrase}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.0 {status.value} {status.phrase}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     with contextlib.suppress(OSError):
         conn.send(head + body, getattr(socket, "MSG_DONTWAIT", 0))
     with contextlib.suppress(OSError):
@@ -273,7 +299,9 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:  # "::" takes IPv4 too (dual stack); "::1" only itself
             with contextlib.suppress(OSError, AttributeError):
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.server_address[0] != "::"))
+                self.socket.setsockopt(
+                    socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.server_address[0] != "::")
+                )
         # Not HTTPServer.server_bind: its getfqdn() is a reverse DNS lookup that can stall start-up for seconds.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
@@ -318,7 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "edge-toolkit-live"
 
     def setup(self) -> None:
-        self.timeout = self.server.live.config.client_timeout_s  # every read and write: no progress -> dropped
+        self.timeout = (
+            self.server.live.config.client_timeout_s
+        )  # every read and write: no progress -> dropped
         super().setup()
 
     def parse_request(self) -> bool:
@@ -334,12 +364,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         path = self.path.split("?", 1)[0]
-        routes = {"/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
-                  "/snapshot.jpg": self._snapshot, "/status.json": self._status, "/healthz": self._healthz}
+        routes = {
+            "/": self._page,
+            "/index.html": self._page,
+            "/stream.mjpg": self._stream,
+            "/snapshot.jpg": self._snapshot,
+            "/status.json": self._status,
+            "/healthz": self._healthz,
+        }
         handler = routes.get(path)
         if handler is None:
-            self._send(HTTPStatus.NOT_FOUND, b"not found: try / , /stream.mjpg, /snapshot.jpg, /status.json\n",
-                       "text/plain")
+            self._send(
+                HTTPStatus.NOT_FOUND,
+                b"not found: try / , /stream.mjpg, /snapshot.jpg, /status.json\n",
+                "text/plain",
+            )
             return
         try:
             handler()
@@ -395,14 +434,17 @@ class _Handler(BaseHTTPRequestHandler):
             sent = 0
             while not live._closing.is_set():
                 if live._hub.wait_newer(sent, timeout=0.5) <= sent:
-                    if _peer_closed(self.connection):  # no frames: do not hold the slot for a client long gone
+                    if _peer_closed(
+                        self.connection
+                    ):  # no frames: do not hold the slot for a client long gone
                         break
                     continue
                 seq, jpeg = live._hub.latest_jpeg()  # the newest frame: a slow client skips, never queues
                 if jpeg is None or seq <= sent:
                     continue
-                head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                        f"X-Frame-Seq: {seq}\r\n\r\n").encode()
+                head = (
+                    f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\nX-Frame-Seq: {seq}\r\n\r\n"
+                ).encode()
                 # The closing boundary goes out right after the image so browsers show it without waiting for
                 # the next frame.
                 self.wfile.write(head + jpeg + b"\r\n--" + BOUNDARY + b"\r\n")

@@ -29,17 +29,33 @@ from toolkit.pipeline.sources_capture import (
     backoff_delay,
 )
 
-__all__ = ["CapturedFrame", "Capture", "EndOfStream", "Source", "SourceConfig", "backoff_delay", "open_source",
-           "parse_spec", "redact_url"]
+__all__ = [
+    "CapturedFrame",
+    "Capture",
+    "EndOfStream",
+    "Source",
+    "SourceConfig",
+    "backoff_delay",
+    "open_source",
+    "parse_spec",
+    "redact_url",
+]
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 NAMED = ("synthetic", "picamera2")
-SPEC_HELP = ("a video file, a camera index such as 0, /dev/videoN, an rtsp:// or http:// URL, "
-             "'picamera2' or 'synthetic'")
+SPEC_HELP = (
+    "a video file, a camera index such as 0, /dev/videoN, an rtsp:// or http:// URL, "
+    "'picamera2' or 'synthetic'"
+)
 
 
-def open_source(spec: str | None = None, config: SourceConfig | None = None, *,
-                opener: Callable[[], Capture] | None = None, **overrides: Any) -> Source:
+def open_source(
+    spec: str | None = None,
+    config: SourceConfig | None = None,
+    *,
+    opener: Callable[[], Capture] | None = None,
+    **overrides: Any,
+) -> Source:
     """Open ``spec`` (None = the synthetic scene) and wait for its first frame; return the started Source.
 
     ``overrides`` are SourceConfig fields (``realtime=False``, ``loop=True``, ``stale_after_s=2`` ...);
@@ -51,11 +67,14 @@ def open_source(spec: str | None = None, config: SourceConfig | None = None, *,
     if cfg.quiet_backend and kind in ("camera", "file", "url"):
         _silence_opencv()
     name, live, fps, default_opener, error = _describe(kind, target, options, cfg)
-    source = Source(opener or default_opener, name=name, kind=kind, live=live, config=cfg, fps=fps,
-                    open_error=error).start()  # proves the source decodes: its first frame is in hand
+    source = Source(
+        opener or default_opener, name=name, kind=kind, live=live, config=cfg, fps=fps, open_error=error
+    ).start()  # proves the source decodes: its first frame is in hand
     if kind == "file" and cfg.realtime and not (cfg.fps or fps):
         source.close()
-        raise UsageError(f"cannot pace {target}: the file reports no frame rate; pass fps=<n> or realtime=False")
+        raise UsageError(
+            f"cannot pace {target}: the file reports no frame rate; pass fps=<n> or realtime=False"
+        )
     return source
 
 
@@ -66,8 +85,9 @@ def parse_spec(spec: str | None) -> tuple[str, Any, dict[str, str]]:
     if head.lower() in NAMED and "://" not in text:
         options = _parse_options(tail, text) if tail else {}
         if head.lower() == "picamera2" and options:
-            raise UsageError(f"source {text!r}: picamera2 takes no options here; use width=/height=/fps= "
-                             "source options")
+            raise UsageError(
+                f"source {text!r}: picamera2 takes no options here; use width=/height=/fps= source options"
+            )
         return head.lower(), None, options
     if re.fullmatch(r"\d+", text):
         return "camera", int(text), {}
@@ -76,8 +96,10 @@ def parse_spec(spec: str | None) -> tuple[str, Any, dict[str, str]]:
     scheme = re.match(r"([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
     if scheme:
         if scheme.group(1).lower() not in URL_SCHEMES:
-            raise UsageError(f"source {redact_url(text)!r}: unsupported URL scheme '{scheme.group(1)}' "
-                             f"(expected one of {', '.join(URL_SCHEMES)})")
+            raise UsageError(
+                f"source {redact_url(text)!r}: unsupported URL scheme '{scheme.group(1)}' "
+                f"(expected one of {', '.join(URL_SCHEMES)})"
+            )
         return "url", text, {}
     path = Path(text).expanduser()
     if path.is_dir():
@@ -115,35 +137,64 @@ def _describe(kind: str, target: Any, options: dict[str, str], cfg: SourceConfig
     """(name, live, native fps, opener, open-error factory) for a parsed spec."""
     if kind == "synthetic":
         scene_config = _scene_config(options, cfg)
-        return ("synthetic", False, float(scene_config.fps), lambda: SyntheticCapture(scene_config),
-                lambda reason: UsageError(f"synthetic scene failed to start: {reason}"))
+        return (
+            "synthetic",
+            False,
+            float(scene_config.fps),
+            lambda: SyntheticCapture(scene_config),
+            lambda reason: UsageError(f"synthetic scene failed to start: {reason}"),
+        )
     if kind == "picamera2":
         if importlib.util.find_spec("picamera2") is None:
             raise DeviceUnavailable(
                 "picamera2 is not installed: on Raspberry Pi OS run 'sudo apt install python3-picamera2' and "
-                "create the virtualenv with --system-site-packages")
-        return ("picamera2", True, None, lambda: Picamera2Capture(cfg.width, cfg.height, cfg.fps),
-                lambda reason: DeviceUnavailable(f"cannot open the Raspberry Pi camera (picamera2): {reason}"))
+                "create the virtualenv with --system-site-packages"
+            )
+        return (
+            "picamera2",
+            True,
+            None,
+            lambda: Picamera2Capture(cfg.width, cfg.height, cfg.fps),
+            lambda reason: DeviceUnavailable(f"cannot open the Raspberry Pi camera (picamera2): {reason}"),
+        )
     if kind == "file":
-        return (str(target), False, cfg.fps or _file_fps(target), _cv2_opener(str(target), None, f"{target}", cfg),
-                lambda reason: UsageError(f"cannot decode {target}: {reason}"))
+        return (
+            str(target),
+            False,
+            cfg.fps or _file_fps(target),
+            _cv2_opener(str(target), None, f"{target}", cfg),
+            lambda reason: UsageError(f"cannot decode {target}: {reason}"),
+        )
     if kind == "camera":
         what = f"camera {target}"
-        hint = ("; for a Raspberry Pi ribbon camera use the source 'picamera2' (libcamera cameras do not open "
-                "through V4L2 capture)")
-        return (what, True, None, _cv2_opener(target, "v4l2", what, cfg),
-                lambda reason: DeviceUnavailable(f"cannot open {what}: {reason}{hint}"))
+        hint = (
+            "; for a Raspberry Pi ribbon camera use the source 'picamera2' (libcamera cameras do not open "
+            "through V4L2 capture)"
+        )
+        return (
+            what,
+            True,
+            None,
+            _cv2_opener(target, "v4l2", what, cfg),
+            lambda reason: DeviceUnavailable(f"cannot open {what}: {reason}{hint}"),
+        )
     shown = redact_url(target)
-    return (shown, True, None, _cv2_opener(target, "ffmpeg", shown, cfg),
-            lambda reason: DeviceUnavailable(f"cannot open stream {shown}: {redact_url(reason)}"))
+    return (
+        shown,
+        True,
+        None,
+        _cv2_opener(target, "ffmpeg", shown, cfg),
+        lambda reason: DeviceUnavailable(f"cannot open stream {shown}: {redact_url(reason)}"),
+    )
 
 
 def _scene_config(options: dict[str, str], cfg: SourceConfig):
     from toolkit.data.synthetic import SceneConfig
 
     # The requested width/height/fps of SourceConfig apply to the scene too; options in the spec win.
-    values: dict[str, Any] = {k: v for k, v in (("width", cfg.width), ("height", cfg.height), ("fps", cfg.fps))
-                              if v is not None}
+    values: dict[str, Any] = {
+        k: v for k, v in (("width", cfg.width), ("height", cfg.height), ("fps", cfg.fps)) if v is not None
+    }
     values.update({k: _literal(v) for k, v in options.items()})
     return apply_overrides(SceneConfig(), values, where="synthetic source option")
 
@@ -186,15 +237,21 @@ def _cv2_opener(target: Any, backend: str | None, what: str, cfg: SourceConfig) 
             # FFmpeg's own timeouts are the first line of defence against hung RTSP reads; the watchdog in
             # Source is the second (some hangs happen below them).
             timeout_ms = int(max(cfg.stale_after_s, 1.0) * 1000)
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(cfg.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                timeout_ms,
+            ]
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         else:
             cap = cv2.VideoCapture(target, _file_api())
         if not cap.isOpened():
             cap.release()
-            raise OSError("OpenCV could not open it" + (" (not a video file, or an unsupported codec)"
-                                                        if backend is None else ""))
+            raise OSError(
+                "OpenCV could not open it"
+                + (" (not a video file, or an unsupported codec)" if backend is None else "")
+            )
         if backend == "v4l2":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver queue short: we want the newest frame
             if cfg.width:

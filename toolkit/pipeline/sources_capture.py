@@ -35,8 +35,16 @@ from toolkit.pipeline.capture_reader import FrameReader
 from toolkit.pipeline.capture_supervisor import Supervisor, backoff_delay
 from toolkit.pipeline.redact import redact_url
 
-__all__ = ["Capture", "CaptureState", "CapturedFrame", "EndOfStream", "Opener", "Source", "SourceConfig",
-           "backoff_delay"]
+__all__ = [
+    "Capture",
+    "CaptureState",
+    "CapturedFrame",
+    "EndOfStream",
+    "Opener",
+    "Source",
+    "SourceConfig",
+    "backoff_delay",
+]
 
 
 @dataclass(frozen=True)
@@ -45,13 +53,19 @@ class SourceConfig:
 
     stale_after_s: float = 5.0  # watchdog: no new frame for this long -> abandon the reader and reconnect
     open_timeout_s: float = 10.0  # a (re)opened camera/stream must deliver its first frame within this time
-    local_open_timeout_s: float = 120.0  # the same for files and the synthetic scene (its setup is slow on a Pi)
+    local_open_timeout_s: float = (
+        120.0  # the same for files and the synthetic scene (its setup is slow on a Pi)
+    )
     backoff_initial_s: float = 0.5  # delay before the first reconnect attempt after a failure
     backoff_factor: float = 2.0  # each further failed attempt multiplies the delay by this
     backoff_max_s: float = 30.0  # the delay never grows beyond this (cap)
     backoff_jitter: float = 0.1  # +- fraction of random jitter on each delay (0 = exact delays)
-    max_retries: int | None = None  # give up (DeviceUnavailable) after this many failed attempts; None = never
-    max_stuck_readers: int = 4  # give up when this many abandoned reader threads are still stuck in the driver
+    max_retries: int | None = (
+        None  # give up (DeviceUnavailable) after this many failed attempts; None = never
+    )
+    max_stuck_readers: int = (
+        4  # give up when this many abandoned reader threads are still stuck in the driver
+    )
     realtime: bool = True  # files/synthetic: pace at their native FPS (False: as fast as the consumer reads)
     loop: bool = False  # files: start again at the end instead of ending the stream
     width: int | None = None  # requested capture width (cameras, picamera2, synthetic); None = source default
@@ -131,8 +145,16 @@ class CaptureState:
         self.gap_from: float | None = None
         self.post_times: deque[float] = deque(maxlen=32)
         self.status = "not started"
-        self.counters = {"frames_captured": 0, "frames_delivered": 0, "frames_dropped": 0, "stalls": 0,
-                         "errors": 0, "reconnect_attempts": 0, "reconnects": 0, "loops": 0}
+        self.counters = {
+            "frames_captured": 0,
+            "frames_delivered": 0,
+            "frames_dropped": 0,
+            "stalls": 0,
+            "errors": 0,
+            "reconnect_attempts": 0,
+            "reconnects": 0,
+            "loops": 0,
+        }
         self.last_gap_s: float | None = None
         self.last_error: str | None = None
         self.size: tuple[int, int] | None = None
@@ -163,8 +185,9 @@ class CaptureState:
                 return
             if self.slot is not None:
                 self.counters["frames_dropped"] += 1  # overwritten unread: the consumer only wants the newest
-            self.slot = CapturedFrame(image=image, index=self.next_index, t_capture=now, source_ts=source_ts,
-                                      truth=truth)
+            self.slot = CapturedFrame(
+                image=image, index=self.next_index, t_capture=now, source_ts=source_ts, truth=truth
+            )
             self.next_index += 1
             self.file_pos += 1
             self.counters["frames_captured"] += 1
@@ -213,25 +236,46 @@ class Source:
     :class:`~toolkit.pipeline.capture_supervisor.Supervisor`.
     """
 
-    def __init__(self, opener: Opener, *, name: str, kind: str, live: bool, config: SourceConfig | None = None,
-                 fps: float | None = None, open_error: Callable[[str], ToolkitError] | None = None,
-                 seed: int | None = None) -> None:
-        self.name = redact_url(name)  # shown in errors, stats, events and the web view: never a stream password
+    def __init__(
+        self,
+        opener: Opener,
+        *,
+        name: str,
+        kind: str,
+        live: bool,
+        config: SourceConfig | None = None,
+        fps: float | None = None,
+        open_error: Callable[[str], ToolkitError] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.name = redact_url(
+            name
+        )  # shown in errors, stats, events and the web view: never a stream password
         self.kind = kind
         self.live = live
         self.config = config or SourceConfig()
         self.fps = fps
         self._opener = opener
-        self._open_error = open_error or (lambda reason: DeviceUnavailable(f"cannot open {self.name}: {reason}"))
+        self._open_error = open_error or (
+            lambda reason: DeviceUnavailable(f"cannot open {self.name}: {reason}")
+        )
         self._open_timeout_s = self.config.open_timeout_s if live else self.config.local_open_timeout_s
         self._state = CaptureState(backpressure=not live and not self.config.realtime)
-        self._supervisor = Supervisor(self._state, self.config, name=self.name, live=live,
-                                      open_timeout_s=self._open_timeout_s, new_reader=self._new_reader, seed=seed)
+        self._supervisor = Supervisor(
+            self._state,
+            self.config,
+            name=self.name,
+            live=live,
+            open_timeout_s=self._open_timeout_s,
+            new_reader=self._new_reader,
+            seed=seed,
+        )
         self.backoff_history = self._supervisor.backoff_history  # delays actually scheduled, newest last
 
     def _new_reader(self, gen: int) -> threading.Thread:
-        return FrameReader(self._state, gen, self._opener, name=self.name, live=self.live, config=self.config,
-                           fps=self.fps).thread
+        return FrameReader(
+            self._state, gen, self._opener, name=self.name, live=self.live, config=self.config, fps=self.fps
+        ).thread
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Source:
@@ -322,8 +366,17 @@ class Source:
         state = self._state
         with state.cond:
             times = list(state.post_times)
-            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
-            return {"source": self.name, "kind": self.kind, "status": state.status, "fps": fps,
-                    **state.counters, "last_gap_s": state.last_gap_s, "last_error": state.last_error,
-                    "stuck_readers": self._supervisor.stuck_locked(),
-                    "size": list(state.size) if state.size else None}
+            fps = (
+                (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
+            )
+            return {
+                "source": self.name,
+                "kind": self.kind,
+                "status": state.status,
+                "fps": fps,
+                **state.counters,
+                "last_gap_s": state.last_gap_s,
+                "last_error": state.last_error,
+                "stuck_readers": self._supervisor.stuck_locked(),
+                "size": list(state.size) if state.size else None,
+            }

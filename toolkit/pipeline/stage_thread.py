@@ -26,7 +26,9 @@ class StageThread:
         self.name = name
         self.threaded = threaded
         self.error: BaseException | None = None
-        self.cpu_s = 0.0  # CPU time of this stage's thread (threaded only): load-independent cost of the stage
+        self.cpu_s = (
+            0.0  # CPU time of this stage's thread (threaded only): load-independent cost of the stage
+        )
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._thread: threading.Thread | None = None
         if threaded:

@@ -58,6 +58,10 @@ class StageTimes:
             p50, p90 = np.percentile(values, [50, 90])
             with self._lock:
                 count, total = self._counts[name], self._totals[name]
-            out[name] = {"count": count, "p50": round(float(p50), 3), "p90": round(float(p90), 3),
-                         "mean": round(total / max(count, 1), 3)}
+            out[name] = {
+                "count": count,
+                "p50": round(float(p50), 3),
+                "p90": round(float(p90), 3),
+                "mean": round(total / max(count, 1), 3),
+            }
         return out

@@ -33,8 +33,16 @@ class Detected:
 class TrackStage(StageThread):
     """Runs the tracker and the behaviour predictor on each :class:`Detected`, in order, and feeds ``output``."""
 
-    def __init__(self, tracker: Any, predictor: Any, output: OutputWorker, times: StageTimes,
-                 source_fps: float | None, threaded: bool = True, depth: int = 2) -> None:
+    def __init__(
+        self,
+        tracker: Any,
+        predictor: Any,
+        output: OutputWorker,
+        times: StageTimes,
+        source_fps: float | None,
+        threaded: bool = True,
+        depth: int = 2,
+    ) -> None:
         self.tracker = tracker
         self.predictor = predictor
         self.output = output
@@ -80,13 +88,28 @@ class TrackStage(StageThread):
         predictions = self.predictor.predict(tracks, (image.shape[1], image.shape[0]))
         t2 = time.perf_counter()
         self.behaviour_calls += sum(1 for p in predictions.values() if p.predictor == "model")
-        timings = {"track": (t1 - t0) * 1e3, "behaviour": (t2 - t1) * 1e3,
-                   "behaviour_model": self.predictor.timings.get("model", 0.0)}
+        timings = {
+            "track": (t1 - t0) * 1e3,
+            "behaviour": (t2 - t1) * 1e3,
+            "behaviour_model": self.predictor.timings.get("model", 0.0),
+        }
         self.times.add(timings)
         views = [TrackView(int(t.id), t.box, t.label, t.score, t.age) for t in tracks if t.id is not None]
         if views:
             self.max_track_id = max(self.max_track_id, views[-1].id)  # sorted by id
         item.stage_ms.update(timings)
-        self.output.submit(FramePacket(item.seq, item.frame.index, image, timestamp, item.frame.t_capture, views,
-                                       predictions, item.stage_ms, item.segment,
-                                       int(item.source_stats.get("frames_dropped", 0)), item.source_stats))
+        self.output.submit(
+            FramePacket(
+                item.seq,
+                item.frame.index,
+                image,
+                timestamp,
+                item.frame.t_capture,
+                views,
+                predictions,
+                item.stage_ms,
+                item.segment,
+                int(item.source_stats.get("frames_dropped", 0)),
+                item.source_stats,
+            )
+        )

@@ -85,7 +85,9 @@ class BoxKalman:
     @property
     def box(self) -> np.ndarray:
         """The current estimate as an xyxy box (width and height kept >= 1 px); a fresh copy each call."""
-        if self._box is None:  # computed once per state: the tracker and the stages read it many times a frame
+        if (
+            self._box is None
+        ):  # computed once per state: the tracker and the stages read it many times a frame
             cx, cy, w, h = (float(v) for v in self.mean[:4])
             w, h = max(w, 1.0), max(h, 1.0)
             self._box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
@@ -172,7 +174,9 @@ class Track:
         self.label = detection.label
         self.score = float(detection.score)
         self.kalman = BoxKalman(np.asarray(detection.box, np.float64), config)
-        self.hits = 1  # matches so far (consecutive while tentative: a tentative track dies at its first miss)
+        self.hits = (
+            1  # matches so far (consecutive while tentative: a tentative track dies at its first miss)
+        )
         self.misses = 0  # consecutive frames without a match
         self.age = 1  # frames since the track started
         self.last_seen = float(timestamp)
@@ -221,7 +225,9 @@ class Track:
 
     def foot_history(self, step: float = STEP_SECONDS, count: int = HISTORY_STEPS) -> np.ndarray:
         """(k, 2) foot points (box bottom-centre, pixels) every ``step`` seconds, oldest first, k <= count."""
-        return resample_history(np.fromiter(self._times, float), np.array(self._feet).reshape(-1, 2), step, count)
+        return resample_history(
+            np.fromiter(self._times, float), np.array(self._feet).reshape(-1, 2), step, count
+        )
 
     def _record(self, timestamp: float) -> None:
         self._times.append(float(timestamp))
@@ -247,7 +253,9 @@ class Track:
 
     def __repr__(self) -> str:
         box = ", ".join(f"{v:.1f}" for v in self.box)
-        return f"Track(id={self.id}, box=[{box}], score={self.score:.2f}, age={self.age}, misses={self.misses})"
+        return (
+            f"Track(id={self.id}, box=[{box}], score={self.score:.2f}, age={self.age}, misses={self.misses})"
+        )
 
 
 class Tracker:
@@ -255,7 +263,9 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
         if not 0 <= config.low_score <= config.high_score <= 1:
-            raise ValueError(f"need 0 <= low_score <= high_score <= 1, got {config.low_score}, {config.high_score}")
+            raise ValueError(
+                f"need 0 <= low_score <= high_score <= 1, got {config.low_score}, {config.high_score}"
+            )
         if config.min_hits < 1 or config.max_age < 0:
             raise ValueError(f"need min_hits >= 1 and max_age >= 0, got {config.min_hits}, {config.max_age}")
         self.config = config
@@ -265,8 +275,9 @@ class Tracker:
         self._last_time: float | None = None
         self._mask_key: tuple[np.ndarray, np.ndarray] | None = None  # (mask, its integral image)
 
-    def update(self, detections: Sequence[Detection], timestamp: float,
-               person_mask: np.ndarray | None = None) -> list[Track]:
+    def update(
+        self, detections: Sequence[Detection], timestamp: float, person_mask: np.ndarray | None = None
+    ) -> list[Track]:
         """Advance to ``timestamp`` (seconds, non-decreasing) with this frame's detections.
 
         ``person_mask``: the latest segmentation's person pixels at frame size (bool / 0-1 (H, W)), or None;
@@ -345,8 +356,13 @@ class Tracker:
             track._person_n += 1
 
     def _associate(
-        self, tracks: list[Track], dets: list[Detection], candidates: list[int], min_iou: float,
-        timestamp: float, matched: set[int],
+        self,
+        tracks: list[Track],
+        dets: list[Detection],
+        candidates: list[int],
+        min_iou: float,
+        timestamp: float,
+        matched: set[int],
     ) -> tuple[list[Track], list[int]]:
         """Match ``tracks`` to ``dets[candidates]``; update the matched tracks. Returns what is left of both."""
         if not tracks or not candidates:

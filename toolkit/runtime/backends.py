@@ -43,15 +43,22 @@ def _load(name: str) -> Backend:
     elif name == "tensorflow":
         tf = importlib.import_module("tensorflow")
         interp = tf.lite.Interpreter
-        return Backend("tensorflow", tf.__version__, interp, tf.lite.experimental.load_delegate,
-                       getattr(tf.lite.experimental, "OpResolverType", None))
+        return Backend(
+            "tensorflow",
+            tf.__version__,
+            interp,
+            tf.lite.experimental.load_delegate,
+            getattr(tf.lite.experimental, "OpResolverType", None),
+        )
     else:
         raise UsageError(f"unknown runtime backend '{name}'; choose from {', '.join(BACKENDS)}")
     try:
         ver = version(dist)
     except PackageNotFoundError:
         ver = "unknown"
-    return Backend(name, ver, module.Interpreter, module.load_delegate, getattr(module, "OpResolverType", None))
+    return Backend(
+        name, ver, module.Interpreter, module.load_delegate, getattr(module, "OpResolverType", None)
+    )
 
 
 # tflite-runtime's last release (2.14, 2023) is built against numpy 1.x: with numpy 2 (what this toolkit needs)
@@ -69,9 +76,11 @@ def _check_tflite_runtime_numpy() -> None:
     except (PackageNotFoundError, ValueError):
         return
     if installed < TFLITE_RUNTIME_NUMPY2 and int(np.__version__.split(".")[0]) >= 2:
-        raise ImportError(f"tflite-runtime {'.'.join(map(str, installed))} was built for numpy 1.x and cannot run "
-                          f"with numpy {np.__version__}: install ai-edge-litert instead (1.4.0 on aarch64, 2.3.0 "
-                          "on x86_64; pip install . picks the right one)")
+        raise ImportError(
+            f"tflite-runtime {'.'.join(map(str, installed))} was built for numpy 1.x and cannot run "
+            f"with numpy {np.__version__}: install ai-edge-litert instead (1.4.0 on aarch64, 2.3.0 "
+            "on x86_64; pip install . picks the right one)"
+        )
 
 
 @cache
@@ -89,5 +98,8 @@ def select_backend(preferred: str | None = None) -> Backend:
             return _load(name)
         except ImportError as exc:
             errors.append(f"{name}: {exc}")
-    raise UsageError("no usable TFLite interpreter: " + "; ".join(errors)
-                     + "; install the device runtime: pip install ai-edge-litert")
+    raise UsageError(
+        "no usable TFLite interpreter: "
+        + "; ".join(errors)
+        + "; install the device runtime: pip install ai-edge-litert"
+    )

@@ -14,14 +14,20 @@ from toolkit.runtime.tflite_file import ModelFile
 CUSTOM_OP = "CUSTOM:edgetpu-custom-op"
 LIBRARY = "libedgetpu.so.1"
 # Coral's documented install of the runtime (coral.ai/docs/accelerator/get-started), with a signed-by keyring.
-CORAL_APT = ("curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo gpg --dearmor -o "
-             "/etc/apt/keyrings/coral.gpg && echo 'deb [signed-by=/etc/apt/keyrings/coral.gpg] "
-             "https://packages.cloud.google.com/apt coral-edgetpu-stable main' | sudo tee "
-             "/etc/apt/sources.list.d/coral-edgetpu.list && sudo apt update")
-INSTALL_LIBRARY = ("install libedgetpu1-std from Coral's apt repository (coral-edgetpu-stable; `toolkit doctor` "
-                   "prints the commands)")
-CONNECT_DEVICE = ("connect it (USB Accelerator: lsusb shows 1a6e:089a or 18d1:9302; replug it after installing "
-                  "the runtime; M.2/PCIe: /dev/apex_0 via gasket-dkms)")
+CORAL_APT = (
+    "curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo gpg --dearmor -o "
+    "/etc/apt/keyrings/coral.gpg && echo 'deb [signed-by=/etc/apt/keyrings/coral.gpg] "
+    "https://packages.cloud.google.com/apt coral-edgetpu-stable main' | sudo tee "
+    "/etc/apt/sources.list.d/coral-edgetpu.list && sudo apt update"
+)
+INSTALL_LIBRARY = (
+    "install libedgetpu1-std from Coral's apt repository (coral-edgetpu-stable; `toolkit doctor` "
+    "prints the commands)"
+)
+CONNECT_DEVICE = (
+    "connect it (USB Accelerator: lsusb shows 1a6e:089a or 18d1:9302; replug it after installing "
+    "the runtime; M.2/PCIe: /dev/apex_0 via gasket-dkms)"
+)
 FALLBACK_HINT = "or pass --fallback cpu to run on the CPU instead"
 USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 

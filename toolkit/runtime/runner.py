@@ -73,8 +73,13 @@ class TensorSpec:
 
     def describe(self) -> dict[str, Any]:
         """``{name, shape, dtype, scale, zero_point}`` as plain JSON values."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name,
-                "scale": self.scale, "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 def _pass_through(log: list[str]) -> None:
@@ -84,8 +89,9 @@ def _pass_through(log: list[str]) -> None:
         sys.stderr.write("\n".join(lines) + "\n")
 
 
-def check_model(path: str | os.PathLike[str], delegate: str | None = None, backend: str | None = None,
-                force: bool = False) -> str:
+def check_model(
+    path: str | os.PathLike[str], delegate: str | None = None, backend: str | None = None, force: bool = False
+) -> str:
     """Verify ``path`` and probe it (when due; always with ``force``) as :class:`Runner` would, without loading
     it here; return which check vouched for it. Lets a caller (bench) run the probe before it starts a clock
     (Runner then finds the probe's result cached), or ask whether a worker that died was killed by its model."""
@@ -101,8 +107,14 @@ def _verified(path: Path) -> tuple[ModelFile, str]:
 
 def _spec(name: str, detail: Mapping[str, Any]) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
-    return TensorSpec(name, int(detail["index"]), tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
-                      float(scale), int(zero_point))
+    return TensorSpec(
+        name,
+        int(detail["index"]),
+        tuple(int(d) for d in detail["shape"]),
+        np.dtype(detail["dtype"]),
+        float(scale),
+        int(zero_point),
+    )
 
 
 class Runner:
@@ -132,8 +144,10 @@ class Runner:
         self.fallback_reason: str | None = None  # set when --fallback cpu replaced the requested delegate
         if is_compiled(self.model_file) and self.delegate != "edgetpu":
             original = cpu_original(self.path)
-            raise UsageError(f"{self.path.name} is compiled for the Edge TPU (edgetpu-custom-op): run it with "
-                             f"--delegate edgetpu" + (f", or run its CPU original {original}" if original else ""))
+            raise UsageError(
+                f"{self.path.name} is compiled for the Edge TPU (edgetpu-custom-op): run it with "
+                f"--delegate edgetpu" + (f", or run its CPU original {original}" if original else "")
+            )
         try:
             self._interpreter = self._make_interpreter()
         except DeviceUnavailable as exc:
@@ -147,8 +161,10 @@ class Runner:
         if is_compiled(self.model_file):
             original = cpu_original(self.path)
             if original is None:
-                raise DeviceUnavailable(f"{why}; --fallback cpu needs the CPU original of {self.path.name} beside "
-                                        f"it ({self.path.stem.removesuffix('_edgetpu')}.tflite)") from None
+                raise DeviceUnavailable(
+                    f"{why}; --fallback cpu needs the CPU original of {self.path.name} beside "
+                    f"it ({self.path.stem.removesuffix('_edgetpu')}.tflite)"
+                ) from None
             self.path = original
             self.model_file, self._sha256 = _verified(original)
         why = why.replace(f"; {edgetpu.FALLBACK_HINT}", "")
@@ -159,7 +175,9 @@ class Runner:
     # -- construction -------------------------------------------------------------------------------------------
     def _make_interpreter(self) -> Any:
         # A file the Python checks pass may still crash LiteRT: probe it in a child unless it is known good.
-        self.model_check = check_loadable(self.path, self._sha256, self.model_file, self.backend, self.delegate)
+        self.model_check = check_loadable(
+            self.path, self._sha256, self.model_file, self.backend, self.delegate
+        )
         kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": self.num_threads}
         name = self.delegate
         if name == "none":
@@ -178,7 +196,9 @@ class Runner:
             text = one_line(str(exc), 240)
             if "delegate" in text.lower() and name not in ("none", "xnnpack"):
                 raise DeviceUnavailable(f"delegate '{name}' could not run {self.path.name}: {text}") from None
-            raise UsageError(f"{self.backend.name} {self.backend.version} cannot load {self.path}: {text}") from None
+            raise UsageError(
+                f"{self.backend.name} {self.backend.version} cannot load {self.path}: {text}"
+            ) from None
         _pass_through(log)
         return interpreter
 
@@ -187,8 +207,10 @@ class Runner:
         library = known.library if known else name
         if known is None:
             if not Path(name).is_file():
-                raise UsageError(f"delegate library not found: {name} (give a path to a .so, or one of "
-                                 f"{', '.join(DELEGATES)})")
+                raise UsageError(
+                    f"delegate library not found: {name} (give a path to a .so, or one of "
+                    f"{', '.join(DELEGATES)})"
+                )
         try:
             # Open the library first: a missing one makes load_delegate fail half-built, and LiteRT's Delegate
             # then prints "Exception ignored in __del__" tracebacks when it is collected.
@@ -227,8 +249,10 @@ class Runner:
             if len(args) == 1 and isinstance(args[0], Mapping):
                 return dict(args[0])
             if len(args) != len(self.inputs):
-                raise UsageError(f"{self.path.name} takes {len(self.inputs)} input(s) "
-                                 f"({', '.join(self.inputs)}), got {len(args)}")
+                raise UsageError(
+                    f"{self.path.name} takes {len(self.inputs)} input(s) "
+                    f"({', '.join(self.inputs)}), got {len(args)}"
+                )
             return dict(zip(self.inputs, args, strict=True))
         return dict(named)
 
@@ -260,8 +284,10 @@ class Runner:
                 if array.size == int(np.prod(spec.shape)) and array.shape == spec.shape[1:]:
                     array = array.reshape(spec.shape)  # allow a missing batch-1 axis
                 else:
-                    raise UsageError(f"input '{name}' of {self.path.name} expects shape {list(spec.shape)}, "
-                                     f"got {list(array.shape)}")
+                    raise UsageError(
+                        f"input '{name}' of {self.path.name} expects shape {list(spec.shape)}, "
+                        f"got {list(array.shape)}"
+                    )
             if array.dtype != spec.dtype:
                 array = array.astype(spec.dtype)
             interpreter.set_tensor(spec.index, array)
@@ -284,7 +310,9 @@ class Runner:
         try:
             return self.inputs[name]
         except KeyError:
-            raise UsageError(f"{self.path.name} has no input '{name}'; inputs: {', '.join(self.inputs)}") from None
+            raise UsageError(
+                f"{self.path.name} has no input '{name}'; inputs: {', '.join(self.inputs)}"
+            ) from None
 
     # -- description / lifetime ---------------------------------------------------------------------------------
     @property
@@ -309,8 +337,10 @@ class Runner:
     def _live(self) -> Any:
         """The interpreter; a ToolkitError saying so once :meth:`close` has released it."""
         if self._interpreter is None:
-            raise ToolkitError(f"the Runner of {self.path.name} is closed: it cannot run after close() (or after "
-                               f"its with-block); make a new Runner({str(self.path)!r}) to run the model again")
+            raise ToolkitError(
+                f"the Runner of {self.path.name} is closed: it cannot run after close() (or after "
+                f"its with-block); make a new Runner({str(self.path)!r}) to run the model again"
+            )
         return self._interpreter
 
     def close(self) -> None:

@@ -27,9 +27,11 @@ def _schema():
         try:
             from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[no-redef]
         except ImportError:
-            raise UsageError("cannot read .tflite files without ai-edge-litert (it carries the TFLite schema; "
-                             "tflite-runtime does not, and its last release cannot run with numpy 2): "
-                             "pip install ai-edge-litert") from None
+            raise UsageError(
+                "cannot read .tflite files without ai-edge-litert (it carries the TFLite schema; "
+                "tflite-runtime does not, and its last release cannot run with numpy 2): "
+                "pip install ai-edge-litert"
+            ) from None
     return schema
 
 
@@ -38,13 +40,42 @@ def _names(enum_cls: type) -> dict[int, str]:
 
 
 _DTYPES = {
-    "FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "UINT8": "uint8", "INT64": "int64",
-    "STRING": "string", "BOOL": "bool", "INT16": "int16", "COMPLEX64": "complex64", "INT8": "int8",
-    "FLOAT64": "float64", "COMPLEX128": "complex128", "UINT64": "uint64", "RESOURCE": "resource",
-    "VARIANT": "variant", "UINT32": "uint32", "UINT16": "uint16", "INT4": "int4", "BFLOAT16": "bfloat16",
+    "FLOAT32": "float32",
+    "FLOAT16": "float16",
+    "INT32": "int32",
+    "UINT8": "uint8",
+    "INT64": "int64",
+    "STRING": "string",
+    "BOOL": "bool",
+    "INT16": "int16",
+    "COMPLEX64": "complex64",
+    "INT8": "int8",
+    "FLOAT64": "float64",
+    "COMPLEX128": "complex128",
+    "UINT64": "uint64",
+    "RESOURCE": "resource",
+    "VARIANT": "variant",
+    "UINT32": "uint32",
+    "UINT16": "uint16",
+    "INT4": "int4",
+    "BFLOAT16": "bfloat16",
 }
-_ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1,
-             "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2, "complex64": 8}
+_ITEMSIZE = {
+    "float32": 4,
+    "float16": 2,
+    "int32": 4,
+    "uint8": 1,
+    "int64": 8,
+    "bool": 1,
+    "int16": 2,
+    "int8": 1,
+    "float64": 8,
+    "uint64": 8,
+    "uint32": 4,
+    "uint16": 2,
+    "bfloat16": 2,
+    "complex64": 8,
+}
 
 
 @dataclass(frozen=True)
@@ -123,7 +154,10 @@ class ModelFile:
         if self.signatures:
             sig = self.signatures[0]
             return dict(sig.inputs), dict(sig.outputs)
-        return ({self.tensors[i].name: i for i in self.inputs}, {self.tensors[i].name: i for i in self.outputs})
+        return (
+            {self.tensors[i].name: i for i in self.inputs},
+            {self.tensors[i].name: i for i in self.outputs},
+        )
 
 
 class ModelFault(ValueError):
@@ -131,7 +165,9 @@ class ModelFault(ValueError):
 
 
 def _bad(path: Path, why: str) -> UsageError:
-    return UsageError(f"{path}: not a valid TFLite model ({why}); re-export it or check that the copy is complete")
+    return UsageError(
+        f"{path}: not a valid TFLite model ({why}); re-export it or check that the copy is complete"
+    )
 
 
 def read_model_file(path: str | Path) -> ModelFile:
@@ -178,7 +214,15 @@ def parse_model_bytes(data: bytes, path: Path | str = "<bytes>") -> ModelFile:
         raise
     except ModelFault as exc:
         raise _bad(file, str(exc)) from None
-    except (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError, AttributeError) as exc:
+    except (
+        struct.error,
+        IndexError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        UnicodeDecodeError,
+        AttributeError,
+    ) as exc:
         why = "data ends early" if isinstance(exc, (struct.error, IndexError)) else type(exc).__name__
         raise _bad(file, f"truncated or corrupt: {why}") from None
 
@@ -257,16 +301,28 @@ def _read_tensors(graph, type_names: dict[int, str], buffer_bytes: list[int], to
                 zps = tuple(int(z) for z in quant.ZeroPointAsNumpy())
             qdim = int(quant.QuantizedDimension())
         raw_name = tensor.Name()
-        tensors.append(TensorInfo(
-            index=t, name=raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}", shape=shape,
-            dtype=dtype, buffer=bidx, constant=stored > 0, scales=scales, zero_points=zps, quantized_dimension=qdim,
-            buffer_bytes=stored, sparse=tensor.Sparsity() is not None, variable=bool(tensor.IsVariable()),
-        ))
+        tensors.append(
+            TensorInfo(
+                index=t,
+                name=raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}",
+                shape=shape,
+                dtype=dtype,
+                buffer=bidx,
+                constant=stored > 0,
+                scales=scales,
+                zero_points=zps,
+                quantized_dimension=qdim,
+                buffer_bytes=stored,
+                sparse=tensor.Sparsity() is not None,
+                variable=bool(tensor.IsVariable()),
+            )
+        )
     return tensors
 
 
-def _read_graph(graph, codes: list[tuple[str, int]], type_names: dict[int, str], buffer_bytes: list[int],
-                total: int) -> _Graph:
+def _read_graph(
+    graph, codes: list[tuple[str, int]], type_names: dict[int, str], buffer_bytes: list[int], total: int
+) -> _Graph:
     tensors = _read_tensors(graph, type_names, buffer_bytes, total)
     n_tensors = len(tensors)
 
@@ -285,10 +341,21 @@ def _read_graph(graph, codes: list[tuple[str, int]], type_names: dict[int, str],
         if code >= len(codes):
             raise ModelFault(f"operator {o} uses operator code {code} of {len(codes)}")
         name, version = codes[code]
-        ops.append(OpInfo(o, name, indices(op.InputsLength(), op.Inputs, "op input"),
-                          indices(op.OutputsLength(), op.Outputs, "op output"), version))
-    return _Graph(tensors, ops, indices(graph.InputsLength(), graph.Inputs, "graph input"),
-                  indices(graph.OutputsLength(), graph.Outputs, "graph output"))
+        ops.append(
+            OpInfo(
+                o,
+                name,
+                indices(op.InputsLength(), op.Inputs, "op input"),
+                indices(op.OutputsLength(), op.Outputs, "op output"),
+                version,
+            )
+        )
+    return _Graph(
+        tensors,
+        ops,
+        indices(graph.InputsLength(), graph.Inputs, "graph input"),
+        indices(graph.OutputsLength(), graph.Outputs, "graph output"),
+    )
 
 
 def _parse(data: bytes, file: Path) -> ModelFile:
@@ -340,9 +407,16 @@ def _parse(data: bytes, file: Path) -> ModelFile:
         metadata.append(name.decode("utf-8", "replace") if name else "")
     desc = model.Description()
     return ModelFile(
-        path=file, size_bytes=total, version=int(model.Version()),
-        description=desc.decode("utf-8", "replace") if desc else "", tensors=main.tensors, ops=main.ops,
-        inputs=main.inputs, outputs=main.outputs, signatures=signatures, subgraph_count=n_sub,
+        path=file,
+        size_bytes=total,
+        version=int(model.Version()),
+        description=desc.decode("utf-8", "replace") if desc else "",
+        tensors=main.tensors,
+        ops=main.ops,
+        inputs=main.inputs,
+        outputs=main.outputs,
+        signatures=signatures,
+        subgraph_count=n_sub,
         metadata=tuple(metadata),
     )
 
@@ -373,18 +447,21 @@ def tensor_data(data: bytes, tensor: TensorInfo) -> np.ndarray:
     if not tensor.constant:
         raise UsageError(f"tensor '{tensor.name}' holds no constant data")
     np_dtype = {"bfloat16": None, "int4": None, "string": None, "resource": None, "variant": None}.get(
-        tensor.dtype, tensor.dtype)
+        tensor.dtype, tensor.dtype
+    )
     if np_dtype is None or tensor.dtype.startswith("type"):
         raise UsageError(f"tensor '{tensor.name}' has dtype {tensor.dtype}, which cannot be read as numbers")
     schema = _schema()
     buf = data if isinstance(data, bytearray) else bytearray(data)
     buffer = schema.Model.GetRootAs(buf, 0).Buffers(tensor.buffer)
     if buffer.Offset() > 1:  # stored after the flatbuffer (models > 2 GB)
-        raw = bytes(buf[buffer.Offset():buffer.Offset() + buffer.Size()])
+        raw = bytes(buf[buffer.Offset() : buffer.Offset() + buffer.Size()])
     else:
         raw = buffer.DataAsNumpy().tobytes()
     count = tensor.size
     if len(raw) != count * itemsize(tensor.dtype):
-        raise UsageError(f"tensor '{tensor.name}': {len(raw)} bytes stored for shape {list(tensor.shape)} "
-                         f"{tensor.dtype}; the file is corrupt")
+        raise UsageError(
+            f"tensor '{tensor.name}': {len(raw)} bytes stored for shape {list(tensor.shape)} "
+            f"{tensor.dtype}; the file is corrupt"
+        )
     return np.frombuffer(raw, dtype=np.dtype(np_dtype)).reshape(tensor.shape).copy()

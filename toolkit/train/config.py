@@ -16,7 +16,9 @@ class TrainConfig:
     batch_size: int = 64  # global batch (split across replicas under --strategy mirrored)
     learning_rate: float = 1e-3  # peak learning rate (Adam, cosine decay over the run)
     seed: int = 0  # seeds Python, numpy, TF and data order; same seed -> same first-epoch loss
-    deterministic: bool = True  # TF op determinism: bit-identical reruns; false = same batches, faster CPU steps
+    deterministic: bool = (
+        True  # TF op determinism: bit-identical reruns; false = same batches, faster CPU steps
+    )
     patience: int = 5  # early stopping: epochs without val_loss improvement (0 disables)
     augment: bool = True  # task-appropriate augmentation of the training split
     strategy: Literal["default", "mirrored"] = "default"  # tf.distribute strategy

@@ -48,8 +48,10 @@ def load_pretrained_backbone(model: Any, source_path: str | Path, prefix: str = 
 
     path = Path(source_path).expanduser()
     if not path.is_file() or path.suffix != ".keras":
-        raise UsageError(f"pretrained weights {path}: expected an existing .keras file (make one with "
-                         "'toolkit import MODEL.tflite --input-range unit -o MODEL.keras')")
+        raise UsageError(
+            f"pretrained weights {path}: expected an existing .keras file (make one with "
+            "'toolkit import MODEL.tflite --input-range unit -o MODEL.keras')"
+        )
     _check_input_range(path)
     register_custom_objects()
     try:
@@ -59,22 +61,30 @@ def load_pretrained_backbone(model: Any, source_path: str | Path, prefix: str = 
     convs, (scale, offset) = source_convolutions(source)
     targets = conv_layers(model, prefix)
     if not targets:
-        raise UsageError(f"the model has no '{prefix}*' convolution layers to load pretrained weights into "
-                         "(build it with backbone = 'mobilenet_v2')")
+        raise UsageError(
+            f"the model has no '{prefix}*' convolution layers to load pretrained weights into "
+            "(build it with backbone = 'mobilenet_v2')"
+        )
     if len(convs) < len(targets):
-        raise UsageError(f"pretrained weights {path}: {len(convs)} convolutions, the backbone needs {len(targets)}")
+        raise UsageError(
+            f"pretrained weights {path}: {len(convs)} convolutions, the backbone needs {len(targets)}"
+        )
     new_weights = []  # checked first, written after: a mismatch leaves the model untouched
     for index, (target, conv) in enumerate(zip(targets, convs, strict=False)):
         weights = conv.get_weights()
         if len(weights) != 2:
-            raise UsageError(f"pretrained weights {path}: layer {conv.name} has no bias (expected folded batch norm)")
+            raise UsageError(
+                f"pretrained weights {path}: layer {conv.name} has no bias (expected folded batch norm)"
+            )
         kernel, bias = weights
         if index == 0:
             kernel, bias = fold_input_scaling(kernel, bias, scale, offset)
         expected = [tuple(w.shape) for w in target.get_weights()]
         if expected != [tuple(kernel.shape), tuple(bias.shape)]:
-            raise UsageError(f"pretrained weights {path}: {conv.name} has kernel {tuple(kernel.shape)}, "
-                             f"{target.name} expects {expected[0]} (not the same architecture or width)")
+            raise UsageError(
+                f"pretrained weights {path}: {conv.name} has kernel {tuple(kernel.shape)}, "
+                f"{target.name} expects {expected[0]} (not the same architecture or width)"
+            )
         new_weights.append([kernel, bias])
     for target, weights in zip(targets, new_weights, strict=True):
         target.set_weights(weights)
@@ -107,5 +117,7 @@ def _check_input_range(path: Path) -> None:
         return
     got = convention.get("range") if isinstance(convention, dict) else None
     if got not in (None, "unit"):
-        raise UsageError(f"pretrained weights {path}: imported for input range '{got}', the model takes [0, 1] "
-                         "images; import it again with 'toolkit import MODEL.tflite --input-range unit -o ...'")
+        raise UsageError(
+            f"pretrained weights {path}: imported for input range '{got}', the model takes [0, 1] "
+            "images; import it again with 'toolkit import MODEL.tflite --input-range unit -o ...'"
+        )

@@ -45,8 +45,9 @@ class Task(Protocol):
     default_val_data: str  # default validation SPEC
     options_type: type  # frozen dataclass of task options ([task] table in a config file)
 
-    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: Any,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self, train: DataSpec, val: DataSpec, config: TrainConfig, options: Any, model_config: Any
+    ) -> Datasets:
         """Load, split, augment (train only, seeded from config.seed), batch; return tf.data datasets."""
 
     def compile(self, model: Any, config: TrainConfig, options: Any, steps_per_epoch: int) -> None:

@@ -21,7 +21,9 @@ from toolkit.train.task_classifier import Affine, adam_cosine, labelled_image_da
 @dataclass(frozen=True)
 class Options:
     loss: Literal["bce", "mse"] = "bce"  # pixel loss: binary cross-entropy (sharper on [0, 1] digits) or MSE
-    max_shift: float = 1.0  # augmentation: largest shift in pixels, per axis (small: keep the normal class tight)
+    max_shift: float = (
+        1.0  # augmentation: largest shift in pixels, per axis (small: keep the normal class tight)
+    )
     max_rotation: float = 5.0  # augmentation: largest rotation in degrees
     max_zoom: float = 0.0  # augmentation: scale drawn from [1 - max_zoom, 1 + max_zoom]
     min_lr_fraction: float = 0.0  # cosine decay ends at this fraction of the peak learning rate
@@ -49,20 +51,25 @@ class AutoencoderTask:
     default_val_data = "mnist:split=val,exclude=9"
     options_type = Options
 
-    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options, model_config: Any
+    ) -> Datasets:
         """(image, {"reconstruction": image}) batches; images shaped to ``model_config.input_shape``."""
         targets = lambda x, _labels: {"reconstruction": x}  # noqa: E731
-        return labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets, _check(options))
+        return labelled_image_datasets(
+            train, val, config, tuple(model_config.input_shape), targets, _check(options)
+        )
 
     def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
         import keras
 
         _check(options)
         loss = keras.losses.BinaryCrossentropy() if options.loss == "bce" else keras.losses.MeanSquaredError()
-        model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
-                      loss={"reconstruction": loss},
-                      metrics={"reconstruction": [keras.metrics.MeanSquaredError(name="mse")]})
+        model.compile(
+            optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
+            loss={"reconstruction": loss},
+            metrics={"reconstruction": [keras.metrics.MeanSquaredError(name="mse")]},
+        )
 
 
 TASK = AutoencoderTask()

@@ -26,18 +26,28 @@ from toolkit.data.spec import DataSpec, parse_spec
 from toolkit.train.config import TrainConfig
 from toolkit.train.task import Datasets
 
-SHIPPED_SYNTHETIC = "synthetic:split=train,scenes=8,frames=3000"  # ~25k crossing-labelled windows, ~30 s to simulate
+SHIPPED_SYNTHETIC = (
+    "synthetic:split=train,scenes=8,frames=3000"  # ~25k crossing-labelled windows, ~30 s to simulate
+)
 SHIPPED_SYNTHETIC_VAL = "synthetic:split=val,scenes=2,frames=3000"
 
 
 @dataclass(frozen=True)
 class BehaviourOptions:
-    extra_data: str = SHIPPED_SYNTHETIC  # second training SPEC mixed in (crossing labels come from it); "" = none
-    extra_val_data: str = SHIPPED_SYNTHETIC_VAL  # second validation SPEC mixed into the validation set; "" = none
-    extra_weight: float = 1.0  # weight of the extra SPECs' windows in the trajectory loss (crossing loss: full)
+    extra_data: str = (
+        SHIPPED_SYNTHETIC  # second training SPEC mixed in (crossing labels come from it); "" = none
+    )
+    extra_val_data: str = (
+        SHIPPED_SYNTHETIC_VAL  # second validation SPEC mixed into the validation set; "" = none
+    )
+    extra_weight: float = (
+        1.0  # weight of the extra SPECs' windows in the trajectory loss (crossing loss: full)
+    )
     fde_weight: float = 0.5  # extra weight of the last step's displacement in the trajectory loss
     crossing_weight: float = 1.0  # weight of the crossing cross-entropy (counted only on labelled windows)
-    balance: float = 0.5  # recording weights n^-balance: 0 = every window counts the same, 1 = every recording
+    balance: float = (
+        0.5  # recording weights n^-balance: 0 = every window counts the same, 1 = every recording
+    )
     mirror: bool = True  # augmentation: mirror half the windows across their heading axis
     scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
 
@@ -64,27 +74,41 @@ def recording_weights(groups: np.ndarray, balance: float) -> np.ndarray:
     return (weights / weights.mean()).astype(np.float32)
 
 
-def _windows(specs: list[str | DataSpec], observed: int, horizon: int, options: BehaviourOptions
-             ) -> tuple[BehaviourWindows, np.ndarray, np.ndarray, list[dict]]:
+def _windows(
+    specs: list[str | DataSpec], observed: int, horizon: int, options: BehaviourOptions
+) -> tuple[BehaviourWindows, np.ndarray, np.ndarray, list[dict]]:
     """Load and join the SPECs' windows -> (windows, trajectory-loss weights, crossing-loss weights, description).
 
     Weights balance recordings within each SPEC (each SPEC keeps its size); the SPECs after the first (the extra
     data) weigh ``extra_weight`` in the trajectory loss; crossing weights are 0 where there is no label.
     """
     parts = [load_windows(s, observed, horizon) for s in specs]
-    described = [{"spec": str(s), "source": p.source, "windows": len(p), "crossing_labelled": int(p.labelled.sum()),
-                  "crossing_positive": int(p.crossing[p.labelled].sum()),
-                  "recordings": {str(g): int(n) for g, n in zip(*np.unique(p.group, return_counts=True), strict=True)}}
-                 for s, p in zip(specs, parts, strict=True)]
+    described = [
+        {
+            "spec": str(s),
+            "source": p.source,
+            "windows": len(p),
+            "crossing_labelled": int(p.labelled.sum()),
+            "crossing_positive": int(p.crossing[p.labelled].sum()),
+            "recordings": {
+                str(g): int(n) for g, n in zip(*np.unique(p.group, return_counts=True), strict=True)
+            },
+        }
+        for s, p in zip(specs, parts, strict=True)
+    ]
     balance = [recording_weights(p.group, options.balance) for p in parts]
     future_w = np.concatenate([b * (1.0 if i == 0 else options.extra_weight) for i, b in enumerate(balance)])
     crossing_w = np.concatenate([b * p.labelled for b, p in zip(balance, parts, strict=True)])
     future_w, crossing_w = future_w.astype(np.float32), crossing_w.astype(np.float32)
     if len(parts) == 1:
         return parts[0], future_w, crossing_w, described
-    joined = BehaviourWindows(*(np.concatenate([getattr(p, f) for p in parts])
-                                for f in ("obs", "fut", "crossing", "labelled", "group")),
-                              source=" + ".join(p.source for p in parts))
+    joined = BehaviourWindows(
+        *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("obs", "fut", "crossing", "labelled", "group")
+        ),
+        source=" + ".join(p.source for p in parts),
+    )
     return joined, future_w, crossing_w, described
 
 
@@ -102,8 +126,14 @@ class BehaviourTask:
     default_val_data = "eth_ucy:scene=all,split=val"
     options_type = BehaviourOptions
 
-    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: BehaviourOptions,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self,
+        train: DataSpec,
+        val: DataSpec,
+        config: TrainConfig,
+        options: BehaviourOptions,
+        model_config: Any,
+    ) -> Datasets:
         import tensorflow as tf
 
         observed, horizon = model_config.observed, model_config.horizon
@@ -123,32 +153,49 @@ class BehaviourTask:
             # One stateless seed per batch from a seeded stream (new each epoch): same seed -> same augmentation.
             seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
             ds = tf.data.Dataset.zip(ds, seeds).map(
-                lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1)
+                lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1
+            )
         train_ds = ds.map(to_keras).prefetch(2)
-        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_fw, val_cw)).batch(config.batch_size)
+        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_fw, val_cw)).batch(
+            config.batch_size
+        )
         val_ds = val_ds.map(to_keras).prefetch(2)
-        describe = {"train": train_desc, "val": val_desc, "frame": "heading frame: relative to the last observed "
-                    "point, rotated so the last step points along +x, points before the last step scaled by "
-                    f"{OLDER_SCALE} (toolkit.adapters.behaviour.normalise)",
-                    "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
-                    "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)"}
+        describe = {
+            "train": train_desc,
+            "val": val_desc,
+            "frame": "heading frame: relative to the last observed "
+            "point, rotated so the last step points along +x, points before the last step scaled by "
+            f"{OLDER_SCALE} (toolkit.adapters.behaviour.normalise)",
+            "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
+            "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)",
+        }
         return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
 
-    def compile(self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int) -> None:
+    def compile(
+        self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int
+    ) -> None:
         import keras
 
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
-                                                          max(1, config.epochs * steps_per_epoch))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, max(1, config.epochs * steps_per_epoch)
+        )
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
-            loss={"future": _displacement_loss(options.fde_weight), "crossing": keras.losses.BinaryCrossentropy()},
+            loss={
+                "future": _displacement_loss(options.fde_weight),
+                "crossing": keras.losses.BinaryCrossentropy(),
+            },
             loss_weights={"future": 1.0, "crossing": options.crossing_weight},
-            metrics={"future": [keras.metrics.MeanMetricWrapper(_ade, name="ade"),
-                                keras.metrics.MeanMetricWrapper(_fde, name="fde")]},
-            weighted_metrics={"crossing": [keras.metrics.BinaryAccuracy(name="accuracy"),
-                                           keras.metrics.AUC(name="auc")]},
+            metrics={
+                "future": [
+                    keras.metrics.MeanMetricWrapper(_ade, name="ade"),
+                    keras.metrics.MeanMetricWrapper(_fde, name="fde"),
+                ]
+            },
+            weighted_metrics={
+                "crossing": [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+            },
         )
-
 
 
 def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tuple[Any, ...]:

@@ -77,16 +77,37 @@ def random_affine(images: Any, seed: Any, affine: Affine) -> Any:
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     # ImageProjectiveTransformV3 maps each OUTPUT pixel to the input pixel it samples: the inverse warp.
-    transforms = tf.stack([cos, sin, cx - cos * (cx + tx) - sin * (cy + ty),
-                           -sin, cos, cy + sin * (cx + tx) - cos * (cy + ty),
-                           tf.zeros_like(cos), tf.zeros_like(cos)], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=transforms,
-                                                 output_shape=tf.constant([height, width]), fill_value=0.0,
-                                                 interpolation="BILINEAR", fill_mode="CONSTANT")
+    transforms = tf.stack(
+        [
+            cos,
+            sin,
+            cx - cos * (cx + tx) - sin * (cy + ty),
+            -sin,
+            cos,
+            cy + sin * (cx + tx) - cos * (cy + ty),
+            tf.zeros_like(cos),
+            tf.zeros_like(cos),
+        ],
+        axis=1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.constant([height, width]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
-def image_dataset(images: np.ndarray, make_targets: Callable[[Any], Any], config: TrainConfig,
-                  labels: np.ndarray | None = None, training: bool = False, affine: Affine = Affine()) -> Any:
+def image_dataset(
+    images: np.ndarray,
+    make_targets: Callable[[Any], Any],
+    config: TrainConfig,
+    labels: np.ndarray | None = None,
+    training: bool = False,
+    affine: Affine = Affine(),
+) -> Any:
     """A batched tf.data pipeline of (image, targets) from float32 images (and optional int labels).
 
     ``make_targets(images, labels)`` builds the target dict from the (augmented) batch. The training pipeline
@@ -103,14 +124,21 @@ def image_dataset(images: np.ndarray, make_targets: Callable[[Any], Any], config
     if training and config.augment and affine.active:
         keys = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, keys)).map(
-            lambda batch, key: (random_affine(batch[0], key, affine), batch[1]))
+            lambda batch, key: (random_affine(batch[0], key, affine), batch[1])
+        )
     ds = ds.map(lambda x, y: (x, make_targets(x, y)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def labelled_image_datasets(train: DataSpec, val: DataSpec | None, config: TrainConfig, shape: tuple[int, ...],
-                            make_targets: Callable[[Any, Any], Any], affine: Affine,
-                            classes: int | None = None) -> Datasets:
+def labelled_image_datasets(
+    train: DataSpec,
+    val: DataSpec | None,
+    config: TrainConfig,
+    shape: tuple[int, ...],
+    make_targets: Callable[[Any, Any], Any],
+    affine: Affine,
+    classes: int | None = None,
+) -> Datasets:
     """Training and validation pipelines (:func:`image_dataset`) of the labelled images of two SPECs.
 
     Images are shaped to ``shape``; the training side is shuffled and augmented with ``affine``. ``classes``: the
@@ -119,14 +147,24 @@ def labelled_image_datasets(train: DataSpec, val: DataSpec | None, config: Train
     """
     train_data = load_labelled_images(train, shape, "train")
     if classes is not None and int(train_data.labels.max()) >= classes:
-        raise UsageError(f"data '{train}' has labels up to {int(train_data.labels.max())} but the model has "
-                         f"{classes} classes (set model.num_classes)")
+        raise UsageError(
+            f"data '{train}' has labels up to {int(train_data.labels.max())} but the model has "
+            f"{classes} classes (set model.num_classes)"
+        )
     train_ds = image_dataset(train_data.images, make_targets, config, train_data.labels, True, affine)
     val_data = load_labelled_images(val, shape, "val") if val is not None else None
     val_ds = image_dataset(val_data.images, make_targets, config, val_data.labels) if val_data else None
-    return Datasets(train_ds, val_ds, len(train_data.images), len(val_data.images) if val_data else 0,
-                    {"train": train_data.describe, "val": val_data.describe if val_data else None,
-                     "augment": vars(affine) if config.augment else None})
+    return Datasets(
+        train_ds,
+        val_ds,
+        len(train_data.images),
+        len(val_data.images) if val_data else 0,
+        {
+            "train": train_data.describe,
+            "val": val_data.describe if val_data else None,
+            "augment": vars(affine) if config.augment else None,
+        },
+    )
 
 
 def cosine_schedule(config: TrainConfig, steps_per_epoch: int, min_lr_fraction: float = 0.0) -> Any:
@@ -154,15 +192,18 @@ class ClassifierTask:
     default_val_data = "mnist:split=val"
     options_type = Options
 
-    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options, model_config: Any
+    ) -> Datasets:
         """One-hot targets under ``probs``; images shaped to ``model_config.input_shape``."""
         import tensorflow as tf
 
         classes = int(model_config.num_classes)
         targets = lambda x, y: {"probs": tf.one_hot(y, classes)}  # noqa: E731
         affine = Affine(options.max_shift, options.max_rotation, options.max_zoom)
-        return labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets, affine, classes)
+        return labelled_image_datasets(
+            train, val, config, tuple(model_config.input_shape), targets, affine, classes
+        )
 
     def compile(self, model: Any, config: TrainConfig, options: Options, steps_per_epoch: int) -> None:
         import keras

@@ -74,14 +74,20 @@ class DetectorTaskOptions:
     crop_width: int = 0  # ...and this many columns; both multiples of 32 (the backbone's stride)
     person_crop: float = 0.0  # probability that a training window is placed over a random person
     paste: float = 0.0  # probability that a training window gets real people pasted in (toolkit.data.cutouts)
-    paste_polygons: str = ""  # instance polygons (YOLO-seg, person = panoptic id 1) of the main data's images:
+    paste_polygons: str = (
+        ""  # instance polygons (YOLO-seg, person = panoptic id 1) of the main data's images:
+    )
     # "coco128" = the shared COCO128 labels, or a folder; only images of the main (training) split are cut from
     paste_max: int = 3  # pasted people per window: 1..paste_max
     paste_min_height: float = 12.0  # pasted heights (input pixels) are log-uniform in [min, max]; max is also
     paste_max_height: float = 320.0  # capped at 0.95 of the window height (a pasted person is never cut)
-    pretrained: str = ""  # a .keras model whose convolutions start the mobilenet_v2 backbone ("" = random init),
+    pretrained: str = (
+        ""  # a .keras model whose convolutions start the mobilenet_v2 backbone ("" = random init),
+    )
     # e.g. Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
-    freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the FPN and heads train
+    freeze_backbone: bool = (
+        False  # keep the pretrained backbone's weights fixed; only the FPN and heads train
+    )
 
     LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
         "extra_per_epoch": (0, 10_000_000),
@@ -127,8 +133,13 @@ def _pool(samples: Samples, input_hw: tuple[int, int], min_visibility: float) ->
     return _Pool(images, boxes, classes)
 
 
-def spread_box_targets(boxes: np.ndarray, box_target: np.ndarray, input_hw: tuple[int, int],
-                       stride: int = STRIDE, size_hw: tuple[int, int] | None = None) -> np.ndarray:
+def spread_box_targets(
+    boxes: np.ndarray,
+    box_target: np.ndarray,
+    input_hw: tuple[int, int],
+    stride: int = STRIDE,
+    size_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Add box targets on the 8 cells around each box centre to a loss box target (``NO_BOX`` = no target).
 
     ``boxes``: (N, 4) input-pixel xyxy, as given to ``encode_targets``; ``box_target``: its output after
@@ -167,7 +178,7 @@ def _mosaic(pool: _Pool, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     boxes = []
     for q, i in enumerate(picks):
         oy, ox = (q // 2) * hh, (q % 2) * hw
-        out[oy:oy + hh, ox:ox + hw] = resize_image(pool.images[i], (hh, hw))
+        out[oy : oy + hh, ox : ox + hw] = resize_image(pool.images[i], (hh, hw))
         b = pool.boxes[i] * np.float32([hw / w, hh / h, hw / w, hh / h]) + np.float32([ox, oy, ox, oy])
         boxes.append(b)
     return out, np.concatenate(boxes).reshape(-1, 4), np.concatenate([pool.classes[i] for i in picks])
@@ -178,9 +189,15 @@ def window_hw(options: DetectorTaskOptions, input_hw: tuple[int, int]) -> tuple[
     return window_size((options.crop_height, options.crop_width), input_hw, STRIDE_BACKBONE, "detector")
 
 
-def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
-                  person_p: float = 0.0, classes: np.ndarray | None = None,
-                  cut_keep: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_window(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    hw: tuple[int, int],
+    rng: np.random.Generator,
+    person_p: float = 0.0,
+    classes: np.ndarray | None = None,
+    cut_keep: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random ``hw`` window of an image, its xyxy boxes and their classes (default all TARGET).
 
     Boxes are clipped; those keeping < 10% of their area drop, and those keeping < ``cut_keep`` become IGNORED.
@@ -199,7 +216,7 @@ def random_window(image: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], rng
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     cut = AugmentConfig(cut_visible=cut_keep, cut_class=IGNORED)
     moved, moved_cls = clip_boxes(b - np.float32([x, y, x, y]), cls, (h, w), area, cut)
-    return image[y:y + h, x:x + w], moved, moved_cls
+    return image[y : y + h, x : x + w], moved, moved_cls
 
 
 class DetectorItems:
@@ -211,8 +228,14 @@ class DetectorItems:
     in tf.data; a script may batch them any other way (another Keras backend) and get the same data.
     """
 
-    def __init__(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: DetectorTaskOptions,
-                 model_config: Any) -> None:
+    def __init__(
+        self,
+        train: DataSpec,
+        val: DataSpec,
+        config: TrainConfig,
+        options: DetectorTaskOptions,
+        model_config: Any,
+    ) -> None:
         _check(options)
         self.config, self.options = config, options
         self.input_hw = tuple(int(v) for v in model_config.input_shape[:2])
@@ -226,29 +249,45 @@ class DetectorItems:
         self.val_samples = load_samples(val)
         self.val_pool = _pool(self.val_samples, self.input_hw, options.min_visibility)
         self.n_main = len(self.main) * options.repeat
-        self.n_extra = 0 if self.extra is None else (min(options.extra_per_epoch, len(self.extra))
-                                                     if options.extra_per_epoch else len(self.extra))
-        self.augment = AugmentConfig(scale=(options.scale_min, options.scale_max), cut_visible=options.cut_keep,
-                                     cut_class=IGNORED)
+        self.n_extra = (
+            0
+            if self.extra is None
+            else (
+                min(options.extra_per_epoch, len(self.extra)) if options.extra_per_epoch else len(self.extra)
+            )
+        )
+        self.augment = AugmentConfig(
+            scale=(options.scale_min, options.scale_max), cut_visible=options.cut_keep, cut_class=IGNORED
+        )
         self.cutouts = _cutouts(self.main, options)
         if self.cutouts and options.paste_min_height > 0.95 * self.train_hw[0]:
-            raise UsageError(f"detector task options: paste_min_height {options.paste_min_height:g} does not fit the "
-                             f"{self.train_hw[0]}-row training window (at most 95 % of it)")
-        self.paste = PasteConfig(max_people=options.paste_max,
-                                 heights=(options.paste_min_height, options.paste_max_height))
+            raise UsageError(
+                f"detector task options: paste_min_height {options.paste_min_height:g} does not fit the "
+                f"{self.train_hw[0]}-row training window (at most 95 % of it)"
+            )
+        self.paste = PasteConfig(
+            max_people=options.paste_max, heights=(options.paste_min_height, options.paste_max_height)
+        )
 
     @property
     def train_size(self) -> int:
         return self.n_main + self.n_extra
 
-    def encode(self, image: np.ndarray, all_boxes: np.ndarray,
-               classes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def encode(
+        self, image: np.ndarray, all_boxes: np.ndarray, classes: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Targets for one item; sizes are relative to the whole input whatever the window."""
         options = self.options
         hw = image.shape[:2]
         boxes = all_boxes[classes == TARGET]
-        heat, box, mask = encode_targets(boxes, hw, STRIDE, min_radius=options.min_radius, size_hw=self.input_hw,
-                                         ignore_boxes=all_boxes[classes == IGNORED])
+        heat, box, mask = encode_targets(
+            boxes,
+            hw,
+            STRIDE,
+            min_radius=options.min_radius,
+            size_hw=self.input_hw,
+            ignore_boxes=all_boxes[classes == IGNORED],
+        )
         box = box_target_for_loss(box, mask)
         if options.box_neighbours:
             box = spread_box_targets(boxes, box, hw, size_hw=self.input_hw)
@@ -260,7 +299,7 @@ class DetectorItems:
         rng = np.random.default_rng([self.config.seed, epoch]) if rng is None else rng
         items = [(0, i % len(self.main)) for i in range(self.n_main)]
         if self.extra is not None:
-            items += [(1, int(i)) for i in rng.permutation(len(self.extra))[:self.n_extra]]
+            items += [(1, int(i)) for i in rng.permutation(len(self.extra))[: self.n_extra]]
         return [items[k] for k in rng.permutation(len(items))]
 
     def train_epoch(self, epoch: int):
@@ -280,11 +319,13 @@ class DetectorItems:
         if config.augment:
             image, boxes, classes = augment_detection(image, boxes, classes, rng, self.augment, jitter=False)
         if self.train_hw != self.input_hw:
-            image, boxes, classes = random_window(image, boxes, self.train_hw, rng, options.person_crop, classes,
-                                                  options.cut_keep)
+            image, boxes, classes = random_window(
+                image, boxes, self.train_hw, rng, options.person_crop, classes, options.cut_keep
+            )
         if config.augment and self.cutouts and rng.random() < options.paste:  # after the window: never cut
-            image, boxes, classes = paste_people(image, boxes, classes, self.cutouts, rng, self.paste, TARGET,
-                                                 IGNORED)
+            image, boxes, classes = paste_people(
+                image, boxes, classes, self.cutouts, rng, self.paste, TARGET, IGNORED
+            )
         if config.augment:  # after the window: colour jitter costs per pixel
             image = color_jitter(image, rng, self.augment)
         return self.encode(image, boxes, classes)
@@ -294,11 +335,16 @@ class DetectorItems:
             yield self.encode(self.val_pool.images[i], self.val_pool.boxes[i], self.val_pool.classes[i])
 
     def describe(self) -> dict[str, Any]:
-        return {"train": self.main.describe, "pasted_people": len(self.cutouts),
-                "extra": self.extra.describe if self.extra is not None else None,
-                "val": self.val_samples.describe, "per_epoch": {"main": self.n_main, "extra": self.n_extra},
-                "input_hw": list(self.input_hw), "train_hw": list(self.train_hw),
-                "augment": bool(self.config.augment)}
+        return {
+            "train": self.main.describe,
+            "pasted_people": len(self.cutouts),
+            "extra": self.extra.describe if self.extra is not None else None,
+            "val": self.val_samples.describe,
+            "per_epoch": {"main": self.n_main, "extra": self.n_extra},
+            "input_hw": list(self.input_hw),
+            "train_hw": list(self.train_hw),
+            "augment": bool(self.config.augment),
+        }
 
 
 class DetectorTask:
@@ -307,8 +353,14 @@ class DetectorTask:
     default_val_data = "synthetic:split=val,scenes=4,frames=100,every=5"
     options_type = DetectorTaskOptions
 
-    def datasets(self, train: DataSpec, val: DataSpec, config: TrainConfig, options: DetectorTaskOptions,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self,
+        train: DataSpec,
+        val: DataSpec,
+        config: TrainConfig,
+        options: DetectorTaskOptions,
+        model_config: Any,
+    ) -> Datasets:
         """tf.data pipelines of (image float32 [0, 1], {"heatmap", "box"} targets), batched; see the module."""
         _check(options)  # before importing TensorFlow: bad options fail fast
         import tensorflow as tf
@@ -321,17 +373,27 @@ class DetectorTask:
             yield from data.train_epoch(epoch["n"] - 1)
 
         def signature(h: int, w: int) -> tuple:
-            return (tf.TensorSpec((h, w, 3), tf.uint8),
-                    {"heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
-                     "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32)})
+            return (
+                tf.TensorSpec((h, w, 3), tf.uint8),
+                {
+                    "heatmap": tf.TensorSpec((h // STRIDE, w // STRIDE, 1), tf.float32),
+                    "box": tf.TensorSpec((h // STRIDE, w // STRIDE, 4), tf.float32),
+                },
+            )
 
         train_ds = tf.data.Dataset.from_generator(train_items, output_signature=signature(*data.train_hw))
         val_ds = tf.data.Dataset.from_generator(data.val_items, output_signature=signature(*data.input_hw))
-        return Datasets(train=unit_batches(train_ds, config.batch_size),
-                        val=unit_batches(val_ds, config.batch_size, cache=True),
-                        train_size=data.train_size, val_size=len(data.val_pool.images), describe=data.describe())
+        return Datasets(
+            train=unit_batches(train_ds, config.batch_size),
+            val=unit_batches(val_ds, config.batch_size, cache=True),
+            train_size=data.train_size,
+            val_size=len(data.val_pool.images),
+            describe=data.describe(),
+        )
 
-    def compile(self, model: Any, config: TrainConfig, options: DetectorTaskOptions, steps_per_epoch: int) -> None:
+    def compile(
+        self, model: Any, config: TrainConfig, options: DetectorTaskOptions, steps_per_epoch: int
+    ) -> None:
         """Adam with cosine decay over the run; CenterNet focal loss on "heatmap", masked L1 on "box"."""
         import keras
 
@@ -342,17 +404,22 @@ class DetectorTask:
 
             start_backbone(model, options.pretrained, options.freeze_backbone)
         elif options.freeze_backbone:
-            raise UsageError("detector task options: freeze_backbone needs pretrained (a frozen random backbone "
-                             "learns nothing)")
+            raise UsageError(
+                "detector task options: freeze_backbone needs pretrained (a frozen random backbone "
+                "learns nothing)"
+            )
         input_hw = (int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2]))
         if window_hw(options, input_hw) != input_hw:
             # Window training: the layers are size-agnostic, only the functional model's input check pins H x W.
             # Lift it on this in-memory model; the saved file keeps its fixed input (conversion, evaluation).
             model.input_spec = None
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate,
-                                                          decay_steps=max(1, config.epochs * steps_per_epoch))
-        model.compile(optimizer=keras.optimizers.Adam(schedule),
-                      loss=detector_losses(keras, box_weight=options.box_weight))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch)
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=detector_losses(keras, box_weight=options.box_weight),
+        )
 
 
 def _cutouts(main: Samples, options: DetectorTaskOptions) -> list[Cutout]:
@@ -362,15 +429,19 @@ def _cutouts(main: Samples, options: DetectorTaskOptions) -> list[Cutout]:
     folder = _polygon_folder(options)
     cutouts = person_cutouts(main.records, folder)
     if not cutouts:
-        raise UsageError(f"detector task options: no usable person polygons for the training images in {folder}")
+        raise UsageError(
+            f"detector task options: no usable person polygons for the training images in {folder}"
+        )
     return cutouts
 
 
 def _polygon_folder(options: DetectorTaskOptions) -> Path:
     """The ``paste_polygons`` folder ("coco128" = the shared COCO128 instance labels); UsageError if missing."""
     if not options.paste_polygons:
-        raise UsageError("detector task options: paste > 0 needs paste_polygons (\"coco128\" or a folder of "
-                         "YOLO-seg polygon files for the training images)")
+        raise UsageError(
+            'detector task options: paste > 0 needs paste_polygons ("coco128" or a folder of '
+            "YOLO-seg polygon files for the training images)"
+        )
     if options.paste_polygons == "coco128":
         from toolkit.paths import shared_path
 

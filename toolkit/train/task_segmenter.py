@@ -56,7 +56,9 @@ class SegmenterTaskOptions:
     scale_min: float = 0.7  # random zoom range of the scale/crop augmentation (1 = unchanged)
     scale_max: float = 1.5
     min_lr_fraction: float = 0.02  # cosine decay ends at this fraction of the peak learning rate
-    pretrained: str = ""  # a .keras model whose convolutions start a mobilenet_v2 backbone ("" = random init), e.g.
+    pretrained: str = (
+        ""  # a .keras model whose convolutions start a mobilenet_v2 backbone ("" = random init), e.g.
+    )
     # Coral's ImageNet MobileNetV2 rebuilt by `toolkit import ... --input-range unit` (toolkit.train.pretrained)
     freeze_backbone: bool = False  # keep the pretrained backbone's weights fixed; only the head trains
 
@@ -95,7 +97,9 @@ def make_pool(samples: SegSamples, input_hw: tuple[int, int]) -> Pool:
     return Pool(images, masks)
 
 
-def segmentation_loss(class_weights: np.ndarray, dice_weight: float = 0.0, dice_ids: tuple[int, ...] = ()) -> Any:
+def segmentation_loss(
+    class_weights: np.ndarray, dice_weight: float = 0.0, dice_ids: tuple[int, ...] = ()
+) -> Any:
     """The training loss for ``mask`` (Keras 3): ``loss(y_true, y_pred) -> (B,)`` one value per image.
 
     ``y_true`` (B, H, W) int labels with 255 = ignore, ``y_pred`` (B, H, W, C) softmax. Per image: the sum over
@@ -120,8 +124,9 @@ def segmentation_loss(class_weights: np.ndarray, dice_weight: float = 0.0, dice_
         total = ops.sum(weights * ce, axis=(1, 2)) / ops.maximum(ops.sum(valid, axis=(1, 2)), 1.0)
         for c in dice_ids:
             t, q = truth[..., c], probs[..., c] * valid
-            overlap = (2.0 * ops.sum(t * q, axis=(1, 2)) + 1.0) / (ops.sum(t, axis=(1, 2)) + ops.sum(q, axis=(1, 2))
-                                                                  + 1.0)
+            overlap = (2.0 * ops.sum(t * q, axis=(1, 2)) + 1.0) / (
+                ops.sum(t, axis=(1, 2)) + ops.sum(q, axis=(1, 2)) + 1.0
+            )
             total = total + (dice_weight / len(dice_ids)) * (1.0 - overlap)
         return total
 
@@ -134,8 +139,9 @@ def crop_hw(options: SegmenterTaskOptions, input_hw: tuple[int, int], multiple: 
     return window_size((options.crop_height, options.crop_width), input_hw, multiple, "segmenter")
 
 
-def random_window(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator,
-                  person_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def random_window(
+    image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng: np.random.Generator, person_p: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A random ``hw`` window of an image and its mask (the whole arrays when they are that size).
 
     With probability ``person_p`` (and a person in the mask) the window covers a randomly chosen person pixel,
@@ -148,21 +154,27 @@ def random_window(image: np.ndarray, mask: np.ndarray, hw: tuple[int, int], rng:
             k = int(rng.integers(len(ys)))
             anchor = (int(ys[k]), int(xs[k]))
     y, x = window_origin(image.shape[:2], hw, rng, anchor)
-    return image[y:y + hw[0], x:x + hw[1]], mask[y:y + hw[0], x:x + hw[1]]
+    return image[y : y + hw[0], x : x + hw[1]], mask[y : y + hw[0], x : x + hw[1]]
 
 
 def check_options(options: SegmenterTaskOptions, num_classes: int) -> None:
     problems = [
         # single-key ranges are SegmenterTaskOptions.LIMITS, checked when the options are built
-        (len(options.class_weights) != num_classes,
-         f"class_weights needs {num_classes} numbers (one per class: {', '.join(CLASS_NAMES[:num_classes])}), "
-         f"got {len(options.class_weights)}"),
+        (
+            len(options.class_weights) != num_classes,
+            f"class_weights needs {num_classes} numbers (one per class: {', '.join(CLASS_NAMES[:num_classes])}), "
+            f"got {len(options.class_weights)}",
+        ),
         (not any(w > 0 for w in options.class_weights), "class_weights must not be all 0"),
         (options.scale_min > options.scale_max, "need scale_min <= scale_max"),
-        (options.freeze_backbone and not options.pretrained,
-         "freeze_backbone needs pretrained (a frozen random backbone learns nothing)"),
-        (any(c not in CLASS_NAMES[:num_classes] for c in options.dice_classes),
-         f"dice_classes must name classes of {', '.join(CLASS_NAMES[:num_classes])}, got {options.dice_classes}"),
+        (
+            options.freeze_backbone and not options.pretrained,
+            "freeze_backbone needs pretrained (a frozen random backbone learns nothing)",
+        ),
+        (
+            any(c not in CLASS_NAMES[:num_classes] for c in options.dice_classes),
+            f"dice_classes must name classes of {', '.join(CLASS_NAMES[:num_classes])}, got {options.dice_classes}",
+        ),
     ]
     for bad, message in problems:
         if bad:
@@ -173,8 +185,10 @@ def _check_labels(pool: Pool, spec: str, num_classes: int) -> None:
     labels = np.unique(pool.masks)
     bad = labels[(labels >= num_classes) & (labels != IGNORE)]
     if bad.size:
-        raise UsageError(f"data '{spec}': masks hold class {int(bad[0])} but the model has {num_classes} classes "
-                         "(set model.num_classes)")
+        raise UsageError(
+            f"data '{spec}': masks hold class {int(bad[0])} but the model has {num_classes} classes "
+            "(set model.num_classes)"
+        )
 
 
 class SegmenterItems:
@@ -186,8 +200,14 @@ class SegmenterItems:
     :meth:`SegmenterTask.datasets` and by quantization-aware training (:mod:`toolkit.convert.qat`).
     """
 
-    def __init__(self, train: DataSpec, config: TrainConfig, options: SegmenterTaskOptions, model_config: Any,
-                 train_hw: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        train: DataSpec,
+        config: TrainConfig,
+        options: SegmenterTaskOptions,
+        model_config: Any,
+        train_hw: tuple[int, int] | None = None,
+    ) -> None:
         classes = int(model_config.num_classes)
         check_options(options, classes)
         self.config, self.options = config, options
@@ -211,7 +231,7 @@ class SegmenterItems:
     def train_epoch(self, epoch: int):
         """Epoch ``epoch``'s augmented items (flip/scale/crop, window, colour jitter), seeded ``[seed, epoch]``."""
         rng = np.random.default_rng([self.config.seed, epoch])
-        for k in rng.permutation(len(self.items))[:self.per_epoch]:
+        for k in rng.permutation(len(self.items))[: self.per_epoch]:
             p, i = self.items[k]
             image, mask = self.pools[p].images[i], self.pools[p].masks[i]
             if self.config.augment:
@@ -223,9 +243,15 @@ class SegmenterItems:
             yield image, mask
 
     def describe(self) -> dict[str, Any]:
-        return {"train": self.main.describe, "extra": self.extra.describe if self.extra is not None else None,
-                "per_epoch": self.per_epoch, "pool": len(self.items), "input_hw": list(self.input_hw),
-                "train_hw": list(self.train_hw), "augment": bool(self.config.augment)}
+        return {
+            "train": self.main.describe,
+            "extra": self.extra.describe if self.extra is not None else None,
+            "per_epoch": self.per_epoch,
+            "pool": len(self.items),
+            "input_hw": list(self.input_hw),
+            "train_hw": list(self.train_hw),
+            "augment": bool(self.config.augment),
+        }
 
 
 class SegmenterTask:
@@ -234,8 +260,14 @@ class SegmenterTask:
     default_val_data = "synthetic:split=val,scenes=4,frames=200,every=5,jitter=0"
     options_type = SegmenterTaskOptions
 
-    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: SegmenterTaskOptions,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self,
+        train: DataSpec,
+        val: DataSpec | None,
+        config: TrainConfig,
+        options: SegmenterTaskOptions,
+        model_config: Any,
+    ) -> Datasets:
         """tf.data pipelines of (image float32 [0, 1], {"mask": int32 labels, 255 = ignore}), batched."""
         import tensorflow as tf
 
@@ -263,12 +295,23 @@ class SegmenterTask:
             val_ds = tf.data.Dataset.from_generator(val_items, output_signature=signature(*data.input_hw))
             val_ds = unit_batches(val_ds, config.batch_size, cache=True)
         describe = data.describe()
-        describe = {"train": describe.pop("train"), "extra": describe.pop("extra"),
-                    "val": val_samples.describe if val_samples is not None else None, **describe}
-        return Datasets(train=unit_batches(train_ds, config.batch_size), val=val_ds, train_size=data.per_epoch,
-                        val_size=len(val_pool.images) if val_pool is not None else 0, describe=describe)
+        describe = {
+            "train": describe.pop("train"),
+            "extra": describe.pop("extra"),
+            "val": val_samples.describe if val_samples is not None else None,
+            **describe,
+        }
+        return Datasets(
+            train=unit_batches(train_ds, config.batch_size),
+            val=val_ds,
+            train_size=data.per_epoch,
+            val_size=len(val_pool.images) if val_pool is not None else 0,
+            describe=describe,
+        )
 
-    def compile(self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int) -> None:
+    def compile(
+        self, model: Any, config: TrainConfig, options: SegmenterTaskOptions, steps_per_epoch: int
+    ) -> None:
         """Adam with cosine decay; :func:`segmentation_loss` on "mask"; person IoU and mean IoU metrics."""
         import keras
 
@@ -285,16 +328,24 @@ class SegmenterTask:
             # Crop training: the layers are size-agnostic, only the functional model's input check pins H x W.
             # Lift it on this in-memory model; the saved file keeps its fixed input (conversion, evaluation).
             model.input_spec = None
-        iou = lambda ids, name: keras.metrics.IoU(classes, ids, name=name, sparse_y_pred=False,  # noqa: E731
-                                                  ignore_class=IGNORE)
+
+        def iou(ids: list[int], name: str) -> Any:
+            return keras.metrics.IoU(classes, ids, name=name, sparse_y_pred=False, ignore_class=IGNORE)
+
         metrics = [iou(list(range(classes)), "miou")]
         if classes > CLASS_NAMES.index("person"):
             metrics.insert(0, iou([CLASS_NAMES.index("person")], "person_iou"))
-        model.compile(optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
-                      loss={"mask": segmentation_loss(np.asarray(options.class_weights, np.float32),
-                                                      options.dice_weight,
-                                                      tuple(CLASS_NAMES.index(c) for c in options.dice_classes))},
-                      metrics={"mask": metrics})
+        model.compile(
+            optimizer=adam_cosine(config, steps_per_epoch, options.min_lr_fraction),
+            loss={
+                "mask": segmentation_loss(
+                    np.asarray(options.class_weights, np.float32),
+                    options.dice_weight,
+                    tuple(CLASS_NAMES.index(c) for c in options.dice_classes),
+                )
+            },
+            metrics={"mask": metrics},
+        )
 
 
 TASK = SegmenterTask()

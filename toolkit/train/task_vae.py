@@ -74,12 +74,19 @@ class VaeTask:
     default_val_data = "mnist:split=val"
     options_type = Options
 
-    def datasets(self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options,
-                 model_config: Any) -> Datasets:
+    def datasets(
+        self, train: DataSpec, val: DataSpec | None, config: TrainConfig, options: Options, model_config: Any
+    ) -> Datasets:
         """(image, {"reconstruction": image}) batches; the z outputs have no target (the KL is an added loss)."""
         targets = lambda x, _labels: {"reconstruction": x}  # noqa: E731
-        datasets = labelled_image_datasets(train, val, config, tuple(model_config.input_shape), targets,
-                                           Affine(options.max_shift, options.max_rotation, 0.0))
+        datasets = labelled_image_datasets(
+            train,
+            val,
+            config,
+            tuple(model_config.input_shape),
+            targets,
+            Affine(options.max_shift, options.max_rotation, 0.0),
+        )
         datasets.describe["loss"] = "mean pixel BCE + KL / pixels (x pixels = one-sample negative ELBO, nats)"
         return datasets
 
@@ -89,8 +96,11 @@ class VaeTask:
         optimizer = adam_cosine(config, steps_per_epoch, options.min_lr_fraction)
         if options.kl_warmup_epochs > 0:
             sampling = model.get_layer("sampling")
-            sampling.kl_weight = WarmupWeight(float(sampling.kl_weight), optimizer.iterations,
-                                              round(options.kl_warmup_epochs * max(1, steps_per_epoch)))
+            sampling.kl_weight = WarmupWeight(
+                float(sampling.kl_weight),
+                optimizer.iterations,
+                round(options.kl_warmup_epochs * max(1, steps_per_epoch)),
+            )
         model.compile(optimizer=optimizer, loss={"reconstruction": keras.losses.BinaryCrossentropy()})
 
 

@@ -40,7 +40,9 @@ class TrainResult:
 
 def get_task(kind: str) -> Any:
     if kind not in MODEL_KINDS:
-        raise UsageError(f"unknown model kind '{kind}'{suggest(kind, MODEL_KINDS)} (choose from {', '.join(MODEL_KINDS)})")
+        raise UsageError(
+            f"unknown model kind '{kind}'{suggest(kind, MODEL_KINDS)} (choose from {', '.join(MODEL_KINDS)})"
+        )
     try:
         module = importlib.import_module(f"toolkit.train.task_{kind}")
     except ModuleNotFoundError as exc:
@@ -64,13 +66,16 @@ def _configure_devices(tf: Any, config: TrainConfig) -> Any:
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(config.devices)])
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(config.devices)]
+        )
     except RuntimeError:
         pass  # already initialised (a second run in one process): use what exists
     logical = tf.config.list_logical_devices("CPU")
     if len(logical) < 2:
-        raise ToolkitError("--strategy mirrored needs >= 2 devices; TensorFlow was initialised before the logical "
-                           "CPU devices could be created (run it in a fresh process)")
+        raise ToolkitError(
+            "--strategy mirrored needs >= 2 devices; TensorFlow was initialised before the logical "
+            "CPU devices could be created (run it in a fresh process)"
+        )
     return tf.distribute.MirroredStrategy([d.name for d in logical[: config.devices]])
 
 
@@ -99,14 +104,22 @@ def _callbacks(keras: Any, run_dir: Path, config: TrainConfig, has_val: bool) ->
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
-                                                       restore_best_weights=True, verbose=0))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=config.patience, restore_best_weights=True, verbose=0
+            )
+        )
     return callbacks
 
 
-def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
-          model_overrides: dict[str, Any] | None = None, task_overrides: dict[str, Any] | None = None,
-          log: Any = None) -> TrainResult:
+def train(
+    kind: str,
+    out_path: str | Path,
+    config: TrainConfig = TrainConfig(),
+    model_overrides: dict[str, Any] | None = None,
+    task_overrides: dict[str, Any] | None = None,
+    log: Any = None,
+) -> TrainResult:
     """Train a fresh ``kind`` model and save the best weights to ``out_path`` (a .keras file)."""
     out = Path(out_path)
     if out.suffix != ".keras":
@@ -126,7 +139,9 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
     if not config.resume and run_dir.exists():
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
     if config.resume and not (run_dir / "backup").exists():
-        raise UsageError(f"--resume: no backup in {run_dir} to resume from (train once without --resume first)")
+        raise UsageError(
+            f"--resume: no backup in {run_dir} to resume from (train once without --resume first)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from toolkit.models.tf_env import quiet_tensorflow
@@ -151,9 +166,12 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
     try:  # Keras prints progress on stdout; stdout is for results (--json), so progress goes to stderr
         with contextlib.redirect_stdout(sys.stderr):
             history = model.fit(
-                train_ds, validation_data=data.val, epochs=config.epochs,
+                train_ds,
+                validation_data=data.val,
+                epochs=config.epochs,
                 steps_per_epoch=steps if config.steps_per_epoch else None,
-                callbacks=_callbacks(keras, run_dir, config, data.val is not None), verbose=verbose,
+                callbacks=_callbacks(keras, run_dir, config, data.val is not None),
+                verbose=verbose,
             )
     except KeyboardInterrupt:
         raise ToolkitError(f"interrupted; resume with --resume (backup in {run_dir / 'backup'})") from None
@@ -165,15 +183,38 @@ def train(kind: str, out_path: str | Path, config: TrainConfig = TrainConfig(),
     with AtomicFiles(manifest=manifest_path_for(out)) as files:
         tmp = files.add(out, suffix=".keras")
         model.save(tmp)
-        manifest = _manifest(kind, out, sha256_file(tmp), config, model_config, options, data, hist, seconds,
-                             run_dir, strategy, int(model.count_params()))
+        manifest = _manifest(
+            kind,
+            out,
+            sha256_file(tmp),
+            config,
+            model_config,
+            options,
+            data,
+            hist,
+            seconds,
+            run_dir,
+            strategy,
+            int(model.count_params()),
+        )
         files.manifest_tmp.write_text(json_text(manifest))
     return TrainResult(out, manifest_path_for(out), manifest)
 
 
-def _manifest(kind: str, out: Path, sha256: str, config: TrainConfig, model_config: Any, options: Any, data: Any,
-              hist: dict[str, list[float]], seconds: float, run_dir: Path, strategy: Any,
-              parameters: int) -> dict[str, Any]:
+def _manifest(
+    kind: str,
+    out: Path,
+    sha256: str,
+    config: TrainConfig,
+    model_config: Any,
+    options: Any,
+    data: Any,
+    hist: dict[str, list[float]],
+    seconds: float,
+    run_dir: Path,
+    strategy: Any,
+    parameters: int,
+) -> dict[str, Any]:
     monitor = "val_loss" if "val_loss" in hist else "loss"
     best = min(range(len(hist[monitor])), key=lambda i: hist[monitor][i])
     return {
@@ -182,8 +223,12 @@ def _manifest(kind: str, out: Path, sha256: str, config: TrainConfig, model_conf
         "tool": {"name": "edge-toolkit", "version": __version__, "command": " ".join(sys.argv)},
         "libraries": library_versions(),
         "kind": kind,
-        "model": {"path": str(out), "sha256": sha256, "parameters": parameters,
-                  "config": dataclasses.asdict(model_config)},
+        "model": {
+            "path": str(out),
+            "sha256": sha256,
+            "parameters": parameters,
+            "config": dataclasses.asdict(model_config),
+        },
         "train_config": dataclasses.asdict(config),
         "task_options": dataclasses.asdict(options),
         "data": {"train_size": data.train_size, "val_size": data.val_size, **data.describe},

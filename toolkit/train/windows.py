@@ -14,7 +14,9 @@ import numpy as np
 from toolkit.errors import UsageError
 
 
-def window_size(crop_hw: tuple[int, int], input_hw: tuple[int, int], multiple: int, task: str) -> tuple[int, int]:
+def window_size(
+    crop_hw: tuple[int, int], input_hw: tuple[int, int], multiple: int, task: str
+) -> tuple[int, int]:
     """The training window (rows, columns): ``crop_hw``, or the whole input when it is (0, 0).
 
     Both sides must be multiples of ``multiple`` (the model's deepest stride) and fit in the input; otherwise a
@@ -24,13 +26,19 @@ def window_size(crop_hw: tuple[int, int], input_hw: tuple[int, int], multiple: i
     if h == 0 and w == 0:
         return input_hw
     if not (0 < h <= input_hw[0] and 0 < w <= input_hw[1]) or h % multiple or w % multiple:
-        raise UsageError(f"{task} task options: crop_height x crop_width must be multiples of {multiple} within "
-                         f"the {input_hw[0]}x{input_hw[1]} model input (or both 0), got {h}x{w}")
+        raise UsageError(
+            f"{task} task options: crop_height x crop_width must be multiples of {multiple} within "
+            f"the {input_hw[0]}x{input_hw[1]} model input (or both 0), got {h}x{w}"
+        )
     return h, w
 
 
-def window_origin(image_hw: tuple[int, int], window_hw: tuple[int, int], rng: np.random.Generator,
-                  anchor_yx: tuple[float, float] | None = None) -> tuple[int, int]:
+def window_origin(
+    image_hw: tuple[int, int],
+    window_hw: tuple[int, int],
+    rng: np.random.Generator,
+    anchor_yx: tuple[float, float] | None = None,
+) -> tuple[int, int]:
     """Top-left (row, column) of a random ``window_hw`` window inside an ``image_hw`` image.
 
     Uniform over all positions, or -- with ``anchor_yx`` -- uniform over the positions whose window holds that

@@ -17,4 +17,12 @@ from toolkit.zoobuild.build import BuildConfig, build_zoo, write_cards
 from toolkit.zoobuild.card import render_card, render_index
 from toolkit.zoobuild.recipes import checkout_root, find_recipes
 
-__all__ = ["BuildConfig", "build_zoo", "checkout_root", "find_recipes", "render_card", "render_index", "write_cards"]
+__all__ = [
+    "BuildConfig",
+    "build_zoo",
+    "checkout_root",
+    "find_recipes",
+    "render_card",
+    "render_index",
+    "write_cards",
+]

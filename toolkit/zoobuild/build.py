@@ -62,11 +62,18 @@ class BuildConfig:
         return Path(self.models_dir).expanduser() if self.models_dir else checkout_root() / "models"
 
     def runs(self) -> Path:
-        return Path(self.runs_dir).expanduser() if self.runs_dir else self.models().resolve().parent / "runs" / "zoo"
+        return (
+            Path(self.runs_dir).expanduser()
+            if self.runs_dir
+            else self.models().resolve().parent / "runs" / "zoo"
+        )
 
 
-_EXIT_ERRORS = {UsageError.exit_code: UsageError, DeviceUnavailable.exit_code: DeviceUnavailable,
-                QualityGateFailed.exit_code: QualityGateFailed}
+_EXIT_ERRORS = {
+    UsageError.exit_code: UsageError,
+    DeviceUnavailable.exit_code: DeviceUnavailable,
+    QualityGateFailed.exit_code: QualityGateFailed,
+}
 
 
 def run_toolkit(*args: str | Path, log: Path, cwd: Path, say: Say = lambda _: None) -> dict[str, Any]:
@@ -85,8 +92,10 @@ def run_toolkit(*args: str | Path, log: Path, cwd: Path, say: Say = lambda _: No
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         error = _EXIT_ERRORS.get(proc.returncode, ToolkitError)
-        raise error(f"'{one_line(shown, 200)}' failed (exit {proc.returncode}): "
-                    f"{lines[-1] if lines else 'no error output'} (full output: {log})")
+        raise error(
+            f"'{one_line(shown, 200)}' failed (exit {proc.returncode}): "
+            f"{lines[-1] if lines else 'no error output'} (full output: {log})"
+        )
     say(f"  ok ({time.perf_counter() - started:.0f}s)")
     return json.loads(proc.stdout)
 
@@ -135,20 +144,39 @@ def build_model(name: str, recipe_path: Path, config: BuildConfig, toolkit: Tool
         if companion is not None and companion != primary:
             int8_args += ["--companion", companion]
         int8_report = toolkit(*int8_args, log=log)
-        evals.append({"label": entry.get("label", entry["data"]), "data": entry["data"],
-                      "float": float_report, "int8": int8_report})
+        evals.append(
+            {
+                "label": entry.get("label", entry["data"]),
+                "data": entry["data"],
+                "float": float_report,
+                "int8": int8_report,
+            }
+        )
 
     latency = {}
     for part, path in tflites.items():
         latency[part or "model"] = toolkit(
-            "bench", path, "--threads", ",".join(map(str, config.bench_threads)), "--runs", config.bench_runs,
-            "--warmup", config.bench_warmup, "--db", run_dir / "bench.sqlite", "--target", "build-host", log=log)
+            "bench",
+            path,
+            "--threads",
+            ",".join(map(str, config.bench_threads)),
+            "--runs",
+            config.bench_runs,
+            "--warmup",
+            config.bench_warmup,
+            "--db",
+            run_dir / "bench.sqlite",
+            "--target",
+            "build-host",
+            log=log,
+        )
     write_json_atomic(out_dir / "eval.json", {"evals": evals, "latency": latency})
     _write_text(out_dir / "README.md", render_card(name, recipe, out_dir))
 
 
-def build_zoo(config: BuildConfig = BuildConfig(), say: Say = lambda _: None,
-              toolkit: Toolkit | None = None) -> list[Path]:
+def build_zoo(
+    config: BuildConfig = BuildConfig(), say: Say = lambda _: None, toolkit: Toolkit | None = None
+) -> list[Path]:
     """Build every selected recipe (all recipes are checked first), then the index; return the cards written.
     ``toolkit`` runs one command (default :func:`run_toolkit` in the checkout); tests pass a stand-in."""
     models = config.models()

@@ -54,8 +54,11 @@ def _metrics_rows(float_report: dict[str, Any], int8_report: dict[str, Any]) -> 
     rows = []
     for name, value in float_report["metrics"].items():
         other = int8_report["metrics"].get(name)
-        row: dict[str, Any] = {"metric": name + (" (primary)" if name == float_report["primary"] else ""),
-                               "float (Keras)": value, "int8 (TFLite)": other}
+        row: dict[str, Any] = {
+            "metric": name + (" (primary)" if name == float_report["primary"] else ""),
+            "float (Keras)": value,
+            "int8 (TFLite)": other,
+        }
         if isinstance(value, (int, float)) and isinstance(other, (int, float)):
             row["int8 - float"] = float(other) - float(value)
         rows.append(row)
@@ -66,9 +69,16 @@ def _latency_rows(latency: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for part, result in latency.items():
         for r in result.get("results", []):
-            rows.append({"model": part if part != "model" else r["model_name"], "threads": r["threads"],
-                         "p50 ms": r["p50_ms"], "p90 ms": r["p90_ms"], "p99 ms": r["p99_ms"],
-                         "peak RSS MB": r["peak_rss_mb"]})
+            rows.append(
+                {
+                    "model": part if part != "model" else r["model_name"],
+                    "threads": r["threads"],
+                    "p50 ms": r["p50_ms"],
+                    "p90 ms": r["p90_ms"],
+                    "p99 ms": r["p99_ms"],
+                    "peak RSS MB": r["peak_rss_mb"],
+                }
+            )
     return rows
 
 
@@ -76,8 +86,10 @@ def _host_line(latency: dict[str, Any]) -> str:
     for result in latency.values():
         host = result.get("host", {})
         if host:
-            return (f"{host.get('cpu_model')} ({host.get('usable_cores')} cores, {host.get('arch')}), "
-                    f"{host.get('os')}, {host.get('backend')} {host.get('backend_version')}")
+            return (
+                f"{host.get('cpu_model')} ({host.get('usable_cores')} cores, {host.get('arch')}), "
+                f"{host.get('os')}, {host.get('backend')} {host.get('backend_version')}"
+            )
     return "unknown host"
 
 
@@ -95,7 +107,11 @@ def _protocol_sections(folder: Path) -> list[str]:
             for key, rows in data.items():
                 if isinstance(rows, list) and rows and isinstance(rows[0], dict):
                     parts.append(f"\n{key}:\n\n{md_table(rows)}\n")
-                elif isinstance(rows, dict) and rows and all(isinstance(v, (int, float, str)) for v in rows.values()):
+                elif (
+                    isinstance(rows, dict)
+                    and rows
+                    and all(isinstance(v, (int, float, str)) for v in rows.values())
+                ):
                     parts.append(f"\n{key}:\n\n{md_table([rows])}\n")  # e.g. pooled figures
             summary = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and k != "title"}
             if summary:
@@ -118,22 +134,32 @@ def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
     for tflite, m in manifests(folder):
         io = ", ".join(f"{t['signature_name']} {t['shape']} {t['dtype']}" for t in m["inputs"])
         oo = ", ".join(f"{t['signature_name']} {t['shape']} {t['dtype']}" for t in m["outputs"])
-        lines += [f"| file | `{tflite.name}` ({m['output']['size_bytes'] / 1024:.0f} KiB, {m['precision']}, "
-                  f"{m['parameters']:,} parameters, {m['macs_total'] / 1e6:.1f} M MACs) |",
-                  f"| inputs / outputs | {io} -> {oo} |"]
+        lines += [
+            f"| file | `{tflite.name}` ({m['output']['size_bytes'] / 1024:.0f} KiB, {m['precision']}, "
+            f"{m['parameters']:,} parameters, {m['macs_total'] / 1e6:.1f} M MACs) |",
+            f"| inputs / outputs | {io} -> {oo} |",
+        ]
     if train:
-        lines += [f"| training | {train.get('epochs_run')} epochs ({train.get('seconds')} s on the build host), "
-                  f"best epoch {train.get('best_epoch')}, seed {train.get('train_config', {}).get('seed')} |",
-                  f"| training data | `{train.get('train_config', {}).get('data')}`"
-                  + "".join(f" + `{extra}`" for extra in _extra_data(train.get("task_options", {})))
-                  + f" ({train.get('data', {}).get('train_size')} samples), validation "
-                  f"`{train.get('train_config', {}).get('val_data')}` ({train.get('data', {}).get('val_size')}) |"]
+        lines += [
+            f"| training | {train.get('epochs_run')} epochs ({train.get('seconds')} s on the build host), "
+            f"best epoch {train.get('best_epoch')}, seed {train.get('train_config', {}).get('seed')} |",
+            f"| training data | `{train.get('train_config', {}).get('data')}`"
+            + "".join(f" + `{extra}`" for extra in _extra_data(train.get("task_options", {})))
+            + f" ({train.get('data', {}).get('train_size')} samples), validation "
+            f"`{train.get('train_config', {}).get('val_data')}` ({train.get('data', {}).get('val_size')}) |",
+        ]
     lines.append("")
     for entry in evals.get("evals", []):
         f, q = entry["float"], entry["int8"]
-        lines += [f"## {entry['label']}", "", f"`toolkit eval --data {entry['data']}`: {q['samples']} samples, "
-                  "float Keras model vs the int8 TFLite model, same metric code.", "",
-                  md_table(_metrics_rows(f, q)), ""]
+        lines += [
+            f"## {entry['label']}",
+            "",
+            f"`toolkit eval --data {entry['data']}`: {q['samples']} samples, "
+            "float Keras model vs the int8 TFLite model, same metric code.",
+            "",
+            md_table(_metrics_rows(f, q)),
+            "",
+        ]
         for title in dict.fromkeys([*f.get("tables", {}), *q.get("tables", {})]):
             for label, report in (("float", f), ("int8", q)):
                 rows = report.get("tables", {}).get(title)
@@ -148,24 +174,47 @@ def render_card(name: str, recipe: dict[str, Any], folder: Path) -> str:
     if protocol:
         lines += ["## Protocol tables", "", *protocol, ""]
     if evals.get("latency"):
-        lines += ["## Latency on the build host", "", f"Host: {_host_line(evals['latency'])}. Medians from "
-                  "`toolkit bench`; the build host is shared and noisy, compare rows of one run only.", "",
-                  md_table(_latency_rows(evals["latency"])), ""]
+        lines += [
+            "## Latency on the build host",
+            "",
+            f"Host: {_host_line(evals['latency'])}. Medians from "
+            "`toolkit bench`; the build host is shared and noisy, compare rows of one run only.",
+            "",
+            md_table(_latency_rows(evals["latency"])),
+            "",
+        ]
     for tflite, m in manifests(folder):
         parity = m.get("parity", {})
-        lines += [f"## Conversion: `{tflite.name}`", "",
-                  f"- mode {m['mode']}, I/O {m['io']}, calibration: "
-                  f"{(m.get('calibration') or {}).get('source')} ({(m.get('calibration') or {}).get('count')} samples)",
-                  f"- parity vs Keras on {parity.get('samples')} {parity.get('inputs')}: " + "; ".join(
-                      f"{k} max {v['max_abs_error']:.4g} / mean {v['mean_abs_error']:.4g}"
-                      for k, v in parity.get("outputs", {}).items()),
-                  "- not int8: " + (", ".join(f"{e['op']} {e['dtype']} x{e['count']}"
-                                               + (" (documented)" if e["documented"] else "")
-                                               for e in m["non_int8_ops"]) or "none"),
-                  f"- sha256 {m['output']['sha256']}; source {m['source']['sha256'][:16]}...; "
-                  f"tensorflow {m['libraries'].get('tensorflow')}, keras {m['libraries'].get('keras')}", ""]
-    lines += ["## Reproduce", "", f"    toolkit zoo build --only {name}", "",
-              "Recipe: [`recipe.toml`](recipe.toml).", ""]
+        lines += [
+            f"## Conversion: `{tflite.name}`",
+            "",
+            f"- mode {m['mode']}, I/O {m['io']}, calibration: "
+            f"{(m.get('calibration') or {}).get('source')} ({(m.get('calibration') or {}).get('count')} samples)",
+            f"- parity vs Keras on {parity.get('samples')} {parity.get('inputs')}: "
+            + "; ".join(
+                f"{k} max {v['max_abs_error']:.4g} / mean {v['mean_abs_error']:.4g}"
+                for k, v in parity.get("outputs", {}).items()
+            ),
+            "- not int8: "
+            + (
+                ", ".join(
+                    f"{e['op']} {e['dtype']} x{e['count']}" + (" (documented)" if e["documented"] else "")
+                    for e in m["non_int8_ops"]
+                )
+                or "none"
+            ),
+            f"- sha256 {m['output']['sha256']}; source {m['source']['sha256'][:16]}...; "
+            f"tensorflow {m['libraries'].get('tensorflow')}, keras {m['libraries'].get('keras')}",
+            "",
+        ]
+    lines += [
+        "## Reproduce",
+        "",
+        f"    toolkit zoo build --only {name}",
+        "",
+        "Recipe: [`recipe.toml`](recipe.toml).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -180,16 +229,30 @@ def render_index(models_dir: Path) -> str:
         if evals["evals"]:
             e = evals["evals"][0]
             primary = e["int8"]["primary"]
-            headline = (f"{primary} {_fmt(e['float']['metrics'].get(primary))} float / "
-                        f"{_fmt(e['int8']['metrics'].get(primary))} int8 ({e['data']})")
-        p50 = [r["p50_ms"] for res in evals.get("latency", {}).values() for r in res.get("results", [])
-               if r["threads"] == 2]
-        rows.append({"model": f"[{folder.name}]({folder.name}/README.md)",
-                     "kind": ms[0][1].get("kind") if ms else "", "int8 KiB": round(size),
-                     "headline": headline, "p50 ms (2 threads)": ", ".join(f"{v:.2f}" for v in p50)})
-    return ("# Model zoo\n\nSmall int8 models trained on real data (and our synthetic street scenes) by "
-            "`toolkit zoo build`. Each folder holds the int8 `.tflite`, its conversion manifest, "
-            "the evaluation JSON and a model card.\n\n" + md_table(rows) + "\n" + _workflow_section(models_dir))
+            headline = (
+                f"{primary} {_fmt(e['float']['metrics'].get(primary))} float / "
+                f"{_fmt(e['int8']['metrics'].get(primary))} int8 ({e['data']})"
+            )
+        p50 = [
+            r["p50_ms"]
+            for res in evals.get("latency", {}).values()
+            for r in res.get("results", [])
+            if r["threads"] == 2
+        ]
+        rows.append(
+            {
+                "model": f"[{folder.name}]({folder.name}/README.md)",
+                "kind": ms[0][1].get("kind") if ms else "",
+                "int8 KiB": round(size),
+                "headline": headline,
+                "p50 ms (2 threads)": ", ".join(f"{v:.2f}" for v in p50),
+            }
+        )
+    return (
+        "# Model zoo\n\nSmall int8 models trained on real data (and our synthetic street scenes) by "
+        "`toolkit zoo build`. Each folder holds the int8 `.tflite`, its conversion manifest, "
+        "the evaluation JSON and a model card.\n\n" + md_table(rows) + "\n" + _workflow_section(models_dir)
+    )
 
 
 def _workflow_section(models_dir: Path) -> str:
@@ -198,6 +261,7 @@ def _workflow_section(models_dir: Path) -> str:
     if not data:
         return ""
     rows = []
+
     def cell(r: dict[str, Any], key: str) -> str:
         value, size, p50 = r.get(key), r.get(f"{key}_size"), r.get(f"{key}_p50_ms")
         if value is None:
@@ -207,10 +271,19 @@ def _workflow_section(models_dir: Path) -> str:
 
     for r in data["rows"]:
         kept = ", ".join(r.get("auto_kept") or []) or "nothing kept"
-        rows.append({"model": r["model"], "metric (data)": f"{r['metric']} ({r['eval']})", "float": f"{r['float']:.4f}",
-                     "PTQ int8": cell(r, "ptq"), "PTQ + auto-keep-float": f"{cell(r, 'auto')} ({kept})",
-                     "QAT int8": cell(r, "qat") if r.get("qat") is not None else f"- ({r.get('qat_note', '')})"})
-    return ("\n## int8 you can trust: float, PTQ, PTQ + auto-keep-float, QAT\n\nMeasured by "
-            "`python scripts/zoo_int8_workflow.py` with the toolkit's own gate (the same samples for every column); "
-            "p50: one thread, median of 300 invokes, three alternating rounds. Models not listed have not been run "
-            "through it yet.\n\n" + md_table(rows) + "\n")
+        rows.append(
+            {
+                "model": r["model"],
+                "metric (data)": f"{r['metric']} ({r['eval']})",
+                "float": f"{r['float']:.4f}",
+                "PTQ int8": cell(r, "ptq"),
+                "PTQ + auto-keep-float": f"{cell(r, 'auto')} ({kept})",
+                "QAT int8": cell(r, "qat") if r.get("qat") is not None else f"- ({r.get('qat_note', '')})",
+            }
+        )
+    return (
+        "\n## int8 you can trust: float, PTQ, PTQ + auto-keep-float, QAT\n\nMeasured by "
+        "`python scripts/zoo_int8_workflow.py` with the toolkit's own gate (the same samples for every column); "
+        "p50: one thread, median of 300 invokes, three alternating rounds. Models not listed have not been run "
+        "through it yet.\n\n" + md_table(rows) + "\n"
+    )

@@ -80,6 +80,16 @@ from toolkit.data.synthetic.scene import Frame, SceneConfig, StreetScene
 from toolkit.data.synthetic.sim import BEHAVIOURS
 
 __all__ = [
-    "BEHAVIOURS", "CLASS_NAMES", "Camera", "Frame", "SceneConfig", "StreetScene", "Track", "export_dataset",
-    "pedestrian_tracks", "trajectory_windows", "write_video", "yolo_lines",
+    "BEHAVIOURS",
+    "CLASS_NAMES",
+    "Camera",
+    "Frame",
+    "SceneConfig",
+    "StreetScene",
+    "Track",
+    "export_dataset",
+    "pedestrian_tracks",
+    "trajectory_windows",
+    "write_video",
+    "yolo_lines",
 ]

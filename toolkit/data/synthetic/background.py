@@ -19,12 +19,16 @@ from toolkit.data.synthetic.camera import Camera
 from toolkit.data.synthetic.sim import Layout
 
 ROAD, SIDEWALK = 1, 2
-MAX_GROUND_M = 75.0  # ground fades into haze by this distance from the camera (or 2.5x the distance to the target)
+MAX_GROUND_M = (
+    75.0  # ground fades into haze by this distance from the camera (or 2.5x the distance to the target)
+)
 
 
 def far_limit(camera: Camera) -> float:
     """Distance (m) at which the ground has faded into haze: the painted ground map ends there."""
-    return max(MAX_GROUND_M, 2.5 * float(np.hypot(*(camera.position[:2] - [camera.target_x_m, camera.target_y_m]))))
+    return max(
+        MAX_GROUND_M, 2.5 * float(np.hypot(*(camera.position[:2] - [camera.target_x_m, camera.target_y_m])))
+    )
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,15 @@ def make_style(rng: np.random.Generator, noise: float) -> Style:
     warm = rng.uniform(-0.08, 0.08)
     sun = rng.uniform(0, 2 * math.pi)
     overcast = rng.random() < 0.3
-    return Style(light=(bright * (1 - warm), bright, bright * (1 + warm)), saturation=rng.uniform(0.55, 1.1),
-                 shadow_dir=(math.cos(sun), math.sin(sun)),
-                 shadow_len=1.0 / math.tan(math.radians(rng.uniform(25, 65))),
-                 shadow_strength=0.0 if overcast else rng.uniform(0.3, 0.55),
-                 noise_sigma=noise * rng.uniform(1.5, 5.0), blur_sigma=noise * rng.uniform(0.0, 1.1))
+    return Style(
+        light=(bright * (1 - warm), bright, bright * (1 + warm)),
+        saturation=rng.uniform(0.55, 1.1),
+        shadow_dir=(math.cos(sun), math.sin(sun)),
+        shadow_len=1.0 / math.tan(math.radians(rng.uniform(25, 65))),
+        shadow_strength=0.0 if overcast else rng.uniform(0.3, 0.55),
+        noise_sigma=noise * rng.uniform(1.5, 5.0),
+        blur_sigma=noise * rng.uniform(0.0, 1.1),
+    )
 
 
 def grade(colours: np.ndarray, style: Style) -> np.ndarray:
@@ -85,8 +93,9 @@ def _smooth_noise(shape: tuple[int, int], cell: float, rng: np.random.Generator)
     return cv2.resize(small.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC) * 0.6
 
 
-def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm: float,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _paint_ground(
+    layout: Layout, bounds: tuple[float, float, float, float], ppm: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-down colour map (float32 BGR) and class map; pixel (c, r) is ground (x0 + c/ppm, y0 + r/ppm)."""
     x0, y0, x1, y1 = bounds
     w, h = int((x1 - x0) * ppm) + 1, int((y1 - y0) * ppm) + 1
@@ -107,14 +116,20 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
     # Beyond the sidewalks: grass, gravel or dirt on each side.
     for rows in (band(y0, -r_half - side_w), band(r_half + side_w, y1)):
         kind = rng.choice(["grass", "grass", "gravel", "dirt"])
-        base = {"grass": [rng.uniform(40, 70), rng.uniform(110, 150), rng.uniform(70, 105)],
-                "gravel": [rng.uniform(120, 150)] * 3, "dirt": [70, rng.uniform(95, 115), rng.uniform(120, 140)]}[kind]
+        base = {
+            "grass": [rng.uniform(40, 70), rng.uniform(110, 150), rng.uniform(70, 105)],
+            "gravel": [rng.uniform(120, 150)] * 3,
+            "dirt": [70, rng.uniform(95, 115), rng.uniform(120, 140)],
+        }[kind]
         fill(rows, np.array(base, np.float32), 14.0, 22.0)
     # Sidewalks: concrete or paving slabs, with joints; a lighter kerb strip next to the road.
     slab = rng.uniform(0.5, 1.6)
-    side_base = np.array(rng.choice([[175, 180, 182], [150, 160, 170], [120, 135, 160], [165, 172, 170]]),
-                         np.float32) * rng.uniform(0.8, 1.05)
-    joints = ((np.abs((xs / slab) % 1.0 - 0.5) > 0.47)[None, :] | (np.abs((ys / slab) % 1.0 - 0.5) > 0.47)[:, None])
+    side_base = np.array(
+        rng.choice([[175, 180, 182], [150, 160, 170], [120, 135, 160], [165, 172, 170]]), np.float32
+    ) * rng.uniform(0.8, 1.05)
+    joints = (np.abs((xs / slab) % 1.0 - 0.5) > 0.47)[None, :] | (np.abs((ys / slab) % 1.0 - 0.5) > 0.47)[
+        :, None
+    ]
     for lo, hi in ((-r_half - side_w, -r_half), (r_half, r_half + side_w)):
         rows = band(lo, hi)
         fill(rows, side_base, 7.0, 12.0)
@@ -130,12 +145,29 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
     px = lambda x, y: (int((x - x0) * ppm), int((y - y0) * ppm))  # noqa: E731
     for _ in range(int(rng.integers(0, 6))):
         cx, cy = rng.uniform(x0, x1), rng.uniform(-r_half, r_half)
-        cv2.ellipse(colour, px(cx, cy), (int(rng.uniform(0.5, 3) * ppm), int(rng.uniform(0.3, 1.5) * ppm)),
-                    rng.uniform(0, 180), 0, 360, (asphalt * rng.uniform(0.75, 1.2)).tolist(), -1)
+        cv2.ellipse(
+            colour,
+            px(cx, cy),
+            (int(rng.uniform(0.5, 3) * ppm), int(rng.uniform(0.3, 1.5) * ppm)),
+            rng.uniform(0, 180),
+            0,
+            360,
+            (asphalt * rng.uniform(0.75, 1.2)).tolist(),
+            -1,
+        )
     for _ in range(int(rng.integers(0, 8))):
-        pts = np.cumsum(rng.normal(0, 0.6, (6, 2)), axis=0) + [rng.uniform(x0, x1), rng.uniform(-r_half, r_half)]
-        cv2.polylines(colour, [np.array([px(*p) for p in pts], np.int32)], False, (asphalt * 0.65).tolist(), 1,
-                      cv2.LINE_AA)
+        pts = np.cumsum(rng.normal(0, 0.6, (6, 2)), axis=0) + [
+            rng.uniform(x0, x1),
+            rng.uniform(-r_half, r_half),
+        ]
+        cv2.polylines(
+            colour,
+            [np.array([px(*p) for p in pts], np.int32)],
+            False,
+            (asphalt * 0.65).tolist(),
+            1,
+            cv2.LINE_AA,
+        )
     # Markings: dashed or double centre line, edge lines, zebra crosswalk, stop lines. Worn a little.
     paint = np.zeros((h, w), np.float32)
     line_w = 0.12
@@ -170,13 +202,28 @@ def _paint_ground(layout: Layout, bounds: tuple[float, float, float, float], ppm
 
 
 # Box corners: index bits are (forward +, lateral +, top); faces list corner indices around each face.
-_SIGNS = np.array([[(1 if i & 1 else -1), (1 if i & 2 else -1), (1 if i & 4 else 0)] for i in range(8)], float)
-_BOX_FACES = (("front", (1, 3, 7, 5)), ("back", (0, 4, 6, 2)), ("side", (2, 6, 7, 3)), ("side", (0, 1, 5, 4)),
-              ("top", (4, 5, 7, 6)))
+_SIGNS = np.array(
+    [[(1 if i & 1 else -1), (1 if i & 2 else -1), (1 if i & 4 else 0)] for i in range(8)], float
+)
+_BOX_FACES = (
+    ("front", (1, 3, 7, 5)),
+    ("back", (0, 4, 6, 2)),
+    ("side", (2, 6, 7, 3)),
+    ("side", (0, 1, 5, 4)),
+    ("top", (4, 5, 7, 6)),
+)
 
 
-def box_faces(camera: Camera, centre: tuple[float, float], heading: float, length: float, width: float,
-              z0: float, z1: float, taper: float = 1.0) -> list[tuple[np.ndarray, str]]:
+def box_faces(
+    camera: Camera,
+    centre: tuple[float, float],
+    heading: float,
+    length: float,
+    width: float,
+    z0: float,
+    z1: float,
+    taper: float = 1.0,
+) -> list[tuple[np.ndarray, str]]:
     """Visible faces of an oriented 3D box as (image polygon (k, 2) float, 'top'|'side'|'front'|'back').
 
     ``taper`` < 1 shortens the top face along the heading (a car cabin with sloped windscreens).
@@ -224,7 +271,9 @@ def fill_poly(img: np.ndarray, poly: np.ndarray, colour, aa: bool = True) -> Non
     cv2.fillPoly(img, [pts], colour, cv2.LINE_AA if aa else cv2.LINE_8, shift=2)
 
 
-def ground_shadow(shadow: np.ndarray, camera: Camera, footprint: np.ndarray, height: float, sun: np.ndarray) -> None:
+def ground_shadow(
+    shadow: np.ndarray, camera: Camera, footprint: np.ndarray, height: float, sun: np.ndarray
+) -> None:
     """Fill the shadow an object with ground ``footprint`` (k, 2) and ``height`` casts along ``sun`` (m per m)."""
     pts = np.concatenate([footprint, footprint + sun * height])
     img = camera.project(np.concatenate([pts, np.zeros((len(pts), 1))], axis=1))[0]
@@ -243,7 +292,9 @@ def shade(colour, name: str) -> tuple[float, float, float]:
     return tuple(float(min(255, v * k)) for v in colour)
 
 
-def _buildings(img: np.ndarray, drawn: np.ndarray, camera: Camera, layout: Layout, rng: np.random.Generator) -> None:
+def _buildings(
+    img: np.ndarray, drawn: np.ndarray, camera: Camera, layout: Layout, rng: np.random.Generator
+) -> None:
     """A row of buildings behind the far sidewalk, with window grids; drawn far-to-near."""
     y_front = layout.road_half_m + layout.sidewalk_m + rng.uniform(2.0, 9.0)
     x = layout.x_min - 40.0
@@ -253,10 +304,19 @@ def _buildings(img: np.ndarray, drawn: np.ndarray, camera: Camera, layout: Layou
         if rng.random() > 0.2:
             blocks.append((x, width, rng.uniform(4.0, 16.0), y_front + rng.uniform(0, 3.0)))
         x += width + rng.uniform(0.0, 4.0)
-    wall_colours = [[70, 90, 150], [60, 75, 120], [170, 175, 180], [140, 160, 185], [110, 110, 115], [200, 205, 210]]
+    wall_colours = [
+        [70, 90, 150],
+        [60, 75, 120],
+        [170, 175, 180],
+        [140, 160, 185],
+        [110, 110, 115],
+        [200, 205, 210],
+    ]
     blocks.sort(key=lambda b: -float(camera.depth_of(np.array([b[0] + b[1] / 2, b[3]]))))
     for bx, width, height, by in blocks:
-        wall = np.array(wall_colours[int(rng.integers(len(wall_colours)))], np.float64) * rng.uniform(0.8, 1.1)
+        wall = np.array(wall_colours[int(rng.integers(len(wall_colours)))], np.float64) * rng.uniform(
+            0.8, 1.1
+        )
         faces = box_faces(camera, (bx + width / 2, by + 6.0), 0.0, width, 12.0, 0.0, height)
         for poly, name in faces:
             fill_poly(img, poly, (90, 92, 95) if name == "top" else shade(wall, name))
@@ -264,8 +324,14 @@ def _buildings(img: np.ndarray, drawn: np.ndarray, camera: Camera, layout: Layou
         glass = np.array([rng.uniform(50, 90), rng.uniform(40, 70), rng.uniform(30, 60)])
         for floor in np.arange(0.9, height - 1.5, 3.0):
             for wx in np.arange(bx + 1.0, bx + width - 1.5, rng.uniform(2.2, 3.2)):
-                quad = np.array([[wx, by, floor], [wx + 1.3, by, floor], [wx + 1.3, by, floor + 1.5],
-                                 [wx, by, floor + 1.5]])
+                quad = np.array(
+                    [
+                        [wx, by, floor],
+                        [wx + 1.3, by, floor],
+                        [wx + 1.3, by, floor + 1.5],
+                        [wx, by, floor + 1.5],
+                    ]
+                )
                 if np.dot(camera.position - quad[0], [0, -1, 0]) > 0:
                     poly = clip_project(camera, quad)
                     if poly is not None:
@@ -279,8 +345,9 @@ def _sky(img: np.ndarray, valid: np.ndarray, low: np.ndarray, rng: np.random.Gen
     img[~valid] = sky[~valid]
 
 
-def build_background(camera: Camera, layout: Layout, style: Style, rng: np.random.Generator,
-                     furniture: list) -> Background:
+def build_background(
+    camera: Camera, layout: Layout, style: Style, rng: np.random.Generator, furniture: list
+) -> Background:
     """Render the static scene: ground, sky, buildings, furniture (``furniture`` = list of (draw_fn, ground_xy))."""
     w, h = camera.width, camera.height
     # Per-pixel ground rays: where each pixel meets the ground and how far away that is.
@@ -296,8 +363,12 @@ def build_background(camera: Camera, layout: Layout, style: Style, rng: np.rando
     colour_map, class_map = _paint_ground(layout, (x0, y0, x1, y1), ppm, rng)
     to_ground = np.array([[1 / ppm, 0, x0], [0, 1 / ppm, y0], [0, 0, 1]])
     warp = camera.homography() @ to_ground
-    img = cv2.warpPerspective(colour_map, warp, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = cv2.warpPerspective(class_map, warp, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    img = cv2.warpPerspective(
+        colour_map, warp, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    mask = cv2.warpPerspective(
+        class_map, warp, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+    )
     img += rng.standard_normal((h, w, 1)).astype(np.float32) * np.float32(rng.uniform(3.0, 7.0))
     # Aerial haze: the ground fades into the colour of the sky at the horizon, reached at the far limit.
     horizon = np.array([225, 225, 222], np.float32) * np.float32(rng.uniform(0.8, 1.0))

@@ -51,7 +51,9 @@ class Camera:
         dist = self.height_m / math.tan(math.radians(self.pitch_deg))
         f = self.forward
         horiz = f[:2] / np.linalg.norm(f[:2])
-        return _frozen(np.array([self.target_x_m - dist * horiz[0], self.target_y_m - dist * horiz[1], self.height_m]))
+        return _frozen(
+            np.array([self.target_x_m - dist * horiz[0], self.target_y_m - dist * horiz[1], self.height_m])
+        )
 
     def rotation(self) -> np.ndarray:
         """3x3 world->camera rotation; rows are the camera's right, down and forward axes."""
@@ -62,8 +64,9 @@ class Camera:
         return np.stack([right, down, f])
 
     def intrinsics(self) -> np.ndarray:
-        return np.array([[self.focal_px, 0.0, self.width / 2.0], [0.0, self.focal_px, self.height / 2.0],
-                         [0.0, 0.0, 1.0]])
+        return np.array(
+            [[self.focal_px, 0.0, self.width / 2.0], [0.0, self.focal_px, self.height / 2.0], [0.0, 0.0, 1.0]]
+        )
 
     @cached_property
     def _projection(self) -> np.ndarray:
@@ -98,8 +101,10 @@ class Camera:
     def pixels_to_ground(self, image_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where pixel rays (..., 2) meet the ground: (ground points (..., 2), True where the ray goes down)."""
         uv = np.asarray(image_uv, dtype=np.float64)
-        rays = np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1) @ (
-            self.rotation().T @ np.linalg.inv(self.intrinsics())).T
+        rays = (
+            np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1)
+            @ (self.rotation().T @ np.linalg.inv(self.intrinsics())).T
+        )
         down = rays[..., 2] < -1e-9
         t = np.where(down, -self.height_m / np.where(down, rays[..., 2], -1.0), 0.0)
         return self.position[:2] + rays[..., :2] * t[..., None], down
@@ -131,13 +136,16 @@ def write_homography(camera: Camera, path: str | Path) -> Path:
     g2i = camera.homography()
     i2g = np.linalg.inv(g2i)
     i2g /= i2g[2, 2]
-    write_json_atomic(path, {
-        "homography": i2g.tolist(),
-        "direction": "image_to_ground",
-        "units": "m",
-        "image_size": [camera.width, camera.height],
-        "ground_to_image": g2i.tolist(),
-        "camera": asdict(camera),
-        "source": "toolkit.data.synthetic",
-    })
+    write_json_atomic(
+        path,
+        {
+            "homography": i2g.tolist(),
+            "direction": "image_to_ground",
+            "units": "m",
+            "image_size": [camera.width, camera.height],
+            "ground_to_image": g2i.tolist(),
+            "camera": asdict(camera),
+            "source": "toolkit.data.synthetic",
+        },
+    )
     return Path(path)

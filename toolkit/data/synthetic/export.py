@@ -38,8 +38,10 @@ class Track:
 def _sample_step(config: SceneConfig) -> int:
     step = config.fps * SAMPLE_S
     if abs(step - round(step)) > 1e-6 or round(step) < 1:
-        raise UsageError(f"trajectory sampling needs fps * 0.4 to be a whole number of frames; fps {config.fps:g} "
-                         f"gives {step:g} (use fps 2.5, 5, 10, 15, 20, 25 or 30)")
+        raise UsageError(
+            f"trajectory sampling needs fps * 0.4 to be a whole number of frames; fps {config.fps:g} "
+            f"gives {step:g} (use fps 2.5, 5, 10, 15, 20, 25 or 30)"
+        )
     return int(round(step))
 
 
@@ -74,15 +76,30 @@ def pedestrian_tracks(config: SceneConfig, n_frames: int) -> list[Track]:
         ground = np.array(rec["pos"])[keep]
         hom_pts = np.hstack([ground, np.ones((len(ground), 1))]) @ hom.T
         image = hom_pts[:, :2] / hom_pts[:, 2:3]
-        in_view = ((hom_pts[:, 2] > 0) & (image[:, 0] >= 0) & (image[:, 0] < config.width) & (image[:, 1] >= 0)
-                   & (image[:, 1] < config.height))
-        tracks.append(Track(pid, frames[keep] / config.fps, ground.astype(np.float32), image.astype(np.float32),
-                            in_view, np.array(rec["intent"])[keep], np.array(rec["beh"], np.int8)[keep]))
+        in_view = (
+            (hom_pts[:, 2] > 0)
+            & (image[:, 0] >= 0)
+            & (image[:, 0] < config.width)
+            & (image[:, 1] >= 0)
+            & (image[:, 1] < config.height)
+        )
+        tracks.append(
+            Track(
+                pid,
+                frames[keep] / config.fps,
+                ground.astype(np.float32),
+                image.astype(np.float32),
+                in_view,
+                np.array(rec["intent"])[keep],
+                np.array(rec["beh"], np.int8)[keep],
+            )
+        )
     return tracks
 
 
-def trajectory_windows(config: SceneConfig, n_frames: int, space: str = "ground", obs_len: int = 8,
-                       pred_len: int = 12) -> dict[str, Any]:
+def trajectory_windows(
+    config: SceneConfig, n_frames: int, space: str = "ground", obs_len: int = 8, pred_len: int = 12
+) -> dict[str, Any]:
     """Behaviour-model windows from a scene run: ``obs_len`` observed + ``pred_len`` future points every 0.4 s.
 
     A window is kept when all its observed feet points are inside the image (what a camera could track).
@@ -108,22 +125,32 @@ def trajectory_windows(config: SceneConfig, n_frames: int, space: str = "ground"
         sampled = np.flatnonzero(frames % step == 0)
         hom_pts = np.hstack([pos[sampled], np.ones((len(sampled), 1))]) @ hom.T
         pix = hom_pts[:, :2] / hom_pts[:, 2:3]
-        inside = ((hom_pts[:, 2] > 0) & (pix[:, 0] >= 0) & (pix[:, 0] < config.width) & (pix[:, 1] >= 0)
-                  & (pix[:, 1] < config.height))
+        inside = (
+            (hom_pts[:, 2] > 0)
+            & (pix[:, 0] >= 0)
+            & (pix[:, 0] < config.width)
+            & (pix[:, 1] >= 0)
+            & (pix[:, 1] < config.height)
+        )
         points = pos[sampled] if space == "ground" else pix / scale
         for s in range(len(sampled) - obs_len - pred_len + 1):
-            if not inside[s:s + obs_len].all():
+            if not inside[s : s + obs_len].all():
                 continue
             last = frames[sampled[s + obs_len - 1]]
-            obs.append(points[s:s + obs_len])
-            fut.append(points[s + obs_len:s + obs_len + pred_len])
+            obs.append(points[s : s + obs_len])
+            fut.append(points[s + obs_len : s + obs_len + pred_len])
             crossing.append(bool(np.any((cross_frames > last) & (cross_frames <= last + pred_len * step))))
             ids.append(pid)
             starts.append(frames[sampled[s]] / config.fps)
-    return {"obs": np.array(obs, np.float32).reshape(-1, obs_len, 2),
-            "fut": np.array(fut, np.float32).reshape(-1, pred_len, 2),
-            "crossing": np.array(crossing, bool), "person_ids": np.array(ids, np.int64),
-            "start_s": np.array(starts, np.float64), "space": space, "dt_s": SAMPLE_S}
+    return {
+        "obs": np.array(obs, np.float32).reshape(-1, obs_len, 2),
+        "fut": np.array(fut, np.float32).reshape(-1, pred_len, 2),
+        "crossing": np.array(crossing, bool),
+        "person_ids": np.array(ids, np.int64),
+        "start_s": np.array(starts, np.float64),
+        "space": space,
+        "dt_s": SAMPLE_S,
+    }
 
 
 def write_video(config: SceneConfig, path: str | Path, n_frames: int) -> Path:
@@ -131,14 +158,20 @@ def write_video(config: SceneConfig, path: str | Path, n_frames: int) -> Path:
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in VIDEO_CODECS:
-        raise UsageError(f"video {target}: use a .mp4 (mp4v) or .avi (MJPG) file name (H.264 writing is not "
-                         "available in the OpenCV wheels)")
+        raise UsageError(
+            f"video {target}: use a .mp4 (mp4v) or .avi (MJPG) file name (H.264 writing is not "
+            "available in the OpenCV wheels)"
+        )
     if n_frames < 1:
         raise UsageError(f"n_frames must be >= 1, got {n_frames}")
     scene = StreetScene(config)
     with atomic_path(target, suffix=suffix) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix]), float(config.fps),
-                                 (config.width, config.height))
+        writer = cv2.VideoWriter(
+            str(tmp),
+            cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix]),
+            float(config.fps),
+            (config.width, config.height),
+        )
         if not writer.isOpened():
             raise ToolkitError(f"OpenCV could not open a {VIDEO_CODECS[suffix]} video writer for {target}")
         try:
@@ -158,8 +191,14 @@ def yolo_lines(boxes: np.ndarray, classes: list[int] | np.ndarray, width: int, h
     return lines
 
 
-def export_dataset(config: SceneConfig, out_dir: str | Path, n_frames: int, every: int = 1, split: str = "train",
-                   min_visibility: float = 0.2) -> dict[str, Any]:
+def export_dataset(
+    config: SceneConfig,
+    out_dir: str | Path,
+    n_frames: int,
+    every: int = 1,
+    split: str = "train",
+    min_visibility: float = 0.2,
+) -> dict[str, Any]:
     """Render a scene and write every ``every``-th frame in the COCO128 layout the real-data loaders read.
 
     Writes ``images/<split>/<stem>.jpg``, ``object_detection/labels/<split>/<stem>.txt`` (YOLO ``class cx cy w h``
@@ -173,8 +212,11 @@ def export_dataset(config: SceneConfig, out_dir: str | Path, n_frames: int, ever
     if not split or any(c in split for c in "/\\.") or split != split.strip():
         raise UsageError(f"split must be a plain folder name such as 'train', got {split!r}")
     root = Path(out_dir)
-    dirs = {"images": root / "images" / split, "labels": root / "object_detection" / "labels" / split,
-            "masks": root / "semantic_segmentation" / "masks" / split}
+    dirs = {
+        "images": root / "images" / split,
+        "labels": root / "object_detection" / "labels" / split,
+        "masks": root / "semantic_segmentation" / "masks" / split,
+    }
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)
     _write_configs(root)
@@ -190,19 +232,32 @@ def export_dataset(config: SceneConfig, out_dir: str | Path, n_frames: int, ever
             raise ToolkitError(f"OpenCV failed to encode frame {frame.index}")
         keep = frame.visibility >= min_visibility
         lines = yolo_lines(frame.boxes[keep], [0] * int(keep.sum()), config.width, config.height)
-        lines += yolo_lines(frame.vehicle_boxes, [COCO_CAR] * len(frame.vehicle_boxes), config.width, config.height)
+        lines += yolo_lines(
+            frame.vehicle_boxes, [COCO_CAR] * len(frame.vehicle_boxes), config.width, config.height
+        )
         write_bytes_atomic(dirs["images"] / f"{stem}.jpg", jpg.tobytes())
         write_bytes_atomic(dirs["masks"] / f"{stem}.png", png.tobytes())
-        write_bytes_atomic(dirs["labels"] / f"{stem}.txt", ("\n".join(lines) + "\n" if lines else "").encode())
+        write_bytes_atomic(
+            dirs["labels"] / f"{stem}.txt", ("\n".join(lines) + "\n" if lines else "").encode()
+        )
         counts["images"] += 1
         counts["person_boxes"] += int(keep.sum())
         counts["vehicle_boxes"] += len(frame.vehicle_boxes)
         counts["person_pixels"] += int(np.count_nonzero(frame.mask == CLASS_NAMES.index("person")))
-    manifest = {"generator": "toolkit.data.synthetic", "config": asdict(config), "n_frames": n_frames,
-                "every": every, "split": split, "min_visibility": min_visibility, "counts": counts,
-                "class_names": list(CLASS_NAMES), "yolo_classes": {"0": "person", str(COCO_CAR): "car"},
-                "behaviours": list(BEHAVIOURS), "camera": asdict(scene.camera),
-                "versions": {"numpy": np.__version__, "opencv": cv2.__version__, "python": platform.python_version()}}
+    manifest = {
+        "generator": "toolkit.data.synthetic",
+        "config": asdict(config),
+        "n_frames": n_frames,
+        "every": every,
+        "split": split,
+        "min_visibility": min_visibility,
+        "counts": counts,
+        "class_names": list(CLASS_NAMES),
+        "yolo_classes": {"0": "person", str(COCO_CAR): "car"},
+        "behaviours": list(BEHAVIOURS),
+        "camera": asdict(scene.camera),
+        "versions": {"numpy": np.__version__, "opencv": cv2.__version__, "python": platform.python_version()},
+    }
     write_json_atomic(root / f"synthetic_{split}_s{config.seed}.json", manifest)
     return json.loads(json.dumps(manifest))
 
@@ -212,11 +267,15 @@ def _write_configs(root: Path) -> None:
     splits = sorted(p.name for p in (root / "images").iterdir() if p.is_dir())
     names = "\n".join(f"  {i}: {n}" for i, n in ((0, "person"), (1, "bicycle"), (COCO_CAR, "car")))
     det_splits = "".join(f"{s}: images/{s}\n" for s in splits)
-    det = (f"# Synthetic street scenes (toolkit.data.synthetic), YOLO boxes; class ids follow COCO\npath: ..\n"
-           f"{det_splits}\nnames:\n{names}\n")
+    det = (
+        f"# Synthetic street scenes (toolkit.data.synthetic), YOLO boxes; class ids follow COCO\npath: ..\n"
+        f"{det_splits}\nnames:\n{names}\n"
+    )
     classes = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES))
     seg_splits = "".join(f"{s}:\n  images: ../images/{s}\n  masks: masks/{s}\n" for s in splits)
-    seg = (f"# Synthetic street scenes (toolkit.data.synthetic), single-channel class-index PNG masks\n"
-           f"{seg_splits}\nclasses:\n{classes}\n")
+    seg = (
+        f"# Synthetic street scenes (toolkit.data.synthetic), single-channel class-index PNG masks\n"
+        f"{seg_splits}\nclasses:\n{classes}\n"
+    )
     write_bytes_atomic(root / "object_detection" / "config.yaml", det.encode())
     write_bytes_atomic(root / "semantic_segmentation" / "config.yaml", seg.encode())

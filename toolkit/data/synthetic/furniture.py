@@ -28,7 +28,10 @@ def _pt(camera: Camera, x: float, y: float, z: float) -> np.ndarray:
 
 def _line(canvas, drawn, a, b, colour, thick: float) -> None:
     t = max(1, int(round(thick)))
-    pa, pb = tuple(np.round(np.clip(a, -1e4, 1e4)).astype(int)), tuple(np.round(np.clip(b, -1e4, 1e4)).astype(int))
+    pa, pb = (
+        tuple(np.round(np.clip(a, -1e4, 1e4)).astype(int)),
+        tuple(np.round(np.clip(b, -1e4, 1e4)).astype(int)),
+    )
     cv2.line(canvas, pa, pb, colour, t, cv2.LINE_AA)
     cv2.line(drawn, pa, pb, 255, t, cv2.LINE_8)
 
@@ -66,7 +69,9 @@ def _tree(canvas, drawn, shadow, camera, xy, sun, trunk_h, crown_r, greens, rng_
     scale = px_per_m(camera, xy)
     crown_z = trunk_h + crown_r * 0.8
     ground_shadow(shadow, camera, _square(xy, 0.15), trunk_h, sun)
-    ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16)), np.sin(np.linspace(0, 2 * np.pi, 16))], 1) * crown_r
+    ring = (
+        np.stack([np.cos(np.linspace(0, 2 * np.pi, 16)), np.sin(np.linspace(0, 2 * np.pi, 16))], 1) * crown_r
+    )
     ground_shadow(shadow, camera, xy + sun * crown_z + ring * 0.9, 0.0, sun)
     _line(canvas, drawn, _pt(camera, *xy, 0), _pt(camera, *xy, crown_z), (40, 60, 85), 0.3 * scale)
     centre = _pt(camera, *xy, crown_z)
@@ -83,9 +88,20 @@ def _tree(canvas, drawn, shadow, camera, xy, sun, trunk_h, crown_r, greens, rng_
 def _box_item(canvas, drawn, shadow, camera, xy, sun, size, colour, heading=0.0) -> None:
     length, width, height = size
     c, s = math.cos(heading), math.sin(heading)
-    corners = np.array([[dx * c - dy * s, dx * s + dy * c] for dx, dy in
-                        ((-length / 2, -width / 2), (length / 2, -width / 2), (length / 2, width / 2),
-                         (-length / 2, width / 2))]) + xy
+    corners = (
+        np.array(
+            [
+                [dx * c - dy * s, dx * s + dy * c]
+                for dx, dy in (
+                    (-length / 2, -width / 2),
+                    (length / 2, -width / 2),
+                    (length / 2, width / 2),
+                    (-length / 2, width / 2),
+                )
+            ]
+        )
+        + xy
+    )
     ground_shadow(shadow, camera, corners, height, sun)
     for poly, name in box_faces(camera, tuple(xy), heading, length, width, 0.0, height):
         fill_poly(canvas, poly, shade(colour, name))
@@ -118,21 +134,50 @@ def place_furniture(layout: Layout, rng: np.random.Generator) -> list[tuple[Draw
         x = layout.x_min - 10.0 + rng.uniform(0, 20)
         while x < layout.x_max + 10.0:  # lamp posts every 15-30 m at the kerb
             if not near_crosswalk(x):
-                items.append((partial(_pole, height=rng.uniform(5.0, 7.5), colour=pole_colour,
-                                      arm_to=-side * rng.uniform(0.8, 1.6)), (x, side * (r_half + 0.25))))
+                items.append(
+                    (
+                        partial(
+                            _pole,
+                            height=rng.uniform(5.0, 7.5),
+                            colour=pole_colour,
+                            arm_to=-side * rng.uniform(0.8, 1.6),
+                        ),
+                        (x, side * (r_half + 0.25)),
+                    )
+                )
             x += rng.uniform(15, 30)
         x = layout.x_min - 10.0 + rng.uniform(0, 15)
         while x < layout.x_max + 10.0:  # outer edge: trees, bins, benches, cones
             kind = rng.choice(["tree", "tree", "bin", "bench", "cone", "none"])
             y = side * (r_half + side_w + rng.uniform(0.6, 2.5))
             if kind == "tree":
-                items.append((partial(_tree, trunk_h=rng.uniform(1.8, 3.0), crown_r=rng.uniform(1.2, 2.4),
-                                      greens=(rng.uniform(30, 60), rng.uniform(80, 130), rng.uniform(40, 80)),
-                                      rng_seed=int(rng.integers(1 << 31))), (x, y + side * 1.5)))
+                items.append(
+                    (
+                        partial(
+                            _tree,
+                            trunk_h=rng.uniform(1.8, 3.0),
+                            crown_r=rng.uniform(1.2, 2.4),
+                            greens=(rng.uniform(30, 60), rng.uniform(80, 130), rng.uniform(40, 80)),
+                            rng_seed=int(rng.integers(1 << 31)),
+                        ),
+                        (x, y + side * 1.5),
+                    )
+                )
             elif kind == "bin":
-                items.append((partial(_box_item, size=(0.55, 0.55, rng.uniform(0.8, 1.1)),
-                                      colour=tuple(rng.choice([[40, 70, 40], [60, 60, 60], [30, 30, 140],
-                                                               [120, 80, 30]]).tolist())), (x, y)))
+                items.append(
+                    (
+                        partial(
+                            _box_item,
+                            size=(0.55, 0.55, rng.uniform(0.8, 1.1)),
+                            colour=tuple(
+                                rng.choice(
+                                    [[40, 70, 40], [60, 60, 60], [30, 30, 140], [120, 80, 30]]
+                                ).tolist()
+                            ),
+                        ),
+                        (x, y),
+                    )
+                )
             elif kind == "bench":
                 items.append((partial(_box_item, size=(1.7, 0.5, 0.45), colour=(40, 75, 110)), (x, y)))
             elif kind == "cone":
@@ -142,9 +187,16 @@ def place_furniture(layout: Layout, rng: np.random.Generator) -> list[tuple[Draw
         for _ in range(int(rng.integers(0, 3))):  # sign poles at the kerb
             x = rng.uniform(layout.x_min, layout.x_max)
             if not near_crosswalk(x):
-                sign = (tuple(rng.choice([[200, 90, 30], [30, 30, 200], [230, 230, 230]]).tolist()), rng.random() < 0.5)
-                items.append((partial(_pole, height=rng.uniform(2.4, 3.2), colour=(150, 150, 150), sign=sign),
-                              (x, side * (r_half + 0.3))))
+                sign = (
+                    tuple(rng.choice([[200, 90, 30], [30, 30, 200], [230, 230, 230]]).tolist()),
+                    rng.random() < 0.5,
+                )
+                items.append(
+                    (
+                        partial(_pole, height=rng.uniform(2.4, 3.2), colour=(150, 150, 150), sign=sign),
+                        (x, side * (r_half + 0.3)),
+                    )
+                )
     if rng.random() < 0.5:  # bollards at the crosswalk ends
         for side in (-1, 1):
             for dx in (-1, 1):

@@ -18,19 +18,46 @@ from toolkit.data.synthetic.camera import Camera
 from toolkit.data.synthetic.sim import SimState
 
 PERSON, VEHICLE = 3, 4
-_TOPS = [(30, 30, 32), (55, 55, 60), (80, 45, 25), (225, 225, 225), (40, 40, 180), (170, 95, 45), (60, 115, 50),
-         (40, 190, 215), (150, 178, 200), (40, 70, 110), (170, 140, 225), (215, 180, 135), (95, 95, 100)]
+_TOPS = [
+    (30, 30, 32),
+    (55, 55, 60),
+    (80, 45, 25),
+    (225, 225, 225),
+    (40, 40, 180),
+    (170, 95, 45),
+    (60, 115, 50),
+    (40, 190, 215),
+    (150, 178, 200),
+    (40, 70, 110),
+    (170, 140, 225),
+    (215, 180, 135),
+    (95, 95, 100),
+]
 _TOP_P = np.array([8, 6, 5, 3, 2, 2, 1.5, 1, 2, 2, 1, 1.5, 4])
 _BOTTOMS = [(110, 70, 40), (30, 30, 32), (60, 60, 65), (140, 170, 190), (40, 60, 90), (90, 55, 35)]
 _BOTTOM_P = np.array([6, 6, 3, 1.5, 1.5, 2])
 _HAIR = [(25, 25, 30), (30, 50, 80), (90, 160, 200), (150, 150, 150), (20, 35, 60)]
-_CARS = [(235, 235, 235), (25, 25, 28), (175, 178, 180), (110, 110, 115), (40, 40, 170), (140, 70, 30),
-         (40, 80, 40), (60, 160, 210), (120, 30, 30)]
+_CARS = [
+    (235, 235, 235),
+    (25, 25, 28),
+    (175, 178, 180),
+    (110, 110, 115),
+    (40, 40, 170),
+    (140, 70, 30),
+    (40, 80, 40),
+    (60, 160, 210),
+    (120, 30, 30),
+]
 _CAR_P = np.array([5, 5, 5, 4, 1.5, 1.5, 0.7, 0.7, 1])
 
 
-_RING = np.stack([np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
-                  np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False))], 1)
+_RING = np.stack(
+    [
+        np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
+        np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
+    ],
+    1,
+)
 _CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
 
@@ -57,11 +84,16 @@ def _graded(colour: np.ndarray, style: Style) -> tuple:
 def _person_look(seed: int, style: Style) -> dict:
     rng = np.random.default_rng(seed)
     skin = np.array([150, 180, 225]) * rng.uniform(0.35, 1.05)
-    return {"top": _pick(rng, _TOPS, _TOP_P, style), "bottom": _pick(rng, _BOTTOMS, _BOTTOM_P, style),
-            "skin": _graded(skin, style), "hair": _pick(rng, _HAIR, np.ones(5), style),
-            "bag": _pick(rng, _TOPS, _TOP_P, style) if rng.random() < 0.3 else None,
-            "backpack": rng.random() < 0.5,  # else a hand bag
-            "coat": rng.random() < 0.2, "girth": rng.uniform(0.9, 1.15)}
+    return {
+        "top": _pick(rng, _TOPS, _TOP_P, style),
+        "bottom": _pick(rng, _BOTTOMS, _BOTTOM_P, style),
+        "skin": _graded(skin, style),
+        "hair": _pick(rng, _HAIR, np.ones(5), style),
+        "bag": _pick(rng, _TOPS, _TOP_P, style) if rng.random() < 0.3 else None,
+        "backpack": rng.random() < 0.5,  # else a hand bag
+        "coat": rng.random() < 0.2,
+        "girth": rng.uniform(0.9, 1.15),
+    }
 
 
 def _vehicle_look(seed: int, style: Style) -> dict:
@@ -87,7 +119,9 @@ class Renderer:
         self.noise = []
         for _ in range(4 if sigma > 0.2 else 0):
             field = rng.normal(0.0, sigma, (h, w, 3)).astype(np.float32)
-            self.noise.append((np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8)))
+            self.noise.append(
+                (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
+            )
         self.looks: dict[int, dict] = {}
         sun = np.array(background.style.shadow_dir) * background.style.shadow_len
         self.sun = sun if background.style.shadow_strength > 0 else None
@@ -130,14 +164,26 @@ class Renderer:
         fwd = np.stack([c, s, np.zeros(n)], 1)[:, None]
         lat = np.stack([-s, c, np.zeros(n)], 1)[:, None]
         h = state.ped_height[:, None, None]
-        swing = (np.sin(state.ped_phase) * np.clip(state.ped_speed / 1.1, 0, 1))[:, None, None] * 0.3 * h / 1.75
+        swing = (
+            (np.sin(state.ped_phase) * np.clip(state.ped_speed / 1.1, 0, 1))[:, None, None] * 0.3 * h / 1.75
+        )
         base = np.concatenate([state.ped_pos, np.zeros((n, 1))], 1)[:, None]
         up = np.array([0.0, 0.0, 1.0])
-        rel = np.concatenate([
-            0 * up[None, None].repeat(n, 0), 0.5 * h * up, 0.82 * h * up, 0.925 * h * up,
-            fwd * swing + lat * 0.1, -fwd * swing - lat * 0.1,
-            0.46 * h * up - fwd * swing * 0.5 + lat * 0.24, 0.46 * h * up + fwd * swing * 0.5 - lat * 0.24,
-            0.5 * h * up + lat * 0.5, 0.5 * h * up - lat * 0.5], axis=1)
+        rel = np.concatenate(
+            [
+                0 * up[None, None].repeat(n, 0),
+                0.5 * h * up,
+                0.82 * h * up,
+                0.925 * h * up,
+                fwd * swing + lat * 0.1,
+                -fwd * swing - lat * 0.1,
+                0.46 * h * up - fwd * swing * 0.5 + lat * 0.24,
+                0.46 * h * up + fwd * swing * 0.5 - lat * 0.24,
+                0.5 * h * up + lat * 0.5,
+                0.5 * h * up - lat * 0.5,
+            ],
+            axis=1,
+        )
         return self._project(base + rel)
 
     def _draw_person(self, img, inst, ident, pts, height, heading, look) -> tuple[int, int, int, int] | None:
@@ -147,7 +193,9 @@ class Renderer:
             return None
         leg_t, arm_t = max(1, int(round(0.15 * scale * look["girth"]))), max(1, int(round(0.09 * scale)))
         head_r = max(1.0, 0.062 * height * scale)
-        pad = int(max(leg_t, arm_t, head_r) + 0.3 * scale) + 2  # thick strokes and torso width around the joints
+        pad = (
+            int(max(leg_t, arm_t, head_r) + 0.3 * scale) + 2
+        )  # thick strokes and torso width around the joints
         h, w = inst.shape
         x0, y0 = np.floor(pts[:8].min(0)).astype(int) - pad
         x1, y1 = np.ceil(pts[:8].max(0)).astype(int) + pad
@@ -164,16 +212,40 @@ class Renderer:
         cam_fwd = self.camera.forward
         back_view = math.cos(heading) * cam_fwd[0] + math.sin(heading) * cam_fwd[1] > 0.2
         shade_side = normal * self.shade_sign
-        fixed = np.round(np.clip(np.array([
-            hip + normal * hip_w * 0.42, hip - normal * hip_w * 0.42, foot_l, foot_r,  # 0-3 legs
-            low - normal * hip_w * 1.05, low + normal * hip_w * 1.05, shoulder + normal * sh_w,
-            shoulder - normal * sh_w,  # 4-7 torso
-            shoulder + normal * sh_w * 0.92, shoulder - normal * sh_w * 0.92, hand_l, hand_r,  # 8-11 arms
-            head, head - axis * 0.03, hand_r - axis * 0.3,  # 12 head, 13 hair, 14 bottom of a hand bag
-            hip + axis * 0.4 - normal * sh_w * 0.7, hip + axis * 0.4 + normal * sh_w * 0.7,
-            hip + axis * 0.95 + normal * sh_w * 0.7, hip + axis * 0.95 - normal * sh_w * 0.7,  # 15-18 backpack
-            low, low + shade_side * hip_w * 1.05, shoulder + shade_side * sh_w, shoulder,  # 19-22 shaded half
-        ]), -4e3, 4e3) * 4).astype(np.int32)
+        fixed = np.round(
+            np.clip(
+                np.array(
+                    [
+                        hip + normal * hip_w * 0.42,
+                        hip - normal * hip_w * 0.42,
+                        foot_l,
+                        foot_r,  # 0-3 legs
+                        low - normal * hip_w * 1.05,
+                        low + normal * hip_w * 1.05,
+                        shoulder + normal * sh_w,
+                        shoulder - normal * sh_w,  # 4-7 torso
+                        shoulder + normal * sh_w * 0.92,
+                        shoulder - normal * sh_w * 0.92,
+                        hand_l,
+                        hand_r,  # 8-11 arms
+                        head,
+                        head - axis * 0.03,
+                        hand_r - axis * 0.3,  # 12 head, 13 hair, 14 bottom of a hand bag
+                        hip + axis * 0.4 - normal * sh_w * 0.7,
+                        hip + axis * 0.4 + normal * sh_w * 0.7,
+                        hip + axis * 0.95 + normal * sh_w * 0.7,
+                        hip + axis * 0.95 - normal * sh_w * 0.7,  # 15-18 backpack
+                        low,
+                        low + shade_side * hip_w * 1.05,
+                        shoulder + shade_side * sh_w,
+                        shoulder,  # 19-22 shaded half
+                    ]
+                ),
+                -4e3,
+                4e3,
+            )
+            * 4
+        ).astype(np.int32)
         p = [tuple(q) for q in fixed.tolist()]
         torso, bag, shaded = fixed[4:8], fixed[15:19], fixed[19:23]
         r_head = int(head_r * 4)
@@ -211,7 +283,9 @@ class Renderer:
         if back_view:  # hair: the whole head from behind, the crown otherwise
             cv2.circle(img, p[13], r_head, look["hair"], -1, aa, 2)
         else:
-            cv2.ellipse(img, p[13], (r_head, int(r_head * 0.75)), hair_angle, 180, 360, look["hair"], -1, aa, 2)
+            cv2.ellipse(
+                img, p[13], (r_head, int(r_head * 0.75)), hair_angle, 180, 360, look["hair"], -1, aa, 2
+            )
         return x0, y0, x1, y1
 
     def _draw_vehicle(self, img, inst, ident, pos, direction, size, look) -> tuple[int, int, int, int] | None:
@@ -221,8 +295,14 @@ class Renderer:
         body_top = 0.25 + (0.55 if van else 0.45) * (height - 0.25)
         cab_len = length * (0.82 if van else 0.52)
         cab_centre = (pos[0] - direction * length * (0.06 if van else 0.08), pos[1])
-        wheels = np.array([[pos[0] + dx * length * 0.32, pos[1] + dy * width / 2, z] for dx in (-1, 1)
-                           for dy in (-1, 1) for z in (0.3, 0.6)])
+        wheels = np.array(
+            [
+                [pos[0] + dx * length * 0.32, pos[1] + dy * width / 2, z]
+                for dx in (-1, 1)
+                for dy in (-1, 1)
+                for z in (0.3, 0.6)
+            ]
+        )
         uv = self._project(wheels)
         polys = []
         if np.all(np.isfinite(uv)):
@@ -233,8 +313,9 @@ class Renderer:
                 polys.append(np.array([centre - radius - 1, centre + radius + 1]))
         seen = set()
         for centre, lng, wid, z0, z1, taper, glass in (
-                (tuple(pos), length, width, 0.25, body_top, 1.0, False),
-                (cab_centre, cab_len, width * 0.92, body_top, height, 0.92 if van else 0.7, True)):
+            (tuple(pos), length, width, 0.25, body_top, 1.0, False),
+            (cab_centre, cab_len, width * 0.92, body_top, height, 0.92 if van else 0.7, True),
+        ):
             for poly, name in box_faces(self.camera, centre, heading, lng, wid, z0, z1, taper):
                 colour = look["glass"] if glass and name != "top" else shade(look["body"], name)
                 fill_poly(img, poly, colour)
@@ -294,8 +375,14 @@ class Renderer:
                 sp = self.bg.sprites[k]
                 sh, sw = sp.mask.shape
                 # Re-paint furniture only where an agent drawn before it (farther away) overlaps it.
-                if any(r is not None and r[0] < sp.x0 + sw and sp.x0 < r[2] and r[1] < sp.y0 + sh and sp.y0 < r[3]
-                       for _, _, _, r, _, _ in drawn):
+                if any(
+                    r is not None
+                    and r[0] < sp.x0 + sw
+                    and sp.x0 < r[2]
+                    and r[1] < sp.y0 + sh
+                    and sp.y0 < r[3]
+                    for _, _, _, r, _, _ in drawn
+                ):
                     sl = (slice(sp.y0, sp.y0 + sh), slice(sp.x0, sp.x0 + sw))
                     np.copyto(img[sl], sp.image, where=sp.mask[..., None])
                     inst[sl][sp.mask] = 0
@@ -304,11 +391,25 @@ class Renderer:
             if ident > 255:
                 break  # the instance map is 8-bit; scenes are validated to stay far below this
             if kind == 0:
-                roi = self._draw_person(img, inst, ident, points[k], state.ped_height[k], state.ped_heading[k],
-                                        self._look(int(state.ped_look[k]), False))
+                roi = self._draw_person(
+                    img,
+                    inst,
+                    ident,
+                    points[k],
+                    state.ped_height[k],
+                    state.ped_heading[k],
+                    self._look(int(state.ped_look[k]), False),
+                )
             else:
-                roi = self._draw_vehicle(img, inst, ident, state.veh_pos[k], int(state.veh_dir[k]), state.veh_size[k],
-                                         self._look(int(state.veh_look[k]), True))
+                roi = self._draw_vehicle(
+                    img,
+                    inst,
+                    ident,
+                    state.veh_pos[k],
+                    int(state.veh_dir[k]),
+                    state.veh_size[k],
+                    self._look(int(state.veh_look[k]), True),
+                )
             if roi is None:
                 continue
             x0, y0, x1, y1 = roi
@@ -336,9 +437,15 @@ class Renderer:
                     vis.append(seen / count)
         self._sensor(img)
         po, vo = np.argsort(rows[0], kind="stable"), np.argsort(rows[1], kind="stable")
-        return Rendered(img, mask, np.array(rows[0], np.int64)[po], np.array(boxes[0], np.float32).reshape(-1, 4)[po],
-                        np.array(vis, np.float32)[po], np.array(rows[1], np.int64)[vo],
-                        np.array(boxes[1], np.float32).reshape(-1, 4)[vo])
+        return Rendered(
+            img,
+            mask,
+            np.array(rows[0], np.int64)[po],
+            np.array(boxes[0], np.float32).reshape(-1, 4)[po],
+            np.array(vis, np.float32)[po],
+            np.array(rows[1], np.int64)[vo],
+            np.array(boxes[1], np.float32).reshape(-1, 4)[vo],
+        )
 
     def _near_view(self, ground: np.ndarray, depth: np.ndarray, margin: float) -> np.ndarray:
         """Agents in front of the camera whose ground point projects within ``margin`` pixels of the image."""
@@ -347,8 +454,13 @@ class Renderer:
         hom = ground @ self.ground_h[:, :2].T + self.ground_h[:, 2]
         uv = hom[:, :2] / np.where(np.abs(hom[:, 2:3]) < 1e-9, 1e-9, hom[:, 2:3])
         w, h = self.camera.width, self.camera.height
-        return ((depth > 1.0) & (uv[:, 0] > -margin) & (uv[:, 0] < w + margin) & (uv[:, 1] > -margin)
-                & (uv[:, 1] < h + margin * 2))
+        return (
+            (depth > 1.0)
+            & (uv[:, 0] > -margin)
+            & (uv[:, 0] < w + margin)
+            & (uv[:, 1] > -margin)
+            & (uv[:, 1] < h + margin * 2)
+        )
 
     def _sensor(self, img: np.ndarray) -> None:
         """Optical blur, then sensor noise (in place)."""

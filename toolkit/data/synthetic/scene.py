@@ -33,7 +33,9 @@ class SceneConfig:
     camera_pitch_deg: float = 32.0  # camera tilt below the horizontal
     camera_yaw_deg: float = 30.0  # 0 = looking straight across the street, 90 = looking along it
     focal_px: float | None = None  # focal length in pixels; None = 0.9 * width (about 58 degrees across)
-    camera_jitter: float = 0.0  # per-seed random change of the camera view (0 = exactly as set, 1 = training spread)
+    camera_jitter: float = (
+        0.0  # per-seed random change of the camera view (0 = exactly as set, 1 = training spread)
+    )
     pedestrians_per_min: float = 14.0  # pedestrians arriving at the street ends per minute
     vehicles_per_min: float = 8.0  # vehicles arriving per minute, both lanes together
     max_pedestrians: int = 24  # at most this many pedestrians in the simulated street at once
@@ -45,7 +47,9 @@ class SceneConfig:
     warmup_s: float = 40.0  # simulated before frame 0 so that the street starts populated
     noise: float = 1.0  # strength of sensor noise and blur (0 = a clean render)
 
-    LIMITS: ClassVar[Limits] = {  # valid values (spec options, source options, configs); pairs are checked below
+    LIMITS: ClassVar[
+        Limits
+    ] = {  # valid values (spec options, source options, configs); pairs are checked below
         "seed": SEED_RANGE,
         "width": (64, 4096),
         "height": (64, 4096),
@@ -70,7 +74,10 @@ class SceneConfig:
     def __post_init__(self) -> None:
         check_ranges(self, "synthetic scene config")
         checks = [  # the single-key ranges are LIMITS above
-            (self.p_cross + self.p_jaywalk + self.p_turn <= 1.0 + 1e-9, "p_cross + p_jaywalk + p_turn must be <= 1"),
+            (
+                self.p_cross + self.p_jaywalk + self.p_turn <= 1.0 + 1e-9,
+                "p_cross + p_jaywalk + p_turn must be <= 1",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -85,10 +92,14 @@ class Frame:
     mask: np.ndarray  # (H, W) uint8 semantic classes, indices into CLASS_NAMES
     index: int  # frame number, 0 for the first frame
     time_s: float  # index / fps
-    boxes: np.ndarray  # (N, 4) float32 pixel x1 y1 x2 y2: each pedestrian's whole silhouette, clipped to the image
+    boxes: (
+        np.ndarray
+    )  # (N, 4) float32 pixel x1 y1 x2 y2: each pedestrian's whole silhouette, clipped to the image
     visibility: np.ndarray  # (N,) float32 fraction of the silhouette not hidden by nearer objects, (0, 1]
     person_ids: np.ndarray  # (N,) int64 identity, stable across frames
-    feet: np.ndarray  # (N, 2) float32 pixel position of the point between the feet (may lie outside the image)
+    feet: (
+        np.ndarray
+    )  # (N, 2) float32 pixel position of the point between the feet (may lie outside the image)
     ground: np.ndarray  # (N, 2) float32 ground position in metres (x along the street, y across it)
     intent: np.ndarray  # (N,) bool: will be crossing the road within intent_horizon_s (after this frame)
     behaviour: tuple[str, ...]  # (N,) current behaviour, each one of BEHAVIOURS
@@ -102,11 +113,15 @@ def build_camera(config: SceneConfig, rng: np.random.Generator) -> cam.Camera:
     u = lambda lo, hi: rng.uniform(lo, hi) * j  # noqa: E731 -- always draw, so jitter=0 keeps the stream aligned
     focal = config.focal_px if config.focal_px is not None else 0.9 * config.width
     return cam.Camera(
-        width=config.width, height=config.height,
+        width=config.width,
+        height=config.height,
         height_m=float(np.clip(config.camera_height_m * math.exp(u(-0.35, 0.35)), 2.0, 60.0)),
         pitch_deg=float(np.clip(config.camera_pitch_deg + u(-9.0, 9.0), 12.0, 80.0)),
         yaw_deg=float(np.clip(config.camera_yaw_deg + u(-30.0, 30.0), -85.0, 85.0)),
-        focal_px=float(focal * math.exp(u(-0.2, 0.2))), target_x_m=float(u(-6.0, 6.0)), target_y_m=float(u(-2.0, 2.0)))
+        focal_px=float(focal * math.exp(u(-0.2, 0.2))),
+        target_x_m=float(u(-6.0, 6.0)),
+        target_y_m=float(u(-2.0, 2.0)),
+    )
 
 
 def build_layout(camera: cam.Camera, rng: np.random.Generator) -> Layout:
@@ -121,8 +136,14 @@ def build_layout(camera: cam.Camera, rng: np.random.Generator) -> Layout:
     xs = ground[on_street, 0] if on_street.any() else np.array([-20.0, 20.0])
     x_min = float(np.clip(xs.min() - 6.0, -150.0, -12.0))
     x_max = float(np.clip(xs.max() + 6.0, 12.0, 150.0))
-    return Layout(road_half_m=road_half, sidewalk_m=sidewalk, crosswalk_x_m=0.0,
-                  crosswalk_half_m=rng.uniform(1.5, 2.5), x_min=x_min, x_max=x_max)
+    return Layout(
+        road_half_m=road_half,
+        sidewalk_m=sidewalk,
+        crosswalk_x_m=0.0,
+        crosswalk_half_m=rng.uniform(1.5, 2.5),
+        x_min=x_min,
+        x_max=x_max,
+    )
 
 
 class StreetScene:
@@ -138,8 +159,15 @@ class StreetScene:
         layout_rng, self._style_rng, sim_rng, self._render_rng = (np.random.default_rng(s) for s in streams)
         self.camera = build_camera(config, layout_rng)
         self.layout = build_layout(self.camera, layout_rng)
-        behaviour = Behaviour(config.pedestrians_per_min, config.vehicles_per_min, config.max_pedestrians,
-                              config.p_cross, config.p_jaywalk, config.p_turn, config.p_wait)
+        behaviour = Behaviour(
+            config.pedestrians_per_min,
+            config.vehicles_per_min,
+            config.max_pedestrians,
+            config.p_cross,
+            config.p_jaywalk,
+            config.p_turn,
+            config.p_wait,
+        )
         self._sim = StreetSim(self.layout, behaviour, sim_rng, 1.0 / config.fps)
         for _ in range(int(round(config.warmup_s * config.fps))):
             self._sim.step()
@@ -172,11 +200,21 @@ class StreetScene:
         out = self._renderer.render(state)
         rows = out.ped_index
         feet = cam.ground_to_image(self.camera.homography(), state.ped_pos[rows]).astype(np.float32)
-        return Frame(image=out.image, mask=out.mask, index=index, time_s=index / self.config.fps,
-                     boxes=out.ped_boxes, visibility=out.ped_visibility, person_ids=state.ped_ids[rows],
-                     feet=feet.reshape(-1, 2), ground=state.ped_pos[rows].astype(np.float32).reshape(-1, 2),
-                     intent=intent[rows], behaviour=tuple(BEHAVIOURS[b] for b in state.ped_behaviour[rows]),
-                     vehicle_boxes=out.veh_boxes, vehicle_ids=state.veh_ids[out.veh_index])
+        return Frame(
+            image=out.image,
+            mask=out.mask,
+            index=index,
+            time_s=index / self.config.fps,
+            boxes=out.ped_boxes,
+            visibility=out.ped_visibility,
+            person_ids=state.ped_ids[rows],
+            feet=feet.reshape(-1, 2),
+            ground=state.ped_pos[rows].astype(np.float32).reshape(-1, 2),
+            intent=intent[rows],
+            behaviour=tuple(BEHAVIOURS[b] for b in state.ped_behaviour[rows]),
+            vehicle_boxes=out.veh_boxes,
+            vehicle_ids=state.veh_ids[out.veh_index],
+        )
 
     def _build_renderer(self):
         from toolkit.data.synthetic.background import build_background, make_style

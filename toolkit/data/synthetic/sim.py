@@ -146,9 +146,13 @@ class StreetSim:
         elif r < beh.p_cross + beh.p_jaywalk + beh.p_turn:
             back_x = lay.x_min - 1.0 if direction > 0 else lay.x_max + 1.0
             if rng.random() < 0.5 and ahead(xc):  # walks up to the kerb, waits, changes its mind
-                tasks = [("walk", (xc - direction * 1.0, y0)), ("walk", (xc, self._kerb_y(side))),
-                         ("wait", rng.uniform(1.5, 5.0), False), ("turn", rng.uniform(0.8, 1.5)),
-                         ("walk", (back_x, self._sidewalk_y(side)))]
+                tasks = [
+                    ("walk", (xc - direction * 1.0, y0)),
+                    ("walk", (xc, self._kerb_y(side))),
+                    ("wait", rng.uniform(1.5, 5.0), False),
+                    ("turn", rng.uniform(0.8, 1.5)),
+                    ("walk", (back_x, self._sidewalk_y(side))),
+                ]
             else:
                 xt = start_x + direction * rng.uniform(3.0, max(lay.x_max - lay.x_min - 3.0, 4.0))
                 if lay.x_min < xt < lay.x_max:
@@ -156,7 +160,9 @@ class StreetSim:
         if not tasks and rng.random() < 0.2:  # walks past across the open ground on the camera's side
             y0 = -(lay.road_half_m + lay.sidewalk_m + rng.uniform(3.5, 7.0))
             span = lay.x_max - lay.x_min
-            tasks = [("walk", (start_x + direction * span * f, y0 + rng.uniform(-1.5, 1.5))) for f in (0.35, 0.7)]
+            tasks = [
+                ("walk", (start_x + direction * span * f, y0 + rng.uniform(-1.5, 1.5))) for f in (0.35, 0.7)
+            ]
             tasks.append(("walk", (end_x, y0)))
         if not tasks:
             tasks = [("walk", (end_x, y0))]
@@ -167,8 +173,15 @@ class StreetSim:
         for k, (dx, dy) in enumerate(group):
             plan = tasks if k == 0 else [self._beside(task, dy) for task in tasks]
             y = y0 if k == 0 else self._beside(("walk", (start_x, y0)), dy)[1][1]
-            ped = _Ped(self._new_id(), np.array([start_x + dx, y], dtype=np.float64), v0, height if k == 0 else
-                       float(np.clip(rng.normal(1.7, 0.1), 1.45, 1.98)), int(rng.integers(1 << 62)), plan, gap_s)
+            ped = _Ped(
+                self._new_id(),
+                np.array([start_x + dx, y], dtype=np.float64),
+                v0,
+                height if k == 0 else float(np.clip(rng.normal(1.7, 0.1), 1.45, 1.98)),
+                int(rng.integers(1 << 62)),
+                plan,
+                gap_s,
+            )
             ped.heading = 0.0 if direction > 0 else math.pi
             ped.phase = float(rng.uniform(0, 2 * math.pi))
             self.peds.append(ped)
@@ -193,8 +206,14 @@ class StreetSim:
         after = direction if rng.random() < 0.7 else -direction
         end_x = lay.x_max + 1.0 if after > 0 else lay.x_min - 1.0
         y1 = self._sidewalk_y(-side)
-        return [("walk", (x - direction * 1.0, y0)), ("walk", (x, self._kerb_y(side))), ("wait", wait, True),
-                ("cross", (x_far, self._kerb_y(-side))), ("walk", (x_far + after * 1.0, y1)), ("walk", (end_x, y1))]
+        return [
+            ("walk", (x - direction * 1.0, y0)),
+            ("walk", (x, self._kerb_y(side))),
+            ("wait", wait, True),
+            ("cross", (x_far, self._kerb_y(-side))),
+            ("walk", (x_far + after * 1.0, y1)),
+            ("walk", (end_x, y1)),
+        ]
 
     def spawn_vehicle(self, direction: int) -> None:
         lay, rng = self.layout, self.rng
@@ -202,21 +221,29 @@ class StreetSim:
         if any(v.direction == direction and abs(v.x - x) < 14.0 for v in self.vehs):
             return  # the lane entry is occupied; skip this arrival
         van = rng.random() < 0.2
-        length, width, height = (rng.uniform(4.8, 5.6), 2.0, rng.uniform(1.9, 2.3)) if van else (
-            rng.uniform(3.8, 4.7), rng.uniform(1.7, 1.85), rng.uniform(1.35, 1.55))
+        length, width, height = (
+            (rng.uniform(4.8, 5.6), 2.0, rng.uniform(1.9, 2.3))
+            if van
+            else (rng.uniform(3.8, 4.7), rng.uniform(1.7, 1.85), rng.uniform(1.35, 1.55))
+        )
         v0 = rng.uniform(7.0, 12.0)
-        self.vehs.append(_Veh(self._new_id(), x, direction, v0, v0, length, width, height,
-                              int(rng.integers(1 << 62))))
+        self.vehs.append(
+            _Veh(self._new_id(), x, direction, v0, v0, length, width, height, int(rng.integers(1 << 62)))
+        )
 
     # ---- behaviour ------------------------------------------------------------------------------------------
     def gap_ok(self, x: float, gap_s: float) -> bool:
         """True when no vehicle occupies, or will reach within ``gap_s`` seconds, the crossing strip at ``x``."""
         for veh in self.vehs:
-            ahead = (x - veh.x) * veh.direction  # distance from the vehicle centre to the strip, along its travel
+            ahead = (
+                x - veh.x
+            ) * veh.direction  # distance from the vehicle centre to the strip, along its travel
             if -(veh.length / 2 + 1.5) < ahead < veh.length / 2 + 1.5:
                 return False
             front = ahead - veh.length / 2
-            if front > 0 and (front < veh.speed**2 / 8.0 + 4.0 or (veh.speed > 0.5 and front / veh.speed < gap_s)):
+            if front > 0 and (
+                front < veh.speed**2 / 8.0 + 4.0 or (veh.speed > 0.5 and front / veh.speed < gap_s)
+            ):
                 return False
         return True
 
@@ -274,7 +301,9 @@ class StreetSim:
                         self._next_task(ped)
                         continue
                     # Waiting pedestrians face the road.
-                    ped.heading = _turn_towards(ped.heading, -math.pi / 2 if ped.pos[1] > 0 else math.pi / 2, dt)
+                    ped.heading = _turn_towards(
+                        ped.heading, -math.pi / 2 if ped.pos[1] > 0 else math.pi / 2, dt
+                    )
                 elif kind == "turn":
                     if ped.task_t >= task[1]:
                         self._next_task(ped)
@@ -327,7 +356,8 @@ class StreetSim:
     def snapshot(self) -> SimState:
         peds, vehs = self.peds, self.vehs
         return SimState(
-            index=self.index, time_s=self.index * self.dt,
+            index=self.index,
+            time_s=self.index * self.dt,
             ped_ids=np.array([p.id for p in peds], dtype=np.int64),
             ped_pos=np.array([p.pos for p in peds], dtype=np.float64).reshape(-1, 2),
             ped_heading=np.array([p.heading for p in peds], dtype=np.float64),
@@ -337,7 +367,9 @@ class StreetSim:
             ped_look=np.array([p.look for p in peds], dtype=np.int64),
             ped_behaviour=np.array([_TASK_LABEL[p.tasks[0][0]] for p in peds], dtype=np.int8),
             veh_ids=np.array([v.id for v in vehs], dtype=np.int64),
-            veh_pos=np.array([[v.x, self.layout.lane_y(v.direction)] for v in vehs], dtype=np.float64).reshape(-1, 2),
+            veh_pos=np.array(
+                [[v.x, self.layout.lane_y(v.direction)] for v in vehs], dtype=np.float64
+            ).reshape(-1, 2),
             veh_dir=np.array([v.direction for v in vehs], dtype=np.int8),
             veh_size=np.array([[v.length, v.width, v.height] for v in vehs], dtype=np.float64).reshape(-1, 3),
             veh_look=np.array([v.look for v in vehs], dtype=np.int64),
