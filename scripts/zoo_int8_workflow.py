@@ -46,7 +46,11 @@ def run_model(name: str, keras_path: Path, log: Any) -> dict[str, Any]:
     config = ConvertConfig(calib=calib, calib_samples=samples)
     row: dict[str, Any] = {
         "model": name,
-        "float_model": str(keras_path),
+        "float_model": str(
+            keras_path.resolve().relative_to(REPO)
+            if keras_path.resolve().is_relative_to(REPO)
+            else keras_path
+        ),
         "calib": calib,
         "eval": data,
         "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -91,6 +95,10 @@ def run_model(name: str, keras_path: Path, log: Any) -> dict[str, Any]:
         else:
             row.update(qat=None, qat_note=f"QAT refused for {kind}: {WHY_NOT.get(kind, 'not wired')}")
         times: dict[str, list[float]] = {k: [] for k in files}
+        for (
+            path
+        ) in files.values():  # one untimed round: the first file timed was slower (page cache, CPU clocks)
+            p50_ms(path, runs=50)
         for _ in range(3):  # alternating rounds: the host is shared
             for key, path in files.items():
                 times[key].append(p50_ms(path, runs=300))

@@ -68,6 +68,7 @@ def test_int8_manifest_has_quantization_and_calibration(cli, tiny, tmp_path: Pat
     assert m["parity"]["outputs"]["probs"]["max_abs_error"] < 0.05
 
 
+@pytest.mark.slow
 def test_uint8_and_float_io(cli, tiny, tmp_path: Path) -> None:
     from toolkit.runtime import Runner
 

@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="toolkit",
         description="Keras -> int8 TFLite -> edge devices: convert, inspect, evaluate, benchmark and run.",
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 device/accelerator unavailable, "
-        "4 a quality gate failed (output written, marked failed).",
+        "4 a quality gate failed (output written, marked failed), 130 interrupted (Ctrl-C; demo stops cleanly with 0 "
+        "on the first, 130 on a second).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
