@@ -6,6 +6,7 @@ import base64
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,31 @@ def test_record_accuracy_attaches_to_model_file(tmp_path: Path) -> None:
     assert (rows["m_int8.tflite"]["accuracy"], rows["m_int8.tflite"]["accuracy_metric"]) == (0.44, "map50")
     assert rows["other_int8.tflite"]["accuracy"] is None
     assert (rows["z_fp32.tflite"]["accuracy"], rows["z_fp32.tflite"]["accuracy_metric"]) == (0.75, "top1")
+
+
+def test_an_immediate_lock_while_opening_is_retried(tmp_path: Path, monkeypatch) -> None:
+    """SQLite reports some locks at once (no busy wait): opening retries them instead of failing the run."""
+    real = BenchStore._check_tables
+    calls = {"n": 0}
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real(self)
+
+    monkeypatch.setattr(BenchStore, "_check_tables", flaky)
+    with BenchStore(tmp_path / "b.sqlite") as store:
+        store.add_session("s", {}, "retry")
+    assert calls["n"] >= 3
+
+
+def test_a_lock_error_that_is_not_a_lock_is_not_retried(tmp_path: Path, monkeypatch) -> None:
+    def broken(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(BenchStore, "_check_tables", broken)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="I/O"):
+        BenchStore(tmp_path / "b.sqlite")
+    assert time.monotonic() - started < 5

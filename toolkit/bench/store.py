@@ -133,13 +133,7 @@ class BenchStore:
             raise UsageError(f"cannot open benchmark database {self.path}: {exc}") from None
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # Reads first: a damaged, foreign or newer file is refused before anything is written to it.
-            self._check_tables()
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute(
-                "PRAGMA synchronous = NORMAL"
-            )  # WAL + NORMAL: durable at checkpoints, never corrupt
-            self._init_schema()
+            self._open_retrying()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             error = self._db_error(exc)
@@ -149,6 +143,32 @@ class BenchStore:
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_retrying(self) -> None:
+        """Check the tables, switch to WAL and create the schema; retried while another process holds a lock.
+
+        SQLite answers "database is locked" at once, without waiting out the busy timeout, where waiting could
+        deadlock: two new writers racing to switch a fresh file to WAL, or a reader upgrading in rollback mode.
+        Those are retried here with a capped backoff until the same 30 s have passed."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.02
+        while True:
+            try:
+                # Reads first: a damaged, foreign or newer file is refused before anything is written to it.
+                self._check_tables()
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: durable at checkpoints, never corrupt.
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+                self._init_schema()
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if not ("locked" in text or "busy" in text) or time.monotonic() + delay > deadline:
+                    raise
+                if self.conn.in_transaction:
+                    self.conn.rollback()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _check_header(self) -> None:
         try:
