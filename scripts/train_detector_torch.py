@@ -115,6 +115,13 @@ def main() -> int:
     )
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args()
+    # Checked before TensorFlow loads: a wrong recipe fails in a second, with or without the train extra.
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise UsageError(f"output {out} must end in .keras")
+    recipe = load_recipe(args.config)
+    if recipe.get("kind") != "detector":
+        raise UsageError(f"{args.config}: this script trains detector recipes, not {recipe.get('kind')}")
 
     import keras
 
@@ -122,12 +129,6 @@ def main() -> int:
     from toolkit.models.detector import detector_losses
     from toolkit.train.pretrained import start_backbone
 
-    out = Path(args.out)
-    if out.suffix != ".keras":
-        raise UsageError(f"output {out} must end in .keras")
-    recipe = load_recipe(args.config)
-    if recipe.get("kind") != "detector":
-        raise UsageError(f"{args.config}: this script trains detector recipes, not {recipe.get('kind')}")
     sets = parse_sets(args.set)
     config = train_config(recipe, sets)
     model_config = config_for("detector", merged(recipe, sets, "model"))

@@ -81,12 +81,12 @@ def _relative(obs: np.ndarray, fut: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     from toolkit.paths import shared_path
 
-    root = Path(spec.get("root") or shared_path("data", "eth_ucy"))
     scene, split = spec.get("scene"), spec.get("split")
-    if scene is None or split is None:
+    if scene is None or split is None:  # a SPEC error is reported before any data is looked for
         raise UsageError(
             f"data '{spec}': eth_ucy needs scene=... and split=... (e.g. eth_ucy:scene=all,split=test)"
         )
+    root = Path(spec.get("root") or shared_path("data", "eth_ucy"))
     stride = spec.get_int("stride", 1)
     if scene != "all":
         w = traj.load_split(root, scene, split, observed, horizon, stride)
