@@ -43,7 +43,14 @@ def test_help_lists_every_command_without_tensorflow() -> None:
     for name, _ in COMMANDS:
         assert name in proc.stdout
     epilog = " ".join(proc.stdout.split())  # argparse wraps the epilog
-    for code in ("0 ok", "1 runtime failure", "2 bad usage", "3 device", "4 a quality gate", "130 interrupted"):
+    for code in (
+        "0 ok",
+        "1 runtime failure",
+        "2 bad usage",
+        "3 device",
+        "4 a quality gate",
+        "130 interrupted",
+    ):
         assert code in epilog, f"--help's exit codes miss {code!r}"
 
 
