@@ -130,6 +130,11 @@ class Prediction:
     path_ground: np.ndarray | None  # (horizon, 2) in metres on the ground plane; None without a homography
     crossing: float | None  # probability the person is crossing; None for constant-velocity predictions
     predictor: str  # "model" or "constant_velocity"
+    # Multi-modal predictions (K paths with probabilities); path_image / path_ground are the most likely mode.
+    # Single-output models and constant velocity give K = 1 with probability 1.
+    modes_image: np.ndarray | None = None  # (K, horizon, 2) frame pixels of every mode
+    modes_ground: np.ndarray | None = None  # (K, horizon, 2) ground metres; None without a homography
+    mode_probs: np.ndarray | None = None  # (K,) probability of each mode (sums to 1)
 
 
 class BehaviourPredictor:
