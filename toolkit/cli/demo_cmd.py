@@ -27,8 +27,10 @@ the exit code is then 0 (a second Ctrl-C stops at once: 130). A file source ends
 with --loop). Where stderr is not a terminal (piped, a file, systemd) a progress line is printed every 10 s.
 
 The overlay: each track's box, its predicted path (dots fading into the future) and a label "#id n%", n = the
-behaviour model's probability that the person will be crossing (red "CROSS" from 50%); the tint is the
-segmenter's classes. A slim bar at the top or bottom edge shows FPS, ms per stage and a legend of both.
+chance that the person's predicted paths enter the road within 4.8 s (red "CROSS" from 50%): the road is the
+segmenter's road class (remembered over segmentations) or the --road-region polygons; with no road it is 0.
+Without a segmenter or region (--every-n-seg 0) n is the behaviour model's learned guess, and the legend says
+so. The tint is the segmenter's classes. A slim bar at the top or bottom edge shows FPS, ms per stage and a legend of both.
 
 examples:
   toolkit demo                                    # synthetic street, window if there is a display
@@ -90,6 +92,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--behaviour",
         choices=("model", "constant-velocity"),
         help="model (default) or the constant-velocity baseline (no behaviour model needed)",
+    )
+    parser.add_argument(
+        "--crossing",
+        choices=("road", "model"),
+        help="road (default): a track's crossing chance is the chance its predicted paths enter the road "
+        "region (segmenter or --road-region; 0 where there is no road); model: the behaviour model's learned guess",
+    )
+    parser.add_argument(
+        "--road-region",
+        metavar="JSON",
+        help="the road as polygon(s) in frame pixels, a JSON file or inline, e.g. "
+        "'[[0,300],[480,300],[480,360],[0,360]]' or {\"polygons\": [...]}; replaces the segmenter's road",
     )
     parser.add_argument("--loop", action="store_true", help="restart a file source at its end")
     parser.add_argument(
@@ -174,6 +188,8 @@ def _config(args: argparse.Namespace) -> Any:
         "detector_adapter": args.detector_adapter,
         "segmenter_adapter": args.segmenter_adapter,
         "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
+        "crossing": args.crossing,
+        "road_region": args.road_region,
         "loop": True if args.loop else None,
         "realtime": False if args.no_pacing else None,
         # A window unless --headless (or the file says no); run_demo opens one only where a display exists.

@@ -21,6 +21,10 @@ from toolkit.config import THREADS_RANGE, Limits, check_ranges
 from toolkit.errors import UsageError
 
 BEHAVIOUR_MODES = ("model", "constant_velocity")
+CROSSING_MODES = (
+    "road",
+    "model",
+)  # where a track's crossing probability comes from (toolkit.pipeline.crossing)
 # Frame rates a recording can have: cv2.VideoWriter fails to open an .mp4 below 0.01 and spins forever (writing
 # nothing) at an infinite rate (issue 15); no camera this runs on delivers more than 240.
 RECORD_FPS_RANGE = (0.01, 240.0)
@@ -61,6 +65,12 @@ class PipelineConfig:
     behaviour: Literal["model", "constant_velocity"] = (
         "model"  # constant_velocity: the baseline, no model file
     )
+    crossing: Literal["road", "model"] = (
+        "road"  # road: crossing = chance the paths enter the road region (toolkit.pipeline.crossing); model: learned
+    )
+    road_region: str | None = (
+        None  # road polygon(s) in pixels, JSON file or inline; overrides the segmenter's road
+    )
     max_frames: int | None = None  # stop after this many processed frames; None = until the source ends
     loop: bool = False  # files: start again at the end instead of stopping
     realtime: bool = True  # pace files / synthetic at their native rate; False: as fast as the pipeline runs
@@ -95,6 +105,11 @@ class PipelineConfig:
         checks = [
             (self.fallback in (None, "cpu"), 'fallback must be "cpu" or unset'),
             (self.behaviour in BEHAVIOUR_MODES, f"behaviour must be one of {', '.join(BEHAVIOUR_MODES)}"),
+            (self.crossing in CROSSING_MODES, f"crossing must be one of {', '.join(CROSSING_MODES)}"),
+            (
+                not (self.road_region and self.crossing == "model"),
+                'road_region needs crossing = "road" (the model\'s crossing head does not read it)',
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -152,6 +152,7 @@ class _Events:
                 event_ms,
                 packet.dropped,
                 self.ground_units,
+                packet.crossings,
             )
         )
 
@@ -221,6 +222,7 @@ def run_demo(
     cannot be opened raises DeviceUnavailable; one that gives up mid-run raises it after the outputs are saved.
     """
     from toolkit.pipeline.behaviour import BehaviourPredictor
+    from toolkit.pipeline.crossing import RoadCrossing, load_road_region
     from toolkit.pipeline.detect import Detector
     from toolkit.pipeline.geometry import load_homography
     from toolkit.pipeline.notify import ServiceNotifier
@@ -241,6 +243,7 @@ def run_demo(
     models = locate_models(cfg)
     adapters = locate_adapters(cfg, models)
     homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
+    road_polygons = load_road_region(cfg.road_region) if cfg.road_region else []
     threads = auto_threads(cfg)
 
     with ExitStack() as stack:
@@ -313,7 +316,15 @@ def run_demo(
                     "window": window is not None,
                 }
             )
-        track = TrackStage(Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth)
+        crossing = (
+            RoadCrossing(polygons=road_polygons, segmenting=segmenter is not None)
+            if cfg.crossing == "road"
+            else None
+        )
+        worker.road_polygons = road_polygons
+        track = TrackStage(
+            Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth, crossing
+        )
         loop = _Loop(cfg, source, detector, segmenter is not None, track, worker, times)
         try:
             loop.run(stop or threading.Event(), on_frame)

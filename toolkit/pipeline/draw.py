@@ -251,6 +251,12 @@ SHORT_STAGE = {
     "output": "out",
 }
 BAR_DIM = (170, 170, 170)  # ink of the bar's captions
+CROSSING_LEGEND = {  # the legend's words for the label's number, by crossing source (toolkit.pipeline.crossing)
+    "road": "n%: chance the path enters the road,",
+    "model": "n%: model's crossing guess (no road known),",
+    None: "n%: chance of crossing,",
+}
+ROAD_OUTLINE_BGR = (200, 120, 120)  # the outline of a user-drawn road region
 LEGEND_MIN_SHARE = 0.002  # a class enters the legend from this share of the frame (a few stray pixels do not)
 
 
@@ -278,9 +284,11 @@ def legend_items(
     threshold: float = 0.5,
     palette: np.ndarray = PALETTE_BGR,
     classes: Sequence[str] = CLASSES,
+    crossing_source: str | None = None,
 ) -> list[BarItem]:
     """The segmentation classes present in ``labels`` (a colour swatch and the name each; background is never
-    tinted), then what a label's number means where any prediction has a crossing probability."""
+    tinted), then what a label's number means where any prediction has a crossing probability
+    (``crossing_source``: "road", "model" or None, :data:`CROSSING_LEGEND`)."""
     items: list[BarItem] = []
     if labels is not None and labels.size:
         sample = labels[::4, ::4]  # 1/16 of the pixels: ~20 us instead of ~0.3 ms, and enough to see a class
@@ -292,10 +300,10 @@ def legend_items(
             if counts[c] >= least
         ]
     if any(p.crossing is not None for p in (predictions or {}).values()):
-        # The behaviour model's probability that the person will be crossing the road within its horizon
-        # (4.8 s for the shipped model: toolkit.data.synthetic, intent_horizon_s). Red text, not a red swatch:
-        # the person class's tint is a red too.
-        items.append(BarItem("n%: chance of crossing,"))
+        # What the number is (toolkit.pipeline.crossing): "road", the chance that the predicted paths reach the
+        # road region within the horizon (4.8 s); "model", the behaviour model's learned guess (no road known).
+        # Red text, not a red swatch: the person class's tint is a red too.
+        items.append(BarItem(CROSSING_LEGEND.get(crossing_source, CROSSING_LEGEND[None])))
         items.append(BarItem(f"red at {int(threshold * 100 + 1e-9)}%+", ink=(130, 130, 255)))
     return items
 
@@ -363,15 +371,25 @@ def draw_frame(
     fps: float | None = None,
     stage_ms: Mapping[str, float] | None = None,
     config: DrawConfig = DrawConfig(),
+    crossing_source: str | None = None,
+    road_polygons: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """Everything, back to front: mask tint, the bar's dark strip, boxes and paths, labels, the bar's text
-    (stats unless ``config.hud`` is "off", the legend if ``config.legend``). Returns ``frame``."""
+    """Everything, back to front: mask tint, the user's road region outline (``road_polygons``), the bar's dark
+    strip, boxes and paths, labels, the bar's text (stats unless ``config.hud`` is "off", the legend if
+    ``config.legend``, its crossing words by ``crossing_source``). Returns ``frame``."""
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"draw expects a uint8 BGR frame (H, W, 3), got {frame.dtype} {frame.shape}")
     if labels is not None:
         draw_mask(frame, labels, config.mask_alpha)
+    if road_polygons:
+        outlines = [np.round(p).astype(np.int32) for p in road_polygons]
+        cv2.polylines(frame, outlines, True, ROAD_OUTLINE_BGR, 1, cv2.LINE_AA)
     stats = stats_items(fps, stage_ms) if config.hud != "off" else []
-    legend = legend_items(labels, predictions, config.crossing_threshold) if config.legend else []
+    legend = (
+        legend_items(labels, predictions, config.crossing_threshold, crossing_source=crossing_source)
+        if config.legend
+        else []
+    )
     boxes = [_box_rect(t.box, config.box_thickness) for t in tracks if t.id is not None]
     rows = layout_bar(
         [stats, legend],

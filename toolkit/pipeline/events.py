@@ -18,7 +18,12 @@ Schema ``edge-toolkit/pipeline-frame/1`` (also :data:`FRAME_SCHEMA`, checked by 
           "age": 35,                      # frames since the track started
           "foot": [x, y],                 # bottom-centre of the box, pixels
           "predictor": "model",           # "model", "constant_velocity", or null (too short to predict)
-          "crossing": 0.83,               # probability from the model; null for constant_velocity / null
+          "crossing": 0.83,               # chance of being on the road within the horizon; null = unknown
+          "crossing_source": "road",      # "road": from the road region (toolkit.pipeline.crossing; 0 with no
+                                          # road), "model": the learned head (no road known), null: no number
+          "crossing_prior": 0.41,         # the behaviour model's learned crossing head; null without one
+          "crossing_enters": {"step": 3, "seconds": 1.2, "point": [x, y]},  # where the likeliest entering
+                                          # path first reaches the road; null when none does
           "path_image": [[x, y], ...],    # 12 future foot points (0.4 s apart) in pixels; null = beyond horizon
           "path_ground": [[X, Y], ...]    # the same in metres on the ground; null without a homography
         }
@@ -46,7 +51,7 @@ import numpy as np
 from toolkit.errors import ToolkitError, UsageError
 from toolkit.pipeline.behaviour import Prediction
 from toolkit.pipeline.geometry import foot_points
-from toolkit.pipeline.tracker import Track
+from toolkit.pipeline.tracker import STEP_SECONDS, Track
 
 SCHEMA_ID = "edge-toolkit/pipeline-frame/1"
 
@@ -82,6 +87,13 @@ TRACK_SCHEMA: dict[str, Any] = {
         "foot": _POINT,
         "predictor": {"type": ["string", "null"], "enum": ["model", "constant_velocity", None]},
         "crossing": {"type": ["number", "null"]},
+        "crossing_source": {"type": ["string", "null"], "enum": ["road", "model", None]},
+        "crossing_prior": {"type": ["number", "null"]},
+        "crossing_enters": {
+            "type": ["object", "null"],
+            "required": ["step", "seconds", "point"],
+            "properties": {"step": {"type": "integer"}, "seconds": _NUMBER, "point": _POINT},
+        },
         "path_image": {"type": ["array", "null"], "items": _PATH["items"]},
         "path_ground": {"type": ["array", "null"], "items": _PATH["items"]},
     },
@@ -176,9 +188,28 @@ def _points(array: np.ndarray | None) -> list[list[float] | None] | None:
     ]
 
 
-def track_record(track: Track, prediction: Prediction | None) -> dict[str, Any]:
-    """One confirmed track (+ its prediction, if any) -> the ``tracks[]`` entry of the schema."""
+def _enters(crossing: Any) -> dict[str, Any] | None:
+    """A :class:`toolkit.pipeline.crossing.Crossing`'s first road step -> the ``crossing_enters`` object."""
+    if crossing is None or crossing.step is None or crossing.point is None:
+        return None
+    seconds = round(crossing.step * STEP_SECONDS, 3)
+    return {"step": int(crossing.step), "seconds": seconds, "point": [float(v) for v in crossing.point]}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def track_record(track: Track, prediction: Prediction | None, crossing: Any = None) -> dict[str, Any]:
+    """One confirmed track (+ its prediction and :class:`~toolkit.pipeline.crossing.Crossing`, if any) -> the
+    ``tracks[]`` entry of the schema. Without a Crossing the source is "model" where the prediction has a
+    probability (the learned head), else null."""
     box = np.asarray(track.box, np.float64)
+    learned = prediction.crossing if prediction is not None else None
+    if crossing is None:
+        source, prior = ("model" if learned is not None else None), learned
+    else:
+        source, prior = crossing.source, crossing.prior
     return {
         "id": int(track.id) if track.id is not None else -1,
         "label": str(track.label),
@@ -187,7 +218,10 @@ def track_record(track: Track, prediction: Prediction | None) -> dict[str, Any]:
         "age": int(track.age),
         "foot": [round(float(v), 2) for v in foot_points(box)],
         "predictor": prediction.predictor if prediction else None,
-        "crossing": round(prediction.crossing, 4) if prediction and prediction.crossing is not None else None,
+        "crossing": _round(learned),
+        "crossing_source": source,
+        "crossing_prior": _round(prior),
+        "crossing_enters": _enters(crossing),
         "path_image": _points(prediction.path_image) if prediction else None,
         "path_ground": _points(prediction.path_ground) if prediction else None,
     }
@@ -202,9 +236,12 @@ def frame_event(
     latency_ms: Mapping[str, float] | None = None,
     dropped_frames: int = 0,
     ground_units: str | None = None,
+    crossings: Mapping[int, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build one frame's event (schema in the module docstring). ``source`` has name, width, height, fps."""
+    """Build one frame's event (schema in the module docstring). ``source`` has name, width, height, fps;
+    ``crossings`` the per-track :class:`~toolkit.pipeline.crossing.Crossing` (their source and explanation)."""
     predictions = predictions or {}
+    crossings = crossings or {}
     return {
         "schema": SCHEMA_ID,
         "timestamp": round(float(timestamp), 6),
@@ -218,7 +255,9 @@ def frame_event(
         "dropped_frames": int(dropped_frames),
         "latency_ms": {str(k): round(float(v), 3) for k, v in (latency_ms or {}).items()},
         "ground_units": ground_units,
-        "tracks": [track_record(t, predictions.get(t.id)) for t in tracks if t.id is not None],
+        "tracks": [
+            track_record(t, predictions.get(t.id), crossings.get(t.id)) for t in tracks if t.id is not None
+        ],
     }
 
 

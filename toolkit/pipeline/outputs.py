@@ -100,6 +100,9 @@ class FramePacket:
     segment: bool  # run the segmenter on this frame
     dropped: int  # source frames dropped so far
     source_stats: dict[str, Any] = field(default_factory=dict)
+    crossings: Mapping[int, Any] = field(
+        default_factory=dict
+    )  # {track id: crossing.Crossing} (its explanation)
 
 
 class Recorder:
@@ -260,6 +263,7 @@ class OutputWorker(StageThread):
         self.quit = threading.Event()  # set by a sink (the window) when the user asks to stop
         self._done_times: deque[float] = deque(maxlen=30)
         self._panel: dict[str, float] = {}
+        self.road_polygons: list[np.ndarray] = []  # the user's road region, outlined on every frame
         super().__init__("demo-output", threaded, depth)
 
     @property
@@ -289,7 +293,16 @@ class OutputWorker(StageThread):
             "behav": s["behaviour"],
             **self._panel,
         }  # segment (last run), draw and output (previous frame)
-        draw_frame(image, packet.tracks, packet.predictions, labels=labels, fps=self.fps, stage_ms=panel)
+        draw_frame(
+            image,
+            packet.tracks,
+            packet.predictions,
+            labels=labels,
+            fps=self.fps,
+            stage_ms=panel,
+            crossing_source=_crossing_source(packet.crossings),
+            road_polygons=self.road_polygons,
+        )
         t2 = time.perf_counter()
         timings["draw"] = (t2 - t1) * 1e3
         event_ms = {**s, **timings}
@@ -304,6 +317,12 @@ class OutputWorker(StageThread):
         self._done_times.append(done)
         self.frames_done += 1
         self.last_done = time.perf_counter()
+
+
+def _crossing_source(crossings: Mapping[int, Any]) -> str | None:
+    """The source of this frame's crossing numbers ("road" wins over "model"), for the legend."""
+    sources = {c.source for c in crossings.values()}
+    return "road" if "road" in sources else ("model" if "model" in sources else None)
 
 
 def display_available() -> bool:
