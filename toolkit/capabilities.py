@@ -141,6 +141,13 @@ def kind_for_io(
             return part
     if ins == ("image",) and {"z_mean", "z_log_var", "reconstruction"} <= outs:
         return "vae"
+    # A social (+ neighbours) and / or multi-modal (+ mode_probs) behaviour model.
+    if set(ins) in ({"track"}, {"track", "neighbours"}) and {"future", "crossing"} <= outs <= {
+        "future",
+        "crossing",
+        "mode_probs",
+    }:
+        return "behaviour"
     return None
 
 

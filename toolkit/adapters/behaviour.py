@@ -74,6 +74,41 @@ def denormalise(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return (np.asarray(points, np.float64) @ np.swapaxes(rotation, -1, -2)).astype(np.float32)
 
 
+NEIGHBOUR_SCALE = 0.25  # neighbour positions (metres, up to the 6 m radius) enter the model scaled by this
+
+
+def neighbour_input(neighbours: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(N, M, 5) neighbours [dx, dy, vx, vy, present] in world axes relative to the agent -> float32 model input
+    ``neighbours`` in the agent's heading frame: positions rotated and scaled by ``NEIGHBOUR_SCALE``, velocities
+    (metres per 0.4 s step) rotated, absent rows all zero (the model relies on that: its neighbour encoder has no
+    bias, so an absent neighbour encodes to zero)."""
+    n = np.asarray(neighbours, np.float64)
+    if n.ndim != 3 or n.shape[-1] != 5 or len(n) != len(rotation):
+        raise ValueError(f"neighbours must be shaped (N={len(rotation)}, M, 5), got {n.shape}")
+    out = np.zeros(n.shape, np.float32)
+    present = n[..., 4:5] > 0.5
+    out[..., 0:2] = np.where(present, (n[..., 0:2] @ rotation) * NEIGHBOUR_SCALE, 0.0)
+    out[..., 2:4] = np.where(present, n[..., 2:4] @ rotation, 0.0)
+    out[..., 4:5] = present
+    return out
+
+
+def split_modes(future: np.ndarray, mode_probs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A behaviour model's outputs -> ((N, K, H, 2) modes, (N, K) probabilities summing to 1).
+
+    Single-output models (``future`` (N, H, 2), no ``mode_probs``) are K = 1 with probability 1.
+    """
+    f = np.asarray(future, np.float32)
+    if f.ndim == 3:
+        return f[:, None], np.ones((len(f), 1), np.float64)
+    if f.ndim != 4 or mode_probs is None:
+        raise ValueError(f"future must be (N, H, 2), or (N, K, H, 2) with mode_probs; got {f.shape}")
+    p = np.clip(np.asarray(mode_probs, np.float64).reshape(len(f), f.shape[1]), 0.0, None)
+    total = p.sum(axis=1, keepdims=True)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / f.shape[1])
+    return f, p
+
+
 def model_track(obs_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Observed tracks relative to their last point -> (model input ``track`` in the heading frame, rotations)."""
     return normalise(obs_rel)

@@ -6,7 +6,7 @@ shared data, or the synthetic street), the one loader training, calibration and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,9 @@ class BehaviourWindows:
     labelled: np.ndarray  # bool (N,) a crossing label exists (synthetic scenes; ETH/UCY has none)
     group: np.ndarray  # str (N,) table row the window belongs to (held-out scene, recording, synthetic seed)
     source: str  # what was loaded, for notes and manifests
+    # float32 (N, M, 5) nearest other pedestrians at the last observed frame, world axes relative to the agent
+    # (toolkit.data.trajectories.neighbour_states); M = 0 when not asked for; synthetic windows: none present
+    neighbours: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -41,18 +44,23 @@ class BehaviourWindows:
             self.labelled[index],
             self.group[index],
             self.source,
+            None if self.neighbours is None else self.neighbours[index],
         )
 
 
 def load_windows(
-    spec: str | DataSpec, observed: int = traj.OBS_LEN, horizon: int = traj.PRED_LEN
+    spec: str | DataSpec, observed: int = traj.OBS_LEN, horizon: int = traj.PRED_LEN, neighbours: int = 0
 ) -> BehaviourWindows:
-    """Windows from an ``eth_ucy`` or ``synthetic`` SPEC (see the module docstring); UsageError for other data."""
+    """Windows from an ``eth_ucy`` or ``synthetic`` SPEC (see the module docstring); UsageError for other data.
+
+    ``neighbours`` M > 0 fills ``BehaviourWindows.neighbours`` (N, M, 5) (synthetic windows: all absent).
+    """
     spec = parse_spec(spec)
     if spec.name == "eth_ucy":
-        windows = _eth_ucy(spec, observed, horizon)
+        windows = _eth_ucy(spec, observed, horizon, neighbours)
     elif spec.name == "synthetic":
         windows = _synthetic(spec, observed, horizon)
+        windows = replace(windows, neighbours=np.zeros((len(windows), neighbours, 5), np.float32))
     else:
         raise UsageError(
             f"data '{spec}': the behaviour model needs trajectories: eth_ucy:scene=...,split=... or "
@@ -78,7 +86,7 @@ def _relative(obs: np.ndarray, fut: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return obs_rel.astype(np.float32), fut_rel.astype(np.float32)
 
 
-def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
+def _eth_ucy(spec: DataSpec, observed: int, horizon: int, neighbours: int) -> BehaviourWindows:
     from toolkit.paths import shared_path
 
     scene, split = spec.get("scene"), spec.get("split")
@@ -89,11 +97,11 @@ def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     root = Path(spec.get("root") or shared_path("data", "eth_ucy"))
     stride = spec.get_int("stride", 1)
     if scene != "all":
-        w = traj.load_split(root, scene, split, observed, horizon, stride)
+        w = traj.load_split(root, scene, split, observed, horizon, stride, neighbours)
         groups = np.full(len(w), scene) if split == "test" else _recordings(w)
         return _from_trajectories(w, groups, f"ETH/UCY {scene} {split}")
     if split == "test":  # every held-out scene's recordings, one table row per scene
-        parts = [traj.load_split(root, s, "test", observed, horizon, stride) for s in traj.SCENES]
+        parts = [traj.load_split(root, s, "test", observed, horizon, stride, neighbours) for s in traj.SCENES]
         w = traj.concat_windows(parts)
         groups = np.concatenate([np.full(len(p), s) for p, s in zip(parts, traj.SCENES, strict=True)])
         return _from_trajectories(w, groups, "ETH/UCY all five held-out test scenes")
@@ -104,7 +112,9 @@ def _eth_ucy(spec: DataSpec, observed: int, horizon: int) -> BehaviourWindows:
     if not files:
         raise UsageError(f"no trajectory files (*.txt) in {root}/<scene>/{split}")
     parts = [
-        traj.make_windows(traj.read_trajectory_file(f), f.stem, observed, horizon, stride=stride)
+        traj.make_windows(
+            traj.read_trajectory_file(f), f.stem, observed, horizon, stride=stride, neighbours=neighbours
+        )
         for _, f in sorted(files.items())
     ]
     w = traj.concat_windows(parts)
@@ -122,7 +132,7 @@ def _from_trajectories(w: traj.Windows, groups: np.ndarray, source: str) -> Beha
     obs, fut = _relative(w.obs, w.fut)
     n = len(obs)
     return BehaviourWindows(
-        obs, fut, np.zeros(n, np.float32), np.zeros(n, bool), np.asarray(groups, str), source
+        obs, fut, np.zeros(n, np.float32), np.zeros(n, bool), np.asarray(groups, str), source, w.neighbours
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.adapters.behaviour import model_track
+from toolkit.adapters.behaviour import model_track, neighbour_input
 from toolkit.adapters.image import letterbox, unit_float
 from toolkit.capabilities import unknown_kind_error
 from toolkit.data.behaviour_windows import load_windows
@@ -94,18 +94,25 @@ def classifier_inputs(
 def behaviour_inputs(
     spec: str | DataSpec, input_shapes: dict[str, tuple[int, ...]], limit: int | None = None, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Realistic ``track`` inputs (relative, heading frame) from a SPEC, for int8 calibration and benchmarks.
+    """Realistic ``track`` (and ``neighbours``, when the model has that input) inputs in the heading frame from a
+    SPEC, for int8 calibration and benchmarks.
 
     ``limit`` samples drawn at random with ``seed`` (all windows when None).
     """
     shape = tuple(input_shapes.get("track", ()))
     if len(shape) != 2 or shape[1] != 2:
         raise UsageError(f"behaviour inputs: expected an input 'track' of shape (T, 2), got {input_shapes}")
-    windows = load_windows(spec, observed=shape[0])
+    neighbours = tuple(input_shapes.get("neighbours", (0, 5)))
+    if len(neighbours) != 2 or neighbours[1] != 5:
+        raise UsageError(f"behaviour inputs: expected 'neighbours' of shape (M, 5), got {input_shapes}")
+    windows = load_windows(spec, observed=shape[0], neighbours=neighbours[0])
     index = np.arange(len(windows))
     if limit is not None and limit < len(windows):
         index = np.sort(np.random.default_rng(seed).choice(len(windows), limit, replace=False))
-    return {"track": model_track(windows.obs[index])[0]}
+    track, rotation = model_track(windows.obs[index])
+    if "neighbours" not in input_shapes:
+        return {"track": track}
+    return {"track": track, "neighbours": neighbour_input(windows.neighbours[index], rotation)}
 
 
 def vae_inputs(

@@ -37,6 +37,8 @@ class Windows:
     scene: np.ndarray  # str (N,) recording the window comes from (file stem, e.g. 'biwi_eth')
     ped: np.ndarray  # int64 (N,) pedestrian id within that recording
     frame: np.ndarray  # int64 (N,) frame id of the first observed step
+    # float32 (N, M, 5) the M nearest other pedestrians at the last observed frame (see neighbour_states)
+    neighbours: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -67,12 +69,13 @@ def make_windows(
     pred_len: int = PRED_LEN,
     frame_step: int = FRAME_STEP,
     stride: int = 1,
+    neighbours: int = 0,
 ) -> Windows:
     """Cut every pedestrian's track into windows of ``obs_len + pred_len`` consecutive annotated frames.
 
     A track is broken wherever two of its frames are not exactly ``frame_step`` apart, and no window crosses a
     break. Windows start every ``stride`` frames. Returns :class:`Windows` (possibly empty), ordered by
-    pedestrian id then start frame.
+    pedestrian id then start frame. ``neighbours`` > 0 also fills ``Windows.neighbours`` (:func:`neighbour_states`).
     """
     total = obs_len + pred_len
     if obs_len < 2 or pred_len < 1 or stride < 1:
@@ -94,22 +97,74 @@ def make_windows(
     index = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(total)
     xy = data[:, 2:4][index].astype(np.float32).reshape(-1, total, 2)
     first = data[index[:, 0]]
+    ped, frame = first[:, 1].astype(np.int64), first[:, 0].astype(np.int64)
     return Windows(
         obs=xy[:, :obs_len],
         fut=xy[:, obs_len:],
         scene=np.full(len(xy), scene),
-        ped=first[:, 1].astype(np.int64),
-        frame=first[:, 0].astype(np.int64),
+        ped=ped,
+        frame=frame,
+        neighbours=neighbour_states(rows, ped, frame + (obs_len - 1) * frame_step, neighbours, frame_step)
+        if neighbours > 0
+        else None,
     )
+
+
+NEIGHBOUR_RADIUS_M = (
+    6.0  # pedestrians farther than this from the agent at its last observed frame are ignored
+)
+NEIGHBOUR_FEATURES = 5  # dx, dy, vx, vy, present
+
+
+def neighbour_states(
+    rows: np.ndarray,
+    ped: np.ndarray,
+    last_frame: np.ndarray,
+    count: int,
+    frame_step: int = FRAME_STEP,
+    radius: float = NEIGHBOUR_RADIUS_M,
+) -> np.ndarray:
+    """The ``count`` nearest other pedestrians of each window at its last observed frame -> float32 (N, count, 5).
+
+    Per neighbour (nearest first): position relative to the agent's position at that frame (x, y, metres, world
+    axes), its velocity (metres per step: its position minus its position one ``frame_step`` earlier, 0 when it
+    was not annotated then), and 1 for present. Rows past the pedestrians within ``radius`` are all zero. Only
+    the past is used, as a tracker would see it.
+    """
+    rows = np.asarray(rows, np.float64)
+    out = np.zeros((len(ped), count, NEIGHBOUR_FEATURES), np.float32)
+    if not len(ped) or count < 1:
+        return out
+    position = {(int(f), int(p)): (x, y) for f, p, x, y in rows}
+    by_frame: dict[int, list[int]] = {}
+    for i, f in enumerate(rows[:, 0].astype(np.int64)):
+        by_frame.setdefault(int(f), []).append(i)
+    for n, (agent, frame) in enumerate(zip(ped.tolist(), last_frame.tolist(), strict=True)):
+        here = rows[by_frame.get(int(frame), [])]
+        me = position.get((int(frame), int(agent)))
+        if me is None or not len(here):
+            continue
+        others = here[here[:, 1] != agent]
+        rel = others[:, 2:4] - np.asarray(me)
+        dist = np.linalg.norm(rel, axis=-1)
+        order = np.argsort(dist, kind="stable")
+        order = order[dist[order] <= radius][:count]
+        for k, j in enumerate(order):
+            before = position.get((int(frame) - frame_step, int(others[j, 1])))
+            velocity = others[j, 2:4] - np.asarray(before) if before is not None else (0.0, 0.0)
+            out[n, k] = (*rel[j], *velocity, 1.0)
+    return out
 
 
 def concat_windows(parts: list[Windows]) -> Windows:
     """Join several :class:`Windows` (e.g. one per recording) into one."""
     if not parts:
         raise UsageError("concat_windows: nothing to join")
-    return Windows(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "fut", "scene", "ped", "frame"))
-    )
+    joined = [np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "fut", "scene", "ped", "frame")]
+    have = [p.neighbours is not None for p in parts]
+    if any(have) and not all(have):
+        raise UsageError("concat_windows: some parts have neighbours and some do not")
+    return Windows(*joined, np.concatenate([p.neighbours for p in parts]) if all(have) else None)
 
 
 def load_split(
@@ -119,6 +174,7 @@ def load_split(
     obs_len: int = OBS_LEN,
     pred_len: int = PRED_LEN,
     stride: int = 1,
+    neighbours: int = 0,
 ) -> Windows:
     """Windows from every ``root/<scene>/<split>/*.txt`` (leave-one-scene-out: ``scene`` is the held-out one).
 
@@ -136,7 +192,12 @@ def load_split(
     if not files:
         raise UsageError(f"no trajectory files (*.txt) in {folder}")
     return concat_windows(
-        [make_windows(read_trajectory_file(f), f.stem, obs_len, pred_len, stride=stride) for f in files]
+        [
+            make_windows(
+                read_trajectory_file(f), f.stem, obs_len, pred_len, stride=stride, neighbours=neighbours
+            )
+            for f in files
+        ]
     )
 
 

@@ -10,6 +10,12 @@ Loss: mean Euclidean displacement over the future steps (the ADE itself, in metr
 last step's displacement, and a binary cross-entropy on ``crossing`` counted only where the window has a crossing
 label (weight 0 on ETH/UCY windows), via per-output sample weights. Both weights also balance recordings
 (``balance``): the dense UCY student recordings would otherwise decide what "typical" walking looks like.
+
+Multi-modal models (``modes`` K > 1): winner-takes-all -- only the mode closest to the truth (by the same
+ADE + ``fde_weight`` FDE) is regressed -- plus ``mode_weight`` times the cross-entropy of ``mode_probs`` against
+the index of that closest mode (a stop-gradient target), so the probabilities learn which mode is right.
+Social models (``neighbours`` M > 0) also get the neighbour input (:func:`toolkit.adapters.behaviour.neighbour_input`),
+mirrored and scaled with their window.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from toolkit.adapters.behaviour import OLDER_SCALE, normalise
+from toolkit.adapters.behaviour import OLDER_SCALE, neighbour_input, normalise
 from toolkit.config import Limits, check_ranges
 from toolkit.data.behaviour_windows import BehaviourWindows, load_windows
 from toolkit.data.spec import DataSpec, parse_spec
@@ -50,6 +56,7 @@ class BehaviourOptions:
     )
     mirror: bool = True  # augmentation: mirror half the windows across their heading axis
     scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
+    mode_weight: float = 0.5  # weight of the mode-probability cross-entropy (multi-modal models)
 
     LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
         "extra_weight": (0.0, 1000.0),
@@ -57,6 +64,7 @@ class BehaviourOptions:
         "crossing_weight": (0.0, 1000.0),
         "balance": (0.0, 1.0),
         "scale": (0.0, 0.9),
+        "mode_weight": (0.0, 1000.0),
     }
 
     def __post_init__(self) -> None:
@@ -75,14 +83,14 @@ def recording_weights(groups: np.ndarray, balance: float) -> np.ndarray:
 
 
 def _windows(
-    specs: list[str | DataSpec], observed: int, horizon: int, options: BehaviourOptions
+    specs: list[str | DataSpec], observed: int, horizon: int, options: BehaviourOptions, neighbours: int = 0
 ) -> tuple[BehaviourWindows, np.ndarray, np.ndarray, list[dict]]:
     """Load and join the SPECs' windows -> (windows, trajectory-loss weights, crossing-loss weights, description).
 
     Weights balance recordings within each SPEC (each SPEC keeps its size); the SPECs after the first (the extra
     data) weigh ``extra_weight`` in the trajectory loss; crossing weights are 0 where there is no label.
     """
-    parts = [load_windows(s, observed, horizon) for s in specs]
+    parts = [load_windows(s, observed, horizon, neighbours) for s in specs]
     described = [
         {
             "spec": str(s),
@@ -108,6 +116,7 @@ def _windows(
             for f in ("obs", "fut", "crossing", "labelled", "group")
         ),
         source=" + ".join(p.source for p in parts),
+        neighbours=np.concatenate([p.neighbours for p in parts]) if neighbours else None,
     )
     return joined, future_w, crossing_w, described
 
@@ -118,6 +127,12 @@ def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, 
     track, rotation = normalise(windows.obs)
     future = (windows.fut.astype(np.float64) @ rotation).astype(np.float32)
     return track, future, windows.crossing.reshape(-1, 1).astype(np.float32)
+
+
+def neighbour_arrays(windows: BehaviourWindows) -> np.ndarray:
+    """Windows with neighbours -> the model input ``neighbours`` (N, M, 5) in each window's heading frame."""
+    _, rotation = normalise(windows.obs)
+    return neighbour_input(windows.neighbours, rotation)
 
 
 class BehaviourTask:
@@ -137,17 +152,34 @@ class BehaviourTask:
         import tensorflow as tf
 
         observed, horizon = model_config.observed, model_config.horizon
+        m = getattr(model_config, "neighbours", 0)
+        k = getattr(model_config, "modes", 1)
+        multimodal = k > 1
         train_specs = [train, *([parse_spec(options.extra_data)] if options.extra_data else [])]
         val_specs = [val, *([parse_spec(options.extra_val_data)] if options.extra_val_data else [])]
-        train_w, train_fw, train_cw, train_desc = _windows(train_specs, observed, horizon, options)
-        val_w, val_fw, val_cw, val_desc = _windows(val_specs, observed, horizon, options)
-        track, future, crossing = training_arrays(train_w)
+        train_w, train_fw, train_cw, train_desc = _windows(train_specs, observed, horizon, options, m)
+        val_w, val_fw, val_cw, val_desc = _windows(val_specs, observed, horizon, options, m)
 
-        def to_keras(t: Any, f: Any, c: Any, future_w: Any, crossing_w: Any) -> tuple[Any, Any, Any]:
-            # The model has one input, so the features go in as a plain tensor (a dict makes Keras warn).
-            return t, {"future": f, "crossing": c}, {"future": future_w, "crossing": crossing_w}
+        def arrays(w: BehaviourWindows) -> tuple[np.ndarray, ...]:
+            t, f, c = training_arrays(w)
+            n = neighbour_arrays(w) if m else np.zeros((len(t), 0, 5), np.float32)
+            return t, n, f, c
 
-        ds = tf.data.Dataset.from_tensor_slices((track, future, crossing, train_fw, train_cw))
+        track, neigh, future, crossing = arrays(train_w)
+
+        def to_keras(t: Any, n: Any, f: Any, c: Any, future_w: Any, crossing_w: Any) -> tuple[Any, Any, Any]:
+            # Inputs in the model's order (track, neighbours); the K modes broadcast against
+            # a (1, H, 2) target of the same rank.
+            x = (t, n) if m else t
+            if not multimodal:
+                return x, {"future": f, "crossing": c}, {"future": future_w, "crossing": crossing_w}
+            # mode_probs has no compiled loss (its cross-entropy needs the modes: see _compile_multimodal);
+            # Keras still wants a target of its shape.
+            targets = {"future": f[:, None], "mode_probs": tf.zeros([tf.shape(f)[0], k]), "crossing": c}
+            weights = {"future": future_w, "mode_probs": tf.ones_like(future_w), "crossing": crossing_w}
+            return x, targets, weights
+
+        ds = tf.data.Dataset.from_tensor_slices((track, neigh, future, crossing, train_fw, train_cw))
         ds = ds.shuffle(len(track), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
         if config.augment and (options.mirror or options.scale > 0):
             # One stateless seed per batch from a seeded stream (new each epoch): same seed -> same augmentation.
@@ -156,9 +188,7 @@ class BehaviourTask:
                 lambda batch, seed: _augment(batch, seed, options), num_parallel_calls=1
             )
         train_ds = ds.map(to_keras).prefetch(2)
-        val_ds = tf.data.Dataset.from_tensor_slices((*training_arrays(val_w), val_fw, val_cw)).batch(
-            config.batch_size
-        )
+        val_ds = tf.data.Dataset.from_tensor_slices((*arrays(val_w), val_fw, val_cw)).batch(config.batch_size)
         val_ds = val_ds.map(to_keras).prefetch(2)
         describe = {
             "train": train_desc,
@@ -168,6 +198,10 @@ class BehaviourTask:
             f"{OLDER_SCALE} (toolkit.adapters.behaviour.normalise)",
             "augment": {"mirror": options.mirror, "scale": options.scale} if config.augment else None,
             "balance": f"window weight n_recording ** -{options.balance}, mean 1 per SPEC (train and val)",
+            "neighbours": f"{m} nearest pedestrians within the radius at the last observed frame"
+            if m
+            else None,
+            "modes": getattr(model_config, "modes", 1),
         }
         return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
 
@@ -179,6 +213,9 @@ class BehaviourTask:
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, max(1, config.epochs * steps_per_epoch)
         )
+        if "mode_probs" in model.output_names:
+            _compile_multimodal(keras, model, schedule, options)
+            return
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss={
@@ -202,7 +239,7 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
     """Mirror across the heading axis (y -> -y) and scale whole windows; both keep the heading frame."""
     import tensorflow as tf
 
-    track, future, crossing, future_w, crossing_w = batch
+    track, neighbours, future, crossing, future_w, crossing_w = batch
     n = tf.shape(track)[0]
     factor = tf.ones([n, 1, 2])
     if options.mirror:
@@ -210,7 +247,9 @@ def _augment(batch: tuple[Any, ...], seed: Any, options: BehaviourOptions) -> tu
         factor *= tf.concat([tf.ones([n, 1, 1]), tf.where(flip, -1.0, 1.0)], axis=-1)
     if options.scale > 0:
         factor *= tf.random.stateless_uniform([n, 1, 1], seed + 1, 1 - options.scale, 1 + options.scale)
-    return track * factor, future * factor, crossing, future_w, crossing_w
+    # Neighbours: (dx, dy, vx, vy) take the window's factor, the present flag stays.
+    neighbour_factor = tf.concat([factor, factor, tf.ones([n, 1, 1])], axis=-1)
+    return track * factor, neighbours * neighbour_factor, future * factor, crossing, future_w, crossing_w
 
 
 def _distances(y_true: Any, y_pred: Any) -> Any:
@@ -238,6 +277,72 @@ def _displacement_loss(fde_weight: float) -> Any:
         return keras.ops.mean(d, axis=-1) + fde_weight * d[:, -1]
 
     return displacement
+
+
+def _mode_costs(y_true: Any, y_pred: Any, fde_weight: float) -> Any:
+    """(B, 1, H, 2) truth, (B, K, H, 2) modes -> (B, K) ADE + fde_weight * FDE of every mode."""
+    import keras
+
+    d = _distances(y_true, y_pred)
+    return keras.ops.mean(d, axis=-1) + fde_weight * d[..., -1]
+
+
+def _winner_takes_all(fde_weight: float) -> Any:
+    def winner_takes_all(y_true: Any, y_pred: Any) -> Any:
+        import keras
+
+        return keras.ops.min(_mode_costs(y_true, y_pred, fde_weight), axis=-1)
+
+    return winner_takes_all
+
+
+def _min_ade(y_true: Any, y_pred: Any) -> Any:
+    import keras
+
+    return keras.ops.min(keras.ops.mean(_distances(y_true, y_pred), axis=-1), axis=-1)
+
+
+def _min_fde(y_true: Any, y_pred: Any) -> Any:
+    import keras
+
+    return keras.ops.min(_distances(y_true, y_pred)[..., -1], axis=-1)
+
+
+def _compile_multimodal(keras: Any, model: Any, schedule: Any, options: BehaviourOptions) -> None:
+    """Winner-takes-all regression + crossing BCE through compile; the mode cross-entropy is added to the
+    compiled loss by wrapping this model's ``compute_loss`` (it needs two outputs and the target at once)."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss={"future": _winner_takes_all(options.fde_weight), "crossing": keras.losses.BinaryCrossentropy()},
+        loss_weights={"future": 1.0, "crossing": options.crossing_weight},
+        metrics={
+            "future": [
+                keras.metrics.MeanMetricWrapper(_min_ade, name="min_ade"),
+                keras.metrics.MeanMetricWrapper(_min_fde, name="min_fde"),
+            ]
+        },
+        weighted_metrics={"crossing": [keras.metrics.AUC(name="auc")]},
+    )
+    compiled = model.compute_loss
+
+    def compute_loss(
+        x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
+    ) -> Any:
+        loss = compiled(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        if y is None or y_pred is None or options.mode_weight == 0:
+            return loss
+        ops = keras.ops
+        costs = ops.stop_gradient(_mode_costs(y["future"], y_pred["future"], options.fde_weight))
+        best = ops.one_hot(ops.argmin(costs, axis=-1), ops.shape(costs)[-1])
+        ce = -ops.sum(best * ops.log(ops.clip(y_pred["mode_probs"], 1e-7, 1.0)), axis=-1)
+        if sample_weight is not None and sample_weight.get("future") is not None:
+            w = ops.cast(sample_weight["future"], ce.dtype)
+            ce = ops.sum(ce * w) / ops.maximum(ops.sum(w), 1e-9)
+        else:
+            ce = ops.mean(ce)
+        return loss + options.mode_weight * ce
+
+    model.compute_loss = compute_loss
 
 
 TASK = BehaviourTask()
