@@ -12,10 +12,13 @@ Coordinates the model sees (:class:`ModelSpace`):
   it ignores perspective along the path, so give a homography when one is known. Tracks without a usable box
   height fall back to pixels / frame height.
 
-The model input ``track`` (1, 8, 2) is built from the last 8 samples (0.4 s apart) relative to the last one and
-put in the model's heading frame by :func:`toolkit.adapters.behaviour.normalise` -- the same function
-training and evaluation use; ``future`` (1, 12, 2) comes back through
-:func:`~toolkit.adapters.behaviour.denormalise`, relative to the same last point. A track with 2..7 samples gets a
+The model input ``track`` (n, 8, 2) -- every track with a full history, in one batch -- is built from the last 8
+samples (0.4 s apart) relative to the last one and put in the model's heading frame by
+:func:`toolkit.adapters.behaviour.normalise` -- the same function training and evaluation use; a social model also
+gets ``neighbours`` (n, M, 5) from the other tracks (:func:`neighbour_states`). ``future`` ((n, 12, 2), or
+(n, K, 12, 2) with ``mode_probs`` for a multi-modal model) comes back through
+:func:`~toolkit.adapters.behaviour.denormalise`, relative to the same last point; ``path_*`` is the most likely
+mode, ``modes_*`` / ``mode_probs`` all K. A track with 2..7 samples gets a
 constant-velocity prediction (its last 0.4 s step repeated, the project's baseline) flagged
 ``constant_velocity``; so does every track when no model is given. Fewer than 2 samples: no prediction.
 """
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.adapters.behaviour import denormalise, normalise
+from toolkit.adapters.behaviour import denormalise, neighbour_input, normalise, split_modes
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.data import trajectories
 from toolkit.errors import UsageError
@@ -121,6 +124,37 @@ def constant_velocity(relative: np.ndarray, horizon: int) -> np.ndarray:
     return trajectories.constant_velocity(r[None], horizon)[0]
 
 
+def neighbour_states(
+    items: Sequence[tuple[int, np.ndarray, ModelSpace]], agent: int, count: int
+) -> np.ndarray:
+    """The ``count`` nearest other tracks of track ``items[agent]`` -> (count, 5) [dx, dy, vx, vy, present].
+
+    ``items`` are (track id, (k >= 1, 2) pixel foot history, model space) of every track this frame. Positions
+    and velocities (last 0.4 s step; 0 with a single sample) are in the AGENT's model space relative to its last
+    point, as :func:`toolkit.data.trajectories.neighbour_states` builds them from ETH/UCY files; tracks farther
+    than ``NEIGHBOUR_RADIUS_M`` or without a ground position are left out; missing rows are zero.
+    """
+    _, own, space = items[agent]
+    me = space.to_model(own[-1])
+    rows = []
+    for j, (_, history, _) in enumerate(items):
+        if j == agent:
+            continue
+        last = history[-2:]
+        points = space.to_model(last)
+        if not np.isfinite(points).all():
+            continue
+        rel = points[-1] - me
+        distance = float(np.hypot(*rel))
+        if distance <= trajectories.NEIGHBOUR_RADIUS_M:
+            velocity = points[-1] - points[0] if len(points) == 2 else np.zeros(2)
+            rows.append((distance, (*rel, *velocity, 1.0)))
+    out = np.zeros((count, 5), np.float32)
+    for k, (_, row) in enumerate(sorted(rows, key=lambda r: r[0])[:count]):
+        out[k] = row
+    return out
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What the behaviour stage says about one track."""
@@ -138,10 +172,14 @@ class Prediction:
 
 
 class BehaviourPredictor:
-    """Runs the behaviour Transformer (batch 1: one call per track) or the constant-velocity fallback.
+    """Runs the behaviour model for all confirmed tracks at once, or the constant-velocity fallback.
 
-    ``runner`` may be None: every track then gets the constant-velocity prediction (flagged as such). The
-    predictor owns the runner and closes it.
+    Every track with a full history (``observed`` samples) goes into ONE batch: the model inputs of all tracks are
+    built together (a social model also gets each track's nearest other tracks, :func:`neighbour_states`) and run
+    through :meth:`_run_batch` -- as one invoke of ``batch`` rows when the model was converted with a batch
+    dimension > 1 (padded with zeros), else one invoke per row (LiteRT cannot resize our int8 models' batch: their
+    reshapes are fixed at conversion). ``runner`` may be None: every track then gets the constant-velocity
+    prediction (flagged as such). The predictor owns the runner and closes it.
     """
 
     def __init__(
@@ -154,6 +192,9 @@ class BehaviourPredictor:
         self.config = config
         self.homography = homography
         self.timings: dict[str, float] = {}  # milliseconds of the last predict(): model, total
+        self.calls = 0  # model invokes of the last predict()
+        self.neighbours = 0  # M of a social model's input "neighbours" (0: not a social model)
+        self.batch = 1  # the model's batch dimension
         if runner is not None:
             self._check_model(runner)
 
@@ -172,47 +213,110 @@ class BehaviourPredictor:
                 f"input {', '.join(kind.input_names)}, outputs {', '.join(kind.output_names)})"
             )
         cfg = self.config
-        want = {"track": (1, cfg.observed, 2), "future": (1, cfg.horizon, 2)}
-        for name, shape in want.items():
-            got = tuple(names[name].shape)
-            if got != shape:
-                raise UsageError(
-                    f"{runner.path.name}: tensor '{name}' is {list(got)}, the pipeline expects "
-                    f"{list(shape)} (observed={cfg.observed}, horizon={cfg.horizon})"
-                )
+        self.batch = int(names["track"].shape[0])
+        got_track, got_future = tuple(names["track"].shape), tuple(names["future"].shape)
+        bad = None
+        if got_track[1:] != (cfg.observed, 2):
+            bad = ("track", got_track, (self.batch, cfg.observed, 2))
+        elif got_future[-2:] != (cfg.horizon, 2) or got_future[0] != self.batch:
+            bad = ("future", got_future, (self.batch, cfg.horizon, 2))
+        if bad:
+            raise UsageError(
+                f"{runner.path.name}: tensor '{bad[0]}' is {list(bad[1])}, the pipeline expects "
+                f"{list(bad[2])} (observed={cfg.observed}, horizon={cfg.horizon})"
+            )
+        if "neighbours" in runner.inputs:
+            self.neighbours = int(runner.inputs["neighbours"].shape[1])
+
+    def _run_batch(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Model inputs of n tracks -> (modes (n, K, H, 2) heading frame, probabilities (n, K), crossing (n,))."""
+        assert self.runner is not None
+        n = len(feeds["track"])
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, n, self.batch):
+            chunk = {k: v[start : start + self.batch] for k, v in feeds.items()}
+            rows = len(chunk["track"])
+            if rows < self.batch:  # pad the last chunk to the model's fixed batch
+                chunk = {
+                    k: np.concatenate([v, np.zeros((self.batch - rows, *v.shape[1:]), v.dtype)])
+                    for k, v in chunk.items()
+                }
+            result = self.runner.run(**chunk)
+            self.calls += 1
+            for name, value in result.items():
+                parts.setdefault(name, []).append(np.asarray(value)[:rows])
+        out = {k: np.concatenate(v) for k, v in parts.items()}
+        modes, probs = split_modes(out["future"], out.get("mode_probs"))
+        return modes, probs, np.clip(out["crossing"].reshape(n), 0.0, 1.0)
 
     def predict(self, tracks: Sequence[Track], frame_size: tuple[int, int]) -> dict[int, Prediction]:
         """Confirmed tracks and the frame (width, height) -> {track id: Prediction} for tracks with >= 2 samples."""
         cfg = self.config
         ground_space = model_space(frame_size, self.homography) if self.homography is not None else None
         start = time.perf_counter()
-        model_ms = 0.0
-        out: dict[int, Prediction] = {}
+        self.calls = 0
+        # Every track's history, model space and relative track first (the neighbours need them all).
+        items = []
         for track in tracks:
             if track.id is None:
                 continue
             history = track.foot_history(cfg.step_seconds, cfg.observed)
-            if len(history) < cfg.min_samples:
+            if len(history) < 1:
                 continue
             space = ground_space or model_space(frame_size, None, float(track.box[3] - track.box[1]))
+            items.append((track.id, history, space))
+        batch = [
+            i
+            for i, (_, history, space) in enumerate(items)
+            if self.runner is not None
+            and len(history) == cfg.observed
+            and np.isfinite(space.to_model(history)).all()
+        ]
+        model_out: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        model_ms = 0.0
+        if batch:
+            t0 = time.perf_counter()
+            relative = np.stack([to_relative(items[i][1], items[i][2])[0] for i in batch])
+            track_input, rotation = normalise(relative)
+            feeds = {"track": track_input}
+            if self.neighbours:
+                states = np.stack([neighbour_states(items, i, self.neighbours) for i in batch])
+                feeds["neighbours"] = neighbour_input(states, rotation)
+            modes, probs, crossing = self._run_batch(feeds)
+            n, k, h, _ = modes.shape
+            modes = denormalise(modes.reshape(n, k * h, 2), rotation).reshape(n, k, h, 2)
+            model_out = {
+                i: (modes[j].astype(np.float64), probs[j], float(crossing[j])) for j, i in enumerate(batch)
+            }
+            model_ms = (time.perf_counter() - t0) * 1e3
+        out: dict[int, Prediction] = {}
+        for i, (track_id, history, space) in enumerate(items):
+            if len(history) < cfg.min_samples:
+                continue
             relative, origin = to_relative(history, space)
             crossing: float | None = None
-            if self.runner is not None and len(relative) == cfg.observed and np.isfinite(relative).all():
-                t0 = time.perf_counter()
-                track_input, rotation = normalise(relative[None])
-                result = self.runner.run(track=track_input)
-                model_ms += (time.perf_counter() - t0) * 1e3
-                future = denormalise(result["future"], rotation)[0].astype(np.float64)
-                crossing = float(np.clip(result["crossing"].reshape(-1)[0], 0.0, 1.0))
+            if i in model_out:
+                modes_rel, probs, crossing = model_out[i]
                 predictor = MODEL
             elif np.isfinite(relative).all():
-                future = constant_velocity(relative, cfg.horizon)
+                modes_rel, probs = constant_velocity(relative, cfg.horizon)[None], np.ones(1)
                 predictor = CONSTANT_VELOCITY
             else:
                 continue  # a foot point above the homography's horizon: no ground position to work from
-            path_image, absolute = from_relative(future, origin, space)
-            out[track.id] = Prediction(
-                track.id, path_image, absolute if space.homography is not None else None, crossing, predictor
+            modes_image, modes_abs = from_relative(modes_rel.reshape(-1, 2), origin, space)
+            modes_image = modes_image.reshape(modes_rel.shape)
+            modes_abs = modes_abs.reshape(modes_rel.shape)
+            best = int(np.argmax(probs))
+            ground = space.homography is not None
+            out[track_id] = Prediction(
+                track_id,
+                modes_image[best],
+                modes_abs[best] if ground else None,
+                crossing,
+                predictor,
+                modes_image=modes_image,
+                modes_ground=modes_abs if ground else None,
+                mode_probs=np.asarray(probs, np.float64),
             )
         self.timings = {"model": model_ms, "total": (time.perf_counter() - start) * 1e3}
         return out

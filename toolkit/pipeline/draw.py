@@ -193,6 +193,30 @@ def draw_path(
     return frame
 
 
+OTHER_MODE_MIN_PROB = (
+    0.1  # less likely modes of a multi-modal prediction are drawn faintly from this probability
+)
+
+
+def _draw_other_modes(
+    frame: np.ndarray, pred: Prediction, colour: tuple[int, int, int], origin: np.ndarray
+) -> None:
+    """The modes other than the most likely one (probability >= ``OTHER_MODE_MIN_PROB``): thin half-bright lines."""
+    modes, probs = getattr(pred, "modes_image", None), getattr(pred, "mode_probs", None)
+    if modes is None or probs is None or len(probs) < 2:
+        return
+    faint = tuple(int(c * 0.5) for c in colour)
+    limit = 4 * max(frame.shape[:2])
+    best = int(np.argmax(probs))
+    for k, path in enumerate(np.asarray(modes, np.float64)):
+        if k == best or probs[k] < OTHER_MODE_MIN_PROB:
+            continue
+        finite = np.isfinite(path).all(axis=1)
+        points = np.vstack([origin[None], path[: int(np.argmin(finite)) if not finite.all() else len(path)]])
+        pts = np.clip(np.round(points), -limit, limit).astype(np.int32)
+        cv2.polylines(frame, [pts.reshape(-1, 1, 2)], False, faint, 1, cv2.LINE_AA)
+
+
 def draw_tracks(
     frame: np.ndarray,
     tracks: Sequence[HasBox],
@@ -214,6 +238,7 @@ def draw_tracks(
         boxes.append(_box_rect(track.box, config.box_thickness))
         pred = predictions.get(track.id)  # type: ignore[arg-type]
         if pred is not None:
+            _draw_other_modes(frame, pred, colour, np.array([(x1 + x2) / 2, y2], np.float64))
             draw_path(
                 frame, pred.path_image, colour, np.array([(x1 + x2) / 2, y2], np.float64), config.dot_radius
             )
@@ -252,7 +277,7 @@ SHORT_STAGE = {
 }
 BAR_DIM = (170, 170, 170)  # ink of the bar's captions
 CROSSING_LEGEND = {  # the legend's words for the label's number, by crossing source (toolkit.pipeline.crossing)
-    "road": "n%: chance the path enters the road,",
+    "road": "n%: chance of walking onto the road (path + model),",
     "model": "n%: model's crossing guess (no road known),",
     None: "n%: chance of crossing,",
 }
