@@ -22,7 +22,8 @@ Homography file (JSON), the format :func:`toolkit.data.synthetic.camera.write_ho
 * ``image_size``: ``[width, height]`` of the frames the matrix was calibrated on. Frames of another size with the
   same aspect ratio are rescaled to it (:meth:`Homography.for_frame`); another aspect ratio is an error.
 * Optional, informational: ``ground_to_image`` (the inverse matrix; checked against ``homography`` when present),
-  ``camera``, ``source``, ``comment``. Any other key is an error.
+  ``camera``, ``source``, ``comment``, ``provenance`` (how it was made: ``toolkit ground``). Any other key is an
+  error.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def load_homography(path: str | os.PathLike[str]) -> Homography:
 
 
 REQUIRED_KEYS = ("homography", "direction", "units", "image_size")
-OPTIONAL_KEYS = ("ground_to_image", "camera", "source", "comment")
+OPTIONAL_KEYS = ("ground_to_image", "camera", "source", "comment", "provenance")
 DIRECTIONS = ("image_to_ground", "ground_to_image")
 
 
