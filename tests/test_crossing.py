@@ -133,14 +133,18 @@ def test_road_crossing_relabels_predictions_and_keeps_the_learned_prior():
     }
     labels = np.full((40, 60), SIDEWALK, np.uint8)
     labels[25:] = ROAD
-    road = RoadCrossing(CrossingConfig(memory=1.0, vote=0.5, erode=0.0), segmenting=True)
+    road = RoadCrossing(CrossingConfig(memory=1.0, vote=0.5, erode=0.0, prior_weight=0.0), segmenting=True)
     before, waiting = road(predictions, None, (60, 40))
     assert all(c.probability is None and c.source is None for c in waiting.values())
     assert before[1].crossing is None
     out, crossings = road(predictions, labels, (60, 40))
     assert out[1].crossing == 1.0 and out[2].crossing == 0.0  # the learned 0.9 says nothing about the road
     assert crossings[1].prior == 0.2 and crossings[2].prior == 0.9 and crossings[1].step == 5
-    no_road = RoadCrossing(CrossingConfig(), segmenting=True)
+    blend = RoadCrossing(CrossingConfig(memory=1.0, vote=0.5, erode=0.0, prior_weight=0.5), segmenting=True)
+    out, crossings = blend(predictions, labels, (60, 40))
+    assert out[1].crossing == pytest.approx(0.6) and out[2].crossing == pytest.approx(0.45)
+    assert crossings[1].road == 1.0 and crossings[2].road == 0.0
+    no_road = RoadCrossing(CrossingConfig(), segmenting=True)  # blended by default, but 0 with no road
     out, crossings = no_road(predictions, np.full((40, 60), SIDEWALK, np.uint8), (60, 40))
     assert [out[i].crossing for i in (1, 2)] == [0.0, 0.0]
     model_only = RoadCrossing(CrossingConfig(), segmenting=False)
@@ -154,7 +158,7 @@ def test_user_polygons_override_the_segmenter():
     road = RoadCrossing(CrossingConfig(erode=0.0), polygons=[polygon], segmenting=True)
     labels = np.full((40, 60), ROAD, np.uint8)  # the segmenter says everything is road: ignored
     out, crossings = road(predictions, labels, (60, 40))
-    assert out[1].crossing == 0.0 and crossings[1].source == "road"
+    assert out[1].crossing == 0.25 and crossings[1].road == 0.0 and crossings[1].source == "road"
     assert rasterise([polygon], (60, 40))[:9].all()
 
 
@@ -194,7 +198,8 @@ def test_events_and_legend_say_where_the_number_comes_from():
     )
     validate_event(event)
     (track,) = event["tracks"]
-    assert track["crossing"] == 1.0 and track["crossing_source"] == "road" and track["crossing_prior"] == 0.4
+    assert track["crossing"] == 0.7 and track["crossing_source"] == "road" and track["crossing_prior"] == 0.4
+    assert track["crossing_road"] == 1.0
     assert track["crossing_enters"] == {"step": 1, "seconds": 0.4, "point": [20.0, 13.0]}
     legacy = frame_event(0, 1.0, {"name": "x", "width": 60, "height": 40}, [track_view], predictions)
     assert legacy["tracks"][0]["crossing_source"] == "model"  # no Crossing: the learned head
@@ -208,6 +213,8 @@ def test_bad_road_region_exits_2_with_one_line(cli, tmp_path):
     bad = tmp_path / "road.json"
     bad.write_text("{not json")
     assert_one_line_error(cli("demo", "--headless", "--road-region", bad), 2, "not valid JSON")
+    both = cli("demo", "--headless", "--crossing", "model", "--road-region", "[[0, 0], [9, 0], [9, 9]]")
+    assert_one_line_error(both, 2, "road_region needs")
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +238,14 @@ def test_synthetic_street_events_carry_road_grounded_crossing(zoo, tmp_path):
     run_demo(PipelineConfig(realtime=False, max_frames=60, events=str(events), validate_events=True))
     tracks = [t for e in read_events(events)[10:] for t in e["tracks"] if t["predictor"] is not None]
     assert tracks and all(t["crossing_source"] == "road" for t in tracks)
-    assert {t["crossing"] for t in tracks} <= {0.0, 1.0}  # one path each: it enters the road or not
-    entering = [t for t in tracks if t["crossing"] == 1.0]
+    assert {t["crossing_road"] for t in tracks} <= {0.0, 1.0}  # one path each: it enters the road or not
+    entering = [t for t in tracks if t["crossing_road"] == 1.0]
     assert entering and all(t["crossing_enters"]["step"] >= 1 for t in entering)
+    for t in tracks:  # half path, half learned head; constant-velocity tracks (no head): the path alone
+        prior = t["crossing_prior"]
+        want = t["crossing_road"] if prior is None else (t["crossing_road"] + prior) / 2
+        assert t["crossing"] == pytest.approx(want, abs=1e-3)
+        assert (t["crossing"] >= 0.5) == (t["crossing_road"] == 1.0) or prior == 1.0
 
 
 @pytest.mark.slow

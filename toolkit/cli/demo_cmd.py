@@ -27,8 +27,9 @@ the exit code is then 0 (a second Ctrl-C stops at once: 130). A file source ends
 with --loop). Where stderr is not a terminal (piped, a file, systemd) a progress line is printed every 10 s.
 
 The overlay: each track's box, its predicted path (dots fading into the future) and a label "#id n%", n = the
-chance that the person's predicted paths enter the road within 4.8 s (red "CROSS" from 50%): the road is the
-segmenter's road class (remembered over segmentations) or the --road-region polygons; with no road it is 0.
+chance that the person's predicted paths enter the road within 4.8 s, averaged with the behaviour model's learned
+guess (red "CROSS" from 50%: only when a path enters the road): the road is the segmenter's road class
+(remembered over segmentations) or the --road-region polygons; with no road it is 0.
 Without a segmenter or region (--every-n-seg 0) n is the behaviour model's learned guess, and the legend says
 so. The tint is the segmenter's classes. A slim bar at the top or bottom edge shows FPS, ms per stage and a legend of both.
 
@@ -95,9 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--crossing",
-        choices=("road", "model"),
-        help="road (default): a track's crossing chance is the chance its predicted paths enter the road "
-        "region (segmenter or --road-region; 0 where there is no road); model: the behaviour model's learned guess",
+        choices=("road", "road-only", "model"),
+        help="road (default): a track's crossing chance is the chance its predicted paths enter the road region "
+        "(segmenter or --road-region), half-blended with the model's learned guess where there is road, 0 where "
+        "there is none; road-only: without the blend; model: the learned guess alone",
     )
     parser.add_argument(
         "--road-region",
@@ -188,7 +190,7 @@ def _config(args: argparse.Namespace) -> Any:
         "detector_adapter": args.detector_adapter,
         "segmenter_adapter": args.segmenter_adapter,
         "behaviour": args.behaviour.replace("-", "_") if args.behaviour else None,
-        "crossing": args.crossing,
+        "crossing": args.crossing.replace("-", "_") if args.crossing else None,
         "road_region": args.road_region,
         "loop": True if args.loop else None,
         "realtime": False if args.no_pacing else None,

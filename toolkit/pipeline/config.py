@@ -23,6 +23,7 @@ from toolkit.errors import UsageError
 BEHAVIOUR_MODES = ("model", "constant_velocity")
 CROSSING_MODES = (
     "road",
+    "road_only",
     "model",
 )  # where a track's crossing probability comes from (toolkit.pipeline.crossing)
 # Frame rates a recording can have: cv2.VideoWriter fails to open an .mp4 below 0.01 and spins forever (writing
@@ -65,9 +66,9 @@ class PipelineConfig:
     behaviour: Literal["model", "constant_velocity"] = (
         "model"  # constant_velocity: the baseline, no model file
     )
-    crossing: Literal["road", "model"] = (
-        "road"  # road: crossing = chance the paths enter the road region (toolkit.pipeline.crossing); model: learned
-    )
+    crossing: Literal["road", "road_only", "model"] = "road"  # road: the chance the predicted paths enter the
+    # road region, half-blended with the learned head where there is road (0 where there is none); road_only: no
+    # blend; model: the learned head alone (toolkit.pipeline.crossing)
     road_region: str | None = (
         None  # road polygon(s) in pixels, JSON file or inline; overrides the segmenter's road
     )
@@ -108,7 +109,7 @@ class PipelineConfig:
             (self.crossing in CROSSING_MODES, f"crossing must be one of {', '.join(CROSSING_MODES)}"),
             (
                 not (self.road_region and self.crossing == "model"),
-                'road_region needs crossing = "road" (the model\'s crossing head does not read it)',
+                'road_region needs crossing = "road" or "road_only" (the learned head alone does not read it)',
             ),
         ]
         for ok, message in checks:

@@ -222,7 +222,7 @@ def run_demo(
     cannot be opened raises DeviceUnavailable; one that gives up mid-run raises it after the outputs are saved.
     """
     from toolkit.pipeline.behaviour import BehaviourPredictor
-    from toolkit.pipeline.crossing import RoadCrossing, load_road_region
+    from toolkit.pipeline.crossing import CrossingConfig, RoadCrossing, load_road_region
     from toolkit.pipeline.detect import Detector
     from toolkit.pipeline.geometry import load_homography
     from toolkit.pipeline.notify import ServiceNotifier
@@ -317,8 +317,12 @@ def run_demo(
                 }
             )
         crossing = (
-            RoadCrossing(polygons=road_polygons, segmenting=segmenter is not None)
-            if cfg.crossing == "road"
+            RoadCrossing(
+                CrossingConfig(prior_weight=0.5 if cfg.crossing == "road" else 0.0),
+                road_polygons,
+                segmenting=segmenter is not None,
+            )
+            if cfg.crossing != "model"
             else None
         )
         worker.road_polygons = road_polygons

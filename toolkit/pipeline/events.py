@@ -22,6 +22,9 @@ Schema ``edge-toolkit/pipeline-frame/1`` (also :data:`FRAME_SCHEMA`, checked by 
           "crossing_source": "road",      # "road": from the road region (toolkit.pipeline.crossing; 0 with no
                                           # road), "model": the learned head (no road known), null: no number
           "crossing_prior": 0.41,         # the behaviour model's learned crossing head; null without one
+          "crossing_road": 1.0,           # chance the predicted paths enter the road (source "road"), else null;
+                                          # crossing = (crossing_road + crossing_prior) / 2 unless --crossing
+                                          # road-only (or no prior, or no road in the scene: then crossing_road)
           "crossing_enters": {"step": 3, "seconds": 1.2, "point": [x, y]},  # where the likeliest entering
                                           # path first reaches the road; null when none does
           "path_image": [[x, y], ...],    # 12 future foot points (0.4 s apart) in pixels; null = beyond horizon
@@ -89,6 +92,7 @@ TRACK_SCHEMA: dict[str, Any] = {
         "crossing": {"type": ["number", "null"]},
         "crossing_source": {"type": ["string", "null"], "enum": ["road", "model", None]},
         "crossing_prior": {"type": ["number", "null"]},
+        "crossing_road": {"type": ["number", "null"]},
         "crossing_enters": {
             "type": ["object", "null"],
             "required": ["step", "seconds", "point"],
@@ -221,6 +225,7 @@ def track_record(track: Track, prediction: Prediction | None, crossing: Any = No
         "crossing": _round(learned),
         "crossing_source": source,
         "crossing_prior": _round(prior),
+        "crossing_road": _round(crossing.road) if crossing is not None else None,
         "crossing_enters": _enters(crossing),
         "path_image": _points(prediction.path_image) if prediction else None,
         "path_ground": _points(prediction.path_ground) if prediction else None,
