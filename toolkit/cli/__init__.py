@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "eval_cmd"),
     ("bench", "bench_cmd"),
     ("demo", "demo_cmd"),
+    ("ground", "ground_cmd"),
     ("doctor", "doctor_cmd"),
     ("zoo", "zoo_cmd"),
 )
