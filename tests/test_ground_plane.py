@@ -208,3 +208,29 @@ def test_pets_estimate_from_gt_boxes_against_the_published_ground_coordinates(sh
         speeds[name] = float(np.median(per_track))
     assert 0.95 < speeds["reference"] < 1.1
     assert 0.8 < speeds["estimate"] < 1.25
+
+
+def test_auto_reuses_the_saved_estimate_of_the_same_source(cli, tmp_path, monkeypatch):
+    from toolkit.paths import HOME_ENV
+    from toolkit.pipeline.ground_source import auto_homography, saved_estimate_path
+
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"")
+    other = tmp_path / "other.avi"
+    other.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    path = saved_estimate_path(str(clip))
+    assert path == saved_estimate_path("clip.avi") != saved_estimate_path(str(other))
+    assert path.parent == tmp_path / "home" / "ground" and path.name.startswith("clip.avi-")
+    assert saved_estimate_path("rtsp://user:secret@cam/1").name.startswith("url-")
+    path.parent.mkdir(parents=True)
+    made = cli(
+        "ground", "points", "--size", "480x360", "--pixels", "100,300;380,300;330,200;150,200",
+        "--rect", "3.5,8", "-o", path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    lines: list[str] = []
+    homography = auto_homography(str(clip), log=lines.append)  # no detector run: the saved file is used
+    assert np.allclose(homography.to_ground(np.array([[380.0, 300.0]])), [[3.5, 0.0]], atol=1e-4)
+    assert len(lines) == 1 and "four_points" in lines[0] and str(path) in lines[0]

@@ -38,6 +38,7 @@ examples:
   toolkit demo --source 0 --serve 0.0.0.0:8080    # USB camera, live view at http://<board>:8080/
   toolkit demo --source picamera2 --headless --record street.mp4 --events street.jsonl
   toolkit demo --source clip.avi --homography clip_h.json --max-frames 300 --json
+  toolkit demo --source 0 --homography auto       # ground plane from the people, saved for this camera
 """
 
 
@@ -56,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--homography",
         metavar="FILE",
-        help="image->ground homography JSON: behaviour runs in metres (default: the synthetic "
-        "scene's own camera; other sources without one predict in image units)",
+        help="image->ground homography JSON (toolkit ground): behaviour runs in metres; 'auto': this "
+        "source's saved estimate from its people, made from its first 120 s on first use (default: the "
+        "synthetic scene's own camera; other sources without one predict in person-height units)",
     )
     parser.add_argument(
         "--headless", action="store_true", help="never open a window (the default when there is no display)"

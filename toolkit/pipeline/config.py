@@ -51,7 +51,7 @@ class PipelineConfig:
         None  # TOML reading a third-party segmenter and mapping its labels to ours
     )
     homography: str | None = (
-        None  # image->ground JSON; None = the synthetic scene's own camera, else pixel space
+        None  # image->ground JSON; "auto" = estimated from people, saved per source; None = synthetic's own
     )
     threads: int | None = (
         None  # interpreter threads per model; None = half the cores when pipelined, else all

@@ -242,7 +242,14 @@ def run_demo(
         raise UsageError("oracle_detections needs the synthetic source (the only one with true boxes)")
     models = locate_models(cfg)
     adapters = locate_adapters(cfg, models)
-    homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
+    if cfg.homography == "auto":  # the camera's saved estimate from its people (made now on first use)
+        from toolkit.pipeline.ground_source import auto_homography
+
+        homography = auto_homography(
+            cfg.source, cfg.detector or cfg.models, cfg.threads, log=lambda text: print(text, file=sys.stderr)
+        )
+    else:
+        homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
     road_polygons = load_road_region(cfg.road_region) if cfg.road_region else []
     threads = auto_threads(cfg)
 

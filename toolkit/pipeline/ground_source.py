@@ -80,3 +80,79 @@ def observe_people(
         "frame_size": list(size),
         "source": spec,
     }
+
+
+AUTO = "auto"  # --homography auto: the camera's saved estimate, made on first use
+AUTO_SECONDS = 120.0  # seconds of the source the first --homography auto run watches
+
+
+def saved_estimate_path(spec: str | None) -> Path:
+    """Where ``--homography auto`` keeps the estimate of source ``spec``: the state dir, keyed by the source
+    (a file by its absolute path, a camera or URL by its spec; the key is hashed, so no password lands in a name)."""
+    import hashlib
+    import re
+
+    from toolkit.paths import state_dir
+    from toolkit.pipeline.sources import parse_spec
+
+    kind, target, _ = parse_spec(spec)
+    key = str(Path(target).resolve()) if kind == "file" else (spec or "synthetic").strip()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(target)).name if kind == "file" else kind)[:40]
+    return state_dir() / "ground" / f"{name}-{digest}.json"
+
+
+def auto_homography(
+    spec: str | None,
+    models: str | Path | None = None,
+    threads: int | None = None,
+    seconds: float = AUTO_SECONDS,
+    log: Any = None,
+) -> Any:
+    """The saved ground-plane estimate of ``spec`` (:func:`saved_estimate_path`), made and saved first when there
+    is none: people are tracked over the first ``seconds`` of the source. ``log(text)`` gets one line saying which
+    (with the uncertainty). Returns the :class:`~toolkit.pipeline.geometry.Homography`."""
+    import datetime
+
+    from toolkit.fileio import write_json_atomic
+    from toolkit.pipeline.geometry import homography_from_dict, load_homography
+    from toolkit.pipeline.ground_plane import estimate_ground_plane
+
+    path = saved_estimate_path(spec)
+    say = log or (lambda text: None)
+    if path.is_file():
+        homography = load_homography(path)
+        say(f"ground plane: {describe(path)} (saved {path})")
+        return homography
+    say(f"ground plane: estimating from the people in the first {seconds:g} s of the source ...")
+    obs, info = observe_people(spec, seconds, models, threads)
+    estimate = estimate_ground_plane(obs)
+    data = estimate.to_dict(
+        {
+            "source": spec or "synthetic",
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **{k: info[k] for k in ("frames", "seconds", "fps")},
+        }
+    )
+    homography = homography_from_dict(data, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, data)
+    say(f"ground plane: {describe(path)} (saved {path}; delete it to estimate again)")
+    return homography
+
+
+def describe(path: str | Path) -> str:
+    """One line about a homography file made by ``toolkit ground``: method, camera, uncertainty."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    prov = data.get("provenance", {})
+    unc = prov.get("uncertainty", {})
+    rel = unc.get("distance_rel_total", unc.get("distance_rel_std"))
+    text = f"{prov.get('method', 'given')}"
+    if "camera" in data and "height_m" in data["camera"]:
+        cam = data["camera"]
+        text += f", camera {cam['height_m']:.1f} m high, pitch {cam['pitch_deg']:.0f} deg"
+    if rel is not None:
+        text += f", distances +-{100 * rel:.0f}% (1 sigma)"
+    return text
