@@ -234,3 +234,43 @@ def test_auto_reuses_the_saved_estimate_of_the_same_source(cli, tmp_path, monkey
     homography = auto_homography(str(clip), log=lines.append)  # no detector run: the saved file is used
     assert np.allclose(homography.to_ground(np.array([[380.0, 300.0]])), [[3.5, 0.0]], atol=1e-4)
     assert len(lines) == 1 and "four_points" in lines[0] and str(path) in lines[0]
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_web_view_four_clicks_save_the_camera_homography(tmp_path):
+    import urllib.request
+
+    from toolkit.pipeline.server import LiveServer
+
+    target = tmp_path / "ground" / "cam.json"
+    with LiveServer("127.0.0.1", 0) as server:
+        url = server.url
+        assert _post(url + "ground", b"{}")[0] == 404  # off until the demo names the file
+        server.ground_path = target
+        server.publish(np.zeros((360, 480, 3), np.uint8))
+        with urllib.request.urlopen(url + "ground.html", timeout=5) as page:
+            assert b"four points" in page.read()
+        click = {"size": [480, 360], "pixels": [[100, 300], [380, 300], [330, 200], [150, 200]]}
+        code, reply = _post(url + "ground", json.dumps({**click, "rect": "3.5,8"}).encode())
+        assert code == 200 and reply["path"] == str(target) and 0 < reply["distance_rel_std"] < 0.2
+        homography = load_homography(target)
+        assert np.allclose(homography.to_ground(np.array([[330.0, 200.0]])), [[3.5, 8.0]], atol=1e-4)
+        assert json.loads(target.read_text())["provenance"]["source"] == "web view"
+        code, reply = _post(url + "ground", json.dumps({**click, "ground": "0,0;1,1;2,2;3,3"}).encode())
+        assert code == 400 and "line" in reply["error"]
+        code, reply = _post(url + "ground", json.dumps({"size": [480, 360], "pixels": [[1, 2]]}).encode())
+        assert code == 400 and "four points" in reply["error"]
+        assert _post(url + "ground", b"x" * 5000)[0] == 400

@@ -262,6 +262,11 @@ def run_demo(
             server = stack.enter_context(
                 LiveServer(*address)
             )  # a taken port fails here, before the models load
+            from toolkit.pipeline.ground_source import saved_estimate_path
+
+            server.ground_path = saved_estimate_path(
+                cfg.source
+            )  # /ground.html saves this camera's homography
         with quiet_stderr():
             runners = {
                 kind: Runner(path, num_threads=threads, delegate=cfg.delegate, fallback=cfg.fallback)

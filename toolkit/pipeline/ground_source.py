@@ -156,3 +156,48 @@ def describe(path: str | Path) -> str:
     if rel is not None:
         text += f", distances +-{100 * rel:.0f}% (1 sigma)"
     return text
+
+
+def save_clicked_homography(body: bytes, path: str | Path) -> dict[str, Any]:
+    """The web view's four-point calibration: JSON ``{"size": [w, h], "pixels": [[u, v] x4], "rect": "W,L"}`` or
+    ``"ground": "x,y;..."`` (or a list of pairs) -> homography JSON written to ``path``; returns
+    ``{"path", "distance_rel_std"}``. Bad input: UsageError (the server answers 400 with its text)."""
+    import datetime
+    import json
+
+    from toolkit.fileio import write_json_atomic
+    from toolkit.pipeline.ground_plane import homography_from_points, parse_points, rectangle_corners
+
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UsageError("expected a JSON object {size, pixels, rect or ground}") from None
+    if not isinstance(data, dict):
+        raise UsageError("expected a JSON object {size, pixels, rect or ground}")
+    size, pixels = data.get("size"), data.get("pixels")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise UsageError("size must be [width, height] of the frame in pixels")
+    try:
+        pixels = np.asarray(pixels, np.float64)
+    except (TypeError, ValueError):
+        pixels = np.zeros(0)
+    if pixels.shape != (4, 2):
+        raise UsageError("click four points on the ground first")
+    if data.get("rect"):
+        try:
+            width, length = (float(v) for v in str(data["rect"]).split(","))
+        except ValueError:
+            raise UsageError("rectangle: expected W,L in metres, e.g. 3.5,8") from None
+        ground = rectangle_corners(width, length)
+    elif isinstance(data.get("ground"), str):
+        ground = parse_points(data["ground"], "ground points")
+    else:
+        raise UsageError("give the rectangle's sides W,L or the four ground points x,y;... in metres")
+    estimate = homography_from_points(pixels, ground, (size[0], size[1]))
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    record = estimate.to_dict(
+        {"source": "web view", "date": date, "pixels": pixels.tolist(), "ground": ground.tolist()}
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, record)
+    return {"path": str(path), "distance_rel_std": estimate.uncertainty["distance_rel_std"]}

@@ -1,7 +1,8 @@
 """The live web view: an MJPEG stream of the annotated frames and a status panel, stdlib HTTP only.
 
 Routes: ``/`` (a self-contained page, no external assets), ``/stream.mjpg`` (multipart/x-mixed-replace),
-``/snapshot.jpg``, ``/status.json`` and ``/healthz``. The pipeline calls :meth:`LiveServer.publish` once per
+``/snapshot.jpg``, ``/status.json``, ``/healthz``, and ``/ground.html`` + ``POST /ground`` (four clicked ground
+points -> the camera's homography, written to :attr:`LiveServer.ground_path`; 404 when that is unset). The pipeline calls :meth:`LiveServer.publish` once per
 frame. A frame is JPEG-encoded at most once, lazily, when a client asks for it, and the bytes are shared by all
 clients; a slow client skips to the newest frame (there is no per-client queue), and with no client connected
 nothing is encoded at all.
@@ -38,6 +39,8 @@ from toolkit.errors import UsageError
 from toolkit.pipeline.health import host_health
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+GROUND_PAGE = PAGE.with_name("ground.html")
+MAX_POST_BYTES = 4096  # a four-point calibration is ~200 bytes; anything larger is refused unread
 BOUNDARY = b"frame"
 
 
@@ -132,6 +135,7 @@ class LiveServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = port
+        self.ground_path: Path | None = None  # where POST /ground saves the four-point homography; None = off
 
     @property
     def url(self) -> str:
@@ -371,6 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/snapshot.jpg": self._snapshot,
             "/status.json": self._status,
             "/healthz": self._healthz,
+            "/ground.html": self._ground_page,
         }
         handler = routes.get(path)
         if handler is None:
@@ -384,6 +389,35 @@ class _Handler(BaseHTTPRequestHandler):
             handler()
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True  # the client went away; nothing to report
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        """``POST /ground``: JSON {size, pixels, rect | ground} -> homography saved to ``ground_path``."""
+        from toolkit.pipeline.ground_source import save_clicked_homography
+
+        path = self.server.live.ground_path
+        if self.path.split("?", 1)[0] != "/ground" or path is None:
+            self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}', "application/json")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_POST_BYTES:
+            self.close_connection = True
+            self._send(
+                HTTPStatus.BAD_REQUEST, b'{"error": "body must be 1-4096 bytes of JSON"}', "application/json"
+            )
+            return
+        try:
+            reply = save_clicked_homography(self.rfile.read(length), path)
+            self._send(HTTPStatus.OK, json.dumps(reply).encode(), "application/json")
+        except UsageError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, json.dumps({"error": str(exc)}).encode(), "application/json")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+            self.close_connection = True
+
+    def _ground_page(self) -> None:
+        self._send(HTTPStatus.OK, GROUND_PAGE.read_bytes(), "text/html; charset=utf-8")
 
     def _send(self, code: int, body: bytes, ctype: str) -> None:
         self.send_response(code)
