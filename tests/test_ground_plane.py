@@ -274,3 +274,41 @@ def test_web_view_four_clicks_save_the_camera_homography(tmp_path):
         code, reply = _post(url + "ground", json.dumps({"size": [480, 360], "pixels": [[1, 2]]}).encode())
         assert code == 400 and "four points" in reply["error"]
         assert _post(url + "ground", b"x" * 5000)[0] == 400
+
+
+@pytest.mark.browser
+def test_ground_page_in_chromium_saves_four_clicks(tmp_path):
+    from pathlib import Path
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    from toolkit.pipeline.server import LiveServer
+
+    target = tmp_path / "cam.json"
+    with LiveServer("127.0.0.1", 0) as server, sync_playwright() as pw:
+        server.ground_path = target
+        server.publish(np.full((360, 480, 3), 90, np.uint8))
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"], headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.goto(server.url + "ground.html")
+            page.wait_for_function("document.getElementById('frame').naturalWidth > 0")
+            box = page.locator("#frame").bounding_box()
+            scale = box["width"] / 480
+            for u, v in [(100, 300), (380, 300), (330, 200), (150, 200)]:
+                page.mouse.click(box["x"] + u * scale, box["y"] + v * scale)
+            assert page.locator("#marks circle").count() == 4
+            page.fill("#rect", "3.5,8")
+            page.click("#save")
+            page.wait_for_function("document.getElementById('result').textContent.startsWith('saved')")
+        finally:
+            browser.close()
+    homography = load_homography(target)
+    assert np.allclose(
+        homography.to_ground(np.array([[380.0, 300.0], [150.0, 200.0]])), [[3.5, 0], [0, 8]], atol=0.05
+    )
