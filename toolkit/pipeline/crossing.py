@@ -181,32 +181,42 @@ class RoadMap:
     """The segmenter's road, remembered over segmentations (see the module docstring): :meth:`update` with each new
     label image, :meth:`region` for the eroded road mask (all False when there is too little road)."""
 
+    GRID_ROWS = 120  # votes are kept on a grid of about this many rows (every s-th label pixel): 16x cheaper at 480x360
+
     def __init__(self, config: CrossingConfig = CrossingConfig()) -> None:
         self.config = config
-        self._road = np.array([CLASSES.index(c) for c in config.road_classes])
-        self._occluders = np.array([CLASSES.index(c) for c in config.occluders])
-        self.votes: np.ndarray | None = None  # (H, W) float32 road vote
+        self._road = np.zeros(
+            256, np.float32
+        )  # label -> 1.0 for road classes (a lookup, not np.isin: ~20x faster)
+        self._road[[CLASSES.index(c) for c in config.road_classes]] = 1.0
+        self._seen = np.ones(256, np.uint8)  # label -> 0 for occluders (they cast no vote)
+        self._seen[[CLASSES.index(c) for c in config.occluders]] = 0
+        self.votes: np.ndarray | None = None  # (h, w) float32 road vote on the grid
+        self.frame_hw: tuple[int, int] | None = None
         self.updates = 0
         self._region: np.ndarray | None = None
 
     def update(self, labels: np.ndarray) -> None:
         """Fold one segmentation ((H, W) class indices) into the votes; a new frame size starts over."""
         lab = np.asarray(labels)
-        road = np.isin(lab, self._road).astype(np.float32)
-        if self.votes is None or self.votes.shape != lab.shape:
-            self.votes, self.updates = np.zeros(lab.shape, np.float32), 0
-        seen = ~np.isin(lab, self._occluders)
-        a = np.float32(self.config.memory)
-        self.votes += np.where(seen, a * (road - self.votes), np.float32(0.0))
+        stride = max(1, lab.shape[0] // self.GRID_ROWS)
+        grid = np.ascontiguousarray(lab[::stride, ::stride])
+        if self.votes is None or self.frame_hw != lab.shape[:2]:
+            self.votes, self.updates, self.frame_hw = np.zeros(grid.shape, np.float32), 0, lab.shape[:2]
+        # votes += memory * (road - votes) where the pixel is seen (cv2 does it in one pass)
+        cv2.accumulateWeighted(self._road[grid], self.votes, self.config.memory, mask=self._seen[grid])
         self.updates += 1
         self._region = None
 
     def region(self) -> np.ndarray | None:
-        """(H, W) bool road region (eroded; all False below ``min_share``), None before the first update."""
-        if self.votes is None:
+        """(H, W) bool road region at frame size (eroded; pieces below ``min_share`` dropped), None before the
+        first update."""
+        if self.votes is None or self.frame_hw is None:
             return None
         if self._region is None:
-            self._region = finish_region(self.votes >= self.config.vote, self.config)
+            small = finish_region(self.votes >= self.config.vote, self.config).astype(np.uint8)
+            height, width = self.frame_hw
+            self._region = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
         return self._region
 
 

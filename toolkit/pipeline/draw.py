@@ -277,7 +277,7 @@ SHORT_STAGE = {
 }
 BAR_DIM = (170, 170, 170)  # ink of the bar's captions
 CROSSING_LEGEND = {  # the legend's words for the label's number, by crossing source (toolkit.pipeline.crossing)
-    "road": "n%: chance of walking onto the road (path + model),",
+    "road": "n%: chance of stepping onto the road,",
     "model": "n%: model's crossing guess (no road known),",
     None: "n%: chance of crossing,",
 }
