@@ -261,3 +261,27 @@ def test_the_pets_clip_has_no_road_so_every_crossing_is_zero(shared, zoo, tmp_pa
     tracks = [t for e in read_events(events) for t in e["tracks"] if t["crossing"] is not None]
     assert len(tracks) > 100
     assert all(t["crossing"] == 0.0 and t["crossing_source"] == "road" for t in tracks)
+
+
+@pytest.mark.slow
+def test_without_a_segmenter_the_drawn_region_decides_and_without_either_the_model_does(zoo, tmp_path):
+    from toolkit.pipeline.config import PipelineConfig
+    from toolkit.pipeline.demo import run_demo
+    from toolkit.pipeline.events import read_events
+
+    region = tmp_path / "road.json"
+    region.write_text(
+        json.dumps({"polygons": [[[0, 0], [480, 0], [480, 40], [0, 40]]]})
+    )  # a strip at the top
+    runs = {}
+    for name, extra in (("drawn", {"road_region": str(region)}), ("none", {})):
+        events = tmp_path / f"{name}.jsonl"
+        run_demo(PipelineConfig(realtime=False, max_frames=40, every_n_seg=0, events=str(events), **extra))
+        runs[name] = [t for e in read_events(events) for t in e["tracks"] if t["predictor"] is not None]
+    assert runs["drawn"] and {t["crossing_source"] for t in runs["drawn"]} == {"road"}
+    assert all(t["crossing_road"] in (0.0, 1.0) for t in runs["drawn"])
+    model = [t for t in runs["none"] if t["predictor"] == "model"]
+    assert model and all(
+        t["crossing_source"] == "model" and t["crossing"] == t["crossing_prior"] for t in model
+    )
+    assert all(t["crossing_source"] is None for t in runs["none"] if t["predictor"] == "constant_velocity")
