@@ -12,13 +12,8 @@ from toolkit.data.synthetic import StreetScene
 from toolkit.data.synthetic.scene import SceneConfig
 from toolkit.errors import UsageError
 from toolkit.pipeline.geometry import Homography, load_homography
-from toolkit.pipeline.ground_plane import (
-    GroundConfig,
-    PersonObservations,
-    estimate_ground_plane,
-    homography_from_points,
-    rectangle_corners,
-)
+from toolkit.pipeline.ground_plane import GroundConfig, PersonObservations, estimate_ground_plane
+from toolkit.pipeline.ground_points import homography_from_points, rectangle_corners
 
 FAST = GroundConfig(bootstrap=8)
 

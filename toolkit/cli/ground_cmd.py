@@ -95,7 +95,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _rect(text: str) -> Any:
     from toolkit.errors import UsageError
-    from toolkit.pipeline.ground_plane import rectangle_corners
+    from toolkit.pipeline.ground_points import rectangle_corners
 
     try:
         width, length = (float(v) for v in text.split(","))
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.cli.common import emit
     from toolkit.fileio import write_json_atomic
     from toolkit.pipeline import ground_plane as gp
+    from toolkit.pipeline import ground_points as gpts
     from toolkit.pipeline.geometry import homography_from_dict
 
     provenance: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
@@ -128,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         size = _size(args.size)
-        pixels = gp.parse_points(args.pixels, "--pixels")
-        ground = gp.parse_points(args.ground, "--ground") if args.ground else _rect(args.rect)
-        estimate = gp.homography_from_points(pixels, ground, size, args.click_error)
+        pixels = gpts.parse_points(args.pixels, "--pixels")
+        ground = gpts.parse_points(args.ground, "--ground") if args.ground else _rect(args.rect)
+        estimate = gpts.homography_from_points(pixels, ground, size, args.click_error)
         provenance.update(pixels=pixels.tolist(), ground=ground.tolist())
     data = estimate.to_dict(provenance)
     homography_from_dict(data, args.output)  # what the demo will read must validate

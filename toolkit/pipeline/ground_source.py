@@ -166,7 +166,7 @@ def save_clicked_homography(body: bytes, path: str | Path) -> dict[str, Any]:
     import json
 
     from toolkit.fileio import write_json_atomic
-    from toolkit.pipeline.ground_plane import homography_from_points, parse_points, rectangle_corners
+    from toolkit.pipeline.ground_points import homography_from_points, parse_points, rectangle_corners
 
     try:
         data = json.loads(body)
