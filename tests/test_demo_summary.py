@@ -54,6 +54,7 @@ LEGACY_KEYS = [
     "delegate",
     "fallback",
     "model_checks",
+    "ground_plane",
 ]
 
 
@@ -84,6 +85,7 @@ def _summary_dict(realtime: bool = False) -> dict:
         "delegate": "xnnpack",
         "fallback": None,
         "model_checks": {"detector": "convert manifest"},
+        "ground_plane": None,
     }
 
 

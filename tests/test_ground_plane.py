@@ -307,3 +307,21 @@ def test_ground_page_in_chromium_saves_four_clicks(tmp_path):
     assert np.allclose(
         homography.to_ground(np.array([[380.0, 300.0], [150.0, 200.0]])), [[3.5, 0], [0, 8]], atol=0.05
     )
+
+
+def test_demo_summary_names_the_homography_and_its_uncertainty(cli, tmp_path):
+    from toolkit.pipeline.ground_source import homography_info
+
+    out = tmp_path / "cam.json"
+    made = cli(
+        "ground", "points", "--size", "480x360", "--pixels", "100,300;380,300;330,200;150,200",
+        "--rect", "3.5,8", "-o", out,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    info = homography_info(load_homography(out))
+    assert (
+        info["file"] == str(out) and info["method"] == "four_points" and 0 < info["distance_rel_total"] < 0.2
+    )
+    assert homography_info(None) is None
+    bare = homography_info(Homography(np.eye(3), (480, 360), "synthetic scene camera"))
+    assert bare == {"file": "synthetic scene camera", "method": None, "distance_rel_total": None}

@@ -242,6 +242,8 @@ def run_demo(
         raise UsageError("oracle_detections needs the synthetic source (the only one with true boxes)")
     models = locate_models(cfg)
     adapters = locate_adapters(cfg, models)
+    from toolkit.pipeline.ground_source import homography_info
+
     if cfg.homography == "auto":  # the camera's saved estimate from its people (made now on first use)
         from toolkit.pipeline.ground_source import auto_homography
 
@@ -250,6 +252,7 @@ def run_demo(
         )
     else:
         homography = load_homography(cfg.homography) if cfg.homography else synthetic_homography(cfg.source)
+    ground_plane = homography_info(homography)
     road_polygons = load_road_region(cfg.road_region) if cfg.road_region else []
     threads = auto_threads(cfg)
 
@@ -387,6 +390,7 @@ def run_demo(
         )
     )
     summary["ground_units"] = predictor.ground_units  # "m" with a homography; None: paths in image units
+    summary["ground_plane"] = ground_plane
     summary["record"] = str(cfg.record) if record_kept else None
     summary["record_frames"] = recorder.frames if recorder is not None else 0
     summary["delegate"] = cfg.delegate

@@ -72,6 +72,9 @@ class DemoSummary:
     delegate: str  # the delegate asked for
     fallback: dict[str, str] | None  # {kind: why} where --fallback cpu replaced the delegate
     model_checks: dict[str, Any]  # kind -> which check vouched for the model file
+    ground_plane: dict[str, Any] | None = (
+        None  # the homography used: file, method, uncertainty (toolkit ground)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain values (copies), keys in field order."""

@@ -201,3 +201,20 @@ def save_clicked_homography(body: bytes, path: str | Path) -> dict[str, Any]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, record)
     return {"path": str(path), "distance_rel_std": estimate.uncertainty["distance_rel_std"]}
+
+
+def homography_info(homography: Any) -> dict[str, Any] | None:
+    """For the demo summary: ``{"file", "method", "distance_rel_total"}`` of the homography in use (method and
+    uncertainty from the file's ``toolkit ground`` provenance, None where it has none); None without one."""
+    import json
+
+    if homography is None:
+        return None
+    info: dict[str, Any] = {"file": homography.source, "method": None, "distance_rel_total": None}
+    path = Path(homography.source)
+    if path.suffix == ".json" and path.is_file():
+        prov = json.loads(path.read_text()).get("provenance", {})
+        unc = prov.get("uncertainty", {})
+        info["method"] = prov.get("method")
+        info["distance_rel_total"] = unc.get("distance_rel_total", unc.get("distance_rel_std"))
+    return info
