@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from toolkit.config import apply_overrides
@@ -39,7 +40,8 @@ REPO = checkout_root()  # models/ and runs/ of this source checkout
 RECIPE = REPO / "models" / "behaviour" / "recipe.toml"
 WORK = REPO / "runs" / "zoo" / "behaviour_loo"
 OUT = REPO / "models" / "behaviour" / "loo_eth_ucy.json"
-METRICS = ("ade", "fde")
+METRICS = ("ade", "fde")  # of the most likely mode
+MODE_METRICS = ("min_ade", "min_fde", "mode_nll", "mode_ece", "top_mode_accuracy")  # over the K modes
 
 
 def loo_task(recipe: dict[str, Any], sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -77,7 +79,8 @@ def run_scene(
         row["windows"] = report.samples
         if label == "float":
             row |= {f"cv_{m}": report.metrics[f"cv_{m}"] for m in METRICS}
-        row |= {f"{label}_{m}": report.metrics[m] for m in METRICS}
+        row |= {f"{label}_{m}": report.metrics[m] for m in (*METRICS, *MODE_METRICS)}
+        row[f"{label}_reliability"] = report.tables.get("mode_reliability", [])
     row |= {
         "epochs": manifest["epochs_run"],
         "best_epoch": manifest["best_epoch"],
@@ -95,7 +98,13 @@ def run_scene(
 def summarise(
     rows: list[dict[str, Any]], recipe: dict[str, Any], sets: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
+    old = _old_rows(args.old_table)
+    for r in rows:
+        if r["scene"] in old:
+            r |= {f"old_{k}": v for k, v in old[r["scene"]].items()}
     keys = [f"{p}_{m}" for p in ("cv", "float", "int8") for m in METRICS]
+    keys += [f"{p}_{m}" for p in ("float", "int8") for m in MODE_METRICS]
+    keys += [k for k in ("old_int8_ade", "old_int8_fde") if all(k in r for r in rows)]
     average = {"scenes": len(rows), **{k: sum(r[k] for r in rows) / len(rows) for k in keys}}
     complete = [r["scene"] for r in rows] == list(SCENES)
     better = [r["scene"] for r in rows if r["int8_ade"] < r["float_ade"] - 0.005]
@@ -104,13 +113,18 @@ def summarise(
         for p in ("float", "int8")
     }
     return {
-        "title": "ETH/UCY leave-one-scene-out: constant velocity vs float vs int8 (ADE / FDE, metres)",
+        "title": "ETH/UCY leave-one-scene-out: constant velocity vs previous model vs social multi-modal (float, int8)",
         "notes": [
             "five models, each trained on the other four scenes' train splits (early stopping on their val splits), "
             "converted to full int8 calibrated on its own training windows, scored on the held-out scene's test "
             "split; 8 observed + 12 predicted steps of 0.4 s",
-            "deterministic single prediction per window (not best-of-20); the constant-velocity row is computed by "
-            "the same evaluation code on the same windows",
+            "ade / fde = the MOST LIKELY mode (highest mode probability); min_ade / min_fde = the best of the K "
+            "modes (oracle; K = the model's modes, deterministic, not best-of-20 samples); mode_nll = mean -log "
+            "probability of the closest mode (nats); mode_ece = expected calibration error of 'this mode is the "
+            "closest' over all (window, mode) pairs, 10 bins (pooled reliability table below); the constant-velocity "
+            "columns come from the same evaluation code on the same windows",
+            "old_* = the previous single-output model (8 -> 12 Transformer, no neighbours, one path) from its own "
+            "leave-one-scene-out run (the table this one replaces; --old-table)",
             "LOO models train on ETH/UCY only; the shipped model also sees all five scenes' train parts and the "
             "synthetic street (crossing labels), so its ETH/UCY test figures are not held-out results -- these are",
             "average = mean of the per-scene figures"
@@ -126,8 +140,18 @@ def summarise(
                 else []
             ),
         ],
-        "per_scene": rows,
+        "per_scene": _columns(
+            rows,
+            ["scene", "windows", "cv_ade", "cv_fde", "old_int8_ade", "old_int8_fde"]
+            + [f"int8_{m}" for m in (*METRICS, "min_ade", "min_fde")],
+        ),
+        "per_scene_float": _columns(rows, ["scene"] + [f"float_{m}" for m in (*METRICS, *MODE_METRICS)]),
+        "per_scene_int8": _columns(rows, ["scene"] + [f"int8_{m}" for m in (*METRICS, *MODE_METRICS)]),
+        "training": _columns(
+            rows, ["scene", "epochs", "best_epoch", "train_windows", "train_s", "reused_model"]
+        ),
         "average": [average],
+        "int8_reliability_pooled": _pooled_reliability(rows),
         **verdict,
         "config": {
             "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
@@ -140,6 +164,40 @@ def summarise(
     }
 
 
+def _columns(rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """The rows cut to ``keys`` (those present)."""
+    return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
+def _old_rows(path: Path | None) -> dict[str, dict[str, float]]:
+    """scene -> the previous (single-output) model's float / int8 ADE / FDE from its loo table, if given."""
+    if path is None:
+        return {}
+    data = json.loads(Path(path).read_text())
+    keys = [f"{p}_{m}" for p in ("float", "int8") for m in METRICS]
+    return {r["scene"]: {k: r[k] for k in keys if k in r} for r in data.get("per_scene", [])}
+
+
+def _pooled_reliability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The int8 reliability bins of all scenes pooled (counts added, means weighted by count)."""
+    bins: dict[str, dict[str, float]] = {}
+    for r in rows:
+        for b in r.get("int8_reliability", []):
+            acc = bins.setdefault(b["bin"], {"count": 0, "prob": 0.0, "hit": 0.0})
+            acc["count"] += b["count"]
+            acc["prob"] += b["mean_prob"] * b["count"]
+            acc["hit"] += b["hit_rate"] * b["count"]
+    return [
+        {
+            "bin": k,
+            "count": int(v["count"]),
+            "mean_prob": v["prob"] / v["count"],
+            "hit_rate": v["hit"] / v["count"],
+        }
+        for k, v in sorted(bins.items())
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +207,11 @@ def main() -> int:
         "--scenes", default=",".join(SCENES), help="comma-separated held-out scenes (default: all)"
     )
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/<scene>.keras when present")
+    parser.add_argument(
+        "--old-table",
+        type=Path,
+        help="a previous model's loo_eth_ucy.json: its per-scene ADE / FDE go beside the new ones (old_*)",
+    )
     args = parser.parse_args()
     try:
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()]
@@ -168,6 +231,7 @@ def main() -> int:
     print(
         f"average over {avg['scenes']} scene(s): CV {avg['cv_ade']:.3f}/{avg['cv_fde']:.3f}  float "
         f"{avg['float_ade']:.3f}/{avg['float_fde']:.3f}  int8 {avg['int8_ade']:.3f}/{avg['int8_fde']:.3f}  "
+        f"int8 min over K {avg['int8_min_ade']:.3f}/{avg['int8_min_fde']:.3f}  "
         f"(float below CV: {table['float_below_cv']}, int8 below CV: {table['int8_below_cv']}) -> {args.out}"
     )
     return 0

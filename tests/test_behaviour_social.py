@@ -180,3 +180,32 @@ def test_single_output_models_get_one_mode_with_probability_one():
     np.testing.assert_allclose(pred.path_image, pred.modes_image[0])
     cv = behaviour.BehaviourPredictor(None).predict([track], (480, 360))[track.id]
     assert cv.modes_image.shape == (1, 12, 2) and cv.mode_probs.tolist() == [1.0]
+
+
+def test_model_options_build_the_social_multimodal_graph_and_keep_the_old_one():
+    from toolkit.models.behaviour import Config, build
+
+    old = build(Config(d_model=8, ffn_dim=8, head_dim=8, num_blocks=1))
+    assert sorted(old.output_names) == ["crossing", "future"] and len(old.inputs) == 1
+    model = build(Config(d_model=8, ffn_dim=8, head_dim=8, num_blocks=1, modes=3, neighbours=4, social_dim=8))
+    track = np.zeros((2, 8, 2), np.float32)
+    track[:, -2] = [-0.5, 0.0]  # last step 0.5 m along +x
+    out = model([track, np.zeros((2, 4, 5), np.float32)])
+    assert tuple(out["future"].shape) == (2, 3, 12, 2) and tuple(out["mode_probs"].shape) == (2, 3)
+    np.testing.assert_allclose(np.sum(out["mode_probs"], axis=1), 1.0, atol=1e-5)
+    # every mode starts near constant velocity (small random residuals), and the modes differ
+    cv = np.arange(1, 13) * 0.5
+    np.testing.assert_allclose(np.asarray(out["future"])[0, :, :, 0], np.tile(cv, (3, 1)), atol=0.5)
+    assert np.ptp(np.asarray(out["future"])[0, :, -1, 0]) > 0
+
+
+def test_winner_takes_all_regresses_only_the_closest_mode():
+    from toolkit.train.task_behaviour import _mode_costs, _winner_takes_all
+
+    truth = np.zeros((1, 1, 2, 2), np.float32)
+    modes = np.zeros((1, 2, 2, 2), np.float32)
+    modes[0, 0, :, 0] = [1.0, 1.0]  # ADE 1, FDE 1
+    modes[0, 1, :, 0] = [0.0, 4.0]  # ADE 2, FDE 4
+    costs = np.asarray(_mode_costs(truth, modes, 0.5))
+    np.testing.assert_allclose(costs, [[1.5, 4.0]], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(_winner_takes_all(0.5)(truth, modes)), [1.5], atol=1e-4)

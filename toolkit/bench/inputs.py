@@ -80,6 +80,28 @@ def _real_sample(
     return values, f"{spec_text} sample (seed {seed}), preprocessed as in evaluation"
 
 
+def _real_samples(kind: str, inputs: dict[str, Any], seed: int = 0) -> dict[str, tuple[np.ndarray, str]]:
+    """One sample for every input of a multi-input ``kind`` model (e.g. a social behaviour model's track and
+    neighbours, which must come from the same window), or {} when none can be made."""
+    spec_text = BENCH_DATA.get(kind)
+    if spec_text is None:
+        return {}
+    from toolkit.data.model_inputs import model_inputs
+    from toolkit.data.spec import parse_spec
+
+    bodies = {n: tuple(s.shape[1:]) for n, s in inputs.items()}
+    try:
+        arrays = model_inputs(kind, parse_spec(spec_text), bodies, 1, seed)
+    except (UsageError, OSError, KeyError, ValueError, IndexError):
+        return {}
+    source = f"{spec_text} sample (seed {seed}), preprocessed as in evaluation"
+    return {
+        n: (np.asarray(arrays[n][0], np.float32), source)
+        for n in bodies
+        if n in arrays and np.shape(arrays[n][0]) == bodies[n]
+    }
+
+
 def _canonical_input(kind: str) -> str | None:
     from toolkit.capabilities import MODEL_KINDS, MODEL_PARTS
 
@@ -105,8 +127,9 @@ def make_inputs(runner: Any, manifest: dict[str, Any], seed: int = 0) -> tuple[d
     feeds: dict[str, np.ndarray] = {}
     sources = []
     single = len(runner.inputs) == 1
+    together = _real_samples(kind, runner.inputs, seed) if kind and not single else {}
     for name, spec in runner.inputs.items():
-        sample = _real_sample(kind, name, spec.shape, seed) if kind and single else None
+        sample = _real_sample(kind, name, spec.shape, seed) if kind and single else together.get(name)
         if sample is not None:
             values, source = sample
             values = values.reshape(spec.shape)

@@ -13,7 +13,9 @@ label (weight 0 on ETH/UCY windows), via per-output sample weights. Both weights
 
 Multi-modal models (``modes`` K > 1): winner-takes-all -- only the mode closest to the truth (by the same
 ADE + ``fde_weight`` FDE) is regressed -- plus ``mode_weight`` times the cross-entropy of ``mode_probs`` against
-the index of that closest mode (a stop-gradient target), so the probabilities learn which mode is right.
+the index of that closest mode (a stop-gradient target), so the probabilities learn which mode is right;
+``top_weight`` > 0 also regresses the mode the model currently rates most likely (chosen without gradient), so
+the mode that the most-likely figure reports is pulled toward a good point estimate.
 Social models (``neighbours`` M > 0) also get the neighbour input (:func:`toolkit.adapters.behaviour.neighbour_input`),
 mirrored and scaled with their window.
 """
@@ -57,6 +59,9 @@ class BehaviourOptions:
     mirror: bool = True  # augmentation: mirror half the windows across their heading axis
     scale: float = 0.1  # augmentation: scale each window by a random factor in [1 - scale, 1 + scale]
     mode_weight: float = 0.5  # weight of the mode-probability cross-entropy (multi-modal models)
+    top_weight: float = (
+        0.0  # weight of the regression of the MOST LIKELY mode (multi-modal; a point estimate)
+    )
 
     LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
         "extra_weight": (0.0, 1000.0),
@@ -65,6 +70,7 @@ class BehaviourOptions:
         "balance": (0.0, 1.0),
         "scale": (0.0, 0.9),
         "mode_weight": (0.0, 1000.0),
+        "top_weight": (0.0, 1000.0),
     }
 
     def __post_init__(self) -> None:
@@ -329,18 +335,20 @@ def _compile_multimodal(keras: Any, model: Any, schedule: Any, options: Behaviou
         x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
     ) -> Any:
         loss = compiled(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        if y is None or y_pred is None or options.mode_weight == 0:
+        if y is None or y_pred is None or (options.mode_weight == 0 and options.top_weight == 0):
             return loss
         ops = keras.ops
-        costs = ops.stop_gradient(_mode_costs(y["future"], y_pred["future"], options.fde_weight))
-        best = ops.one_hot(ops.argmin(costs, axis=-1), ops.shape(costs)[-1])
-        ce = -ops.sum(best * ops.log(ops.clip(y_pred["mode_probs"], 1e-7, 1.0)), axis=-1)
+        costs = _mode_costs(y["future"], y_pred["future"], options.fde_weight)
+        k = ops.shape(costs)[-1]
+        best = ops.one_hot(ops.argmin(ops.stop_gradient(costs), axis=-1), k)
+        probs = y_pred["mode_probs"]
+        ce = -ops.sum(best * ops.log(ops.clip(probs, 1e-7, 1.0)), axis=-1)
+        top = ops.one_hot(ops.argmax(ops.stop_gradient(probs), axis=-1), k)
+        extra = options.mode_weight * ce + options.top_weight * ops.sum(top * costs, axis=-1)
         if sample_weight is not None and sample_weight.get("future") is not None:
-            w = ops.cast(sample_weight["future"], ce.dtype)
-            ce = ops.sum(ce * w) / ops.maximum(ops.sum(w), 1e-9)
-        else:
-            ce = ops.mean(ce)
-        return loss + options.mode_weight * ce
+            w = ops.cast(sample_weight["future"], extra.dtype)
+            return loss + ops.sum(extra * w) / ops.maximum(ops.sum(w), 1e-9)
+        return loss + ops.mean(extra)
 
     model.compute_loss = compute_loss
 
