@@ -34,7 +34,9 @@ at all the number is 0, whatever the head says.
    a person or vehicle do not vote (they stand on the road and would cut holes in it). A pixel is road once its
    vote passes ``vote``, i.e. after about 3 consecutive segmentations that say road (~0.4 s at every_n_seg=3 and
    25 fps). After erosion, each connected piece of road smaller than ``min_share`` (2 %) of the frame is
-   dropped: a road a person can cross is one large band, not scattered patches on a lawn or a path.
+   dropped: a road a person can cross is one large band, not scattered patches on a lawn or a path. The votes
+   live on a grid of every s-th label pixel (~120 rows, :attr:`RoadMap.GRID_ROWS`) and the finished region is
+   resized back to the frame: ~0.4 ms per new mask at 480x360 instead of ~11 ms at full resolution.
 3. Neither (no segmenter, no polygons): the behaviour model's learned crossing head, marked ``source="model"``;
    before the segmenter's first mask arrives: no number (``source=None``).
 

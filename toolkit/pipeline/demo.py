@@ -340,10 +340,8 @@ def run_demo(
             if cfg.crossing != "model"
             else None
         )
-        worker.road_polygons = road_polygons
-        track = TrackStage(
-            Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth, crossing
-        )
+        worker.road_polygons, worker.crossing = road_polygons, crossing
+        track = TrackStage(Tracker(), predictor, worker, times, source.fps, cfg.pipelined, cfg.queue_depth)
         loop = _Loop(cfg, source, detector, segmenter is not None, track, worker, times)
         try:
             loop.run(stop or threading.Event(), on_frame)

@@ -264,6 +264,7 @@ class OutputWorker(StageThread):
         self._done_times: deque[float] = deque(maxlen=30)
         self._panel: dict[str, float] = {}
         self.road_polygons: list[np.ndarray] = []  # the user's road region, outlined on every frame
+        self.crossing: Any = None  # a crossing.RoadCrossing: grounds each track's crossing in the road region
         super().__init__("demo-output", threaded, depth)
 
     @property
@@ -285,6 +286,13 @@ class OutputWorker(StageThread):
             timings["segment_model"] = self.segmenter.timings.get("infer", 0.0)
             self._panel["segment"] = timings["segment"]
         labels = self.labels if self.labels is not None and self.labels.shape == image.shape[:2] else None
+        if self.crossing is not None:
+            # Here rather than in the tracking stage: the mask this frame sees is then the same whether the stages
+            # run pipelined or serially (the latest segmentation in frame order).
+            tc = time.perf_counter()
+            size = (image.shape[1], image.shape[0])
+            packet.predictions, packet.crossings = self.crossing(packet.predictions, labels, size)
+            timings["crossing"] = (time.perf_counter() - tc) * 1e3
         t1 = time.perf_counter()
         s = packet.stage_ms
         panel = {

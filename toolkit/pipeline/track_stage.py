@@ -42,11 +42,9 @@ class TrackStage(StageThread):
         source_fps: float | None,
         threaded: bool = True,
         depth: int = 2,
-        crossing: Any = None,
     ) -> None:
         self.tracker = tracker
         self.predictor = predictor
-        self.crossing = crossing  # a crossing.RoadCrossing: grounds each track's crossing in the road region
         self.output = output
         self.times = times
         self.period = 1.0 / source_fps if source_fps else 0.0
@@ -87,19 +85,13 @@ class TrackStage(StageThread):
         timestamp = self.timestamp(item.frame.source_ts)
         tracks = self.tracker.update(item.detections, timestamp, self._person_mask())
         t1 = time.perf_counter()
-        frame_size = (image.shape[1], image.shape[0])
-        predictions = self.predictor.predict(tracks, frame_size)
-        t_pred = time.perf_counter()
-        self.behaviour_calls += sum(1 for p in predictions.values() if p.predictor == "model")
-        crossings: dict[int, Any] = {}
-        if self.crossing is not None:
-            predictions, crossings = self.crossing(predictions, self.output.labels, frame_size)
+        predictions = self.predictor.predict(tracks, (image.shape[1], image.shape[0]))
         t2 = time.perf_counter()
+        self.behaviour_calls += sum(1 for p in predictions.values() if p.predictor == "model")
         timings = {
             "track": (t1 - t0) * 1e3,
-            "behaviour": (t2 - t1) * 1e3,  # the model and the road-grounded crossing
+            "behaviour": (t2 - t1) * 1e3,
             "behaviour_model": self.predictor.timings.get("model", 0.0),
-            "crossing": (t2 - t_pred) * 1e3,
         }
         self.times.add(timings)
         views = [TrackView(int(t.id), t.box, t.label, t.score, t.age) for t in tracks if t.id is not None]
@@ -119,6 +111,5 @@ class TrackStage(StageThread):
                 item.segment,
                 int(item.source_stats.get("frames_dropped", 0)),
                 item.source_stats,
-                crossings,
             )
         )
