@@ -285,3 +285,17 @@ def test_without_a_segmenter_the_drawn_region_decides_and_without_either_the_mod
         t["crossing_source"] == "model" and t["crossing"] == t["crossing_prior"] for t in model
     )
     assert all(t["crossing_source"] is None for t in runs["none"] if t["predictor"] == "constant_velocity")
+
+
+def test_a_multi_modal_prediction_counts_each_mode_by_its_probability():
+    stay, enter = _walk((50, 30), (5, 0)), _walk((50, 30), (0, 5))
+    prediction = Prediction(
+        1, stay, None, 0.1, "model", modes_image=np.stack([stay, enter]), mode_probs=np.array([0.7, 0.3])
+    )
+    road = RoadCrossing(
+        CrossingConfig(erode=0.0, min_share=0.0, prior_weight=0.0),
+        [np.array([[0, 60], [200, 60], [200, 100], [0, 100]], float)],
+    )
+    out, crossings = road({1: prediction}, None, (200, 100))
+    assert out[1].crossing == pytest.approx(0.3) and crossings[1].step == 6
+    assert np.asarray(out[1].modes_image).shape == (2, 12, 2)  # the rest of the prediction is kept
