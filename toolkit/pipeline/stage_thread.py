@@ -14,6 +14,12 @@ import threading
 import time
 from typing import Any
 
+STALL_TIMEOUT_S = 30.0  # a draining stage that finishes no item for this long (or 5x its slowest) is given up
+
+
+class StageStalled(RuntimeError):
+    """A stage stopped finishing items while the pipeline drained: the frames still queued are lost."""
+
 
 class StageThread:
     """Process submitted items in order; subclasses implement :meth:`process`.
@@ -30,6 +36,8 @@ class StageThread:
             0.0  # CPU time of this stage's thread (threaded only): load-independent cost of the stage
         )
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._last_done = time.monotonic()  # when the last item finished (or the stage started)
+        self._slowest_s = 0.0  # the longest single item so far (sets how long a drain may wait per item)
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -56,20 +64,39 @@ class StageThread:
                 continue
         return False
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Finish the queued items, then stop the thread (waits at most ``timeout`` seconds)."""
+    def close(self, stall_timeout: float = STALL_TIMEOUT_S) -> None:
+        """Finish every queued item, then stop the thread.
+
+        Waits as long as the stage keeps finishing items (a slow board or an emulator may take seconds per frame:
+        a frame that entered the pipeline is still recorded). Only when no item finishes for ``stall_timeout``
+        seconds, or for 5x the slowest item so far if that is longer, is the stage given up: :attr:`error` then
+        says so, and the run reports the lost frames instead of ending as if it were whole. Ctrl-C interrupts
+        the wait."""
         if self._thread is None:
             return
-        deadline = time.monotonic() + timeout
+        since = time.monotonic()  # an idle stage is not a stalled one: count from now at the earliest
         while self._thread.is_alive():
             try:
                 self._queue.put(None, timeout=0.1)
                 break
             except queue.Full:
-                if time.monotonic() > deadline:
+                if self._stalled(stall_timeout, since):
                     break
-        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        while self._thread.is_alive() and not self._stalled(stall_timeout, since):
+            self._thread.join(0.1)
+        if self._thread.is_alive() and self.error is None:
+            self.error = StageStalled(
+                f"pipeline stage '{self.name}' finished no frame for {self._stall_limit(stall_timeout):.0f} s "
+                f"while draining ({self._queue.qsize()} frame(s) still queued); its last frames are lost"
+            )
         self._thread = None
+
+    def _stall_limit(self, stall_timeout: float) -> float:
+        return max(stall_timeout, 5.0 * self._slowest_s)
+
+    def _stalled(self, stall_timeout: float, since: float) -> bool:
+        """True when no item has finished for the stall limit (from the last finished item or ``since``)."""
+        return time.monotonic() - max(self._last_done, since) > self._stall_limit(stall_timeout)
 
     def _loop(self) -> None:
         start = time.thread_time()
@@ -80,7 +107,11 @@ class StageThread:
                 return
             if self.error is not None:
                 continue  # keep draining so that the producer never blocks on a dead stage
+            started = time.monotonic()
             try:
                 self.process(item)
             except Exception as exc:
                 self.error = exc
+            finally:
+                self._last_done = time.monotonic()
+                self._slowest_s = max(self._slowest_s, self._last_done - started)
