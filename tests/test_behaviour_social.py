@@ -209,3 +209,17 @@ def test_winner_takes_all_regresses_only_the_closest_mode():
     costs = np.asarray(_mode_costs(truth, modes, 0.5))
     np.testing.assert_allclose(costs, [[1.5, 4.0]], atol=1e-4)
     np.testing.assert_allclose(np.asarray(_winner_takes_all(0.5)(truth, modes)), [1.5], atol=1e-4)
+
+
+def test_qat_refuses_multimodal_behaviour_models_in_one_line(tmp_path):
+    import json
+
+    from toolkit.convert.qat import QatConfig, _behaviour_arrays
+    from toolkit.errors import UsageError
+
+    model = tmp_path / "social.keras"
+    model.with_suffix(".train.json").write_text(
+        json.dumps({"model": {"config": {"modes": 6, "neighbours": 6}}})
+    )
+    with pytest.raises(UsageError, match="single-path behaviour models only"):
+        _behaviour_arrays(QatConfig(1, "eth_ucy:scene=eth,split=train"), model, 0)

@@ -133,6 +133,11 @@ def _behaviour_arrays(qat: QatConfig, model_path: Path, seed: int) -> dict[str, 
 
     manifest = json.loads(model_path.with_suffix(".train.json").read_text())
     model_config = config_for("behaviour", dict(manifest["model"]["config"]))
+    if getattr(model_config, "modes", 1) > 1 or getattr(model_config, "neighbours", 0) > 0:
+        raise UsageError(
+            f"{model_path.name}: quantization-aware training supports single-path behaviour models only (this one "
+            "has modes > 1 or neighbours > 0); convert it with post-training int8 (the default)"
+        )
     options = recorded_options("behaviour", task_options(model_path))
     specs = [parse_spec(qat.train_data), *([parse_spec(options.extra_data)] if options.extra_data else [])]
     windows, future_w, crossing_w, _ = _windows(specs, model_config.observed, model_config.horizon, options)
