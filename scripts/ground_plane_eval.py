@@ -27,6 +27,7 @@ import numpy as np
 
 from toolkit.data.mot import load_mot_sequence
 from toolkit.data.synthetic import StreetScene
+from toolkit.data.synthetic.person_boxes import true_person_boxes
 from toolkit.data.synthetic.scene import SceneConfig
 from toolkit.paths import shared_dir
 from toolkit.pipeline.geometry import Homography
@@ -39,25 +40,8 @@ PETS = ("data", "pedestrian_video")
 def synthetic_boxes(
     seed: int, seconds: float = 180.0, every: int = 4
 ) -> tuple[np.ndarray, np.ndarray, StreetScene]:
-    """(ids, true boxes) from the simulation: feet and head top projected with the scene camera."""
-    scene = StreetScene(SceneConfig(seed=seed, camera_jitter=1.0, warmup_s=20.0))
-    cam = scene.camera
-    ids, boxes = [], []
-    for k in range(int(seconds * scene.config.fps)):
-        state, _ = scene.advance()
-        if k % every:
-            continue
-        foot = np.concatenate([state.ped_pos, np.zeros((len(state.ped_pos), 1))], 1)
-        head = foot.copy()
-        head[:, 2] = state.ped_height
-        (fuv, fd), (huv, hd) = cam.project(foot), cam.project(head)
-        ok = (fd > 0) & (hd > 0) & (fuv[:, 0] > 0) & (fuv[:, 0] < cam.width) & (fuv[:, 1] < cam.height)
-        ok &= huv[:, 1] > 0
-        half = 0.15 * (fuv[:, 1] - huv[:, 1])
-        box = np.stack([fuv[:, 0] - half, huv[:, 1], fuv[:, 0] + half, fuv[:, 1]], 1)
-        ids.append(state.ped_ids[ok])
-        boxes.append(box[ok])
-    return np.concatenate(ids), np.concatenate(boxes), scene
+    """(ids, true boxes, scene) from the simulation (:func:`true_person_boxes`)."""
+    return true_person_boxes(seed, seconds, every)
 
 
 def spoil(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

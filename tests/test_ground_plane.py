@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_one_line_error
-from toolkit.data.synthetic import StreetScene
-from toolkit.data.synthetic.scene import SceneConfig
+from toolkit.data.synthetic.person_boxes import true_person_boxes
 from toolkit.errors import UsageError
 from toolkit.pipeline.geometry import Homography, load_homography
 from toolkit.pipeline.ground_plane import GroundConfig, PersonObservations, estimate_ground_plane
@@ -20,28 +19,9 @@ FAST = GroundConfig(bootstrap=8)
 
 def scene_people(seed: int, seconds: float = 120.0, every: int = 4):
     """(ids, true boxes, truth Homography): feet and head tops of the simulated people, projected by the camera."""
-    scene = StreetScene(SceneConfig(seed=seed, camera_jitter=1.0, warmup_s=20.0))
-    cam = scene.camera
-    ids, boxes = [], []
-    for k in range(int(seconds * scene.config.fps)):
-        state, _ = scene.advance()
-        if k % every:
-            continue
-        foot = np.concatenate([state.ped_pos, np.zeros((len(state.ped_pos), 1))], 1)
-        head = foot.copy()
-        head[:, 2] = state.ped_height
-        (fuv, fd), (huv, hd) = cam.project(foot), cam.project(head)
-        ok = (fd > 0) & (hd > 0) & (fuv[:, 0] > 0) & (fuv[:, 0] < cam.width) & (fuv[:, 1] < cam.height)
-        ok &= huv[:, 1] > 0
-        half = 0.15 * (fuv[:, 1] - huv[:, 1])
-        ids.append(state.ped_ids[ok])
-        boxes.append(np.stack([fuv[:, 0] - half, huv[:, 1], fuv[:, 0] + half, fuv[:, 1]], 1)[ok])
+    ids, boxes, scene = true_person_boxes(seed, seconds, every)
     truth = np.linalg.inv(scene.homography())
-    return (
-        np.concatenate(ids),
-        np.concatenate(boxes),
-        Homography(truth / truth[2, 2], (cam.width, cam.height)),
-    )
+    return ids, boxes, Homography(truth / truth[2, 2], (scene.camera.width, scene.camera.height))
 
 
 def distance_ratios(est: Homography, ref: Homography, feet: np.ndarray) -> np.ndarray:
