@@ -238,14 +238,18 @@ def test_synthetic_street_events_carry_road_grounded_crossing(zoo, tmp_path):
     run_demo(PipelineConfig(realtime=False, max_frames=60, events=str(events), validate_events=True))
     tracks = [t for e in read_events(events)[10:] for t in e["tracks"] if t["predictor"] is not None]
     assert tracks and all(t["crossing_source"] == "road" for t in tracks)
-    assert {t["crossing_road"] for t in tracks} <= {0.0, 1.0}  # one path each: it enters the road or not
-    entering = [t for t in tracks if t["crossing_road"] == 1.0]
+    # The summed probability of the paths that enter the road: 0 or 1 for a one-path model, any share of the
+    # modes' probability for the shipped multi-modal one.
+    assert all(0.0 <= t["crossing_road"] <= 1.0 + 1e-6 for t in tracks)
+    entering = [t for t in tracks if t["crossing_road"] > 0.0]
     assert entering and all(t["crossing_enters"]["step"] >= 1 for t in entering)
-    for t in tracks:  # half path, half learned head; constant-velocity tracks (no head): the path alone
+    assert all(t["crossing_enters"] is None for t in tracks if t["crossing_road"] == 0.0)
+    for t in tracks:  # half paths, half learned head; constant-velocity tracks (no head): the path alone
         prior = t["crossing_prior"]
         want = t["crossing_road"] if prior is None else (t["crossing_road"] + prior) / 2
         assert t["crossing"] == pytest.approx(want, abs=1e-3)
-        assert (t["crossing"] >= 0.5) == (t["crossing_road"] == 1.0) or prior == 1.0
+        if t["crossing_road"] == 0.0:  # the head alone never makes a red CROSS label
+            assert t["crossing"] <= 0.5 + 1e-6
 
 
 @pytest.mark.slow
