@@ -265,18 +265,18 @@ class BehaviourPredictor:
                 continue
             space = ground_space or model_space(frame_size, None, float(track.box[3] - track.box[1]))
             items.append((track.id, history, space))
+        # Each history in its model space, relative to its last point: projected once, used twice below.
+        placed = [to_relative(history, space) for _, history, space in items]
         batch = [
             i
-            for i, (_, history, space) in enumerate(items)
-            if self.runner is not None
-            and len(history) == cfg.observed
-            and np.isfinite(space.to_model(history)).all()
+            for i, (_, history, _) in enumerate(items)
+            if self.runner is not None and len(history) == cfg.observed and np.isfinite(placed[i][0]).all()
         ]
         model_out: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         model_ms = 0.0
         if batch:
             t0 = time.perf_counter()
-            relative = np.stack([to_relative(items[i][1], items[i][2])[0] for i in batch])
+            relative = np.stack([placed[i][0] for i in batch])
             track_input, rotation = normalise(relative)
             feeds = {"track": track_input}
             if self.neighbours:
@@ -293,7 +293,7 @@ class BehaviourPredictor:
         for i, (track_id, history, space) in enumerate(items):
             if len(history) < cfg.min_samples:
                 continue
-            relative, origin = to_relative(history, space)
+            relative, origin = placed[i]
             crossing: float | None = None
             if i in model_out:
                 modes_rel, probs, crossing = model_out[i]
