@@ -170,7 +170,9 @@ def test_qat_of_a_detector_trains_on_its_task_targets_and_converts(tmp_path: Pat
     assert manifest["precision"] == "int8" and manifest["inputs"][0]["dtype"] == "int8"
 
 
-def test_qat_of_the_behaviour_transformer_annotates_dense_layers_and_converts(tmp_path: Path) -> None:
+def test_qat_of_the_behaviour_transformer_annotates_dense_layers_and_converts(
+    tmp_path: Path, shared: Path
+) -> None:  # calibrates on eth_ucy
     require_tf()
     path = _untrained(
         "behaviour",

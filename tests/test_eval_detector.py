@@ -104,7 +104,9 @@ def test_fold_rule_is_stratified_and_deterministic() -> None:
         ("mnist:split=test", "detector is trained and scored on"),
     ],
 )
-def test_bad_specs_are_one_line_usage_errors(text: str, message: str) -> None:
+def test_bad_specs_are_one_line_usage_errors(
+    text: str, message: str, shared
+) -> None:  # coco128 SPECs resolve the data first
     with pytest.raises(UsageError, match=message) as info:
         load_samples(parse_spec(text))
     assert "\n" not in str(info.value)
