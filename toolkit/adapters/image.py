@@ -116,6 +116,16 @@ def preprocess(frame_bgr: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.nda
     return rgb.astype(np.float32) * np.float32(1 / 255.0), transform
 
 
+def check_one_frame(model_name: str, shape: tuple[int, ...]) -> None:
+    """UsageError when an image model's input ``shape`` has a batch > 1 (``toolkit convert --batch N``): the camera
+    pipeline feeds one frame per invoke, and LiteRT cannot resize a converted int8 model's batch."""
+    if len(shape) == 4 and shape[0] != 1:
+        raise UsageError(
+            f"{model_name} takes a fixed batch of {shape[0]} images (converted with --batch {shape[0]}); the "
+            "camera pipeline runs one frame per invoke: convert it with --batch 1"
+        )
+
+
 def _check_frame(frame: np.ndarray) -> None:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__

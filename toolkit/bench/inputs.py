@@ -59,30 +59,44 @@ def read_manifest(model: str | Path) -> dict[str, Any]:
 
 
 def _real_sample(
-    kind: str, name: str, shape: tuple[int, ...], seed: int = 0
+    kind: str, name: str, shape: tuple[int, ...], seed: int = 0, batch: int = 1
 ) -> tuple[np.ndarray, str] | None:
-    """One sample for input ``name`` of a ``kind`` model from its evaluator, or None when none can be made."""
+    """One sample (the input's shape without its batch axis) for input ``name`` of a ``kind`` model from its
+    evaluator -- ``batch`` > 1 samples stacked (batch, *body) for a model converted with ``--batch`` -- or None
+    when none can be made."""
     spec_text = BENCH_DATA.get(kind)
     if spec_text is None:
         return None
     from toolkit.data.model_inputs import model_inputs
     from toolkit.data.spec import parse_spec
 
-    body = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
+    body = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == batch else tuple(shape)
     canonical = _canonical_input(kind) or name  # a third-party model may call its one input "input_1"
     try:
-        arrays = model_inputs(kind, parse_spec(spec_text), {canonical: body}, 1, seed)
-        values = np.asarray(arrays[canonical][0], dtype=np.float32)
+        arrays = model_inputs(kind, parse_spec(spec_text), {canonical: body}, batch, seed)
+        values = _rows(arrays[canonical], batch)
     except (UsageError, OSError, KeyError, ValueError, IndexError):
         return None  # data absent or the model's shape is not the one that data fits
-    if values.shape != body:
+    if values.shape[1:] != body:
         return None
-    return values, f"{spec_text} sample (seed {seed}), preprocessed as in evaluation"
+    return (
+        values[0] if batch == 1 else values,
+        f"{spec_text} sample{'s' if batch > 1 else ''} (seed {seed}), preprocessed as in evaluation",
+    )
 
 
-def _real_samples(kind: str, inputs: dict[str, Any], seed: int = 0) -> dict[str, tuple[np.ndarray, str]]:
+def _rows(array: np.ndarray, batch: int) -> np.ndarray:
+    """The first ``batch`` rows of ``array`` as float32, repeated from the start when it has fewer."""
+    values = np.asarray(array, dtype=np.float32)
+    return values[np.arange(batch) % len(values)]
+
+
+def _real_samples(
+    kind: str, inputs: dict[str, Any], seed: int = 0, batch: int = 1
+) -> dict[str, tuple[np.ndarray, str]]:
     """One sample for every input of a multi-input ``kind`` model (e.g. a social behaviour model's track and
-    neighbours, which must come from the same window), or {} when none can be made."""
+    neighbours, which must come from the same window; ``batch`` > 1: that many stacked), or {} when none can be
+    made."""
     spec_text = BENCH_DATA.get(kind)
     if spec_text is None:
         return {}
@@ -91,14 +105,14 @@ def _real_samples(kind: str, inputs: dict[str, Any], seed: int = 0) -> dict[str,
 
     bodies = {n: tuple(s.shape[1:]) for n, s in inputs.items()}
     try:
-        arrays = model_inputs(kind, parse_spec(spec_text), bodies, 1, seed)
+        arrays = model_inputs(kind, parse_spec(spec_text), bodies, batch, seed)
     except (UsageError, OSError, KeyError, ValueError, IndexError):
         return {}
-    source = f"{spec_text} sample (seed {seed}), preprocessed as in evaluation"
+    source = f"{spec_text} sample{'s' if batch > 1 else ''} (seed {seed}), preprocessed as in evaluation"
     return {
-        n: (np.asarray(arrays[n][0], np.float32), source)
+        n: (_rows(arrays[n], batch)[0] if batch == 1 else _rows(arrays[n], batch), source)
         for n in bodies
-        if n in arrays and np.shape(arrays[n][0]) == bodies[n]
+        if n in arrays and len(arrays[n]) and np.shape(arrays[n])[1:] == bodies[n]
     }
 
 
@@ -127,9 +141,10 @@ def make_inputs(runner: Any, manifest: dict[str, Any], seed: int = 0) -> tuple[d
     feeds: dict[str, np.ndarray] = {}
     sources = []
     single = len(runner.inputs) == 1
-    together = _real_samples(kind, runner.inputs, seed) if kind and not single else {}
+    batch = _batch(manifest)  # a model converted with --batch N gets N real samples per invoke
+    together = _real_samples(kind, runner.inputs, seed, batch) if kind and not single else {}
     for name, spec in runner.inputs.items():
-        sample = _real_sample(kind, name, spec.shape, seed) if kind and single else together.get(name)
+        sample = _real_sample(kind, name, spec.shape, seed, batch) if kind and single else together.get(name)
         if sample is not None:
             values, source = sample
             values = values.reshape(spec.shape)
@@ -148,6 +163,12 @@ def make_inputs(runner: Any, manifest: dict[str, Any], seed: int = 0) -> tuple[d
         if kind and sample is None and single:
             sources[-1] += f" (no real {kind} sample fits shape {list(spec.shape)} or shared data is absent)"
     return feeds, "; ".join(sources)
+
+
+def _batch(manifest: dict[str, Any]) -> int:
+    """The fixed batch a ``toolkit convert --batch N`` manifest records (1 when absent or not a positive int)."""
+    value = manifest.get("batch", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def _input_range(manifest: dict[str, Any]) -> tuple[float, float]:

@@ -26,6 +26,13 @@ DESCRIPTION = (
   toolkit convert model.keras -o model_fp16.tflite --quantize fp16
   toolkit convert vae.keras --part decoder -o decoder_int8.tflite --calib z_samples.npy
   toolkit convert det.keras -o det_int8.tflite --calib images/ --target edgetpu --io uint8
+  toolkit convert behaviour.keras -o behaviour_int8.tflite --calib eth_ucy:scene=all,split=train --batch 8
+
+--batch N: every input and output gets a fixed first dimension N (default 1), so one invoke runs N samples --
+the behaviour stage runs all of a frame's tracks (up to N) in one call, padding the rest. LiteRT cannot resize
+the batch of a converted int8 model: choose N when converting. Calibration and the parity check feed N-row
+batches (the last one filled up with the first samples again). The camera pipeline's image models run one frame
+at a time and refuse a batch > 1; --target edgetpu and --qat take batch 1 only.
 
 --target edgetpu: full int8 (int8 or uint8 I/O, batch 1, static shapes) plus an offline Edge TPU report in the
 manifest and on screen: which ops Coral's Edge TPU maps, where the compiler will cut the graph (the first op it
@@ -139,6 +146,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cpu",
         help="edgetpu: check (and, with edgetpu_compiler on PATH, compile) for the Coral Edge TPU",
     )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="fixed batch of every input and output (default 1): one invoke runs N samples (e.g. the "
+        "behaviour stage's tracks of a frame); 1..1024",
+    )
     add_verbose_flag(parser)
     add_json_flag(parser)
 
@@ -164,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task,
         keep_float=tuple(args.keep_float),
         backend=args.backend,
+        batch=args.batch,
     )
     if args.max_drop is not None and not args.eval_data:
         raise UsageError("--max-drop needs --eval DATA (the data the float and int8 models are scored on)")
@@ -236,6 +252,8 @@ def _render(m: dict) -> str:
         f"wrote {m['output']['path']} ({m['output']['size_bytes'] / 1024:.1f} KiB, {m['mode']}, "
         f"precision {m['precision']}) and its manifest"
     ]
+    if m.get("batch", 1) != 1:
+        lines.append(f"  fixed batch {m['batch']}: one invoke runs {m['batch']} samples (pad the last rows)")
     for t in m["inputs"] + m["outputs"]:
         q = t["quantization"]
         qtext = f" scale={q['scale']:.6g} zp={q['zero_point']}" if q and "scale" in q else ""

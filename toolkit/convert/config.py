@@ -12,6 +12,9 @@ IoType = Literal["int8", "uint8", "float32"]
 ResizeMode = Literal["auto", "stretch", "letterbox"]
 Target = Literal["cpu", "edgetpu"]
 Backend = Literal["tflite", "aeq"]
+MAX_BATCH = (
+    1024  # largest --batch: a fixed batch is for batching a frame's tracks, not for offline throughput
+)
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,16 @@ class ConvertConfig:
     target: Target = (
         "cpu"  # edgetpu: full int8 + the offline Edge TPU report, and edgetpu_compiler when on PATH
     )
+    batch: int = (
+        1  # fixed batch of every input and output (one invoke runs this many samples; rows are padded)
+    )
 
     LIMITS: ClassVar[Limits] = {  # valid values of numeric keys (flags and recipe [convert] tables)
         "calib_samples": (1, 1_000_000),
         "parity_samples": (0, 100_000),
         "seed": SEED_RANGE,
         "threads": (0, THREADS_RANGE[1]),  # 0 = all cores
+        "batch": (1, MAX_BATCH),
     }
 
     def __post_init__(self) -> None:

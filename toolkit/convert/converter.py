@@ -1,6 +1,6 @@
 """``toolkit convert``: a Keras model -> a verified ``.tflite`` plus its JSON manifest, written atomically.
 
-Steps: load (safe mode) -> batch-1 SavedModel -> TFLite converter in the requested mode -> verify the flatbuffer
+Steps: load (safe mode) -> fixed-batch SavedModel (batch 1, or ``--batch N``) -> TFLite converter in the requested mode -> verify the flatbuffer
 -> run it through the device runtime against the Keras model on held-back samples (parity) -> write
 ``OUT.tflite`` and ``OUT.json`` (provenance, quantization parameters, op histogram, parity), model first and
 manifest last. Temporary files carry the pid in their names and go on every exit path (SIGTERM included); those of
@@ -88,6 +88,11 @@ def validate(config: ConvertConfig) -> None:
             "--target edgetpu needs --quantize int8 with --io int8 or uint8: the Edge TPU runs "
             "full-integer models only"
         )
+    if config.target == "edgetpu" and config.batch != 1:
+        raise UsageError(
+            f"--target edgetpu takes batch 1 only (edgetpu_compiler maps no batch dimension > 1), "
+            f"got --batch {config.batch}; drop --batch or convert for --target cpu"
+        )
 
 
 def convert(
@@ -102,6 +107,11 @@ def convert(
 
     say = progress or (lambda _msg: None)
     validate(config)
+    if qat is not None and config.batch != 1:
+        raise UsageError(
+            "--qat exports its fine-tuned model with batch 1; drop --batch (or convert the float model "
+            "without --qat)"
+        )
     src = Path(model_path)
     out = Path(out_path)
     if out.suffix != ".tflite":
@@ -136,9 +146,9 @@ def convert(
     with exit_on_sigterm():  # SIGTERM, like Ctrl-C, removes the temporary files on its way out
         try:
             with temp_folder("toolkit-convert") as tmp:
-                say("exporting a batch-1 SavedModel")
+                say(f"exporting a batch-{config.batch} SavedModel")
                 saved = Path(tmp) / "saved_model"
-                kx.write_batch1_savedmodel(model, inputs, saved)
+                kx.write_batch1_savedmodel(model, inputs, saved, config.batch)
                 say(f"converting ({config.quantize})")
                 kept: list[str] = []
                 qat_record = None
@@ -157,23 +167,25 @@ def convert(
                     from toolkit.convert.selective import selective_int8
 
                     say(f"converting (int8, keeping float: {', '.join(config.keep_float)})")
-                    names = list(calib.calibrate)
+                    batches = _representative(calib, config.batch)
+                    assert batches is not None
                     flatbuffer, kept = selective_int8(
                         saved,
                         config.io,
-                        _representative(calib),
-                        lambda: ([calib.calibrate[k][i : i + 1] for k in names] for i in range(calib.count)),
+                        batches,
+                        lambda: (list(feeds.values()) for feeds in batches()),
                         tuple(config.keep_float),
                         layer_names(model),
                     )
                 elif config.backend == "aeq" and calib is not None:
                     say("converting (fp32), then quantizing with ai-edge-quantizer (static int8)")
                     flatbuffer = kx.quantize_with_aeq(
-                        kx.convert_savedmodel(saved, "fp32", "float32", None), _representative(calib)
+                        kx.convert_savedmodel(saved, "fp32", "float32", None),
+                        _representative(calib, config.batch),
                     )
                 else:
                     flatbuffer = kx.convert_savedmodel(
-                        saved, config.quantize, config.io, _representative(calib)
+                        saved, config.quantize, config.io, _representative(calib, config.batch)
                     )
         except Exception as exc:
             if is_disk_full(
@@ -272,13 +284,25 @@ def _edgetpu_compile(
     }
 
 
-def _representative(calib: CalibrationSet | None) -> Callable[[], Any] | None:
+def batch_rows(count: int, batch: int) -> list[np.ndarray]:
+    """Row indices of ``count`` samples in batches of exactly ``batch``: every sample once, in order, and the last
+    batch filled up with the first samples again (real samples, not zeros: a zero row would widen the int8
+    ranges of a fixed-batch model with values the data never has, and min/max over repeated samples is unchanged).
+    """
+    if count < 1 or batch < 1:
+        raise ValueError(f"count and batch must be >= 1, got {count} and {batch}")
+    starts = range(0, count, batch)
+    return [np.arange(start, start + batch) % count for start in starts]
+
+
+def _representative(calib: CalibrationSet | None, batch: int = 1) -> Callable[[], Any] | None:
+    """The converter's representative dataset: every calibration sample once, in batches of the model's batch."""
     if calib is None:
         return None
 
     def gen() -> Any:
-        for i in range(calib.count):
-            yield {name: values[i : i + 1] for name, values in calib.calibrate.items()}
+        for rows in batch_rows(calib.count, batch):
+            yield {name: values[rows] for name, values in calib.calibrate.items()}
 
     return gen
 
@@ -301,17 +325,17 @@ def _parity(
         n = max(1, config.parity_samples)
         feeds = {k: rng.random((n, *s), dtype=np.float32) for k, s in inputs.items()}
         source = f"seeded uniform [0, 1) inputs (seed {config.seed}); no calibration data given"
-    expected = keras_predict(model, feeds)
+    expected = keras_predict(model, feeds)  # the float model one sample at a time, whatever the batch
     n = len(next(iter(feeds.values())))
     errors: dict[str, list[np.ndarray]] = {k: [] for k in expected}
     with Runner(tflite, num_threads=config.threads or None) as runner:
         backend = f"{runner.backend.name} {runner.backend.version}"
-        for i in range(n):
-            got = runner.run(**{k: v[i : i + 1] for k, v in feeds.items()})
+        for rows in batch_rows(n, config.batch):  # N-row batches, the last filled with the first samples
+            got = runner.run(**{k: v[rows] for k, v in feeds.items()})
+            real = rows[: min(config.batch, n - int(rows[0]))]  # the filled-up rows are not scored twice
             for name in expected:
-                errors[name].append(
-                    np.abs(got[name].reshape(expected[name][i : i + 1].shape) - expected[name][i : i + 1])
-                )
+                want = expected[name][real]
+                errors[name].append(np.abs(got[name][: len(real)].reshape(want.shape) - want))
     per_output = {}
     for name, errs in errors.items():
         err = np.concatenate(errs)
@@ -321,7 +345,13 @@ def _parity(
             "mean_abs_error": float(err.mean()),
             "keras_output_range": [float(ref.min()), float(ref.max())],
         }
-    return {"samples": n, "inputs": source, "runtime": backend, "outputs": per_output}
+    return {
+        "samples": n,
+        "batch": config.batch,
+        "inputs": source,
+        "runtime": backend,
+        "outputs": per_output,
+    }
 
 
 def _manifest(
@@ -355,6 +385,7 @@ def _manifest(
         "output": {"path": str(out), "sha256": sha256_bytes(flatbuffer), "size_bytes": len(flatbuffer)},
         "mode": config.quantize,
         "io": config.io if config.quantize == "int8" else "float32",
+        "batch": config.batch,  # every input's and output's first dimension: one invoke runs this many samples
         "config": asdict(config),
         "calibration": calib.describe() if calib else None,
         "inputs": info["inputs"],

@@ -1,9 +1,9 @@
 """Keras / SavedModel -> TFLite flatbuffer bytes, one quantization mode at a time (imports TensorFlow).
 
-Recipe (shared/STACK.md): a batch-1 SavedModel written with ``keras.export.ExportArchive`` (a fixed batch removes
-the int32 SHAPE/STRIDED_SLICE/PACK ops a dynamic batch adds), then ``TFLiteConverter.from_saved_model`` with
-builtin ops only, so an unsupported op fails here, by name, instead of producing a Flex model that no device
-interpreter can run.
+Recipe (shared/STACK.md): a fixed-batch SavedModel (batch 1 unless ``toolkit convert --batch N``) written with
+``keras.export.ExportArchive`` (a fixed batch removes the int32 SHAPE/STRIDED_SLICE/PACK ops a dynamic batch
+adds), then ``TFLiteConverter.from_saved_model`` with builtin ops only, so an unsupported op fails here, by name,
+instead of producing a Flex model that no device interpreter can run.
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ def call_model(model: Any, feeds: dict[str, Any], names: list[str] | None = None
 
 
 def keras_predict(model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the float model one sample at a time (batch 1, as the TFLite model runs) and name the outputs."""
+    """Run the float model one sample at a time (batch 1: the reference for any converted batch) and name the
+    outputs."""
     names = list(feeds)
     n = len(feeds[names[0]])
     outputs = output_names(model)
@@ -213,13 +214,18 @@ def keras_predict(model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndar
     return {k: np.concatenate(v) for k, v in results.items()}
 
 
-def write_batch1_savedmodel(model: Any, inputs: dict[str, tuple[int, ...]], out_dir: Path) -> None:
-    """Write a SavedModel whose serving signature takes batch-1 inputs and returns outputs by name."""
+def write_batch1_savedmodel(
+    model: Any, inputs: dict[str, tuple[int, ...]], out_dir: Path, batch: int = 1
+) -> None:
+    """Write a SavedModel whose serving signature takes inputs of a fixed ``batch`` (default 1) and returns
+    outputs by name. Every dimension stays static, so the converted graph has no dynamic-shape ops either way."""
     tf = quiet_tensorflow()
     import keras
 
+    if batch < 1:
+        raise UsageError(f"batch must be >= 1, got {batch}")
     names = output_names(model)
-    signature = [tf.TensorSpec((1, *shape), tf.float32, name=name) for name, shape in inputs.items()]
+    signature = [tf.TensorSpec((batch, *shape), tf.float32, name=name) for name, shape in inputs.items()]
 
     def serve(*tensors: Any) -> dict[str, Any]:
         return call_model(model, dict(zip(inputs, tensors, strict=True)), names)

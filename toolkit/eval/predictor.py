@@ -67,16 +67,27 @@ class TFLitePredictor(Predictor):
                 kind = None
         self.kind = kind or kind_for_io(list(self.input_shapes), self.output_names)
         self.backend = f"{self.runner.backend.name} {self.runner.backend.version}"
+        # The converted model's fixed batch (1 unless converted with --batch N): LiteRT cannot resize it.
+        self.batch = int(next(iter(self.runner.inputs.values())).shape[0])
 
     def predict(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Run ``feeds`` (N samples) through the model in invokes of its fixed batch, the last one padded with
+        zero rows that are dropped from the outputs; ``batch_size`` does not apply (the model decides it)."""
         n = _count(feeds)
         out: dict[str, np.ndarray] = {}
-        for i in range(n):  # the converted models have a fixed batch of 1
-            result = self.runner.run(**{k: v[i : i + 1] for k, v in feeds.items()})
+        for start in range(0, n, self.batch):
+            rows = min(self.batch, n - start)
+            chunk = {k: np.asarray(v[start : start + rows], np.float32) for k, v in feeds.items()}
+            if rows < self.batch:
+                chunk = {
+                    k: np.concatenate([v, np.zeros((self.batch - rows, *v.shape[1:]), np.float32)])
+                    for k, v in chunk.items()
+                }
+            result = self.runner.run(**chunk)
             for name, value in result.items():
                 if name not in out:
                     out[name] = np.empty((n, *value.shape[1:]), np.float32)
-                out[name][i] = value[0]
+                out[name][start : start + rows] = value[:rows]
         return out
 
     def close(self) -> None:

@@ -177,9 +177,9 @@ class BehaviourPredictor:
     Every track with a full history (``observed`` samples) goes into ONE batch: the model inputs of all tracks are
     built together (a social model also gets each track's nearest other tracks, :func:`neighbour_states`) and run
     through :meth:`_run_batch` -- as one invoke of ``batch`` rows when the model was converted with a batch
-    dimension > 1 (padded with zeros), else one invoke per row (LiteRT cannot resize our int8 models' batch: their
-    reshapes are fixed at conversion). ``runner`` may be None: every track then gets the constant-velocity
-    prediction (flagged as such). The predictor owns the runner and closes it.
+    dimension > 1 (``toolkit convert --batch N``, as the shipped model is; padded with zeros), else one invoke
+    per row (LiteRT cannot resize our int8 models' batch: their reshapes are fixed at conversion). ``runner`` may
+    be None: every track then gets the constant-velocity prediction (flagged as such). The predictor owns the runner and closes it.
     """
 
     def __init__(

@@ -19,7 +19,7 @@ import numpy as np
 
 from toolkit.adapters.boxes import nms
 from toolkit.adapters.detect import Detection, DetectorConfig, postprocess
-from toolkit.adapters.image import ImageInput, Letterbox
+from toolkit.adapters.image import ImageInput, Letterbox, check_one_frame
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.errors import UsageError
 from toolkit.runtime.runner import Runner
@@ -52,6 +52,7 @@ class Detector:
                 f"input {', '.join(kind.input_names)} and outputs {', '.join(kind.output_names)})"
             )
         spec = runner.inputs["image"]
+        check_one_frame(runner.path.name, spec.shape)
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise UsageError(
                 f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}"
@@ -70,6 +71,7 @@ class Detector:
                 f"{runner.path.name}: a detector takes one image input, it has {len(runner.inputs)}"
             )
         self._input_name, spec = next(iter(runner.inputs.items()))
+        check_one_frame(runner.path.name, spec.shape)
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise UsageError(f"{runner.path.name}: the input must be (1, H, W, 3), got {list(spec.shape)}")
         self._roles = ssd_outputs(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from toolkit.adapters.image import ImageInput, Letterbox
+from toolkit.adapters.image import ImageInput, Letterbox, check_one_frame
 from toolkit.adapters.segment import CLASS_NAMES, labels_at_frame
 from toolkit.capabilities import MODEL_KINDS
 from toolkit.errors import UsageError
@@ -70,6 +70,7 @@ class Segmenter:
             )
         spec = runner.inputs["image"]
         out = runner.outputs["mask"]
+        check_one_frame(runner.path.name, spec.shape)
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise UsageError(
                 f"{runner.path.name}: input 'image' must be (1, H, W, 3), got {list(spec.shape)}"
@@ -95,6 +96,7 @@ class Segmenter:
             )
         self._input_name, spec = next(iter(runner.inputs.items()))
         self._output_name, out = next(iter(runner.outputs.items()))
+        check_one_frame(runner.path.name, spec.shape)
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise UsageError(f"{runner.path.name}: the input must be (1, H, W, 3), got {list(spec.shape)}")
         want = 3 if adapter.output == "argmax" else 4

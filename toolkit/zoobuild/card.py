@@ -73,13 +73,22 @@ def _latency_rows(latency: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "model": part if part != "model" else r["model_name"],
                     "threads": r["threads"],
+                    "batch": _batch(r),  # samples per invoke (toolkit convert --batch N): p50 is per invoke
                     "p50 ms": r["p50_ms"],
                     "p90 ms": r["p90_ms"],
                     "p99 ms": r["p99_ms"],
                     "peak RSS MB": r["peak_rss_mb"],
                 }
             )
+    if all(row["batch"] == 1 for row in rows):  # the column only where a model was converted with --batch N
+        rows = [{k: v for k, v in row.items() if k != "batch"} for row in rows]
     return rows
+
+
+def _batch(result: dict[str, Any]) -> int:
+    """Samples one invoke of a bench result's model runs: its first input's first dimension (1 if unknown)."""
+    shape = (result.get("inputs") or [{}])[0].get("shape") or [1]
+    return int(shape[0])
 
 
 def _host_line(latency: dict[str, Any]) -> str:
@@ -234,7 +243,7 @@ def render_index(models_dir: Path) -> str:
                 f"{_fmt(e['int8']['metrics'].get(primary))} int8 ({e['data']})"
             )
         p50 = [
-            r["p50_ms"]
+            f"{r['p50_ms']:.2f}" + (f" (batch {_batch(r)})" if _batch(r) != 1 else "")
             for res in evals.get("latency", {}).values()
             for r in res.get("results", [])
             if r["threads"] == 2
@@ -245,7 +254,7 @@ def render_index(models_dir: Path) -> str:
                 "kind": ms[0][1].get("kind") if ms else "",
                 "int8 KiB": round(size),
                 "headline": headline,
-                "p50 ms (2 threads)": ", ".join(f"{v:.2f}" for v in p50),
+                "p50 ms (2 threads)": ", ".join(p50),
             }
         )
     return (
