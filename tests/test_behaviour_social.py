@@ -223,3 +223,45 @@ def test_qat_refuses_multimodal_behaviour_models_in_one_line(tmp_path):
     )
     with pytest.raises(UsageError, match="single-path behaviour models only"):
         _behaviour_arrays(QatConfig(1, "eth_ucy:scene=eth,split=train"), model, 0)
+
+
+def test_step_features_are_the_steps_in_metres_despite_the_scaled_older_points():
+    from toolkit.adapters.behaviour import OLDER_SCALE
+    from toolkit.models.layers import custom_layers
+
+    rng = np.random.default_rng(0)
+    raw = np.cumsum(rng.normal(size=(3, 8, 2)), axis=1)
+    raw -= raw[:, -1:]
+    track, rotation = normalise(raw)
+    out = np.asarray(custom_layers().StepFeatures(OLDER_SCALE)(track))
+    steps = np.diff(raw @ rotation, axis=1)
+    np.testing.assert_allclose(out[..., :2], track, atol=1e-6)  # the points pass through
+    np.testing.assert_allclose(out[:, 1:, 2:], steps, atol=1e-5)  # each point's step, metres
+    np.testing.assert_allclose(out[:, 0, 2:], steps[:, 0], atol=1e-5)  # the first repeats the second's
+
+
+def test_mode_anchors_are_kmeans_centres_of_the_residuals_to_constant_velocity():
+    from toolkit.train.task_behaviour import mode_anchors
+
+    # Two kinds of walker at 0.5 m/step along +x: one keeps going, one stops dead (residual -k * 0.5 m).
+    n, h = 200, 12
+    track = np.zeros((n, 8, 2), np.float32)
+    track[:, -2] = [-0.5, 0.0]
+    steps = np.arange(1, h + 1, dtype=np.float32)
+    future = np.zeros((n, h, 2), np.float32)
+    future[: n // 2, :, 0] = 0.5 * steps  # straight on
+    anchors = mode_anchors(track, future, np.ones(n, np.float32), 2, seed=0)
+    assert anchors.shape == (2, h, 2)
+    ends = sorted(anchors[:, -1, 0].tolist())
+    np.testing.assert_allclose(ends, [-6.0, 0.0], atol=1e-5)  # "stop" and "as constant velocity"
+
+
+def test_trainer_sets_a_tasks_initial_weights_by_layer_and_weight_name():
+    import keras
+
+    from toolkit.train.trainer import _set_initial_weights
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+    _set_initial_weights(model, {"head": {"bias": np.array([1.5, -2.0], np.float32)}})
+    np.testing.assert_allclose(model.get_layer("head").bias.numpy(), [1.5, -2.0])
+    np.testing.assert_allclose(model(np.zeros((1, 3), np.float32)), [[1.5, -2.0]], atol=1e-6)

@@ -42,6 +42,7 @@ class Config:
     modes: int = 1  # K predicted paths; > 1 adds output mode_probs and makes future (K, horizon, 2)
     neighbours: int = 0  # M nearest other pedestrians in input "neighbours" (M, 5); 0 = no social input
     social_dim: int = 32  # width of the per-neighbour encoder
+    step_features: bool = False  # each observed point also carries the step that led to it (StepFeatures)
 
     LIMITS: ClassVar[
         Limits
@@ -80,7 +81,14 @@ def build(config: Config = Config(), keras: Any = None) -> Any:
     custom = custom_layers(keras)
 
     track = keras.Input(shape=(config.observed, 2), name="track")
-    x = layers.Dense(config.d_model, name="embed")(track)
+    tokens = track
+    if config.step_features:
+        if config.observed < 3:
+            raise UsageError(f"behaviour: step_features needs observed >= 3, got {config.observed}")
+        from toolkit.adapters.behaviour import OLDER_SCALE
+
+        tokens = custom.StepFeatures(OLDER_SCALE, name="step_features")(track)
+    x = layers.Dense(config.d_model, name="embed")(tokens)
     x = custom.PositionEmbedding(name="position")(x)
     for i in range(config.num_blocks):
         name = f"block{i + 1}"

@@ -21,7 +21,7 @@ _CACHE: dict[Any, types.SimpleNamespace] = {}
 
 def custom_layers(keras: Any = None) -> types.SimpleNamespace:
     """The custom layer classes for ``keras`` (None -> Keras 3): ``PositionEmbedding``, ``ConstantVelocity``,
-    ``Sampling``. Created once per module; registered as serializable in Keras 3 (and in tf_keras)."""
+    ``StepFeatures``, ``Sampling``. Created once per module; registered as serializable in Keras 3 (and in tf_keras)."""
     keras = resolve_keras(keras)
     if keras not in _CACHE:
         classes = _make_classes(keras)
@@ -46,12 +46,22 @@ def _ops(keras: Any) -> types.SimpleNamespace:
     if is_keras3(keras):
         ops = keras.ops
         return types.SimpleNamespace(
-            exp=ops.exp, square=ops.square, sum=ops.sum, mean=ops.mean, shape=ops.shape
+            exp=ops.exp,
+            square=ops.square,
+            sum=ops.sum,
+            mean=ops.mean,
+            shape=ops.shape,
+            concatenate=ops.concatenate,
         )
     import tensorflow as tf
 
     return types.SimpleNamespace(
-        exp=tf.exp, square=tf.square, sum=tf.reduce_sum, mean=tf.reduce_mean, shape=tf.shape
+        exp=tf.exp,
+        square=tf.square,
+        sum=tf.reduce_sum,
+        mean=tf.reduce_mean,
+        shape=tf.shape,
+        concatenate=tf.concat,
     )
 
 
@@ -108,6 +118,34 @@ def _make_classes(keras: Any) -> types.SimpleNamespace:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "horizon": self.horizon}
 
+    class StepFeatures(keras.layers.Layer):
+        """(batch, T >= 3, 2) behaviour track -> (batch, T, 4): each point with the step that led to it (metres).
+
+        The track's points before the last step enter scaled by ``older_scale`` (int8 input precision, see
+        :mod:`toolkit.adapters.behaviour`); the steps are computed in metres without ever forming the unscaled
+        far points (differences of neighbours first, then the constant), so the int8 tensors keep small ranges.
+        The first point has no step before it and repeats the second one's. No weights: STRIDED_SLICE, SUB,
+        MUL and CONCATENATION, all int8 builtins.
+        """
+
+        def __init__(self, older_scale: float = 0.25, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.older_scale = float(older_scale)
+
+        def call(self, inputs: Any) -> Any:
+            inverse = 1.0 / self.older_scale
+            older = (inputs[:, 1:-2, :] - inputs[:, :-3, :]) * inverse  # both points scaled
+            middle = inputs[:, -2:-1, :] - inputs[:, -3:-2, :] * inverse  # unscaled minus scaled
+            last = inputs[:, -1:, :] - inputs[:, -2:-1, :]
+            steps = ops.concatenate([older[:, :1, :], older, middle, last], 1)
+            return ops.concatenate([inputs, steps], -1)
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return (*input_shape[:-1], 2 * input_shape[-1])
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "older_scale": self.older_scale}
+
     class Sampling(keras.layers.Layer):
         """[z_mean, z_log_var] -> z. Draws ``z_mean + exp(z_log_var / 2) * eps`` and adds the KL term with
         ``add_loss`` ONLY when ``training=True``; otherwise returns ``z_mean`` (deterministic, and
@@ -141,5 +179,8 @@ def _make_classes(keras: Any) -> types.SimpleNamespace:
             return {**super().get_config(), "kl_weight": self.kl_weight, "seed": self.seed}
 
     return types.SimpleNamespace(
-        PositionEmbedding=PositionEmbedding, ConstantVelocity=ConstantVelocity, Sampling=Sampling
+        PositionEmbedding=PositionEmbedding,
+        ConstantVelocity=ConstantVelocity,
+        StepFeatures=StepFeatures,
+        Sampling=Sampling,
     )

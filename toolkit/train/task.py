@@ -22,6 +22,9 @@ class Datasets:
     train_size: int  # samples in one pass over the training data
     val_size: int
     describe: dict[str, Any] = field(default_factory=dict)  # what was used: specs, counts, split rule
+    # Data-derived starting weights: layer name -> {weight name: array}, set by the trainer right after the
+    # model is built (e.g. the behaviour modes' k-means anchors); their values go into the manifest via describe.
+    initial_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def unit_batches(dataset: Any, batch_size: int, cache: bool = False) -> Any:

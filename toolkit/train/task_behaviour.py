@@ -15,7 +15,8 @@ Multi-modal models (``modes`` K > 1): winner-takes-all -- only the mode closest 
 ADE + ``fde_weight`` FDE) is regressed -- plus ``mode_weight`` times the cross-entropy of ``mode_probs`` against
 the index of that closest mode (a stop-gradient target), so the probabilities learn which mode is right;
 ``top_weight`` > 0 also regresses the mode the model currently rates most likely (chosen without gradient), so
-the mode that the most-likely figure reports is pulled toward a good point estimate.
+the mode that the most-likely figure reports is pulled toward a good point estimate. ``anchors`` starts the
+K residual biases at k-means centres of the training residuals (:func:`mode_anchors`) instead of near zero.
 Social models (``neighbours`` M > 0) also get the neighbour input (:func:`toolkit.adapters.behaviour.neighbour_input`),
 mirrored and scaled with their window.
 """
@@ -62,6 +63,7 @@ class BehaviourOptions:
     top_weight: float = (
         0.0  # weight of the regression of the MOST LIKELY mode (multi-modal; a point estimate)
     )
+    anchors: bool = False  # multi-modal: start the K modes at k-means centres of the training residuals
 
     LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
         "extra_weight": (0.0, 1000.0),
@@ -133,6 +135,37 @@ def training_arrays(windows: BehaviourWindows) -> tuple[np.ndarray, np.ndarray, 
     track, rotation = normalise(windows.obs)
     future = (windows.fut.astype(np.float64) @ rotation).astype(np.float32)
     return track, future, windows.crossing.reshape(-1, 1).astype(np.float32)
+
+
+def mode_anchors(
+    track: np.ndarray, future: np.ndarray, weights: np.ndarray, k: int, seed: int, iterations: int = 30
+) -> np.ndarray:
+    """K anchor residuals (K, H, 2): weighted k-means of ``future - constant velocity`` over the windows and their
+    mirror images (heading frame, so the set is left-right symmetric like the mirrored training data).
+
+    Multi-modal winner-takes-all from random starts leaves modes unused or piled on the common straight walk;
+    starting the K residual biases at the centres of the residual distribution gives each mode its own region
+    (slower, faster, turning left or right, stopping) from the first step (the idea of MultiPath's anchors).
+    """
+    steps = np.arange(1, future.shape[1] + 1, dtype=np.float64)[None, :, None]
+    velocity = (track[:, -1] - track[:, -2]).astype(np.float64)[:, None, :]
+    residual = future.astype(np.float64) - velocity * steps
+    mirrored = residual * np.array([1.0, -1.0])
+    points = np.concatenate([residual, mirrored]).reshape(2 * len(residual), -1)
+    w = np.concatenate([weights, weights]).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    centres = [points[rng.choice(len(points), p=w / w.sum())]]
+    for _ in range(1, k):  # k-means++: the next start far from the chosen ones, in proportion to weight * d^2
+        d2 = np.min([((points - c) ** 2).sum(axis=1) for c in centres], axis=0) * w
+        centres.append(points[rng.choice(len(points), p=d2 / d2.sum())])
+    c = np.stack(centres)
+    for _ in range(iterations):
+        label = np.argmin(((points[:, None, :] - c[None]) ** 2).sum(axis=-1), axis=1)
+        for j in range(k):
+            member = label == j
+            if w[member].sum() > 0:
+                c[j] = np.average(points[member], axis=0, weights=w[member])
+    return c.reshape(k, *future.shape[1:]).astype(np.float32)
 
 
 def neighbour_arrays(windows: BehaviourWindows) -> np.ndarray:
@@ -209,7 +242,16 @@ class BehaviourTask:
             else None,
             "modes": getattr(model_config, "modes", 1),
         }
-        return Datasets(train_ds, val_ds, len(track), len(val_w), describe)
+        initial: dict[str, dict[str, Any]] = {}
+        if multimodal and options.anchors:
+            anchors = mode_anchors(track, future, train_fw, k, config.seed)
+            initial["future_residual"] = {"bias": anchors.reshape(-1)}
+            describe["mode_anchors"] = {
+                "rule": "weighted k-means (k-means++ start, seed) of the training windows' residuals to constant "
+                "velocity, mirrored copies included; the residual head's bias starts at them (metres, heading frame)",
+                "final_step_xy": np.round(anchors[:, -1], 3).tolist(),
+            }
+        return Datasets(train_ds, val_ds, len(track), len(val_w), describe, initial)
 
     def compile(
         self, model: Any, config: TrainConfig, options: BehaviourOptions, steps_per_epoch: int

@@ -94,6 +94,16 @@ def _seed_everything(tf: Any, seed: int, deterministic: bool) -> None:
             tf.config.experimental.enable_op_determinism()
 
 
+def _set_initial_weights(model: Any, initial: dict[str, dict[str, Any]]) -> None:
+    """Assign a task's data-derived starting weights (layer name -> {weight name: array}) to the built model."""
+    for layer_name, weights in initial.items():
+        layer = model.get_layer(layer_name)
+        for variable in layer.weights:
+            short = variable.path.rsplit("/", 1)[-1]
+            if short in weights:
+                variable.assign(weights[short])
+
+
 def _callbacks(keras: Any, run_dir: Path, config: TrainConfig, has_val: bool) -> list[Any]:
     monitor = "val_loss" if has_val else "loss"
     callbacks = [
@@ -160,6 +170,7 @@ def train(
         from toolkit.models import builder
 
         model = builder(kind).build(model_config)
+        _set_initial_weights(model, data.initial_weights)
         task.compile(model, config, options, steps)
     verbose = config.verbose if config.verbose >= 0 else (1 if sys.stderr.isatty() else 2)
     started = time.perf_counter()
