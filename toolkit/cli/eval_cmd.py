@@ -26,6 +26,7 @@ DESCRIPTION = (
   toolkit eval detector_int8.tflite --data coco128:split=val,fold=0
   toolkit eval --data mot                      # the pipeline's tracks on the shared PETS09-S2L1 (zoo models)
   toolkit eval my_models/ --data mot:seq=MOT17-02,video=clip.mp4   # MOTA, IDF1, HOTA, AP50 of track boxes
+  toolkit eval behaviour_int8.tflite --data mot  # a behaviour model: ADE/FDE on PETS09-S2L1's world tracks
 
 Data SPECs (NAME[:key=value,...] or a path):
 """
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     check_folder_writable(args.out_dir, "--out-dir")  # before any scoring: not after minutes of work
     spec = parse_spec(args.data)
     with StatusLine("eval") as status:
-        if spec.name == "mot":
+        if spec.name == "mot" and not _behaviour_model(args.model):
             from toolkit.eval.tracking import evaluate_sequence
 
             status.show(f"tracking {spec} with {args.model or 'the shipped zoo'}")
@@ -102,6 +103,28 @@ def run(args: argparse.Namespace) -> int:
             report = evaluate(args.model, spec, config)
     emit(report.to_dict(), args.json, render)
     return 0
+
+
+def _behaviour_model(model: str | None) -> bool:
+    """True for a behaviour model: with --data mot it is scored on the sequence's world trajectories, not tracks.
+
+    A .keras file is never a tracking detector (those are .tflite); a .tflite says its kind in its manifest or
+    signature names. Anything else (a folder, an unreadable file) goes to tracking, which reports it.
+    """
+    from pathlib import Path
+
+    from toolkit.errors import UsageError
+    from toolkit.pipeline.model_files import model_kind
+
+    path = Path(model) if model else None
+    if path is None or not path.is_file():
+        return False
+    if path.suffix == ".keras":
+        return True
+    try:
+        return path.suffix == ".tflite" and model_kind(path) == "behaviour"
+    except UsageError:
+        return False
 
 
 def render(report: dict[str, Any]) -> str:

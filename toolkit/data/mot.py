@@ -5,6 +5,7 @@
 >>> seq.frame_rate, seq.size, seq.scale         # 7.0 (seqinfo, not the video header), (480, 360), 0.625
 >>> ids, boxes = seq.gt[0]                       # frame 0 = gt.txt frame 1; float64 xyxy in frame pixels
 >>> for index, bgr in seq.frames(): ...
+>>> read_mot_world(seq.root).rows[0]             # frame 0, id 9, X -4.1554, Y -7.3591 (metres, MOT15 columns)
 
 Layout (motchallenge.net): ``DIR/seqinfo.ini`` ([Sequence] name, imDir, frameRate, seqLength, imWidth, imHeight,
 imExt), ground truth at ``DIR/gt/gt.txt`` or ``DIR/gt.txt``, frames ``DIR/<imDir>/000001<imExt>``... or a video.
@@ -212,6 +213,56 @@ def read_mot_gt(
     return gt, others[0], others[1]
 
 
+WORLD_HOWTO = (
+    "use a MOT15 gt.txt with world columns X,Y (e.g. PETS09-S2L1), or project each box's foot point through the "
+    "camera's ground-plane calibration into them"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class MotWorld:
+    """A MOT sequence's ground-truth positions on the ground plane (MOT15 world columns X, Y)."""
+
+    name: str  # sequence name from seqinfo.ini
+    frame_rate: float  # frames per second from seqinfo.ini
+    rows: (
+        np.ndarray
+    )  # float64 (R, 4): 0-based frame, track id, X, Y (calibration units; metres for PETS09-S2L1)
+
+
+def read_mot_world(seq_dir: str | Path, limit: int | None = None) -> MotWorld:
+    """Every annotated person's world position in a MOT sequence folder (seqinfo.ini + gt; no frames are read).
+
+    A 10-column MOT15 ``gt.txt`` carries ``X, Y`` (and ``Z``) on the ground plane, from the boxes' foot points
+    projected through the sequence's calibration. Every row is kept (conf 0 only means "not scored" for the
+    tracking metrics; the person is still there). ``limit`` keeps the first N frames. A 9-column gt (no world
+    columns) or world columns that are all 0 / -1 (MOT15's "no calibration") is a one-line UsageError.
+    """
+    root = Path(seq_dir).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"MOT sequence folder not found: {root} (expected seqinfo.ini and gt/gt.txt)")
+    info = _read_seqinfo(root / "seqinfo.ini")
+    path = _gt_path(root)
+    read_mot_gt(path, info["seqLength"])  # every check of the tracking loader (columns, frames, unique ids)
+    rows = []
+    for _, fields in numbered_fields(read_text(path, "ground-truth file").replace(",", " ")):
+        if len(fields) != 10:
+            raise UsageError(
+                f"{path}: {len(fields)} columns, no world coordinates; behaviour windows need ground-plane "
+                f"positions in metres: {WORLD_HOWTO}"
+            )
+        rows.append([float(fields[0]) - 1, float(fields[1]), float(fields[7]), float(fields[8])])
+    world = np.asarray(rows, np.float64)
+    if np.isin(world[:, 2:4], (0.0, -1.0)).all():
+        raise UsageError(
+            f"{path}: world columns X,Y are all 0 / -1 (no calibration for this sequence); behaviour windows "
+            f"need ground-plane positions in metres: {WORLD_HOWTO}"
+        )
+    if limit is not None:
+        world = world[world[:, 0] < limit]
+    return MotWorld(info["name"], info["frameRate"], world)
+
+
 def mot_sequence_from_spec(spec: str | DataSpec) -> MotSequence:
     """Load the sequence a ``mot`` data SPEC names (``mot:seq=DIR,video=FILE,limit=N``; every key optional).
 
@@ -219,18 +270,31 @@ def mot_sequence_from_spec(spec: str | DataSpec) -> MotSequence:
     folder (other folders need ``video=`` only when they have no image folder).
     """
     spec = parse_spec(spec)
+    seq, shared_seq = _spec_folder(spec), shared_dir().joinpath(*SHARED_SEQUENCE)
+    video = spec.get("video")
+    if video is None and seq.resolve() == shared_seq:
+        video = shared_dir().joinpath(*SHARED_VIDEO)
+    return load_mot_sequence(seq, video=video, limit=spec.get_int("limit"))
+
+
+def mot_world_from_spec(spec: str | DataSpec) -> MotWorld:
+    """The world positions (:func:`read_mot_world`) of the sequence a ``mot`` SPEC names (``seq`` default: the
+    shared PETS09-S2L1 folder; ``limit``: the first N frames; ``video`` is not needed)."""
+    spec = parse_spec(spec)
+    return read_mot_world(_spec_folder(spec), limit=spec.get_int("limit"))
+
+
+def _spec_folder(spec: DataSpec) -> Path:
+    """The sequence folder of a ``mot`` SPEC; a clear error for another SPEC or a missing shared folder."""
     if spec.name != "mot":
         raise UsageError(
             f"data '{spec}': expected a MOT sequence spec, e.g. mot:seq=DIR (see 'toolkit eval --help')"
         )
     shared_seq = shared_dir().joinpath(*SHARED_SEQUENCE)
     seq = Path(spec.get("seq") or shared_seq)
-    video = spec.get("video")
-    if video is None and seq.resolve() == shared_seq:
-        video = shared_dir().joinpath(*SHARED_VIDEO)
     if not seq.exists() and seq == shared_seq:
         raise UsageError(f"shared MOT sequence not found: {seq} (set TOOLKIT_SHARED, or pass mot:seq=DIR)")
-    return load_mot_sequence(seq, video=video, limit=spec.get_int("limit"))
+    return seq
 
 
 def _read_seqinfo(path: Path) -> dict:

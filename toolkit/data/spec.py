@@ -135,12 +135,14 @@ DATASETS: dict[str, DatasetInfo] = {
         required=("path",),
     ),
     "mot": DatasetInfo(
-        "a MOTChallenge sequence (seqinfo.ini + gt.txt) for tracking metrics (toolkit.data.mot)",
+        "a MOTChallenge sequence (seqinfo.ini + gt.txt) for tracking metrics (toolkit.data.mot); for a "
+        "behaviour model, its gt world X,Y (MOT15 columns) resampled to 0.4 s windows",
         {
             "seq": "sequence folder (default: shared data/pedestrian_video/PETS09-S2L1)",
             "video": "frames video when the folder has no image folder (default for the shared PETS folder: "
-            "its pedestrians.avi beside it)",
+            "its pedestrians.avi beside it; behaviour windows need no frames)",
             "limit": "score only the first N frames",
+            "stride": "behaviour windows: start one every N 0.4 s steps (default 1)",
         },
     ),
 }
