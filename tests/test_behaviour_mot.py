@@ -118,3 +118,9 @@ def test_shared_pets_windows_and_cli_eval(shared):
 @pytest.mark.parametrize("spec", ["mot:stride=0", "mot:strid=2"])
 def test_bad_mot_spec_keys(spec):
     assert "stride" in one_line_error(load_windows, spec)
+
+
+def test_tracking_refuses_stride():
+    from toolkit.data.mot import mot_sequence_from_spec
+
+    assert "behaviour windows" in one_line_error(mot_sequence_from_spec, "mot:stride=2")

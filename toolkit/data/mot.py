@@ -270,6 +270,10 @@ def mot_sequence_from_spec(spec: str | DataSpec) -> MotSequence:
     folder (other folders need ``video=`` only when they have no image folder).
     """
     spec = parse_spec(spec)
+    if spec.get("stride") is not None:
+        raise UsageError(
+            f"data '{spec}': stride spaces behaviour windows; tracking scores every frame -- drop it"
+        )
     seq, shared_seq = _spec_folder(spec), shared_dir().joinpath(*SHARED_SEQUENCE)
     video = spec.get("video")
     if video is None and seq.resolve() == shared_seq:
