@@ -30,29 +30,6 @@ from toolkit.eval.behaviour import mode_scores, predict_modes
 from toolkit.fileio import write_json_atomic
 from toolkit.paths import shared_dir
 
-RELEASE_STEP_FRAMES = 10  # frame ids between rows in the released biwi_eth.txt
-ORIGINAL_STEP_FRAMES = 6  # frame ids between the original 0.4 s annotations
-
-
-def resample(rows: np.ndarray, step: int) -> np.ndarray:
-    """Rows (frame, ped, x, y) at RELEASE_STEP_FRAMES -> rows at frames first + step*k, renumbered to FRAME_STEP."""
-    out = []
-    start = rows[:, 0].min()
-    for ped in np.unique(rows[:, 1]):
-        r = rows[rows[:, 1] == ped]
-        r = r[np.argsort(r[:, 0])]
-        breaks = np.flatnonzero(np.diff(r[:, 0]) != RELEASE_STEP_FRAMES) + 1
-        for run in np.split(r, breaks):
-            if len(run) < 2:
-                continue
-            first = start + step * np.ceil((run[0, 0] - start) / step)
-            frames = np.arange(first, run[-1, 0] + 1e-9, step)
-            x = np.interp(frames, run[:, 0], run[:, 2])
-            y = np.interp(frames, run[:, 0], run[:, 3])
-            grid = (frames - start) / step * traj.FRAME_STEP
-            out.append(np.column_stack([grid, np.full(len(frames), ped), x, y]))
-    return np.concatenate(out)
-
 
 def score(models: list[str], windows: traj.Windows) -> dict[str, dict[str, float]]:
     """Most likely / min over K / CV figures of each model on the windows."""
@@ -83,7 +60,9 @@ def main() -> None:
     rows = traj.read_trajectory_file(shared_dir() / "data" / "eth_ucy" / "eth" / "test" / "biwi_eth.txt")
     variants = {
         "released (10 frames = 0.667 s per step)": rows,
-        "resampled to 0.4 s (6 frames)": resample(rows, 6),
+        "resampled to 0.4 s (6 frames)": traj.resample(
+            rows, traj.ETH_RELEASE_STEP_FRAMES, traj.ETH_ANNOTATION_STEP_FRAMES
+        ),
     }
     table = {}
     for label, r in variants.items():

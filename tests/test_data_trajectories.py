@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers_data import one_line_error
 
+from toolkit.data import trajectories as traj
 from toolkit.data.augment import flip_trajectories
 from toolkit.data.trajectories import (
     SCENES,
@@ -177,3 +178,22 @@ def test_real_leave_one_scene_out_splits(shared):
         step = np.linalg.norm(np.diff(np.concatenate([test.obs, test.fut], axis=1), axis=1), axis=-1)
         assert np.median(step) < 1.0  # metres per 0.4 s: walking speed, so the windows are consecutive frames
         assert ade(constant_velocity(test.obs), test.fut) == pytest.approx(cv_ade[scene], abs=1e-3), scene
+
+
+def test_resample_retimes_each_run_by_interpolation_and_never_across_a_gap():
+    # One walker at 1 m per 10 frames (frames 0..40), a gap, then frames 70..90; a second walker standing still.
+    rows = np.array(
+        [[f, 1, f / 10, 0.0] for f in (0, 10, 20, 30, 40, 70, 80, 90)]
+        + [[f, 2, 5.0, 5.0] for f in (0, 10, 20)],
+        dtype=np.float64,
+    )
+    out = traj.resample(rows, 10, 6)
+    walker = out[out[:, 1] == 1]
+    # frames 0, 6, ..., 36 inside the first run, 72, 78, 84, 90 inside the second; none at 42..66
+    np.testing.assert_allclose(walker[:, 0] / traj.FRAME_STEP, [0, 1, 2, 3, 4, 5, 6, 12, 13, 14, 15])
+    np.testing.assert_allclose(walker[:, 2], [0, 0.6, 1.2, 1.8, 2.4, 3.0, 3.6, 7.2, 7.8, 8.4, 9.0])
+    np.testing.assert_allclose(out[out[:, 1] == 2][:, 2:], [[5.0, 5.0]] * 4)  # frames 0, 6, 12, 18
+    windows = traj.make_windows(out, obs_len=2, pred_len=1)
+    assert (
+        len(windows) == 5 + 2 + 2
+    )  # 7-row run, 4-row run, 4-row standing run: 3-row windows never span the gap

@@ -201,6 +201,40 @@ def load_split(
     )
 
 
+ETH_RELEASE_STEP_FRAMES = (
+    10  # biwi_eth.txt of the Social-GAN / Trajectron++ release: rows every 10 frames ...
+)
+ETH_ANNOTATION_STEP_FRAMES = (
+    6  # ... of a recording annotated every 6 frames = 0.4 s: one release step = 0.667 s
+)
+
+
+def resample(rows: np.ndarray, source_step: int, target_step: int) -> np.ndarray:
+    """Re-time ``frame_id ped_id x y`` rows recorded every ``source_step`` frame ids to every ``target_step``.
+
+    Each pedestrian's positions are linearly interpolated at frames ``first + target_step * k`` (``first`` = the
+    file's first frame) inside each run of consecutive rows (exactly ``source_step`` apart), never across a gap;
+    the output frame ids are renumbered to :data:`FRAME_STEP` per target step so :func:`make_windows` reads them.
+    Used for the ETH eth recording, whose released rows step 0.667 s (see the constants above).
+    """
+    rows = np.asarray(rows, np.float64)
+    if source_step < 1 or target_step < 1:
+        raise UsageError(f"resample: steps must be >= 1, got {source_step} and {target_step}")
+    start, out = rows[:, 0].min(), []
+    for ped in np.unique(rows[:, 1]):
+        r = rows[rows[:, 1] == ped]
+        r = r[np.argsort(r[:, 0])]
+        for run in np.split(r, np.flatnonzero(np.diff(r[:, 0]) != source_step) + 1):
+            first = start + target_step * np.ceil((run[0, 0] - start) / target_step)
+            frames = np.arange(first, run[-1, 0] + 1e-9, target_step)
+            if not len(frames):
+                continue
+            x, y = np.interp(frames, run[:, 0], run[:, 2]), np.interp(frames, run[:, 0], run[:, 3])
+            grid = (frames - start) / target_step * FRAME_STEP
+            out.append(np.column_stack([grid, np.full(len(frames), ped), x, y]))
+    return np.concatenate(out) if out else np.zeros((0, 4))
+
+
 def to_relative(
     obs: np.ndarray, fut: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
