@@ -4,9 +4,10 @@ Synthetic street, unseen seeds (2000..): every pedestrian whose 8 observed foot 
 is a sample at every 0.4 s step; the label is the scene's own ``intent`` (on the road within the next 4.8 s). True
 foot positions are used (no detector / tracker), so the figures isolate the crossing step. Scores:
 
-* ``learned``: the shipped behaviour model's crossing head (int8 TFLite);
-* ``road_model`` / ``road_cv``: :func:`toolkit.pipeline.crossing.crossing_probabilities` of the model's path /
-  the constant-velocity path against the road region, from (a) the segmenter's masks (int8, through
+* ``learned``: the shipped behaviour model's crossing head (int8 TFLite; all tracks of a step in one batched call,
+  each with its nearest neighbours from the scene);
+* ``road_model`` / ``road_cv``: :func:`toolkit.pipeline.crossing.crossing_probabilities` of the model's K paths
+  with their probabilities / the constant-velocity path against the road region, from (a) the segmenter's masks (int8, through
   :class:`~toolkit.pipeline.crossing.RoadMap`, as in the demo) and (b) the true label masks;
 * ``combined``: mean of road_model (segmenter) and learned: the road decides, the head orders ties (fixed a
   priori, not fitted).
@@ -22,14 +23,16 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from toolkit.adapters.behaviour import denormalise, normalise
 from toolkit.data import trajectories
 from toolkit.data.synthetic import SceneConfig, StreetScene
 from toolkit.data.synthetic import camera as cam
+from toolkit.eval import load_predictor
+from toolkit.eval.behaviour import predict_modes
 from toolkit.pipeline.config import PipelineConfig
 from toolkit.pipeline.crossing import CrossingConfig, RoadMap, crossing_probabilities
 from toolkit.pipeline.demo import locate_models
@@ -69,7 +72,7 @@ def figures(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def scene_samples(seed: int, frames: int, segmenter: Segmenter, runner: Runner) -> dict[str, np.ndarray]:
+def scene_samples(seed: int, frames: int, segmenter: Segmenter, predictor: Any) -> dict[str, np.ndarray]:
     """One synthetic seed -> per-sample scores and labels."""
     scene = StreetScene(SceneConfig(seed=seed))
     step = int(round(0.4 * scene.config.fps))
@@ -97,6 +100,7 @@ def scene_samples(seed: int, frames: int, segmenter: Segmenter, runner: Runner) 
                 del history[pid]  # out of view: start again when it returns
         if seg_map.region() is None:
             continue
+        rows, pids = [], []
         for row, pid in enumerate(ids.tolist()):
             hist = np.asarray(history[pid][-OBS:])
             if len(hist) < OBS:
@@ -106,22 +110,50 @@ def scene_samples(seed: int, frames: int, segmenter: Segmenter, runner: Runner) 
                 continue
             if not ((pix[:, 1] >= 0).all() and (pix[:, 1] < h).all()):
                 continue
-            rel = hist - hist[-1]
-            track, rotation = normalise(rel[None])
-            result = runner.run(track=track)
-            future = denormalise(result["future"], rotation)[0].astype(np.float64) + hist[-1]
-            cv = trajectories.constant_velocity(rel[None], HORIZON)[0] + hist[-1]
-            paths = [cam.ground_to_image(to_image, p)[None] for p in (future, cv)]
-            one = [np.ones(1)] * 2
-            seg = crossing_probabilities(paths, one, seg_map.region())
-            true = crossing_probabilities(paths, one, true_map.region())
-            out["label"].append(bool(intent[row]))
-            out["learned"].append(float(np.clip(result["crossing"].reshape(-1)[0], 0, 1)))
-            out["road_model"].append(seg[0].probability)
-            out["road_cv"].append(seg[1].probability)
-            out["true_model"].append(true[0].probability)
-            out["true_cv"].append(true[1].probability)
+            rows.append(row)
+            pids.append(pid)
+        if not rows:
+            continue
+        hists = np.stack([np.asarray(history[pid][-OBS:]) for pid in pids])  # (n, OBS, 2) metres
+        rel = hists - hists[:, -1:]
+        neighbours = _neighbours(history, pids, predictor)
+        modes, probs, crossing = predict_modes(
+            predictor, rel, neighbours
+        )  # all tracks of the step in one call
+        cv = trajectories.constant_velocity(rel, HORIZON)
+        k = modes.shape[1]
+        model_paths = [
+            cam.ground_to_image(to_image, (m + hists[i, -1]).reshape(-1, 2)).reshape(k, HORIZON, 2)
+            for i, m in enumerate(modes.astype(np.float64))
+        ]
+        cv_paths = [cam.ground_to_image(to_image, c + hists[i, -1])[None] for i, c in enumerate(cv)]
+        ones = [np.ones(1)] * len(rows)
+        for region, prefix in ((seg_map.region(), "road"), (true_map.region(), "true")):
+            out[f"{prefix}_model"] += [
+                c.probability for c in crossing_probabilities(model_paths, list(probs), region)
+            ]
+            out[f"{prefix}_cv"] += [c.probability for c in crossing_probabilities(cv_paths, ones, region)]
+        out["label"] += [bool(intent[r]) for r in rows]
+        out["learned"] += np.clip(crossing, 0, 1).tolist()
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _neighbours(history: dict[int, list[np.ndarray]], pids: list[int], predictor: Any) -> np.ndarray | None:
+    """World-axis neighbour states (n, M, 5) of the tracks ``pids`` from every visible person's last two samples
+    (the layout of :func:`toolkit.data.trajectories.neighbour_states`), or None for a model without neighbours."""
+    if "neighbours" not in predictor.input_shapes:
+        return None
+    m = predictor.input_shapes["neighbours"][0]
+    rows = [
+        (frame, pid, *point)
+        for pid, points in history.items()
+        for frame, point in (
+            (trajectories.FRAME_STEP, points[-1]),
+            *([(0, points[-2])] if len(points) > 1 else []),
+        )
+    ]
+    last = np.full(len(pids), trajectories.FRAME_STEP)
+    return trajectories.neighbour_states(np.asarray(rows, np.float64), np.asarray(pids), last, m)
 
 
 def pets(segmenter: Segmenter, clip: Path, every: int = 3) -> dict[str, float]:
@@ -171,11 +203,11 @@ def main() -> None:
     args = parser.parse_args()
     models = locate_models(PipelineConfig())
     segmenter = Segmenter(Runner(models["segmenter"]))
-    runner = Runner(models["behaviour"])
+    predictor = load_predictor(models["behaviour"], threads=2)
     t0 = time.time()
     per_seed, pooled = {}, {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        s = scene_samples(seed, args.frames, segmenter, runner)
+        s = scene_samples(seed, args.frames, segmenter, predictor)
         labels = s.pop("label")
         s["combined"] = (s["road_model"] + s["learned"]) / 2
         per_seed[seed] = {

@@ -187,6 +187,7 @@ def summarise(
                 if better
                 else []
             ),
+            *args.note,
         ],
         "per_scene": _columns(
             rows,
@@ -254,6 +255,9 @@ def main() -> int:
     add_common_arguments(parser, RECIPE, WORK, OUT, set_example="model.d_model=48")
     parser.add_argument(
         "--scenes", default=",".join(SCENES), help="comma-separated held-out scenes (default: all)"
+    )
+    parser.add_argument(
+        "--note", action="append", default=[], help="a sentence appended to the table's notes (repeatable)"
     )
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/<scene>.keras when present")
     parser.add_argument(
