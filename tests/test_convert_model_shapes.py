@@ -185,3 +185,63 @@ def test_same_seed_and_calibration_give_bit_identical_int8(models, tmp_path: Pat
     (raw_a, quant_a, calib_a), (raw_b, quant_b, calib_b) = results
     assert quant_a == quant_b and calib_a == calib_b
     assert all(np.array_equal(raw_a[k], raw_b[k]) for k in raw_a)
+
+
+def test_keep_float_and_quant_report_feed_inputs_in_the_converted_models_order(tmp_path: Path) -> None:
+    """Keras inputs (track, neighbours) convert to a model that takes (neighbours, track): the quantization
+    debugger behind --keep-float and quant-report must feed each sample in that order (it failed to prepare the
+    graph before, on the shipped behaviour model too)."""
+    require_tf()
+    import keras
+
+    track = keras.Input((8, 2), name="track")
+    neighbours = keras.Input((6, 5), name="neighbours")
+    joined = keras.layers.Concatenate(name="joined")(
+        [keras.layers.Flatten()(track), keras.layers.Flatten()(neighbours)]
+    )
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(joined)
+    model = keras.Model([track, neighbours], keras.layers.Dense(3, name="out")(hidden))
+    path = tmp_path / "two_inputs.keras"
+    model.save(path)
+    calib = _calibration(path, tmp_path)
+    out = tmp_path / "kept.tflite"
+    proc = run_cli(
+        "convert",
+        str(path),
+        "-o",
+        str(out),
+        "--quantize",
+        "int8",
+        "--calib",
+        str(calib),
+        "--keep-float",
+        "hidden",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "kept in float" in proc.stdout + proc.stderr and out.exists()
+    report = run_cli("quant-report", str(path), "--calib", str(calib))
+    assert report.returncode == 0, report.stderr
+    assert "hidden" in report.stdout
+
+
+def test_a_dict_input_model_whose_keys_are_not_sorted_converts_with_exact_parity(tmp_path: Path) -> None:
+    """{"track": ..., "neighbours": ...}: model.inputs come key-sorted, the call wants the dict -- it failed with
+    "the structure of inputs doesn't match" before."""
+    require_tf()
+    import keras
+
+    track = keras.Input((8, 2), name="track")
+    neighbours = keras.Input((6, 5), name="neighbours")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(track), keras.layers.Flatten()(neighbours)])
+    model = keras.Model(
+        {"track": track, "neighbours": neighbours}, {"out": keras.layers.Dense(3, name="out")(joined)}
+    )
+    path = tmp_path / "dict_inputs.keras"
+    model.save(path)
+    out = tmp_path / "dict_inputs.tflite"
+    proc = run_cli("convert", str(path), "-o", str(out), "--quantize", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    shapes = {i["signature_name"]: i["shape"] for i in manifest["inputs"]}
+    assert shapes == {"track": [1, 8, 2], "neighbours": [1, 6, 5]}
+    assert manifest["parity"]["outputs"]["out"]["max_abs_error"] < 1e-5

@@ -173,7 +173,6 @@ def convert(
                         saved,
                         config.io,
                         batches,
-                        lambda: (list(feeds.values()) for feeds in batches()),
                         tuple(config.keep_float),
                         layer_names(model),
                     )

@@ -184,6 +184,11 @@ def _invoke(model: Any, feeds: dict[str, Any]) -> Any:
         args: Any = dict(zip(raw, values, strict=True))
     else:
         args = values[0] if len(values) == 1 else values
+        struct = getattr(model, "_inputs_struct", None)  # a functional model built on a dict of inputs
+        if isinstance(struct, dict) and len(values) > 1:
+            # model.inputs (and so the feeds) follow the flattened, key-sorted order; the call wants the dict
+            by_tensor = {id(t): v for t, v in zip(model.inputs, values, strict=True)}
+            args = {key: by_tensor[id(t)] for key, t in struct.items()}
     return model(args, training=False)
 
 

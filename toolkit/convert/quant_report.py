@@ -76,6 +76,29 @@ class QuantReport:
         }
 
 
+def debugger_input_order(debugger: Any, names: list[str]) -> list[str]:
+    """The model's input names in the order the quantization debugger's interpreter takes them.
+
+    The debugger feeds each debug sample (a list) to ``get_input_details()`` in order, and that order is the
+    converted model's, not the Keras model's: a model with inputs (track, neighbours) becomes (neighbours, track).
+    Input tensors are named ``serving_default_<name>:0`` after the SavedModel signature.
+    """
+    details = debugger._quant_interpreter.get_input_details()  # the debugger has no public accessor
+
+    def match(tensor: str) -> str:
+        found = [n for n in names if tensor in (n, f"{n}:0", f"serving_default_{n}:0")]
+        if len(found) != 1:
+            raise ToolkitError(
+                f"quantization debugger: cannot match its input {tensor!r} to the model inputs {names}"
+            )
+        return found[0]
+
+    order = [match(d["name"]) for d in details]
+    if sorted(order) != sorted(names):
+        raise ToolkitError(f"quantization debugger: inputs {order} do not match the model inputs {names}")
+    return order
+
+
 def _layer_name(tensor: str, known: frozenset[str] = frozenset()) -> str:
     """'model/conv2d_1/Relu;model/conv2d_1/convolution' -> 'conv2d_1' (the second path segment); with the Keras
     model's layer names ``known``, the exported graph's '_1' suffix is taken off when that names a layer."""
@@ -145,9 +168,11 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
         for i in range(data.count):
             yield {k: data.calibrate[k][i : i + 1] for k in names}
 
+    order = list(names)  # the interpreter's input order, set once the debugger has built it
+
     def debug_dataset() -> Any:
         for i in range(data.count):
-            yield [data.calibrate[k][i : i + 1] for k in names]
+            yield [data.calibrate[k][i : i + 1] for k in order]
 
     with temp_folder("toolkit-quant-report") as tmp:
         kx.write_batch1_savedmodel(model, inputs, Path(tmp) / "saved_model")
@@ -161,6 +186,7 @@ def quant_report(model_path: str | Path, calib: str, config: ConvertConfig = Con
                 debugger = tf.lite.experimental.QuantizationDebugger(
                     converter=converter, debug_dataset=debug_dataset
                 )
+                order[:] = debugger_input_order(debugger, names)
                 debugger.run()
         except Exception as exc:  # the debugger's own failures carry their reason in the text
             raise ToolkitError(

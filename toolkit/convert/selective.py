@@ -24,7 +24,6 @@ def selective_int8(
     saved_model_dir: Path,
     io_type: str,
     representative: Callable[[], Iterator[dict[str, Any]]],
-    debug_dataset: Callable[[], Iterator[list[np.ndarray]]],
     patterns: tuple[str, ...],
     known: frozenset[str] = frozenset(),
 ) -> tuple[bytes, list[str]]:
@@ -32,13 +31,20 @@ def selective_int8(
 
     Returns the flatbuffer and the kept tensor names; UsageError when a pattern matches nothing (listing layers).
     """
-    from toolkit.convert.quant_report import parse_layer_statistics
+    from toolkit.convert.quant_report import debugger_input_order, parse_layer_statistics
 
     tf = quiet_tensorflow()
     try:
         compiled = [re.compile(p) for p in patterns]
     except re.error as exc:
         raise UsageError(f"--keep-float: not a regular expression ({exc})") from None
+
+    names = list(next(iter(representative())))  # the model's input names (the feeds' keys)
+    order = list(names)  # re-ordered as the debugger's interpreter takes them once it is built
+
+    def debug_dataset() -> Iterator[list[np.ndarray]]:
+        for feeds in representative():
+            yield [feeds[k] for k in order]
 
     def converter() -> Any:
         conv = tf.lite.TFLiteConverter.from_saved_model(
@@ -56,6 +62,7 @@ def selective_int8(
             probe = tf.lite.experimental.QuantizationDebugger(
                 converter=converter(), debug_dataset=debug_dataset
             )
+            order[:] = debugger_input_order(probe, names)
             probe.run()
             dump = io.StringIO()
             probe.layer_statistics_dump(dump)
