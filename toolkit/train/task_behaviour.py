@@ -64,6 +64,9 @@ class BehaviourOptions:
         0.0  # weight of the regression of the MOST LIKELY mode (multi-modal; a point estimate)
     )
     anchors: bool = False  # multi-modal: start the K modes at k-means centres of the training residuals
+    relax: float = (
+        0.0  # multi-modal: relaxed winner-takes-all, the other modes get this share of the regression
+    )
 
     LIMITS: ClassVar[Limits] = {  # valid values of the numeric [task] keys (checked on every build)
         "extra_weight": (0.0, 1000.0),
@@ -73,6 +76,7 @@ class BehaviourOptions:
         "scale": (0.0, 0.9),
         "mode_weight": (0.0, 1000.0),
         "top_weight": (0.0, 1000.0),
+        "relax": (0.0, 0.5),
     }
 
     def __post_init__(self) -> None:
@@ -335,11 +339,20 @@ def _mode_costs(y_true: Any, y_pred: Any, fde_weight: float) -> Any:
     return keras.ops.mean(d, axis=-1) + fde_weight * d[..., -1]
 
 
-def _winner_takes_all(fde_weight: float) -> Any:
+def _winner_takes_all(fde_weight: float, relax: float = 0.0) -> Any:
+    """Cost of the closest mode; ``relax`` > 0: (1 - relax) of it plus ``relax`` times the mean of the others
+    (relaxed winner-takes-all, Rupprecht et al. 2017: no mode is left without gradient)."""
+
     def winner_takes_all(y_true: Any, y_pred: Any) -> Any:
         import keras
 
-        return keras.ops.min(_mode_costs(y_true, y_pred, fde_weight), axis=-1)
+        costs = _mode_costs(y_true, y_pred, fde_weight)
+        best = keras.ops.min(costs, axis=-1)
+        if relax <= 0:
+            return best
+        k = keras.ops.shape(costs)[-1]
+        others = (keras.ops.sum(costs, axis=-1) - best) / keras.ops.cast(k - 1, costs.dtype)
+        return (1.0 - relax) * best + relax * others
 
     return winner_takes_all
 
@@ -361,7 +374,10 @@ def _compile_multimodal(keras: Any, model: Any, schedule: Any, options: Behaviou
     compiled loss by wrapping this model's ``compute_loss`` (it needs two outputs and the target at once)."""
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss={"future": _winner_takes_all(options.fde_weight), "crossing": keras.losses.BinaryCrossentropy()},
+        loss={
+            "future": _winner_takes_all(options.fde_weight, options.relax),
+            "crossing": keras.losses.BinaryCrossentropy(),
+        },
         loss_weights={"future": 1.0, "crossing": options.crossing_weight},
         metrics={
             "future": [
