@@ -200,10 +200,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--pets", default="../shared/data/pedestrian_video/pedestrians.avi")
     parser.add_argument("--out", default="docs/pipeline/crossing.json")
+    parser.add_argument("--behaviour", help="behaviour model to score (default: the shipped zoo model)")
     args = parser.parse_args()
     models = locate_models(PipelineConfig())
     segmenter = Segmenter(Runner(models["segmenter"]))
-    predictor = load_predictor(models["behaviour"], threads=2)
+    predictor = load_predictor(args.behaviour or models["behaviour"], threads=2)
     t0 = time.time()
     per_seed, pooled = {}, {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
